@@ -1,0 +1,406 @@
+//! The error model: one small enum per concern, converging on [`GatewayError`], whose `status()` and
+//! `code()` are exhaustive so a new error cannot silently become a 500.
+//!
+//! Only the error-response layer turns a `GatewayError` into an HTTP response; inner layers return
+//! typed errors that tests can match on.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{json, Map, Value};
+
+/// Authentication failures (all 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key")]
+    Missing,
+    #[error("invalid API key")]
+    Unknown,
+    #[error("API key has been revoked")]
+    Revoked,
+    #[error("API key has expired")]
+    Expired,
+    #[error("key lookup unavailable")]
+    Unavailable,
+}
+
+/// The request itself is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The body could not be read or is not JSON.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// The body is JSON but a field is missing or wrong.
+    #[error("{message}")]
+    Invalid { message: String, field: Option<&'static str> },
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+}
+
+/// Model resolution, grants and provider-family checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("model `{0}` not found")]
+    ModelNotFound(String),
+    #[error("model has no provider configured")]
+    ProviderNotConfigured,
+    #[error("no usable provider API key is configured for this model")]
+    ProviderKeyNotConfigured,
+    #[error("this route cannot serve provider type {0}")]
+    ProviderTypeUnsupported(String),
+    #[error("model `{model}` is served by a {provider} provider, which this route does not accept")]
+    ProviderNotAllowed { model: String, provider: String },
+    #[error("provider is disabled")]
+    ProviderDisabled,
+    #[error("provider API key has been revoked")]
+    ProviderKeyRevoked,
+    #[error("model not allowed")]
+    ModelNotAllowed,
+    #[error("model lookup unavailable")]
+    LookupUnavailable,
+    #[error("model access check unavailable")]
+    AccessUnavailable,
+}
+
+/// The upstream call failed before a usable response arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("upstream timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// An upstream error on a translated route (same-protocol routes relay the upstream response).
+    #[error("upstream returned {status}: {message}")]
+    Upstream { status: u16, message: String },
+    #[error("upstream sent an unusable response: {0}")]
+    InvalidResponse(String),
+    #[error("provider does not support this endpoint")]
+    UnsupportedEndpoint,
+}
+
+/// Budget admission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    #[error("budget `{budget}` exceeded")]
+    Exceeded { budget: String },
+    #[error("budget ledger unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Quota admission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    #[error("quota `{quota}` exceeded")]
+    Exceeded { quota: String, retry_after: Duration },
+    #[error("quota ledger unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Rate-limit and network policy denials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitError {
+    #[error("rate limit exceeded")]
+    Exceeded {
+        /// `organisation`, `team`, `api_key`, `model`, `mcp_server`.
+        scope: &'static str,
+        /// `requests_per_second`, `requests_per_minute`, `tokens_per_minute`, …
+        limit: &'static str,
+        retry_after: Duration,
+    },
+    #[error("client IP is not allowed")]
+    IpNotAllowed,
+}
+
+/// MCP gateway denials and upstream failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum McpError {
+    #[error("missing MCP server reference")]
+    InvalidRef,
+    #[error("MCP server not found")]
+    NotFound,
+    #[error("MCP server not allowed")]
+    NotAllowed,
+    #[error("MCP server has no endpoint URL")]
+    MissingEndpoint,
+    #[error("MCP server has no stdio command")]
+    MissingStdioCommand,
+    #[error("invalid MCP transport")]
+    InvalidTransport,
+    #[error("could not authenticate to the MCP server: {0}")]
+    Auth(String),
+    #[error("MCP upstream failed: {0}")]
+    Upstream(String),
+    #[error("MCP stdio process failed: {0}")]
+    Stdio(String),
+}
+
+/// Every way a gateway request can fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitError),
+    #[error(transparent)]
+    Mcp(#[from] McpError),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the gateway is overloaded; retry shortly")]
+    Overloaded,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::Auth(e) => match e {
+                AuthError::Missing | AuthError::Unknown | AuthError::Revoked | AuthError::Expired => {
+                    StatusCode::UNAUTHORIZED
+                }
+                AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            GatewayError::Request(e) => match e {
+                RequestError::InvalidBody(_) | RequestError::Invalid { .. } => StatusCode::BAD_REQUEST,
+                RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            },
+            GatewayError::Resolve(e) => match e {
+                ResolveError::ModelNotFound(_)
+                | ResolveError::ProviderNotConfigured
+                | ResolveError::ProviderKeyNotConfigured
+                | ResolveError::ProviderTypeUnsupported(_)
+                | ResolveError::ProviderNotAllowed { .. } => StatusCode::BAD_REQUEST,
+                ResolveError::ProviderDisabled
+                | ResolveError::ProviderKeyRevoked
+                | ResolveError::ModelNotAllowed => StatusCode::FORBIDDEN,
+                ResolveError::LookupUnavailable | ResolveError::AccessUnavailable => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            },
+            GatewayError::Provider(e) => match e {
+                ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+                ProviderError::Upstream { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
+                ProviderError::Unreachable(_)
+                | ProviderError::Upstream { .. }
+                | ProviderError::InvalidResponse(_) => StatusCode::BAD_GATEWAY,
+                ProviderError::UnsupportedEndpoint => StatusCode::BAD_REQUEST,
+            },
+            GatewayError::Budget(e) => match e {
+                BudgetError::Exceeded { .. } => StatusCode::PAYMENT_REQUIRED,
+                BudgetError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            GatewayError::Quota(e) => match e {
+                QuotaError::Exceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+                QuotaError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            GatewayError::RateLimit(e) => match e {
+                RateLimitError::Exceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+                RateLimitError::IpNotAllowed => StatusCode::FORBIDDEN,
+            },
+            GatewayError::Mcp(e) => match e {
+                McpError::InvalidRef
+                | McpError::MissingEndpoint
+                | McpError::MissingStdioCommand
+                | McpError::InvalidTransport => StatusCode::BAD_REQUEST,
+                McpError::NotFound => StatusCode::NOT_FOUND,
+                McpError::NotAllowed => StatusCode::FORBIDDEN,
+                McpError::Auth(_) | McpError::Upstream(_) | McpError::Stdio(_) => {
+                    StatusCode::BAD_GATEWAY
+                }
+            },
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Auth(e) => match e {
+                AuthError::Missing | AuthError::Unknown => "unauthorized",
+                AuthError::Revoked => "api_key_revoked",
+                AuthError::Expired => "api_key_expired",
+                AuthError::Unavailable => "key_lookup_unavailable",
+            },
+            GatewayError::Request(e) => match e {
+                RequestError::InvalidBody(_) => "invalid_request_body",
+                RequestError::Invalid { .. } => "invalid_request",
+                RequestError::PayloadTooLarge { .. } => "payload_too_large",
+            },
+            GatewayError::Resolve(e) => match e {
+                ResolveError::ModelNotFound(_) => "model_not_found",
+                ResolveError::ProviderNotConfigured => "provider_not_configured",
+                ResolveError::ProviderKeyNotConfigured => "provider_api_key_not_configured",
+                ResolveError::ProviderTypeUnsupported(_) => "provider_type_unsupported",
+                ResolveError::ProviderNotAllowed { .. } => "provider_not_allowed",
+                ResolveError::ProviderDisabled => "provider_disabled",
+                ResolveError::ProviderKeyRevoked => "provider_api_key_revoked",
+                ResolveError::ModelNotAllowed => "model_not_allowed",
+                ResolveError::LookupUnavailable => "model_lookup_unavailable",
+                ResolveError::AccessUnavailable => "model_access_unavailable",
+            },
+            GatewayError::Provider(e) => match e {
+                ProviderError::Timeout(_) => "upstream_timeout",
+                ProviderError::Upstream { status: 429, .. } => "upstream_rate_limited",
+                ProviderError::Unreachable(_)
+                | ProviderError::Upstream { .. }
+                | ProviderError::InvalidResponse(_) => "upstream_error",
+                ProviderError::UnsupportedEndpoint => "provider_type_unsupported",
+            },
+            GatewayError::Budget(e) => match e {
+                BudgetError::Exceeded { .. } => "budget_exceeded",
+                BudgetError::Unavailable(_) => "budget_unavailable",
+            },
+            GatewayError::Quota(e) => match e {
+                QuotaError::Exceeded { .. } => "quota_exceeded",
+                QuotaError::Unavailable(_) => "quota_unavailable",
+            },
+            GatewayError::RateLimit(e) => match e {
+                RateLimitError::Exceeded { .. } => "rate_limit_exceeded",
+                RateLimitError::IpNotAllowed => "ip_not_allowed",
+            },
+            GatewayError::Mcp(e) => match e {
+                McpError::InvalidRef => "invalid_mcp_ref",
+                McpError::NotFound => "mcp_not_found",
+                McpError::NotAllowed => "mcp_not_allowed",
+                McpError::MissingEndpoint => "mcp_missing_endpoint",
+                McpError::MissingStdioCommand => "mcp_missing_stdio_command",
+                McpError::InvalidTransport => "invalid_transport",
+                McpError::Auth(_) => "mcp_auth_error",
+                McpError::Upstream(_) => "mcp_upstream_error",
+                McpError::Stdio(_) => "mcp_stdio_error",
+            },
+            GatewayError::NotFound => "not_found",
+            GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::Overloaded => "overloaded",
+            GatewayError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message shown to clients. Internal details stay in logs.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// How long the client should wait before retrying, when the error says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::Quota(QuotaError::Exceeded { retry_after, .. })
+            | GatewayError::RateLimit(RateLimitError::Exceeded { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The JSON error object (without the `{"error": ...}` envelope).
+    pub fn error_object(&self) -> Value {
+        let status = self.status();
+        let mut object = Map::new();
+        object.insert("code".into(), json!(self.code()));
+        object.insert("message".into(), json!(self.message()));
+        object.insert("type".into(), json!(error_type(status)));
+        match self {
+            GatewayError::RateLimit(RateLimitError::Exceeded { scope, limit, retry_after }) => {
+                object.insert("scope".into(), json!(scope));
+                object.insert("limit".into(), json!(limit));
+                object.insert("retry_after".into(), json!(retry_after_secs(*retry_after)));
+            }
+            GatewayError::Quota(QuotaError::Exceeded { retry_after, .. }) => {
+                object.insert("retry_after".into(), json!(retry_after_secs(*retry_after)));
+            }
+            GatewayError::Request(RequestError::Invalid { field: Some(field), .. }) => {
+                object.insert("field".into(), json!(field));
+            }
+            _ => {}
+        }
+        Value::Object(object)
+    }
+}
+
+/// Whole seconds, rounded up so a client never retries early.
+pub fn retry_after_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The OpenAI-style error category for a status.
+pub fn error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "insufficient_quota",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_the_error_table() {
+        let cases: Vec<(GatewayError, u16, &str)> = vec![
+            (AuthError::Missing.into(), 401, "unauthorized"),
+            (AuthError::Revoked.into(), 401, "api_key_revoked"),
+            (AuthError::Expired.into(), 401, "api_key_expired"),
+            (RequestError::InvalidBody("x".into()).into(), 400, "invalid_request_body"),
+            (ResolveError::ModelNotFound("m".into()).into(), 400, "model_not_found"),
+            (ResolveError::ModelNotAllowed.into(), 403, "model_not_allowed"),
+            (
+                ResolveError::ProviderNotAllowed { model: "m".into(), provider: "p".into() }.into(),
+                400,
+                "provider_not_allowed",
+            ),
+            (ProviderError::Timeout(Duration::from_secs(1)).into(), 504, "upstream_timeout"),
+            (ProviderError::Unreachable("x".into()).into(), 502, "upstream_error"),
+            (BudgetError::Exceeded { budget: "b".into() }.into(), 402, "budget_exceeded"),
+            (RequestError::PayloadTooLarge { limit: 1 }.into(), 413, "payload_too_large"),
+            (RateLimitError::IpNotAllowed.into(), 403, "ip_not_allowed"),
+            (McpError::NotFound.into(), 404, "mcp_not_found"),
+            (GatewayError::MethodNotAllowed, 405, "method_not_allowed"),
+            (GatewayError::Overloaded, 503, "overloaded"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_errors_carry_scope_limit_and_retry_after() {
+        let error = GatewayError::from(RateLimitError::Exceeded {
+            scope: "api_key",
+            limit: "requests_per_minute",
+            retry_after: Duration::from_millis(1500),
+        });
+        let body = error.error_object();
+        assert_eq!(body["scope"], "api_key");
+        assert_eq!(body["limit"], "requests_per_minute");
+        assert_eq!(body["retry_after"], 2);
+        assert_eq!(body["type"], "rate_limit_error");
+    }
+
+    #[test]
+    fn internal_details_are_not_shown_to_clients() {
+        let error = GatewayError::Internal("db password wrong at host x".into());
+        assert_eq!(error.message(), "internal error");
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,115 @@
+//! [`GatewayBuilder`]: the one place where the layers are put together, in one order.
+//!
+//! Outermost first; each line says what the layer reads from and writes to the request extensions.
+//!
+//! 1. **Endpoint** — writes [`Endpoint`] (what this route serves).
+//! 2. **Request id** ([`RequestIdLayer`]) — writes [`RequestId`](crate::RequestId) and
+//!    [`RequestStart`](crate::layers::RequestStart); echoes `X-Request-Id` on every response.
+//! 3. **Error → response** ([`ErrorResponseLayer`]) — reads `Endpoint`; the only place typed errors
+//!    become JSON responses.
+//! 4. **Authentication** ([`AuthLayer`]) — writes [`Principal`](crate::Principal).
+//! 5. **Metering** ([`MeteringLayer`]) — reads `Principal`, `RequestId`, `RequestStart`,
+//!    `Endpoint`; writes [`Meter`](crate::layers::Meter); enqueues one usage record per
+//!    authenticated request when the response body ends or is dropped, or when the request fails.
+//! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
+//!    writes [`LlmRequest`](crate::layers::LlmRequest) and `Arc<ResolvedModel>`.
+//! 7. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
+//!
+//! Rate limits, quotas and budgets slot in between 6 and 7 (they need the resolved model and the
+//! estimate) and register their settlement on the meter.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::util::BoxCloneService;
+use tower::ServiceBuilder;
+
+use crate::body::{BoxError, GatewayBody};
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::ProviderService;
+use crate::endpoint::Endpoint;
+use crate::key_store::KeyStore;
+use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
+use crate::layers::{AuthLayer, ErrorResponseLayer, MeteringLayer, RequestIdLayer, ResolveLayer};
+use crate::provider::ProviderRegistry;
+use crate::usage::UsageSink;
+
+/// A complete gateway route: never fails (errors are responses).
+pub type GatewayService<B> = BoxCloneService<Request<B>, Response<GatewayBody>, Infallible>;
+
+/// Assembles the governance stack over a key store, providers and a usage sink.
+#[derive(Clone)]
+pub struct GatewayBuilder {
+    key_store: Arc<dyn KeyStore>,
+    providers: Arc<ProviderRegistry>,
+    usage: Arc<dyn UsageSink>,
+    clock: Arc<dyn Clock>,
+    max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("providers", &self.providers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl GatewayBuilder {
+    pub fn new(
+        key_store: Arc<dyn KeyStore>,
+        providers: ProviderRegistry,
+        usage: Arc<dyn UsageSink>,
+    ) -> Self {
+        Self {
+            key_store,
+            providers: Arc::new(providers),
+            usage,
+            clock: Arc::new(SystemClock),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// The clock used for key expiry (tests pass a manual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Upper bound on a buffered request body.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    pub fn key_store(&self) -> &Arc<dyn KeyStore> {
+        &self.key_store
+    }
+
+    pub fn auth_layer(&self) -> AuthLayer {
+        AuthLayer::new(self.key_store.clone()).with_clock(self.clock.clone())
+    }
+
+    /// The full governed stack for one LLM endpoint.
+    pub fn llm<B>(&self, endpoint: Endpoint) -> GatewayService<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let service = ServiceBuilder::new()
+            .map_request(move |mut req: Request<B>| {
+                req.extensions_mut().insert(endpoint);
+                req
+            })
+            .layer(RequestIdLayer)
+            .layer(ErrorResponseLayer)
+            .layer(self.auth_layer())
+            .layer(MeteringLayer::new(self.usage.clone()))
+            .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .service(ProviderService::new(self.providers.clone()));
+        BoxCloneService::new(service)
+    }
+}

@@ -1,0 +1,105 @@
+//! `KeyStore`: resolves virtual keys, models and grants. Implementations cache, so the request hot
+//! path does no database round trip on a warm cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use crate::error::{AuthError, ResolveError};
+use crate::ids::{ApiKeyId, ModelId, OrganisationId};
+use crate::model::ResolvedModel;
+use crate::principal::Principal;
+
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// The principal for a presented virtual key, revoked and expired keys included (the auth layer
+    /// decides); `Err(AuthError::Unknown)` when no key matches.
+    async fn principal(&self, presented_key: &str) -> Result<Principal, AuthError>;
+
+    /// The model called `name` in the organisation. Disabled models are not found.
+    async fn model(
+        &self,
+        organisation: &OrganisationId,
+        name: &str,
+    ) -> Result<Arc<ResolvedModel>, ResolveError>;
+
+    /// Whether the key holds an explicit grant for the model.
+    async fn has_model_grant(&self, key: &ApiKeyId, model: &ModelId) -> Result<bool, ResolveError>;
+}
+
+/// A `KeyStore` over plain maps, for embedding without a database and for tests. Keys are held as
+/// given; a real deployment uses a hashed store such as `odock_store::SqlKeyStore`.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryKeyStore {
+    inner: Arc<RwLock<InMemoryState>>,
+}
+
+#[derive(Debug, Default)]
+struct InMemoryState {
+    keys: HashMap<String, Principal>,
+    models: HashMap<(OrganisationId, String), Arc<ResolvedModel>>,
+    grants: HashMap<ApiKeyId, Vec<ModelId>>,
+}
+
+impl InMemoryKeyStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert_key(&self, presented_key: impl Into<String>, principal: Principal) {
+        self.inner.write().keys.insert(presented_key.into(), principal);
+    }
+
+    pub fn insert_model(&self, model: ResolvedModel) {
+        let key = (model.organisation_id.clone(), model.name.clone());
+        self.inner.write().models.insert(key, Arc::new(model));
+    }
+
+    pub fn grant(&self, key: ApiKeyId, model: ModelId) {
+        self.inner.write().grants.entry(key).or_default().push(model);
+    }
+
+    /// Marks a key revoked (or not).
+    pub fn set_revoked(&self, presented_key: &str, revoked: bool) {
+        if let Some(principal) = self.inner.write().keys.get_mut(presented_key) {
+            principal.revoked = revoked;
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for InMemoryKeyStore {
+    async fn principal(&self, presented_key: &str) -> Result<Principal, AuthError> {
+        self.inner
+            .read()
+            .keys
+            .get(presented_key)
+            .cloned()
+            .ok_or(AuthError::Unknown)
+    }
+
+    async fn model(
+        &self,
+        organisation: &OrganisationId,
+        name: &str,
+    ) -> Result<Arc<ResolvedModel>, ResolveError> {
+        self.inner
+            .read()
+            .models
+            .get(&(organisation.clone(), name.to_owned()))
+            .filter(|model| model.enabled)
+            .cloned()
+            .ok_or_else(|| ResolveError::ModelNotFound(name.to_owned()))
+    }
+
+    async fn has_model_grant(&self, key: &ApiKeyId, model: &ModelId) -> Result<bool, ResolveError> {
+        Ok(self
+            .inner
+            .read()
+            .grants
+            .get(key)
+            .is_some_and(|models| models.contains(model)))
+    }
+}

@@ -1,0 +1,275 @@
+//! The per-request meter: later layers and the provider dispatch write what they learn into it; it
+//! turns that into one [`UsageRecord`] exactly once — when the response body ends, when it is
+//! dropped (client abort), or when the request fails — and hands it to the [`UsageSink`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
+use crate::ids::{RequestId, UsageRecordId};
+use crate::layers::request_id::RequestStart;
+use crate::model::ResolvedModel;
+use crate::pricing::bill;
+use crate::principal::Principal;
+use crate::usage::{ReportedUsage, TokenUsage, UsageRecord, UsageSink};
+
+/// Rough bytes-per-token ratio used when an upstream never reported usage (aborted streams).
+const BYTES_PER_TOKEN: u64 = 4;
+
+/// How the request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response body was delivered to its end.
+    Completed,
+    /// The request failed with a gateway error before a response.
+    Failed,
+    /// The client went away before the response ended.
+    ClientAborted,
+}
+
+/// A hook run with the final record before it is enqueued (budget settlement, metrics, …).
+pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send>;
+
+/// Shared handle to the request's meter (cheap to clone).
+#[derive(Clone)]
+pub struct Meter(Arc<MeterInner>);
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meter")
+    }
+}
+
+struct MeterInner {
+    sink: Arc<dyn UsageSink>,
+    state: Mutex<MeterState>,
+}
+
+struct MeterState {
+    finished: bool,
+    request_id: RequestId,
+    principal: Principal,
+    endpoint: Option<Endpoint>,
+    start: RequestStart,
+    model: Option<Arc<ResolvedModel>>,
+    stream: bool,
+    prompt_text_bytes: u64,
+    upstream_started: Option<Instant>,
+    status: Option<u16>,
+    error_code: Option<&'static str>,
+    usage: Option<ReportedUsage>,
+    streamed_output_bytes: u64,
+    provider_request_id: Option<String>,
+    hooks: Vec<FinishHook>,
+}
+
+impl Meter {
+    pub fn new(
+        sink: Arc<dyn UsageSink>,
+        request_id: RequestId,
+        principal: Principal,
+        endpoint: Option<Endpoint>,
+        start: RequestStart,
+    ) -> Self {
+        Self(Arc::new(MeterInner {
+            sink,
+            state: Mutex::new(MeterState {
+                finished: false,
+                request_id,
+                principal,
+                endpoint,
+                start,
+                model: None,
+                stream: false,
+                prompt_text_bytes: 0,
+                upstream_started: None,
+                status: None,
+                error_code: None,
+                usage: None,
+                streamed_output_bytes: 0,
+                provider_request_id: None,
+                hooks: Vec::new(),
+            }),
+        }))
+    }
+
+    pub fn set_model(&self, model: Arc<ResolvedModel>) {
+        self.0.state.lock().model = Some(model);
+    }
+
+    /// Facts decoded from the request body.
+    pub fn set_request(&self, stream: bool, prompt_text_bytes: u64) {
+        let mut state = self.0.state.lock();
+        state.stream = stream;
+        state.prompt_text_bytes = prompt_text_bytes;
+    }
+
+    /// Marks the start of the upstream call (ends the gateway-overhead interval).
+    pub fn upstream_started(&self) {
+        self.0.state.lock().upstream_started = Some(Instant::now());
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.0.state.lock().status = Some(status);
+    }
+
+    pub fn set_error_code(&self, code: &'static str) {
+        self.0.state.lock().error_code = Some(code);
+    }
+
+    pub fn set_provider_request_id(&self, id: Option<String>) {
+        if id.is_some() {
+            self.0.state.lock().provider_request_id = id;
+        }
+    }
+
+    pub fn record_usage(&self, usage: ReportedUsage) {
+        self.0.state.lock().usage = Some(usage);
+    }
+
+    pub fn add_output_text_bytes(&self, n: u64) {
+        if n > 0 {
+            let mut state = self.0.state.lock();
+            state.streamed_output_bytes = state.streamed_output_bytes.saturating_add(n);
+        }
+    }
+
+    /// Registers a hook to run once with the final record.
+    pub fn on_finish(&self, hook: FinishHook) {
+        let mut state = self.0.state.lock();
+        if !state.finished {
+            state.hooks.push(hook);
+        }
+    }
+
+    /// Records a gateway error as the request's outcome and finishes.
+    pub fn fail(&self, error: &GatewayError) {
+        {
+            let mut state = self.0.state.lock();
+            state.status = Some(error.status().as_u16());
+            state.error_code = Some(error.code());
+        }
+        self.finish(Outcome::Failed);
+    }
+
+    /// Builds and enqueues the record. Only the first call does anything.
+    pub fn finish(&self, outcome: Outcome) {
+        let mut state = self.0.state.lock();
+        finish_state(&mut state, &*self.0.sink, outcome);
+    }
+}
+
+impl Drop for MeterInner {
+    fn drop(&mut self) {
+        // The last handle went away without an explicit finish: the response future or body was
+        // dropped, i.e. the client left. Still bill and record.
+        let state = self.state.get_mut();
+        finish_state(state, &*self.sink, Outcome::ClientAborted);
+    }
+}
+
+fn finish_state(state: &mut MeterState, sink: &dyn UsageSink, outcome: Outcome) {
+    if state.finished {
+        return;
+    }
+    state.finished = true;
+    let record = build_record(state, outcome);
+    for hook in state.hooks.drain(..) {
+        hook(&record);
+    }
+    sink.enqueue(record);
+}
+
+fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
+    let now = Instant::now();
+    let latency = now.duration_since(state.start.instant);
+    let overhead = state
+        .upstream_started
+        .map_or(latency, |t| t.duration_since(state.start.instant));
+
+    // Exact usage when the upstream reported it; otherwise, if the upstream was reached, an estimate
+    // from what was streamed, so an aborted stream is never free.
+    let (tokens, provider_usage, estimated) = match state.usage.take() {
+        Some(reported) => (reported.tokens, Some(reported.raw), false),
+        None if state.upstream_started.is_some() && state.streamed_output_bytes > 0 => (
+            TokenUsage {
+                input: state.prompt_text_bytes.div_ceil(BYTES_PER_TOKEN),
+                output: state.streamed_output_bytes.div_ceil(BYTES_PER_TOKEN),
+                ..TokenUsage::default()
+            },
+            None,
+            true,
+        ),
+        None => (TokenUsage::default(), None, false),
+    };
+
+    let (status, error_code) = match outcome {
+        Outcome::ClientAborted => (
+            state.status.unwrap_or(499),
+            state.error_code.or(Some("client_disconnected")),
+        ),
+        Outcome::Completed | Outcome::Failed => (state.status.unwrap_or(200), state.error_code),
+    };
+
+    let (cost, billing) = match (&state.model, state.endpoint) {
+        (Some(model), Some(endpoint)) => {
+            let bill = bill(&model.pricing, &tokens, endpoint.billing_mode());
+            (bill.cost_nanos_usd, bill.breakdown)
+        }
+        _ => (0, Value::Null),
+    };
+
+    let upstream_ms = state
+        .upstream_started
+        .map(|t| now.duration_since(t).as_millis() as u64);
+    let metadata = json!({
+        "schema": "usage_metadata_v1",
+        "outcome": match outcome {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::ClientAborted => "client_aborted",
+        },
+        "usageEstimated": estimated,
+        "upstreamLatencyMs": upstream_ms,
+        "receivedAt": state.start.at,
+        "providerType": state.model.as_ref().map(|m| m.provider.provider_type.as_str()),
+    });
+
+    let principal = &state.principal;
+    UsageRecord {
+        id: UsageRecordId::new(crate::ids::random_hex(16)),
+        request_id: state.request_id.clone(),
+        organisation_id: principal.organisation_id.clone(),
+        team_id: principal.team_id.clone(),
+        user_id: principal.user_id.clone(),
+        api_key_id: principal.api_key_id.clone(),
+        provider: state
+            .model
+            .as_ref()
+            .map(|m| m.provider.provider_type.family().to_owned())
+            .unwrap_or_default(),
+        model: state.model.as_ref().map(|m| m.name.clone()),
+        model_id: state.model.as_ref().map(|m| m.id.clone()),
+        endpoint: state.endpoint.map(|e| e.route().to_owned()).unwrap_or_default(),
+        http_status: status,
+        error_code: error_code.map(str::to_owned),
+        latency_ms: latency.as_millis() as u64,
+        gateway_overhead_us: overhead.as_micros() as u64,
+        stream: state.stream,
+        billable_tokens: tokens.total(),
+        tokens,
+        cost_nanos_usd: cost,
+        billing,
+        provider_usage,
+        routing: None,
+        metadata,
+        provider_request_id: state.provider_request_id.take(),
+        trace_id: None,
+        created_at: Utc::now(),
+    }
+}

@@ -1,0 +1,14 @@
+//! The gateway's tower layers, one concern per module. [`crate::GatewayBuilder`] applies them in one
+//! documented order; embedders may also compose them by hand.
+
+pub mod auth;
+pub mod error_response;
+pub mod metering;
+pub mod request_id;
+pub mod resolve;
+
+pub use auth::{AuthLayer, Authenticate};
+pub use error_response::{ErrorResponse, ErrorResponseLayer};
+pub use metering::{Meter, Metering, MeteringLayer};
+pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};
+pub use resolve::{LlmRequest, Resolve, ResolveLayer};

@@ -1,0 +1,62 @@
+//! # odock-core
+//!
+//! The heart of Odock, an AI governance gateway: domain types, the core traits ([`KeyStore`],
+//! [`Provider`], [`UsageSink`], [`BudgetLedger`], [`QuotaLedger`], [`McpTransport`]), the error model
+//! ([`GatewayError`]), the billing calculator ([`pricing::bill`]) and the tower layers that govern
+//! every request, assembled in one documented order by [`GatewayBuilder`].
+//!
+//! It knows nothing of databases or HTTP clients: stores and providers plug in through the traits.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use odock_core::{Endpoint, GatewayBuilder, InMemoryKeyStore, InMemoryUsageSink, ProviderRegistry};
+//!
+//! let gateway = GatewayBuilder::new(
+//!     Arc::new(InMemoryKeyStore::new()),
+//!     ProviderRegistry::new(),
+//!     Arc::new(InMemoryUsageSink::new()),
+//! );
+//! // A tower service for `POST /v1/chat/completions`, ready to mount in any axum/hyper app.
+//! let _chat = gateway.llm::<http_body_util::Full<bytes::Bytes>>(Endpoint::ChatCompletions);
+//! ```
+
+pub mod body;
+pub mod clock;
+pub mod dispatch;
+pub mod domain;
+pub mod endpoint;
+pub mod error;
+pub mod gateway;
+pub mod ids;
+pub mod key_store;
+pub mod layers;
+pub mod ledger;
+pub mod mcp;
+pub mod model;
+pub mod pricing;
+pub mod principal;
+pub mod provider;
+pub mod secret;
+pub mod usage;
+
+pub use body::{full, BoxError, GatewayBody};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use domain::*;
+pub use endpoint::{Endpoint, ErrorStyle};
+pub use error::{
+    AuthError, BudgetError, GatewayError, McpError, ProviderError, QuotaError, RateLimitError,
+    RequestError, ResolveError,
+};
+pub use gateway::{GatewayBuilder, GatewayService};
+pub use ids::*;
+pub use key_store::{InMemoryKeyStore, KeyStore};
+pub use ledger::{BudgetLedger, LedgerError, QuotaActuals, QuotaDemand, QuotaLedger, Reservation};
+pub use mcp::{McpMessage, McpReply, McpTransport};
+pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};
+pub use pricing::{BillingMode, ModelPricing, TokenRates};
+pub use principal::Principal;
+pub use provider::{
+    Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
+};
+pub use secret::Secret;
+pub use usage::{InMemoryUsageSink, ReportedUsage, TokenUsage, UsageRecord, UsageSink, UsageSinkError};

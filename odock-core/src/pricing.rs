@@ -1,0 +1,269 @@
+//! Model pricing and the billing calculator.
+//!
+//! Money is integer nanos USD. Token rates are nanos USD per 1M tokens, unit rates nanos USD per
+//! 1,000 units. A record's cost is computed exactly in `i128` and rounded **up** to the next nano
+//! once, at the end (never per component), so splitting usage across components never adds nanos.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::usage::TokenUsage;
+
+/// Token rates for one direction, in nanos USD per 1M tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRates {
+    pub text: i64,
+    pub image: i64,
+    pub audio: i64,
+    pub video: i64,
+    pub reasoning: i64,
+}
+
+/// A model's price list, as stored on the model and snapshotted into each usage record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelPricing {
+    pub input: TokenRates,
+    pub output: TokenRates,
+    /// 0..=100, applied to the input text rate for cached input tokens.
+    pub cached_input_discount_percent: u8,
+    /// Nanos USD per 1M tokens on embeddings endpoints (replaces the input rates there).
+    pub embeddings: i64,
+    /// Nanos USD per 1,000 units (pages, images, …).
+    pub unit_rate: i64,
+    pub unit_kind: Option<String>,
+}
+
+/// Why a price list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    #[error("pricing rate `{0}` must not be negative")]
+    NegativeRate(&'static str),
+    #[error("cachedInputDiscountPercent must be between 0 and 100")]
+    DiscountOutOfRange,
+}
+
+impl ModelPricing {
+    /// Checks the invariants the calculator relies on.
+    pub fn validate(&self) -> Result<(), PricingError> {
+        let rates = [
+            ("input.text", self.input.text),
+            ("input.image", self.input.image),
+            ("input.audio", self.input.audio),
+            ("input.video", self.input.video),
+            ("input.reasoning", self.input.reasoning),
+            ("output.text", self.output.text),
+            ("output.image", self.output.image),
+            ("output.audio", self.output.audio),
+            ("output.video", self.output.video),
+            ("output.reasoning", self.output.reasoning),
+            ("embeddings", self.embeddings),
+            ("unitRate", self.unit_rate),
+        ];
+        if let Some((name, _)) = rates.iter().find(|(_, rate)| *rate < 0) {
+            return Err(PricingError::NegativeRate(name));
+        }
+        if self.cached_input_discount_percent > 100 {
+            return Err(PricingError::DiscountOutOfRange);
+        }
+        Ok(())
+    }
+
+    /// True when every rate is zero: the model is unpriced and its usage costs nothing.
+    pub fn is_free(&self) -> bool {
+        *self == ModelPricing {
+            unit_kind: self.unit_kind.clone(),
+            ..ModelPricing::default()
+        }
+    }
+}
+
+/// How the tokens of a request are priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingMode {
+    /// Chat, responses, messages: input and output rates.
+    Tokens,
+    /// Embeddings: input tokens at the embeddings rate.
+    Embeddings,
+}
+
+/// The calculator's result: the exact total and a per-component breakdown for the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bill {
+    pub cost_nanos_usd: i64,
+    /// Components in nanos (each rounded up on its own, for display only), plus the pricing snapshot.
+    pub breakdown: Value,
+}
+
+/// Fixed-point scale: amounts are summed in 1e-8 nanos so that per-1M-token rates (÷1e6), cache
+/// discounts (÷100) and per-1,000-unit rates (÷1e3) are all exact integers before the one rounding.
+const SCALE: i128 = 100_000_000;
+
+/// Prices `usage` with `pricing`.
+///
+/// Rules (documented in DECISIONS.md and docs/architecture.md):
+/// - `usage.input` includes cached, audio and image input tokens (OpenAI convention); the text part is
+///   what remains. Cached tokens pay the input text rate less the discount.
+/// - `usage.output` includes reasoning, audio and image output tokens; reasoning tokens use the
+///   output reasoning rate when set, else the output text rate.
+/// - A modality rate (image, audio) of 0 means "bill as text".
+/// - Units pay `unit_rate` per 1,000 units.
+pub fn bill(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode) -> Bill {
+    let tokens = |n: u64| i128::from(n);
+    let rate = |specific: i64, fallback: i64| i128::from(if specific > 0 { specific } else { fallback });
+    let per_token = SCALE / 1_000_000; // scale units per (token × nanos-per-1M-token rate)
+
+    let cached = usage.cached_input.min(usage.input);
+    let input_audio = usage.input_audio.min(usage.input - cached);
+    let input_image = usage.input_image.min(usage.input - cached - input_audio);
+    let input_text = usage.input - cached - input_audio - input_image;
+    let reasoning = usage.reasoning.min(usage.output);
+    let output_audio = usage.output_audio.min(usage.output - reasoning);
+    let output_image = usage.output_image.min(usage.output - reasoning - output_audio);
+    let output_text = usage.output - reasoning - output_audio - output_image;
+
+    let (input_part, cached_part) = match mode {
+        BillingMode::Embeddings => (
+            tokens(usage.input) * i128::from(pricing.embeddings) * per_token,
+            0,
+        ),
+        BillingMode::Tokens => {
+            let text = i128::from(pricing.input.text);
+            let discount = i128::from(100 - pricing.cached_input_discount_percent.min(100));
+            (
+                (tokens(input_text) * text
+                    + tokens(input_audio) * rate(pricing.input.audio, pricing.input.text)
+                    + tokens(input_image) * rate(pricing.input.image, pricing.input.text))
+                    * per_token,
+                tokens(cached) * text * discount * (per_token / 100),
+            )
+        }
+    };
+    let output_part = match mode {
+        BillingMode::Embeddings => 0,
+        BillingMode::Tokens => {
+            (tokens(output_text) * i128::from(pricing.output.text)
+                + tokens(reasoning) * rate(pricing.output.reasoning, pricing.output.text)
+                + tokens(output_audio) * rate(pricing.output.audio, pricing.output.text)
+                + tokens(output_image) * rate(pricing.output.image, pricing.output.text))
+                * per_token
+        }
+    };
+    let units_part = tokens(usage.units) * i128::from(pricing.unit_rate) * (SCALE / 1_000);
+
+    let total = input_part + cached_part + output_part + units_part;
+    let to_nanos = |scaled: i128| -> i64 {
+        let nanos = (scaled + SCALE - 1).div_euclid(SCALE);
+        i64::try_from(nanos).unwrap_or(i64::MAX)
+    };
+    let breakdown = json!({
+        "inputCostNanosUsd": to_nanos(input_part),
+        "cachedInputCostNanosUsd": to_nanos(cached_part),
+        "outputCostNanosUsd": to_nanos(output_part),
+        "unitsCostNanosUsd": to_nanos(units_part),
+        "totalCostNanosUsd": to_nanos(total),
+        "mode": match mode { BillingMode::Tokens => "tokens", BillingMode::Embeddings => "embeddings" },
+        "pricing": pricing,
+    });
+    Bill {
+        cost_nanos_usd: to_nanos(total),
+        breakdown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(input: u64, output: u64) -> TokenUsage {
+        TokenUsage {
+            input,
+            output,
+            ..TokenUsage::default()
+        }
+    }
+
+    #[test]
+    fn matches_the_documented_example() {
+        // 15 input tokens at $2/1M and 644 output tokens at $8/1M = 30,000 + 5,152,000 nanos.
+        let pricing = ModelPricing {
+            input: TokenRates { text: 2_000_000_000, ..TokenRates::default() },
+            output: TokenRates { text: 8_000_000_000, ..TokenRates::default() },
+            ..ModelPricing::default()
+        };
+        let bill = bill(&pricing, &usage(15, 644), BillingMode::Tokens);
+        assert_eq!(bill.cost_nanos_usd, 5_182_000);
+        assert_eq!(bill.breakdown["inputCostNanosUsd"], 30_000);
+    }
+
+    #[test]
+    fn rounds_up_once_for_the_whole_record() {
+        // 1 token at 1 nano per 1M tokens is 1e-6 nanos: the record costs 1 nano, not 0.
+        let pricing = ModelPricing {
+            input: TokenRates { text: 1, ..TokenRates::default() },
+            output: TokenRates { text: 1, ..TokenRates::default() },
+            ..ModelPricing::default()
+        };
+        assert_eq!(bill(&pricing, &usage(1, 1), BillingMode::Tokens).cost_nanos_usd, 1);
+        // 500,000 + 500,000 tokens at 1 nano/1M = exactly 1 nano: no extra nano from rounding twice.
+        assert_eq!(
+            bill(&pricing, &usage(500_000, 500_000), BillingMode::Tokens).cost_nanos_usd,
+            1
+        );
+        assert_eq!(bill(&pricing, &usage(0, 0), BillingMode::Tokens).cost_nanos_usd, 0);
+    }
+
+    #[test]
+    fn cached_tokens_get_the_discount_and_reasoning_its_rate() {
+        let pricing = ModelPricing {
+            input: TokenRates { text: 1_000_000_000, ..TokenRates::default() },
+            output: TokenRates { text: 4_000_000_000, reasoning: 2_000_000_000, ..TokenRates::default() },
+            cached_input_discount_percent: 50,
+            ..ModelPricing::default()
+        };
+        let usage = TokenUsage {
+            input: 1_000_000,
+            cached_input: 400_000,
+            output: 1_000_000,
+            reasoning: 500_000,
+            ..TokenUsage::default()
+        };
+        // input: 600k × $1/1M = 0.6 USD; cached 400k × $0.5/1M = 0.2 USD;
+        // output: 500k × $4/1M = 2 USD; reasoning 500k × $2/1M = 1 USD.
+        assert_eq!(
+            bill(&pricing, &usage, BillingMode::Tokens).cost_nanos_usd,
+            3_800_000_000
+        );
+    }
+
+    #[test]
+    fn embeddings_and_units_use_their_own_rates() {
+        let pricing = ModelPricing {
+            input: TokenRates { text: 9_999, ..TokenRates::default() },
+            embeddings: 20_000_000,
+            unit_rate: 30_000_000_000, // $0.03 per image = $30 per 1,000
+            ..ModelPricing::default()
+        };
+        assert_eq!(
+            bill(&pricing, &usage(1_000_000, 0), BillingMode::Embeddings).cost_nanos_usd,
+            20_000_000
+        );
+        let two_images = TokenUsage { units: 2, ..TokenUsage::default() };
+        assert_eq!(
+            bill(&pricing, &two_images, BillingMode::Tokens).cost_nanos_usd,
+            60_000_000
+        );
+    }
+
+    #[test]
+    fn validation_rejects_negative_rates_and_bad_discounts() {
+        let mut pricing = ModelPricing::default();
+        assert!(pricing.is_free());
+        pricing.output.text = -1;
+        assert_eq!(pricing.validate(), Err(PricingError::NegativeRate("output.text")));
+        pricing.output.text = 1;
+        pricing.cached_input_discount_percent = 101;
+        assert_eq!(pricing.validate(), Err(PricingError::DiscountOutOfRange));
+    }
+}

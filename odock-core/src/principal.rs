@@ -1,0 +1,32 @@
+//! Who is calling: the resolved virtual key and its owner chain.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ApiKeyType;
+use crate::ids::{ApiKeyId, OrganisationId, TeamId, UserId};
+
+/// The authenticated caller, inserted into request extensions by the auth layer.
+///
+/// A principal is returned by a [`KeyStore`](crate::KeyStore) even for revoked or expired keys; the
+/// auth layer decides, so a cached principal expires at the right instant without a store round trip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub api_key_id: ApiKeyId,
+    pub organisation_id: OrganisationId,
+    pub key_type: ApiKeyType,
+    /// Set for TEAM keys.
+    pub team_id: Option<TeamId>,
+    /// Set for USER keys.
+    pub user_id: Option<UserId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+impl Principal {
+    /// A key is expired from its expiry instant on.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
