@@ -21,6 +21,7 @@
 //! ```
 
 pub mod body;
+pub mod cache;
 pub mod clock;
 pub mod dispatch;
 pub mod domain;
@@ -40,6 +41,7 @@ pub mod secret;
 pub mod usage;
 
 pub use body::{full, BoxError, GatewayBody};
+pub use cache::{CacheInvalidator, CacheKind, InvalidationCommand, InvalidatorSet};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::*;
 pub use endpoint::{Endpoint, ErrorStyle};
