@@ -22,11 +22,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use tower::util::BoxCloneService;
+use http::{HeaderValue, Request, Response};
+use serde_json::json;
+use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
-use crate::body::{BoxError, GatewayBody};
+use crate::body::{full, BoxError, GatewayBody};
+use crate::error::GatewayError;
+use crate::principal::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::ProviderService;
 use crate::endpoint::Endpoint;
@@ -37,7 +40,7 @@ use crate::provider::ProviderRegistry;
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).
-pub type GatewayService<B> = BoxCloneService<Request<B>, Response<GatewayBody>, Infallible>;
+pub type GatewayService<B> = BoxCloneSyncService<Request<B>, Response<GatewayBody>, Infallible>;
 
 /// Assembles the governance stack over a key store, providers and a usage sink.
 #[derive(Clone)]
@@ -110,6 +113,39 @@ impl GatewayBuilder {
             .layer(MeteringLayer::new(self.usage.clone()))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
             .service(ProviderService::new(self.providers.clone()));
-        BoxCloneService::new(service)
+        BoxCloneSyncService::new(service)
+    }
+
+    /// `POST /v1/keys/validate`: authenticates the presented key and describes it, or answers with
+    /// the same 401 codes as every other route. Not metered (no model is called).
+    pub fn validate_key<B>(&self) -> GatewayService<B>
+    where
+        B: Send + 'static,
+    {
+        let service = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .layer(ErrorResponseLayer)
+            .layer(self.auth_layer())
+            .service_fn(|req: Request<B>| async move {
+                let principal = req
+                    .extensions()
+                    .get::<Principal>()
+                    .ok_or_else(|| GatewayError::Internal("validation needs a principal".into()))?;
+                let body = json!({
+                    "valid": true,
+                    "apiKeyId": principal.api_key_id,
+                    "organisationId": principal.organisation_id,
+                    "type": principal.key_type,
+                    "teamId": principal.team_id,
+                    "userId": principal.user_id,
+                    "expiresAt": principal.expires_at,
+                });
+                let mut response = Response::new(full(body.to_string()));
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok::<_, GatewayError>(response)
+            });
+        BoxCloneSyncService::new(service)
     }
 }

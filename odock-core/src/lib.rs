@@ -38,7 +38,11 @@ pub mod pricing;
 pub mod principal;
 pub mod provider;
 pub mod secret;
+pub mod testing;
 pub mod usage;
+
+#[cfg(test)]
+mod gateway_tests;
 
 pub use body::{full, BoxError, GatewayBody};
 pub use cache::{CacheInvalidator, CacheKind, InvalidationCommand, InvalidatorSet};

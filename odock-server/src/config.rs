@@ -1,0 +1,352 @@
+//! Server configuration: an optional TOML file, then `ODOCK_*` environment variables, then command-line
+//! flags — each overriding the one before. Secrets are held in [`Secret`] and never printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use odock_core::Secret;
+use serde::{Deserialize, Serialize};
+
+/// Command-line flags of `odock-server`.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "odock-server", version, about = "Odock AI governance gateway")]
+pub struct Cli {
+    /// Path of a TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 0.0.0.0:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Database URL (default sqlite://odock.db).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. `info` or `odock=debug`.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Log format: `pretty` or `json`.
+    #[arg(long)]
+    pub log_format: Option<LogFormat>,
+    /// Validate the configuration, print it (secrets masked) and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// The configuration file (every field optional; unknown fields are errors, so typos are caught).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://path` (embedded default).
+    pub database_url: Option<String>,
+    /// Redis URL for several replicas (not used in embedded mode).
+    pub redis_url: Option<String>,
+    /// Base64 of 32 bytes; sealing key for provider keys and MCP credentials.
+    pub master_key: Option<String>,
+    /// Static admin bearer token (acts as SUPER_ADMIN).
+    pub admin_token: Option<String>,
+    /// Shared secret enabling `POST /v1/internal/cache/invalidate`.
+    pub cache_invalidation_secret: Option<String>,
+    pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
+    /// Largest request body the gateway buffers, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Usage writer batch size.
+    pub usage_batch_size: Option<usize>,
+    /// Usage writer flush interval in milliseconds.
+    pub usage_flush_interval_ms: Option<u64>,
+    /// Seconds to wait for in-flight requests on shutdown.
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// The checked configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<Secret>,
+    pub master_key: Option<Secret>,
+    pub admin_token: Option<Secret>,
+    pub cache_invalidation_secret: Option<Secret>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub usage_batch_size: usize,
+    pub usage_flush_interval_ms: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://odock.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            redis_url: None,
+            master_key: None,
+            admin_token: None,
+            cache_invalidation_secret: None,
+            log: "info".to_owned(),
+            log_format: LogFormat::Pretty,
+            max_body_bytes: odock_core::layers::resolve::DEFAULT_MAX_BODY_BYTES,
+            usage_batch_size: 256,
+            usage_flush_interval_ms: 100,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// File, then environment (`lookup` is `std::env::var` in production), then flags.
+    pub fn load(cli: &Cli, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::default();
+        config.apply_file(file);
+        config.apply_env(&lookup)?;
+        config.apply_cli(cli);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, file: FileConfig) {
+        let secret = |v: Option<String>| v.filter(|s| !s.is_empty()).map(Secret::new);
+        if let Some(v) = file.listen {
+            self.listen = v;
+        }
+        if let Some(v) = file.database_url {
+            self.database_url = v;
+        }
+        self.redis_url = secret(file.redis_url).or(self.redis_url.take());
+        self.master_key = secret(file.master_key).or(self.master_key.take());
+        self.admin_token = secret(file.admin_token).or(self.admin_token.take());
+        self.cache_invalidation_secret =
+            secret(file.cache_invalidation_secret).or(self.cache_invalidation_secret.take());
+        if let Some(v) = file.log {
+            self.log = v;
+        }
+        if let Some(v) = file.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = file.max_body_bytes {
+            self.max_body_bytes = v;
+        }
+        if let Some(v) = file.usage_batch_size {
+            self.usage_batch_size = v;
+        }
+        if let Some(v) = file.usage_flush_interval_ms {
+            self.usage_flush_interval_ms = v;
+        }
+        if let Some(v) = file.shutdown_grace_secs {
+            self.shutdown_grace_secs = v;
+        }
+    }
+
+    fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("ODOCK_LISTEN") {
+            self.listen = v.parse().map_err(|e| invalid("ODOCK_LISTEN", e))?;
+        }
+        if let Some(v) = get("ODOCK_DATABASE_URL") {
+            self.database_url = v;
+        }
+        for (name, slot) in [
+            ("ODOCK_REDIS_URL", &mut self.redis_url),
+            ("ODOCK_MASTER_KEY", &mut self.master_key),
+            ("ODOCK_ADMIN_TOKEN", &mut self.admin_token),
+            ("ODOCK_CACHE_INVALIDATION_SECRET", &mut self.cache_invalidation_secret),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = Some(Secret::new(v));
+            }
+        }
+        if let Some(v) = get("ODOCK_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = get("ODOCK_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => return Err(invalid("ODOCK_LOG_FORMAT", format!("`{other}` (expected json or pretty)"))),
+            };
+        }
+        if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
+            self.max_body_bytes = v.parse().map_err(|e| invalid("ODOCK_MAX_BODY_BYTES", e))?;
+        }
+        Ok(())
+    }
+
+    fn apply_cli(&mut self, cli: &Cli) {
+        if let Some(v) = cli.listen {
+            self.listen = v;
+        }
+        if let Some(v) = &cli.database_url {
+            self.database_url = v.clone();
+        }
+        if let Some(v) = &cli.log {
+            self.log = v.clone();
+        }
+        if let Some(v) = cli.log_format {
+            self.log_format = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.database_url.starts_with("sqlite:") {
+            return Err(invalid(
+                "database_url",
+                "only sqlite:// URLs are supported by this build (Postgres comes with production mode)",
+            ));
+        }
+        if let Some(key) = &self.master_key {
+            odock_store::MasterKey::from_base64(key.expose()).map_err(|e| invalid("master_key", e))?;
+        }
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes", "must be positive"));
+        }
+        if self.usage_batch_size == 0 {
+            return Err(invalid("usage_batch_size", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file behind `database_url`, when it is a file (not `:memory:`).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+
+    /// Where generated secrets live: beside the database file, named after it.
+    pub fn sibling_file(&self, suffix: &str) -> Option<PathBuf> {
+        let db = self.sqlite_path()?;
+        let stem = db.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "odock".into());
+        let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
+        Some(dir.join(format!("{stem}.{suffix}")))
+    }
+
+    /// A printable summary with every secret masked (`--check-config`).
+    pub fn describe(&self) -> String {
+        let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
+        format!(
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\n",
+            self.listen,
+            self.database_url,
+            mask(&self.redis_url),
+            mask(&self.master_key),
+            mask(&self.admin_token),
+            mask(&self.cache_invalidation_secret),
+            self.log,
+            self.log_format,
+            self.max_body_bytes,
+            self.usage_batch_size,
+            self.usage_flush_interval_ms,
+            self.shutdown_grace_secs,
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn zero_config_uses_the_embedded_defaults() {
+        let config = Config::load(&Cli::default(), env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.database_url, "sqlite://odock.db");
+        assert_eq!(config.sibling_file("master-key"), Some(PathBuf::from("odock.master-key")));
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odock.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token\"\n").unwrap();
+        let cli = Cli { config: Some(path.clone()), ..Cli::default() };
+        let config = Config::load(&cli, env(&[("ODOCK_LISTEN", "127.0.0.1:2000")])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
+        assert_eq!(config.log, "debug");
+        assert_eq!(config.admin_token.as_ref().map(Secret::expose), Some("file-token"));
+
+        let cli = Cli { config: Some(path), listen: Some("127.0.0.1:3000".parse().unwrap()), ..Cli::default() };
+        let config = Config::load(&cli, env(&[("ODOCK_LISTEN", "127.0.0.1:2000")])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn unknown_file_fields_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odock.toml");
+        std::fs::write(&path, "listne = \"127.0.0.1:1000\"\n").unwrap();
+        let cli = Cli { config: Some(path), ..Cli::default() };
+        assert!(matches!(Config::load(&cli, env(&[])), Err(ConfigError::Parse { .. })));
+        assert!(Config::load(&Cli::default(), env(&[("ODOCK_MASTER_KEY", "not-base64!")])).is_err());
+        assert!(Config::load(&Cli::default(), env(&[("ODOCK_LOG_FORMAT", "xml")])).is_err());
+    }
+
+    #[test]
+    fn secrets_are_masked_in_descriptions_and_debug_output() {
+        let config = Config::load(
+            &Cli::default(),
+            env(&[("ODOCK_ADMIN_TOKEN", "super-secret-token"), ("ODOCK_CACHE_INVALIDATION_SECRET", "inv-secret")]),
+        )
+        .unwrap();
+        let described = config.describe();
+        let debugged = format!("{config:?}");
+        for text in [described, debugged] {
+            assert!(!text.contains("super-secret-token"));
+            assert!(!text.contains("inv-secret"));
+        }
+    }
+}
