@@ -1,0 +1,188 @@
+//! The one Server-Sent-Events adapter every provider uses.
+//!
+//! [`events`] turns an upstream byte stream into parsed [`Event`]s (via `eventsource-stream`),
+//! bounding the silence between two events by the provider's timeout; [`encode_event`] and
+//! [`encode_data`] write events back out for the client.
+//!
+//! The stream ends after its first error: a transport failure, an idle timeout or bytes that are
+//! not an event stream yield one `Err` and nothing more, so the gateway can close the client's
+//! stream cleanly.
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt};
+use odock_core::ProviderError;
+
+pub use eventsource_stream::Event;
+
+/// The event type `eventsource-stream` gives events that did not name one.
+const DEFAULT_EVENT_TYPE: &str = "message";
+
+/// Parses `bytes` as an event stream. Each wait for the next event may last at most
+/// `idle_timeout`; a longer silence yields [`ProviderError::Timeout`]`(idle_timeout)` and ends
+/// the stream.
+pub fn events<S>(
+    bytes: S,
+    idle_timeout: Duration,
+) -> BoxStream<'static, Result<Event, ProviderError>>
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+{
+    let parsed = bytes.eventsource().boxed();
+    stream::unfold(Some(parsed), move |state| async move {
+        let mut parsed = state?;
+        match tokio::time::timeout(idle_timeout, parsed.next()).await {
+            Ok(Some(Ok(event))) => Some((Ok(event), Some(parsed))),
+            Ok(None) => None,
+            Ok(Some(Err(error))) => Some((Err(stream_error(error, idle_timeout)), None)),
+            Err(_elapsed) => Some((Err(ProviderError::Timeout(idle_timeout)), None)),
+        }
+    })
+    .boxed()
+}
+
+fn stream_error(error: EventStreamError<reqwest::Error>, timeout: Duration) -> ProviderError {
+    match error {
+        EventStreamError::Transport(error) => crate::http::provider_error(error, timeout),
+        EventStreamError::Utf8(error) => {
+            ProviderError::InvalidResponse(format!("event stream is not UTF-8: {error}"))
+        }
+        EventStreamError::Parser(error) => {
+            ProviderError::InvalidResponse(format!("malformed event stream: {error}"))
+        }
+    }
+}
+
+/// `data` as one SSE event: `data: <line>\n` for each of its lines, then a blank line.
+pub fn encode_data(data: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 8);
+    put_data(&mut out, data);
+    out.freeze()
+}
+
+/// `event` as the client should see it: its `event:` line when it named a type, then its data.
+/// Ids and retry hints are the upstream's business and are not relayed.
+pub fn encode_event(event: &Event) -> Bytes {
+    if event.event.is_empty() || event.event == DEFAULT_EVENT_TYPE {
+        return encode_data(&event.data);
+    }
+    let mut out = BytesMut::with_capacity(event.event.len() + event.data.len() + 16);
+    out.put_slice(b"event: ");
+    out.put_slice(event.event.as_bytes());
+    out.put_u8(b'\n');
+    put_data(&mut out, &event.data);
+    out.freeze()
+}
+
+fn put_data(out: &mut BytesMut, data: &str) {
+    // `split('\n')` rather than `lines()`: an empty trailing line is data too.
+    for line in data.split('\n') {
+        out.put_slice(b"data: ");
+        out.put_slice(line.as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_u8(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn byte_stream(
+        parts: Vec<&'static str>,
+    ) -> impl Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static {
+        stream::iter(
+            parts
+                .into_iter()
+                .map(|part| Ok(Bytes::from_static(part.as_bytes()))),
+        )
+    }
+
+    #[tokio::test]
+    async fn events_are_parsed_across_chunk_boundaries() {
+        let parts = vec![
+            "data: {\"a\":",
+            "1}\n\nevent: ping\ndata: x\n",
+            "\n: comment\n\ndata: [DONE]\n\n",
+        ];
+        let events: Vec<Event> = events(byte_stream(parts), Duration::from_secs(5))
+            .try_collect()
+            .await
+            .unwrap();
+        let summary: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.event.as_str(), e.data.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("message", "{\"a\":1}"),
+                ("ping", "x"),
+                ("message", "[DONE]")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_times_out_once_and_the_stream_ends() {
+        let idle = Duration::from_millis(50);
+        let bytes = byte_stream(vec!["data: first\n\n"]).chain(stream::pending());
+        let mut events = events(bytes, idle);
+        assert_eq!(events.next().await.unwrap().unwrap().data, "first");
+        assert_eq!(events.next().await, Some(Err(ProviderError::Timeout(idle))));
+        assert!(events.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_utf8_end_the_stream_with_one_error() {
+        let bytes = stream::iter(vec![
+            Ok(Bytes::from_static(b"data: ok\n\n")),
+            Ok(Bytes::from_static(b"data: \xff\xfe\n\n")),
+            Ok(Bytes::from_static(b"data: never\n\n")),
+        ]);
+        let mut events = events(bytes, Duration::from_secs(5));
+        assert_eq!(events.next().await.unwrap().unwrap().data, "ok");
+        assert!(matches!(
+            events.next().await,
+            Some(Err(ProviderError::InvalidResponse(_)))
+        ));
+        assert!(events.next().await.is_none());
+    }
+
+    #[test]
+    fn data_is_encoded_one_line_per_data_field() {
+        assert_eq!(
+            encode_data("[DONE]"),
+            Bytes::from_static(b"data: [DONE]\n\n")
+        );
+        assert_eq!(
+            encode_data("a\nb"),
+            Bytes::from_static(b"data: a\ndata: b\n\n")
+        );
+        assert_eq!(encode_data(""), Bytes::from_static(b"data: \n\n"));
+    }
+
+    #[test]
+    fn named_events_keep_their_type() {
+        let event = Event {
+            event: "error".into(),
+            data: "{\"x\":1}".into(),
+            id: "7".into(),
+            retry: None,
+        };
+        assert_eq!(
+            encode_event(&event),
+            Bytes::from_static(b"event: error\ndata: {\"x\":1}\n\n")
+        );
+        let plain = Event {
+            event: "message".into(),
+            data: "hi".into(),
+            ..Event::default()
+        };
+        assert_eq!(encode_event(&plain), Bytes::from_static(b"data: hi\n\n"));
+    }
+}
