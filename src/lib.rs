@@ -1,1 +1,16 @@
-//! placeholder
+//! # odock
+//!
+//! One dependency for embedding Odock, the AI governance gateway: re-exports the core layers and
+//! traits ([`core`]), and — behind default features — the upstream providers ([`providers`]), the
+//! SQL stores ([`store`]) and the reference server ([`server`]).
+//!
+//! See `examples/embed_axum.rs` for mounting the governance stack in your own axum app.
+
+pub use odock_core as core;
+pub use odock_mcp as mcp;
+#[cfg(feature = "providers")]
+pub use odock_providers as providers;
+#[cfg(feature = "server")]
+pub use odock_server as server;
+#[cfg(feature = "store")]
+pub use odock_store as store;

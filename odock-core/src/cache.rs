@@ -27,7 +27,10 @@ pub struct InvalidationCommand {
 
 impl InvalidationCommand {
     pub fn new(kind: CacheKind, id: impl Into<String>) -> Self {
-        Self { kind, id: id.into() }
+        Self {
+            kind,
+            id: id.into(),
+        }
     }
 }
 

@@ -49,7 +49,8 @@ impl Service<Request<Bytes>> for ProviderService {
         let providers = self.providers.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let missing = |what: &str| GatewayError::Internal(format!("provider call needs {what}"));
+            let missing =
+                |what: &str| GatewayError::Internal(format!("provider call needs {what}"));
             let model = parts
                 .extensions
                 .get::<Arc<ResolvedModel>>()
@@ -59,7 +60,10 @@ impl Service<Request<Bytes>> for ProviderService {
                 .extensions
                 .get::<LlmRequest>()
                 .ok_or_else(|| missing("a decoded request"))?;
-            let endpoint = *parts.extensions.get::<Endpoint>().ok_or_else(|| missing("an endpoint"))?;
+            let endpoint = *parts
+                .extensions
+                .get::<Endpoint>()
+                .ok_or_else(|| missing("an endpoint"))?;
             let request_id = parts
                 .extensions
                 .get::<RequestId>()
@@ -151,7 +155,9 @@ impl Body for UpstreamStreamBody {
                         meter.set_error_code(error.code());
                     }
                     let event = json!({ "error": error.error_object() });
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!("data: {event}\n\n"))))));
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
+                        "data: {event}\n\n"
+                    ))))));
                 }
                 None => {
                     this.chunks = None;

@@ -32,7 +32,10 @@ pub enum RequestError {
     InvalidBody(String),
     /// The body is JSON but a field is missing or wrong.
     #[error("{message}")]
-    Invalid { message: String, field: Option<&'static str> },
+    Invalid {
+        message: String,
+        field: Option<&'static str>,
+    },
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: u64 },
 }
@@ -48,7 +51,9 @@ pub enum ResolveError {
     ProviderKeyNotConfigured,
     #[error("this route cannot serve provider type {0}")]
     ProviderTypeUnsupported(String),
-    #[error("model `{model}` is served by a {provider} provider, which this route does not accept")]
+    #[error(
+        "model `{model}` is served by a {provider} provider, which this route does not accept"
+    )]
     ProviderNotAllowed { model: String, provider: String },
     #[error("provider is disabled")]
     ProviderDisabled,
@@ -91,7 +96,10 @@ pub enum BudgetError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
     #[error("quota `{quota}` exceeded")]
-    Exceeded { quota: String, retry_after: Duration },
+    Exceeded {
+        quota: String,
+        retry_after: Duration,
+    },
     #[error("quota ledger unavailable: {0}")]
     Unavailable(String),
 }
@@ -167,13 +175,16 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::Auth(e) => match e {
-                AuthError::Missing | AuthError::Unknown | AuthError::Revoked | AuthError::Expired => {
-                    StatusCode::UNAUTHORIZED
-                }
+                AuthError::Missing
+                | AuthError::Unknown
+                | AuthError::Revoked
+                | AuthError::Expired => StatusCode::UNAUTHORIZED,
                 AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             GatewayError::Request(e) => match e {
-                RequestError::InvalidBody(_) | RequestError::Invalid { .. } => StatusCode::BAD_REQUEST,
+                RequestError::InvalidBody(_) | RequestError::Invalid { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
                 RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             },
             GatewayError::Resolve(e) => match e {
@@ -303,7 +314,9 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             GatewayError::Quota(QuotaError::Exceeded { retry_after, .. })
-            | GatewayError::RateLimit(RateLimitError::Exceeded { retry_after, .. }) => Some(*retry_after),
+            | GatewayError::RateLimit(RateLimitError::Exceeded { retry_after, .. }) => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -316,7 +329,11 @@ impl GatewayError {
         object.insert("message".into(), json!(self.message()));
         object.insert("type".into(), json!(error_type(status)));
         match self {
-            GatewayError::RateLimit(RateLimitError::Exceeded { scope, limit, retry_after }) => {
+            GatewayError::RateLimit(RateLimitError::Exceeded {
+                scope,
+                limit,
+                retry_after,
+            }) => {
                 object.insert("scope".into(), json!(scope));
                 object.insert("limit".into(), json!(limit));
                 object.insert("retry_after".into(), json!(retry_after_secs(*retry_after)));
@@ -324,7 +341,9 @@ impl GatewayError {
             GatewayError::Quota(QuotaError::Exceeded { retry_after, .. }) => {
                 object.insert("retry_after".into(), json!(retry_after_secs(*retry_after)));
             }
-            GatewayError::Request(RequestError::Invalid { field: Some(field), .. }) => {
+            GatewayError::Request(RequestError::Invalid {
+                field: Some(field), ..
+            }) => {
                 object.insert("field".into(), json!(field));
             }
             _ => {}
@@ -360,18 +379,50 @@ mod tests {
             (AuthError::Missing.into(), 401, "unauthorized"),
             (AuthError::Revoked.into(), 401, "api_key_revoked"),
             (AuthError::Expired.into(), 401, "api_key_expired"),
-            (RequestError::InvalidBody("x".into()).into(), 400, "invalid_request_body"),
-            (ResolveError::ModelNotFound("m".into()).into(), 400, "model_not_found"),
-            (ResolveError::ModelNotAllowed.into(), 403, "model_not_allowed"),
             (
-                ResolveError::ProviderNotAllowed { model: "m".into(), provider: "p".into() }.into(),
+                RequestError::InvalidBody("x".into()).into(),
+                400,
+                "invalid_request_body",
+            ),
+            (
+                ResolveError::ModelNotFound("m".into()).into(),
+                400,
+                "model_not_found",
+            ),
+            (
+                ResolveError::ModelNotAllowed.into(),
+                403,
+                "model_not_allowed",
+            ),
+            (
+                ResolveError::ProviderNotAllowed {
+                    model: "m".into(),
+                    provider: "p".into(),
+                }
+                .into(),
                 400,
                 "provider_not_allowed",
             ),
-            (ProviderError::Timeout(Duration::from_secs(1)).into(), 504, "upstream_timeout"),
-            (ProviderError::Unreachable("x".into()).into(), 502, "upstream_error"),
-            (BudgetError::Exceeded { budget: "b".into() }.into(), 402, "budget_exceeded"),
-            (RequestError::PayloadTooLarge { limit: 1 }.into(), 413, "payload_too_large"),
+            (
+                ProviderError::Timeout(Duration::from_secs(1)).into(),
+                504,
+                "upstream_timeout",
+            ),
+            (
+                ProviderError::Unreachable("x".into()).into(),
+                502,
+                "upstream_error",
+            ),
+            (
+                BudgetError::Exceeded { budget: "b".into() }.into(),
+                402,
+                "budget_exceeded",
+            ),
+            (
+                RequestError::PayloadTooLarge { limit: 1 }.into(),
+                413,
+                "payload_too_large",
+            ),
             (RateLimitError::IpNotAllowed.into(), 403, "ip_not_allowed"),
             (McpError::NotFound.into(), 404, "mcp_not_found"),
             (GatewayError::MethodNotAllowed, 405, "method_not_allowed"),

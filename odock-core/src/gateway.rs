@@ -28,14 +28,14 @@ use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
 use crate::body::{full, BoxError, GatewayBody};
-use crate::error::GatewayError;
-use crate::principal::Principal;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::ProviderService;
 use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
 use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
 use crate::layers::{AuthLayer, ErrorResponseLayer, MeteringLayer, RequestIdLayer, ResolveLayer};
+use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
 use crate::usage::UsageSink;
 
@@ -141,9 +141,10 @@ impl GatewayBuilder {
                     "expiresAt": principal.expires_at,
                 });
                 let mut response = Response::new(full(body.to_string()));
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 Ok::<_, GatewayError>(response)
             });
         BoxCloneSyncService::new(service)

@@ -42,8 +42,14 @@ fn model(name: &str, provider_type: ProviderType) -> ResolvedModel {
             revoked: false,
         }),
         pricing: Arc::new(ModelPricing {
-            input: TokenRates { text: 2_000_000_000, ..TokenRates::default() },
-            output: TokenRates { text: 8_000_000_000, ..TokenRates::default() },
+            input: TokenRates {
+                text: 2_000_000_000,
+                ..TokenRates::default()
+            },
+            output: TokenRates {
+                text: 8_000_000_000,
+                ..TokenRates::default()
+            },
             ..ModelPricing::default()
         }),
         max_output_tokens: None,
@@ -71,9 +77,14 @@ fn harness() -> Harness {
     store.grant("key1".into(), "model-gpt".into());
     store.grant("key1".into(), "model-claude".into());
     let sink = InMemoryUsageSink::new();
-    let providers = ProviderRegistry::new().with(ProviderType::OpenAi, Arc::new(StaticProvider::default()));
+    let providers =
+        ProviderRegistry::new().with(ProviderType::OpenAi, Arc::new(StaticProvider::default()));
     let gateway = GatewayBuilder::new(Arc::new(store.clone()), providers, Arc::new(sink.clone()));
-    Harness { gateway, sink, store }
+    Harness {
+        gateway,
+        sink,
+        store,
+    }
 }
 
 fn chat(key: Option<&str>, body: &str) -> Request<Full<Bytes>> {
@@ -81,22 +92,34 @@ fn chat(key: Option<&str>, body: &str) -> Request<Full<Bytes>> {
     if let Some(key) = key {
         builder = builder.header("authorization", format!("Bearer {key}"));
     }
-    builder.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+    builder
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
 }
 
 async fn send(h: &Harness, req: Request<Full<Bytes>>) -> (StatusCode, Value, http::HeaderMap) {
-    let res = h.gateway.llm(Endpoint::ChatCompletions).oneshot(req).await.unwrap();
+    let res = h
+        .gateway
+        .llm(Endpoint::ChatCompletions)
+        .oneshot(req)
+        .await
+        .unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, body, headers)
 }
 
 #[tokio::test]
 async fn a_successful_call_is_relayed_metered_and_priced() {
     let h = harness();
-    let (status, body, headers) = send(&h, chat(Some("sk_good"), r#"{"model":"gpt","messages":[]}"#)).await;
+    let (status, body, headers) = send(
+        &h,
+        chat(Some("sk_good"), r#"{"model":"gpt","messages":[]}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["model"], "gpt-upstream");
     assert_eq!(headers["x-request-id"], "req-1");
@@ -120,10 +143,30 @@ async fn denials_are_json_errors_and_authenticated_ones_are_recorded() {
     let cases = [
         (None, r#"{"model":"gpt"}"#, 401, "unauthorized"),
         (Some("sk_nope"), r#"{"model":"gpt"}"#, 401, "unauthorized"),
-        (Some("sk_good"), r#"{"model":"gpt""#, 400, "invalid_request_body"),
-        (Some("sk_good"), r#"{"model":"missing"}"#, 400, "model_not_found"),
-        (Some("sk_good"), r#"{"model":"ungranted"}"#, 403, "model_not_allowed"),
-        (Some("sk_good"), r#"{"model":"claude"}"#, 400, "provider_not_allowed"),
+        (
+            Some("sk_good"),
+            r#"{"model":"gpt""#,
+            400,
+            "invalid_request_body",
+        ),
+        (
+            Some("sk_good"),
+            r#"{"model":"missing"}"#,
+            400,
+            "model_not_found",
+        ),
+        (
+            Some("sk_good"),
+            r#"{"model":"ungranted"}"#,
+            403,
+            "model_not_allowed",
+        ),
+        (
+            Some("sk_good"),
+            r#"{"model":"claude"}"#,
+            400,
+            "provider_not_allowed",
+        ),
     ];
     for (key, body, status, code) in cases {
         let (got_status, got, headers) = send(&h, chat(key, body)).await;
@@ -134,7 +177,12 @@ async fn denials_are_json_errors_and_authenticated_ones_are_recorded() {
         assert_eq!(headers["x-request-id"], "req-1");
     }
     // Only the four authenticated requests leave records, each with its code.
-    let codes: Vec<_> = h.sink.records().iter().map(|r| (r.http_status, r.error_code.clone())).collect();
+    let codes: Vec<_> = h
+        .sink
+        .records()
+        .iter()
+        .map(|r| (r.http_status, r.error_code.clone()))
+        .collect();
     assert_eq!(
         codes,
         vec![
@@ -160,8 +208,14 @@ async fn revoked_keys_stop_working() {
 async fn streams_are_billed_from_their_usage_and_the_usage_chunk_is_hidden_unless_asked() {
     let h = harness();
     let req = chat(Some("sk_good"), r#"{"model":"gpt","stream":true}"#);
-    let res = h.gateway.llm(Endpoint::ChatCompletions).oneshot(req).await.unwrap();
-    let text = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let res = h
+        .gateway
+        .llm(Endpoint::ChatCompletions)
+        .oneshot(req)
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("Hello from Odock."));
     assert!(!text.contains("\"usage\""));
     assert!(text.ends_with("data: [DONE]\n\n"));
@@ -170,17 +224,34 @@ async fn streams_are_billed_from_their_usage_and_the_usage_chunk_is_hidden_unles
     assert_eq!(record.cost_nanos_usd, 64_000);
     assert_eq!(record.metadata["outcome"], "completed");
 
-    let req = chat(Some("sk_good"), r#"{"model":"gpt","stream":true,"stream_options":{"include_usage":true}}"#);
-    let res = h.gateway.llm(Endpoint::ChatCompletions).oneshot(req).await.unwrap();
-    let text = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let req = chat(
+        Some("sk_good"),
+        r#"{"model":"gpt","stream":true,"stream_options":{"include_usage":true}}"#,
+    );
+    let res = h
+        .gateway
+        .llm(Endpoint::ChatCompletions)
+        .oneshot(req)
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.contains("\"usage\""));
 }
 
 #[tokio::test]
 async fn a_stream_dropped_by_the_client_is_still_recorded_and_billed() {
     let h = harness();
-    let req = chat(Some("sk_good"), r#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"12345678"}]}"#);
-    let res = h.gateway.llm(Endpoint::ChatCompletions).oneshot(req).await.unwrap();
+    let req = chat(
+        Some("sk_good"),
+        r#"{"model":"gpt","stream":true,"messages":[{"role":"user","content":"12345678"}]}"#,
+    );
+    let res = h
+        .gateway
+        .llm(Endpoint::ChatCompletions)
+        .oneshot(req)
+        .await
+        .unwrap();
     let mut body = res.into_body();
     // Read the first chunk (the generated text), then go away.
     let first = body.frame().await.unwrap().unwrap();
@@ -207,7 +278,11 @@ async fn validate_key_describes_the_key() {
         .unwrap();
     let res = h.gateway.validate_key().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(body, json!({"valid": true, "apiKeyId": "key1", "organisationId": "org1", "type": "ORGANISATION", "teamId": null, "userId": null, "expiresAt": null}));
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        body,
+        json!({"valid": true, "apiKeyId": "key1", "organisationId": "org1", "type": "ORGANISATION", "teamId": null, "userId": null, "expiresAt": null})
+    );
     assert!(h.sink.records().is_empty());
 }

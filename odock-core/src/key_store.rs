@@ -49,7 +49,10 @@ impl InMemoryKeyStore {
     }
 
     pub fn insert_key(&self, presented_key: impl Into<String>, principal: Principal) {
-        self.inner.write().keys.insert(presented_key.into(), principal);
+        self.inner
+            .write()
+            .keys
+            .insert(presented_key.into(), principal);
     }
 
     pub fn insert_model(&self, model: ResolvedModel) {
@@ -58,7 +61,12 @@ impl InMemoryKeyStore {
     }
 
     pub fn grant(&self, key: ApiKeyId, model: ModelId) {
-        self.inner.write().grants.entry(key).or_default().push(model);
+        self.inner
+            .write()
+            .grants
+            .entry(key)
+            .or_default()
+            .push(model);
     }
 
     /// Marks a key revoked (or not).

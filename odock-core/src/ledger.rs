@@ -39,7 +39,8 @@ pub trait BudgetLedger: Send + Sync + 'static {
     ) -> Result<Reservation, BudgetError>;
 
     /// Moves `actual_nanos` into `used` and releases the hold. Idempotent per request id.
-    async fn settle(&self, reservation: &Reservation, actual_nanos: i64) -> Result<(), LedgerError>;
+    async fn settle(&self, reservation: &Reservation, actual_nanos: i64)
+        -> Result<(), LedgerError>;
 
     /// Releases the hold without using anything.
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError>;
@@ -74,7 +75,11 @@ pub trait QuotaLedger: Send + Sync + 'static {
         demand: QuotaDemand,
     ) -> Result<Reservation, QuotaError>;
 
-    async fn settle(&self, reservation: &Reservation, actual: QuotaActuals) -> Result<(), LedgerError>;
+    async fn settle(
+        &self,
+        reservation: &Reservation,
+        actual: QuotaActuals,
+    ) -> Result<(), LedgerError>;
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError>;
 }

@@ -65,4 +65,6 @@ pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
 pub use secret::Secret;
-pub use usage::{InMemoryUsageSink, ReportedUsage, TokenUsage, UsageRecord, UsageSink, UsageSinkError};
+pub use usage::{
+    InMemoryUsageSink, ReportedUsage, TokenUsage, UsageRecord, UsageSink, UsageSinkError,
+};

@@ -19,8 +19,16 @@ pub struct McpMessage {
 
 /// The upstream's reply: a single JSON body, or an event stream relayed as it comes.
 pub enum McpReply {
-    Json { status: StatusCode, headers: HeaderMap, body: Bytes },
-    Stream { status: StatusCode, headers: HeaderMap, events: BoxStream<'static, Result<Bytes, McpError>> },
+    Json {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Stream {
+        status: StatusCode,
+        headers: HeaderMap,
+        events: BoxStream<'static, Result<Bytes, McpError>>,
+    },
 }
 
 impl std::fmt::Debug for McpReply {

@@ -72,10 +72,11 @@ impl ModelPricing {
 
     /// True when every rate is zero: the model is unpriced and its usage costs nothing.
     pub fn is_free(&self) -> bool {
-        *self == ModelPricing {
-            unit_kind: self.unit_kind.clone(),
-            ..ModelPricing::default()
-        }
+        *self
+            == ModelPricing {
+                unit_kind: self.unit_kind.clone(),
+                ..ModelPricing::default()
+            }
     }
 }
 
@@ -111,7 +112,8 @@ const SCALE: i128 = 100_000_000;
 /// - Units pay `unit_rate` per 1,000 units.
 pub fn bill(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode) -> Bill {
     let tokens = |n: u64| i128::from(n);
-    let rate = |specific: i64, fallback: i64| i128::from(if specific > 0 { specific } else { fallback });
+    let rate =
+        |specific: i64, fallback: i64| i128::from(if specific > 0 { specific } else { fallback });
     let per_token = SCALE / 1_000_000; // scale units per (token × nanos-per-1M-token rate)
 
     let cached = usage.cached_input.min(usage.input);
@@ -120,7 +122,9 @@ pub fn bill(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode) -> Bi
     let input_text = usage.input - cached - input_audio - input_image;
     let reasoning = usage.reasoning.min(usage.output);
     let output_audio = usage.output_audio.min(usage.output - reasoning);
-    let output_image = usage.output_image.min(usage.output - reasoning - output_audio);
+    let output_image = usage
+        .output_image
+        .min(usage.output - reasoning - output_audio);
     let output_text = usage.output - reasoning - output_audio - output_image;
 
     let (input_part, cached_part) = match mode {
@@ -188,8 +192,14 @@ mod tests {
     fn matches_the_documented_example() {
         // 15 input tokens at $2/1M and 644 output tokens at $8/1M = 30,000 + 5,152,000 nanos.
         let pricing = ModelPricing {
-            input: TokenRates { text: 2_000_000_000, ..TokenRates::default() },
-            output: TokenRates { text: 8_000_000_000, ..TokenRates::default() },
+            input: TokenRates {
+                text: 2_000_000_000,
+                ..TokenRates::default()
+            },
+            output: TokenRates {
+                text: 8_000_000_000,
+                ..TokenRates::default()
+            },
             ..ModelPricing::default()
         };
         let bill = bill(&pricing, &usage(15, 644), BillingMode::Tokens);
@@ -201,24 +211,43 @@ mod tests {
     fn rounds_up_once_for_the_whole_record() {
         // 1 token at 1 nano per 1M tokens is 1e-6 nanos: the record costs 1 nano, not 0.
         let pricing = ModelPricing {
-            input: TokenRates { text: 1, ..TokenRates::default() },
-            output: TokenRates { text: 1, ..TokenRates::default() },
+            input: TokenRates {
+                text: 1,
+                ..TokenRates::default()
+            },
+            output: TokenRates {
+                text: 1,
+                ..TokenRates::default()
+            },
             ..ModelPricing::default()
         };
-        assert_eq!(bill(&pricing, &usage(1, 1), BillingMode::Tokens).cost_nanos_usd, 1);
+        assert_eq!(
+            bill(&pricing, &usage(1, 1), BillingMode::Tokens).cost_nanos_usd,
+            1
+        );
         // 500,000 + 500,000 tokens at 1 nano/1M = exactly 1 nano: no extra nano from rounding twice.
         assert_eq!(
             bill(&pricing, &usage(500_000, 500_000), BillingMode::Tokens).cost_nanos_usd,
             1
         );
-        assert_eq!(bill(&pricing, &usage(0, 0), BillingMode::Tokens).cost_nanos_usd, 0);
+        assert_eq!(
+            bill(&pricing, &usage(0, 0), BillingMode::Tokens).cost_nanos_usd,
+            0
+        );
     }
 
     #[test]
     fn cached_tokens_get_the_discount_and_reasoning_its_rate() {
         let pricing = ModelPricing {
-            input: TokenRates { text: 1_000_000_000, ..TokenRates::default() },
-            output: TokenRates { text: 4_000_000_000, reasoning: 2_000_000_000, ..TokenRates::default() },
+            input: TokenRates {
+                text: 1_000_000_000,
+                ..TokenRates::default()
+            },
+            output: TokenRates {
+                text: 4_000_000_000,
+                reasoning: 2_000_000_000,
+                ..TokenRates::default()
+            },
             cached_input_discount_percent: 50,
             ..ModelPricing::default()
         };
@@ -240,7 +269,10 @@ mod tests {
     #[test]
     fn embeddings_and_units_use_their_own_rates() {
         let pricing = ModelPricing {
-            input: TokenRates { text: 9_999, ..TokenRates::default() },
+            input: TokenRates {
+                text: 9_999,
+                ..TokenRates::default()
+            },
             embeddings: 20_000_000,
             unit_rate: 30_000_000_000, // $0.03 per image = $30 per 1,000
             ..ModelPricing::default()
@@ -249,7 +281,10 @@ mod tests {
             bill(&pricing, &usage(1_000_000, 0), BillingMode::Embeddings).cost_nanos_usd,
             20_000_000
         );
-        let two_images = TokenUsage { units: 2, ..TokenUsage::default() };
+        let two_images = TokenUsage {
+            units: 2,
+            ..TokenUsage::default()
+        };
         assert_eq!(
             bill(&pricing, &two_images, BillingMode::Tokens).cost_nanos_usd,
             60_000_000
@@ -261,7 +296,10 @@ mod tests {
         let mut pricing = ModelPricing::default();
         assert!(pricing.is_free());
         pricing.output.text = -1;
-        assert_eq!(pricing.validate(), Err(PricingError::NegativeRate("output.text")));
+        assert_eq!(
+            pricing.validate(),
+            Err(PricingError::NegativeRate("output.text"))
+        );
         pricing.output.text = 1;
         pricing.cached_input_discount_percent = 101;
         assert_eq!(pricing.validate(), Err(PricingError::DiscountOutOfRange));

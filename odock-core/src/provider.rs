@@ -44,7 +44,10 @@ pub struct StreamChunk {
 
 /// A response body as the provider produced it.
 pub enum ProviderBody {
-    Full { bytes: Bytes, usage: Option<ReportedUsage> },
+    Full {
+        bytes: Bytes,
+        usage: Option<ReportedUsage>,
+    },
     Stream(BoxStream<'static, Result<StreamChunk, ProviderError>>),
 }
 
@@ -96,7 +99,11 @@ impl ProviderRegistry {
         Self::default()
     }
 
-    pub fn register(&mut self, provider_type: ProviderType, provider: Arc<dyn Provider>) -> &mut Self {
+    pub fn register(
+        &mut self,
+        provider_type: ProviderType,
+        provider: Arc<dyn Provider>,
+    ) -> &mut Self {
         self.providers.insert(provider_type, provider);
         self
     }

@@ -54,7 +54,10 @@ impl Provider for StaticProvider {
         let model = request.model.slug.clone();
         let mut headers = HeaderMap::new();
         if request.stream {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             let delta = json!({"id": id, "object": "chat.completion.chunk", "model": model,
                 "choices": [{"index": 0, "delta": {"content": self.reply}, "finish_reason": null}]});
             let stop = json!({"id": id, "object": "chat.completion.chunk", "model": model,
@@ -93,7 +96,10 @@ impl Provider for StaticProvider {
                 provider_request_id: Some(id),
             });
         }
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let usage = self.usage();
         let body = json!({
             "id": id,

@@ -186,7 +186,13 @@ mod tests {
 
     #[test]
     fn token_usage_has_the_documented_wire_shape() {
-        let usage = TokenUsage { input: 10, output: 5, cached_input: 3, reasoning: 2, ..TokenUsage::default() };
+        let usage = TokenUsage {
+            input: 10,
+            output: 5,
+            cached_input: 3,
+            reasoning: 2,
+            ..TokenUsage::default()
+        };
         let json = serde_json::to_value(&usage).unwrap();
         assert_eq!(json["cached"], 3);
         assert_eq!(json["total"], 15);

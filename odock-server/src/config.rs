@@ -91,7 +91,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://odock.db";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid {name}: {message}")]
@@ -101,7 +104,9 @@ pub enum ConfigError {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080))),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             redis_url: None,
             master_key: None,
@@ -177,7 +182,10 @@ impl Config {
             ("ODOCK_REDIS_URL", &mut self.redis_url),
             ("ODOCK_MASTER_KEY", &mut self.master_key),
             ("ODOCK_ADMIN_TOKEN", &mut self.admin_token),
-            ("ODOCK_CACHE_INVALIDATION_SECRET", &mut self.cache_invalidation_secret),
+            (
+                "ODOCK_CACHE_INVALIDATION_SECRET",
+                &mut self.cache_invalidation_secret,
+            ),
         ] {
             if let Some(v) = get(name) {
                 *slot = Some(Secret::new(v));
@@ -190,7 +198,12 @@ impl Config {
             self.log_format = match v.as_str() {
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
-                other => return Err(invalid("ODOCK_LOG_FORMAT", format!("`{other}` (expected json or pretty)"))),
+                other => {
+                    return Err(invalid(
+                        "ODOCK_LOG_FORMAT",
+                        format!("`{other}` (expected json or pretty)"),
+                    ))
+                }
             };
         }
         if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
@@ -222,7 +235,8 @@ impl Config {
             ));
         }
         if let Some(key) = &self.master_key {
-            odock_store::MasterKey::from_base64(key.expose()).map_err(|e| invalid("master_key", e))?;
+            odock_store::MasterKey::from_base64(key.expose())
+                .map_err(|e| invalid("master_key", e))?;
         }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be positive"));
@@ -246,7 +260,10 @@ impl Config {
     /// Where generated secrets live: beside the database file, named after it.
     pub fn sibling_file(&self, suffix: &str) -> Option<PathBuf> {
         let db = self.sqlite_path()?;
-        let stem = db.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "odock".into());
+        let stem = db
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "odock".into());
         let dir = db.parent().map(Path::to_path_buf).unwrap_or_default();
         Some(dir.join(format!("{stem}.{suffix}")))
     }
@@ -296,7 +313,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -305,21 +325,38 @@ mod tests {
         let config = Config::load(&Cli::default(), env(&[])).unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(config.database_url, "sqlite://odock.db");
-        assert_eq!(config.sibling_file("master-key"), Some(PathBuf::from("odock.master-key")));
+        assert_eq!(
+            config.sibling_file("master-key"),
+            Some(PathBuf::from("odock.master-key"))
+        );
     }
 
     #[test]
     fn file_then_environment_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("odock.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token\"\n").unwrap();
-        let cli = Cli { config: Some(path.clone()), ..Cli::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        };
         let config = Config::load(&cli, env(&[("ODOCK_LISTEN", "127.0.0.1:2000")])).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
         assert_eq!(config.log, "debug");
-        assert_eq!(config.admin_token.as_ref().map(Secret::expose), Some("file-token"));
+        assert_eq!(
+            config.admin_token.as_ref().map(Secret::expose),
+            Some("file-token")
+        );
 
-        let cli = Cli { config: Some(path), listen: Some("127.0.0.1:3000".parse().unwrap()), ..Cli::default() };
+        let cli = Cli {
+            config: Some(path),
+            listen: Some("127.0.0.1:3000".parse().unwrap()),
+            ..Cli::default()
+        };
         let config = Config::load(&cli, env(&[("ODOCK_LISTEN", "127.0.0.1:2000")])).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
     }
@@ -329,9 +366,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("odock.toml");
         std::fs::write(&path, "listne = \"127.0.0.1:1000\"\n").unwrap();
-        let cli = Cli { config: Some(path), ..Cli::default() };
-        assert!(matches!(Config::load(&cli, env(&[])), Err(ConfigError::Parse { .. })));
-        assert!(Config::load(&Cli::default(), env(&[("ODOCK_MASTER_KEY", "not-base64!")])).is_err());
+        let cli = Cli {
+            config: Some(path),
+            ..Cli::default()
+        };
+        assert!(matches!(
+            Config::load(&cli, env(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(
+            Config::load(&Cli::default(), env(&[("ODOCK_MASTER_KEY", "not-base64!")])).is_err()
+        );
         assert!(Config::load(&Cli::default(), env(&[("ODOCK_LOG_FORMAT", "xml")])).is_err());
     }
 
@@ -339,7 +384,10 @@ mod tests {
     fn secrets_are_masked_in_descriptions_and_debug_output() {
         let config = Config::load(
             &Cli::default(),
-            env(&[("ODOCK_ADMIN_TOKEN", "super-secret-token"), ("ODOCK_CACHE_INVALIDATION_SECRET", "inv-secret")]),
+            env(&[
+                ("ODOCK_ADMIN_TOKEN", "super-secret-token"),
+                ("ODOCK_CACHE_INVALIDATION_SECRET", "inv-secret"),
+            ]),
         )
         .unwrap();
         let described = config.describe();

@@ -1,5 +1,14 @@
 //! # odock-server
 //!
-//! The reference server: configuration, the gateway routes, the admin API and metrics.
+//! The reference server: configuration, the gateway routes, the admin API and metrics, assembled by
+//! [`App`]. `main.rs` only parses flags, loads [`Config`] and calls [`App::serve`].
 
 pub mod admin;
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod routes;
+pub mod telemetry;
+
+pub use app::{App, StartError};
+pub use config::{Cli, Config};

@@ -19,7 +19,8 @@ use parking_lot::RwLock;
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
 ];
 
 #[derive(Default)]
@@ -38,12 +39,17 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
@@ -69,7 +75,12 @@ impl<T: Default> Family<T> {
     }
 
     fn snapshot(&self) -> Vec<(String, Arc<T>)> {
-        let mut all: Vec<_> = self.0.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all: Vec<_> = self
+            .0
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -109,7 +120,13 @@ impl Metrics {
     }
 
     /// Registers a value read at scrape time. `kind` is `gauge` or `counter`.
-    pub fn register(&self, name: &'static str, kind: &'static str, help: &'static str, read: GaugeFn) {
+    pub fn register(
+        &self,
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        read: GaugeFn,
+    ) {
         self.gauges.write().push((name, kind, help, read));
     }
 
@@ -130,11 +147,19 @@ impl Metrics {
     }
 
     fn observe_usage(&self, record: &UsageRecord) {
-        let provider = if record.provider.is_empty() { "none" } else { record.provider.as_str() };
+        let provider = if record.provider.is_empty() {
+            "none"
+        } else {
+            record.provider.as_str()
+        };
         self.usage_records
             .get(&format!("provider=\"{provider}\""))
             .fetch_add(1, Ordering::Relaxed);
-        if let Some(ms) = record.metadata.get("upstreamLatencyMs").and_then(|v| v.as_u64()) {
+        if let Some(ms) = record
+            .metadata
+            .get("upstreamLatencyMs")
+            .and_then(|v| v.as_u64())
+        {
             self.upstream_duration
                 .get(&format!("provider=\"{provider}\""))
                 .observe(Duration::from_millis(ms));
@@ -146,7 +171,11 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP odock_requests_total Gateway requests by route and status class.\n# TYPE odock_requests_total counter\n");
         for (labels, count) in self.requests.snapshot() {
-            let _ = writeln!(out, "odock_requests_total{{{labels}}} {}", count.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "odock_requests_total{{{labels}}} {}",
+                count.load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP odock_request_duration_seconds Time to response headers, by route.\n# TYPE odock_request_duration_seconds histogram\n");
         for (labels, histogram) in self.request_duration.snapshot() {
@@ -158,10 +187,18 @@ impl Metrics {
         }
         out.push_str("# HELP odock_usage_records_total Usage records produced, by provider.\n# TYPE odock_usage_records_total counter\n");
         for (labels, count) in self.usage_records.snapshot() {
-            let _ = writeln!(out, "odock_usage_records_total{{{labels}}} {}", count.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "odock_usage_records_total{{{labels}}} {}",
+                count.load(Ordering::Relaxed)
+            );
         }
         for (name, kind, help, read) in self.gauges.read().iter() {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", read());
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                read()
+            );
         }
         out
     }
@@ -212,12 +249,25 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe_request("/v1/chat/completions", 200, Duration::from_millis(3));
         metrics.observe_request("/v1/chat/completions", 401, Duration::from_micros(300));
-        metrics.register("odock_usage_queue_depth", "gauge", "Queued usage records.", Box::new(|| 7));
+        metrics.register(
+            "odock_usage_queue_depth",
+            "gauge",
+            "Queued usage records.",
+            Box::new(|| 7),
+        );
         let text = metrics.render();
-        assert!(text.contains("odock_requests_total{route=\"/v1/chat/completions\",status_class=\"2xx\"} 1"));
-        assert!(text.contains("odock_requests_total{route=\"/v1/chat/completions\",status_class=\"4xx\"} 1"));
-        assert!(text.contains("odock_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"0.0005\"} 1"));
-        assert!(text.contains("odock_request_duration_seconds_count{route=\"/v1/chat/completions\"} 2"));
+        assert!(text.contains(
+            "odock_requests_total{route=\"/v1/chat/completions\",status_class=\"2xx\"} 1"
+        ));
+        assert!(text.contains(
+            "odock_requests_total{route=\"/v1/chat/completions\",status_class=\"4xx\"} 1"
+        ));
+        assert!(text.contains(
+            "odock_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"0.0005\"} 1"
+        ));
+        assert!(
+            text.contains("odock_request_duration_seconds_count{route=\"/v1/chat/completions\"} 2")
+        );
         assert!(text.contains("odock_usage_queue_depth 7"));
     }
 }

@@ -105,7 +105,8 @@ impl MasterKey {
     /// Opens an envelope made by [`MasterKey::seal`].
     pub fn open(&self, envelope: &str) -> Result<Secret, CryptoError> {
         let mut parts = envelope.splitn(3, '.');
-        let (Some("v1"), Some(key_id), Some(payload)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some("v1"), Some(key_id), Some(payload)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(CryptoError::MalformedEnvelope);
         };
         if key_id != self.key_id {
@@ -151,33 +152,49 @@ mod tests {
         let (key, _) = MasterKey::generate();
         let envelope = key.seal("sk-upstream-secret");
         assert!(!envelope.contains("sk-upstream-secret"));
-        assert_eq!(key.open(&envelope).map(|s| s.expose().to_owned()).ok(), Some("sk-upstream-secret".to_owned()));
+        assert_eq!(
+            key.open(&envelope).map(|s| s.expose().to_owned()).ok(),
+            Some("sk-upstream-secret".to_owned())
+        );
         assert_ne!(key.seal("x"), key.seal("x"), "nonces must differ");
 
         let mut tampered = envelope.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap_or_default();
-        assert!(matches!(key.open(&tampered), Err(CryptoError::Tampered | CryptoError::MalformedEnvelope)));
+        assert!(matches!(
+            key.open(&tampered),
+            Err(CryptoError::Tampered | CryptoError::MalformedEnvelope)
+        ));
 
         let (other, _) = MasterKey::generate();
-        assert!(matches!(other.open(&envelope), Err(CryptoError::WrongKey(_))));
-        assert!(matches!(key.open("garbage"), Err(CryptoError::MalformedEnvelope)));
+        assert!(matches!(
+            other.open(&envelope),
+            Err(CryptoError::WrongKey(_))
+        ));
+        assert!(matches!(
+            key.open("garbage"),
+            Err(CryptoError::MalformedEnvelope)
+        ));
     }
 
     #[test]
     fn key_file_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("master-key");
-        let (first, generated) = MasterKey::load_or_generate(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (first, generated) =
+            MasterKey::load_or_generate(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(generated);
-        let (second, generated) = MasterKey::load_or_generate(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (second, generated) =
+            MasterKey::load_or_generate(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!generated);
         assert_eq!(first.key_id(), second.key_id());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0);
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
             assert_eq!(mode & 0o777, 0o600);
         }
     }

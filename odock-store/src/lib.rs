@@ -3,9 +3,15 @@
 //! Storage for Odock: the SQLite schema and migrations, secret envelopes, virtual-key hashing, the
 //! cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer and the admin repositories.
 
+pub mod admin;
 pub mod crypto;
 pub mod db;
+pub mod key_store;
 pub mod keys;
+pub mod usage_records;
+pub mod usage_writer;
 
 pub use crypto::{CryptoError, MasterKey};
 pub use db::{connect, connect_in_memory, DbError, DbOptions};
+pub use key_store::{CacheStats, KeyStoreOptions, SqlKeyStore};
+pub use usage_writer::{SqlUsageSink, UsageWriterOptions};

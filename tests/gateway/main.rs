@@ -1,1 +1,10 @@
-fn main() {}
+//! Black-box integration tests: the real `odock-server` on 127.0.0.1:0, a fake OpenAI upstream on
+//! loopback, real HTTP clients. One test binary, modules by concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chat;
+mod errors;
+mod keys;
+mod ops;
+mod sdk;
+mod support;

@@ -109,9 +109,10 @@ pub fn error_response(error: &GatewayError, style: ErrorStyle) -> Response<Gatew
         HeaderValue::from_static("application/json"),
     );
     if let Some(retry_after) = error.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(retry_after)));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_secs(retry_after)),
+        );
     }
     response
 }

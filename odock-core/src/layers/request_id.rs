@@ -127,7 +127,10 @@ mod tests {
     #[tokio::test]
     async fn keeps_a_valid_incoming_id_and_echoes_it() {
         let svc = RequestIdLayer.layer(tower::service_fn(echo_id));
-        let req = Request::builder().header(X_REQUEST_ID, "client-id.1").body(()).unwrap_or_default();
+        let req = Request::builder()
+            .header(X_REQUEST_ID, "client-id.1")
+            .body(())
+            .unwrap_or_default();
         let res = svc.oneshot(req).await.unwrap_or_else(|e| match e {});
         assert_eq!(res.headers()[X_REQUEST_ID], "client-id.1");
         assert_eq!(res.body(), "client-id.1");
@@ -136,9 +139,15 @@ mod tests {
     #[tokio::test]
     async fn replaces_an_invalid_id_with_a_fresh_one() {
         let svc = RequestIdLayer.layer(tower::service_fn(echo_id));
-        let req = Request::builder().header(X_REQUEST_ID, "bad id!").body(()).unwrap_or_default();
+        let req = Request::builder()
+            .header(X_REQUEST_ID, "bad id!")
+            .body(())
+            .unwrap_or_default();
         let res = svc.oneshot(req).await.unwrap_or_else(|e| match e {});
-        let echoed = res.headers()[X_REQUEST_ID].to_str().unwrap_or_default().to_owned();
+        let echoed = res.headers()[X_REQUEST_ID]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
         assert_eq!(echoed.len(), 32);
         assert_eq!(res.body(), &echoed);
     }

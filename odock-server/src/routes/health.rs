@@ -24,7 +24,11 @@ pub async fn healthz(State(pool): State<SqlitePool>) -> (StatusCode, Json<Value>
         Err(_) => "error: timed out".to_owned(),
     };
     let ready = database == "ok";
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": { "database": database, "redis": "disabled" },

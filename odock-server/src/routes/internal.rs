@@ -29,16 +29,33 @@ struct Commands {
     commands: Vec<InvalidationCommand>,
 }
 
-pub async fn invalidate(State(state): State<InvalidationState>, headers: HeaderMap, body: Bytes) -> Response {
-    let presented = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+pub async fn invalidate(
+    State(state): State<InvalidationState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let presented = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     let expected = state.secret.expose().as_bytes();
     if !bool::from(presented.ct_eq(expected)) {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "authentication_error", "invalid invalidation secret");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authentication_error",
+            "invalid invalidation secret",
+        );
     }
     let commands: Commands = match serde_json::from_slice(&body) {
         Ok(commands) => commands,
         Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "invalid_request", "invalid_request_error", &format!("invalid body: {e}"))
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "invalid_request_error",
+                &format!("invalid body: {e}"),
+            )
         }
     };
     for command in &commands.commands {
@@ -48,5 +65,9 @@ pub async fn invalidate(State(state): State<InvalidationState>, headers: HeaderM
 }
 
 fn error(status: StatusCode, code: &str, kind: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": { "code": code, "message": message, "type": kind } }))).into_response()
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message, "type": kind } })),
+    )
+        .into_response()
 }

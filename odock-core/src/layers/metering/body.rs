@@ -46,7 +46,9 @@ impl Body for MeteredBody {
         match &polled {
             Poll::Ready(None) => this.finish(Outcome::Completed),
             Poll::Ready(Some(Err(_))) => this.finish(Outcome::ClientAborted),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.finish(Outcome::Completed),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => {
+                this.finish(Outcome::Completed)
+            }
             _ => {}
         }
         polled

@@ -255,7 +255,10 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
             .unwrap_or_default(),
         model: state.model.as_ref().map(|m| m.name.clone()),
         model_id: state.model.as_ref().map(|m| m.id.clone()),
-        endpoint: state.endpoint.map(|e| e.route().to_owned()).unwrap_or_default(),
+        endpoint: state
+            .endpoint
+            .map(|e| e.route().to_owned())
+            .unwrap_or_default(),
         http_status: status,
         error_code: error_code.map(str::to_owned),
         latency_ms: latency.as_millis() as u64,

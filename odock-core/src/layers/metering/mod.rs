@@ -68,7 +68,10 @@ pub type ResponseFuture = BoxFuture<'static, Result<Response<GatewayBody>, Gatew
 
 impl<S, B> Service<Request<B>> for Metering<S>
 where
-    S: Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     B: Send + 'static,
 {

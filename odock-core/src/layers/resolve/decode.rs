@@ -95,7 +95,9 @@ struct TextBytes(u64);
 
 impl<'de> Deserialize<'de> for TextBytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TextBytesVisitor).map(TextBytes)
+        deserializer
+            .deserialize_any(TextBytesVisitor)
+            .map(TextBytes)
     }
 }
 
@@ -178,21 +180,42 @@ mod tests {
                 prompt_text_bytes: 6 + 3,
             })
         );
-        assert_eq!(decode(r#"{"model":"m","include_usage":true}"#).map(|r| r.client_wants_usage), Ok(true));
-        assert_eq!(decode(r#"{"model":"m","stream":null}"#).map(|r| r.stream), Ok(false));
+        assert_eq!(
+            decode(r#"{"model":"m","include_usage":true}"#).map(|r| r.client_wants_usage),
+            Ok(true)
+        );
+        assert_eq!(
+            decode(r#"{"model":"m","stream":null}"#).map(|r| r.stream),
+            Ok(false)
+        );
     }
 
     #[test]
     fn malformed_bodies_and_missing_models_are_distinct_errors() {
-        assert!(matches!(decode("{\"model\":"), Err(RequestError::InvalidBody(_))));
-        assert!(matches!(decode("not json"), Err(RequestError::InvalidBody(_))));
+        assert!(matches!(
+            decode("{\"model\":"),
+            Err(RequestError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            decode("not json"),
+            Err(RequestError::InvalidBody(_))
+        ));
         assert!(matches!(decode("[1,2]"), Err(RequestError::InvalidBody(_))));
         assert!(matches!(decode(""), Err(RequestError::InvalidBody(_))));
         assert!(matches!(
             decode(r#"{"messages":[]}"#),
-            Err(RequestError::Invalid { field: Some("model"), .. })
+            Err(RequestError::Invalid {
+                field: Some("model"),
+                ..
+            })
         ));
-        assert!(matches!(decode(r#"{"model":5}"#), Err(RequestError::Invalid { .. })));
-        assert!(matches!(decode(r#"{"model":"m","stream":"yes"}"#), Err(RequestError::Invalid { .. })));
+        assert!(matches!(
+            decode(r#"{"model":5}"#),
+            Err(RequestError::Invalid { .. })
+        ));
+        assert!(matches!(
+            decode(r#"{"model":"m","stream":"yes"}"#),
+            Err(RequestError::Invalid { .. })
+        ));
     }
 }

@@ -80,7 +80,10 @@ pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
 impl<S, B, ResBody> Service<Request<B>> for Resolve<S>
 where
-    S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError> + Clone + Send + 'static,
+    S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -103,7 +106,9 @@ where
                 .extensions
                 .get::<Principal>()
                 .cloned()
-                .ok_or_else(|| GatewayError::Internal("resolution needs an authenticated principal".into()))?;
+                .ok_or_else(|| {
+                    GatewayError::Internal("resolution needs an authenticated principal".into())
+                })?;
             let endpoint = parts
                 .extensions
                 .get::<Endpoint>()
@@ -115,7 +120,10 @@ where
             if let Some(meter) = &meter {
                 meter.set_request(llm.stream, llm.prompt_text_bytes);
             }
-            let model = layer.store.model(&principal.organisation_id, &llm.model).await?;
+            let model = layer
+                .store
+                .model(&principal.organisation_id, &llm.model)
+                .await?;
             if let Some(meter) = &meter {
                 meter.set_model(model.clone());
             }
@@ -136,9 +144,13 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(RequestError::PayloadTooLarge { limit: limit as u64 })
+            Err(RequestError::PayloadTooLarge {
+                limit: limit as u64,
+            })
         }
-        Err(_) => Err(RequestError::InvalidBody("could not read the request body".to_owned())),
+        Err(_) => Err(RequestError::InvalidBody(
+            "could not read the request body".to_owned(),
+        )),
     }
 }
 
@@ -149,7 +161,10 @@ pub async fn check_model(
     endpoint: Endpoint,
     model: &ResolvedModel,
 ) -> Result<(), ResolveError> {
-    if !store.has_model_grant(&principal.api_key_id, &model.id).await? {
+    if !store
+        .has_model_grant(&principal.api_key_id, &model.id)
+        .await?
+    {
         return Err(ResolveError::ModelNotAllowed);
     }
     let provider_type = model.provider.provider_type;

@@ -1,0 +1,68 @@
+//! `/api/organisations/{organisationId}/providers` and the cross-organisation `/api/admin/providers`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use http::StatusCode;
+use odock_core::CacheKind;
+use odock_store::admin::providers::{self, NewProvider, Provider, ProviderPatch};
+use odock_store::admin::Page;
+
+use super::error::ApiError;
+use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
+use super::AdminState;
+
+pub async fn create(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminJson(input): AdminJson<NewProvider>,
+) -> Result<(StatusCode, Json<Provider>), ApiError> {
+    let provider = providers::create(&state.pool, &org, input).await?;
+    state.invalidate(CacheKind::Provider, &provider.id);
+    Ok((StatusCode::CREATED, Json(provider)))
+}
+
+pub async fn list(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminQuery(params): AdminQuery<ListParams>,
+) -> Result<Json<Page<Provider>>, ApiError> {
+    Ok(Json(
+        providers::list(&state.pool, Some(&org), &params.page()).await?,
+    ))
+}
+
+pub async fn list_all(
+    State(state): State<AdminState>,
+    AdminQuery(params): AdminQuery<AdminListParams>,
+) -> Result<Json<Page<Provider>>, ApiError> {
+    let org = params.organisation_id.as_deref();
+    Ok(Json(
+        providers::list(&state.pool, org, &params.page()).await?,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Provider>, ApiError> {
+    Ok(Json(providers::get(&state.pool, &org, &id).await?))
+}
+
+pub async fn update(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+    AdminJson(patch): AdminJson<ProviderPatch>,
+) -> Result<Json<Provider>, ApiError> {
+    let provider = providers::update(&state.pool, &org, &id, patch).await?;
+    state.invalidate(CacheKind::Provider, &id);
+    Ok(Json(provider))
+}
+
+pub async fn delete(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    providers::delete(&state.pool, &org, &id).await?;
+    state.invalidate(CacheKind::Provider, &id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,107 @@
+//! `GET /api/organisations/{organisationId}/usage-records[/{id}]` and the cross-organisation
+//! `GET /api/admin/usage-records`. Records are written by the gateway; the admin API only reads.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use odock_core::UsageRecord;
+use odock_store::admin::{organisations, Page, PageRequest};
+use odock_store::usage_records::{self, UsageFilter};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::AdminQuery;
+use super::AdminState;
+
+/// The query string of both lists. `organisationId` is honoured on the cross-organisation list only;
+/// the organisation-scoped list takes its organisation from the path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageParams {
+    /// Inclusive, RFC 3339.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive, RFC 3339.
+    pub to: Option<DateTime<Utc>>,
+    pub api_key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model_id: Option<String>,
+    pub provider: Option<String>,
+    /// HTTP status of the request.
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    pub organisation_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl UsageParams {
+    fn filter(self, organisation_id: Option<String>) -> (UsageFilter, PageRequest) {
+        let page = PageRequest::new(self.cursor, self.limit);
+        let filter = UsageFilter {
+            organisation_id,
+            from: self.from,
+            to: self.to,
+            api_key_id: self.api_key_id,
+            team_id: self.team_id,
+            user_id: self.user_id,
+            model_id: self.model_id,
+            provider: self.provider,
+            request_id: self.request_id,
+            status: self.status,
+        };
+        (filter, page)
+    }
+}
+
+async fn list_page(
+    state: &AdminState,
+    filter: UsageFilter,
+    page: PageRequest,
+) -> Result<Json<Page<UsageRecord>>, ApiError> {
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ApiError::invalid(Some("from"), "from must not be after to"));
+        }
+    }
+    let (data, next_cursor) =
+        usage_records::list(&state.pool, &filter, page.cursor.as_deref(), page.limit)
+            .await
+            .map_err(|error| {
+                if usage_records::is_invalid_cursor(&error) {
+                    ApiError::invalid(Some("cursor"), "cursor is not one this list returned")
+                } else {
+                    ApiError::from(error)
+                }
+            })?;
+    Ok(Json(Page { data, next_cursor }))
+}
+
+pub async fn list(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminQuery(params): AdminQuery<UsageParams>,
+) -> Result<Json<Page<UsageRecord>>, ApiError> {
+    organisations::ensure_exists(&state.pool, &org).await?;
+    let (filter, page) = params.filter(Some(org));
+    list_page(&state, filter, page).await
+}
+
+pub async fn list_all(
+    State(state): State<AdminState>,
+    AdminQuery(mut params): AdminQuery<UsageParams>,
+) -> Result<Json<Page<UsageRecord>>, ApiError> {
+    let org = params.organisation_id.take();
+    let (filter, page) = params.filter(org);
+    list_page(&state, filter, page).await
+}
+
+pub async fn get(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<UsageRecord>, ApiError> {
+    usage_records::get(&state.pool, Some(&org), &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("usage record not found".into()))
+}

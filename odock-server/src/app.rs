@@ -1,0 +1,258 @@
+//! Assembling the server: stores, providers, the gateway stack, the admin API, metrics, and serving
+//! with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post, post_service};
+use axum::{middleware, Router};
+use odock_core::layers::RequestIdLayer;
+use odock_core::{CacheInvalidator, Endpoint, GatewayBuilder, Secret, UsageSink};
+use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
+use sqlx::SqlitePool;
+use tokio::net::TcpListener;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::metrics::{self, Metrics, ObservedUsageSink};
+use crate::routes::{self, health, internal};
+
+/// How long shutdown waits for the usage writer to drain.
+const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] odock_store::DbError),
+    #[error("master key: {0}")]
+    MasterKey(#[from] odock_store::CryptoError),
+    #[error("admin token file: {0}")]
+    AdminToken(std::io::Error),
+}
+
+/// A built server, ready to serve.
+pub struct App {
+    router: Router,
+    pool: SqlitePool,
+    usage: Arc<SqlUsageSink>,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("App")
+    }
+}
+
+impl App {
+    /// Connects the database (migrating it), loads or creates the master key and admin token,
+    /// and assembles every route.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let pool =
+            odock_store::connect(&config.database_url, &odock_store::DbOptions::default()).await?;
+        let master_key = Arc::new(load_master_key(config)?);
+        let admin_token = load_admin_token(config)?;
+
+        let key_store = Arc::new(SqlKeyStore::new(
+            pool.clone(),
+            master_key.clone(),
+            KeyStoreOptions::default(),
+        ));
+        let usage = Arc::new(SqlUsageSink::start(
+            pool.clone(),
+            UsageWriterOptions {
+                batch_size: config.usage_batch_size,
+                flush_interval: Duration::from_millis(config.usage_flush_interval_ms),
+                ..UsageWriterOptions::default()
+            },
+        ));
+        let metrics = Metrics::new();
+        register_gauges(&metrics, &usage, &key_store);
+        let observed: Arc<dyn UsageSink> =
+            Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
+
+        let providers = odock_providers::default_registry(odock_providers::http_client());
+        let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
+            .max_body_bytes(config.max_body_bytes);
+        let invalidator: Arc<dyn CacheInvalidator> = key_store.clone();
+
+        let scrape = metrics.clone();
+        let mut router = Router::new()
+            .route("/v1/health", get(health::health))
+            .route("/v1/healthz", get(health::healthz).with_state(pool.clone()))
+            .route("/v1/keys/validate", post_service(gateway.validate_key()))
+            .route(
+                "/v1/chat/completions",
+                post_service(gateway.llm(Endpoint::ChatCompletions)),
+            )
+            .route(
+                "/metrics",
+                get(move || {
+                    let metrics = scrape.clone();
+                    async move { metrics.render() }
+                }),
+            );
+        if let Some(secret) = &config.cache_invalidation_secret {
+            let state = internal::InvalidationState {
+                secret: secret.clone(),
+                invalidator: invalidator.clone(),
+            };
+            router = router.route(
+                "/v1/internal/cache/invalidate",
+                post(internal::invalidate).with_state(state),
+            );
+        }
+        let router = router
+            .merge(admin::router(AdminState {
+                pool: pool.clone(),
+                master_key,
+                invalidator,
+                admin_token,
+            }))
+            .fallback(routes::not_found)
+            .method_not_allowed_fallback(routes::method_not_allowed)
+            .layer(middleware::from_fn_with_state(metrics, metrics::track))
+            .layer(RequestIdLayer);
+
+        Ok(Self {
+            router,
+            pool,
+            usage,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    /// The complete router (for in-process tests and embedding).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Waits until every usage record enqueued so far is stored.
+    pub async fn flush_usage(&self) -> Result<(), odock_core::UsageSinkError> {
+        self.usage.flush().await
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (up
+    /// to the grace period) and flushes usage records.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signal = stopping.clone();
+        let server = axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            signal.notify_one();
+        });
+        let grace = self.shutdown_grace;
+        let deadline = async move {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!(?grace, "grace period elapsed; closing remaining connections"),
+        }
+        // The writer retries while the database is down; don't let that hold the process forever.
+        match tokio::time::timeout(USAGE_FLUSH_TIMEOUT, self.usage.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "usage records could not be flushed"),
+            Err(_) => tracing::error!(
+                pending = self.usage.queue_depth(),
+                "usage records could not be flushed in time"
+            ),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn register_gauges(metrics: &Metrics, usage: &Arc<SqlUsageSink>, key_store: &Arc<SqlKeyStore>) {
+    let depth = usage.clone();
+    metrics.register(
+        "odock_usage_queue_depth",
+        "gauge",
+        "Usage records enqueued and not yet written.",
+        Box::new(move || depth.queue_depth()),
+    );
+    let written = usage.clone();
+    metrics.register(
+        "odock_usage_records_written_total",
+        "counter",
+        "Usage records written to the database.",
+        Box::new(move || written.written_total()),
+    );
+    let hits = key_store.clone();
+    metrics.register(
+        "odock_cache_hits_total",
+        "counter",
+        "Key-store cache hits (keys, models, grants).",
+        Box::new(move || hits.cache_stats().hits),
+    );
+    let misses = key_store.clone();
+    metrics.register(
+        "odock_cache_misses_total",
+        "counter",
+        "Key-store cache misses (keys, models, grants).",
+        Box::new(move || misses.cache_stats().misses),
+    );
+}
+
+/// `ODOCK_MASTER_KEY`, else the key file beside the database (created on first start), else an
+/// ephemeral key for in-memory databases.
+fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
+    if let Some(key) = &config.master_key {
+        return Ok(MasterKey::from_base64(key.expose())?);
+    }
+    match config.sibling_file("master-key") {
+        Some(path) => {
+            let (key, generated) = MasterKey::load_or_generate(&path)?;
+            if generated {
+                tracing::warn!(path = %path.display(), "generated a new master key; back it up: provider keys cannot be decrypted without it");
+            }
+            Ok(key)
+        }
+        None => Ok(MasterKey::generate().0),
+    }
+}
+
+/// `ODOCK_ADMIN_TOKEN`, else a token file beside the database (created on first start, mode 0600;
+/// its path is logged, never its content). In-memory databases without a token get a random one
+/// nobody knows, which leaves the admin API closed.
+fn load_admin_token(config: &Config) -> Result<Secret, StartError> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let Some(path) = config.sibling_file("admin-token") else {
+        tracing::warn!("no ODOCK_ADMIN_TOKEN configured: the admin API is closed");
+        return Ok(Secret::new(odock_core::ids::random_hex(32)));
+    };
+    read_or_create_token(&path).map_err(StartError::AdminToken)
+}
+
+fn read_or_create_token(path: &Path) -> std::io::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Secret::new(text.trim().to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let token = format!("odock_admin_{}", odock_core::ids::random_hex(24));
+            odock_store::crypto::write_private_file(path, token.as_bytes())?;
+            tracing::warn!(path = %path.display(), "generated an admin token (set ODOCK_ADMIN_TOKEN to choose one)");
+            Ok(Secret::new(token))
+        }
+        Err(error) => Err(error),
+    }
+}

@@ -1,0 +1,439 @@
+//! Models (`/api/organisations/{organisationId}/models`): the names clients call, bound to a provider,
+//! an optional provider key and a price list.
+
+use chrono::{DateTime, Utc};
+use odock_core::{new_object_id, Capability, ModelPricing, ModelType};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use super::organisations::ensure_exists;
+use super::{
+    conflict, exists_in_org, from_json_text, list_page, nullable, parse_column, required_text,
+    to_json_text, AdminError, JsonObject, Page, PageRequest,
+};
+use crate::db::{from_ms, now_ms};
+
+/// A model, as returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    pub id: String,
+    pub organisation_id: String,
+    /// The name clients send as `model`; unique in the organisation.
+    pub name: String,
+    /// The upstream's model id.
+    pub slug: String,
+    #[serde(rename = "type")]
+    pub model_type: ModelType,
+    pub provider_id: String,
+    pub provider_key_id: Option<String>,
+    pub capabilities: Vec<Capability>,
+    /// `None`: unpriced (usage costs nothing).
+    pub pricing: Option<ModelPricing>,
+    pub policies: JsonObject,
+    pub config: JsonObject,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST .../models`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewModel {
+    pub name: String,
+    pub slug: String,
+    #[serde(rename = "type")]
+    pub model_type: ModelType,
+    pub provider_id: String,
+    #[serde(default)]
+    pub provider_key_id: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<Vec<Capability>>,
+    #[serde(default)]
+    pub pricing: Option<ModelPricing>,
+    #[serde(default)]
+    pub policies: Option<JsonObject>,
+    #[serde(default)]
+    pub config: Option<JsonObject>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH .../models/{id}`: absent fields stay; `providerKeyId: null` and `pricing: null` clear.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default, rename = "type")]
+    pub model_type: Option<ModelType>,
+    #[serde(default)]
+    pub provider_id: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub provider_key_id: Option<Option<String>>,
+    #[serde(default)]
+    pub capabilities: Option<Vec<Capability>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub pricing: Option<Option<ModelPricing>>,
+    #[serde(default)]
+    pub policies: Option<JsonObject>,
+    #[serde(default)]
+    pub config: Option<JsonObject>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+const COLUMNS: &str =
+    "id, organisation_id, name, slug, type, provider_id, provider_key_id, capabilities, \
+                       pricing, policies, config, enabled, created_at, updated_at";
+
+fn decode(row: &SqliteRow) -> Result<Model, sqlx::Error> {
+    let pricing: Option<String> = row.try_get("pricing")?;
+    Ok(Model {
+        id: row.try_get("id")?,
+        organisation_id: row.try_get("organisation_id")?,
+        name: row.try_get("name")?,
+        slug: row.try_get("slug")?,
+        model_type: parse_column(row.try_get::<&str, _>("type")?)?,
+        provider_id: row.try_get("provider_id")?,
+        provider_key_id: row.try_get("provider_key_id")?,
+        capabilities: from_json_text(row.try_get("capabilities")?)?,
+        pricing: pricing
+            .map(|text| serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(e.into())))
+            .transpose()?,
+        policies: from_json_text(row.try_get("policies")?)?,
+        config: from_json_text(row.try_get("config")?)?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+/// The upstream model id: any non-blank text without whitespace (`gpt-4o`, `meta-llama/Llama-3.1-8B`).
+fn check_slug(slug: &str) -> Result<String, AdminError> {
+    let slug = required_text("slug", slug, 300)?;
+    if slug.chars().any(char::is_whitespace) {
+        return Err(AdminError::field(
+            "slug",
+            "slug must not contain whitespace",
+        ));
+    }
+    Ok(slug)
+}
+
+fn check_pricing(pricing: Option<ModelPricing>) -> Result<Option<ModelPricing>, AdminError> {
+    if let Some(pricing) = &pricing {
+        pricing
+            .validate()
+            .map_err(|e| AdminError::field("pricing", e.to_string()))?;
+    }
+    Ok(pricing)
+}
+
+/// The provider must be in the organisation and the key (when set) must belong to that provider.
+async fn check_provider(
+    pool: &SqlitePool,
+    organisation_id: &str,
+    provider_id: &str,
+    provider_key_id: Option<&str>,
+) -> Result<(), AdminError> {
+    if !exists_in_org(pool, "providers", organisation_id, provider_id).await? {
+        return Err(AdminError::field(
+            "providerId",
+            "providerId does not name a provider of this organisation",
+        ));
+    }
+    if let Some(key_id) = provider_key_id {
+        let found = sqlx::query(
+            "SELECT 1 FROM provider_api_keys WHERE id = ? AND provider_id = ? AND organisation_id = ?",
+        )
+        .bind(key_id)
+        .bind(provider_id)
+        .bind(organisation_id)
+        .fetch_optional(pool)
+        .await?;
+        if found.is_none() {
+            return Err(AdminError::field(
+                "providerKeyId",
+                "providerKeyId does not name a key of this provider",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn duplicate_name(name: &str) -> String {
+    format!("a model named `{name}` already exists in this organisation")
+}
+
+pub async fn create(
+    pool: &SqlitePool,
+    organisation_id: &str,
+    input: NewModel,
+) -> Result<Model, AdminError> {
+    ensure_exists(pool, organisation_id).await?;
+    let name = required_text("name", &input.name, 200)?;
+    let slug = check_slug(&input.slug)?;
+    let pricing = check_pricing(input.pricing)?;
+    check_provider(
+        pool,
+        organisation_id,
+        &input.provider_id,
+        input.provider_key_id.as_deref(),
+    )
+    .await?;
+    let now = now_ms();
+    let id = new_object_id();
+    sqlx::query(
+        "INSERT INTO models (id, organisation_id, name, slug, type, provider_id, provider_key_id, capabilities, \
+         pricing, policies, config, enabled, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(organisation_id)
+    .bind(&name)
+    .bind(&slug)
+    .bind(input.model_type.as_str())
+    .bind(&input.provider_id)
+    .bind(&input.provider_key_id)
+    .bind(to_json_text(&input.capabilities.unwrap_or_default())?)
+    .bind(pricing.as_ref().map(to_json_text).transpose()?)
+    .bind(to_json_text(&input.policies.unwrap_or_default())?)
+    .bind(to_json_text(&input.config.unwrap_or_default())?)
+    .bind(i64::from(input.enabled.unwrap_or(true)))
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(conflict(duplicate_name(&name)))?;
+    get(pool, organisation_id, &id).await
+}
+
+pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Model, AdminError> {
+    let sql = format!("SELECT {COLUMNS} FROM models WHERE id = ? AND organisation_id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(organisation_id)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(row) => Ok(decode(&row)?),
+        None => Err(AdminError::NotFound("model")),
+    }
+}
+
+/// The organisation's models; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
+pub async fn list(
+    pool: &SqlitePool,
+    organisation_id: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Model>, AdminError> {
+    if let Some(org) = organisation_id {
+        ensure_exists(pool, org).await?;
+    }
+    let select = format!("SELECT {COLUMNS} FROM models");
+    list_page(
+        pool,
+        &select,
+        &[("organisation_id", organisation_id)],
+        page,
+        decode,
+        |m| &m.id,
+    )
+    .await
+}
+
+pub async fn update(
+    pool: &SqlitePool,
+    organisation_id: &str,
+    id: &str,
+    patch: ModelPatch,
+) -> Result<Model, AdminError> {
+    let mut current = get(pool, organisation_id, id).await?;
+    if let Some(name) = patch.name {
+        current.name = required_text("name", &name, 200)?;
+    }
+    if let Some(slug) = patch.slug {
+        current.slug = check_slug(&slug)?;
+    }
+    if let Some(model_type) = patch.model_type {
+        current.model_type = model_type;
+    }
+    let provider_changed = patch.provider_id.is_some() || patch.provider_key_id.is_some();
+    if let Some(provider_id) = patch.provider_id {
+        current.provider_id = provider_id;
+    }
+    if let Some(provider_key_id) = patch.provider_key_id {
+        current.provider_key_id = provider_key_id;
+    }
+    if provider_changed {
+        check_provider(
+            pool,
+            organisation_id,
+            &current.provider_id,
+            current.provider_key_id.as_deref(),
+        )
+        .await?;
+    }
+    if let Some(capabilities) = patch.capabilities {
+        current.capabilities = capabilities;
+    }
+    if let Some(pricing) = patch.pricing {
+        current.pricing = check_pricing(pricing)?;
+    }
+    if let Some(policies) = patch.policies {
+        current.policies = policies;
+    }
+    if let Some(config) = patch.config {
+        current.config = config;
+    }
+    if let Some(enabled) = patch.enabled {
+        current.enabled = enabled;
+    }
+    let result = sqlx::query(
+        "UPDATE models SET name = ?, slug = ?, type = ?, provider_id = ?, provider_key_id = ?, capabilities = ?, \
+         pricing = ?, policies = ?, config = ?, enabled = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+    )
+    .bind(&current.name)
+    .bind(&current.slug)
+    .bind(current.model_type.as_str())
+    .bind(&current.provider_id)
+    .bind(&current.provider_key_id)
+    .bind(to_json_text(&current.capabilities)?)
+    .bind(current.pricing.as_ref().map(to_json_text).transpose()?)
+    .bind(to_json_text(&current.policies)?)
+    .bind(to_json_text(&current.config)?)
+    .bind(i64::from(current.enabled))
+    .bind(now_ms())
+    .bind(id)
+    .bind(organisation_id)
+    .execute(pool)
+    .await
+    .map_err(conflict(duplicate_name(&current.name)))?;
+    if result.rows_affected() == 0 {
+        return Err(AdminError::NotFound("model"));
+    }
+    get(pool, organisation_id, id).await
+}
+
+/// Deletes the model and its grants (cascade).
+pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+    let result = sqlx::query("DELETE FROM models WHERE id = ? AND organisation_id = ?")
+        .bind(id)
+        .bind(organisation_id)
+        .execute(pool)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Err(AdminError::NotFound("model"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use odock_core::ProviderType;
+
+    use super::*;
+    use crate::admin::providers::{self, NewProvider};
+    use crate::admin::test_support::{org, pool};
+
+    pub(crate) async fn provider(pool: &SqlitePool, org: &str) -> String {
+        providers::create(
+            pool,
+            org,
+            NewProvider {
+                provider_type: ProviderType::OpenAi,
+                name: "OpenAI".into(),
+                base_url: None,
+                timeout_ms: None,
+                enabled: None,
+                config: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    pub(crate) fn new(name: &str, provider_id: &str) -> NewModel {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "slug": "gpt-4o-mini", "type": "chat", "providerId": provider_id,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn validation_scoping_and_uniqueness() {
+        let pool = pool().await;
+        let a = org(&pool, "A").await;
+        let b = org(&pool, "B").await;
+        let pa = provider(&pool, &a).await;
+        let pb = provider(&pool, &b).await;
+
+        let model = create(&pool, &a, new("fast", &pa)).await.unwrap();
+        assert_eq!(model.pricing, None);
+        assert_eq!(model.model_type, ModelType::Chat);
+        assert!(matches!(
+            create(&pool, &a, new("fast", &pa)).await,
+            Err(AdminError::Conflict(_))
+        ));
+        // Same name in another organisation is fine.
+        create(&pool, &b, new("fast", &pb)).await.unwrap();
+
+        let cross = create(&pool, &a, new("other", &pb)).await;
+        assert!(
+            matches!(cross, Err(AdminError::Invalid { field: Some(f), .. }) if f == "providerId")
+        );
+
+        let mut priced = new("priced", &pa);
+        priced.pricing = Some(ModelPricing {
+            cached_input_discount_percent: 120,
+            ..ModelPricing::default()
+        });
+        let refused = create(&pool, &a, priced).await;
+        assert!(
+            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "pricing")
+        );
+
+        let mut keyed = new("keyed", &pa);
+        keyed.provider_key_id = Some("missing".into());
+        let refused = create(&pool, &a, keyed).await;
+        assert!(
+            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "providerKeyId")
+        );
+
+        assert!(matches!(
+            get(&pool, &b, &model.id).await,
+            Err(AdminError::NotFound(_))
+        ));
+        let patched = update(
+            &pool,
+            &a,
+            &model.id,
+            ModelPatch {
+                enabled: Some(false),
+                capabilities: Some(vec![Capability::Vision]),
+                ..ModelPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!patched.enabled);
+        assert_eq!(patched.capabilities, vec![Capability::Vision]);
+        let moved = update(
+            &pool,
+            &a,
+            &model.id,
+            ModelPatch {
+                provider_id: Some(pb.clone()),
+                ..ModelPatch::default()
+            },
+        )
+        .await;
+        assert!(matches!(moved, Err(AdminError::Invalid { .. })));
+    }
+}

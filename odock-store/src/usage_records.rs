@@ -1,0 +1,688 @@
+//! The `usage_records` table: one row per governed request, plus the daily `usage` rollup the
+//! writer keeps in step with it.
+//!
+//! Writes come from the batched [`SqlUsageSink`](crate::usage_writer::SqlUsageSink) through
+//! [`insert_batch`]; reads ([`list`], [`get`]) serve the admin API. Rows map back to
+//! [`odock_core::UsageRecord`] exactly, except that `createdAt` is stored with millisecond precision.
+//!
+//! Inserts are idempotent by record id (`ON CONFLICT(id) DO NOTHING`), and the rollup only counts
+//! rows that were actually inserted, so a batch retried after an ambiguous failure is never counted
+//! twice.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use odock_core::{
+    ApiKeyId, ModelId, OrganisationId, RequestId, TeamId, TokenUsage, UsageRecord, UsageRecordId,
+    UserId,
+};
+use serde_json::Value;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::db::{from_ms, now_ms, to_ms};
+
+/// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
+const MAX_VARIABLES: usize = 32_766;
+
+/// Columns of one `usage_records` row, in insert order.
+const COLUMNS: &str = "id, request_id, organisation_id, team_id, user_id, api_key_id, provider, \
+    model, model_id, endpoint, http_status, error_code, latency_ms, gateway_overhead_us, stream, \
+    input_tokens, output_tokens, cached_tokens, reasoning_tokens, billable_tokens, cost_nanos_usd, \
+    tokens, billing, provider_usage, routing, metadata, provider_request_id, trace_id, created_at";
+const COLUMN_COUNT: usize = 29;
+const ROLLUP_COLUMN_COUNT: usize = 11;
+
+/// The largest page [`list`] returns.
+pub const MAX_LIST_LIMIT: u32 = 1_000;
+
+/// Inserts `records` and folds them into the daily `usage` rollup, atomically: in a transaction of
+/// its own, or in a savepoint when `conn` is already inside one. Records whose id is already
+/// stored are skipped (and not counted again). Returns how many records were inserted.
+pub async fn insert_batch(
+    conn: &mut SqliteConnection,
+    records: &[UsageRecord],
+) -> Result<u64, sqlx::Error> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = conn.begin().await?;
+    let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
+    for chunk in records.chunks(MAX_VARIABLES / COLUMN_COUNT) {
+        let mut builder: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
+        builder.push_values(chunk, |mut row, record| {
+            row.push_bind(record.id.as_str())
+                .push_bind(record.request_id.as_str())
+                .push_bind(record.organisation_id.as_str())
+                .push_bind(record.team_id.as_ref().map(|id| id.as_str()))
+                .push_bind(record.user_id.as_ref().map(|id| id.as_str()))
+                .push_bind(record.api_key_id.as_str())
+                .push_bind(record.provider.as_str())
+                .push_bind(record.model.as_deref())
+                .push_bind(record.model_id.as_ref().map(|id| id.as_str()))
+                .push_bind(record.endpoint.as_str())
+                .push_bind(i64::from(record.http_status))
+                .push_bind(record.error_code.as_deref())
+                .push_bind(to_i64(record.latency_ms))
+                .push_bind(to_i64(record.gateway_overhead_us))
+                .push_bind(record.stream)
+                .push_bind(to_i64(record.tokens.input))
+                .push_bind(to_i64(record.tokens.output))
+                .push_bind(to_i64(record.tokens.cached_input))
+                .push_bind(to_i64(record.tokens.reasoning))
+                .push_bind(to_i64(record.billable_tokens))
+                .push_bind(record.cost_nanos_usd)
+                .push_bind(json_text(&record.tokens))
+                .push_bind(json_text(&record.billing))
+                .push_bind(record.provider_usage.as_ref().map(json_text))
+                .push_bind(record.routing.as_ref().map(json_text))
+                .push_bind(json_text(&record.metadata))
+                .push_bind(record.provider_request_id.as_deref())
+                .push_bind(record.trace_id.as_deref())
+                .push_bind(to_ms(record.created_at));
+        });
+        builder.push(" ON CONFLICT(id) DO NOTHING RETURNING id");
+        let ids: Vec<(String,)> = builder.build_query_as().fetch_all(&mut *tx).await?;
+        inserted.extend(ids.into_iter().map(|(id,)| id));
+    }
+    let count = inserted.len() as u64;
+
+    // Each inserted id counts once, even if the batch repeated it.
+    let rollup = DailyRollup::of(records.iter().filter(|r| inserted.remove(r.id.as_str())));
+    let now = now_ms();
+    let rows: Vec<_> = rollup.0.into_iter().collect();
+    for chunk in rows.chunks(MAX_VARIABLES / ROLLUP_COLUMN_COUNT) {
+        let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            "INSERT INTO usage (id, organisation_id, api_key_id, model_id, day, requests, errors, \
+             input_tokens, output_tokens, cost_nanos_usd, updated_at) ",
+        );
+        builder.push_values(chunk, |mut row, (key, totals)| {
+            row.push_bind(odock_core::new_object_id())
+                .push_bind(key.organisation_id.as_str())
+                .push_bind(key.api_key_id.as_str())
+                .push_bind(key.model_id.as_str())
+                .push_bind(key.day.as_str())
+                .push_bind(totals.requests)
+                .push_bind(totals.errors)
+                .push_bind(totals.input_tokens)
+                .push_bind(totals.output_tokens)
+                .push_bind(totals.cost_nanos_usd)
+                .push_bind(now);
+        });
+        builder.push(
+            " ON CONFLICT(organisation_id, api_key_id, model_id, day) DO UPDATE SET \
+             requests = requests + excluded.requests, \
+             errors = errors + excluded.errors, \
+             input_tokens = input_tokens + excluded.input_tokens, \
+             output_tokens = output_tokens + excluded.output_tokens, \
+             cost_nanos_usd = cost_nanos_usd + excluded.cost_nanos_usd, \
+             updated_at = excluded.updated_at",
+        );
+        builder.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct RollupKey {
+    organisation_id: String,
+    api_key_id: String,
+    /// `''` when the request never resolved a model.
+    model_id: String,
+    /// `YYYY-MM-DD`, UTC.
+    day: String,
+}
+
+#[derive(Default)]
+struct RollupTotals {
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_nanos_usd: i64,
+}
+
+struct DailyRollup(HashMap<RollupKey, RollupTotals>);
+
+impl DailyRollup {
+    fn of<'a>(records: impl Iterator<Item = &'a UsageRecord>) -> Self {
+        let mut rows: HashMap<RollupKey, RollupTotals> = HashMap::new();
+        for record in records {
+            let key = RollupKey {
+                organisation_id: record.organisation_id.as_str().to_owned(),
+                api_key_id: record.api_key_id.as_str().to_owned(),
+                model_id: record
+                    .model_id
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned())
+                    .unwrap_or_default(),
+                day: record.created_at.format("%Y-%m-%d").to_string(),
+            };
+            let totals = rows.entry(key).or_default();
+            totals.requests = totals.requests.saturating_add(1);
+            totals.errors = totals
+                .errors
+                .saturating_add(i64::from(record.http_status >= 400));
+            totals.input_tokens = totals
+                .input_tokens
+                .saturating_add(to_i64(record.tokens.input));
+            totals.output_tokens = totals
+                .output_tokens
+                .saturating_add(to_i64(record.tokens.output));
+            totals.cost_nanos_usd = totals.cost_nanos_usd.saturating_add(record.cost_nanos_usd);
+        }
+        Self(rows)
+    }
+}
+
+/// Which records [`list`] returns. Every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub organisation_id: Option<String>,
+    /// Inclusive lower bound on `createdAt`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `createdAt`.
+    pub to: Option<DateTime<Utc>>,
+    pub api_key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model_id: Option<String>,
+    pub provider: Option<String>,
+    pub request_id: Option<String>,
+    /// HTTP status of the request.
+    pub status: Option<u16>,
+}
+
+/// One page of records matching `filter`, newest first, and the cursor of the next page (`None` on
+/// the last page). `cursor` is a value returned by an earlier call; a malformed cursor is an
+/// [`sqlx::Error::InvalidArgument`] (see [`is_invalid_cursor`]; answer it with a 400). `limit` is
+/// clamped to `1..=`[`MAX_LIST_LIMIT`].
+pub async fn list(
+    pool: &SqlitePool,
+    filter: &UsageFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<UsageRecord>, Option<String>), sqlx::Error> {
+    let limit = limit.clamp(1, MAX_LIST_LIMIT);
+    let after = cursor.map(Cursor::parse).transpose()?;
+
+    let mut builder: QueryBuilder<'_, Sqlite> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
+    let text_filters = [
+        ("organisation_id", &filter.organisation_id),
+        ("api_key_id", &filter.api_key_id),
+        ("team_id", &filter.team_id),
+        ("user_id", &filter.user_id),
+        ("model_id", &filter.model_id),
+        ("provider", &filter.provider),
+        ("request_id", &filter.request_id),
+    ];
+    for (column, value) in text_filters {
+        if let Some(value) = value {
+            builder
+                .push(format_args!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if let Some(status) = filter.status {
+        builder
+            .push(" AND http_status = ")
+            .push_bind(i64::from(status));
+    }
+    if let Some(from) = filter.from {
+        builder.push(" AND created_at >= ").push_bind(to_ms(from));
+    }
+    if let Some(to) = filter.to {
+        builder.push(" AND created_at < ").push_bind(to_ms(to));
+    }
+    if let Some(after) = &after {
+        builder
+            .push(" AND (created_at < ")
+            .push_bind(after.created_at)
+            .push(" OR (created_at = ")
+            .push_bind(after.created_at)
+            .push(" AND id < ")
+            .push_bind(after.id.clone())
+            .push("))");
+    }
+    builder
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+
+    let mut rows: Vec<UsageRecordRow> = builder.build_query_as().fetch_all(pool).await?;
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| {
+            Cursor {
+                created_at: row.created_at,
+                id: row.id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let records = rows
+        .into_iter()
+        .map(UsageRecordRow::into_record)
+        .collect::<Result<_, _>>()?;
+    Ok((records, next))
+}
+
+/// The record `id`, when it exists (and, with `organisation_id`, belongs to that organisation).
+pub async fn get(
+    pool: &SqlitePool,
+    organisation_id: Option<&str>,
+    id: &str,
+) -> Result<Option<UsageRecord>, sqlx::Error> {
+    let row: Option<UsageRecordRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM usage_records WHERE id = ? AND (? IS NULL OR organisation_id = ?)"
+    ))
+    .bind(id)
+    .bind(organisation_id)
+    .bind(organisation_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(UsageRecordRow::into_record).transpose()
+}
+
+const INVALID_CURSOR: &str = "invalid usage record cursor";
+
+/// Whether `error` is [`list`]'s answer to a malformed cursor.
+pub fn is_invalid_cursor(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::InvalidArgument(message) if message == INVALID_CURSOR)
+}
+
+/// Position after the last record of a page: `<created_at ms>:<id>`.
+struct Cursor {
+    created_at: i64,
+    id: String,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        let invalid = || sqlx::Error::InvalidArgument(INVALID_CURSOR.to_owned());
+        let (created_at, id) = text.split_once(':').ok_or_else(invalid)?;
+        let created_at = created_at.parse().map_err(|_| invalid())?;
+        if id.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+
+    fn encode(&self) -> String {
+        format!("{}:{}", self.created_at, self.id)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageRecordRow {
+    id: String,
+    request_id: String,
+    organisation_id: String,
+    team_id: Option<String>,
+    user_id: Option<String>,
+    api_key_id: String,
+    provider: String,
+    model: Option<String>,
+    model_id: Option<String>,
+    endpoint: String,
+    http_status: i64,
+    error_code: Option<String>,
+    latency_ms: i64,
+    gateway_overhead_us: i64,
+    stream: bool,
+    billable_tokens: i64,
+    cost_nanos_usd: i64,
+    tokens: String,
+    billing: Option<String>,
+    provider_usage: Option<String>,
+    routing: Option<String>,
+    metadata: Option<String>,
+    provider_request_id: Option<String>,
+    trace_id: Option<String>,
+    created_at: i64,
+}
+
+impl UsageRecordRow {
+    fn into_record(self) -> Result<UsageRecord, sqlx::Error> {
+        let tokens: TokenUsage = parse_json(&self.tokens)?;
+        let optional_json = |text: Option<String>| text.as_deref().map(parse_json).transpose();
+        Ok(UsageRecord {
+            id: UsageRecordId::new(self.id),
+            // Stored ids were validated on the way in; read them back as they are.
+            request_id: serde_json::from_value::<RequestId>(Value::String(self.request_id))
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+            organisation_id: OrganisationId::new(self.organisation_id),
+            team_id: self.team_id.map(TeamId::new),
+            user_id: self.user_id.map(UserId::new),
+            api_key_id: ApiKeyId::new(self.api_key_id),
+            provider: self.provider,
+            model: self.model,
+            model_id: self.model_id.map(ModelId::new),
+            endpoint: self.endpoint,
+            http_status: u16::try_from(self.http_status)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+            error_code: self.error_code,
+            latency_ms: to_u64(self.latency_ms),
+            gateway_overhead_us: to_u64(self.gateway_overhead_us),
+            stream: self.stream,
+            tokens,
+            billable_tokens: to_u64(self.billable_tokens),
+            cost_nanos_usd: self.cost_nanos_usd,
+            billing: optional_json(self.billing)?.unwrap_or(Value::Null),
+            provider_usage: optional_json(self.provider_usage)?,
+            routing: optional_json(self.routing)?,
+            metadata: optional_json(self.metadata)?.unwrap_or(Value::Null),
+            provider_request_id: self.provider_request_id,
+            trace_id: self.trace_id,
+            created_at: from_ms(self.created_at),
+        })
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}
+
+/// JSON text of a value; serialising a `Value` or plain struct cannot fail.
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::db::connect_in_memory;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    /// A fully populated record at `created_at_ms`.
+    pub(crate) fn record(id: &str, created_at_ms: i64) -> UsageRecord {
+        UsageRecord {
+            id: UsageRecordId::new(id),
+            request_id: RequestId::parse(&format!("req-{id}")).unwrap(),
+            organisation_id: OrganisationId::new("org1"),
+            team_id: Some(TeamId::new("team1")),
+            user_id: None,
+            api_key_id: ApiKeyId::new("key1"),
+            provider: "openai".into(),
+            model: Some("gpt".into()),
+            model_id: Some(ModelId::new("m1")),
+            endpoint: "/v1/chat/completions".into(),
+            http_status: 200,
+            error_code: None,
+            latency_ms: 120,
+            gateway_overhead_us: 350,
+            stream: true,
+            tokens: TokenUsage {
+                input: 15,
+                output: 644,
+                cached_input: 5,
+                reasoning: 100,
+                input_audio: 1,
+                units: 2,
+                unit_kind: Some("images".into()),
+                ..TokenUsage::default()
+            },
+            billable_tokens: 659,
+            cost_nanos_usd: 5_182_000,
+            billing: json!({"totalCostNanosUsd": 5_182_000, "mode": "tokens"}),
+            provider_usage: Some(json!({"prompt_tokens": 15, "completion_tokens": 644})),
+            routing: None,
+            metadata: json!({"client": "test"}),
+            provider_request_id: Some("chatcmpl-1".into()),
+            trace_id: Some("trace-1".into()),
+            created_at: Utc.timestamp_millis_opt(created_at_ms).unwrap(),
+        }
+    }
+
+    async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> u64 {
+        let mut conn = pool.acquire().await.unwrap();
+        insert_batch(&mut conn, records).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_exactly() {
+        let pool = connect_in_memory().await.unwrap();
+        let full = record("r1", 1_700_000_000_123);
+        let mut sparse = record("r2", 1_700_000_000_124);
+        sparse.team_id = None;
+        sparse.model = None;
+        sparse.model_id = None;
+        sparse.provider_usage = Some(Value::Null);
+        sparse.billing = Value::Null;
+        sparse.metadata = Value::Null;
+        sparse.routing = Some(json!({"attempts": [{"modelId": "m2", "status": 500}]}));
+        sparse.provider_request_id = None;
+        sparse.trace_id = None;
+        sparse.error_code = Some("upstream_error".into());
+        sparse.http_status = 502;
+        sparse.stream = false;
+        assert_eq!(insert(&pool, &[full.clone(), sparse.clone()]).await, 2);
+
+        assert_eq!(get(&pool, None, "r1").await.unwrap(), Some(full.clone()));
+        assert_eq!(
+            get(&pool, Some("org1"), "r2").await.unwrap(),
+            Some(sparse.clone())
+        );
+        assert_eq!(get(&pool, Some("org2"), "r1").await.unwrap(), None);
+        assert_eq!(get(&pool, None, "missing").await.unwrap(), None);
+
+        let (page, next) = list(&pool, &UsageFilter::default(), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page, vec![sparse, full]);
+        assert_eq!(next, None);
+
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM usage_records
+             WHERE input_tokens = 15 AND output_tokens = 644 AND cached_tokens = 5
+               AND reasoning_tokens = 100 AND stream IN (0, 1) AND created_at >= 1700000000123",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(count, 2);
+    }
+
+    #[tokio::test]
+    async fn rollup_counts_requests_errors_tokens_and_cost_per_day_once() {
+        let pool = connect_in_memory().await.unwrap();
+        let day1 = Utc
+            .with_ymd_and_hms(2024, 3, 1, 23, 59, 59)
+            .unwrap()
+            .timestamp_millis();
+        let day2 = day1 + 2_000;
+        let mut failed = record("r2", day1);
+        failed.http_status = 429;
+        let mut unresolved = record("r4", day2);
+        unresolved.model_id = None;
+        let batch = vec![record("r1", day1), failed, record("r3", day2), unresolved];
+        assert_eq!(insert(&pool, &batch).await, 4);
+        // A retried batch (and a repeated id inside one) changes nothing.
+        assert_eq!(
+            insert(&pool, &[batch[0].clone(), batch[0].clone()]).await,
+            0
+        );
+        assert_eq!(
+            insert(&pool, &[record("r5", day1), record("r5", day1)]).await,
+            1
+        );
+
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT day, model_id, requests, errors, input_tokens, output_tokens, cost_nanos_usd
+             FROM usage ORDER BY day, model_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "2024-03-01".into(),
+                    "m1".into(),
+                    3,
+                    1,
+                    45,
+                    1932,
+                    3 * 5_182_000
+                ),
+                ("2024-03-02".into(), "".into(), 1, 0, 15, 644, 5_182_000),
+                ("2024-03-02".into(), "m1".into(), 1, 0, 15, 644, 5_182_000),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn insert_batch_joins_an_outer_transaction() {
+        let pool = connect_in_memory().await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        assert_eq!(insert_batch(&mut tx, &[record("r1", 1)]).await.unwrap(), 1);
+        tx.rollback().await.unwrap();
+        assert_eq!(get(&pool, None, "r1").await.unwrap(), None);
+        let (rollups,): (i64,) = sqlx::query_as("SELECT count(*) FROM usage")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rollups, 0);
+    }
+
+    #[tokio::test]
+    async fn large_batches_are_chunked_under_the_variable_limit() {
+        let pool = connect_in_memory().await.unwrap();
+        let records: Vec<_> = (0..2_500)
+            .map(|i| record(&format!("r{i:05}"), 1_000 + i))
+            .collect();
+        assert_eq!(insert(&pool, &records).await, 2_500);
+        let (requests,): (i64,) = sqlx::query_as("SELECT sum(requests) FROM usage")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(requests, 2_500);
+    }
+
+    #[tokio::test]
+    async fn list_pages_newest_first_and_filters() {
+        let pool = connect_in_memory().await.unwrap();
+        let mut records: Vec<_> = (0..7)
+            .map(|i| record(&format!("r{i}"), 1_000 + i / 2))
+            .collect();
+        records[3].organisation_id = OrganisationId::new("org2");
+        records[4].http_status = 500;
+        records[5].api_key_id = ApiKeyId::new("key2");
+        records[6].request_id = RequestId::parse("special").unwrap();
+        insert(&pool, &records).await;
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = list(&pool, &UsageFilter::default(), cursor.as_deref(), 2)
+                .await
+                .unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.into_iter().map(|r| r.id.as_str().to_owned()));
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        // Newest first; equal timestamps ordered by id descending.
+        assert_eq!(seen, ["r6", "r5", "r4", "r3", "r2", "r1", "r0"]);
+
+        // An exactly full last page has no next cursor.
+        let (page, next) = list(&pool, &UsageFilter::default(), None, 7).await.unwrap();
+        assert_eq!((page.len(), next), (7, None));
+
+        let ids = |filter: UsageFilter| {
+            let pool = pool.clone();
+            async move {
+                let (page, _) = list(&pool, &filter, None, 100).await.unwrap();
+                page.into_iter()
+                    .map(|r| r.id.as_str().to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+        let org1 = || UsageFilter {
+            organisation_id: Some("org1".into()),
+            ..UsageFilter::default()
+        };
+        assert_eq!(ids(org1()).await, ["r6", "r5", "r4", "r2", "r1", "r0"]);
+        assert_eq!(
+            ids(UsageFilter {
+                status: Some(500),
+                ..org1()
+            })
+            .await,
+            ["r4"]
+        );
+        assert_eq!(
+            ids(UsageFilter {
+                api_key_id: Some("key2".into()),
+                ..org1()
+            })
+            .await,
+            ["r5"]
+        );
+        assert_eq!(
+            ids(UsageFilter {
+                request_id: Some("special".into()),
+                ..org1()
+            })
+            .await,
+            ["r6"]
+        );
+        assert_eq!(
+            ids(UsageFilter {
+                team_id: Some("nope".into()),
+                ..org1()
+            })
+            .await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ids(UsageFilter {
+                provider: Some("openai".into()),
+                model_id: Some("m1".into()),
+                user_id: None,
+                ..org1()
+            })
+            .await
+            .len(),
+            6
+        );
+        let at = |ms| Some(Utc.timestamp_millis_opt(ms).unwrap());
+        assert_eq!(
+            ids(UsageFilter {
+                from: at(1_001),
+                to: at(1_003),
+                ..UsageFilter::default()
+            })
+            .await,
+            ["r5", "r4", "r3", "r2"]
+        );
+
+        let error = list(&pool, &UsageFilter::default(), Some("garbage"), 2)
+            .await
+            .unwrap_err();
+        assert!(is_invalid_cursor(&error));
+        assert!(is_invalid_cursor(
+            &list(&pool, &UsageFilter::default(), Some("12:"), 2)
+                .await
+                .unwrap_err()
+        ));
+    }
+}

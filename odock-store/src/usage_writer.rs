@@ -1,0 +1,587 @@
+//! [`SqlUsageSink`]: the batched background writer behind [`UsageSink`].
+//!
+//! `enqueue` is called on the request path and must neither block nor lose a record. Records go
+//! into a bounded channel; when it is full, a small task is spawned that waits for room, so the
+//! request goes on and the record still arrives (each such overflow is counted). One writer task
+//! collects up to `batch_size` records or waits at most `flush_interval`, then stores the batch with
+//! [`usage_records::insert_batch`] in one transaction. A failed write is logged and retried with a
+//! capped backoff until it succeeds: acknowledged records are never dropped while the process lives.
+//!
+//! `flush` sends a marker through the same channel (so the writer stores its partial batch at
+//! once) and waits until every record enqueued before the call is stored. Each record carries a
+//! sequence number and the writer publishes the low watermark below which all are stored, so
+//! records that took the overflow path are waited for too.
+//!
+//! ```no_run
+//! # async fn demo(pool: sqlx::SqlitePool) -> Result<(), odock_core::UsageSinkError> {
+//! use odock_core::UsageSink;
+//! use odock_store::{SqlUsageSink, UsageWriterOptions};
+//!
+//! let sink = SqlUsageSink::start(pool, UsageWriterOptions::default());
+//! // sink.enqueue(record) on every request ...
+//! sink.shutdown().await?; // graceful shutdown: everything enqueued is stored
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use odock_core::{UsageRecord, UsageSink, UsageSinkError};
+use parking_lot::Mutex;
+use sqlx::SqlitePool;
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::usage_records;
+
+/// Writer tuning.
+#[derive(Debug, Clone)]
+pub struct UsageWriterOptions {
+    /// Most records per write transaction.
+    pub batch_size: usize,
+    /// Longest a record waits for its batch to fill before it is written anyway.
+    pub flush_interval: Duration,
+    /// Records buffered in the channel before `enqueue` takes the (still lossless) overflow path.
+    pub channel_capacity: usize,
+}
+
+impl Default for UsageWriterOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            flush_interval: Duration::from_millis(100),
+            channel_capacity: 65_536,
+        }
+    }
+}
+
+/// First and largest pause between retries of a failed write.
+const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+enum Message {
+    Record(u64, Box<UsageRecord>),
+    /// Someone waits until every record numbered below this is stored.
+    Flush(u64),
+    Shutdown,
+}
+
+#[derive(Default)]
+struct Counters {
+    next_seq: AtomicU64,
+    depth: AtomicU64,
+    written: AtomicU64,
+    write_errors: AtomicU64,
+    batches: AtomicU64,
+    overflows: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A [`UsageSink`] that stores records in the SQL database in batches, off the request path.
+pub struct SqlUsageSink {
+    tx: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+    /// All records with a sequence number below this value are stored.
+    stored_below: watch::Receiver<u64>,
+    runtime: tokio::runtime::Handle,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SqlUsageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlUsageSink")
+            .field("queue_depth", &self.queue_depth())
+            .field("written_total", &self.written_total())
+            .field("write_errors_total", &self.write_errors_total())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlUsageSink {
+    /// Spawns the writer task. Must be called within a Tokio runtime.
+    pub fn start(pool: SqlitePool, options: UsageWriterOptions) -> Self {
+        let options = UsageWriterOptions {
+            batch_size: options.batch_size.max(1),
+            channel_capacity: options.channel_capacity.max(1),
+            ..options
+        };
+        let (tx, rx) = mpsc::channel(options.channel_capacity);
+        let (stored_tx, stored_below) = watch::channel(0);
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            pool,
+            rx,
+            options,
+            counters: counters.clone(),
+            stored: SeqTracker::default(),
+            stored_tx,
+            flush_target: 0,
+        };
+        let task = tokio::spawn(writer.run());
+        Self {
+            tx,
+            counters,
+            stored_below,
+            runtime: tokio::runtime::Handle::current(),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Records enqueued but not yet stored (including those waiting on the overflow path).
+    pub fn queue_depth(&self) -> u64 {
+        self.counters.depth.load(Ordering::Relaxed)
+    }
+
+    /// Records stored since start.
+    pub fn written_total(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Failed write attempts since start (each is retried).
+    pub fn write_errors_total(&self) -> u64 {
+        self.counters.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Write transactions committed since start.
+    pub fn batches_total(&self) -> u64 {
+        self.counters.batches.load(Ordering::Relaxed)
+    }
+
+    /// Records that found the channel full and waited in a spawned task.
+    pub fn overflow_total(&self) -> u64 {
+        self.counters.overflows.load(Ordering::Relaxed)
+    }
+
+    /// Records lost because they were enqueued after the writer stopped (after [`shutdown`]).
+    ///
+    /// [`shutdown`]: SqlUsageSink::shutdown
+    pub fn dropped_total(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stores everything enqueued so far, then stops the writer. Records enqueued afterwards are
+    /// dropped (and counted). If the database stays unreachable this waits for it, like `flush`;
+    /// bound it with a timeout at the call site if shutdown must finish regardless.
+    pub async fn shutdown(&self) -> Result<(), UsageSinkError> {
+        let flushed = self.flush().await;
+        // The writer drains whatever is still queued before it exits.
+        let _ = self.tx.send(Message::Shutdown).await;
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            task.await
+                .map_err(|error| UsageSinkError(format!("usage writer task failed: {error}")))?;
+        }
+        flushed
+    }
+}
+
+#[async_trait]
+impl UsageSink for SqlUsageSink {
+    fn enqueue(&self, record: UsageRecord) {
+        let seq = self.counters.next_seq.fetch_add(1, Ordering::SeqCst);
+        self.counters.depth.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Message::Record(seq, Box::new(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(message)) => {
+                self.counters.overflows.fetch_add(1, Ordering::Relaxed);
+                let tx = self.tx.clone();
+                let counters = self.counters.clone();
+                self.runtime.spawn(async move {
+                    if tx.send(message).await.is_err() {
+                        counters.record_dropped();
+                    }
+                });
+            }
+            Err(TrySendError::Closed(_)) => self.counters.record_dropped(),
+        }
+    }
+
+    async fn flush(&self) -> Result<(), UsageSinkError> {
+        let target = self.counters.next_seq.load(Ordering::SeqCst);
+        let mut stored_below = self.stored_below.clone();
+        if *stored_below.borrow() >= target {
+            return Ok(());
+        }
+        let stopped = || UsageSinkError("usage writer has stopped".to_owned());
+        self.tx
+            .send(Message::Flush(target))
+            .await
+            .map_err(|_| stopped())?;
+        stored_below
+            .wait_for(|stored| *stored >= target)
+            .await
+            .map_err(|_| stopped())?;
+        Ok(())
+    }
+}
+
+impl Counters {
+    fn record_dropped(&self) {
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("usage record dropped: the usage writer has stopped");
+    }
+}
+
+/// Tracks which sequence numbers are stored; records can arrive out of order via the overflow path.
+#[derive(Default)]
+struct SeqTracker {
+    /// Every sequence number below this is stored.
+    low: u64,
+    /// Stored numbers above `low`.
+    above: BTreeSet<u64>,
+}
+
+impl SeqTracker {
+    fn mark(&mut self, seq: u64) {
+        if seq == self.low {
+            self.low += 1;
+            while self.above.remove(&self.low) {
+                self.low += 1;
+            }
+        } else if seq > self.low {
+            self.above.insert(seq);
+        }
+    }
+}
+
+struct Writer {
+    pool: SqlitePool,
+    rx: mpsc::Receiver<Message>,
+    options: UsageWriterOptions,
+    counters: Arc<Counters>,
+    stored: SeqTracker,
+    stored_tx: watch::Sender<u64>,
+    /// The highest flush target received; while it is not reached the writer does not wait for
+    /// batches to fill (records on the overflow path can arrive after the flush marker).
+    flush_target: u64,
+}
+
+/// Records being collected, with their sequence numbers.
+struct Batch {
+    seqs: Vec<u64>,
+    records: Vec<UsageRecord>,
+}
+
+impl Batch {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            seqs: Vec::with_capacity(capacity),
+            records: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// What the collector should do after a message.
+#[derive(PartialEq)]
+enum Next {
+    Collect,
+    WriteNow,
+    Stop,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch = Batch::with_capacity(self.options.batch_size);
+        loop {
+            let Some(first) = self.rx.recv().await else {
+                break;
+            };
+            let mut next = self.take(first, &mut batch);
+            let deadline = Instant::now() + self.options.flush_interval;
+            while next == Next::Collect && batch.len() < self.options.batch_size {
+                if self.stored.low < self.flush_target {
+                    // A flush is waiting: take what is already queued, then write.
+                    next = match self.rx.try_recv() {
+                        Ok(message) => self.take(message, &mut batch),
+                        Err(TryRecvError::Empty) => Next::WriteNow,
+                        Err(TryRecvError::Disconnected) => Next::Stop,
+                    };
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    message = self.rx.recv() => {
+                        next = message.map_or(Next::Stop, |m| self.take(m, &mut batch));
+                    }
+                    () = tokio::time::sleep_until(deadline) => next = Next::WriteNow,
+                }
+            }
+            self.write(&mut batch).await;
+            if next == Next::Stop {
+                break;
+            }
+        }
+        // Stopping: store what is still queued. Senders waiting on the overflow path now fail and
+        // count their record as dropped.
+        self.rx.close();
+        while let Some(message) = self.rx.recv().await {
+            self.take(message, &mut batch);
+            if batch.len() >= self.options.batch_size {
+                self.write(&mut batch).await;
+            }
+        }
+        self.write(&mut batch).await;
+    }
+
+    fn take(&mut self, message: Message, batch: &mut Batch) -> Next {
+        match message {
+            Message::Record(seq, record) => {
+                batch.seqs.push(seq);
+                batch.records.push(*record);
+                Next::Collect
+            }
+            Message::Flush(target) => {
+                self.flush_target = self.flush_target.max(target);
+                Next::WriteNow
+            }
+            Message::Shutdown => Next::Stop,
+        }
+    }
+
+    /// Stores `batch` (retrying until it succeeds) and empties it.
+    async fn write(&mut self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let records = &batch.records;
+        let mut backoff = RETRY_BACKOFF_START;
+        loop {
+            match self.write_once(records).await {
+                Ok(()) => break,
+                Err(error) => {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        %error,
+                        records = records.len(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "writing usage records failed; retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+            }
+        }
+        let count = records.len() as u64;
+        self.counters.written.fetch_add(count, Ordering::Relaxed);
+        self.counters.depth.fetch_sub(count, Ordering::Relaxed);
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        for seq in batch.seqs.drain(..) {
+            self.stored.mark(seq);
+        }
+        batch.records.clear();
+        self.stored_tx.send_replace(self.stored.low);
+    }
+
+    async fn write_once(&self, records: &[UsageRecord]) -> Result<(), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        usage_records::insert_batch(&mut conn, records).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::connect_in_memory;
+    use crate::usage_records::tests::record;
+    use crate::usage_records::{list, UsageFilter};
+
+    async fn stored_count(pool: &SqlitePool) -> i64 {
+        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM usage_records")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        count
+    }
+
+    fn options(batch_size: usize, channel_capacity: usize) -> UsageWriterOptions {
+        UsageWriterOptions {
+            batch_size,
+            channel_capacity,
+            // Long enough that only size and flushes trigger writes in these tests.
+            flush_interval: Duration::from_secs(3_600),
+        }
+    }
+
+    #[tokio::test]
+    async fn flushed_records_are_readable() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), UsageWriterOptions::default());
+        for i in 0..600 {
+            sink.enqueue(record(&format!("r{i:04}"), 1_000 + i));
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(sink.queue_depth(), 0);
+        assert_eq!(sink.written_total(), 600);
+        assert_eq!(sink.write_errors_total(), 0);
+
+        let (page, _) = list(&pool, &UsageFilter::default(), None, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 600);
+        assert_eq!(page[0], record("r0599", 1_599));
+    }
+
+    #[tokio::test]
+    async fn batches_never_exceed_batch_size() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), options(3, 1_024));
+        for i in 0..10 {
+            sink.enqueue(record(&format!("r{i}"), i));
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 10);
+        assert!(
+            sink.batches_total() >= 4,
+            "10 records in batches of ≤ 3: {}",
+            sink.batches_total()
+        );
+    }
+
+    #[tokio::test]
+    async fn flush_with_nothing_pending_returns() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
+        sink.flush().await.unwrap();
+        sink.enqueue(record("r1", 1));
+        sink.flush().await.unwrap();
+        sink.flush().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 1);
+        assert_eq!(sink.batches_total(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_interval_writes_a_partial_batch_without_a_flush() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(
+            pool.clone(),
+            UsageWriterOptions {
+                flush_interval: Duration::from_millis(10),
+                ..UsageWriterOptions::default()
+            },
+        );
+        sink.enqueue(record("r1", 1));
+        let mut stored = sink.stored_below.clone();
+        stored.wait_for(|n| *n >= 1).await.unwrap();
+        assert_eq!(stored_count(&pool).await, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_channel_overflows_without_losing_records() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), options(8, 4));
+        // Nothing yields between these calls, so the writer cannot drain the channel meanwhile.
+        for i in 0..100 {
+            sink.enqueue(record(&format!("r{i:03}"), i));
+        }
+        assert_eq!(sink.overflow_total(), 96);
+        assert_eq!(sink.queue_depth(), 100);
+        sink.flush().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 100);
+        assert_eq!(sink.queue_depth(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_producers_all_land() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = Arc::new(SqlUsageSink::start(pool.clone(), options(64, 32)));
+        let producers: Vec<_> = (0..16)
+            .map(|task| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        sink.enqueue(record(&format!("t{task:02}-{i:03}"), i));
+                        if i % 10 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.await.unwrap();
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 1_600);
+        assert_eq!(sink.written_total(), 1_600);
+        let (requests,): (i64,) = sqlx::query_as("SELECT sum(requests) FROM usage")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(requests, 1_600);
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_retried_until_they_succeed() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
+        sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sink.enqueue(record("r1", 1));
+        let flush = sink.flush();
+        tokio::pin!(flush);
+        // Wait (by condition) for the first failure while the flush is pending.
+        while sink.write_errors_total() == 0 {
+            tokio::select! {
+                _ = &mut flush => panic!("flush finished while the table is missing"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        assert_eq!(sink.queue_depth(), 1);
+        sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records")
+            .execute(&pool)
+            .await
+            .unwrap();
+        flush.await.unwrap();
+        assert_eq!(stored_count(&pool).await, 1);
+        assert_eq!(sink.written_total(), 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stores_everything_and_stops() {
+        let pool = connect_in_memory().await.unwrap();
+        let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
+        for i in 0..5 {
+            sink.enqueue(record(&format!("r{i}"), i));
+        }
+        sink.shutdown().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 5);
+
+        sink.enqueue(record("late", 9));
+        assert_eq!(sink.dropped_total(), 1);
+        assert_eq!(sink.queue_depth(), 0);
+        assert!(sink.flush().await.is_err());
+        // A second shutdown is harmless.
+        assert!(sink.shutdown().await.is_err());
+    }
+
+    #[test]
+    fn the_tracker_advances_over_out_of_order_marks() {
+        let mut tracker = SeqTracker::default();
+        tracker.mark(1);
+        tracker.mark(2);
+        assert_eq!(tracker.low, 0);
+        tracker.mark(0);
+        assert_eq!(tracker.low, 3);
+        assert!(tracker.above.is_empty());
+        tracker.mark(5);
+        tracker.mark(3);
+        assert_eq!(tracker.low, 4);
+    }
+}

@@ -1,0 +1,257 @@
+//! Test support: a real `odock-server` on 127.0.0.1:0 over a temporary SQLite file, a fake OpenAI
+//! upstream on loopback, and a small admin-API client.
+
+pub mod fake_openai;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use odock::core::Secret;
+use odock::server::{App, Config};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub use fake_openai::FakeOpenAi;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const INVALIDATION_SECRET: &str = "test-invalidation-secret";
+pub const UPSTREAM_SECRET: &str = "sk-upstream-real-secret-123456";
+
+/// A running server; stopped (gracefully) on `stop` or when dropped.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            cache_invalidation_secret: Some(Secret::new(INVALIDATION_SECRET)),
+            usage_flush_interval_ms: 10,
+            shutdown_grace_secs: 5,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let app = App::build(&config).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Graceful stop: waits until the server has drained and flushed.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("odock.db")
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("admin body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn admin_ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, value) = self.admin(method.clone(), path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} -> {status}: {value}"
+        );
+        value
+    }
+
+    /// POST /v1/chat/completions with a bearer key.
+    pub async fn chat(&self, key: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("chat request")
+    }
+
+    /// Waits (polling the admin API) until the usage record of `request_id` is visible.
+    pub async fn usage_record(&self, org: &str, request_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = self
+                .admin_ok(
+                    reqwest::Method::GET,
+                    &format!("/api/organisations/{org}/usage-records?requestId={request_id}"),
+                    None,
+                )
+                .await;
+            if let Some(record) = list["data"].as_array().and_then(|d| d.first()) {
+                return record.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usage record of {request_id} never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An organisation with an OpenAI provider pointing at the fake upstream, a priced model
+/// (`gpt-4o` → slug `gpt-4o-upstream`, $2/1M in, $8/1M out), and an ORGANISATION key granted to it.
+pub struct World {
+    pub org: String,
+    pub provider: String,
+    pub model: String,
+    pub key_id: String,
+    pub key: String,
+}
+
+impl World {
+    pub async fn create(server: &TestServer, upstream: &FakeOpenAi) -> Self {
+        use reqwest::Method;
+        let org = server
+            .admin_ok(
+                Method::POST,
+                "/api/admin/organisations",
+                Some(json!({"name": format!("Acme {}", rand_suffix())})),
+            )
+            .await["id"]
+            .as_str()
+            .expect("org id")
+            .to_owned();
+        let provider = server
+            .admin_ok(
+                Method::POST,
+                &format!("/api/organisations/{org}/providers"),
+                Some(json!({"type": "OPENAI", "name": "OpenAI", "baseUrl": upstream.base_url(), "timeoutMs": 800})),
+            )
+            .await["id"]
+            .as_str()
+            .expect("provider id")
+            .to_owned();
+        server
+            .admin_ok(
+                Method::POST,
+                &format!("/api/organisations/{org}/providers/{provider}/keys"),
+                Some(json!({"name": "Primary", "key": UPSTREAM_SECRET})),
+            )
+            .await;
+        let model = server
+            .create_model(&org, &provider, "gpt-4o", "gpt-4o-upstream")
+            .await;
+        let (key_id, key) = server.create_key(&org).await;
+        server.grant(&org, &key_id, &model).await;
+        Self {
+            org,
+            provider,
+            model,
+            key_id,
+            key,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn create_model(&self, org: &str, provider: &str, name: &str, slug: &str) -> String {
+        self.admin_ok(
+            reqwest::Method::POST,
+            &format!("/api/organisations/{org}/models"),
+            Some(json!({
+                "name": name, "slug": slug, "type": "chat", "providerId": provider,
+                "pricing": {"input": {"text": 2_000_000_000i64}, "output": {"text": 8_000_000_000i64}}
+            })),
+        )
+        .await["id"]
+            .as_str()
+            .expect("model id")
+            .to_owned()
+    }
+
+    pub async fn create_key(&self, org: &str) -> (String, String) {
+        let created = self
+            .admin_ok(
+                reqwest::Method::POST,
+                &format!("/api/organisations/{org}/apikeys"),
+                Some(json!({"name": "app", "type": "ORGANISATION"})),
+            )
+            .await;
+        (
+            created["id"].as_str().expect("key id").to_owned(),
+            created["key"].as_str().expect("plaintext key").to_owned(),
+        )
+    }
+
+    pub async fn grant(&self, org: &str, key_id: &str, model_id: &str) {
+        self.admin_ok(
+            reqwest::Method::POST,
+            &format!("/api/organisations/{org}/apikeys/{key_id}/model-access"),
+            Some(json!({"modelIds": [model_id]})),
+        )
+        .await;
+    }
+}
+
+fn rand_suffix() -> String {
+    odock::core::ids::random_hex(4)
+}
