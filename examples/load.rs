@@ -336,6 +336,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * rates[1] / rates[0].max(1e-9)
         );
     }
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("odock_usage_queue_depth")
+            || l.starts_with("odock_usage_records_written_total")
+    }) {
+        println!("{line}");
+    }
     if let Some(rss) = server.peak_rss_kib() {
         println!("odock-server peak RSS: {:.1} MiB", rss as f64 / 1024.0);
     }

@@ -116,6 +116,14 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
+/// A 32-hex-character id whose first 12 characters are the unix time in milliseconds: unique like a
+/// random id, but appended in order, which keeps inserts into time-ordered tables (usage records)
+/// at the right edge of their index.
+pub fn time_ordered_hex_id() -> String {
+    let millis = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    format!("{:012x}{}", millis & 0xffff_ffff_ffff, random_hex(10))
+}
+
 /// A 25-character, lower-case, time-ordered object id (`c` + 9 base-36 time digits + 15 random).
 /// Time-ordered ids keep list pagination by id stable and index-friendly.
 pub fn new_object_id() -> String {
@@ -155,6 +163,9 @@ mod tests {
         let id = RequestId::generate();
         assert_eq!(id.as_str().len(), 32);
         assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        let hex = time_ordered_hex_id();
+        assert_eq!(hex.len(), 32);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
         let object = new_object_id();
         assert_eq!(object.len(), 25);
         assert!(object.starts_with('c'));

@@ -59,12 +59,13 @@ pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{BudgetLedger, LedgerError, QuotaActuals, QuotaDemand, QuotaLedger, Reservation};
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};
-pub use pricing::{BillingMode, ModelPricing, TokenRates};
+pub use pricing::{Bill, BillingMode, ModelPricing, TokenRates};
 pub use principal::Principal;
 pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
 pub use secret::Secret;
 pub use usage::{
-    InMemoryUsageSink, ReportedUsage, TokenUsage, UsageRecord, UsageSink, UsageSinkError,
+    InMemoryUsageSink, ReportedUsage, RequestOutcome, TokenUsage, UsageMetadata, UsageRecord,
+    UsageSink, UsageSinkError,
 };

@@ -5,7 +5,6 @@
 //! once, at the end (never per component), so splitting usage across components never adds nanos.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::usage::TokenUsage;
 
@@ -81,7 +80,8 @@ impl ModelPricing {
 }
 
 /// How the tokens of a request are priced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BillingMode {
     /// Chat, responses, messages: input and output rates.
     Tokens,
@@ -89,12 +89,20 @@ pub enum BillingMode {
     Embeddings,
 }
 
-/// The calculator's result: the exact total and a per-component breakdown for the record.
-#[derive(Debug, Clone, PartialEq)]
+/// The calculator's result, stored on the usage record: the exact total, the components (each
+/// rounded up on its own, for display only) and the pricing snapshot it used, so later price edits
+/// never rewrite history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Bill {
+    #[serde(rename = "totalCostNanosUsd")]
     pub cost_nanos_usd: i64,
-    /// Components in nanos (each rounded up on its own, for display only), plus the pricing snapshot.
-    pub breakdown: Value,
+    pub input_cost_nanos_usd: i64,
+    pub cached_input_cost_nanos_usd: i64,
+    pub output_cost_nanos_usd: i64,
+    pub units_cost_nanos_usd: i64,
+    pub mode: BillingMode,
+    pub pricing: ModelPricing,
 }
 
 /// Fixed-point scale: amounts are summed in 1e-8 nanos so that per-1M-token rates (÷1e6), cache
@@ -161,18 +169,14 @@ pub fn bill(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode) -> Bi
         let nanos = (scaled + SCALE - 1).div_euclid(SCALE);
         i64::try_from(nanos).unwrap_or(i64::MAX)
     };
-    let breakdown = json!({
-        "inputCostNanosUsd": to_nanos(input_part),
-        "cachedInputCostNanosUsd": to_nanos(cached_part),
-        "outputCostNanosUsd": to_nanos(output_part),
-        "unitsCostNanosUsd": to_nanos(units_part),
-        "totalCostNanosUsd": to_nanos(total),
-        "mode": match mode { BillingMode::Tokens => "tokens", BillingMode::Embeddings => "embeddings" },
-        "pricing": pricing,
-    });
     Bill {
         cost_nanos_usd: to_nanos(total),
-        breakdown,
+        input_cost_nanos_usd: to_nanos(input_part),
+        cached_input_cost_nanos_usd: to_nanos(cached_part),
+        output_cost_nanos_usd: to_nanos(output_part),
+        units_cost_nanos_usd: to_nanos(units_part),
+        mode,
+        pricing: pricing.clone(),
     }
 }
 
@@ -204,7 +208,11 @@ mod tests {
         };
         let bill = bill(&pricing, &usage(15, 644), BillingMode::Tokens);
         assert_eq!(bill.cost_nanos_usd, 5_182_000);
-        assert_eq!(bill.breakdown["inputCostNanosUsd"], 30_000);
+        assert_eq!(bill.input_cost_nanos_usd, 30_000);
+        let json = serde_json::to_value(&bill).unwrap();
+        assert_eq!(json["totalCostNanosUsd"], 5_182_000);
+        assert_eq!(json["mode"], "tokens");
+        assert_eq!(json["pricing"]["output"]["text"], 8_000_000_000i64);
     }
 
     #[test]

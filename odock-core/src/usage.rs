@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{ApiKeyId, ModelId, OrganisationId, RequestId, TeamId, UsageRecordId, UserId};
+use crate::pricing::Bill;
 
 /// Token counts normalised across providers. `input` includes cached, audio and image input tokens;
 /// `output` includes reasoning, audio and image output tokens (the OpenAI convention).
@@ -128,13 +129,42 @@ pub struct UsageRecord {
     pub tokens: TokenUsage,
     pub billable_tokens: u64,
     pub cost_nanos_usd: i64,
-    pub billing: Value,
+    /// The calculator's breakdown and pricing snapshot; `None` when nothing was priced.
+    pub billing: Option<Bill>,
     pub provider_usage: Option<Value>,
     pub routing: Option<Value>,
-    pub metadata: Value,
+    pub metadata: UsageMetadata,
     pub provider_request_id: Option<String>,
     pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+/// How a request ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestOutcome {
+    /// The response body was delivered to its end.
+    Completed,
+    /// The request failed with a gateway error before a response.
+    Failed,
+    /// The client went away before the response ended.
+    ClientAborted,
+}
+
+/// Facts about the request that are not usage (schema `usage_metadata_v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageMetadata {
+    pub schema: String,
+    pub outcome: RequestOutcome,
+    /// True when no usage was reported upstream and tokens were estimated from streamed text.
+    pub usage_estimated: bool,
+    /// From the start of the upstream call to the end of its response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_latency_ms: Option<u64>,
+    pub received_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_type: Option<String>,
 }
 
 /// Why a sink could not store records.

@@ -59,7 +59,8 @@ impl Histogram {
     }
 }
 
-/// A labelled family that creates its series on first use.
+/// Series keyed by one label value (a route, a provider), created on first use. A hit is a read
+/// lock and a hash lookup by `&str`: no allocation on the request path.
 struct Family<T>(RwLock<HashMap<String, Arc<T>>>);
 
 impl<T: Default> Family<T> {
@@ -67,11 +68,11 @@ impl<T: Default> Family<T> {
         Self(RwLock::new(HashMap::new()))
     }
 
-    fn get(&self, labels: &str) -> Arc<T> {
-        if let Some(series) = self.0.read().get(labels) {
+    fn get(&self, label: &str) -> Arc<T> {
+        if let Some(series) = self.0.read().get(label) {
             return series.clone();
         }
-        self.0.write().entry(labels.to_owned()).or_default().clone()
+        self.0.write().entry(label.to_owned()).or_default().clone()
     }
 
     fn snapshot(&self) -> Vec<(String, Arc<T>)> {
@@ -86,23 +87,35 @@ impl<T: Default> Family<T> {
     }
 }
 
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Per route: requests by status class and the time to response headers.
+#[derive(Default)]
+struct RouteSeries {
+    by_class: [AtomicU64; 5],
+    duration: Histogram,
+}
+
+/// Per provider: usage records and upstream durations.
+#[derive(Default)]
+struct ProviderSeries {
+    records: AtomicU64,
+    upstream: Histogram,
+}
+
 type GaugeFn = Box<dyn Fn() -> u64 + Send + Sync>;
 
 pub struct Metrics {
-    requests: Family<AtomicU64>,
-    request_duration: Family<Histogram>,
-    upstream_duration: Family<Histogram>,
-    usage_records: Family<AtomicU64>,
+    routes: Family<RouteSeries>,
+    providers: Family<ProviderSeries>,
     gauges: RwLock<Vec<(&'static str, &'static str, &'static str, GaugeFn)>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            requests: Family::new(),
-            request_duration: Family::new(),
-            upstream_duration: Family::new(),
-            usage_records: Family::new(),
+            routes: Family::new(),
+            providers: Family::new(),
             gauges: RwLock::new(Vec::new()),
         }
     }
@@ -131,19 +144,10 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
-        let class = match status {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.requests
-            .get(&format!("route=\"{route}\",status_class=\"{class}\""))
-            .fetch_add(1, Ordering::Relaxed);
-        self.request_duration
-            .get(&format!("route=\"{route}\""))
-            .observe(elapsed);
+        let class = usize::from((status / 100).clamp(1, 5) - 1);
+        let series = self.routes.get(route);
+        series.by_class[class].fetch_add(1, Ordering::Relaxed);
+        series.duration.observe(elapsed);
     }
 
     fn observe_usage(&self, record: &UsageRecord) {
@@ -152,45 +156,52 @@ impl Metrics {
         } else {
             record.provider.as_str()
         };
-        self.usage_records
-            .get(&format!("provider=\"{provider}\""))
-            .fetch_add(1, Ordering::Relaxed);
-        if let Some(ms) = record
-            .metadata
-            .get("upstreamLatencyMs")
-            .and_then(|v| v.as_u64())
-        {
-            self.upstream_duration
-                .get(&format!("provider=\"{provider}\""))
-                .observe(Duration::from_millis(ms));
+        let series = self.providers.get(provider);
+        series.records.fetch_add(1, Ordering::Relaxed);
+        if let Some(ms) = record.metadata.upstream_latency_ms {
+            series.upstream.observe(Duration::from_millis(ms));
         }
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
+        let routes = self.routes.snapshot();
+        let providers = self.providers.snapshot();
         out.push_str("# HELP odock_requests_total Gateway requests by route and status class.\n# TYPE odock_requests_total counter\n");
-        for (labels, count) in self.requests.snapshot() {
-            let _ = writeln!(
-                out,
-                "odock_requests_total{{{labels}}} {}",
-                count.load(Ordering::Relaxed)
-            );
+        for (route, series) in &routes {
+            for (class, count) in STATUS_CLASSES.iter().zip(&series.by_class) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "odock_requests_total{{route=\"{route}\",status_class=\"{class}\"}} {count}"
+                    );
+                }
+            }
         }
         out.push_str("# HELP odock_request_duration_seconds Time to response headers, by route.\n# TYPE odock_request_duration_seconds histogram\n");
-        for (labels, histogram) in self.request_duration.snapshot() {
-            histogram.render(&mut out, "odock_request_duration_seconds", &labels);
+        for (route, series) in &routes {
+            series.duration.render(
+                &mut out,
+                "odock_request_duration_seconds",
+                &format!("route=\"{route}\""),
+            );
         }
         out.push_str("# HELP odock_upstream_duration_seconds Upstream call duration (to the end of the response), by provider.\n# TYPE odock_upstream_duration_seconds histogram\n");
-        for (labels, histogram) in self.upstream_duration.snapshot() {
-            histogram.render(&mut out, "odock_upstream_duration_seconds", &labels);
+        for (provider, series) in &providers {
+            series.upstream.render(
+                &mut out,
+                "odock_upstream_duration_seconds",
+                &format!("provider=\"{provider}\""),
+            );
         }
         out.push_str("# HELP odock_usage_records_total Usage records produced, by provider.\n# TYPE odock_usage_records_total counter\n");
-        for (labels, count) in self.usage_records.snapshot() {
+        for (provider, series) in &providers {
             let _ = writeln!(
                 out,
-                "odock_usage_records_total{{{labels}}} {}",
-                count.load(Ordering::Relaxed)
+                "odock_usage_records_total{{provider=\"{provider}\"}} {}",
+                series.records.load(Ordering::Relaxed)
             );
         }
         for (name, kind, help, read) in self.gauges.read().iter() {
@@ -206,13 +217,12 @@ impl Metrics {
 
 /// Axum middleware recording every request (route label = the matched route pattern).
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // `MatchedPath` holds an `Arc<str>`: cloning it avoids copying the route per request.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.observe_request(&route, response.status().as_u16(), started.elapsed());
+    let label = route.as_ref().map_or("unmatched", |p| p.as_str());
+    metrics.observe_request(label, response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -73,7 +73,7 @@ pub async fn insert_batch(
                 .push_bind(to_i64(record.billable_tokens))
                 .push_bind(record.cost_nanos_usd)
                 .push_bind(json_text(&record.tokens))
-                .push_bind(json_text(&record.billing))
+                .push_bind(record.billing.as_ref().map(json_text))
                 .push_bind(record.provider_usage.as_ref().map(json_text))
                 .push_bind(record.routing.as_ref().map(json_text))
                 .push_bind(json_text(&record.metadata))
@@ -342,7 +342,7 @@ struct UsageRecordRow {
     billing: Option<String>,
     provider_usage: Option<String>,
     routing: Option<String>,
-    metadata: Option<String>,
+    metadata: String,
     provider_request_id: Option<String>,
     trace_id: Option<String>,
     created_at: i64,
@@ -351,7 +351,6 @@ struct UsageRecordRow {
 impl UsageRecordRow {
     fn into_record(self) -> Result<UsageRecord, sqlx::Error> {
         let tokens: TokenUsage = parse_json(&self.tokens)?;
-        let optional_json = |text: Option<String>| text.as_deref().map(parse_json).transpose();
         Ok(UsageRecord {
             id: UsageRecordId::new(self.id),
             // Stored ids were validated on the way in; read them back as they are.
@@ -374,15 +373,21 @@ impl UsageRecordRow {
             tokens,
             billable_tokens: to_u64(self.billable_tokens),
             cost_nanos_usd: self.cost_nanos_usd,
-            billing: optional_json(self.billing)?.unwrap_or(Value::Null),
+            billing: optional_json(self.billing)?,
             provider_usage: optional_json(self.provider_usage)?,
             routing: optional_json(self.routing)?,
-            metadata: optional_json(self.metadata)?.unwrap_or(Value::Null),
+            metadata: parse_json(&self.metadata)?,
             provider_request_id: self.provider_request_id,
             trace_id: self.trace_id,
             created_at: from_ms(self.created_at),
         })
     }
+}
+
+fn optional_json<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
+) -> Result<Option<T>, sqlx::Error> {
+    text.as_deref().map(parse_json).transpose()
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
@@ -439,10 +444,35 @@ pub(crate) mod tests {
             },
             billable_tokens: 659,
             cost_nanos_usd: 5_182_000,
-            billing: json!({"totalCostNanosUsd": 5_182_000, "mode": "tokens"}),
+            billing: Some(odock_core::pricing::bill(
+                &odock_core::ModelPricing {
+                    input: odock_core::TokenRates {
+                        text: 2_000_000_000,
+                        ..Default::default()
+                    },
+                    output: odock_core::TokenRates {
+                        text: 8_000_000_000,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                &TokenUsage {
+                    input: 15,
+                    output: 644,
+                    ..TokenUsage::default()
+                },
+                odock_core::BillingMode::Tokens,
+            )),
             provider_usage: Some(json!({"prompt_tokens": 15, "completion_tokens": 644})),
             routing: None,
-            metadata: json!({"client": "test"}),
+            metadata: odock_core::UsageMetadata {
+                schema: "usage_metadata_v1".into(),
+                outcome: odock_core::RequestOutcome::Completed,
+                usage_estimated: false,
+                upstream_latency_ms: Some(100),
+                received_at: Utc.timestamp_millis_opt(created_at_ms - 120).unwrap(),
+                provider_type: Some("OPENAI".into()),
+            },
             provider_request_id: Some("chatcmpl-1".into()),
             trace_id: Some("trace-1".into()),
             created_at: Utc.timestamp_millis_opt(created_at_ms).unwrap(),
@@ -463,8 +493,9 @@ pub(crate) mod tests {
         sparse.model = None;
         sparse.model_id = None;
         sparse.provider_usage = Some(Value::Null);
-        sparse.billing = Value::Null;
-        sparse.metadata = Value::Null;
+        sparse.billing = None;
+        sparse.metadata.upstream_latency_ms = None;
+        sparse.metadata.provider_type = None;
         sparse.routing = Some(json!({"attempts": [{"modelId": "m2", "status": 500}]}));
         sparse.provider_request_id = None;
         sparse.trace_id = None;

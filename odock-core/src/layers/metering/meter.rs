@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
 
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
@@ -16,21 +15,12 @@ use crate::layers::request_id::RequestStart;
 use crate::model::ResolvedModel;
 use crate::pricing::bill;
 use crate::principal::Principal;
-use crate::usage::{ReportedUsage, TokenUsage, UsageRecord, UsageSink};
+use crate::usage::{ReportedUsage, TokenUsage, UsageMetadata, UsageRecord, UsageSink};
 
 /// Rough bytes-per-token ratio used when an upstream never reported usage (aborted streams).
 const BYTES_PER_TOKEN: u64 = 4;
 
-/// How the request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The response body was delivered to its end.
-    Completed,
-    /// The request failed with a gateway error before a response.
-    Failed,
-    /// The client went away before the response ended.
-    ClientAborted,
-}
+pub use crate::usage::RequestOutcome as Outcome;
 
 /// A hook run with the final record before it is enqueued (budget settlement, metrics, …).
 pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send>;
@@ -216,33 +206,31 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
         Outcome::Completed | Outcome::Failed => (state.status.unwrap_or(200), state.error_code),
     };
 
-    let (cost, billing) = match (&state.model, state.endpoint) {
+    let billing = match (&state.model, state.endpoint) {
         (Some(model), Some(endpoint)) => {
-            let bill = bill(&model.pricing, &tokens, endpoint.billing_mode());
-            (bill.cost_nanos_usd, bill.breakdown)
+            Some(bill(&model.pricing, &tokens, endpoint.billing_mode()))
         }
-        _ => (0, Value::Null),
+        _ => None,
     };
 
     let upstream_ms = state
         .upstream_started
         .map(|t| now.duration_since(t).as_millis() as u64);
-    let metadata = json!({
-        "schema": "usage_metadata_v1",
-        "outcome": match outcome {
-            Outcome::Completed => "completed",
-            Outcome::Failed => "failed",
-            Outcome::ClientAborted => "client_aborted",
-        },
-        "usageEstimated": estimated,
-        "upstreamLatencyMs": upstream_ms,
-        "receivedAt": state.start.at,
-        "providerType": state.model.as_ref().map(|m| m.provider.provider_type.as_str()),
-    });
+    let metadata = UsageMetadata {
+        schema: "usage_metadata_v1".to_owned(),
+        outcome,
+        usage_estimated: estimated,
+        upstream_latency_ms: upstream_ms,
+        received_at: state.start.at,
+        provider_type: state
+            .model
+            .as_ref()
+            .map(|m| m.provider.provider_type.as_str().to_owned()),
+    };
 
     let principal = &state.principal;
     UsageRecord {
-        id: UsageRecordId::new(crate::ids::random_hex(16)),
+        id: UsageRecordId::new(crate::ids::time_ordered_hex_id()),
         request_id: state.request_id.clone(),
         organisation_id: principal.organisation_id.clone(),
         team_id: principal.team_id.clone(),
@@ -266,7 +254,7 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
         stream: state.stream,
         billable_tokens: tokens.total(),
         tokens,
-        cost_nanos_usd: cost,
+        cost_nanos_usd: billing.as_ref().map_or(0, |b| b.cost_nanos_usd),
         billing,
         provider_usage,
         routing: None,
