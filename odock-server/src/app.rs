@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post, post_service};
+use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use odock_core::layers::RequestIdLayer;
 use odock_core::{CacheInvalidator, Endpoint, GatewayBuilder, Secret, UsageSink};

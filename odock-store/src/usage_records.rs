@@ -82,7 +82,13 @@ pub async fn insert_batch(
                 .push_bind(to_ms(record.created_at));
         });
         builder.push(" ON CONFLICT(id) DO NOTHING RETURNING id");
-        let ids: Vec<(String,)> = builder.build_query_as().fetch_all(&mut *tx).await?;
+        // Not cached as a prepared statement: every batch size is a different statement, and a
+        // cache of large multi-row INSERTs per connection costs megabytes for nothing.
+        let ids: Vec<(String,)> = builder
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await?;
         inserted.extend(ids.into_iter().map(|(id,)| id));
     }
     let count = inserted.len() as u64;
@@ -118,7 +124,7 @@ pub async fn insert_batch(
              cost_nanos_usd = cost_nanos_usd + excluded.cost_nanos_usd, \
              updated_at = excluded.updated_at",
         );
-        builder.build().execute(&mut *tx).await?;
+        builder.build().persistent(false).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(count)
