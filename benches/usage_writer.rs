@@ -8,16 +8,26 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use odock::core::pricing::bill;
 use odock::core::{
-    BillingMode, ModelPricing, RequestId, RequestOutcome, TokenRates, TokenUsage, UsageMetadata, UsageRecord,
-    UsageRecordId,
+    BillingMode, ModelPricing, RequestId, RequestOutcome, TokenRates, TokenUsage, UsageMetadata,
+    UsageRecord, UsageRecordId,
 };
 use odock::store::usage_records::insert_batch;
 
 fn record() -> UsageRecord {
-    let tokens = TokenUsage { input: 15, output: 644, ..TokenUsage::default() };
+    let tokens = TokenUsage {
+        input: 15,
+        output: 644,
+        ..TokenUsage::default()
+    };
     let pricing = ModelPricing {
-        input: TokenRates { text: 2_000_000_000, ..TokenRates::default() },
-        output: TokenRates { text: 8_000_000_000, ..TokenRates::default() },
+        input: TokenRates {
+            text: 2_000_000_000,
+            ..TokenRates::default()
+        },
+        output: TokenRates {
+            text: 8_000_000_000,
+            ..TokenRates::default()
+        },
         ..ModelPricing::default()
     };
     let billing = bill(&pricing, &tokens, BillingMode::Tokens);
@@ -42,7 +52,9 @@ fn record() -> UsageRecord {
         cost_nanos_usd: billing.cost_nanos_usd,
         tokens,
         billing: Some(billing),
-        provider_usage: Some(serde_json::json!({"prompt_tokens": 15, "completion_tokens": 644, "total_tokens": 659})),
+        provider_usage: Some(
+            serde_json::json!({"prompt_tokens": 15, "completion_tokens": 644, "total_tokens": 659}),
+        ),
         routing: None,
         metadata: UsageMetadata {
             schema: "usage_metadata_v1".into(),
@@ -66,7 +78,10 @@ fn writer(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let pool = runtime
-        .block_on(odock::store::connect(&url, &odock::store::DbOptions::default()))
+        .block_on(odock::store::connect(
+            &url,
+            &odock::store::DbOptions::default(),
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
     let pool = Arc::new(pool);
     let mut group = c.benchmark_group("usage_writer");
@@ -77,7 +92,9 @@ fn writer(c: &mut Criterion) {
             let batch: Vec<UsageRecord> = (0..256).map(|_| record()).collect();
             async move {
                 let mut conn = pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
-                insert_batch(&mut conn, &batch).await.unwrap_or_else(|e| panic!("{e}"))
+                insert_batch(&mut conn, &batch)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
             }
         })
     });
