@@ -149,6 +149,12 @@ impl App {
     ) -> std::io::Result<()> {
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal = stopping.clone();
+        // Small writes (SSE events, short JSON answers) must not wait behind Nagle + delayed ACK.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(
             listener,
             self.router
