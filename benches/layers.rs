@@ -156,6 +156,8 @@ fn pieces(c: &mut Criterion) {
         b.iter(|| {
             LlmRequest::decode(
                 Endpoint::ChatCompletions,
+                "/v1/chat/completions",
+                None,
                 criterion::black_box(BODY.as_bytes()),
             )
         })

@@ -75,10 +75,16 @@ impl Service<Request<Bytes>> for ProviderService {
             let provider = providers.get(provider_type).ok_or_else(|| {
                 ResolveError::ProviderTypeUnsupported(provider_type.as_str().to_owned())
             })?;
+            let content_type = parts.headers.get(http::header::CONTENT_TYPE).cloned();
+            let query = forwarded_query(parts.uri.query());
+            let family = model.provider.provider_type.family();
+            let model_name = model.name.clone();
             let request = ProviderRequest {
                 endpoint,
                 model,
                 body,
+                content_type,
+                query,
                 stream: llm.stream,
                 client_wants_usage: llm.client_wants_usage,
                 request_id,
@@ -99,6 +105,13 @@ impl Service<Request<Bytes>> for ProviderService {
                     if let (Some(meter), Some(usage)) = (&meter, usage) {
                         meter.record_usage(usage);
                     }
+                    let bytes = match endpoint {
+                        Endpoint::UnifiedChat if answer.status.is_success() => {
+                            crate::unified::normalize_completion(family, &model_name, &bytes)
+                                .unwrap_or(bytes)
+                        }
+                        _ => bytes,
+                    };
                     full(bytes)
                 }
                 ProviderBody::Stream(chunks) => UpstreamStreamBody {
@@ -113,6 +126,16 @@ impl Service<Request<Bytes>> for ProviderService {
             Ok(response)
         })
     }
+}
+
+/// The client's query string without Odock's own `key` parameter (a virtual key must never travel
+/// upstream).
+fn forwarded_query(query: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("key"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
 }
 
 /// Relays an upstream stream to the client, recording usage and generated text as it passes. A
@@ -169,5 +192,24 @@ impl Body for UpstreamStreamBody {
 
     fn is_end_stream(&self) -> bool {
         self.chunks.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_query;
+
+    #[test]
+    fn the_virtual_key_never_leaves_in_the_query() {
+        assert_eq!(
+            forwarded_query(Some("alt=sse&key=sk_secret")),
+            Some("alt=sse".to_owned())
+        );
+        assert_eq!(forwarded_query(Some("key=sk_secret")), None);
+        assert_eq!(forwarded_query(None), None);
+        assert_eq!(
+            forwarded_query(Some("keyword=x")),
+            Some("keyword=x".to_owned())
+        );
     }
 }

@@ -30,6 +30,7 @@ use tower::ServiceBuilder;
 use crate::body::{full, BoxError, GatewayBody};
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::ProviderService;
+use crate::domain::ProviderType;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::key_store::KeyStore;
@@ -116,6 +117,43 @@ impl GatewayBuilder {
         BoxCloneSyncService::new(service)
     }
 
+    /// `GET /v1/models` (every granted model, `family = None`) and the family model lists
+    /// (`/v1/vllm/models`, …): the key's granted models in the OpenAI list shape. No upstream call.
+    pub fn model_list<B>(&self, family: Option<ProviderType>) -> GatewayService<B>
+    where
+        B: Send + 'static,
+    {
+        let store = self.key_store.clone();
+        let service = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .layer(ErrorResponseLayer)
+            .layer(self.auth_layer())
+            .service_fn(move |req: Request<B>| {
+                let store = store.clone();
+                async move {
+                    let principal = req.extensions().get::<Principal>().ok_or_else(|| {
+                        GatewayError::Internal("model list needs a principal".into())
+                    })?;
+                    let models = store.granted_models(principal).await?;
+                    let data: Vec<_> = models
+                        .iter()
+                        .filter(|m| family.is_none_or(|f| m.provider.provider_type == f))
+                        .map(|m| {
+                            json!({
+                                "id": m.name,
+                                "object": "model",
+                                "created": 0,
+                                "owned_by": m.provider.provider_type.family(),
+                                "type": m.model_type,
+                            })
+                        })
+                        .collect();
+                    Ok::<_, GatewayError>(json_response(&json!({"object": "list", "data": data})))
+                }
+            });
+        BoxCloneSyncService::new(service)
+    }
+
     /// `POST /v1/keys/validate`: authenticates the presented key and describes it, or answers with
     /// the same 401 codes as every other route. Not metered (no model is called).
     pub fn validate_key<B>(&self) -> GatewayService<B>
@@ -149,4 +187,13 @@ impl GatewayBuilder {
             });
         BoxCloneSyncService::new(service)
     }
+}
+
+fn json_response(body: &serde_json::Value) -> Response<GatewayBody> {
+    let mut response = Response::new(full(body.to_string()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -27,6 +27,13 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Whether the key holds an explicit grant for the model.
     async fn has_model_grant(&self, key: &ApiKeyId, model: &ModelId) -> Result<bool, ResolveError>;
+
+    /// Every enabled model of the principal's organisation that the key is granted (model-list
+    /// routes), in name order.
+    async fn granted_models(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Arc<ResolvedModel>>, ResolveError>;
 }
 
 /// A `KeyStore` over plain maps, for embedding without a database and for tests. Keys are held as
@@ -109,5 +116,22 @@ impl KeyStore for InMemoryKeyStore {
             .grants
             .get(key)
             .is_some_and(|models| models.contains(model)))
+    }
+
+    async fn granted_models(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Arc<ResolvedModel>>, ResolveError> {
+        let state = self.inner.read();
+        let granted = state.grants.get(&principal.api_key_id);
+        let mut models: Vec<_> = state
+            .models
+            .values()
+            .filter(|m| m.enabled && m.organisation_id == principal.organisation_id)
+            .filter(|m| granted.is_some_and(|g| g.contains(&m.id)))
+            .cloned()
+            .collect();
+        models.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(models)
     }
 }

@@ -39,6 +39,7 @@ pub mod principal;
 pub mod provider;
 pub mod secret;
 pub mod testing;
+pub mod unified;
 pub mod usage;
 
 #[cfg(test)]
@@ -48,7 +49,9 @@ pub use body::{full, BoxError, GatewayBody};
 pub use cache::{CacheInvalidator, CacheKind, InvalidationCommand, InvalidatorSet};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::*;
-pub use endpoint::{Endpoint, ErrorStyle};
+pub use endpoint::{
+    BodyFormat, Endpoint, ErrorStyle, HuggingFaceRoute, MistralRoute, ModelSource, VllmRoute,
+};
 pub use error::{
     AuthError, BudgetError, GatewayError, McpError, ProviderError, QuotaError, RateLimitError,
     RequestError, ResolveError,

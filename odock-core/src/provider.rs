@@ -24,6 +24,10 @@ pub struct ProviderRequest {
     pub model: Arc<ResolvedModel>,
     /// The client's body, exactly as received.
     pub body: Bytes,
+    /// The client's `Content-Type` (carries the multipart boundary).
+    pub content_type: Option<http::HeaderValue>,
+    /// The request's query string, if any (e.g. Gemini's `alt=sse`); never includes Odock's `key`.
+    pub query: Option<String>,
     pub stream: bool,
     /// The client asked for usage in its stream (`stream_options.include_usage` or top-level
     /// `include_usage`); when false the provider strips the usage-only chunk it requested for billing.

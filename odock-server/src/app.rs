@@ -11,7 +11,7 @@ use axum::routing::{get, post, post_service};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use odock_core::layers::RequestIdLayer;
-use odock_core::{CacheInvalidator, Endpoint, GatewayBuilder, Secret, UsageSink};
+use odock_core::{CacheInvalidator, GatewayBuilder, Secret, UsageSink};
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
@@ -85,10 +85,7 @@ impl App {
             .route("/v1/health", get(health::health))
             .route("/v1/healthz", get(health::healthz).with_state(pool.clone()))
             .route("/v1/keys/validate", post_service(gateway.validate_key()))
-            .route(
-                "/v1/chat/completions",
-                post_service(gateway.llm(Endpoint::ChatCompletions)),
-            )
+            .merge(routes::llm::router(&gateway))
             .route(
                 "/metrics",
                 get(move || {

@@ -385,6 +385,35 @@ impl KeyStore for SqlKeyStore {
         self.insert_if_current(generation, |_| self.grants.insert(key.clone(), grants));
         Ok(granted)
     }
+
+    /// Model-list routes are rare: the names come from one query, each model from the cache.
+    async fn granted_models(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Arc<ResolvedModel>>, ResolveError> {
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT m.name FROM api_key_model_access a JOIN models m ON m.id = a.model_id \
+             WHERE a.api_key_id = ? AND m.organisation_id = ? AND m.enabled = 1 ORDER BY m.name",
+        )
+        .bind(principal.api_key_id.as_str())
+        .bind(principal.organisation_id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "granted model lookup failed");
+            ResolveError::AccessUnavailable
+        })?;
+        let mut models = Vec::with_capacity(names.len());
+        for (name,) in names {
+            match self.model(&principal.organisation_id, &name).await {
+                Ok(model) => models.push(model),
+                // Unusable rows (e.g. a key sealed under another master key) are left out of lists.
+                Err(ResolveError::ModelNotFound(_) | ResolveError::ProviderKeyNotConfigured) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(models)
+    }
 }
 
 impl CacheInvalidator for SqlKeyStore {

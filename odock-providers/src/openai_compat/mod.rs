@@ -15,9 +15,9 @@
 //!   must also have arrived by then; while streaming, the same timeout instead bounds the silence
 //!   between two events.
 
-mod rewrite;
-mod stream;
-mod usage;
+pub(crate) mod rewrite;
+pub(crate) mod stream;
+pub(crate) mod usage;
 
 use std::time::Duration;
 

@@ -78,6 +78,8 @@ fn request(
         endpoint: Endpoint::ChatCompletions,
         model,
         body: Bytes::copy_from_slice(body.as_bytes()),
+        content_type: None,
+        query: None,
         stream,
         client_wants_usage,
         request_id: RequestId::generate(),

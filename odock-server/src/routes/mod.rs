@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod internal;
+pub mod llm;
 
 use axum::response::{IntoResponse, Response};
 use odock_core::layers::error_response::error_response;

@@ -7,7 +7,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::endpoint::Endpoint;
+use super::multipart;
+use crate::endpoint::{BodyFormat, Endpoint, ModelSource};
 use crate::error::RequestError;
 
 /// What the gateway needs to know about an LLM request. Inserted into request extensions by the
@@ -29,6 +30,22 @@ pub struct LlmRequest {
 struct Probe<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+    /// Anthropic's system prompt, Gemini's contents, Responses' input, completions' prompt, FIM's
+    /// suffix, Hugging Face's inputs: all count as prompt text.
+    #[serde(default)]
+    system: Option<TextBytes>,
+    #[serde(default)]
+    contents: Option<TextBytes>,
+    #[serde(default)]
+    input: Option<TextBytes>,
+    #[serde(default)]
+    prompt: Option<TextBytes>,
+    #[serde(default)]
+    suffix: Option<TextBytes>,
+    #[serde(default)]
+    inputs: Option<TextBytes>,
+    #[serde(default, rename = "generationConfig")]
+    generation_config: Option<GenerationConfig>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -46,14 +63,46 @@ struct Probe<'a> {
 }
 
 #[derive(Deserialize)]
+struct GenerationConfig {
+    #[serde(default, rename = "maxOutputTokens")]
+    max_output_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
 }
 
 impl LlmRequest {
-    /// Decodes a JSON request body for `endpoint`.
-    pub fn decode(_endpoint: Endpoint, body: &[u8]) -> Result<Self, RequestError> {
+    /// Decodes a request for `endpoint`: `path` is the request path (Gemini names the model there),
+    /// `content_type` tells multipart bodies apart.
+    pub fn decode(
+        endpoint: Endpoint,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, RequestError> {
+        let mut request = match endpoint.body_format() {
+            BodyFormat::Json => Self::decode_json(body)?,
+            BodyFormat::Multipart => Self::decode_multipart(content_type, body)?,
+        };
+        if endpoint.model_source() == ModelSource::GeminiPath {
+            request.model = gemini_model(path).ok_or(RequestError::Invalid {
+                message: "the path must name a model: /v1beta/models/{model}:{method}".to_owned(),
+                field: Some("model"),
+            })?;
+        }
+        if endpoint.always_streams() {
+            request.stream = true;
+        }
+        if request.model.trim().is_empty() {
+            return Err(missing_model());
+        }
+        Ok(request)
+    }
+
+    fn decode_json(body: &[u8]) -> Result<Self, RequestError> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err(RequestError::InvalidBody(
@@ -67,26 +116,67 @@ impl LlmRequest {
             },
             _ => RequestError::InvalidBody(format!("malformed JSON body: {e}")),
         })?;
-        let model = probe
-            .model
-            .filter(|m| !m.trim().is_empty())
-            .ok_or(RequestError::Invalid {
-                message: "`model` is required".to_owned(),
-                field: Some("model"),
-            })?;
         let client_wants_usage = probe.include_usage == Some(true)
             || probe.stream_options.and_then(|o| o.include_usage) == Some(true);
+        let prompt_text_bytes = [
+            probe.messages,
+            probe.system,
+            probe.contents,
+            probe.input,
+            probe.prompt,
+            probe.suffix,
+            probe.inputs,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(0u64, |sum, text| sum.saturating_add(text.0));
         Ok(Self {
-            model: model.into_owned(),
+            model: probe.model.map(Cow::into_owned).unwrap_or_default(),
             stream: probe.stream.unwrap_or(false),
             client_wants_usage,
             max_output_tokens: probe
                 .max_completion_tokens
                 .or(probe.max_tokens)
-                .or(probe.max_output_tokens),
-            prompt_text_bytes: probe.messages.map_or(0, |t| t.0),
+                .or(probe.max_output_tokens)
+                .or(probe.generation_config.and_then(|c| c.max_output_tokens)),
+            prompt_text_bytes,
         })
     }
+
+    fn decode_multipart(content_type: Option<&str>, body: &[u8]) -> Result<Self, RequestError> {
+        let boundary = content_type.and_then(multipart::boundary).ok_or_else(|| {
+            RequestError::InvalidBody("expected a multipart/form-data body".to_owned())
+        })?;
+        let fields = multipart::text_fields(body, &boundary)
+            .map_err(|e| RequestError::InvalidBody(format!("malformed multipart body: {e}")))?;
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        Ok(Self {
+            model: field("model").unwrap_or_default(),
+            stream: field("stream").is_some_and(|v| v == "true"),
+            client_wants_usage: false,
+            max_output_tokens: None,
+            prompt_text_bytes: field("prompt").map_or(0, |p| p.len() as u64),
+        })
+    }
+}
+
+fn missing_model() -> RequestError {
+    RequestError::Invalid {
+        message: "`model` is required".to_owned(),
+        field: Some("model"),
+    }
+}
+
+/// `{model}` from `.../models/{model}:{method}`.
+fn gemini_model(path: &str) -> Option<String> {
+    let rest = &path[path.rfind("/models/")? + "/models/".len()..];
+    let model = rest.rsplit_once(':').map_or(rest, |(model, _)| model);
+    (!model.is_empty()).then(|| model.to_owned())
 }
 
 /// Sums the UTF-8 length of text found in a messages-like value: strings count whole; in objects
@@ -125,7 +215,7 @@ impl<'de> Visitor<'de> for TextBytesVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
         let mut total = 0u64;
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "content" || key == "text" {
+            if matches!(key.as_ref(), "content" | "text" | "parts") {
                 total = total.saturating_add(map.next_value::<TextBytes>()?.0);
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -159,7 +249,12 @@ mod tests {
     use super::*;
 
     fn decode(body: &str) -> Result<LlmRequest, RequestError> {
-        LlmRequest::decode(Endpoint::ChatCompletions, body.as_bytes())
+        LlmRequest::decode(
+            Endpoint::ChatCompletions,
+            "/v1/chat/completions",
+            None,
+            body.as_bytes(),
+        )
     }
 
     #[test]
@@ -216,6 +311,67 @@ mod tests {
         assert!(matches!(
             decode(r#"{"model":"m","stream":"yes"}"#),
             Err(RequestError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn gemini_names_the_model_in_the_path_and_streams_by_route() {
+        let body = br#"{"contents":[{"role":"user","parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":7}}"#;
+        let req = LlmRequest::decode(
+            Endpoint::GeminiStreamGenerateContent,
+            "/v1beta/models/gemini-pro:streamGenerateContent",
+            None,
+            body,
+        )
+        .unwrap();
+        assert_eq!(req.model, "gemini-pro");
+        assert!(req.stream);
+        assert_eq!(req.max_output_tokens, Some(7));
+        assert_eq!(req.prompt_text_bytes, 5);
+        let err = LlmRequest::decode(
+            Endpoint::GeminiGenerateContent,
+            "/v1beta/models/:generateContent",
+            None,
+            body,
+        );
+        assert!(matches!(
+            err,
+            Err(RequestError::Invalid {
+                field: Some("model"),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn anthropic_system_prompts_count_as_prompt_text() {
+        let body = br#"{"model":"claude","system":"be brief","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":5}"#;
+        let req =
+            LlmRequest::decode(Endpoint::AnthropicMessages, "/v1/messages", None, body).unwrap();
+        assert_eq!(req.prompt_text_bytes, 8 + 2);
+        assert_eq!(req.max_output_tokens, Some(5));
+    }
+
+    #[test]
+    fn multipart_bodies_name_their_model_in_a_field() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ndall-e-2\r\n--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\r\n--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na cat\r\n--XyZ--\r\n";
+        let req = LlmRequest::decode(
+            Endpoint::ImageEdits,
+            "/v1/images/edits",
+            Some("multipart/form-data; boundary=XyZ"),
+            body,
+        )
+        .unwrap();
+        assert_eq!(req.model, "dall-e-2");
+        assert_eq!(req.prompt_text_bytes, 5);
+        assert!(matches!(
+            LlmRequest::decode(
+                Endpoint::ImageEdits,
+                "/v1/images/edits",
+                Some("application/json"),
+                body
+            ),
+            Err(RequestError::InvalidBody(_))
         ));
     }
 }

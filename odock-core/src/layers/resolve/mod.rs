@@ -8,6 +8,7 @@
 //! [`LlmRequest`] and `Arc<ResolvedModel>` in the extensions for the ledgers and the provider call.
 
 mod decode;
+pub mod multipart;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -115,7 +116,11 @@ where
                 .copied()
                 .ok_or_else(|| GatewayError::Internal("resolution needs an endpoint".into()))?;
             let bytes = read_body(body, layer.max_body_bytes).await?;
-            let llm = LlmRequest::decode(endpoint, &bytes)?;
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            let llm = LlmRequest::decode(endpoint, parts.uri.path(), content_type, &bytes)?;
             let meter = parts.extensions.get::<Meter>().cloned();
             if let Some(meter) = &meter {
                 meter.set_request(llm.stream, llm.prompt_text_bytes);
