@@ -213,6 +213,71 @@ impl World {
 }
 
 impl TestServer {
+    /// A fresh organisation; returns its id.
+    pub async fn create_org(&self) -> String {
+        self.admin_ok(
+            reqwest::Method::POST,
+            "/api/admin/organisations",
+            Some(json!({"name": format!("Org {}", rand_suffix())})),
+        )
+        .await["id"]
+            .as_str()
+            .expect("org id")
+            .to_owned()
+    }
+
+    /// A provider of `provider_type` (`OPENAI`, `ANTHROPIC`, …) at `base_url` with `config`, holding
+    /// [`UPSTREAM_SECRET`] as its key; returns the provider id.
+    pub async fn create_provider(
+        &self,
+        org: &str,
+        provider_type: &str,
+        base_url: &str,
+        config: Value,
+    ) -> String {
+        let provider = self
+            .admin_ok(
+                reqwest::Method::POST,
+                &format!("/api/organisations/{org}/providers"),
+                Some(
+                    json!({"type": provider_type, "name": provider_type, "baseUrl": base_url,
+                            "timeoutMs": 2000, "config": config}),
+                ),
+            )
+            .await["id"]
+            .as_str()
+            .expect("provider id")
+            .to_owned();
+        self.admin_ok(
+            reqwest::Method::POST,
+            &format!("/api/organisations/{org}/providers/{provider}/keys"),
+            Some(json!({"name": "Primary", "key": UPSTREAM_SECRET})),
+        )
+        .await;
+        provider
+    }
+
+    /// A model with an explicit type and pricing (`pricing` in the admin API's shape).
+    pub async fn create_priced_model(
+        &self,
+        org: &str,
+        provider: &str,
+        name: &str,
+        slug: &str,
+        model_type: &str,
+        pricing: Value,
+    ) -> String {
+        self.admin_ok(
+            reqwest::Method::POST,
+            &format!("/api/organisations/{org}/models"),
+            Some(json!({"name": name, "slug": slug, "type": model_type, "providerId": provider, "pricing": pricing})),
+        )
+        .await["id"]
+            .as_str()
+            .expect("model id")
+            .to_owned()
+    }
+
     pub async fn create_model(&self, org: &str, provider: &str, name: &str, slug: &str) -> String {
         self.admin_ok(
             reqwest::Method::POST,
