@@ -41,6 +41,7 @@ pub mod secret;
 pub mod testing;
 pub mod unified;
 pub mod usage;
+pub mod windows;
 
 #[cfg(test)]
 mod gateway_tests;
