@@ -37,6 +37,7 @@ pub mod model;
 pub mod pricing;
 pub mod principal;
 pub mod provider;
+pub mod rate_limit;
 pub mod secret;
 pub mod testing;
 pub mod unified;
