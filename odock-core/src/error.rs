@@ -81,6 +81,10 @@ pub enum ProviderError {
     InvalidResponse(String),
     #[error("provider does not support this endpoint")]
     UnsupportedEndpoint,
+    /// The request cannot be expressed for this upstream (e.g. a translated request using a
+    /// feature the target family lacks). Refused before any upstream call.
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 /// Budget admission.
@@ -206,7 +210,9 @@ impl GatewayError {
                 ProviderError::Unreachable(_)
                 | ProviderError::Upstream { .. }
                 | ProviderError::InvalidResponse(_) => StatusCode::BAD_GATEWAY,
-                ProviderError::UnsupportedEndpoint => StatusCode::BAD_REQUEST,
+                ProviderError::UnsupportedEndpoint | ProviderError::InvalidRequest(_) => {
+                    StatusCode::BAD_REQUEST
+                }
             },
             GatewayError::Budget(e) => match e {
                 BudgetError::Exceeded { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -271,6 +277,7 @@ impl GatewayError {
                 | ProviderError::Upstream { .. }
                 | ProviderError::InvalidResponse(_) => "upstream_error",
                 ProviderError::UnsupportedEndpoint => "provider_type_unsupported",
+                ProviderError::InvalidRequest(_) => "invalid_request",
             },
             GatewayError::Budget(e) => match e {
                 BudgetError::Exceeded { .. } => "budget_exceeded",

@@ -3,9 +3,13 @@
 //! Odock's upstream LLM providers: implementations of [`odock_core::Provider`] that call an
 //! upstream over HTTP, relay its answer and report the usage it billed.
 //!
-//! - [`openai_compat`] serves every OpenAI-compatible upstream (OpenAI, Custom). Requests are
-//!   forwarded as bytes: only the model name and `stream_options` are rewritten, everything else the
-//!   client sent reaches the upstream untouched.
+//! - [`openai_compat`] serves every OpenAI-compatible upstream (OpenAI, Azure OpenAI, Custom) on
+//!   every OpenAI route. Requests are forwarded as bytes: only the model name and `stream_options`
+//!   are rewritten, everything else the client sent reaches the upstream untouched.
+//! - [`vllm`], [`mistral`] and [`huggingface`] serve those families' own routes (`/v1/vllm/*`,
+//!   `/v1/mistral/*`, `/v1/huggingface/*`) and `/v1/llm/chat`, forwarding the client's body with the
+//!   same byte-preserving rewrite; Hugging Face tasks are billed in units counted from the request,
+//!   Mistral OCR per processed page.
 //! - [`sse`] is the one Server-Sent-Events adapter all providers share.
 //! - [`http`] holds the HTTP plumbing they share: error mapping, bounded reads, relayed headers.
 //!
@@ -18,7 +22,11 @@
 //!
 //! let providers = odock_providers::default_registry(odock_providers::http_client());
 //! assert!(providers.get(ProviderType::OpenAi).is_some());
+//! assert!(providers.get(ProviderType::AzureOpenAi).is_some());
 //! assert!(providers.get(ProviderType::Custom).is_some());
+//! assert!(providers.get(ProviderType::Vllm).is_some());
+//! assert!(providers.get(ProviderType::Mistral).is_some());
+//! assert!(providers.get(ProviderType::HuggingFace).is_some());
 //!
 //! let _gateway = GatewayBuilder::new(
 //!     Arc::new(InMemoryKeyStore::new()),
@@ -32,11 +40,19 @@ use std::time::Duration;
 
 use odock_core::{Provider, ProviderRegistry, ProviderType};
 
+pub mod anthropic;
+pub mod gemini;
 pub mod http;
+pub mod huggingface;
+pub mod mistral;
 pub mod openai_compat;
 pub mod sse;
+pub mod vllm;
 
+pub use huggingface::HuggingFaceProvider;
+pub use mistral::MistralProvider;
 pub use openai_compat::OpenAiCompatProvider;
+pub use vllm::VllmProvider;
 
 /// Sent as `User-Agent` on every upstream request.
 pub const USER_AGENT: &str = concat!("odock/", env!("CARGO_PKG_VERSION"));
@@ -52,13 +68,34 @@ const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
 /// The registry of every provider this crate implements, all sharing `client`.
 ///
-/// OpenAI and Custom upstreams both speak the OpenAI wire format and share one
+/// OpenAI, Azure OpenAI and Custom upstreams all speak the OpenAI wire format and share one
 /// [`OpenAiCompatProvider`].
 pub fn default_registry(client: reqwest::Client) -> ProviderRegistry {
-    let openai_compat: Arc<dyn Provider> = Arc::new(OpenAiCompatProvider::new(client));
+    let openai_compat: Arc<dyn Provider> = Arc::new(OpenAiCompatProvider::new(client.clone()));
     ProviderRegistry::new()
         .with(ProviderType::OpenAi, openai_compat.clone())
+        .with(
+            ProviderType::Anthropic,
+            Arc::new(anthropic::AnthropicProvider::new(client.clone())),
+        )
+        .with(ProviderType::AzureOpenAi, openai_compat.clone())
         .with(ProviderType::Custom, openai_compat)
+        .with(
+            ProviderType::Google,
+            Arc::new(gemini::GeminiProvider::new(client.clone())),
+        )
+        .with(
+            ProviderType::Vllm,
+            Arc::new(VllmProvider::new(client.clone())),
+        )
+        .with(
+            ProviderType::Mistral,
+            Arc::new(MistralProvider::new(client.clone())),
+        )
+        .with(
+            ProviderType::HuggingFace,
+            Arc::new(HuggingFaceProvider::new(client)),
+        )
 }
 
 /// The HTTP client shared by every provider.

@@ -2,9 +2,15 @@
 //! loopback, real HTTP clients. One test binary, modules by concern.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
 mod chat;
 mod errors;
+mod gemini;
+mod huggingface;
 mod keys;
+mod mistral;
+mod openai_routes;
 mod ops;
 mod sdk;
 mod support;
+mod vllm;

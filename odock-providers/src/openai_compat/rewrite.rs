@@ -9,6 +9,9 @@
 //!   are kept) so the upstream reports usage and the request can be billed exactly;
 //! - the Odock-only top-level `include_usage` member is removed (upstreams reject it).
 //!
+//! [`Rewrite`] can also drop further members and rewrite `messages` (the `/v1/llm/chat` request
+//! carries Odock's `provider` and `content_blocks`, see `unified`).
+//!
 //! When none of that changes anything, the original buffer is forwarded without a copy.
 
 use std::borrow::Cow;
@@ -20,60 +23,102 @@ use serde_json::value::RawValue;
 
 const MODEL: &str = "model";
 const STREAM_OPTIONS: &str = "stream_options";
+const MESSAGES: &str = "messages";
 const INCLUDE_USAGE: &str = "include_usage";
 const INCLUDE_USAGE_MEMBER: &str = r#""include_usage":true"#;
 const TRUE: &str = "true";
 
 /// The client's body, rewritten for the upstream. Fails only when `body` is not a JSON object.
+///
+/// `stream` asks the upstream for usage in its stream (`stream_options.include_usage`); pass
+/// `false` for APIs that have no `stream_options` (Responses, images).
 pub fn rewrite_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, serde_json::Error> {
-    let Members(members) = serde_json::from_slice(body)?;
-    let slug_json = serde_json::to_string(slug)?;
+    Rewrite {
+        slug,
+        stream_usage: stream,
+        ..Rewrite::default()
+    }
+    .apply(body)
+}
 
-    let mut changed = false;
-    let mut saw_stream_options = false;
-    let mut out: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(members.len() + 1);
-    for (key, value) in members {
-        let name = json_str(key);
-        let value = match name.as_deref() {
-            Some(MODEL) => {
-                if json_str(value).as_deref() != Some(slug) {
-                    changed = true;
-                    Cow::Borrowed(slug_json.as_str())
-                } else {
-                    Cow::Borrowed(value.get())
-                }
-            }
-            Some(INCLUDE_USAGE) => {
-                changed = true;
-                continue;
-            }
-            Some(STREAM_OPTIONS) if stream => {
-                saw_stream_options = true;
-                match with_include_usage(value) {
-                    Some(merged) => {
+/// What to change in a body, beyond the slug. [`rewrite_body`] is the common case.
+#[derive(Default)]
+pub(crate) struct Rewrite<'a> {
+    /// The upstream's model id, written into `model`.
+    pub slug: &'a str,
+    /// Make sure `stream_options.include_usage` is `true`.
+    pub stream_usage: bool,
+    /// Further top-level members to remove (Odock's `include_usage` always is).
+    pub drop: &'a [&'a str],
+    /// Rewrites the `messages` value; `None` from it keeps the value as sent.
+    pub messages: Option<fn(&RawValue) -> Option<String>>,
+}
+
+impl Rewrite<'_> {
+    /// The rewritten body. Fails only when `body` is not a JSON object.
+    pub fn apply(&self, body: &Bytes) -> Result<Bytes, serde_json::Error> {
+        let Members(members) = serde_json::from_slice(body)?;
+        let slug = self.slug;
+        let stream = self.stream_usage;
+        let slug_json = serde_json::to_string(slug)?;
+
+        let mut changed = false;
+        let mut saw_stream_options = false;
+        let mut out: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(members.len() + 1);
+        for (key, value) in members {
+            let name = json_str(key);
+            let value = match name.as_deref() {
+                Some(MODEL) => {
+                    if json_str(value).as_deref() != Some(slug) {
                         changed = true;
-                        Cow::Owned(merged)
+                        Cow::Borrowed(slug_json.as_str())
+                    } else {
+                        Cow::Borrowed(value.get())
+                    }
+                }
+                Some(INCLUDE_USAGE) => {
+                    changed = true;
+                    continue;
+                }
+                Some(name) if self.drop.contains(&name) => {
+                    changed = true;
+                    continue;
+                }
+                Some(STREAM_OPTIONS) if stream => {
+                    saw_stream_options = true;
+                    match with_include_usage(value) {
+                        Some(merged) => {
+                            changed = true;
+                            Cow::Owned(merged)
+                        }
+                        None => Cow::Borrowed(value.get()),
+                    }
+                }
+                Some(MESSAGES) => match self.messages.and_then(|rewrite| rewrite(value)) {
+                    Some(rewritten) => {
+                        changed = true;
+                        Cow::Owned(rewritten)
                     }
                     None => Cow::Borrowed(value.get()),
-                }
-            }
-            _ => Cow::Borrowed(value.get()),
-        };
-        out.push((key.get(), value));
-    }
-    if stream && !saw_stream_options {
-        changed = true;
-        out.push((
-            r#""stream_options""#,
-            Cow::Owned(format!("{{{INCLUDE_USAGE_MEMBER}}}")),
-        ));
-    }
+                },
+                _ => Cow::Borrowed(value.get()),
+            };
+            out.push((key.get(), value));
+        }
+        if stream && !saw_stream_options {
+            changed = true;
+            out.push((
+                r#""stream_options""#,
+                Cow::Owned(format!("{{{INCLUDE_USAGE_MEMBER}}}")),
+            ));
+        }
 
-    if !changed {
-        return Ok(body.clone());
+        if !changed {
+            return Ok(body.clone());
+        }
+        let capacity = body.len() + slug_json.len() + INCLUDE_USAGE_MEMBER.len() + 24;
+        Ok(Bytes::from(write_object(&out, capacity)))
     }
-    let capacity = body.len() + slug_json.len() + INCLUDE_USAGE_MEMBER.len() + 24;
-    Ok(Bytes::from(write_object(&out, capacity)))
 }
 
 /// `stream_options` with `include_usage` set to `true`, or `None` when it already is. Other
@@ -116,7 +161,7 @@ fn with_include_usage(options: &RawValue) -> Option<String> {
 }
 
 /// `{"k":v,...}` from raw keys (with their quotes) and raw values.
-fn write_object(members: &[(&str, Cow<'_, str>)], capacity: usize) -> String {
+pub(crate) fn write_object(members: &[(&str, Cow<'_, str>)], capacity: usize) -> String {
     let mut out = String::with_capacity(capacity);
     out.push('{');
     for (i, (key, value)) in members.iter().enumerate() {
@@ -132,7 +177,7 @@ fn write_object(members: &[(&str, Cow<'_, str>)], capacity: usize) -> String {
 }
 
 /// The string a raw JSON value holds, when it is a string; borrowed unless it has escapes.
-fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
@@ -144,7 +189,7 @@ fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// A JSON object's members in document order, keys and values as raw JSON (keys with quotes).
 /// Duplicates are kept, so a rewrite never silently drops what the client sent.
-struct Members<'a>(Vec<(&'a RawValue, &'a RawValue)>);
+pub(crate) struct Members<'a>(pub Vec<(&'a RawValue, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

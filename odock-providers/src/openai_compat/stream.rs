@@ -106,7 +106,7 @@ impl DeltaProbe {
 /// The UTF-8 length of a string field, without keeping the string. Anything that is not a
 /// string (null, or an unexpected shape from a loosely compatible upstream) counts as 0.
 #[derive(Default)]
-struct TextLen(u64);
+pub(crate) struct TextLen(pub u64);
 
 impl<'de> Deserialize<'de> for TextLen {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

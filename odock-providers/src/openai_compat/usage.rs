@@ -1,5 +1,7 @@
 //! Usage as OpenAI-compatible upstreams report it, normalised into [`TokenUsage`].
 //!
+//! Chat completions and embeddings (embeddings report `prompt_tokens` only):
+//!
 //! | upstream field                                  | [`TokenUsage`]  |
 //! |-------------------------------------------------|-----------------|
 //! | `prompt_tokens`                                 | `input`         |
@@ -9,11 +11,29 @@
 //! | `completion_tokens_details.reasoning_tokens`    | `reasoning`     |
 //! | `completion_tokens_details.audio_tokens`        | `output_audio`  |
 //!
+//! The Responses API and `gpt-image-1` name them after directions instead:
+//!
+//! | upstream field                                  | [`TokenUsage`]  |
+//! |-------------------------------------------------|-----------------|
+//! | `input_tokens`                                  | `input`         |
+//! | `output_tokens`                                 | `output`        |
+//! | `input_tokens_details.cached_tokens`            | `cached_input`  |
+//! | `input_tokens_details.audio_tokens`             | `input_audio`   |
+//! | `input_tokens_details.image_tokens`             | `input_image`   |
+//! | `output_tokens_details.reasoning_tokens`        | `reasoning`     |
+//! | `output_tokens_details.audio_tokens`            | `output_audio`  |
+//! | `output_tokens_details.image_tokens`            | `output_image`  |
+//!
+//! Image answers add `units` = the number of items in `data`, `unit_kind` `"images"`; their
+//! output tokens are image tokens unless the upstream details say otherwise. Whether units or
+//! tokens are billed is the calculator's choice (units when the model has a unit rate).
+//!
 //! The raw `usage` object is kept as reported, for the usage record.
 
 use std::borrow::Cow;
 
 use odock_core::{ReportedUsage, TokenUsage};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -45,6 +65,34 @@ struct CompletionDetails {
     #[serde(default)]
     audio_tokens: Option<u64>,
 }
+
+/// `usage` in the Responses API and image shape.
+#[derive(Deserialize)]
+struct WireIoUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<IoDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<IoDetails>,
+}
+
+#[derive(Deserialize)]
+struct IoDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
+}
+
+/// The unit kind recorded for image answers.
+pub const IMAGES: &str = "images";
 
 /// The facts the gateway takes from a unary response; every other field is skipped unparsed.
 #[derive(Deserialize)]
@@ -85,6 +133,91 @@ pub fn usage_from_value(raw: Value) -> Option<ReportedUsage> {
         ..TokenUsage::default()
     };
     Some(ReportedUsage { tokens, raw })
+}
+
+/// Normalises a raw Responses-style `usage` value (`input_tokens`, `output_tokens`, …). `None`
+/// when it is not an object of token counts.
+pub fn reported_io_usage(raw: &RawValue) -> Option<ReportedUsage> {
+    let raw: Value = serde_json::from_str(raw.get()).ok()?;
+    io_usage_from_value(raw)
+}
+
+/// Normalises a parsed Responses-style `usage` value.
+pub fn io_usage_from_value(raw: Value) -> Option<ReportedUsage> {
+    if !raw.is_object() {
+        return None;
+    }
+    let wire = match WireIoUsage::deserialize(&raw) {
+        Ok(wire) => wire,
+        Err(error) => {
+            tracing::warn!(%error, "upstream usage has unexpected token counts; ignoring it");
+            return None;
+        }
+    };
+    let input = wire.input_tokens_details.as_ref();
+    let output = wire.output_tokens_details.as_ref();
+    let tokens = TokenUsage {
+        input: wire.input_tokens.unwrap_or(0),
+        output: wire.output_tokens.unwrap_or(0),
+        cached_input: input.and_then(|d| d.cached_tokens).unwrap_or(0),
+        input_audio: input.and_then(|d| d.audio_tokens).unwrap_or(0),
+        input_image: input.and_then(|d| d.image_tokens).unwrap_or(0),
+        reasoning: output.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        output_audio: output.and_then(|d| d.audio_tokens).unwrap_or(0),
+        output_image: output.and_then(|d| d.image_tokens).unwrap_or(0),
+        ..TokenUsage::default()
+    };
+    Some(ReportedUsage { tokens, raw })
+}
+
+/// The response `id` and usage of a unary Responses API body (`"object": "response"`).
+pub fn response_facts(body: &[u8]) -> (Option<String>, Option<ReportedUsage>) {
+    match serde_json::from_slice::<CompletionProbe<'_>>(body) {
+        Ok(probe) => (
+            probe.id.map(Cow::into_owned).filter(|id| !id.is_empty()),
+            probe.usage.and_then(reported_io_usage),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+/// What an images answer carries: its `data` items (never decoded) and usage.
+#[derive(Deserialize)]
+struct ImagesProbe<'a> {
+    #[serde(default)]
+    data: Option<Vec<IgnoredAny>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+/// Usage of a unary images answer: one unit per item in `data`, plus the tokens `gpt-image-1`
+/// reports. `None` when the body is not an images answer or returned no image.
+pub fn image_facts(body: &[u8]) -> Option<ReportedUsage> {
+    let probe = serde_json::from_slice::<ImagesProbe<'_>>(body).ok()?;
+    let images = probe.data.map_or(0, |data| data.len() as u64);
+    let tokens = probe.usage.and_then(reported_io_usage);
+    if images == 0 && tokens.is_none() {
+        return None;
+    }
+    Some(image_usage(images, tokens))
+}
+
+/// `images` units plus the image tokens of `tokens` (when reported). Image output tokens are
+/// image tokens unless the upstream broke them down itself.
+pub fn image_usage(images: u64, tokens: Option<ReportedUsage>) -> ReportedUsage {
+    let (mut usage, raw) = match tokens {
+        Some(ReportedUsage { tokens, raw }) => (tokens, raw),
+        None => (TokenUsage::default(), serde_json::json!({ IMAGES: images })),
+    };
+    let output_broken_down = raw
+        .get("output_tokens_details")
+        .is_some_and(Value::is_object);
+    if !output_broken_down {
+        usage.output_image = usage.output;
+    }
+    usage.units = images;
+    usage.unit_kind = Some(IMAGES.to_owned());
+    ReportedUsage { tokens: usage, raw }
 }
 
 /// The response `id` and usage of a unary `chat.completion` body. A body that is not JSON yields
@@ -164,6 +297,73 @@ mod tests {
             ),
             (3, 4, 0)
         );
+    }
+
+    #[test]
+    fn responses_usage_is_normalised_from_its_own_names() {
+        let body = br#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":36,
+            "input_tokens_details":{"cached_tokens":12},"output_tokens":87,
+            "output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}}"#;
+        let (id, usage) = response_facts(body);
+        assert_eq!(id.as_deref(), Some("resp_1"));
+        let usage = usage.unwrap();
+        assert_eq!(
+            usage.tokens,
+            TokenUsage {
+                input: 36,
+                output: 87,
+                cached_input: 12,
+                reasoning: 64,
+                ..TokenUsage::default()
+            }
+        );
+        assert_eq!(usage.raw["total_tokens"], 123);
+        assert_eq!(response_facts(b"nope"), (None, None));
+    }
+
+    #[test]
+    fn images_count_as_units_with_their_tokens() {
+        // dall-e: no usage, two images.
+        let usage = image_facts(
+            br#"{"created":1,"data":[{"url":"https://x/1.png"},{"url":"https://x/2.png"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(usage.tokens.units, 2);
+        assert_eq!(usage.tokens.unit_kind.as_deref(), Some("images"));
+        assert_eq!(usage.tokens.total(), 0);
+        assert_eq!(usage.raw, json!({"images": 2}));
+
+        // gpt-image-1: usage with image input tokens; output tokens are image tokens.
+        let usage = image_facts(
+            br#"{"created":1,"data":[{"b64_json":"aGVsbG8="}],"usage":{"total_tokens":100,
+                "input_tokens":50,"output_tokens":50,
+                "input_tokens_details":{"text_tokens":10,"image_tokens":40}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            usage.tokens,
+            TokenUsage {
+                input: 50,
+                output: 50,
+                input_image: 40,
+                output_image: 50,
+                units: 1,
+                unit_kind: Some("images".into()),
+                ..TokenUsage::default()
+            }
+        );
+        assert_eq!(usage.raw["total_tokens"], 100);
+
+        // An upstream breakdown of output tokens is taken as given.
+        let usage = image_facts(
+            br#"{"data":[{}],"usage":{"input_tokens":1,"output_tokens":9,
+                "output_tokens_details":{"text_tokens":3,"image_tokens":6}}}"#,
+        )
+        .unwrap();
+        assert_eq!(usage.tokens.output_image, 6);
+
+        assert!(image_facts(br#"{"data":[]}"#).is_none());
+        assert!(image_facts(b"<html>").is_none());
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Test support: a real `odock-server` on 127.0.0.1:0 over a temporary SQLite file, a fake OpenAI
 //! upstream on loopback, and a small admin-API client.
 
+pub mod fake_anthropic;
+pub mod fake_gemini;
+pub mod fake_huggingface;
+pub mod fake_mistral;
 pub mod fake_openai;
+pub mod fake_vllm;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -36,6 +36,8 @@ struct Probe<'a> {
     system: Option<TextBytes>,
     #[serde(default)]
     contents: Option<TextBytes>,
+    #[serde(default, rename = "systemInstruction")]
+    system_instruction: Option<TextBytes>,
     #[serde(default)]
     input: Option<TextBytes>,
     #[serde(default)]
@@ -122,6 +124,7 @@ impl LlmRequest {
             probe.messages,
             probe.system,
             probe.contents,
+            probe.system_instruction,
             probe.input,
             probe.prompt,
             probe.suffix,
@@ -316,7 +319,7 @@ mod tests {
 
     #[test]
     fn gemini_names_the_model_in_the_path_and_streams_by_route() {
-        let body = br#"{"contents":[{"role":"user","parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":7}}"#;
+        let body = br#"{"systemInstruction":{"parts":[{"text":"be kind"}]},"contents":[{"role":"user","parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":7}}"#;
         let req = LlmRequest::decode(
             Endpoint::GeminiStreamGenerateContent,
             "/v1beta/models/gemini-pro:streamGenerateContent",
@@ -327,7 +330,7 @@ mod tests {
         assert_eq!(req.model, "gemini-pro");
         assert!(req.stream);
         assert_eq!(req.max_output_tokens, Some(7));
-        assert_eq!(req.prompt_text_bytes, 5);
+        assert_eq!(req.prompt_text_bytes, 7 + 5);
         let err = LlmRequest::decode(
             Endpoint::GeminiGenerateContent,
             "/v1beta/models/:generateContent",

@@ -1,0 +1,275 @@
+//! `/v1/llm/chat` served by an OpenAI-compatible upstream.
+//!
+//! The unified request is OpenAI chat plus two Odock additions, folded away before forwarding:
+//!
+//! - the top-level `provider` (the family the client expects) is checked against the model's —
+//!   `openai` or the model's own family (`azure`, `custom`), else [`ProviderError::InvalidRequest`]
+//!   before any upstream call — and removed, as OpenAI rejects unknown parameters;
+//! - a message's `content_blocks` (OpenAI content parts: `text`, `image_url`, `input_audio`, …)
+//!   are appended to its `content`, a string content becoming a leading `text` part.
+//!
+//! Everything else is forwarded as on `/v1/chat/completions` (slug, `stream_options`). The answer
+//! is a chat completion or chunk stream, which the gateway normalises; an upstream error is not
+//! relayed but becomes [`ProviderError::Upstream`] with the upstream's own message, as on every
+//! translated route.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::StatusCode;
+use odock_core::{ProviderError, ProviderType};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::rewrite::Rewrite;
+
+/// Odock's top-level member naming the expected provider family.
+const PROVIDER: &str = "provider";
+
+/// How much of a non-JSON upstream error body becomes the message.
+const MESSAGE_LIMIT: usize = 512;
+
+/// The family every OpenAI-compatible model answers to.
+const OPENAI: &str = "openai";
+
+#[derive(Deserialize)]
+struct ProviderProbe<'a> {
+    #[serde(default, borrow)]
+    provider: Option<Cow<'a, str>>,
+}
+
+/// Refuses a request whose `provider` names a family this model is not served by.
+pub fn check_provider(body: &[u8], provider_type: ProviderType) -> Result<(), ProviderError> {
+    let Ok(ProviderProbe {
+        provider: Some(asked),
+    }) = serde_json::from_slice::<ProviderProbe<'_>>(body)
+    else {
+        return Ok(());
+    };
+    let family = provider_type.family();
+    if asked.eq_ignore_ascii_case(OPENAI) || asked.eq_ignore_ascii_case(family) {
+        return Ok(());
+    }
+    Err(ProviderError::InvalidRequest(format!(
+        "`provider` is `{asked}`, but this model is served by `{family}`"
+    )))
+}
+
+/// The unified request as the upstream's chat-completions body.
+pub fn request_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, serde_json::Error> {
+    Rewrite {
+        slug,
+        stream_usage: stream,
+        drop: &[PROVIDER],
+        messages: Some(fold_content_blocks),
+    }
+    .apply(body)
+}
+
+/// `messages` with every `content_blocks` folded into `content`; `None` when there is none.
+fn fold_content_blocks(messages: &RawValue) -> Option<String> {
+    if !messages.get().contains("\"content_blocks\"") {
+        return None;
+    }
+    let mut messages: Vec<Value> = serde_json::from_str(messages.get()).ok()?;
+    let mut changed = false;
+    for message in &mut messages {
+        let Some(message) = message.as_object_mut() else {
+            continue;
+        };
+        let Some(blocks) = message.remove("content_blocks") else {
+            continue;
+        };
+        changed = true;
+        let blocks = match blocks {
+            Value::Array(blocks) => blocks,
+            Value::Null => continue,
+            block => vec![block],
+        };
+        let mut content = match message.remove("content") {
+            Some(Value::String(text)) if !text.is_empty() => {
+                vec![json!({"type": "text", "text": text})]
+            }
+            Some(Value::Array(parts)) => parts,
+            _ => Vec::new(),
+        };
+        content.extend(blocks);
+        message.insert("content".to_owned(), Value::Array(content));
+    }
+    changed.then(|| Value::Array(messages).to_string())
+}
+
+/// An upstream error answer as a [`ProviderError::Upstream`], with the upstream's message: the
+/// OpenAI `error.message`, else a top-level `message`, else (the start of) the body, else the
+/// status' reason.
+pub fn upstream_error(status: StatusCode, body: &[u8]) -> ProviderError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            let error = value.get("error");
+            error
+                .and_then(|e| e.get("message"))
+                .or(error.filter(|e| e.is_string()))
+                .or_else(|| value.get("message"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            (!text.is_empty()).then(|| truncate(text, MESSAGE_LIMIT))
+        })
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("upstream error")
+                .to_owned()
+        });
+    ProviderError::Upstream {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// At most `limit` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, limit: usize) -> String {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(body: &str, stream: bool) -> String {
+        let out = request_body(&Bytes::copy_from_slice(body.as_bytes()), "gpt-up", stream).unwrap();
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_provider_member_is_removed_and_the_rest_forwarded_as_chat() {
+        assert_eq!(
+            rewrite(
+                r#"{"model":"odock","provider":"openai","messages":[{"role":"user","content":"hi"}],"temperature":0.50}"#,
+                false
+            ),
+            r#"{"model":"gpt-up","messages":[{"role":"user","content":"hi"}],"temperature":0.50}"#
+        );
+        assert_eq!(
+            rewrite(
+                r#"{"model":"odock","stream":true,"include_usage":true,"messages":[]}"#,
+                true
+            ),
+            r#"{"model":"gpt-up","stream":true,"messages":[],"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn the_provider_member_must_name_this_family() {
+        for (body, provider_type) in [
+            (r#"{"model":"m"}"#, ProviderType::OpenAi),
+            (r#"{"model":"m","provider":"openai"}"#, ProviderType::OpenAi),
+            (
+                r#"{"model":"m","provider":"openai"}"#,
+                ProviderType::AzureOpenAi,
+            ),
+            (
+                r#"{"model":"m","provider":"azure"}"#,
+                ProviderType::AzureOpenAi,
+            ),
+            (r#"{"model":"m","provider":"custom"}"#, ProviderType::Custom),
+        ] {
+            assert_eq!(
+                check_provider(body.as_bytes(), provider_type),
+                Ok(()),
+                "{body}"
+            );
+        }
+        let error = check_provider(
+            br#"{"model":"m","provider":"anthropic"}"#,
+            ProviderType::OpenAi,
+        )
+        .unwrap_err();
+        assert!(matches!(error, ProviderError::InvalidRequest(ref m) if m.contains("anthropic")));
+        assert!(
+            check_provider(br#"{"model":"m","provider":"azure"}"#, ProviderType::OpenAi).is_err()
+        );
+    }
+
+    #[test]
+    fn content_blocks_become_content_parts() {
+        let out: Value = serde_json::from_str(&rewrite(
+            r#"{"model":"m","messages":[
+                {"role":"system","content":"Be brief."},
+                {"role":"user","content":"What is this?","content_blocks":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]},
+                {"role":"user","content_blocks":[{"type":"text","text":"and this"}]}
+            ]}"#,
+            false,
+        ))
+        .unwrap();
+        let messages = &out["messages"];
+        assert_eq!(
+            messages[0],
+            json!({"role": "system", "content": "Be brief."})
+        );
+        assert_eq!(
+            messages[1],
+            json!({"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+            ]})
+        );
+        assert_eq!(
+            messages[2],
+            json!({"role": "user", "content": [{"type": "text", "text": "and this"}]})
+        );
+    }
+
+    #[test]
+    fn messages_without_blocks_keep_their_bytes() {
+        let body = r#"{"model":"gpt-up","messages":[ {"role":"user", "content":"say \"content_blocks\""} ]}"#;
+        assert_eq!(rewrite(body, false), body);
+    }
+
+    #[test]
+    fn upstream_errors_carry_the_upstream_message() {
+        let error = upstream_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            br#"{"error":{"message":"Rate limit reached for gpt-4o","type":"requests","code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(
+            error,
+            ProviderError::Upstream {
+                status: 429,
+                message: "Rate limit reached for gpt-4o".into()
+            }
+        );
+        let error = upstream_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!(
+            error,
+            ProviderError::Upstream {
+                status: 502,
+                message: "<html>bad gateway</html>".into()
+            }
+        );
+        let error = upstream_error(StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert_eq!(
+            error,
+            ProviderError::Upstream {
+                status: 503,
+                message: "Service Unavailable".into()
+            }
+        );
+        let long = "é".repeat(400);
+        let ProviderError::Upstream { message, .. } =
+            upstream_error(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes())
+        else {
+            unreachable!()
+        };
+        assert!(message.len() <= MESSAGE_LIMIT && message.starts_with('é'));
+    }
+}
