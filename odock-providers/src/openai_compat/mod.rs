@@ -94,9 +94,6 @@ impl Provider for OpenAiCompatProvider {
         let operation =
             Operation::for_endpoint(request.endpoint).ok_or(ProviderError::UnsupportedEndpoint)?;
         let translated = request.endpoint == Endpoint::UnifiedChat;
-        if translated {
-            unified::check_provider(&request.body, request.model.provider.provider_type)?;
-        }
         let model = &request.model;
         let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let azure = model.provider.provider_type == ProviderType::AzureOpenAi;

@@ -2,9 +2,8 @@
 //!
 //! The unified request is OpenAI chat plus two Odock additions, folded away before forwarding:
 //!
-//! - the top-level `provider` (the family the client expects) is checked against the model's —
-//!   `openai` or the model's own family (`azure`, `custom`), else [`ProviderError::InvalidRequest`]
-//!   before any upstream call — and removed, as OpenAI rejects unknown parameters;
+//! - the top-level `provider` (the family the client expects; core has already checked it against
+//!   the model) is removed, as OpenAI rejects unknown parameters;
 //! - a message's `content_blocks` (OpenAI content parts: `text`, `image_url`, `input_audio`, …)
 //!   are appended to its `content`, a string content becoming a leading `text` part.
 //!
@@ -13,12 +12,9 @@
 //! relayed but becomes [`ProviderError::Upstream`] with the upstream's own message, as on every
 //! translated route.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use http::StatusCode;
-use odock_core::{ProviderError, ProviderType};
-use serde::Deserialize;
+use odock_core::ProviderError;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -29,32 +25,6 @@ const PROVIDER: &str = "provider";
 
 /// How much of a non-JSON upstream error body becomes the message.
 const MESSAGE_LIMIT: usize = 512;
-
-/// The family every OpenAI-compatible model answers to.
-const OPENAI: &str = "openai";
-
-#[derive(Deserialize)]
-struct ProviderProbe<'a> {
-    #[serde(default, borrow)]
-    provider: Option<Cow<'a, str>>,
-}
-
-/// Refuses a request whose `provider` names a family this model is not served by.
-pub fn check_provider(body: &[u8], provider_type: ProviderType) -> Result<(), ProviderError> {
-    let Ok(ProviderProbe {
-        provider: Some(asked),
-    }) = serde_json::from_slice::<ProviderProbe<'_>>(body)
-    else {
-        return Ok(());
-    };
-    let family = provider_type.family();
-    if asked.eq_ignore_ascii_case(OPENAI) || asked.eq_ignore_ascii_case(family) {
-        return Ok(());
-    }
-    Err(ProviderError::InvalidRequest(format!(
-        "`provider` is `{asked}`, but this model is served by `{family}`"
-    )))
-}
 
 /// The unified request as the upstream's chat-completions body.
 pub fn request_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, serde_json::Error> {
@@ -165,38 +135,6 @@ mod tests {
                 true
             ),
             r#"{"model":"gpt-up","stream":true,"messages":[],"stream_options":{"include_usage":true}}"#
-        );
-    }
-
-    #[test]
-    fn the_provider_member_must_name_this_family() {
-        for (body, provider_type) in [
-            (r#"{"model":"m"}"#, ProviderType::OpenAi),
-            (r#"{"model":"m","provider":"openai"}"#, ProviderType::OpenAi),
-            (
-                r#"{"model":"m","provider":"openai"}"#,
-                ProviderType::AzureOpenAi,
-            ),
-            (
-                r#"{"model":"m","provider":"azure"}"#,
-                ProviderType::AzureOpenAi,
-            ),
-            (r#"{"model":"m","provider":"custom"}"#, ProviderType::Custom),
-        ] {
-            assert_eq!(
-                check_provider(body.as_bytes(), provider_type),
-                Ok(()),
-                "{body}"
-            );
-        }
-        let error = check_provider(
-            br#"{"model":"m","provider":"anthropic"}"#,
-            ProviderType::OpenAi,
-        )
-        .unwrap_err();
-        assert!(matches!(error, ProviderError::InvalidRequest(ref m) if m.contains("anthropic")));
-        assert!(
-            check_provider(br#"{"model":"m","provider":"azure"}"#, ProviderType::OpenAi).is_err()
         );
     }
 

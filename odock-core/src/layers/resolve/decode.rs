@@ -24,12 +24,16 @@ pub struct LlmRequest {
     pub max_output_tokens: Option<u64>,
     /// UTF-8 bytes of the text content of the messages (for estimates).
     pub prompt_text_bytes: u64,
+    /// `/v1/llm/chat`'s optional `provider`: the family the client expects to serve the model.
+    pub provider: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Probe<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    provider: Option<Cow<'a, str>>,
     /// Anthropic's system prompt, Gemini's contents, Responses' input, completions' prompt, FIM's
     /// suffix, Hugging Face's inputs: all count as prompt text.
     #[serde(default)]
@@ -143,6 +147,7 @@ impl LlmRequest {
                 .or(probe.max_output_tokens)
                 .or(probe.generation_config.and_then(|c| c.max_output_tokens)),
             prompt_text_bytes,
+            provider: probe.provider.map(Cow::into_owned),
         })
     }
 
@@ -164,6 +169,7 @@ impl LlmRequest {
             client_wants_usage: false,
             max_output_tokens: None,
             prompt_text_bytes: field("prompt").map_or(0, |p| p.len() as u64),
+            provider: None,
         })
     }
 }
@@ -276,6 +282,7 @@ mod tests {
                 client_wants_usage: true,
                 max_output_tokens: Some(9),
                 prompt_text_bytes: 6 + 3,
+                provider: None,
             })
         );
         assert_eq!(

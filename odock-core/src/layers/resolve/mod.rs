@@ -133,6 +133,7 @@ where
                 meter.set_model(model.clone());
             }
             check_model(&*layer.store, &principal, endpoint, &model).await?;
+            check_provider_pin(&llm, &model)?;
             parts.extensions.insert(llm);
             parts.extensions.insert(model);
             inner.call(Request::from_parts(parts, bytes)).await
@@ -157,6 +158,35 @@ where
             "could not read the request body".to_owned(),
         )),
     }
+}
+
+/// `/v1/llm/chat` may name the family it expects (`provider`); a model served by another family is
+/// refused. `openai` also names the OpenAI-compatible families served through the OpenAI API
+/// (Azure OpenAI, Custom).
+pub fn check_provider_pin(request: &LlmRequest, model: &ResolvedModel) -> Result<(), RequestError> {
+    let Some(asked) = request.provider.as_deref() else {
+        return Ok(());
+    };
+    let provider_type = model.provider.provider_type;
+    let family = provider_type.family();
+    let openai_compatible = matches!(
+        provider_type,
+        crate::ProviderType::OpenAi
+            | crate::ProviderType::AzureOpenAi
+            | crate::ProviderType::Custom
+    );
+    if asked.eq_ignore_ascii_case(family)
+        || (asked.eq_ignore_ascii_case("openai") && openai_compatible)
+    {
+        return Ok(());
+    }
+    Err(RequestError::Invalid {
+        message: format!(
+            "`provider` is `{asked}`, but model `{}` is served by `{family}`",
+            model.name
+        ),
+        field: Some("provider"),
+    })
 }
 
 /// The access and configuration checks, in their documented order.
