@@ -286,3 +286,50 @@ async fn validate_key_describes_the_key() {
     );
     assert!(h.sink.records().is_empty());
 }
+
+#[tokio::test]
+async fn the_unified_route_takes_any_family_but_honours_the_provider_pin() {
+    let h = harness();
+    let providers = ProviderRegistry::new()
+        .with(ProviderType::OpenAi, Arc::new(StaticProvider::default()))
+        .with(ProviderType::Anthropic, Arc::new(StaticProvider::default()));
+    let gateway = GatewayBuilder::new(
+        Arc::new(h.store.clone()),
+        providers,
+        Arc::new(h.sink.clone()),
+    );
+    let call = |body: &'static str| {
+        let request = Request::post("/v1/llm/chat")
+            .header("authorization", "Bearer sk_good")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        gateway.llm(Endpoint::UnifiedChat).oneshot(request)
+    };
+    // An Anthropic model on the unified route: normalised answer.
+    let response = call(r#"{"model":"claude","messages":[]}"#).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["provider"], "anthropic");
+    assert_eq!(body["model"], "claude");
+    assert_eq!(body["content"], "Hello from Odock.");
+    assert_eq!(body["input_tokens"], 12);
+    // A pin naming the right family passes; another family is refused before the upstream.
+    let ok = call(r#"{"model":"claude","provider":"anthropic"}"#)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = call(r#"{"model":"claude","provider":"gemini"}"#)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value =
+        serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["field"], "provider");
+    // `openai` also names OpenAI-compatible families.
+    let ok = call(r#"{"model":"gpt","provider":"openai"}"#)
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}
