@@ -1,5 +1,7 @@
-//! HTTP plumbing shared by every provider: turning transport failures into [`ProviderError`]s,
-//! reading bounded bodies, and choosing which upstream response headers reach the client.
+//! HTTP plumbing shared by every provider: sending a request and waiting for its answer within
+//! the provider's timeout (`send`, `Answered`), presenting the provider key (`credential`),
+//! turning transport failures into [`ProviderError`]s, reading bounded bodies, and choosing which
+//! upstream response headers reach the client.
 //!
 //! Error messages are built from the transport error chain with the URL removed, and the
 //! provider's credential only ever travels in a header marked sensitive, so no message produced
@@ -11,12 +13,125 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::StatusCode;
 use http::{HeaderMap, HeaderValue};
-use odock_core::ProviderError;
+use odock_core::{ProviderBody, ProviderError, ProviderRequest, ProviderResponse};
 use tokio::time::Instant;
 
 /// The most bytes of an upstream error body that are read and relayed (1 MiB).
 pub const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+/// How long an upstream may take when its provider configures no timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The `Accept` header of a request: an event stream when streaming, else JSON.
+pub(crate) const fn accept(stream: bool) -> &'static str {
+    if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    }
+}
+
+/// A header value carrying the provider key (`Bearer <key>`, or the bare key), marked sensitive
+/// so it is never logged by the HTTP stack.
+pub(crate) fn credential(value: impl AsRef<str>) -> Result<HeaderValue, ProviderError> {
+    let mut value = HeaderValue::try_from(value.as_ref()).map_err(|_| {
+        // Never echo the value: it is the credential.
+        ProviderError::Unreachable(
+            "the provider API key is not a valid HTTP header value".to_owned(),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// An upstream answer whose headers have arrived, with the deadline that still applies.
+pub(crate) struct Answered {
+    pub response: reqwest::Response,
+    pub deadline: Deadline,
+    pub status: StatusCode,
+    /// The headers the client may see ([`relayed_headers`]).
+    pub headers: HeaderMap,
+    /// The upstream's own id for the request, from its response header.
+    pub request_id: Option<String>,
+}
+
+/// When a request's answer must have arrived, and the timeout that set it (reported on expiry).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: Instant,
+    pub timeout: Duration,
+}
+
+impl Deadline {
+    /// The whole body of `response`, before the deadline.
+    pub async fn body(self, response: reqwest::Response) -> Result<Bytes, ProviderError> {
+        until(self.at, self.timeout, response.bytes()).await
+    }
+
+    /// At most [`ERROR_BODY_LIMIT`] bytes of an error answer's body, before the deadline.
+    pub async fn error_body(self, response: reqwest::Response) -> Result<Bytes, ProviderError> {
+        until(
+            self.at,
+            self.timeout,
+            read_bounded(response, ERROR_BODY_LIMIT),
+        )
+        .await
+    }
+}
+
+impl Answered {
+    /// True when the upstream answered with an event stream.
+    pub fn is_event_stream(&self) -> bool {
+        is_event_stream(self.response.headers())
+    }
+
+    /// The error answer relayed as the upstream sent it: status, content type and (up to
+    /// [`ERROR_BODY_LIMIT`] of) body.
+    pub async fn relay_error(self) -> Result<ProviderResponse, ProviderError> {
+        let bytes = self.deadline.error_body(self.response).await?;
+        Ok(ProviderResponse {
+            status: self.status,
+            headers: self.headers,
+            body: ProviderBody::Full { bytes, usage: None },
+            provider_request_id: self.request_id,
+        })
+    }
+}
+
+/// Sends `upstream` for `request` and waits, within the provider's timeout, for the response
+/// headers. `request_id_header` names the header carrying the upstream's own request id.
+pub(crate) async fn send(
+    request: &ProviderRequest,
+    upstream: reqwest::RequestBuilder,
+    request_id_header: &str,
+) -> Result<Answered, ProviderError> {
+    let model = &request.model;
+    let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Deadline {
+        at: Instant::now() + timeout,
+        timeout,
+    };
+    let response = until(deadline.at, timeout, upstream.send()).await?;
+    let status = response.status();
+    let headers = relayed_headers(response.headers());
+    let request_id = header_string(response.headers(), request_id_header);
+    tracing::debug!(
+        provider = %model.provider.name,
+        request_id = %request.request_id,
+        status = status.as_u16(),
+        upstream_request_id = request_id.as_deref().unwrap_or(""),
+        "upstream answered"
+    );
+    Ok(Answered {
+        response,
+        deadline,
+        status,
+        headers,
+        request_id,
+    })
+}
 
 /// Maps a `reqwest` failure to a [`ProviderError`]. `timeout` is the limit that applied, reported
 /// when the failure was a timeout.

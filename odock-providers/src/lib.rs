@@ -3,15 +3,24 @@
 //! Odock's upstream LLM providers: implementations of [`odock_core::Provider`] that call an
 //! upstream over HTTP, relay its answer and report the usage it billed.
 //!
-//! - [`openai_compat`] serves every OpenAI-compatible upstream (OpenAI, Azure OpenAI, Custom) on
-//!   every OpenAI route. Requests are forwarded as bytes: only the model name and `stream_options`
-//!   are rewritten, everything else the client sent reaches the upstream untouched.
+//! One module per upstream family:
+//!
+//! - [`openai_compat`] serves OpenAI, Azure OpenAI and Custom upstreams on every OpenAI route and
+//!   `/v1/llm/chat`, and holds the OpenAI-compatible forwarding every same-protocol family shares:
+//!   the byte-preserving body rewrite (model slug, `stream_options` per family, dropped members),
+//!   the request/answer loop, unary usage in the chat, Responses and total-only shapes, stream
+//!   relays (usage-only chunk stripping, `response.completed` usage, image events), the upstream
+//!   error of `/v1/llm/chat`, and the multipart `model` swap.
 //! - [`vllm`], [`mistral`] and [`huggingface`] serve those families' own routes (`/v1/vllm/*`,
-//!   `/v1/mistral/*`, `/v1/huggingface/*`) and `/v1/llm/chat`, forwarding the client's body with the
-//!   same byte-preserving rewrite; Hugging Face tasks are billed in units counted from the request,
-//!   Mistral OCR per processed page.
+//!   `/v1/mistral/*`, `/v1/huggingface/*`) and `/v1/llm/chat` through that shared forwarding,
+//!   choosing only URLs, `stream_options` handling (Mistral never receives it) and how special
+//!   answers are billed: Hugging Face tasks in units counted from the request, Mistral OCR per
+//!   processed page.
+//! - [`anthropic`] and [`gemini`] forward their native routes (`/v1/messages`,
+//!   `generateContent`) as bytes and translate `/v1/llm/chat` to and from their own protocols.
 //! - [`sse`] is the one Server-Sent-Events adapter all providers share.
-//! - [`http`] holds the HTTP plumbing they share: error mapping, bounded reads, relayed headers.
+//! - [`http`] holds the HTTP plumbing they share: sending within the provider's timeout, the
+//!   sensitive credential header, error mapping, bounded reads, relayed headers.
 //!
 //! The gateway builds one [`reqwest::Client`] with [`http_client`] and hands it to
 //! [`default_registry`], which maps provider types to providers:
@@ -22,6 +31,8 @@
 //!
 //! let providers = odock_providers::default_registry(odock_providers::http_client());
 //! assert!(providers.get(ProviderType::OpenAi).is_some());
+//! assert!(providers.get(ProviderType::Anthropic).is_some());
+//! assert!(providers.get(ProviderType::Google).is_some());
 //! assert!(providers.get(ProviderType::AzureOpenAi).is_some());
 //! assert!(providers.get(ProviderType::Custom).is_some());
 //! assert!(providers.get(ProviderType::Vllm).is_some());
@@ -66,10 +77,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle pooled connections kept per upstream host.
 const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
-/// The registry of every provider this crate implements, all sharing `client`.
-///
-/// OpenAI, Azure OpenAI and Custom upstreams all speak the OpenAI wire format and share one
-/// [`OpenAiCompatProvider`].
+/// The registry of every provider this crate implements, all sharing `client`: OpenAI, Azure
+/// OpenAI and Custom (one shared [`OpenAiCompatProvider`]), Anthropic, Google (Gemini), vLLM,
+/// Mistral and Hugging Face.
 pub fn default_registry(client: reqwest::Client) -> ProviderRegistry {
     let openai_compat: Arc<dyn Provider> = Arc::new(OpenAiCompatProvider::new(client.clone()));
     ProviderRegistry::new()

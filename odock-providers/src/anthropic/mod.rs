@@ -27,32 +27,29 @@ pub mod stream;
 pub mod usage;
 pub mod wire;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self as futures_stream, BoxStream, StreamExt};
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use odock_core::{
     Endpoint, ProviderBody, ProviderError, ProviderRequest, ProviderResponse, ResolvedModel,
-    Secret, StreamChunk,
+    StreamChunk,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::time::Instant;
 
-use crate::http::{
-    header_string, is_event_stream, read_bounded, relayed_headers, until, ERROR_BODY_LIMIT,
-};
+use crate::http::{accept, credential, send, Answered};
+use crate::openai_compat::forward::not_a_json_object;
 use crate::openai_compat::rewrite::rewrite_body;
 use crate::sse;
 
 use self::stream::{ChunkTranslator, NativeRelay};
 
-/// How long an upstream may take when its provider configures no timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::http::DEFAULT_TIMEOUT;
 
 /// The `anthropic-version` sent when the provider's config names none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -87,46 +84,26 @@ impl odock_core::Provider for AnthropicProvider {
     }
 }
 
-/// An upstream answer whose headers have arrived.
-struct Upstream {
-    response: reqwest::Response,
-    deadline: Instant,
-    timeout: Duration,
-    status: StatusCode,
-    headers: HeaderMap,
-    request_id: Option<String>,
-}
-
 impl AnthropicProvider {
     async fn native(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         let model = &request.model;
-        let body = rewrite_body(&request.body, &model.slug, false).map_err(|e| {
-            // The gateway decodes the body before it gets here, so this means a bug upstream of us.
-            ProviderError::InvalidResponse(format!("request body is not a JSON object: {e}"))
-        })?;
-        let upstream = self.send(&request, body).await?;
-        let Upstream {
+        let body = rewrite_body(&request.body, &model.slug, false).map_err(not_a_json_object)?;
+        let answered = self.send(&request, body).await?;
+        if !answered.status.is_success() {
+            return answered.relay_error().await;
+        }
+        let is_event_stream = answered.is_event_stream();
+        let Answered {
             response,
             deadline,
-            timeout,
             status,
             headers,
             request_id,
-        } = upstream;
+        } = answered;
 
-        if !status.is_success() {
-            let bytes = until(deadline, timeout, read_bounded(response, ERROR_BODY_LIMIT)).await?;
-            return Ok(ProviderResponse {
-                status,
-                headers,
-                body: ProviderBody::Full { bytes, usage: None },
-                provider_request_id: request_id,
-            });
-        }
-
-        if request.stream && is_event_stream(response.headers()) {
+        if request.stream && is_event_stream {
             let mut relay = NativeRelay::new();
-            let chunks = sse::events(response.bytes_stream(), timeout)
+            let chunks = sse::events(response.bytes_stream(), deadline.timeout)
                 .map(move |event| event.map(|event| relay.chunk(&event)))
                 .boxed();
             return Ok(ProviderResponse {
@@ -138,7 +115,7 @@ impl AnthropicProvider {
         }
 
         // A unary answer (or an upstream that ignored `stream: true`): relayed as sent.
-        let bytes = until(deadline, timeout, response.bytes()).await?;
+        let bytes = deadline.body(response).await?;
         let (message_id, usage) = message_facts(&bytes);
         Ok(ProviderResponse {
             status,
@@ -161,27 +138,28 @@ impl AnthropicProvider {
         };
         let body = serde_json::to_vec(&translated)
             .map_err(|e| ProviderError::InvalidResponse(format!("cannot encode request: {e}")))?;
-        let Upstream {
+        let answered = self.send(&request, Bytes::from(body)).await?;
+        let is_event_stream = answered.is_event_stream();
+        let Answered {
             response,
             deadline,
-            timeout,
             status,
             headers,
             request_id,
-        } = self.send(&request, Bytes::from(body)).await?;
+        } = answered;
 
         if !status.is_success() {
-            let bytes = until(deadline, timeout, read_bounded(response, ERROR_BODY_LIMIT)).await?;
+            let bytes = deadline.error_body(response).await?;
             return Err(ProviderError::Upstream {
                 status: status.as_u16(),
                 message: convert::error_message(status.as_u16(), &bytes),
             });
         }
 
-        if request.stream && is_event_stream(response.headers()) {
+        if request.stream && is_event_stream {
             let translator =
                 ChunkTranslator::new(&model.name, unix_now(), request.client_wants_usage);
-            let events = sse::events(response.bytes_stream(), timeout);
+            let events = sse::events(response.bytes_stream(), deadline.timeout);
             return Ok(ProviderResponse {
                 status,
                 headers,
@@ -190,7 +168,7 @@ impl AnthropicProvider {
             });
         }
 
-        let bytes = until(deadline, timeout, response.bytes()).await?;
+        let bytes = deadline.body(response).await?;
         let message: wire::MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::InvalidResponse(format!("the answer is not a Messages response: {e}"))
         })?;
@@ -215,49 +193,23 @@ impl AnthropicProvider {
         &self,
         request: &ProviderRequest,
         body: Bytes,
-    ) -> Result<Upstream, ProviderError> {
+    ) -> Result<Answered, ProviderError> {
         let model = &request.model;
-        let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let url = format!(
             "{}/v1/messages",
             model.provider.base_url.trim_end_matches('/')
         );
-        let accept = if request.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
         let mut upstream = self
             .client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ACCEPT, HeaderValue::from_static(accept))
+            .header(ACCEPT, HeaderValue::from_static(accept(request.stream)))
             .header("anthropic-version", anthropic_version(model))
             .body(body);
         if let Some(key) = &model.provider_key {
-            upstream = upstream.header("x-api-key", api_key(&key.secret)?);
+            upstream = upstream.header("x-api-key", credential(key.secret.expose())?);
         }
-
-        let deadline = Instant::now() + timeout;
-        let response = until(deadline, timeout, upstream.send()).await?;
-        let status = response.status();
-        let headers = relayed_headers(response.headers());
-        let request_id = header_string(response.headers(), UPSTREAM_REQUEST_ID);
-        tracing::debug!(
-            provider = %model.provider.name,
-            request_id = %request.request_id,
-            status = status.as_u16(),
-            upstream_request_id = request_id.as_deref().unwrap_or(""),
-            "upstream answered"
-        );
-        Ok(Upstream {
-            response,
-            deadline,
-            timeout,
-            status,
-            headers,
-            request_id,
-        })
+        send(request, upstream, UPSTREAM_REQUEST_ID).await
     }
 }
 
@@ -312,18 +264,6 @@ fn anthropic_version(model: &ResolvedModel) -> HeaderValue {
         .and_then(|version| HeaderValue::from_str(version.trim()).ok())
         .filter(|version| !version.is_empty())
         .unwrap_or_else(|| HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION))
-}
-
-/// The provider key as an `x-api-key` value, marked sensitive so it is never logged.
-fn api_key(secret: &Secret) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
-        // Never echo the value: it is the credential.
-        ProviderError::Unreachable(
-            "the provider API key is not a valid HTTP header value".to_owned(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// Seconds since the Unix epoch, for the `created` member of translated answers.

@@ -37,16 +37,17 @@ use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use odock_core::{
     Endpoint, Provider, ProviderBody, ProviderError, ProviderRequest, ProviderResponse,
-    ResolvedModel, ResolvedProvider, Secret,
+    ResolvedModel, ResolvedProvider,
 };
 use tokio::time::Instant;
 
-use crate::http::{is_event_stream, read_bounded, relayed_headers, until, ERROR_BODY_LIMIT};
+use crate::http::{
+    accept, credential, is_event_stream, read_bounded, relayed_headers, until, ERROR_BODY_LIMIT,
+};
 use crate::sse;
 use wire::{ErrorEnvelope, GenerateContentResponse};
 
-/// How long an upstream may take when its provider configures no timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::http::DEFAULT_TIMEOUT;
 
 /// The API version used when the provider's config names none.
 pub const DEFAULT_API_VERSION: &str = "v1beta";
@@ -78,19 +79,14 @@ impl GeminiProvider {
         stream: bool,
     ) -> Result<(reqwest::Response, Instant, Duration), ProviderError> {
         let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
         let mut upstream = self
             .client
             .post(upstream_url(&model.provider, &model.slug, stream))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ACCEPT, HeaderValue::from_static(accept))
+            .header(ACCEPT, HeaderValue::from_static(accept(stream)))
             .body(body);
         if let Some(key) = &model.provider_key {
-            upstream = upstream.header(API_KEY_HEADER, api_key(&key.secret)?);
+            upstream = upstream.header(API_KEY_HEADER, credential(key.secret.expose())?);
         }
         let deadline = Instant::now() + timeout;
         let response = until(deadline, timeout, upstream.send()).await?;
@@ -268,18 +264,6 @@ fn is_api_version(segment: &str) -> bool {
     };
     rest.starts_with(|c: char| c.is_ascii_digit())
         && rest.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-/// The provider key as a header value, marked sensitive so it is never logged by the HTTP stack.
-fn api_key(secret: &Secret) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::try_from(secret.expose()).map_err(|_| {
-        // Never echo the value: it is the credential.
-        ProviderError::Unreachable(
-            "the provider API key is not a valid HTTP header value".to_owned(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// A Gemini error answer as [`ProviderError::Upstream`], with Google's message when the body is

@@ -30,11 +30,12 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::openai_compat::rewrite::rewrite_body;
+use crate::openai_compat::forward::{
+    forward, json_body, not_a_json_object, server_root, Outgoing, ReadAnswer,
+};
+use crate::openai_compat::rewrite::{Rewrite, StreamOptions};
+use crate::openai_compat::stream::ChatAnswer;
 use crate::sse::{encode_event, Event};
-use crate::vllm::answer::OpenAiAnswer;
-use crate::vllm::members::{rewrite_members, unified_chat_body};
-use crate::vllm::passthrough::{forward, server_root, Outgoing, ReadAnswer};
 
 /// The router's provider for Hugging Face's own serverless inference.
 const HF_INFERENCE: &str = "hf-inference";
@@ -66,21 +67,12 @@ impl Provider for HuggingFaceProvider {
         };
         let model = &request.model;
         let root = server_root(&model.provider.base_url);
-        let not_json = |e: serde_json::Error| {
-            // The gateway decodes the body before it gets here, so this is a bug upstream of us.
-            ProviderError::InvalidResponse(format!("request body is not a JSON object: {e}"))
-        };
 
         if route == HuggingFaceRoute::ChatCompletions {
-            let body = if request.endpoint == Endpoint::UnifiedChat {
-                unified_chat_body(&request.body, &model.slug)
-                    .and_then(|body| rewrite_body(&body, &model.slug, request.stream))
-            } else {
-                rewrite_body(&request.body, &model.slug, request.stream)
-            }
-            .map_err(not_json)?;
+            let stream_options = StreamOptions::include_usage_if(request.stream);
+            let body = json_body(&request, stream_options)?;
             let url = format!("{root}/v1/chat/completions");
-            let answer = OpenAiAnswer {
+            let answer = ChatAnswer {
                 keep_usage_chunk: request.client_wants_usage || !request.stream,
             };
             let outgoing = Outgoing::json(url, body, request.stream);
@@ -96,8 +88,14 @@ impl Provider for HuggingFaceProvider {
             // The upstream reported nothing; the record's provider usage says so.
             raw: Value::Null,
         });
-        let body = rewrite_members(&request.body, &model.slug, &["model", "include_usage"])
-            .map_err(not_json)?;
+        // The URL names the model; Odock's `include_usage` is always dropped.
+        let body = Rewrite {
+            slug: &model.slug,
+            drop: &["model"],
+            ..Rewrite::default()
+        }
+        .apply(&request.body)
+        .map_err(not_a_json_object)?;
         let outgoing = Outgoing {
             // Media tasks answer with image, video or JSON bodies.
             accept: "*/*",
@@ -130,7 +128,7 @@ impl ReadAnswer for TaskAnswer {
         (None, self.0.clone())
     }
 
-    fn event(&self, event: &Event) -> StreamChunk {
+    fn event(&mut self, event: &Event) -> StreamChunk {
         // Tasks are never requested as streams; should one arrive, it is relayed unchanged.
         StreamChunk {
             bytes: encode_event(event),

@@ -11,7 +11,11 @@
 //!   `finish_reason`) and in every unary body; streams are relayed unchanged and that usage is
 //!   billed. OCR answers carry `usage_info` instead: `pages_processed` becomes `units` with
 //!   `unit_kind: "pages"`, and `usage_info` is the raw provider usage ([`ocr_usage`]).
-//! - **Errors:** non-2xx answers are relayed (see [`crate::vllm::passthrough`]).
+//! - **Errors:** non-2xx answers are relayed; on `/v1/llm/chat` they become
+//!   [`ProviderError::Upstream`].
+//!
+//! The forwarding itself (body rewrite with `stream_options` switched off, request, relay) is the
+//! shared OpenAI-compatible one of [`crate::openai_compat`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,13 +27,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::openai_compat::forward::{forward, json_body, Outgoing, ReadAnswer};
+use crate::openai_compat::rewrite::StreamOptions;
+use crate::openai_compat::stream::ChatAnswer;
 use crate::sse::Event;
-use crate::vllm::answer::OpenAiAnswer;
-use crate::vllm::members::{rewrite_members, unified_chat_body};
-use crate::vllm::passthrough::{forward, Outgoing, ReadAnswer};
-
-/// Members Mistral must never receive.
-const NEVER_SENT: &[&str] = &["stream_options", "include_usage"];
 
 /// The unit OCR is billed in.
 pub const OCR_UNIT: &str = "pages";
@@ -72,16 +73,8 @@ impl Provider for MistralProvider {
             model.provider.base_url.trim_end_matches('/'),
             upstream_path(route)
         );
-        let body = if request.endpoint == Endpoint::UnifiedChat {
-            unified_chat_body(&request.body, &model.slug)
-                .and_then(|body| rewrite_members(&body, &model.slug, NEVER_SENT))
-        } else {
-            rewrite_members(&request.body, &model.slug, NEVER_SENT)
-        }
-        .map_err(|e| {
-            // The gateway decodes the body before it gets here, so this is a bug upstream of us.
-            ProviderError::InvalidResponse(format!("request body is not a JSON object: {e}"))
-        })?;
+        // Mistral rejects `stream_options`, so it is never sent.
+        let body = json_body(&request, StreamOptions::Never)?;
         let outgoing = Outgoing {
             request_id_header: "mistral-correlation-id",
             ..Outgoing::json(url, body, request.stream)
@@ -91,7 +84,7 @@ impl Provider for MistralProvider {
             // Nothing was asked for, so nothing is withheld: Mistral's last chunk reaches the
             // client as sent, usage and all.
             _ => {
-                let answer = OpenAiAnswer {
+                let answer = ChatAnswer {
                     keep_usage_chunk: true,
                 };
                 forward(&self.client, &request, outgoing, answer).await
@@ -109,9 +102,9 @@ impl ReadAnswer for OcrAnswer {
         (None, ocr_usage(body))
     }
 
-    fn event(&self, event: &Event) -> StreamChunk {
+    fn event(&mut self, event: &Event) -> StreamChunk {
         // OCR does not stream; relay anything unexpected as it came.
-        OpenAiAnswer {
+        ChatAnswer {
             keep_usage_chunk: true,
         }
         .event(event)

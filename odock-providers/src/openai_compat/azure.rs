@@ -15,8 +15,7 @@
 //! - **Auth:** `api-key: <provider key>`, never `Authorization`.
 
 use http::header::HeaderName;
-use http::HeaderValue;
-use odock_core::{ProviderError, ResolvedModel, Secret};
+use odock_core::{ProviderError, ResolvedModel};
 use reqwest::Url;
 use serde_json::Value;
 
@@ -77,18 +76,6 @@ fn config_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|value| !value.is_empty())
-}
-
-/// The `api-key` header value, marked sensitive so it is never logged by the HTTP stack.
-pub fn api_key(secret: &Secret) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::try_from(secret.expose()).map_err(|_| {
-        // Never echo the value: it is the credential.
-        ProviderError::Unreachable(
-            "the provider API key is not a valid HTTP header value".to_owned(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -9,12 +9,14 @@
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use odock_core::{ReportedUsage, StreamChunk, TokenUsage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::usage::{image_usage, reported_io_usage};
+use super::forward::ReadAnswer;
+use super::usage::{image_facts, image_usage, reported_io_usage};
 use crate::sse::{encode_event, Event};
 
 /// Ends the type of an event that delivers one finished image.
@@ -73,6 +75,17 @@ impl ImageStream {
             raw: self.raw.clone().unwrap_or(Value::Null),
         });
         image_usage(self.images, tokens)
+    }
+}
+
+/// Image answers: one unit per image, in a unary `data` list or per completed stream event.
+impl ReadAnswer for ImageStream {
+    fn unary(&self, body: &Bytes) -> (Option<String>, Option<ReportedUsage>) {
+        (None, image_facts(body))
+    }
+
+    fn event(&mut self, event: &Event) -> StreamChunk {
+        self.chunk_from_event(event)
     }
 }
 

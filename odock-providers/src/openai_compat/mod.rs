@@ -1,5 +1,17 @@
 //! The provider for OpenAI-compatible upstreams (OpenAI, Azure OpenAI, Custom): every OpenAI route,
-//! unary and streamed, plus `/v1/llm/chat` for models of these families.
+//! unary and streamed, plus `/v1/llm/chat` for models of these families — and the OpenAI-compatible
+//! forwarding that [`crate::vllm`], [`crate::mistral`] and [`crate::huggingface`] reuse as
+//! `pub(crate)` building blocks:
+//!
+//! | module      | piece                                                                   |
+//! |-------------|-------------------------------------------------------------------------|
+//! | `rewrite`   | byte-preserving body rewrite: slug, `stream_options` switch, drops      |
+//! | `unified`   | `/v1/llm/chat` body (`content_blocks`), upstream error → `Upstream`     |
+//! | `forward`   | send, relay errors / streams / unary bodies; multipart `model` swap     |
+//! | `usage`     | unary id and usage in the chat, Responses and total-only shapes         |
+//! | `stream`    | chat chunk relay, usage-only chunk withheld unless the client asked     |
+//! | `responses` | Responses event relay, usage from `response.completed`                  |
+//! | `images`    | image answers and streams, one unit per image                           |
 //!
 //! The client already speaks the upstream's protocol, so requests are forwarded as bytes with only
 //! the model name and `stream_options` rewritten (`rewrite`; multipart bodies get only their
@@ -36,44 +48,28 @@
 //!   streaming, the same timeout instead bounds the silence between two events.
 
 mod azure;
+pub(crate) mod forward;
 mod images;
-mod responses;
+pub(crate) mod responses;
 pub(crate) mod rewrite;
 mod route;
 pub(crate) mod stream;
-mod unified;
+pub(crate) mod unified;
 pub(crate) mod usage;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::StreamExt;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::HeaderValue;
-use odock_core::layers::resolve::multipart;
 use odock_core::{
-    BodyFormat, Endpoint, Provider, ProviderBody, ProviderError, ProviderRequest, ProviderResponse,
-    ProviderType, ReportedUsage, Secret, StreamChunk,
+    BodyFormat, Provider, ProviderError, ProviderRequest, ProviderResponse, ProviderType,
 };
-use tokio::time::Instant;
 
+use self::forward::{forward, json_body, multipart_body, Auth, Outgoing};
 use self::images::ImageStream;
+use self::responses::ResponsesAnswer;
+use self::rewrite::StreamOptions;
 use self::route::Operation;
-use crate::http::{
-    header_string, is_event_stream, read_bounded, relayed_headers, until, ERROR_BODY_LIMIT,
-};
-use crate::sse;
+use self::stream::ChatAnswer;
 
-/// How long an upstream may take when its provider configures no timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The upstream's own id for a request, sent back on every OpenAI response.
-const UPSTREAM_REQUEST_ID: &str = "x-request-id";
-
-/// The multipart field naming the model.
-const MODEL_FIELD: &str = "model";
+pub use crate::http::DEFAULT_TIMEOUT;
 
 /// Calls OpenAI-compatible upstreams. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
@@ -93,9 +89,7 @@ impl Provider for OpenAiCompatProvider {
     async fn call(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         let operation =
             Operation::for_endpoint(request.endpoint).ok_or(ProviderError::UnsupportedEndpoint)?;
-        let translated = request.endpoint == Endpoint::UnifiedChat;
         let model = &request.model;
-        let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let azure = model.provider.provider_type == ProviderType::AzureOpenAi;
         let url = if azure {
             azure::url(model, operation)?.into()
@@ -106,158 +100,40 @@ impl Provider for OpenAiCompatProvider {
                 operation.path()
             )
         };
-        let (body, content_type) = upstream_body(&request, operation)?;
-
-        let accept = if request.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
+        let mut outgoing = match operation.body_format() {
+            BodyFormat::Json => {
+                let stream_options = StreamOptions::include_usage_if(
+                    request.stream && operation.asks_for_stream_usage(),
+                );
+                let body = json_body(&request, stream_options)?;
+                Outgoing::json(url, body, request.stream)
+            }
+            BodyFormat::Multipart => {
+                let (body, content_type) = multipart_body(&request)?;
+                Outgoing {
+                    content_type,
+                    ..Outgoing::json(url, body, request.stream)
+                }
+            }
         };
-        let mut upstream = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, content_type)
-            .header(ACCEPT, HeaderValue::from_static(accept))
-            .body(body);
-        if let Some(key) = &model.provider_key {
-            upstream = if azure {
-                upstream.header(azure::API_KEY, azure::api_key(&key.secret)?)
-            } else {
-                upstream.header(AUTHORIZATION, bearer(&key.secret)?)
-            };
+        if azure {
+            outgoing.auth = Auth::Header(azure::API_KEY);
         }
 
-        let deadline = Instant::now() + timeout;
-        let response = until(deadline, timeout, upstream.send()).await?;
-        let status = response.status();
-        let headers = relayed_headers(response.headers());
-        let upstream_request_id = header_string(response.headers(), UPSTREAM_REQUEST_ID);
-        tracing::debug!(
-            provider = %model.provider.name,
-            request_id = %request.request_id,
-            status = status.as_u16(),
-            upstream_request_id = upstream_request_id.as_deref().unwrap_or(""),
-            "upstream answered"
-        );
-
-        if !status.is_success() {
-            let bytes = until(deadline, timeout, read_bounded(response, ERROR_BODY_LIMIT)).await?;
-            if translated {
-                return Err(unified::upstream_error(status, &bytes));
+        match operation {
+            Operation::Responses => {
+                forward(&self.client, &request, outgoing, ResponsesAnswer).await
             }
-            return Ok(ProviderResponse {
-                status,
-                headers,
-                body: ProviderBody::Full { bytes, usage: None },
-                provider_request_id: upstream_request_id,
-            });
-        }
-
-        if request.stream && is_event_stream(response.headers()) {
-            let events = sse::events(response.bytes_stream(), timeout);
-            return Ok(ProviderResponse {
-                status,
-                headers,
-                body: ProviderBody::Stream(relay(events, operation, request.client_wants_usage)),
-                provider_request_id: upstream_request_id,
-            });
-        }
-
-        // A unary answer (or an upstream that ignored `stream: true`): relayed as sent.
-        let bytes = until(deadline, timeout, response.bytes()).await?;
-        let (response_id, usage) = unary_facts(operation, &bytes);
-        Ok(ProviderResponse {
-            status,
-            headers,
-            body: ProviderBody::Full { bytes, usage },
-            provider_request_id: response_id.or(upstream_request_id),
-        })
-    }
-}
-
-/// The body to send upstream and its content type.
-fn upstream_body(
-    request: &ProviderRequest,
-    operation: Operation,
-) -> Result<(Bytes, HeaderValue), ProviderError> {
-    let slug = &request.model.slug;
-    match operation.body_format() {
-        BodyFormat::Json => {
-            let stream_usage = request.stream && operation.asks_for_stream_usage();
-            let body = if request.endpoint == Endpoint::UnifiedChat {
-                unified::request_body(&request.body, slug, stream_usage)
-            } else {
-                rewrite::rewrite_body(&request.body, slug, stream_usage)
+            _ if operation.is_image() => {
+                forward(&self.client, &request, outgoing, ImageStream::default()).await
             }
-            .map_err(|e| {
-                // The gateway decoded this body already, so this means a bug upstream of us.
-                ProviderError::InvalidResponse(format!("request body is not a JSON object: {e}"))
-            })?;
-            Ok((body, HeaderValue::from_static("application/json")))
-        }
-        BodyFormat::Multipart => {
-            // The gateway decoded the model from this very body; failing here means a bug.
-            let not_multipart = || {
-                ProviderError::InvalidResponse(
-                    "request body is not multipart/form-data with a model field".to_owned(),
-                )
-            };
-            let content_type = request.content_type.clone().ok_or_else(not_multipart)?;
-            let boundary = content_type
-                .to_str()
-                .ok()
-                .and_then(multipart::boundary)
-                .ok_or_else(not_multipart)?;
-            let body = multipart::replace_text_field(&request.body, &boundary, MODEL_FIELD, slug)
-                .ok_or_else(not_multipart)?;
-            Ok((body, content_type))
+            _ => {
+                // The usage-only chunk the gateway asked for is the client's only if it asked too.
+                let answer = ChatAnswer {
+                    keep_usage_chunk: request.client_wants_usage,
+                };
+                forward(&self.client, &request, outgoing, answer).await
+            }
         }
     }
-}
-
-/// The client's stream: each upstream event relayed, with what it teaches about usage.
-fn relay(
-    events: BoxStream<'static, Result<sse::Event, ProviderError>>,
-    operation: Operation,
-    client_wants_usage: bool,
-) -> BoxStream<'static, Result<StreamChunk, ProviderError>> {
-    match operation {
-        Operation::Responses => events
-            .map(|event| event.map(|event| responses::chunk_from_event(&event)))
-            .boxed(),
-        _ if operation.is_image() => {
-            let mut images = ImageStream::default();
-            events
-                .map(move |event| event.map(|event| images.chunk_from_event(&event)))
-                .boxed()
-        }
-        _ => events
-            .map(move |event| {
-                event.map(|event| stream::chunk_from_event(&event, client_wants_usage))
-            })
-            .boxed(),
-    }
-}
-
-/// The upstream's response id and the usage of a unary answer.
-fn unary_facts(operation: Operation, body: &[u8]) -> (Option<String>, Option<ReportedUsage>) {
-    match operation {
-        Operation::ChatCompletions | Operation::Embeddings => usage::completion_facts(body),
-        Operation::Responses => usage::response_facts(body),
-        Operation::ImageGenerations | Operation::ImageEdits | Operation::ImageVariations => {
-            (None, usage::image_facts(body))
-        }
-    }
-}
-
-/// `Bearer <secret>`, marked sensitive so it is never logged by the HTTP stack.
-fn bearer(secret: &Secret) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", secret.expose())).map_err(|_| {
-        // Never echo the value: it is the credential.
-        ProviderError::Unreachable(
-            "the provider API key is not a valid HTTP header value".to_owned(),
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }

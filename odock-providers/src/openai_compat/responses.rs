@@ -7,25 +7,40 @@
 //! gateway learns:
 //!
 //! - the usage in `response.usage` when an event carries one (it is `null` until the end);
-//! - the UTF-8 length of generated text (`delta` of the text, refusal and function-argument delta
-//!   events), so a stream cut short can still be billed.
+//! - the UTF-8 length of generated text (the `delta` of every `*.delta` event but audio ones, whose
+//!   deltas are base64: output text, refusals, reasoning, function arguments), so a stream cut
+//!   short can still be billed.
+//!
+//! [`ResponsesAnswer`] reads Responses answers for OpenAI and vLLM alike.
 
 use std::borrow::Cow;
 
-use odock_core::StreamChunk;
+use bytes::Bytes;
+use odock_core::{ReportedUsage, StreamChunk};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::forward::ReadAnswer;
 use super::stream::TextLen;
-use super::usage::reported_io_usage;
+use super::usage::{reported_any_usage, unary_facts};
 use crate::sse::{encode_event, Event};
 
-/// Events whose `delta` is generated text.
-const GENERATED_TEXT_DELTAS: &[&str] = &[
-    "response.output_text.delta",
-    "response.refusal.delta",
-    "response.function_call_arguments.delta",
-];
+/// Ends the type of an event whose `delta` is generated output.
+const DELTA: &str = ".delta";
+
+/// Responses API answers: a `response` object, or a stream of typed events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponsesAnswer;
+
+impl ReadAnswer for ResponsesAnswer {
+    fn unary(&self, body: &Bytes) -> (Option<String>, Option<ReportedUsage>) {
+        unary_facts(body)
+    }
+
+    fn event(&mut self, event: &Event) -> StreamChunk {
+        chunk_from_event(event)
+    }
+}
 
 /// The gateway's view of one event; every other field is skipped.
 #[derive(Deserialize)]
@@ -56,7 +71,8 @@ pub fn chunk_from_event(event: &Event) -> StreamChunk {
     };
     // The data's `type` names the event; the SSE `event:` line repeats it.
     let kind = probe.kind.as_deref().unwrap_or(event.event.as_str());
-    let output_text_bytes = if GENERATED_TEXT_DELTAS.contains(&kind) {
+    // Audio deltas are base64, not generated text.
+    let output_text_bytes = if kind.ends_with(DELTA) && !kind.contains("audio") {
         probe.delta.0
     } else {
         0
@@ -66,7 +82,7 @@ pub fn chunk_from_event(event: &Event) -> StreamChunk {
         usage: probe
             .response
             .and_then(|response| response.usage)
-            .and_then(reported_io_usage),
+            .and_then(reported_any_usage),
         output_text_bytes,
     }
 }

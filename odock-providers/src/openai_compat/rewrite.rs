@@ -1,16 +1,20 @@
 //! Same-protocol request forwarding: the client's body is rewritten at the top level only.
 //!
 //! The body is split into its top-level members, each value kept as the exact bytes the client
-//! sent ([`RawValue`]), so unknown fields, number formatting and key order all survive. Only three
+//! sent ([`RawValue`]), so unknown fields, number formatting and key order all survive. Only a few
 //! things change:
 //!
 //! - `model` becomes the model's upstream slug;
-//! - when streaming, `stream_options` gains `"include_usage": true` (other options the client set
-//!   are kept) so the upstream reports usage and the request can be billed exactly;
+//! - `stream_options` is handled per family ([`StreamOptions`]): OpenAI, vLLM and Hugging Face chat
+//!   streams get `"include_usage": true` (other options the client set are kept) so the upstream
+//!   reports usage and the request can be billed exactly; Mistral, which rejects the member, never
+//!   receives it;
 //! - the Odock-only top-level `include_usage` member is removed (upstreams reject it).
 //!
-//! [`Rewrite`] can also drop further members and rewrite `messages` (the `/v1/llm/chat` request
-//! carries Odock's `provider` and `content_blocks`, see `unified`).
+//! [`Rewrite`] can also drop further members (a Hugging Face task names its model in the URL) and
+//! rewrite `messages` (the `/v1/llm/chat` request carries Odock's `provider` and
+//! `content_blocks`, see `unified`). Every OpenAI-compatible family — and Anthropic's native route —
+//! rewrites its bodies here.
 //!
 //! When none of that changes anything, the original buffer is forwarded without a copy.
 
@@ -35,10 +39,33 @@ const TRUE: &str = "true";
 pub fn rewrite_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, serde_json::Error> {
     Rewrite {
         slug,
-        stream_usage: stream,
+        stream_options: StreamOptions::include_usage_if(stream),
         ..Rewrite::default()
     }
     .apply(body)
+}
+
+/// What happens to the top-level `stream_options` member: the per-family switch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum StreamOptions {
+    /// Forwarded as the client sent it (or not at all): unary requests, task routes.
+    #[default]
+    AsSent,
+    /// Made sure `include_usage` is `true`, adding the member when absent: streamed chat.
+    IncludeUsage,
+    /// Removed: the upstream rejects it (Mistral).
+    Never,
+}
+
+impl StreamOptions {
+    /// [`Self::IncludeUsage`] when `stream`, else [`Self::AsSent`].
+    pub(crate) const fn include_usage_if(stream: bool) -> Self {
+        if stream {
+            Self::IncludeUsage
+        } else {
+            Self::AsSent
+        }
+    }
 }
 
 /// What to change in a body, beyond the slug. [`rewrite_body`] is the common case.
@@ -46,9 +73,10 @@ pub fn rewrite_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, ser
 pub(crate) struct Rewrite<'a> {
     /// The upstream's model id, written into `model`.
     pub slug: &'a str,
-    /// Make sure `stream_options.include_usage` is `true`.
-    pub stream_usage: bool,
-    /// Further top-level members to remove (Odock's `include_usage` always is).
+    /// What happens to `stream_options`.
+    pub stream_options: StreamOptions,
+    /// Further top-level members to remove (Odock's `include_usage` always is). Dropping `model`
+    /// wins over setting it.
     pub drop: &'a [&'a str],
     /// Rewrites the `messages` value; `None` from it keeps the value as sent.
     pub messages: Option<fn(&RawValue) -> Option<String>>,
@@ -59,7 +87,7 @@ impl Rewrite<'_> {
     pub fn apply(&self, body: &Bytes) -> Result<Bytes, serde_json::Error> {
         let Members(members) = serde_json::from_slice(body)?;
         let slug = self.slug;
-        let stream = self.stream_usage;
+        let stream = self.stream_options == StreamOptions::IncludeUsage;
         let slug_json = serde_json::to_string(slug)?;
 
         let mut changed = false;
@@ -68,14 +96,6 @@ impl Rewrite<'_> {
         for (key, value) in members {
             let name = json_str(key);
             let value = match name.as_deref() {
-                Some(MODEL) => {
-                    if json_str(value).as_deref() != Some(slug) {
-                        changed = true;
-                        Cow::Borrowed(slug_json.as_str())
-                    } else {
-                        Cow::Borrowed(value.get())
-                    }
-                }
                 Some(INCLUDE_USAGE) => {
                     changed = true;
                     continue;
@@ -83,6 +103,18 @@ impl Rewrite<'_> {
                 Some(name) if self.drop.contains(&name) => {
                     changed = true;
                     continue;
+                }
+                Some(STREAM_OPTIONS) if self.stream_options == StreamOptions::Never => {
+                    changed = true;
+                    continue;
+                }
+                Some(MODEL) => {
+                    if json_str(value).as_deref() != Some(slug) {
+                        changed = true;
+                        Cow::Borrowed(slug_json.as_str())
+                    } else {
+                        Cow::Borrowed(value.get())
+                    }
                 }
                 Some(STREAM_OPTIONS) if stream => {
                     saw_stream_options = true;
@@ -321,6 +353,51 @@ mod tests {
         );
         let out = rewrite_body(&body, "gpt-4o", true).unwrap();
         assert_eq!(out.as_ptr(), body.as_ptr());
+    }
+
+    #[test]
+    fn members_can_be_dropped_and_stream_options_never_sent() {
+        let apply = |rewrite: Rewrite<'_>, body: &str| {
+            let out = rewrite
+                .apply(&Bytes::copy_from_slice(body.as_bytes()))
+                .unwrap();
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        assert_eq!(
+            apply(
+                Rewrite {
+                    slug: "mistral-large-2411",
+                    stream_options: StreamOptions::Never,
+                    ..Rewrite::default()
+                },
+                r#"{"stream_options": {"include_usage":true}, "model" : "odock", "x": [1, 2.50],"include_usage":true,"stream":true}"#
+            ),
+            r#"{"model":"mistral-large-2411","x":[1, 2.50],"stream":true}"#
+        );
+        assert_eq!(
+            apply(
+                Rewrite {
+                    slug: "m",
+                    drop: &["model"],
+                    ..Rewrite::default()
+                },
+                r#"{"model":"m","inputs":"hi"}"#
+            ),
+            r#"{"inputs":"hi"}"#
+        );
+        let body = Bytes::from_static(br#"{ "model": "up", "prompt": "x" }"#);
+        let out = Rewrite {
+            slug: "up",
+            stream_options: StreamOptions::Never,
+            ..Rewrite::default()
+        }
+        .apply(&body)
+        .unwrap();
+        assert_eq!(
+            out.as_ptr(),
+            body.as_ptr(),
+            "nothing to drop, nothing copied"
+        );
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! - a chunk carrying a non-null `usage` reports it (the upstream's exact count, for billing);
 //! - the usage-only chunk (`"choices": []` plus `usage`) exists because the gateway asked for it,
 //!   so it is withheld from the client unless the client asked for usage itself;
-//! - the UTF-8 length of the generated text (`delta.content`, `delta.reasoning_content` and
-//!   `delta.tool_calls[].function.arguments`), so a stream cut short can still be billed.
+//! - the UTF-8 length of the generated text (`delta.content`, `delta.reasoning_content`,
+//!   `delta.tool_calls[].function.arguments`, and a legacy completion's `text`), so a stream cut
+//!   short can still be billed.
+//!
+//! [`ChatAnswer`] is how every OpenAI-compatible family (OpenAI, vLLM, Mistral, Hugging Face)
+//! reads chat-shaped answers when forwarding (see `forward`).
 //!
 //! Chunks are probed with borrowed, mostly-ignored fields rather than parsed into a tree; data
 //! that is not JSON (like `[DONE]`) is relayed unchanged.
@@ -14,13 +18,33 @@
 use std::fmt;
 
 use bytes::Bytes;
-use odock_core::StreamChunk;
+use odock_core::{ReportedUsage, StreamChunk};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::usage::reported_usage;
+use super::forward::ReadAnswer;
+use super::usage::{reported_usage, unary_facts};
 use crate::sse::{encode_event, Event};
+
+/// Chat-completion-shaped answers: chat, legacy completions, embeddings, audio, vLLM's pooling
+/// routes, Mistral and Hugging Face chat.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChatAnswer {
+    /// Relay a usage-only stream chunk. False only when the gateway asked for it and the client
+    /// did not.
+    pub keep_usage_chunk: bool,
+}
+
+impl ReadAnswer for ChatAnswer {
+    fn unary(&self, body: &Bytes) -> (Option<String>, Option<ReportedUsage>) {
+        unary_facts(body)
+    }
+
+    fn event(&mut self, event: &Event) -> StreamChunk {
+        chunk_from_event(event, self.keep_usage_chunk)
+    }
+}
 
 /// The gateway's view of one chunk; every other field is skipped.
 #[derive(Deserialize)]
@@ -35,6 +59,9 @@ struct ChunkProbe<'a> {
 struct ChoiceProbe {
     #[serde(default)]
     delta: Option<DeltaProbe>,
+    /// Legacy completions stream their text here instead of in a delta.
+    #[serde(default)]
+    text: TextLen,
 }
 
 #[derive(Deserialize)]
@@ -72,8 +99,13 @@ pub fn chunk_from_event(event: &Event, client_wants_usage: bool) -> StreamChunk 
     let usage_only = choices.is_empty() && probe.usage.is_some();
     let output_text_bytes = choices
         .iter()
-        .filter_map(|choice| choice.delta.as_ref())
-        .map(DeltaProbe::text_bytes)
+        .map(|choice| {
+            choice
+                .delta
+                .as_ref()
+                .map_or(0, DeltaProbe::text_bytes)
+                .saturating_add(choice.text.0)
+        })
         .fold(0u64, u64::saturating_add);
     let bytes = if usage_only && !client_wants_usage {
         Bytes::new()
@@ -166,6 +198,35 @@ impl<'de> Visitor<'de> for TextLenVisitor {
 mod tests {
     use super::*;
     use odock_core::TokenUsage;
+
+    fn data(data: &str) -> Event {
+        Event {
+            data: data.into(),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn completion_chunks_count_their_text() {
+        let chunk = chunk_from_event(
+            &data(r#"{"id":"cmpl-1","choices":[{"index":0,"text":"héllo","finish_reason":null}]}"#),
+            false,
+        );
+        assert_eq!(chunk.output_text_bytes, 6);
+        assert!(!chunk.bytes.is_empty());
+
+        let usage_only = chunk_from_event(
+            &data(
+                r#"{"id":"cmpl-1","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}"#,
+            ),
+            false,
+        );
+        assert!(
+            usage_only.bytes.is_empty(),
+            "the gateway's usage chunk is withheld"
+        );
+        assert_eq!(usage_only.usage.unwrap().tokens.output, 2);
+    }
 
     const STREAM: &str = include_str!("fixtures/chat_completion_stream.sse");
     const TOOL_CALL_STREAM: &str = include_str!("fixtures/chat_completion_stream_tool_calls.sse");

@@ -7,10 +7,11 @@
 //! - a message's `content_blocks` (OpenAI content parts: `text`, `image_url`, `input_audio`, …)
 //!   are appended to its `content`, a string content becoming a leading `text` part.
 //!
-//! Everything else is forwarded as on `/v1/chat/completions` (slug, `stream_options`). The answer
-//! is a chat completion or chunk stream, which the gateway normalises; an upstream error is not
-//! relayed but becomes [`ProviderError::Upstream`] with the upstream's own message, as on every
-//! translated route.
+//! Everything else is forwarded as on `/v1/chat/completions` (slug, and `stream_options` as the
+//! family wants it). The answer is a chat completion or chunk stream, which the gateway
+//! normalises; an upstream error is not relayed but becomes [`ProviderError::Upstream`] with the
+//! upstream's own message ([`upstream_error`]), as on every translated route. OpenAI, Azure,
+//! Custom, vLLM, Mistral and Hugging Face all serve `/v1/llm/chat` through this module.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -18,19 +19,27 @@ use odock_core::ProviderError;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::rewrite::Rewrite;
+use super::rewrite::{Rewrite, StreamOptions};
 
 /// Odock's top-level member naming the expected provider family.
 const PROVIDER: &str = "provider";
 
-/// How much of a non-JSON upstream error body becomes the message.
+/// The longest upstream error text carried into a [`ProviderError::Upstream`] message, in bytes.
 const MESSAGE_LIMIT: usize = 512;
 
-/// The unified request as the upstream's chat-completions body.
-pub fn request_body(body: &Bytes, slug: &str, stream: bool) -> Result<Bytes, serde_json::Error> {
+/// Marks a message cut at [`MESSAGE_LIMIT`].
+const ELLIPSIS: char = '…';
+
+/// The unified request as the upstream's chat-completions body, `stream_options` handled as the
+/// family wants it.
+pub(crate) fn request_body(
+    body: &Bytes,
+    slug: &str,
+    stream_options: StreamOptions,
+) -> Result<Bytes, serde_json::Error> {
     Rewrite {
         slug,
-        stream_usage: stream,
+        stream_options,
         drop: &[PROVIDER],
         messages: Some(fold_content_blocks),
     }
@@ -70,45 +79,51 @@ fn fold_content_blocks(messages: &RawValue) -> Option<String> {
     changed.then(|| Value::Array(messages).to_string())
 }
 
-/// An upstream error answer as a [`ProviderError::Upstream`], with the upstream's message: the
-/// OpenAI `error.message`, else a top-level `message`, else (the start of) the body, else the
-/// status' reason.
-pub fn upstream_error(status: StatusCode, body: &[u8]) -> ProviderError {
-    let message = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|value| {
-            let error = value.get("error");
-            error
-                .and_then(|e| e.get("message"))
-                .or(error.filter(|e| e.is_string()))
-                .or_else(|| value.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            (!text.is_empty()).then(|| truncate(text, MESSAGE_LIMIT))
-        })
-        .unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("upstream error")
-                .to_owned()
-        });
+/// An upstream error answer as a [`ProviderError::Upstream`], with the upstream's message:
+/// OpenAI's `error.message`, Hugging Face's `error` string, Mistral's and vLLM's `message`,
+/// FastAPI's `detail`; else the body's text; else the status' reason. At most [`MESSAGE_LIMIT`]
+/// bytes, ending in `…` when cut.
+pub(crate) fn upstream_error(status: StatusCode, body: &[u8]) -> ProviderError {
+    let from_json = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        v.pointer("/error/message")
+            .and_then(text)
+            .or_else(|| v.get("error").and_then(text))
+            .or_else(|| v.get("message").and_then(text))
+            .or_else(|| {
+                v.get("detail")
+                    .map(|d| text(d).unwrap_or_else(|| d.to_string()))
+            })
+    });
+    let message = from_json
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+        .trim()
+        .to_owned();
+    let message = if message.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("upstream error")
+            .to_owned()
+    } else {
+        truncate(message, MESSAGE_LIMIT)
+    };
     ProviderError::Upstream {
         status: status.as_u16(),
         message,
     }
 }
 
-/// At most `limit` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, limit: usize) -> String {
-    let mut end = text.len().min(limit);
-    while !text.is_char_boundary(end) {
-        end -= 1;
+/// `text` cut to at most `limit` bytes (the ellipsis included) at a character boundary.
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit - ELLIPSIS.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push(ELLIPSIS);
     }
-    text[..end].to_owned()
+    text
 }
 
 #[cfg(test)]
@@ -116,7 +131,12 @@ mod tests {
     use super::*;
 
     fn rewrite(body: &str, stream: bool) -> String {
-        let out = request_body(&Bytes::copy_from_slice(body.as_bytes()), "gpt-up", stream).unwrap();
+        let out = request_body(
+            &Bytes::copy_from_slice(body.as_bytes()),
+            "gpt-up",
+            StreamOptions::include_usage_if(stream),
+        )
+        .unwrap();
         String::from_utf8(out.to_vec()).unwrap()
     }
 
@@ -209,5 +229,31 @@ mod tests {
             unreachable!()
         };
         assert!(message.len() <= MESSAGE_LIMIT && message.starts_with('é'));
+        assert!(message.ends_with(ELLIPSIS));
+    }
+
+    #[test]
+    fn error_messages_are_found_in_every_upstream_shape() {
+        let message = |body: &[u8]| match upstream_error(StatusCode::BAD_REQUEST, body) {
+            ProviderError::Upstream { message, .. } => message,
+            other => unreachable!("{other:?}"),
+        };
+        assert_eq!(
+            message(br#"{"error":{"message":"bad model","type":"x"}}"#),
+            "bad model"
+        );
+        assert_eq!(
+            message(br#"{"object":"error","message":"too long","code":400}"#),
+            "too long"
+        );
+        assert_eq!(
+            message(br#"{"error":"Model is loading"}"#),
+            "Model is loading"
+        );
+        assert_eq!(
+            message(br#"{"detail":[{"msg":"field required"}]}"#),
+            r#"[{"msg":"field required"}]"#
+        );
+        assert_eq!(message(b"  upstream down \n"), "upstream down");
     }
 }

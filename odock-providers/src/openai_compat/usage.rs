@@ -11,18 +11,22 @@
 //! | `completion_tokens_details.reasoning_tokens`    | `reasoning`     |
 //! | `completion_tokens_details.audio_tokens`        | `output_audio`  |
 //!
-//! The Responses API and `gpt-image-1` name them after directions instead:
+//! The Responses API, `gpt-image-1` and audio transcriptions name them after directions instead:
 //!
 //! | upstream field                                  | [`TokenUsage`]  |
 //! |-------------------------------------------------|-----------------|
 //! | `input_tokens`                                  | `input`         |
 //! | `output_tokens`                                 | `output`        |
 //! | `input_tokens_details.cached_tokens`            | `cached_input`  |
-//! | `input_tokens_details.audio_tokens`             | `input_audio`   |
+//! | `input_tokens_details.audio_tokens` (or `input_token_details.audio_tokens`) | `input_audio` |
 //! | `input_tokens_details.image_tokens`             | `input_image`   |
 //! | `output_tokens_details.reasoning_tokens`        | `reasoning`     |
 //! | `output_tokens_details.audio_tokens`            | `output_audio`  |
 //! | `output_tokens_details.image_tokens`            | `output_image`  |
+//!
+//! A usage object with neither convention but a `total_tokens` (vLLM rerank) counts it as
+//! `input`. [`unary_facts`] and [`any_usage_from_value`] pick the convention from the members
+//! present, so embeddings, pooling, score and classify report their prompt tokens as input.
 //!
 //! Image answers add `units` = the number of items in `data`, `unit_kind` `"images"`; their
 //! output tokens are image tokens unless the upstream details say otherwise. Whether units or
@@ -75,6 +79,9 @@ struct WireIoUsage {
     output_tokens: Option<u64>,
     #[serde(default)]
     input_tokens_details: Option<IoDetails>,
+    /// Audio transcriptions spell it without the plural.
+    #[serde(default)]
+    input_token_details: Option<IoDetails>,
     #[serde(default)]
     output_tokens_details: Option<IoDetails>,
 }
@@ -96,11 +103,56 @@ pub const IMAGES: &str = "images";
 
 /// The facts the gateway takes from a unary response; every other field is skipped unparsed.
 #[derive(Deserialize)]
-struct CompletionProbe<'a> {
+struct UnaryProbe<'a> {
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     usage: Option<&'a RawValue>,
+}
+
+/// The response `id` and usage (in any of the conventions above) of a unary OpenAI-shaped body:
+/// chat completions, legacy completions, Responses, embeddings, audio, vLLM's own routes. A body
+/// that is not JSON (binary media, an HTML error page) yields neither; it is still relayed. An
+/// `id` that is not a string is ignored.
+pub fn unary_facts(body: &[u8]) -> (Option<String>, Option<ReportedUsage>) {
+    match serde_json::from_slice::<UnaryProbe<'_>>(body) {
+        Ok(probe) => (
+            probe
+                .id
+                .and_then(|id| serde_json::from_str::<Cow<'_, str>>(id.get()).ok())
+                .filter(|id| !id.is_empty())
+                .map(Cow::into_owned),
+            probe.usage.and_then(reported_any_usage),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+/// Normalises a raw `usage` value in whichever convention it uses (see [`any_usage_from_value`]).
+pub fn reported_any_usage(raw: &RawValue) -> Option<ReportedUsage> {
+    any_usage_from_value(serde_json::from_str(raw.get()).ok()?)
+}
+
+/// Normalises a parsed `usage` value in whichever convention it uses: chat names
+/// (`prompt_tokens`, `completion_tokens`) win, then direction names (`input_tokens`,
+/// `output_tokens`), then a lone `total_tokens` as input. `None` when it is not an object of token
+/// counts.
+pub fn any_usage_from_value(raw: Value) -> Option<ReportedUsage> {
+    let has = |name: &str| raw.get(name).is_some();
+    if has("prompt_tokens") || has("completion_tokens") || !raw.is_object() {
+        return usage_from_value(raw);
+    }
+    if has("input_tokens") || has("output_tokens") {
+        return io_usage_from_value(raw);
+    }
+    if let Some(total) = raw.get("total_tokens").and_then(Value::as_u64) {
+        let tokens = TokenUsage {
+            input: total,
+            ..TokenUsage::default()
+        };
+        return Some(ReportedUsage { tokens, raw });
+    }
+    usage_from_value(raw)
 }
 
 /// Normalises a raw `usage` value. `None` when it is not an object of token counts.
@@ -160,7 +212,10 @@ pub fn io_usage_from_value(raw: Value) -> Option<ReportedUsage> {
         input: wire.input_tokens.unwrap_or(0),
         output: wire.output_tokens.unwrap_or(0),
         cached_input: input.and_then(|d| d.cached_tokens).unwrap_or(0),
-        input_audio: input.and_then(|d| d.audio_tokens).unwrap_or(0),
+        input_audio: input
+            .and_then(|d| d.audio_tokens)
+            .or_else(|| wire.input_token_details.as_ref()?.audio_tokens)
+            .unwrap_or(0),
         input_image: input.and_then(|d| d.image_tokens).unwrap_or(0),
         reasoning: output.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         output_audio: output.and_then(|d| d.audio_tokens).unwrap_or(0),
@@ -168,17 +223,6 @@ pub fn io_usage_from_value(raw: Value) -> Option<ReportedUsage> {
         ..TokenUsage::default()
     };
     Some(ReportedUsage { tokens, raw })
-}
-
-/// The response `id` and usage of a unary Responses API body (`"object": "response"`).
-pub fn response_facts(body: &[u8]) -> (Option<String>, Option<ReportedUsage>) {
-    match serde_json::from_slice::<CompletionProbe<'_>>(body) {
-        Ok(probe) => (
-            probe.id.map(Cow::into_owned).filter(|id| !id.is_empty()),
-            probe.usage.and_then(reported_io_usage),
-        ),
-        Err(_) => (None, None),
-    }
 }
 
 /// What an images answer carries: its `data` items (never decoded) and usage.
@@ -220,18 +264,6 @@ pub fn image_usage(images: u64, tokens: Option<ReportedUsage>) -> ReportedUsage 
     ReportedUsage { tokens: usage, raw }
 }
 
-/// The response `id` and usage of a unary `chat.completion` body. A body that is not JSON yields
-/// neither (it is still relayed).
-pub fn completion_facts(body: &[u8]) -> (Option<String>, Option<ReportedUsage>) {
-    match serde_json::from_slice::<CompletionProbe<'_>>(body) {
-        Ok(probe) => (
-            probe.id.map(Cow::into_owned).filter(|id| !id.is_empty()),
-            probe.usage.and_then(reported_usage),
-        ),
-        Err(_) => (None, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,7 +273,7 @@ mod tests {
 
     #[test]
     fn unary_fixture_usage_is_normalised() {
-        let (id, usage) = completion_facts(UNARY.as_bytes());
+        let (id, usage) = unary_facts(UNARY.as_bytes());
         assert_eq!(
             id.as_deref(),
             Some("chatcmpl-BxQ3kTQ8v2gNqfXzK1aR7cYpLm9Ue")
@@ -304,7 +336,7 @@ mod tests {
         let body = br#"{"id":"resp_1","object":"response","output":[],"usage":{"input_tokens":36,
             "input_tokens_details":{"cached_tokens":12},"output_tokens":87,
             "output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}}"#;
-        let (id, usage) = response_facts(body);
+        let (id, usage) = unary_facts(body);
         assert_eq!(id.as_deref(), Some("resp_1"));
         let usage = usage.unwrap();
         assert_eq!(
@@ -318,7 +350,7 @@ mod tests {
             }
         );
         assert_eq!(usage.raw["total_tokens"], 123);
-        assert_eq!(response_facts(b"nope"), (None, None));
+        assert_eq!(unary_facts(b"nope"), (None, None));
     }
 
     #[test]
@@ -367,13 +399,70 @@ mod tests {
     }
 
     #[test]
+    fn every_usage_convention_is_normalised() {
+        let chat =
+            any_usage_from_value(json!({"prompt_tokens": 7, "completion_tokens": 3})).unwrap();
+        assert_eq!((chat.tokens.input, chat.tokens.output), (7, 3));
+
+        let embeddings = any_usage_from_value(
+            json!({"prompt_tokens": 9, "total_tokens": 9, "completion_tokens": 0}),
+        )
+        .unwrap();
+        assert_eq!((embeddings.tokens.input, embeddings.tokens.output), (9, 0));
+
+        let responses = any_usage_from_value(json!({
+            "input_tokens": 20, "output_tokens": 12, "total_tokens": 32,
+            "input_tokens_details": {"cached_tokens": 4},
+            "output_tokens_details": {"reasoning_tokens": 5}
+        }))
+        .unwrap();
+        assert_eq!(
+            responses.tokens,
+            TokenUsage {
+                input: 20,
+                output: 12,
+                cached_input: 4,
+                reasoning: 5,
+                ..TokenUsage::default()
+            }
+        );
+
+        let transcription = any_usage_from_value(json!({
+            "type": "tokens", "input_tokens": 14, "output_tokens": 101,
+            "input_token_details": {"text_tokens": 10, "audio_tokens": 4}
+        }))
+        .unwrap();
+        assert_eq!(transcription.tokens.input_audio, 4);
+
+        let rerank = any_usage_from_value(json!({"total_tokens": 42})).unwrap();
+        assert_eq!((rerank.tokens.input, rerank.tokens.output), (42, 0));
+        assert_eq!(rerank.raw, json!({"total_tokens": 42}));
+
+        let duration = any_usage_from_value(json!({"type": "duration", "seconds": 3})).unwrap();
+        assert_eq!(duration.tokens, TokenUsage::default());
+        assert!(any_usage_from_value(json!("many")).is_none());
+    }
+
+    #[test]
+    fn unary_bodies_give_their_id_and_usage() {
+        let (id, usage) = unary_facts(
+            br#"{"id":"resp_1","object":"response","usage":{"input_tokens":3,"output_tokens":2}}"#,
+        );
+        assert_eq!(id.as_deref(), Some("resp_1"));
+        assert_eq!(usage.unwrap().tokens.total(), 5);
+        let (id, usage) = unary_facts(br#"{"id":7,"count":3,"tokens":[1,2,3]}"#);
+        assert_eq!((id, usage), (None, None));
+        assert_eq!(unary_facts(b"\x89PNG\r\n"), (None, None));
+    }
+
+    #[test]
     fn unusable_usage_is_ignored() {
         assert!(usage_from_value(json!(null)).is_none());
         assert!(usage_from_value(json!([1])).is_none());
         assert!(usage_from_value(json!({"prompt_tokens": "many"})).is_none());
-        assert_eq!(completion_facts(b"<html>bad gateway</html>"), (None, None));
+        assert_eq!(unary_facts(b"<html>bad gateway</html>"), (None, None));
         assert_eq!(
-            completion_facts(br#"{"id":"x","usage":null}"#),
+            unary_facts(br#"{"id":"x","usage":null}"#),
             (Some("x".into()), None)
         );
     }

@@ -12,24 +12,23 @@
 //!   client's `Content-Type` (with its boundary) forwarded. Streaming chat and completions ask for
 //!   `stream_options.include_usage`, and the usage-only chunk is withheld from a client that did
 //!   not ask for it (as for OpenAI).
-//! - **Usage:** whatever OpenAI-style `usage` the answer carries (see [`answer`]); tokenize and
-//!   detokenize report none.
-//! - **Errors:** non-2xx answers are relayed (see [`passthrough`]).
-
-pub(crate) mod answer;
-pub(crate) mod members;
-pub(crate) mod passthrough;
+//! - **Usage:** whatever OpenAI-style `usage` the answer carries, in the chat, Responses or
+//!   total-only convention; tokenize and detokenize report none.
+//! - **Errors:** non-2xx answers are relayed; on `/v1/llm/chat` they become
+//!   [`ProviderError::Upstream`].
+//!
+//! Everything but the URL table is the shared OpenAI-compatible forwarding of
+//! [`crate::openai_compat`] (`forward`, `rewrite`, `unified`, `stream`, `responses`, `usage`).
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use odock_core::layers::resolve::multipart;
 use odock_core::{
     BodyFormat, Endpoint, Provider, ProviderError, ProviderRequest, ProviderResponse, VllmRoute,
 };
 
-use self::answer::{CompletionsAnswer, OpenAiAnswer, ResponsesAnswer};
-use self::passthrough::{forward, server_root, Outgoing};
-use crate::openai_compat::rewrite::rewrite_body;
+use crate::openai_compat::forward::{forward, json_body, multipart_body, server_root, Outgoing};
+use crate::openai_compat::responses::ResponsesAnswer;
+use crate::openai_compat::rewrite::StreamOptions;
+use crate::openai_compat::stream::ChatAnswer;
 
 /// Calls vLLM servers. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
@@ -85,57 +84,29 @@ impl Provider for VllmProvider {
         let keep_usage_chunk = request.client_wants_usage || !ask_usage;
 
         let outgoing = match request.endpoint.body_format() {
-            BodyFormat::Multipart => multipart_outgoing(&request, url)?,
-            BodyFormat::Json => {
-                let body = if request.endpoint == Endpoint::UnifiedChat {
-                    members::unified_chat_body(&request.body, &model.slug)
-                        .and_then(|body| rewrite_body(&body, &model.slug, ask_usage))
-                } else {
-                    rewrite_body(&request.body, &model.slug, ask_usage)
+            BodyFormat::Multipart => {
+                let (body, content_type) = multipart_body(&request)?;
+                Outgoing {
+                    content_type,
+                    ..Outgoing::json(url, body, stream)
                 }
-                .map_err(|e| {
-                    // The gateway decodes the body before it gets here, so this is a bug upstream of us.
-                    ProviderError::InvalidResponse(format!(
-                        "request body is not a JSON object: {e}"
-                    ))
-                })?;
+            }
+            BodyFormat::Json => {
+                let stream_options = StreamOptions::include_usage_if(ask_usage);
+                let body = json_body(&request, stream_options)?;
                 Outgoing::json(url, body, stream)
             }
         };
 
         match route {
-            VllmRoute::Completions => {
-                let answer = CompletionsAnswer { keep_usage_chunk };
-                forward(&self.client, &request, outgoing, answer).await
-            }
             VllmRoute::Responses => {
                 forward(&self.client, &request, outgoing, ResponsesAnswer).await
             }
+            // Legacy completions are chat-shaped chunks whose text is `choices[].text`.
             _ => {
-                let answer = OpenAiAnswer { keep_usage_chunk };
+                let answer = ChatAnswer { keep_usage_chunk };
                 forward(&self.client, &request, outgoing, answer).await
             }
         }
     }
-}
-
-/// A multipart audio request with its `model` field set to the slug.
-fn multipart_outgoing(request: &ProviderRequest, url: String) -> Result<Outgoing, ProviderError> {
-    let invalid = |what: &str| ProviderError::InvalidResponse(format!("multipart request {what}"));
-    let content_type = request
-        .content_type
-        .clone()
-        .ok_or_else(|| invalid("has no content type"))?;
-    let boundary = content_type
-        .to_str()
-        .ok()
-        .and_then(multipart::boundary)
-        .ok_or_else(|| invalid("has no boundary"))?;
-    let body: Bytes =
-        multipart::replace_text_field(&request.body, &boundary, "model", &request.model.slug)
-            .ok_or_else(|| invalid("has no model field"))?;
-    Ok(Outgoing {
-        content_type,
-        ..Outgoing::json(url, body, request.stream)
-    })
 }
