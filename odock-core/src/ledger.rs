@@ -44,6 +44,13 @@ pub trait BudgetLedger: Send + Sync + 'static {
 
     /// Releases the hold without using anything.
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError>;
+
+    /// Extends the lease of a live reservation (called periodically while its request runs), so
+    /// only the holds of requests whose replica died expire.
+    async fn refresh(&self, reservation: &Reservation) -> Result<(), LedgerError>;
+
+    /// Releases every reservation whose lease has expired; returns how many were released.
+    async fn sweep_expired(&self) -> Result<u64, LedgerError>;
 }
 
 /// What a request is expected to consume, per quota metric.
