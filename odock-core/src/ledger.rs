@@ -89,4 +89,10 @@ pub trait QuotaLedger: Send + Sync + 'static {
     ) -> Result<(), LedgerError>;
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError>;
+
+    /// See [`BudgetLedger::refresh`].
+    async fn refresh(&self, reservation: &Reservation) -> Result<(), LedgerError>;
+
+    /// See [`BudgetLedger::sweep_expired`].
+    async fn sweep_expired(&self) -> Result<u64, LedgerError>;
 }

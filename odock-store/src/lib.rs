@@ -8,10 +8,12 @@ pub mod crypto;
 pub mod db;
 pub mod key_store;
 pub mod keys;
+pub mod ledger;
 pub mod usage_records;
 pub mod usage_writer;
 
 pub use crypto::{CryptoError, MasterKey};
 pub use db::{connect, connect_in_memory, DbError, DbOptions};
 pub use key_store::{CacheStats, KeyStoreOptions, SqlKeyStore};
+pub use ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
 pub use usage_writer::{SqlUsageSink, UsageWriterOptions};

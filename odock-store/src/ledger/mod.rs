@@ -1,0 +1,494 @@
+//! [`SqlBudgetLedger`] and [`SqlQuotaLedger`]: admission by reservation on SQLite (embedded mode).
+//!
+//! A request is admitted iff, in every window of every matching active rule,
+//! `used + reserved + estimate ≤ limit` (ERRORS and LATENCY_MS quotas: `used < limit`). The check and
+//! the holds happen in one `BEGIN IMMEDIATE` transaction, so writers are serialised and a hold is
+//! taken in all windows or in none. Windows are created lazily from
+//! [`Schedule::window_at`](odock_core::windows::Schedule::window_at).
+//!
+//! Every hold is one `budget_requests` row (the lease: status `RESERVED` until `expires_at`) plus one
+//! row per window in `budget_reservations` / `quota_reservations`. Budgets and quotas keep separate
+//! lifecycles for the same request, so their rows are keyed apart: `request_id` is
+//! `budget:<api key id>:<request id>` or `quota:<api key id>:<request id>` (scoping by key means two
+//! callers that happen to send the same `X-Request-Id` never share a hold). [`Reservation::id`] is
+//! the row's primary key; settle, release and refresh go by it.
+//!
+//! Settling and releasing only act on a `RESERVED` row and flip it in the same transaction, so doing
+//! either twice — or after the sweeper released an expired lease — changes nothing. Reserving again
+//! with the request id of a live hold returns that hold; after it was settled or released, a new
+//! admission check runs (a replayed request id is never a free pass).
+//!
+//! ```no_run
+//! # async fn demo(pool: sqlx::SqlitePool) {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use odock_core::SystemClock;
+//! use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger};
+//!
+//! let budgets = Arc::new(SqlBudgetLedger::new(pool, Arc::new(SystemClock), LedgerOptions::default()));
+//! let _sweeper = spawn_sweeper(budgets.clone(), Duration::from_secs(15));
+//! # }
+//! ```
+
+mod budget;
+mod quota;
+mod rules;
+mod sweeper;
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use odock_core::{LedgerError, Principal, QuotaMetric, RequestId, Reservation, ReservationId};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::db::{from_ms, to_ms};
+use rules::Rule;
+
+pub use budget::SqlBudgetLedger;
+pub use quota::SqlQuotaLedger;
+pub use sweeper::{spawn_sweeper, SweepExpired};
+
+/// Ledger settings.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// How long a hold lives without a refresh before the sweeper may release it.
+    pub lease: Duration,
+}
+
+impl LedgerOptions {
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        Self {
+            lease: Self::DEFAULT_LEASE,
+        }
+    }
+}
+
+const RESERVED: &str = "RESERVED";
+const SETTLED: &str = "SETTLED";
+const RELEASED: &str = "RELEASED";
+
+/// The tables one kind of ledger writes to. Budgets and quotas share the request (lease) table.
+#[derive(Debug)]
+struct Book {
+    /// Prefix of `budget_requests.request_id`.
+    prefix: &'static str,
+    windows: &'static str,
+    /// The windows' column naming their rule.
+    rule_fk: &'static str,
+    used: &'static str,
+    reserved: &'static str,
+    reservations: &'static str,
+    window_fk: &'static str,
+    amount: &'static str,
+    /// The window's metric (quotas) or `NULL` (budgets).
+    metric: &'static str,
+}
+
+const BUDGETS: Book = Book {
+    prefix: "budget",
+    windows: "budget_windows",
+    rule_fk: "budget_id",
+    used: "used_nanos",
+    reserved: "reserved_nanos",
+    reservations: "budget_reservations",
+    window_fk: "budget_window_id",
+    amount: "amount_nanos",
+    metric: "NULL",
+};
+
+const QUOTAS: Book = Book {
+    prefix: "quota",
+    windows: "quota_windows",
+    rule_fk: "quota_id",
+    used: "used",
+    reserved: "reserved",
+    reservations: "quota_reservations",
+    window_fk: "quota_window_id",
+    amount: "amount",
+    metric: "w.metric",
+};
+
+/// An existing lease row.
+struct Lease {
+    id: String,
+    status: String,
+    expires_at: i64,
+}
+
+/// One window hold being recorded.
+struct Hold {
+    window_id: String,
+    amount: i64,
+}
+
+/// How a hold ends.
+enum Close<'a> {
+    /// Add the actual amount for each window's metric (`None` for budgets) to `used`.
+    Settle(&'a (dyn Fn(Option<QuotaMetric>) -> i64 + Sync)),
+    Release,
+}
+
+fn ledger_error(error: sqlx::Error) -> LedgerError {
+    LedgerError(error.to_string())
+}
+
+fn lease_key(book: &Book, principal: &Principal, request_id: &RequestId) -> String {
+    format!(
+        "{}:{}:{}",
+        book.prefix,
+        principal.api_key_id.as_str(),
+        request_id.as_str()
+    )
+}
+
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> i64 {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    to_ms(now).saturating_add(lease_ms)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Starts a write transaction that takes SQLite's write lock up front, so concurrent reservations
+/// queue instead of failing to upgrade a read lock.
+async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+async fn find_lease(conn: &mut SqliteConnection, key: &str) -> Result<Option<Lease>, sqlx::Error> {
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT id, status, expires_at FROM budget_requests WHERE request_id = ?")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(id, status, expires_at)| Lease {
+        id,
+        status,
+        expires_at,
+    }))
+}
+
+/// The window ids a lease still holds.
+async fn held_window_ids(
+    conn: &mut SqliteConnection,
+    book: &Book,
+    lease_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {fk} FROM {table} WHERE budget_request_id = ? AND status = ? ORDER BY id",
+        fk = book.window_fk,
+        table = book.reservations,
+    );
+    let rows: Vec<(String,)> = sqlx::query_as(&sql)
+        .bind(lease_id)
+        .bind(RESERVED)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The reservation handed back for a live lease.
+async fn existing_reservation(
+    conn: &mut SqliteConnection,
+    book: &Book,
+    lease: &Lease,
+    request_id: &RequestId,
+) -> Result<Reservation, sqlx::Error> {
+    Ok(Reservation {
+        id: ReservationId::new(lease.id.as_str()),
+        request_id: request_id.clone(),
+        windows: held_window_ids(conn, book, &lease.id).await?,
+        expires_at: from_ms(lease.expires_at),
+    })
+}
+
+/// A hold of nothing: no rule matched.
+fn empty_reservation(request_id: &RequestId, now: DateTime<Utc>, lease: Duration) -> Reservation {
+    Reservation {
+        id: ReservationId::generate(),
+        request_id: request_id.clone(),
+        windows: Vec::new(),
+        expires_at: from_ms(lease_end(now, lease)),
+    }
+}
+
+/// The rule's current window row, created if this is its first use: `(id, used, reserved)`.
+async fn current_window(
+    conn: &mut SqliteConnection,
+    book: &Book,
+    rule: &Rule,
+    now: i64,
+) -> Result<(String, i64, i64), sqlx::Error> {
+    let start = to_ms(rule.window.start);
+    let end = to_ms(rule.window.end);
+    let id = odock_core::new_object_id();
+    match rule.metric {
+        Some(metric) => {
+            sqlx::query(
+                "INSERT INTO quota_windows (id, quota_id, metric, start_at, end_at, created_at, \
+                 updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(quota_id, start_at) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&rule.id)
+            .bind(metric.as_str())
+            .bind(start)
+            .bind(end)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO budget_windows (id, budget_id, start_at, end_at, created_at, \
+                 updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(budget_id, start_at) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&rule.id)
+            .bind(start)
+            .bind(end)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    let sql = format!(
+        "SELECT id, {used}, {reserved} FROM {windows} WHERE {fk} = ? AND start_at = ?",
+        used = book.used,
+        reserved = book.reserved,
+        windows = book.windows,
+        fk = book.rule_fk,
+    );
+    sqlx::query_as(&sql)
+        .bind(&rule.id)
+        .bind(start)
+        .fetch_one(conn)
+        .await
+}
+
+/// Adds the holds to their windows and records the lease (re-arming `existing` when the request id
+/// was used before and its earlier hold has ended).
+#[allow(clippy::too_many_arguments)]
+async fn record_holds(
+    conn: &mut SqliteConnection,
+    book: &Book,
+    key: &str,
+    existing: Option<&Lease>,
+    principal: &Principal,
+    estimate_nanos: i64,
+    holds: &[Hold],
+    now: i64,
+    expires_at: i64,
+) -> Result<String, sqlx::Error> {
+    let lease_id = match existing {
+        Some(lease) => {
+            sqlx::query(
+                "UPDATE budget_requests SET status = ?, estimate_nanos = ?, actual_nanos = NULL, \
+                 expires_at = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(RESERVED)
+            .bind(estimate_nanos)
+            .bind(expires_at)
+            .bind(now)
+            .bind(&lease.id)
+            .execute(&mut *conn)
+            .await?;
+            lease.id.clone()
+        }
+        None => {
+            let id = odock_core::new_object_id();
+            sqlx::query(
+                "INSERT INTO budget_requests (id, request_id, organisation_id, api_key_id, status, \
+                 estimate_nanos, expires_at, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(key)
+            .bind(principal.organisation_id.as_str())
+            .bind(principal.api_key_id.as_str())
+            .bind(RESERVED)
+            .bind(estimate_nanos)
+            .bind(expires_at)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            id
+        }
+    };
+    let add = format!(
+        "UPDATE {windows} SET {reserved} = {reserved} + ?, updated_at = ? WHERE id = ?",
+        windows = book.windows,
+        reserved = book.reserved,
+    );
+    let insert = format!(
+        "INSERT INTO {table} (id, budget_request_id, {fk}, {amount}, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        table = book.reservations,
+        fk = book.window_fk,
+        amount = book.amount,
+    );
+    for hold in holds {
+        sqlx::query(&add)
+            .bind(hold.amount)
+            .bind(now)
+            .bind(&hold.window_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&insert)
+            .bind(odock_core::new_object_id())
+            .bind(&lease_id)
+            .bind(&hold.window_id)
+            .bind(hold.amount)
+            .bind(RESERVED)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(lease_id)
+}
+
+/// Ends a lease: settles or releases every window it still holds. Acts only on a `RESERVED` lease
+/// (and, when `expired_before` is set, only if its lease ended before then), so repeating it is a
+/// no-op. Returns whether anything changed.
+async fn close(
+    pool: &SqlitePool,
+    book: &Book,
+    lease_id: &str,
+    how: Close<'_>,
+    actual_nanos: Option<i64>,
+    now: i64,
+    expired_before: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = begin_immediate(pool).await?;
+    let status: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, expires_at FROM budget_requests WHERE id = ?")
+            .bind(lease_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let live = status.is_some_and(|(status, expires_at)| {
+        status == RESERVED && expired_before.is_none_or(|cutoff| expires_at < cutoff)
+    });
+    if !live {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let held = format!(
+        "SELECT r.id, r.{fk}, r.{amount}, {metric} FROM {table} r JOIN {windows} w ON w.id = r.{fk} \
+         WHERE r.budget_request_id = ? AND r.status = ?",
+        fk = book.window_fk,
+        amount = book.amount,
+        metric = book.metric,
+        table = book.reservations,
+        windows = book.windows,
+    );
+    let holds: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(&held)
+        .bind(lease_id)
+        .bind(RESERVED)
+        .fetch_all(&mut *tx)
+        .await?;
+    // `reserved` never goes below zero, even if a window was edited by hand in between.
+    let update = format!(
+        "UPDATE {windows} SET {used} = {used} + ?, {reserved} = MAX({reserved} - ?, 0), \
+         updated_at = ? WHERE id = ?",
+        windows = book.windows,
+        used = book.used,
+        reserved = book.reserved,
+    );
+    let mark = format!(
+        "UPDATE {table} SET status = ?, updated_at = ? WHERE id = ?",
+        table = book.reservations
+    );
+    let status = match how {
+        Close::Settle(_) => SETTLED,
+        Close::Release => RELEASED,
+    };
+    for (reservation_id, window_id, amount, metric) in holds {
+        let used = match &how {
+            Close::Settle(actual) => actual(metric.as_deref().and_then(|m| m.parse().ok())).max(0),
+            Close::Release => 0,
+        };
+        sqlx::query(&update)
+            .bind(used)
+            .bind(amount)
+            .bind(now)
+            .bind(&window_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&mark)
+            .bind(status)
+            .bind(now)
+            .bind(&reservation_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE budget_requests SET status = ?, actual_nanos = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(status)
+    .bind(actual_nanos)
+    .bind(now)
+    .bind(lease_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Extends a live lease to `expires_at`.
+async fn refresh(
+    pool: &SqlitePool,
+    lease_id: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE budget_requests SET expires_at = MAX(expires_at, ?), updated_at = ? \
+         WHERE id = ? AND status = ?",
+    )
+    .bind(expires_at)
+    .bind(now)
+    .bind(lease_id)
+    .bind(RESERVED)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Releases every lease of this book that expired before `now`; returns how many.
+async fn sweep(pool: &SqlitePool, book: &Book, now: i64) -> Result<u64, sqlx::Error> {
+    let pattern = format!("{}:%", book.prefix);
+    let expired: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM budget_requests WHERE status = ? AND expires_at < ? AND request_id LIKE ?",
+    )
+    .bind(RESERVED)
+    .bind(now)
+    .bind(&pattern)
+    .fetch_all(pool)
+    .await?;
+    let mut released = 0;
+    for (id,) in expired {
+        // Re-checked inside the transaction: a refresh that landed meanwhile keeps the hold.
+        if close(pool, book, &id, Close::Release, None, now, Some(now)).await? {
+            released += 1;
+        }
+    }
+    if released > 0 {
+        tracing::info!(
+            kind = book.prefix,
+            released,
+            "released expired ledger leases"
+        );
+    }
+    Ok(released)
+}

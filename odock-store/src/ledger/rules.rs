@@ -1,0 +1,121 @@
+//! Which budgets and quotas apply to a principal, and their current window.
+//!
+//! ORG rules apply to all of the organisation's traffic; TEAM rules only to TEAM keys of that team;
+//! USER rules only to USER keys of that user; APIKEY rules to that key. Inactive rules, and rules
+//! whose schedule has no window now (before `startAt`, from `endAt` on), do not apply.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use odock_core::windows::{Schedule, Window};
+use odock_core::{ApiKeyType, BudgetPeriod, Principal, QuotaMetric};
+use sqlx::SqliteConnection;
+
+use crate::db::{from_ms, to_ms};
+
+/// One matching rule and the window it is in now.
+#[derive(Debug, Clone)]
+pub(super) struct Rule {
+    pub id: String,
+    pub name: String,
+    pub limit: i64,
+    /// `None` for budgets.
+    pub metric: Option<QuotaMetric>,
+    pub window: Window,
+}
+
+/// `(table, limit column, metric column)`.
+pub(super) const BUDGET_RULES: (&str, &str, &str) = ("budgets", "amount_nanos", "NULL");
+pub(super) const QUOTA_RULES: (&str, &str, &str) = ("quotas", "limit_value", "metric");
+
+type RuleRow = (
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    i64,
+    String,
+    Option<i64>,
+);
+
+/// The active rules of `table` matching `principal` that have a window at `now`, ordered by id.
+pub(super) async fn matching(
+    conn: &mut SqliteConnection,
+    (table, limit, metric): (&str, &str, &str),
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<Vec<Rule>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, name, {limit}, {metric}, period, start_at, timezone, end_at FROM {table} \
+         WHERE organisation_id = ? AND active = 1 AND start_at <= ? \
+         AND (end_at IS NULL OR end_at > ?) \
+         AND (owner_type = 'ORG' \
+              OR (owner_type = 'TEAM' AND team_id = ?) \
+              OR (owner_type = 'USER' AND user_id = ?) \
+              OR (owner_type = 'APIKEY' AND api_key_id = ?)) \
+         ORDER BY id"
+    );
+    // A NULL bind never equals anything, so a TEAM rule cannot match a USER key and vice versa.
+    let team = match principal.key_type {
+        ApiKeyType::Team => principal.team_id.as_ref().map(|id| id.as_str()),
+        ApiKeyType::Organisation | ApiKeyType::User => None,
+    };
+    let user = match principal.key_type {
+        ApiKeyType::User => principal.user_id.as_ref().map(|id| id.as_str()),
+        ApiKeyType::Organisation | ApiKeyType::Team => None,
+    };
+    let now_ms = to_ms(now);
+    let rows: Vec<RuleRow> = sqlx::query_as(&sql)
+        .bind(principal.organisation_id.as_str())
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(team)
+        .bind(user)
+        .bind(principal.api_key_id.as_str())
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().filter_map(|row| rule(row, now)).collect())
+}
+
+fn rule(
+    (id, name, limit, metric, period, start_at, timezone, end_at): RuleRow,
+    now: DateTime<Utc>,
+) -> Option<Rule> {
+    let period: BudgetPeriod = match period.parse() {
+        Ok(period) => period,
+        Err(error) => {
+            tracing::warn!(rule = %id, %error, "skipping budget/quota rule with an unknown period");
+            return None;
+        }
+    };
+    let metric = match metric.map(|m| m.parse::<QuotaMetric>()).transpose() {
+        Ok(metric) => metric,
+        Err(error) => {
+            tracing::warn!(rule = %id, %error, "skipping quota with an unknown metric");
+            return None;
+        }
+    };
+    let schedule = Schedule {
+        start_at: from_ms(start_at),
+        timezone: parse_timezone(&id, &timezone),
+        period,
+        end_at: end_at.map(from_ms),
+    };
+    let window = schedule.window_at(now)?;
+    Some(Rule {
+        id,
+        name,
+        limit,
+        metric,
+        window,
+    })
+}
+
+/// An IANA zone name; an unknown name falls back to UTC (with a warning) rather than disabling the
+/// rule.
+fn parse_timezone(rule: &str, name: &str) -> Tz {
+    name.parse().unwrap_or_else(|_| {
+        tracing::warn!(rule, timezone = name, "unknown timezone; using UTC");
+        Tz::UTC
+    })
+}
