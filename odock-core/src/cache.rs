@@ -16,6 +16,10 @@ pub enum CacheKind {
     Team,
     /// A key's model or MCP grants (id = the API key id).
     Grant,
+    /// A budget was created, changed or deleted (id = its organisation id).
+    Budget,
+    /// A quota was created, changed or deleted (id = its organisation id).
+    Quota,
 }
 
 /// "Object `id` of `kind` changed; forget what you cached about it."

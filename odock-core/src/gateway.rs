@@ -13,10 +13,12 @@
 //!    authenticated request when the response body ends or is dropped, or when the request fails.
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
 //!    writes [`LlmRequest`](crate::layers::LlmRequest) and `Arc<ResolvedModel>`.
-//! 7. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
+//! 7. **Reservation** ([`ReservationLayer`], when ledgers are configured) — reads `Principal`,
+//!    `LlmRequest`, `Arc<ResolvedModel>`, `Meter`; reserves the estimate in every matching quota and
+//!    budget window and registers the settlement on the meter.
+//! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
 //!
-//! Rate limits, quotas and budgets slot in between 6 and 7 (they need the resolved model and the
-//! estimate) and register their settlement on the meter.
+//! Rate limits (policy gates) slot in between 6 and 7.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +37,10 @@ use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
-use crate::layers::{AuthLayer, ErrorResponseLayer, MeteringLayer, RequestIdLayer, ResolveLayer};
+use crate::layers::{
+    AuthLayer, ErrorResponseLayer, MeteringLayer, RequestIdLayer, ReservationLayer, ResolveLayer,
+};
+use crate::ledger::{BudgetLedger, QuotaLedger};
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
 use crate::usage::UsageSink;
@@ -51,6 +56,7 @@ pub struct GatewayBuilder {
     usage: Arc<dyn UsageSink>,
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
+    reservation: Option<ReservationLayer>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -74,7 +80,19 @@ impl GatewayBuilder {
             usage,
             clock: Arc::new(SystemClock),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            reservation: None,
         }
+    }
+
+    /// Enforces budgets and quotas with these ledgers (leases refreshed every `refresh_every`).
+    pub fn ledgers(
+        mut self,
+        budgets: Arc<dyn BudgetLedger>,
+        quotas: Arc<dyn QuotaLedger>,
+        refresh_every: std::time::Duration,
+    ) -> Self {
+        self.reservation = Some(ReservationLayer::new(budgets, quotas, refresh_every));
+        self
     }
 
     /// The clock used for key expiry (tests pass a manual one).
@@ -113,6 +131,7 @@ impl GatewayBuilder {
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(self.reservation.clone())
             .service(ProviderService::new(self.providers.clone()));
         BoxCloneSyncService::new(service)
     }

@@ -11,7 +11,10 @@ use axum::routing::{get, post, post_service};
 use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use odock_core::layers::RequestIdLayer;
-use odock_core::{CacheInvalidator, GatewayBuilder, Secret, UsageSink};
+use odock_core::{
+    CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
+};
+use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
@@ -20,6 +23,12 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
 use crate::routes::{self, health, internal};
+
+/// How often expired budget/quota leases (a crashed replica's holds) are released.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How often a running request refreshes its holds (a third of the default 30 s lease).
+const LEASE_REFRESH: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for the usage writer to drain.
 const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,6 +48,8 @@ pub struct App {
     router: Router,
     pool: SqlitePool,
     usage: Arc<SqlUsageSink>,
+    /// Background tasks releasing expired budget/quota leases.
+    sweepers: Vec<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -75,10 +86,31 @@ impl App {
         let observed: Arc<dyn UsageSink> =
             Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
 
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let budgets = Arc::new(SqlBudgetLedger::new(
+            pool.clone(),
+            clock.clone(),
+            LedgerOptions::default(),
+        ));
+        let quotas = Arc::new(SqlQuotaLedger::new(
+            pool.clone(),
+            clock,
+            LedgerOptions::default(),
+        ));
+        let sweepers = vec![
+            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
+            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+        ];
+
         let providers = odock_providers::default_registry(odock_providers::http_client());
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
-            .max_body_bytes(config.max_body_bytes);
-        let invalidator: Arc<dyn CacheInvalidator> = key_store.clone();
+            .max_body_bytes(config.max_body_bytes)
+            .ledgers(budgets.clone(), quotas.clone(), LEASE_REFRESH);
+        let invalidator: Arc<dyn CacheInvalidator> = Arc::new(InvalidatorSet::new(vec![
+            key_store.clone(),
+            budgets,
+            quotas,
+        ]));
 
         let scrape = metrics.clone();
         let mut router = Router::new()
@@ -119,6 +151,7 @@ impl App {
             router,
             pool,
             usage,
+            sweepers,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -170,6 +203,9 @@ impl App {
         tokio::select! {
             result = server => result?,
             () = deadline => tracing::warn!(?grace, "grace period elapsed; closing remaining connections"),
+        }
+        for sweeper in &self.sweepers {
+            sweeper.abort();
         }
         // The writer retries while the database is down; don't let that hold the process forever.
         match tokio::time::timeout(USAGE_FLUSH_TIMEOUT, self.usage.shutdown()).await {

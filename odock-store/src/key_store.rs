@@ -436,7 +436,7 @@ impl CacheInvalidator for SqlKeyStore {
                 self.clear_principals(&mut index);
                 self.clear_models();
             }
-            CacheKind::McpServer => {}
+            CacheKind::McpServer | CacheKind::Budget | CacheKind::Quota => {}
         }
     }
 }

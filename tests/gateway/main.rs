@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod budgets;
 mod chat;
 mod errors;
 mod gemini;

@@ -9,6 +9,7 @@ use odock_core::{
 use sqlx::SqlitePool;
 
 use super::rules::{self, BUDGET_RULES};
+use super::GOVERNED_TTL;
 use super::{
     begin_immediate, close, current_window, empty_reservation, existing_reservation, find_lease,
     lease_end, lease_key, ledger_error, record_holds, Close, Hold, LedgerOptions, BUDGETS,
@@ -21,6 +22,7 @@ pub struct SqlBudgetLedger {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
     options: LedgerOptions,
+    governed: rules::Governed,
 }
 
 impl std::fmt::Debug for SqlBudgetLedger {
@@ -37,6 +39,7 @@ impl SqlBudgetLedger {
             pool,
             clock,
             options,
+            governed: rules::Governed::new("budgets", GOVERNED_TTL),
         }
     }
 
@@ -49,6 +52,13 @@ impl SqlBudgetLedger {
         let now = self.clock.now();
         // Ungoverned traffic never takes the write lock.
         {
+            if !self
+                .governed
+                .has_rules(&self.pool, principal.organisation_id.as_str())
+                .await?
+            {
+                return Ok(Ok(empty_reservation(request_id, now, self.options.lease)));
+            }
             let mut conn = self.pool.acquire().await?;
             if rules::matching(&mut conn, BUDGET_RULES, principal, now)
                 .await?
@@ -181,5 +191,17 @@ impl BudgetLedger for SqlBudgetLedger {
         super::sweep(&self.pool, &BUDGETS, to_ms(self.clock.now()))
             .await
             .map_err(ledger_error)
+    }
+}
+
+/// Admin writes to budgets (and organisation changes) evict the governed-organisations cache.
+impl odock_core::CacheInvalidator for SqlBudgetLedger {
+    fn invalidate(&self, command: &odock_core::InvalidationCommand) {
+        if matches!(
+            command.kind,
+            odock_core::CacheKind::Budget | odock_core::CacheKind::Organisation
+        ) {
+            self.governed.forget_all();
+        }
     }
 }

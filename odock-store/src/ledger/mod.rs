@@ -51,6 +51,10 @@ pub use budget::SqlBudgetLedger;
 pub use quota::SqlQuotaLedger;
 pub use sweeper::{spawn_sweeper, SweepExpired};
 
+/// How long the "does this organisation have budgets/quotas?" answer is trusted without an
+/// invalidation; admin writes evict it at once.
+pub(crate) const GOVERNED_TTL: Duration = Duration::from_secs(5);
+
 /// Ledger settings.
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {

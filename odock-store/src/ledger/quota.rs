@@ -21,6 +21,7 @@ use odock_core::{
 use sqlx::SqlitePool;
 
 use super::rules::{self, QUOTA_RULES};
+use super::GOVERNED_TTL;
 use super::{
     begin_immediate, close, current_window, empty_reservation, existing_reservation, find_lease,
     lease_end, lease_key, ledger_error, record_holds, to_i64, Close, Hold, LedgerOptions, QUOTAS,
@@ -35,6 +36,7 @@ pub struct SqlQuotaLedger {
     pool: SqlitePool,
     clock: Arc<dyn Clock>,
     options: LedgerOptions,
+    governed: rules::Governed,
 }
 
 impl std::fmt::Debug for SqlQuotaLedger {
@@ -92,6 +94,7 @@ impl SqlQuotaLedger {
             pool,
             clock,
             options,
+            governed: rules::Governed::new("quotas", GOVERNED_TTL),
         }
     }
 
@@ -103,6 +106,13 @@ impl SqlQuotaLedger {
     ) -> Result<Result<Reservation, QuotaError>, sqlx::Error> {
         let now = self.clock.now();
         {
+            if !self
+                .governed
+                .has_rules(&self.pool, principal.organisation_id.as_str())
+                .await?
+            {
+                return Ok(Ok(empty_reservation(request_id, now, self.options.lease)));
+            }
             let mut conn = self.pool.acquire().await?;
             if rules::matching(&mut conn, QUOTA_RULES, principal, now)
                 .await?
@@ -230,5 +240,17 @@ impl QuotaLedger for SqlQuotaLedger {
         super::sweep(&self.pool, &QUOTAS, to_ms(self.clock.now()))
             .await
             .map_err(ledger_error)
+    }
+}
+
+/// Admin writes to quotas (and organisation changes) evict the governed-organisations cache.
+impl odock_core::CacheInvalidator for SqlQuotaLedger {
+    fn invalidate(&self, command: &odock_core::InvalidationCommand) {
+        if matches!(
+            command.kind,
+            odock_core::CacheKind::Quota | odock_core::CacheKind::Organisation
+        ) {
+            self.governed.forget_all();
+        }
     }
 }

@@ -119,3 +119,48 @@ fn parse_timezone(rule: &str, name: &str) -> Tz {
         Tz::UTC
     })
 }
+
+/// Which organisations have any active rule in a table, cached so that requests of organisations
+/// without budgets or quotas never touch the database. Entries expire after `ttl` and are evicted at
+/// once by [`Governed::forget`] (admin writes, cache invalidation).
+pub(super) struct Governed {
+    table: &'static str,
+    cache: moka::sync::Cache<String, bool>,
+}
+
+impl Governed {
+    pub(super) fn new(table: &'static str, ttl: std::time::Duration) -> Self {
+        Self {
+            table,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Whether `organisation` has an active rule; answered from the cache when warm.
+    pub(super) async fn has_rules(
+        &self,
+        pool: &sqlx::SqlitePool,
+        organisation: &str,
+    ) -> Result<bool, sqlx::Error> {
+        if let Some(governed) = self.cache.get(organisation) {
+            return Ok(governed);
+        }
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM {} WHERE organisation_id = ? AND active = 1)",
+            self.table
+        );
+        let governed: bool = sqlx::query_scalar(&sql)
+            .bind(organisation)
+            .fetch_one(pool)
+            .await?;
+        self.cache.insert(organisation.to_owned(), governed);
+        Ok(governed)
+    }
+
+    pub(super) fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+}
