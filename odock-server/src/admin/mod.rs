@@ -9,6 +9,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod budgets;
 pub mod error;
 pub mod extract;
 pub mod grants;
@@ -17,7 +18,9 @@ pub mod openapi;
 pub mod organisations;
 pub mod provider_keys;
 pub mod providers;
+pub mod quotas;
 pub mod routes;
+pub mod teams;
 pub mod usage_records;
 
 #[cfg(test)]

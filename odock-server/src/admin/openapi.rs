@@ -80,6 +80,10 @@ fn path_parameter_description(collection: &str) -> &'static str {
         "models" | "model-access" => "The model's id.",
         "apikeys" => "The API key's id.",
         "usage-records" => "The usage record's id.",
+        "teams" => "The team's id.",
+        "members" => "The member's user id.",
+        "budgets" => "The budget's id.",
+        "quotas" => "The quota's id.",
         _ => "The object's id.",
     }
 }
@@ -102,6 +106,7 @@ fn describe(operation: &Operation, schemas: &Map<String, Value>) -> Value {
     parameters.extend(operation.query.iter().map(|param| {
         let schema = match param.kind {
             "integer" => json!({ "type": "integer", "minimum": 0 }),
+            "boolean" => json!({ "type": "boolean" }),
             "date-time" => json!({ "type": "string", "format": "date-time" }),
             _ => json!({ "type": "string" }),
         };
@@ -206,7 +211,11 @@ fn nullable(schema: Value) -> Value {
 
 /// Every schema the route table names, plus the ones they reference.
 pub fn schemas() -> Map<String, Value> {
-    use odock_core::{ApiKeyType, Capability, ModelType, ProviderType};
+    use odock_core::{
+        ApiKeyType, BudgetPeriod, Capability, ModelType, OwnerType, ProviderType, QuotaMetric,
+        TeamRole,
+    };
+    use odock_store::admin::budgets::{Currency, THRESHOLDS};
 
     let string = json!({ "type": "string" });
     let opt_string = json!({ "type": ["string", "null"] });
@@ -240,6 +249,34 @@ pub fn schemas() -> Map<String, Value> {
     let org_status = enum_of(&["active", "disabled"]);
     let ids = json!({ "type": "array", "items": { "type": "string" } });
     let rate = json!({ "type": "integer", "minimum": 0 });
+    let policy = schema_ref("Policy");
+    let owner_type = enum_of(
+        &OwnerType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let period = enum_of(
+        &BudgetPeriod::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let metric = enum_of(
+        &QuotaMetric::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let team_role = enum_of(&TeamRole::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+    let currency = enum_of(&Currency::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>());
+    let thresholds = json!({ "type": "array", "items": { "type": "integer", "enum": THRESHOLDS } });
+    let positive = json!({ "type": "integer", "minimum": 1 });
+    let timezone = json!({ "type": "string", "description": "IANA timezone; default UTC." });
+    let owner_id = json!({
+        "type": ["string", "null"],
+        "description": "The team, user or API key id; absent for ORG, required otherwise.",
+    });
 
     let mut schemas = Map::new();
     let mut add = |name: &str, schema: Value| {
@@ -302,7 +339,228 @@ pub fn schemas() -> Map<String, Value> {
             &[],
             json!({
                 "name": string, "slug": { "type": "string", "pattern": "^[a-z0-9-]{1,100}$" }, "contact": opt_string,
-                "status": org_status, "routingEnabled": boolean,
+                "status": org_status, "routingEnabled": boolean, "policies": policy,
+            }),
+            false,
+        ),
+    );
+    add(
+        "OrganisationSettings",
+        object(
+            &["name", "contact", "routingEnabled", "policies"],
+            json!({ "name": string, "contact": opt_string, "routingEnabled": boolean, "policies": policy }),
+            false,
+        ),
+    );
+    add(
+        "SettingsPatch",
+        object(
+            &[],
+            json!({ "name": string, "contact": opt_string, "routingEnabled": boolean, "policies": policy }),
+            false,
+        ),
+    );
+    add(
+        "Policy",
+        json!({
+            "type": "object",
+            "description": "Rate-limit and network policy; absent or 0 means no limit.",
+            "properties": {
+                "ipAllowlist": ids, "ipBlocklist": ids, "requestsPerSecond": rate, "requestsPerMinute": rate,
+                "burst": rate, "tokensPerMinute": rate, "maxTokensPerRequest": rate, "maxRequestBytes": rate,
+                "maxConcurrentRequests": rate, "concurrencyLeaseTtlMs": rate,
+            },
+            "additionalProperties": false,
+        }),
+    );
+
+    add(
+        "Team",
+        object(
+            &[
+                "id",
+                "organisationId",
+                "name",
+                "policies",
+                "createdAt",
+                "updatedAt",
+            ],
+            json!({
+                "id": string, "organisationId": string, "name": string, "policies": policy,
+                "createdAt": time, "updatedAt": time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NewTeam",
+        object(
+            &["name"],
+            json!({ "name": string, "policies": policy }),
+            false,
+        ),
+    );
+    add(
+        "TeamPatch",
+        object(&[], json!({ "name": string, "policies": policy }), false),
+    );
+    add(
+        "TeamMember",
+        object(
+            &[
+                "teamId",
+                "userId",
+                "email",
+                "name",
+                "role",
+                "createdAt",
+                "updatedAt",
+            ],
+            json!({
+                "teamId": string, "userId": string, "email": string, "name": opt_string, "role": team_role,
+                "createdAt": time, "updatedAt": time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NewTeamMember",
+        object(
+            &["userId", "role"],
+            json!({ "userId": string, "role": team_role }),
+            false,
+        ),
+    );
+    add(
+        "TeamMemberPatch",
+        object(&["role"], json!({ "role": team_role }), false),
+    );
+
+    add(
+        "Budget",
+        object(
+            &[
+                "id",
+                "organisationId",
+                "name",
+                "ownerType",
+                "ownerId",
+                "amountNanos",
+                "currency",
+                "period",
+                "startAt",
+                "timezone",
+                "endAt",
+                "thresholds",
+                "rollover",
+                "active",
+                "createdAt",
+                "updatedAt",
+            ],
+            json!({
+                "id": string, "organisationId": string, "name": string, "ownerType": owner_type,
+                "ownerId": opt_string, "amountNanos": int, "currency": currency, "period": period,
+                "startAt": time, "timezone": string, "endAt": opt_time, "thresholds": thresholds,
+                "rollover": boolean, "active": boolean, "createdAt": time, "updatedAt": time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NewBudget",
+        object(
+            &["name", "ownerType", "amountNanos", "period"],
+            json!({
+                "name": string, "ownerType": owner_type, "ownerId": owner_id, "amountNanos": positive,
+                "period": period, "startAt": { "type": "string", "format": "date-time", "description": "Default: now." },
+                "timezone": timezone, "endAt": { "type": "string", "format": "date-time", "description": "After startAt." },
+                "thresholds": thresholds, "rollover": { "type": "boolean", "description": "Stored, not yet applied." },
+                "active": boolean, "currency": currency,
+            }),
+            false,
+        ),
+    );
+    add(
+        "BudgetPatch",
+        object(
+            &[],
+            json!({
+                "name": string, "amountNanos": positive, "currency": currency, "period": period, "startAt": time,
+                "timezone": timezone, "endAt": opt_time, "thresholds": thresholds, "rollover": boolean,
+                "active": boolean,
+            }),
+            false,
+        ),
+    );
+    add(
+        "BudgetWindow",
+        object(
+            &["id", "startAt", "endAt", "usedNanos", "reservedNanos"],
+            json!({
+                "id": { "type": ["string", "null"], "description": "null until the ledger creates the window." },
+                "startAt": time, "endAt": time, "usedNanos": int, "reservedNanos": int,
+            }),
+            false,
+        ),
+    );
+    add(
+        "Quota",
+        object(
+            &[
+                "id",
+                "organisationId",
+                "name",
+                "ownerType",
+                "ownerId",
+                "metric",
+                "limit",
+                "period",
+                "startAt",
+                "timezone",
+                "endAt",
+                "active",
+                "createdAt",
+                "updatedAt",
+            ],
+            json!({
+                "id": string, "organisationId": string, "name": string, "ownerType": owner_type,
+                "ownerId": opt_string, "metric": metric, "limit": int, "period": period, "startAt": time,
+                "timezone": string, "endAt": opt_time, "active": boolean, "createdAt": time, "updatedAt": time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NewQuota",
+        object(
+            &["name", "ownerType", "metric", "limit", "period"],
+            json!({
+                "name": string, "ownerType": owner_type, "ownerId": owner_id, "metric": metric, "limit": positive,
+                "period": period, "startAt": { "type": "string", "format": "date-time", "description": "Default: now." },
+                "timezone": timezone, "endAt": { "type": "string", "format": "date-time", "description": "After startAt." },
+                "active": boolean,
+            }),
+            false,
+        ),
+    );
+    add(
+        "QuotaPatch",
+        object(
+            &[],
+            json!({
+                "name": string, "limit": positive, "period": period, "startAt": time, "timezone": timezone,
+                "endAt": opt_time, "active": boolean,
+            }),
+            false,
+        ),
+    );
+    add(
+        "QuotaWindow",
+        object(
+            &["id", "startAt", "endAt", "used", "reserved"],
+            json!({
+                "id": { "type": ["string", "null"], "description": "null until the ledger creates the window." },
+                "startAt": time, "endAt": time, "used": int, "reserved": int,
             }),
             false,
         ),
@@ -433,7 +691,7 @@ pub fn schemas() -> Map<String, Value> {
             json!({
                 "id": string, "organisationId": string, "name": string, "slug": string, "type": model_type,
                 "providerId": string, "providerKeyId": opt_string, "capabilities": capabilities,
-                "pricing": nullable(schema_ref("ModelPricing")), "policies": map, "config": map, "enabled": boolean,
+                "pricing": nullable(schema_ref("ModelPricing")), "policies": policy, "config": map, "enabled": boolean,
                 "createdAt": time, "updatedAt": time,
             }),
             false,
@@ -445,7 +703,7 @@ pub fn schemas() -> Map<String, Value> {
             &["name", "slug", "type", "providerId"],
             json!({
                 "name": string, "slug": string, "type": model_type, "providerId": string, "providerKeyId": opt_string,
-                "capabilities": capabilities, "pricing": nullable(schema_ref("ModelPricing")), "policies": map,
+                "capabilities": capabilities, "pricing": nullable(schema_ref("ModelPricing")), "policies": policy,
                 "config": map, "enabled": boolean,
             }),
             false,
@@ -457,7 +715,7 @@ pub fn schemas() -> Map<String, Value> {
             &[],
             json!({
                 "name": string, "slug": string, "type": model_type, "providerId": string, "providerKeyId": opt_string,
-                "capabilities": capabilities, "pricing": nullable(schema_ref("ModelPricing")), "policies": map,
+                "capabilities": capabilities, "pricing": nullable(schema_ref("ModelPricing")), "policies": policy,
                 "config": map, "enabled": boolean,
             }),
             false,
@@ -467,7 +725,7 @@ pub fn schemas() -> Map<String, Value> {
     let api_key_properties = json!({
         "id": string, "organisationId": string, "name": string, "type": key_type, "teamId": opt_string,
         "userId": opt_string, "preview": string, "expiresAt": opt_time, "timezone": string, "revoked": boolean,
-        "revealed": boolean, "rotations": int, "policies": map, "createdAt": time, "updatedAt": time,
+        "revealed": boolean, "rotations": int, "policies": policy, "createdAt": time, "updatedAt": time,
     });
     let api_key_required = [
         "id",
@@ -507,7 +765,7 @@ pub fn schemas() -> Map<String, Value> {
                 "teamId": { "type": "string", "description": "Required for TEAM keys, refused otherwise." },
                 "userId": { "type": "string", "description": "Required for USER keys, refused otherwise." },
                 "expiresAt": { "type": "string", "format": "date-time", "description": "Must be in the future." },
-                "timezone": { "type": "string", "default": "UTC" }, "policies": map,
+                "timezone": { "type": "string", "default": "UTC" }, "policies": policy,
             }),
             false,
         ),
@@ -517,7 +775,7 @@ pub fn schemas() -> Map<String, Value> {
         object(
             &[],
             json!({
-                "name": string, "expiresAt": opt_time, "timezone": string, "policies": map,
+                "name": string, "expiresAt": opt_time, "timezone": string, "policies": policy,
             }),
             false,
         ),

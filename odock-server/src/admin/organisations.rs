@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::Json;
 use http::StatusCode;
 use odock_core::CacheKind;
-use odock_store::admin::organisations::{self, NewOrganisation, Organisation, OrganisationPatch};
+use odock_store::admin::organisations::{
+    self, NewOrganisation, Organisation, OrganisationPatch, OrganisationSettings, SettingsPatch,
+};
 use odock_store::admin::Page;
 
 use super::error::ApiError;
@@ -53,4 +55,23 @@ pub async fn delete(
     organisations::delete(&state.pool, &id).await?;
     state.invalidate(CacheKind::Organisation, &id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/organisations/{organisationId}/settings`.
+pub async fn get_settings(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrganisationSettings>, ApiError> {
+    Ok(Json(organisations::settings(&state.pool, &id).await?))
+}
+
+/// `PATCH /api/organisations/{organisationId}/settings`.
+pub async fn update_settings(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    AdminJson(patch): AdminJson<SettingsPatch>,
+) -> Result<Json<OrganisationSettings>, ApiError> {
+    let settings = organisations::update_settings(&state.pool, &id, patch).await?;
+    state.invalidate(CacheKind::Organisation, &id);
+    Ok(Json(settings))
 }

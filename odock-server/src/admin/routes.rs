@@ -6,7 +6,8 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 
 use super::AdminState;
 use super::{
-    api_keys, grants, models, openapi, organisations, provider_keys, providers, usage_records,
+    api_keys, budgets, grants, models, openapi, organisations, provider_keys, providers, quotas,
+    teams, usage_records,
 };
 
 /// An HTTP method the admin API uses.
@@ -65,7 +66,7 @@ pub enum Reply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryParam {
     pub name: &'static str,
-    /// `string`, `integer` or `date-time`.
+    /// `string`, `integer`, `boolean` or `date-time`.
     pub kind: &'static str,
     pub description: &'static str,
 }
@@ -84,6 +85,41 @@ pub const PAGINATION: &[QueryParam] = &[
 ];
 
 pub const ADMIN_LIST: &[QueryParam] = &[
+    param("limit", "integer", "Page size, default 50, at most 500."),
+    param("cursor", "string", "The previous page's nextCursor."),
+    param(
+        "organisationId",
+        "string",
+        "Only this organisation's objects.",
+    ),
+];
+
+pub const OWNER_FILTERS: &[QueryParam] = &[
+    param(
+        "ownerType",
+        "string",
+        "Only this owner type (ORG, TEAM, USER, APIKEY).",
+    ),
+    param(
+        "active",
+        "boolean",
+        "Only active (`true`) or inactive (`false`) ones.",
+    ),
+    param("limit", "integer", "Page size, default 50, at most 500."),
+    param("cursor", "string", "The previous page's nextCursor."),
+];
+
+pub const ADMIN_OWNER_FILTERS: &[QueryParam] = &[
+    param(
+        "ownerType",
+        "string",
+        "Only this owner type (ORG, TEAM, USER, APIKEY).",
+    ),
+    param(
+        "active",
+        "boolean",
+        "Only active (`true`) or inactive (`false`) ones.",
+    ),
     param("limit", "integer", "Page size, default 50, at most 500."),
     param("cursor", "string", "The previous page's nextCursor."),
     param(
@@ -259,6 +295,10 @@ const MODELS: &str = "Models";
 const API_KEYS: &str = "API keys";
 const GRANTS: &str = "Model grants";
 const USAGE: &str = "Usage records";
+const SETTINGS: &str = "Settings";
+const TEAMS: &str = "Teams";
+const BUDGETS: &str = "Budgets";
+const QUOTAS: &str = "Quotas";
 const META: &str = "Meta";
 
 /// Every route of the admin API.
@@ -325,6 +365,18 @@ pub fn operations() -> Vec<Operation> {
             .describe(API_KEYS, "List API keys of every organisation")
             .query(ADMIN_LIST)
             .reply(List("ApiKey")),
+        get("/api/admin/teams", "listAllTeams", teams::list_all)
+            .describe(TEAMS, "List teams of every organisation")
+            .query(ADMIN_LIST)
+            .reply(List("Team")),
+        get("/api/admin/budgets", "listAllBudgets", budgets::list_all)
+            .describe(BUDGETS, "List budgets of every organisation")
+            .query(ADMIN_OWNER_FILTERS)
+            .reply(List("Budget")),
+        get("/api/admin/quotas", "listAllQuotas", quotas::list_all)
+            .describe(QUOTAS, "List quotas of every organisation")
+            .query(ADMIN_OWNER_FILTERS)
+            .reply(List("Quota")),
         get(
             "/api/admin/usage-records",
             "listAllUsageRecords",
@@ -336,6 +388,196 @@ pub fn operations() -> Vec<Operation> {
         )
         .query(ADMIN_USAGE_FILTERS)
         .reply(List("UsageRecord")),
+        // Settings.
+        get(
+            "/api/organisations/{organisationId}/settings",
+            "getOrganisationSettings",
+            organisations::get_settings,
+        )
+        .describe(SETTINGS, "Read the organisation's settings")
+        .reply(Ok("OrganisationSettings")),
+        patch(
+            "/api/organisations/{organisationId}/settings",
+            "updateOrganisationSettings",
+            organisations::update_settings,
+        )
+        .describe(
+            SETTINGS,
+            "Update the organisation's name, contact, routing switch or policies",
+        )
+        .body("SettingsPatch")
+        .reply(Ok("OrganisationSettings")),
+        // Teams.
+        post(
+            "/api/organisations/{organisationId}/teams",
+            "createTeam",
+            teams::create,
+        )
+        .describe(TEAMS, "Create a team")
+        .body("NewTeam")
+        .reply(Created("Team")),
+        get(
+            "/api/organisations/{organisationId}/teams",
+            "listTeams",
+            teams::list,
+        )
+        .describe(TEAMS, "List the organisation's teams")
+        .query(PAGINATION)
+        .reply(List("Team")),
+        get(
+            "/api/organisations/{organisationId}/teams/{id}",
+            "getTeam",
+            teams::get,
+        )
+        .describe(TEAMS, "Read a team")
+        .reply(Ok("Team")),
+        patch(
+            "/api/organisations/{organisationId}/teams/{id}",
+            "updateTeam",
+            teams::update,
+        )
+        .describe(TEAMS, "Update a team's name or policies")
+        .body("TeamPatch")
+        .reply(Ok("Team")),
+        delete(
+            "/api/organisations/{organisationId}/teams/{id}",
+            "deleteTeam",
+            teams::delete,
+        )
+        .describe(
+            TEAMS,
+            "Delete a team with its members, TEAM keys, budgets and quotas",
+        )
+        .reply(NoContent),
+        post(
+            "/api/organisations/{organisationId}/teams/{id}/members",
+            "addTeamMember",
+            teams::add_member,
+        )
+        .describe(TEAMS, "Add a user of the organisation to the team")
+        .body("NewTeamMember")
+        .reply(Created("TeamMember")),
+        get(
+            "/api/organisations/{organisationId}/teams/{id}/members",
+            "listTeamMembers",
+            teams::list_members,
+        )
+        .describe(TEAMS, "List the team's members")
+        .query(PAGINATION)
+        .reply(List("TeamMember")),
+        patch(
+            "/api/organisations/{organisationId}/teams/{id}/members/{userId}",
+            "updateTeamMember",
+            teams::update_member,
+        )
+        .describe(TEAMS, "Change a member's team role")
+        .body("TeamMemberPatch")
+        .reply(Ok("TeamMember")),
+        delete(
+            "/api/organisations/{organisationId}/teams/{id}/members/{userId}",
+            "removeTeamMember",
+            teams::remove_member,
+        )
+        .describe(TEAMS, "Remove a member from the team")
+        .reply(NoContent),
+        // Budgets.
+        post(
+            "/api/organisations/{organisationId}/budgets",
+            "createBudget",
+            budgets::create,
+        )
+        .describe(BUDGETS, "Create a budget")
+        .body("NewBudget")
+        .reply(Created("Budget")),
+        get(
+            "/api/organisations/{organisationId}/budgets",
+            "listBudgets",
+            budgets::list,
+        )
+        .describe(BUDGETS, "List the organisation's budgets")
+        .query(OWNER_FILTERS)
+        .reply(List("Budget")),
+        get(
+            "/api/organisations/{organisationId}/budgets/{id}",
+            "getBudget",
+            budgets::get,
+        )
+        .describe(BUDGETS, "Read a budget")
+        .reply(Ok("Budget")),
+        patch(
+            "/api/organisations/{organisationId}/budgets/{id}",
+            "updateBudget",
+            budgets::update,
+        )
+        .describe(BUDGETS, "Update a budget (not its owner)")
+        .body("BudgetPatch")
+        .reply(Ok("Budget")),
+        delete(
+            "/api/organisations/{organisationId}/budgets/{id}",
+            "deleteBudget",
+            budgets::delete,
+        )
+        .describe(BUDGETS, "Delete a budget and its windows")
+        .reply(NoContent),
+        get(
+            "/api/organisations/{organisationId}/budgets/{id}/windows",
+            "listBudgetWindows",
+            budgets::windows,
+        )
+        .describe(
+            BUDGETS,
+            "List a budget's windows, current first (id null while the ledger has not created it)",
+        )
+        .reply(List("BudgetWindow")),
+        // Quotas.
+        post(
+            "/api/organisations/{organisationId}/quotas",
+            "createQuota",
+            quotas::create,
+        )
+        .describe(QUOTAS, "Create a quota")
+        .body("NewQuota")
+        .reply(Created("Quota")),
+        get(
+            "/api/organisations/{organisationId}/quotas",
+            "listQuotas",
+            quotas::list,
+        )
+        .describe(QUOTAS, "List the organisation's quotas")
+        .query(OWNER_FILTERS)
+        .reply(List("Quota")),
+        get(
+            "/api/organisations/{organisationId}/quotas/{id}",
+            "getQuota",
+            quotas::get,
+        )
+        .describe(QUOTAS, "Read a quota")
+        .reply(Ok("Quota")),
+        patch(
+            "/api/organisations/{organisationId}/quotas/{id}",
+            "updateQuota",
+            quotas::update,
+        )
+        .describe(QUOTAS, "Update a quota (not its owner or metric)")
+        .body("QuotaPatch")
+        .reply(Ok("Quota")),
+        delete(
+            "/api/organisations/{organisationId}/quotas/{id}",
+            "deleteQuota",
+            quotas::delete,
+        )
+        .describe(QUOTAS, "Delete a quota and its windows")
+        .reply(NoContent),
+        get(
+            "/api/organisations/{organisationId}/quotas/{id}/windows",
+            "listQuotaWindows",
+            quotas::windows,
+        )
+        .describe(
+            QUOTAS,
+            "List a quota's windows, current first (id null while the ledger has not created it)",
+        )
+        .reply(List("QuotaWindow")),
         // Providers.
         post(
             "/api/organisations/{organisationId}/providers",

@@ -14,6 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::organisations::ensure_exists;
+use super::policies::{check_optional_policies, check_policies};
 use super::{
     exists_in_org, from_json_text, list_page, nullable, parse_column, required_text, to_json_text,
     AdminError, JsonObject, Page, PageRequest,
@@ -221,6 +222,7 @@ pub async fn create(
     check_owner(pool, organisation_id, &input).await?;
     let expires_at = check_expiry(input.expires_at)?;
     let timezone = check_timezone(input.timezone)?;
+    let policies = check_optional_policies(input.policies)?;
     let key = generate_virtual_key();
     let now = now_ms();
     let id = new_object_id();
@@ -239,7 +241,7 @@ pub async fn create(
     .bind(preview(&key))
     .bind(expires_at.map(to_ms))
     .bind(&timezone)
-    .bind(to_json_text(&input.policies.unwrap_or_default())?)
+    .bind(to_json_text(&policies)?)
     .bind(now)
     .bind(now)
     .execute(pool)
@@ -299,7 +301,7 @@ pub async fn update(
         current.timezone = check_timezone(Some(timezone))?;
     }
     if let Some(policies) = patch.policies {
-        current.policies = policies;
+        current.policies = check_policies(policies)?;
     }
     let result = sqlx::query(
         "UPDATE api_keys SET name = ?, expires_at = ?, timezone = ?, policies = ?, updated_at = ? \

@@ -23,11 +23,15 @@
 //! ```
 
 pub mod api_keys;
+pub mod budgets;
 pub mod grants;
 pub mod models;
 pub mod organisations;
+pub mod policies;
 pub mod provider_keys;
 pub mod providers;
+pub mod quotas;
+pub mod teams;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};

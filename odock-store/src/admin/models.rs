@@ -8,6 +8,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::organisations::ensure_exists;
+use super::policies::{check_optional_policies, check_policies};
 use super::{
     conflict, exists_in_org, from_json_text, list_page, nullable, parse_column, required_text,
     to_json_text, AdminError, JsonObject, Page, PageRequest,
@@ -179,6 +180,7 @@ pub async fn create(
     let name = required_text("name", &input.name, 200)?;
     let slug = check_slug(&input.slug)?;
     let pricing = check_pricing(input.pricing)?;
+    let policies = check_optional_policies(input.policies)?;
     check_provider(
         pool,
         organisation_id,
@@ -202,7 +204,7 @@ pub async fn create(
     .bind(&input.provider_key_id)
     .bind(to_json_text(&input.capabilities.unwrap_or_default())?)
     .bind(pricing.as_ref().map(to_json_text).transpose()?)
-    .bind(to_json_text(&input.policies.unwrap_or_default())?)
+    .bind(to_json_text(&policies)?)
     .bind(to_json_text(&input.config.unwrap_or_default())?)
     .bind(i64::from(input.enabled.unwrap_or(true)))
     .bind(now)
@@ -286,7 +288,7 @@ pub async fn update(
         current.pricing = check_pricing(pricing)?;
     }
     if let Some(policies) = patch.policies {
-        current.policies = policies;
+        current.policies = check_policies(policies)?;
     }
     if let Some(config) = patch.config {
         current.config = config;

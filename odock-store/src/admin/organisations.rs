@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
+use super::policies::check_policies;
 use super::{
-    conflict, list_page, nullable, parse_column, required_text, AdminError, Page, PageRequest,
+    conflict, from_json_text, list_page, nullable, parse_column, required_text, to_json_text,
+    AdminError, JsonObject, Page, PageRequest,
 };
 use crate::db::{from_ms, now_ms};
 
@@ -93,6 +95,34 @@ pub struct OrganisationPatch {
     pub status: Option<OrganisationStatus>,
     #[serde(default)]
     pub routing_enabled: Option<bool>,
+    /// The organisation's rate-limit policy (see [`super::policies`]); replaces the stored one.
+    #[serde(default)]
+    pub policies: Option<JsonObject>,
+}
+
+/// `GET/PATCH /api/organisations/{organisationId}/settings`: what an organisation's own admins
+/// may see and change about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganisationSettings {
+    pub name: String,
+    pub contact: Option<String>,
+    pub routing_enabled: bool,
+    pub policies: JsonObject,
+}
+
+/// `PATCH .../settings`: absent fields stay unchanged; `contact: null` clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub contact: Option<Option<String>>,
+    #[serde(default)]
+    pub routing_enabled: Option<bool>,
+    #[serde(default)]
+    pub policies: Option<JsonObject>,
 }
 
 const COLUMNS: &str = "id, name, slug, contact, status, routing_enabled, created_at, updated_at";
@@ -234,15 +264,17 @@ pub async fn update(
     if let Some(routing_enabled) = patch.routing_enabled {
         current.routing_enabled = routing_enabled;
     }
+    let policies = patch.policies.map(check_policies).transpose()?;
     let result = sqlx::query(
         "UPDATE organisations SET name = ?, slug = ?, contact = ?, status = ?, routing_enabled = ?, \
-         updated_at = ? WHERE id = ?",
+         policies = COALESCE(?, policies), updated_at = ? WHERE id = ?",
     )
     .bind(&current.name)
     .bind(&current.slug)
     .bind(&current.contact)
     .bind(current.status.as_str())
     .bind(i64::from(current.routing_enabled))
+    .bind(policies.as_ref().map(to_json_text).transpose()?)
     .bind(now_ms())
     .bind(id)
     .execute(pool)
@@ -252,6 +284,40 @@ pub async fn update(
         return Err(AdminError::NotFound("organisation"));
     }
     get(pool, id).await
+}
+
+pub async fn settings(pool: &SqlitePool, id: &str) -> Result<OrganisationSettings, AdminError> {
+    let row = sqlx::query(
+        "SELECT name, contact, routing_enabled, policies FROM organisations WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Err(AdminError::NotFound("organisation"));
+    };
+    Ok(OrganisationSettings {
+        name: row.try_get("name")?,
+        contact: row.try_get("contact")?,
+        routing_enabled: row.try_get::<i64, _>("routing_enabled")? != 0,
+        policies: from_json_text(row.try_get("policies")?)?,
+    })
+}
+
+pub async fn update_settings(
+    pool: &SqlitePool,
+    id: &str,
+    patch: SettingsPatch,
+) -> Result<OrganisationSettings, AdminError> {
+    let patch = OrganisationPatch {
+        name: patch.name,
+        contact: patch.contact,
+        routing_enabled: patch.routing_enabled,
+        policies: patch.policies,
+        ..OrganisationPatch::default()
+    };
+    update(pool, id, patch).await?;
+    settings(pool, id).await
 }
 
 /// Deletes the organisation and (by cascade) everything it owns.
