@@ -13,12 +13,12 @@
 //!    authenticated request when the response body ends or is dropped, or when the request fails.
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
 //!    writes [`LlmRequest`](crate::layers::LlmRequest) and `Arc<ResolvedModel>`.
-//! 7. **Reservation** ([`ReservationLayer`], when ledgers are configured) — reads `Principal`,
+//! 7. **Policy gate** ([`PolicyGateLayer`]) — reads `Principal`, `LlmRequest`,
+//!    `Arc<ResolvedModel>`, `Meter`, `ClientIp`; applies every scope's rate-limit policy.
+//! 8. **Reservation** ([`ReservationLayer`], when ledgers are configured) — reads `Principal`,
 //!    `LlmRequest`, `Arc<ResolvedModel>`, `Meter`; reserves the estimate in every matching quota and
 //!    budget window and registers the settlement on the meter.
-//! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
-//!
-//! Rate limits (policy gates) slot in between 6 and 7.
+//! 9. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -38,11 +38,13 @@ use crate::error::GatewayError;
 use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
 use crate::layers::{
-    AuthLayer, ErrorResponseLayer, MeteringLayer, RequestIdLayer, ReservationLayer, ResolveLayer,
+    AuthLayer, ErrorResponseLayer, MeteringLayer, PolicyGateLayer, RequestIdLayer,
+    ReservationLayer, ResolveLayer,
 };
 use crate::ledger::{BudgetLedger, QuotaLedger};
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
+use crate::rate_limit::InMemoryRateLimiter;
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).
@@ -57,6 +59,7 @@ pub struct GatewayBuilder {
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
     reservation: Option<ReservationLayer>,
+    limiter: Arc<InMemoryRateLimiter>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -81,6 +84,7 @@ impl GatewayBuilder {
             clock: Arc::new(SystemClock),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             reservation: None,
+            limiter: Arc::new(InMemoryRateLimiter::new()),
         }
     }
 
@@ -131,6 +135,10 @@ impl GatewayBuilder {
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .layer(PolicyGateLayer::new(
+                self.key_store.clone(),
+                self.limiter.clone(),
+            ))
             .option_layer(self.reservation.clone())
             .service(ProviderService::new(self.providers.clone()));
         BoxCloneSyncService::new(service)

@@ -11,6 +11,7 @@ use crate::error::{AuthError, ResolveError};
 use crate::ids::{ApiKeyId, ModelId, OrganisationId};
 use crate::model::ResolvedModel;
 use crate::principal::Principal;
+use crate::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
@@ -34,6 +35,14 @@ pub trait KeyStore: Send + Sync + 'static {
         &self,
         principal: &Principal,
     ) -> Result<Vec<Arc<ResolvedModel>>, ResolveError>;
+
+    /// The rate-limit policies in force for the principal on `model`: organisation, team (TEAM
+    /// keys only), API key and model scopes, each only when it has a policy.
+    async fn policies(
+        &self,
+        principal: &Principal,
+        model: &ModelId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError>;
 }
 
 /// A `KeyStore` over plain maps, for embedding without a database and for tests. Keys are held as
@@ -48,6 +57,7 @@ struct InMemoryState {
     keys: HashMap<String, Principal>,
     models: HashMap<(OrganisationId, String), Arc<ResolvedModel>>,
     grants: HashMap<ApiKeyId, Vec<ModelId>>,
+    policies: HashMap<(&'static str, String), Policy>,
 }
 
 impl InMemoryKeyStore {
@@ -74,6 +84,14 @@ impl InMemoryKeyStore {
             .entry(key)
             .or_default()
             .push(model);
+    }
+
+    /// Sets the policy of one scope (`organisation`, `team`, `api_key`, `model`).
+    pub fn set_policy(&self, scope: &'static str, id: impl Into<String>, policy: Policy) {
+        self.inner
+            .write()
+            .policies
+            .insert((scope, id.into()), policy);
     }
 
     /// Marks a key revoked (or not).
@@ -133,5 +151,37 @@ impl KeyStore for InMemoryKeyStore {
             .collect();
         models.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(models)
+    }
+
+    async fn policies(
+        &self,
+        principal: &Principal,
+        model: &ModelId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        let state = self.inner.read();
+        let team = principal
+            .team_id
+            .as_ref()
+            .filter(|_| principal.key_type == crate::domain::ApiKeyType::Team);
+        let scopes = [
+            ("organisation", Some(principal.organisation_id.as_str())),
+            ("team", team.map(|t| t.as_str())),
+            ("api_key", Some(principal.api_key_id.as_str())),
+            ("model", Some(model.as_str())),
+        ];
+        Ok(Arc::new(
+            scopes
+                .into_iter()
+                .filter_map(|(scope, id)| {
+                    let id = id?;
+                    let policy = state.policies.get(&(scope, id.to_owned()))?.clone();
+                    Some(ScopedPolicy {
+                        scope,
+                        id: id.to_owned(),
+                        policy,
+                    })
+                })
+                .collect(),
+        ))
     }
 }

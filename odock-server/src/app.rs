@@ -145,6 +145,7 @@ impl App {
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .layer(middleware::from_fn_with_state(metrics, metrics::track))
+            .layer(middleware::from_fn(routes::client_ip))
             .layer(RequestIdLayer);
 
         Ok(Self {

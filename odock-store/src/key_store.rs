@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::sync::Cache;
+use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 use odock_core::{
     ApiKeyId, ApiKeyType, AuthError, CacheInvalidator, CacheKind, Capability, InvalidationCommand,
     KeyStore, ModelId, ModelPricing, ModelType, OrganisationId, Principal, ProviderId,
@@ -92,6 +93,8 @@ pub struct SqlKeyStore {
     models: Cache<ModelKey, Arc<ResolvedModel>>,
     missing_models: Cache<ModelKey, ()>,
     grants: Cache<ApiKeyId, Arc<HashSet<ModelId>>>,
+    /// (key, model) → the rate-limit policies of every scope.
+    policies: Cache<(ApiKeyId, ModelId), Arc<ScopedPolicies>>,
     /// Serialises cache inserts with invalidations and holds the key id → hashes index.
     guard: Mutex<KeyIndex>,
     /// Bumped (under `guard`) by every invalidation; a loader that sees it move does not cache.
@@ -145,6 +148,7 @@ impl SqlKeyStore {
             models: cache(capacity, positive_ttl),
             missing_models: cache(capacity, negative_ttl),
             grants: cache(capacity, positive_ttl),
+            policies: cache(capacity, positive_ttl),
             guard: Mutex::new(KeyIndex::default()),
             generation: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -159,6 +163,60 @@ impl SqlKeyStore {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
         }
+    }
+
+    /// Organisation, team (TEAM keys), key and model policies; unparseable documents are logged and
+    /// skipped (the admin API validates them on the way in).
+    async fn load_policies(
+        &self,
+        principal: &Principal,
+        model: &ModelId,
+    ) -> Result<ScopedPolicies, sqlx::Error> {
+        let owners: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT o.policies, CASE WHEN k.type = 'TEAM' THEN t.policies END, k.policies \
+             FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
+             LEFT JOIN teams t ON t.id = k.team_id WHERE k.id = ?",
+        )
+        .bind(principal.api_key_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let model_policies: Option<Option<String>> =
+            sqlx::query_scalar("SELECT policies FROM models WHERE id = ?")
+                .bind(model.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (organisation, team, key) = owners.unwrap_or_default();
+        let team_id = principal
+            .team_id
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        let scopes = [
+            (
+                "organisation",
+                principal.organisation_id.as_str().to_owned(),
+                organisation,
+            ),
+            ("team", team_id, team),
+            ("api_key", principal.api_key_id.as_str().to_owned(), key),
+            ("model", model.as_str().to_owned(), model_policies.flatten()),
+        ];
+        Ok(scopes
+            .into_iter()
+            .filter_map(|(scope, id, text)| {
+                let text = text?;
+                match serde_json::from_str::<Policy>(&text) {
+                    Ok(policy) if policy != Policy::default() => {
+                        Some(ScopedPolicy { scope, id, policy })
+                    }
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(scope, id, %error, "ignoring an unparseable policy");
+                        None
+                    }
+                }
+            })
+            .collect())
     }
 
     fn hit(&self) {
@@ -386,6 +444,29 @@ impl KeyStore for SqlKeyStore {
         Ok(granted)
     }
 
+    async fn policies(
+        &self,
+        principal: &Principal,
+        model: &ModelId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        let key = (principal.api_key_id.clone(), model.clone());
+        if let Some(policies) = self.policies.get(&key) {
+            self.hit();
+            return Ok(policies);
+        }
+        let generation = self.miss();
+        let policies = Arc::new(
+            self.load_policies(principal, model)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "policy lookup failed");
+                    ResolveError::LookupUnavailable
+                })?,
+        );
+        self.insert_if_current(generation, |_| self.policies.insert(key, policies.clone()));
+        Ok(policies)
+    }
+
     /// Model-list routes are rare: the names come from one query, each model from the cache.
     async fn granted_models(
         &self,
@@ -420,6 +501,13 @@ impl CacheInvalidator for SqlKeyStore {
     fn invalidate(&self, command: &InvalidationCommand) {
         let mut index = self.guard.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
+        // Policies are few and cheap to reload: any change to a scope that carries one clears them.
+        if matches!(
+            command.kind,
+            CacheKind::ApiKey | CacheKind::Model | CacheKind::Organisation | CacheKind::Team
+        ) {
+            self.policies.invalidate_all();
+        }
         match command.kind {
             CacheKind::ApiKey => {
                 let id = ApiKeyId::new(command.id.as_str());

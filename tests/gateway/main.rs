@@ -12,6 +12,7 @@ mod keys;
 mod mistral;
 mod openai_routes;
 mod ops;
+mod rate_limits;
 mod sdk;
 mod support;
 mod vllm;

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error_response;
 pub mod metering;
+pub mod policy_gate;
 pub mod request_id;
 pub mod reservation;
 pub mod resolve;
@@ -11,6 +12,7 @@ pub mod resolve;
 pub use auth::{AuthLayer, Authenticate};
 pub use error_response::{ErrorResponse, ErrorResponseLayer};
 pub use metering::{Meter, Metering, MeteringLayer};
+pub use policy_gate::{ClientIp, PolicyGate, PolicyGateLayer};
 pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};
 pub use reservation::{ReservationLayer, Reserve};
 pub use resolve::{LlmRequest, Resolve, ResolveLayer};

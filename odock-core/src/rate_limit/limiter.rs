@@ -70,7 +70,8 @@ impl InMemoryRateLimiter {
     }
 
     /// GCRA admission of one request against `rate` requests per `period`, allowing `burst`
-    /// requests at once. `limit` names it in denials (`requests_per_second`, …).
+    /// requests at once. `limit` names it in denials (`requests_per_second`, …). Returns how many
+    /// more requests would be admitted right now.
     pub fn check_rate(
         &self,
         key: &str,
@@ -79,9 +80,9 @@ impl InMemoryRateLimiter {
         period: Duration,
         burst: u32,
         now: Instant,
-    ) -> Result<(), Denied> {
+    ) -> Result<u64, Denied> {
         if rate == 0 {
-            return Ok(());
+            return Ok(u64::MAX);
         }
         let interval = period / rate;
         let tolerance = interval * burst.max(1).saturating_sub(1);
@@ -99,20 +100,26 @@ impl InMemoryRateLimiter {
             });
         }
         entry.tat = tat + interval;
-        Ok(())
+        let headroom = (now + tolerance).saturating_duration_since(entry.tat);
+        let remaining = if now + tolerance >= entry.tat {
+            headroom.as_nanos() / interval.as_nanos().max(1) + 1
+        } else {
+            0
+        };
+        Ok(u64::try_from(remaining).unwrap_or(u64::MAX))
     }
 
     /// Sliding-window admission of `tokens` against `limit` tokens per minute; the tokens are
-    /// counted at once (reconcile later with [`Self::adjust_tokens`]).
+    /// counted at once (reconcile later with [`Self::adjust_tokens`]). Returns the tokens left.
     pub fn check_tokens(
         &self,
         key: &str,
         tokens: u64,
         limit: u64,
         now: Instant,
-    ) -> Result<(), Denied> {
+    ) -> Result<u64, Denied> {
         if limit == 0 {
-            return Ok(());
+            return Ok(u64::MAX);
         }
         let second = now.duration_since(self.epoch).as_secs();
         let mut state = self.state.lock();
@@ -133,7 +140,7 @@ impl InMemoryRateLimiter {
             });
         }
         add_tokens(window, second, tokens);
-        Ok(())
+        Ok(limit - used - tokens)
     }
 
     /// Corrects a window by `actual - estimated` once the real usage is known.

@@ -6,4 +6,4 @@ mod limiter;
 mod policy;
 
 pub use limiter::{Denied, InMemoryRateLimiter, Lease};
-pub use policy::{IpRule, Policy, PolicyError};
+pub use policy::{IpRule, Policy, PolicyError, ScopedPolicies, ScopedPolicy};

@@ -25,6 +25,18 @@ pub struct Policy {
     pub concurrency_lease_ttl_ms: u64,
 }
 
+/// One scope's policy in force for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedPolicy {
+    /// `organisation`, `team`, `api_key`, `model` (or `mcp_server`).
+    pub scope: &'static str,
+    pub id: String,
+    pub policy: Policy,
+}
+
+/// Every policy that applies to one request; all must pass.
+pub type ScopedPolicies = Vec<ScopedPolicy>;
+
 /// Why a policy document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid policy: {0}")]
