@@ -63,6 +63,7 @@ fn record() -> UsageRecord {
             upstream_latency_ms: Some(110),
             received_at: now,
             provider_type: Some("OPENAI".into()),
+            denied_by: None,
         },
         provider_request_id: Some("chatcmpl-abc".into()),
         trace_id: None,

@@ -165,6 +165,9 @@ pub struct UsageMetadata {
     pub received_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_type: Option<String>,
+    /// Which governance rule refused the request (budget, quota or rate limit), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<String>,
 }
 
 /// Why a sink could not store records.

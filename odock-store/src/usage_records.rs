@@ -478,6 +478,7 @@ pub(crate) mod tests {
                 upstream_latency_ms: Some(100),
                 received_at: Utc.timestamp_millis_opt(created_at_ms - 120).unwrap(),
                 provider_type: Some("OPENAI".into()),
+                denied_by: None,
             },
             provider_request_id: Some("chatcmpl-1".into()),
             trace_id: Some("trace-1".into()),

@@ -145,6 +145,22 @@ async fn a_budget_admits_exactly_what_it_can_pay_for_under_200_concurrent_reques
         7,
         "only admitted requests reach the upstream"
     );
+    // The records of refused requests say which rule refused them (records are written in batches).
+    let denied_by_budget = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM usage_records WHERE error_code = 'budget_exceeded' \
+             AND json_extract(metadata, '$.deniedBy') = 'budget `budget-7-name` exceeded'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while denied_by_budget().await < 193 {
+        assert!(Instant::now() < deadline, "denied records never appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(denied_by_budget().await, 193);
     // Every hold is settled with the actual cost: spend equals the budget, nothing stays reserved.
     wait_for_window(
         &db,

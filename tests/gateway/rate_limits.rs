@@ -49,6 +49,24 @@ async fn requests_per_minute_on_a_key_admit_the_limit_then_say_when_to_retry() {
     assert_eq!(body["error"]["scope"], "api_key");
     assert_eq!(body["error"]["limit"], "requests_per_minute");
     assert_eq!(upstream.received().len(), 3);
+    // The refused request's record names the rule (records are written in batches).
+    let path = format!("/api/organisations/{}/usage-records?status=429", world.org);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let list = server.admin_ok(reqwest::Method::GET, &path, None).await;
+        if let Some(record) = list["data"].get(0) {
+            break record.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused request was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        record["metadata"]["deniedBy"],
+        "rate limit `requests_per_minute` on scope `api_key`"
+    );
 }
 
 #[tokio::test]

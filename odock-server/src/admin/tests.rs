@@ -968,6 +968,7 @@ fn usage_record(org: &str, api_key: &str, status: u16, minutes_ago: i64) -> Usag
             upstream_latency_ms: None,
             received_at: Utc::now(),
             provider_type: None,
+            denied_by: None,
         },
         provider_request_id: None,
         trace_id: None,

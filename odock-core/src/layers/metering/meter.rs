@@ -52,6 +52,7 @@ struct MeterState {
     upstream_started: Option<Instant>,
     status: Option<u16>,
     error_code: Option<&'static str>,
+    denied_by: Option<String>,
     usage: Option<ReportedUsage>,
     streamed_output_bytes: u64,
     provider_request_id: Option<String>,
@@ -80,6 +81,7 @@ impl Meter {
                 upstream_started: None,
                 status: None,
                 error_code: None,
+                denied_by: None,
                 usage: None,
                 streamed_output_bytes: 0,
                 provider_request_id: None,
@@ -143,6 +145,17 @@ impl Meter {
             let mut state = self.0.state.lock();
             state.status = Some(error.status().as_u16());
             state.error_code = Some(error.code());
+            state.denied_by = match error {
+                GatewayError::RateLimit(crate::error::RateLimitError::Exceeded {
+                    scope,
+                    limit,
+                    ..
+                }) => Some(format!("rate limit `{limit}` on scope `{scope}`")),
+                GatewayError::Budget(_) | GatewayError::Quota(_) | GatewayError::RateLimit(_) => {
+                    Some(error.to_string())
+                }
+                _ => None,
+            };
         }
         self.finish(Outcome::Failed);
     }
@@ -226,6 +239,7 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
             .model
             .as_ref()
             .map(|m| m.provider.provider_type.as_str().to_owned()),
+        denied_by: state.denied_by.take(),
     };
 
     let principal = &state.principal;
