@@ -16,3 +16,15 @@ pub use policy_gate::{ClientIp, PolicyGate, PolicyGateLayer};
 pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};
 pub use reservation::{ReservationLayer, Reserve};
 pub use resolve::{LlmRequest, Resolve, ResolveLayer};
+
+/// An extension an earlier layer must have inserted; its absence is a stack-assembly bug, reported
+/// as an internal error naming the layer and what it missed.
+pub(crate) fn required<'a, T: Send + Sync + 'static>(
+    extensions: &'a http::Extensions,
+    layer: &str,
+    what: &str,
+) -> Result<&'a T, crate::error::GatewayError> {
+    extensions.get::<T>().ok_or_else(|| {
+        crate::error::GatewayError::Internal(format!("{layer} needs {what} from an earlier layer"))
+    })
+}

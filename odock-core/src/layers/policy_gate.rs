@@ -26,6 +26,7 @@ use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
 use super::metering::Meter;
+use super::required;
 use super::reservation::estimate;
 use super::resolve::LlmRequest;
 use crate::endpoint::Endpoint;
@@ -123,35 +124,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let missing =
-                |what: &str| GatewayError::Internal(format!("the policy gate needs {what}"));
-            let principal = req
-                .extensions()
-                .get::<Principal>()
-                .ok_or_else(|| missing("a principal"))?;
-            let model = req
-                .extensions()
-                .get::<Arc<ResolvedModel>>()
-                .cloned()
-                .ok_or_else(|| missing("a resolved model"))?;
+            let principal =
+                required::<Principal>(req.extensions(), "the policy gate", "a principal")?;
+            let model = required::<Arc<ResolvedModel>>(
+                req.extensions(),
+                "the policy gate",
+                "a resolved model",
+            )?
+            .clone();
             let policies = layer.store.policies(principal, &model.id).await?;
             if policies.is_empty() {
                 return inner.call(req).await;
             }
-            let llm = req
-                .extensions()
-                .get::<LlmRequest>()
-                .ok_or_else(|| missing("a decoded request"))?;
-            let endpoint = req
-                .extensions()
-                .get::<Endpoint>()
-                .copied()
-                .ok_or_else(|| missing("an endpoint"))?;
-            let meter = req
-                .extensions()
-                .get::<Meter>()
-                .cloned()
-                .ok_or_else(|| missing("the meter"))?;
+            let llm =
+                required::<LlmRequest>(req.extensions(), "the policy gate", "a decoded request")?;
+            let endpoint =
+                *required::<Endpoint>(req.extensions(), "the policy gate", "an endpoint")?;
+            let meter =
+                required::<Meter>(req.extensions(), "the policy gate", "the meter")?.clone();
             let client_ip = req.extensions().get::<ClientIp>().map(|ip| ip.0);
             let estimate = estimate(llm, &model, endpoint.billing_mode());
             let estimated_tokens = estimate.tokens_in + estimate.tokens_out;

@@ -21,6 +21,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use super::metering::Meter;
+use super::required;
 use super::resolve::LlmRequest;
 use crate::error::GatewayError;
 use crate::ids::RequestId;
@@ -136,31 +137,21 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let missing = |what: &str| GatewayError::Internal(format!("reservation needs {what}"));
-            let principal = req
-                .extensions()
-                .get::<Principal>()
-                .cloned()
-                .ok_or_else(|| missing("a principal"))?;
-            let model = req
-                .extensions()
-                .get::<Arc<ResolvedModel>>()
-                .cloned()
-                .ok_or_else(|| missing("a resolved model"))?;
-            let llm = req
-                .extensions()
-                .get::<LlmRequest>()
-                .ok_or_else(|| missing("a decoded request"))?;
-            let meter = req
-                .extensions()
-                .get::<Meter>()
-                .cloned()
-                .ok_or_else(|| missing("the meter"))?;
-            let endpoint = req
-                .extensions()
-                .get::<crate::endpoint::Endpoint>()
-                .copied()
-                .ok_or_else(|| missing("an endpoint"))?;
+            let principal =
+                required::<Principal>(req.extensions(), "reservation", "a principal")?.clone();
+            let model = required::<Arc<ResolvedModel>>(
+                req.extensions(),
+                "reservation",
+                "a resolved model",
+            )?
+            .clone();
+            let llm = required::<LlmRequest>(req.extensions(), "reservation", "a decoded request")?;
+            let meter = required::<Meter>(req.extensions(), "reservation", "the meter")?.clone();
+            let endpoint = *required::<crate::endpoint::Endpoint>(
+                req.extensions(),
+                "reservation",
+                "an endpoint",
+            )?;
             let request_id = req
                 .extensions()
                 .get::<RequestId>()
