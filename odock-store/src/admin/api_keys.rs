@@ -16,8 +16,8 @@ use sqlx::{Row, SqlitePool};
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
 use super::{
-    exists_in_org, from_json_text, list_page, nullable, parse_column, required_text, to_json_text,
-    AdminError, JsonObject, Page, PageRequest,
+    exists_in_org, from_json_text, nullable, parse_column, required_text, to_json_text, AdminError,
+    JsonObject, Page, PageRequest, Scoped,
 };
 use crate::db::{from_ms, now_ms, to_ms};
 use crate::keys::{generate_virtual_key, hash_virtual_key};
@@ -112,6 +112,14 @@ pub struct RotateApiKey {
 const COLUMNS: &str =
     "id, organisation_id, name, type, team_id, user_id, preview, expires_at, timezone, \
                        revoked, revealed, rotations, policies, created_at, updated_at";
+
+const API_KEYS: Scoped<ApiKey> = Scoped {
+    table: "api_keys",
+    columns: COLUMNS,
+    what: "API key",
+    decode,
+    id_of: |row| &row.id,
+};
 
 fn decode(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
     Ok(ApiKey {
@@ -251,16 +259,7 @@ pub async fn create(
 }
 
 pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<ApiKey, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("API key")),
-    }
+    API_KEYS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's keys; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -269,19 +268,7 @@ pub async fn list(
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<ApiKey>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM api_keys");
-    list_page(
-        pool,
-        &select,
-        &[("organisation_id", organisation_id)],
-        page,
-        decode,
-        |k| &k.id,
-    )
-    .await
+    API_KEYS.list(pool, organisation_id, &[], page).await
 }
 
 pub async fn update(
@@ -316,9 +303,7 @@ pub async fn update(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("API key"));
-    }
+    API_KEYS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
@@ -397,23 +382,13 @@ pub async fn set_revoked(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("API key"));
-    }
+    API_KEYS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the key with its grants (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM api_keys WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("API key"));
-    }
-    Ok(())
+    API_KEYS.delete(pool, organisation_id, id).await
 }
 
 #[cfg(test)]

@@ -1,24 +1,26 @@
 //! Budgets (`/api/organisations/{organisationId}/budgets`): spending limits in nanos per calendar
 //! window (DECISIONS.md "Budgets and quotas"), and their windows.
 //!
-//! The owner, schedule and window helpers here are shared with [`super::quotas`], which has the
-//! same shape with a metric and an integer limit instead of an amount.
+//! Owners, schedules and window listing are shared with [`super::quotas`] (see [`super::schedule`]).
 //!
 //! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
-//! with [`Schedule`], with zero usage when the ledger has not created its row yet.
+//! from the budget's schedule, with zero usage when the ledger has not created its row yet.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use odock_core::windows::Schedule;
 use odock_core::{new_object_id, BudgetPeriod, OwnerType};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::organisations::ensure_exists;
+pub use super::schedule::OwnerFilter;
+use super::schedule::{
+    self, check_owner, decode_owner, filter_conditions, new_span, owner_columns, patch_span,
+    schedule, Span, WindowRows,
+};
 use super::{
-    exists_in_org, from_json_text, list_page, nullable, parse_column, required_text, to_json_text,
-    AdminError, Page, PageRequest,
+    from_json_text, nullable, parse_column, required_text, to_json_text, AdminError, Page,
+    PageRequest, Scoped,
 };
 use crate::db::{from_ms, now_ms, to_ms};
 
@@ -144,13 +146,6 @@ pub struct BudgetPatch {
     pub active: Option<bool>,
 }
 
-/// List filters of budgets and quotas.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OwnerFilter {
-    pub owner_type: Option<OwnerType>,
-    pub active: Option<bool>,
-}
-
 /// One window of a budget, as returned by `GET .../budgets/{id}/windows`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,147 +160,6 @@ pub struct BudgetWindow {
 
 const COLUMNS: &str = "id, organisation_id, name, owner_type, team_id, user_id, api_key_id, amount_nanos, \
      currency, period, start_at, timezone, end_at, thresholds, rollover, active, created_at, updated_at";
-
-/// The most window rows a windows listing returns (newest first).
-const MAX_WINDOWS: i64 = 500;
-
-/// The owner id column of an owner type (`None` for `ORG`).
-pub(crate) fn owner_column(owner_type: OwnerType) -> Option<&'static str> {
-    match owner_type {
-        OwnerType::Org => None,
-        OwnerType::Team => Some("team_id"),
-        OwnerType::User => Some("user_id"),
-        OwnerType::ApiKey => Some("api_key_id"),
-    }
-}
-
-/// Reads the owner id from the column its type names.
-pub(crate) fn decode_owner(row: &SqliteRow) -> Result<(OwnerType, Option<String>), sqlx::Error> {
-    let owner_type: OwnerType = parse_column(row.try_get::<&str, _>("owner_type")?)?;
-    let owner_id = match owner_column(owner_type) {
-        Some(column) => row.try_get(column)?,
-        None => None,
-    };
-    Ok((owner_type, owner_id))
-}
-
-/// The `(team_id, user_id, api_key_id)` columns of an owner.
-pub(crate) fn owner_columns(
-    owner_type: OwnerType,
-    owner_id: Option<&str>,
-) -> (Option<&str>, Option<&str>, Option<&str>) {
-    match owner_type {
-        OwnerType::Org => (None, None, None),
-        OwnerType::Team => (owner_id, None, None),
-        OwnerType::User => (None, owner_id, None),
-        OwnerType::ApiKey => (None, None, owner_id),
-    }
-}
-
-/// `ORG` takes no owner id; the others need the id of a team, user or key of the organisation.
-pub(crate) async fn check_owner(
-    pool: &SqlitePool,
-    organisation_id: &str,
-    owner_type: OwnerType,
-    owner_id: Option<String>,
-) -> Result<Option<String>, AdminError> {
-    let owner_id = owner_id
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty());
-    let table = match owner_type {
-        OwnerType::Org => {
-            return match owner_id {
-                Some(_) => Err(AdminError::field(
-                    "ownerId",
-                    "ownerId is not allowed when ownerType is ORG",
-                )),
-                None => Ok(None),
-            };
-        }
-        OwnerType::Team => "teams",
-        OwnerType::User => "users",
-        OwnerType::ApiKey => "api_keys",
-    };
-    let Some(owner_id) = owner_id else {
-        return Err(AdminError::field(
-            "ownerId",
-            format!("ownerId is required when ownerType is {owner_type}"),
-        ));
-    };
-    if !exists_in_org(pool, table, organisation_id, &owner_id).await? {
-        return Err(AdminError::field(
-            "ownerId",
-            format!("ownerId does not name a {owner_type} of this organisation"),
-        ));
-    }
-    Ok(Some(owner_id))
-}
-
-/// An existing IANA zone (`UTC`, `Europe/Paris`); absent means `UTC`.
-pub(crate) fn check_timezone(timezone: Option<&str>) -> Result<String, AdminError> {
-    let Some(timezone) = timezone else {
-        return Ok("UTC".to_owned());
-    };
-    let timezone = timezone.trim();
-    timezone.parse::<Tz>().map_err(|_| {
-        AdminError::field(
-            "timezone",
-            format!("`{timezone}` is not an IANA timezone such as `Europe/Paris`"),
-        )
-    })?;
-    Ok(timezone.to_owned())
-}
-
-/// `endAt`, when set, must be after `startAt`.
-pub(crate) fn check_span(
-    start_at: DateTime<Utc>,
-    end_at: Option<DateTime<Utc>>,
-) -> Result<(), AdminError> {
-    match end_at {
-        Some(end_at) if end_at <= start_at => {
-            Err(AdminError::field("endAt", "endAt must be after startAt"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Stored at millisecond precision, like every timestamp, so windows computed from the stored value
-/// match the ones computed from the input.
-pub(crate) fn truncate_ms(at: DateTime<Utc>) -> DateTime<Utc> {
-    from_ms(to_ms(at))
-}
-
-/// The schedule of a stored budget or quota.
-pub(crate) fn schedule(
-    start_at: DateTime<Utc>,
-    timezone: &str,
-    period: BudgetPeriod,
-    end_at: Option<DateTime<Utc>>,
-) -> Result<Schedule, AdminError> {
-    let timezone = timezone.parse::<Tz>().map_err(|e| {
-        AdminError::Database(sqlx::Error::Decode(
-            format!("stored timezone `{timezone}`: {e}").into(),
-        ))
-    })?;
-    Ok(Schedule {
-        start_at,
-        timezone,
-        period,
-        end_at,
-    })
-}
-
-/// Filters of [`OwnerFilter`] as `list_page` conditions.
-pub(crate) fn filter_conditions<'a>(
-    organisation_id: Option<&'a str>,
-    filter: &OwnerFilter,
-) -> [(&'static str, Option<&'a str>); 3] {
-    [
-        ("organisation_id", organisation_id),
-        ("owner_type", filter.owner_type.map(OwnerType::as_str)),
-        ("active", filter.active.map(|a| if a { "1" } else { "0" })),
-    ]
-}
 
 fn check_amount(amount_nanos: i64) -> Result<i64, AdminError> {
     if amount_nanos > 0 {
@@ -330,6 +184,14 @@ fn check_thresholds(thresholds: Option<Vec<u32>>) -> Result<Vec<u32>, AdminError
     thresholds.dedup();
     Ok(thresholds)
 }
+
+const BUDGETS: Scoped<Budget> = Scoped {
+    table: "budgets",
+    columns: COLUMNS,
+    what: "budget",
+    decode,
+    id_of: |row| &row.id,
+};
 
 fn decode(row: &SqliteRow) -> Result<Budget, sqlx::Error> {
     let (owner_type, owner_id) = decode_owner(row)?;
@@ -362,10 +224,11 @@ pub async fn create(
     let name = required_text("name", &input.name, 200)?;
     let owner_id = check_owner(pool, organisation_id, input.owner_type, input.owner_id).await?;
     let amount_nanos = check_amount(input.amount_nanos)?;
-    let timezone = check_timezone(input.timezone.as_deref())?;
-    let start_at = truncate_ms(input.start_at.unwrap_or_else(Utc::now));
-    let end_at = input.end_at.map(truncate_ms);
-    check_span(start_at, end_at)?;
+    let Span {
+        start_at,
+        timezone,
+        end_at,
+    } = new_span(input.start_at, input.timezone.as_deref(), input.end_at)?;
     let thresholds = check_thresholds(input.thresholds)?;
     let (team_id, user_id, api_key_id) = owner_columns(input.owner_type, owner_id.as_deref());
     let now = now_ms();
@@ -399,16 +262,7 @@ pub async fn create(
 }
 
 pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Budget, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM budgets WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("budget")),
-    }
+    BUDGETS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's budgets; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -418,12 +272,9 @@ pub async fn list(
     filter: &OwnerFilter,
     page: &PageRequest,
 ) -> Result<Page<Budget>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM budgets");
-    let filters = filter_conditions(organisation_id, filter);
-    list_page(pool, &select, &filters, page, decode, |b| &b.id).await
+    BUDGETS
+        .list(pool, organisation_id, &filter_conditions(filter), page)
+        .await
 }
 
 pub async fn update(
@@ -445,16 +296,14 @@ pub async fn update(
     if let Some(period) = patch.period {
         current.period = period;
     }
-    if let Some(start_at) = patch.start_at {
-        current.start_at = truncate_ms(start_at);
-    }
-    if let Some(timezone) = patch.timezone {
-        current.timezone = check_timezone(Some(&timezone))?;
-    }
-    if let Some(end_at) = patch.end_at {
-        current.end_at = end_at.map(truncate_ms);
-    }
-    check_span(current.start_at, current.end_at)?;
+    patch_span(
+        &mut current.start_at,
+        &mut current.timezone,
+        &mut current.end_at,
+        patch.start_at,
+        patch.timezone,
+        patch.end_at,
+    )?;
     if let Some(thresholds) = patch.thresholds {
         current.thresholds = check_thresholds(Some(thresholds))?;
     }
@@ -483,94 +332,52 @@ pub async fn update(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("budget"));
-    }
+    BUDGETS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the budget with its windows (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM budgets WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("budget"));
-    }
-    Ok(())
+    BUDGETS.delete(pool, organisation_id, id).await
 }
 
-/// Orders windows current first (the one containing `now`, added with zero usage when it has no
-/// row yet), then the others newest first.
-pub(crate) fn current_first<W>(
-    mut rows: Vec<W>,
-    current: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    start_of: fn(&W) -> DateTime<Utc>,
-    empty: fn(DateTime<Utc>, DateTime<Utc>) -> W,
-) -> Vec<W> {
-    rows.sort_by_key(|w| std::cmp::Reverse(start_of(w)));
-    if let Some((start, end)) = current {
-        match rows.iter().position(|w| start_of(w) == start) {
-            Some(index) => {
-                let window = rows.remove(index);
-                rows.insert(0, window);
-            }
-            None => rows.insert(0, empty(start, end)),
-        }
-    }
-    rows
-}
-
-/// The budget's windows, current first (see [`current_first`]).
+/// The budget's windows, current first (the current one with zero usage when it has no row yet).
 pub async fn windows(
     pool: &SqlitePool,
     organisation_id: &str,
     id: &str,
 ) -> Result<Vec<BudgetWindow>, AdminError> {
     let budget = get(pool, organisation_id, id).await?;
-    let rows = sqlx::query(
-        "SELECT id, start_at, end_at, used_nanos, reserved_nanos FROM budget_windows \
-         WHERE budget_id = ? ORDER BY start_at DESC LIMIT ?",
-    )
-    .bind(id)
-    .bind(MAX_WINDOWS)
-    .fetch_all(pool)
-    .await?;
-    let rows = rows
-        .iter()
-        .map(|row| {
-            Ok(BudgetWindow {
-                id: Some(row.try_get("id")?),
-                start_at: from_ms(row.try_get("start_at")?),
-                end_at: from_ms(row.try_get("end_at")?),
-                used_nanos: row.try_get("used_nanos")?,
-                reserved_nanos: row.try_get("reserved_nanos")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let current = schedule(
+    let schedule = schedule(
         budget.start_at,
         &budget.timezone,
         budget.period,
         budget.end_at,
-    )?
-    .window_at(Utc::now())
-    .map(|w| (w.start, w.end));
-    Ok(current_first(
-        rows,
-        current,
-        |w| w.start_at,
-        |start_at, end_at| BudgetWindow {
-            id: None,
-            start_at,
-            end_at,
-            used_nanos: 0,
-            reserved_nanos: 0,
-        },
-    ))
+    )?;
+    schedule::windows(pool, id, schedule, &BUDGET_WINDOWS).await
 }
+
+const BUDGET_WINDOWS: WindowRows<BudgetWindow> = WindowRows {
+    select: "SELECT id, start_at, end_at, used_nanos, reserved_nanos FROM budget_windows \
+             WHERE budget_id = ? ORDER BY start_at DESC LIMIT ?",
+    decode: |row| {
+        Ok(BudgetWindow {
+            id: Some(row.try_get("id")?),
+            start_at: from_ms(row.try_get("start_at")?),
+            end_at: from_ms(row.try_get("end_at")?),
+            used_nanos: row.try_get("used_nanos")?,
+            reserved_nanos: row.try_get("reserved_nanos")?,
+        })
+    },
+    start_of: |w| w.start_at,
+    empty: |start_at, end_at| BudgetWindow {
+        id: None,
+        start_at,
+        end_at,
+        used_nanos: 0,
+        reserved_nanos: 0,
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::{dedup, exists_in_org, AdminError};
+use super::{dedup, ensure_in_org, exists_in_org, touched, AdminError};
 use crate::db::{from_ms, now_ms};
 
 /// Most ids accepted in one grant request.
@@ -51,20 +51,6 @@ fn decode(row: &SqliteRow) -> Result<ModelGrant, sqlx::Error> {
         model_name: row.try_get("model_name")?,
         created_at: from_ms(row.try_get("created_at")?),
     })
-}
-
-async fn ensure(
-    pool: &SqlitePool,
-    table: &str,
-    what: &'static str,
-    org: &str,
-    id: &str,
-) -> Result<(), AdminError> {
-    if exists_in_org(pool, table, org, id).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound(what))
-    }
 }
 
 /// Every id must name a row of `table` in the organisation; else a 400 on `field`.
@@ -120,7 +106,7 @@ pub async fn list_for_api_key(
     organisation_id: &str,
     api_key_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure(pool, "api_keys", "API key", organisation_id, api_key_id).await?;
+    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
     let sql = format!(
         "{SELECT} WHERE g.api_key_id = ? AND k.organisation_id = ? ORDER BY m.name, g.model_id"
     );
@@ -140,7 +126,7 @@ pub async fn grant_models(
     api_key_id: &str,
     model_ids: &[String],
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure(pool, "api_keys", "API key", organisation_id, api_key_id).await?;
+    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
     let model_ids = check_ids(pool, "models", "modelIds", organisation_id, model_ids).await?;
     insert(pool, model_ids.iter().map(|m| (api_key_id, m.as_str()))).await?;
     list_for_api_key(pool, organisation_id, api_key_id).await
@@ -153,17 +139,15 @@ pub async fn revoke_model(
     api_key_id: &str,
     model_id: &str,
 ) -> Result<(), AdminError> {
-    ensure(pool, "api_keys", "API key", organisation_id, api_key_id).await?;
-    ensure(pool, "models", "model", organisation_id, model_id).await?;
+    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
+    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
     let result =
         sqlx::query("DELETE FROM api_key_model_access WHERE api_key_id = ? AND model_id = ?")
             .bind(api_key_id)
             .bind(model_id)
             .execute(pool)
             .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("model grant"));
-    }
+    touched(&result, "model grant")?;
     Ok(())
 }
 
@@ -173,7 +157,7 @@ pub async fn list_for_model(
     organisation_id: &str,
     model_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure(pool, "models", "model", organisation_id, model_id).await?;
+    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
     let sql = format!(
         "{SELECT} WHERE g.model_id = ? AND m.organisation_id = ? ORDER BY k.name, g.api_key_id"
     );
@@ -193,7 +177,7 @@ pub async fn grant_api_keys(
     model_id: &str,
     api_key_ids: &[String],
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure(pool, "models", "model", organisation_id, model_id).await?;
+    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
     let api_key_ids =
         check_ids(pool, "api_keys", "apiKeyIds", organisation_id, api_key_ids).await?;
     insert(pool, api_key_ids.iter().map(|k| (k.as_str(), model_id))).await?;

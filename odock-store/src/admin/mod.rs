@@ -31,7 +31,11 @@ pub mod policies;
 pub mod provider_keys;
 pub mod providers;
 pub mod quotas;
+mod schedule;
+mod scoped;
 pub mod teams;
+
+pub(crate) use scoped::{touched, Scoped};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -254,6 +258,22 @@ pub(crate) async fn exists_in_org(
         .fetch_optional(pool)
         .await?;
     Ok(found.is_some())
+}
+
+/// 404 (`what`) unless a row with this id exists in `table` for the organisation: the guard of every
+/// operation on an object's children (a team's members, a provider's keys).
+pub(crate) async fn ensure_in_org(
+    pool: &SqlitePool,
+    table: &str,
+    organisation_id: &str,
+    id: &str,
+    what: &'static str,
+) -> Result<(), AdminError> {
+    if exists_in_org(pool, table, organisation_id, id).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(what))
+    }
 }
 
 /// Removes duplicates while keeping the first occurrence's order.

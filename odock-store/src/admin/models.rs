@@ -10,8 +10,8 @@ use sqlx::{Row, SqlitePool};
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
 use super::{
-    conflict, exists_in_org, from_json_text, list_page, nullable, parse_column, required_text,
-    to_json_text, AdminError, JsonObject, Page, PageRequest,
+    conflict, exists_in_org, from_json_text, nullable, parse_column, required_text, to_json_text,
+    AdminError, JsonObject, Page, PageRequest, Scoped,
 };
 use crate::db::{from_ms, now_ms};
 
@@ -91,6 +91,14 @@ pub struct ModelPatch {
 const COLUMNS: &str =
     "id, organisation_id, name, slug, type, provider_id, provider_key_id, capabilities, \
                        pricing, policies, config, enabled, created_at, updated_at";
+
+const MODELS: Scoped<Model> = Scoped {
+    table: "models",
+    columns: COLUMNS,
+    what: "model",
+    decode,
+    id_of: |row| &row.id,
+};
 
 fn decode(row: &SqliteRow) -> Result<Model, sqlx::Error> {
     let pricing: Option<String> = row.try_get("pricing")?;
@@ -216,16 +224,7 @@ pub async fn create(
 }
 
 pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Model, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM models WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("model")),
-    }
+    MODELS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's models; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -234,19 +233,7 @@ pub async fn list(
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Model>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM models");
-    list_page(
-        pool,
-        &select,
-        &[("organisation_id", organisation_id)],
-        page,
-        decode,
-        |m| &m.id,
-    )
-    .await
+    MODELS.list(pool, organisation_id, &[], page).await
 }
 
 pub async fn update(
@@ -316,23 +303,13 @@ pub async fn update(
     .execute(pool)
     .await
     .map_err(conflict(duplicate_name(&current.name)))?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("model"));
-    }
+    MODELS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the model and its grants (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM models WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("model"));
-    }
-    Ok(())
+    MODELS.delete(pool, organisation_id, id).await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sqlx::{Row, SqlitePool};
 use super::policies::check_policies;
 use super::{
     conflict, from_json_text, list_page, nullable, parse_column, required_text, to_json_text,
-    AdminError, JsonObject, Page, PageRequest,
+    touched, AdminError, JsonObject, Page, PageRequest,
 };
 use crate::db::{from_ms, now_ms};
 
@@ -280,9 +280,7 @@ pub async fn update(
     .execute(pool)
     .await
     .map_err(conflict(duplicate_slug(&current.slug)))?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("organisation"));
-    }
+    touched(&result, "organisation")?;
     get(pool, id).await
 }
 
@@ -326,9 +324,7 @@ pub async fn delete(pool: &SqlitePool, id: &str) -> Result<(), AdminError> {
         .bind(id)
         .execute(pool)
         .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("organisation"));
-    }
+    touched(&result, "organisation")?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::{list_page, required_text, AdminError, Page, PageRequest};
+use super::{ensure_in_org, list_page, required_text, touched, AdminError, Page, PageRequest};
 use crate::crypto::MasterKey;
 use crate::db::{from_ms, now_ms};
 
@@ -68,11 +68,7 @@ async fn ensure_provider(
     organisation_id: &str,
     provider_id: &str,
 ) -> Result<(), AdminError> {
-    if super::exists_in_org(pool, "providers", organisation_id, provider_id).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound("provider"))
-    }
+    ensure_in_org(pool, "providers", organisation_id, provider_id, "provider").await
 }
 
 pub async fn create(
@@ -171,9 +167,7 @@ pub async fn set_revoked(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("provider key"));
-    }
+    touched(&result, "provider key")?;
     get(pool, organisation_id, provider_id, id).await
 }
 
@@ -192,9 +186,7 @@ pub async fn delete(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("provider key"));
-    }
+    touched(&result, "provider key")?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::organisations::ensure_exists;
 use super::{
-    from_json_text, list_page, nullable, parse_column, required_text, to_json_text, AdminError,
-    JsonObject, Page, PageRequest,
+    from_json_text, nullable, parse_column, required_text, to_json_text, AdminError, JsonObject,
+    Page, PageRequest, Scoped,
 };
 use crate::db::{from_ms, now_ms};
 
@@ -72,6 +72,14 @@ const COLUMNS: &str =
 
 /// The longest upstream timeout we accept (one hour).
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+const PROVIDERS: Scoped<Provider> = Scoped {
+    table: "providers",
+    columns: COLUMNS,
+    what: "provider",
+    decode,
+    id_of: |row| &row.id,
+};
 
 fn decode(row: &SqliteRow) -> Result<Provider, sqlx::Error> {
     Ok(Provider {
@@ -158,16 +166,7 @@ pub async fn get(
     organisation_id: &str,
     id: &str,
 ) -> Result<Provider, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM providers WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("provider")),
-    }
+    PROVIDERS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's providers; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -176,19 +175,7 @@ pub async fn list(
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Provider>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM providers");
-    list_page(
-        pool,
-        &select,
-        &[("organisation_id", organisation_id)],
-        page,
-        decode,
-        |p| &p.id,
-    )
-    .await
+    PROVIDERS.list(pool, organisation_id, &[], page).await
 }
 
 pub async fn update(
@@ -227,23 +214,13 @@ pub async fn update(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("provider"));
-    }
+    PROVIDERS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the provider with its keys and models (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM providers WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("provider"));
-    }
-    Ok(())
+    PROVIDERS.delete(pool, organisation_id, id).await
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::budgets::{
-    check_owner, check_span, check_timezone, current_first, decode_owner, filter_conditions,
-    owner_columns, schedule, truncate_ms, OwnerFilter,
-};
+use super::budgets::OwnerFilter;
 use super::organisations::ensure_exists;
-use super::{list_page, nullable, parse_column, required_text, AdminError, Page, PageRequest};
+use super::schedule::{
+    self, check_owner, decode_owner, filter_conditions, new_span, owner_columns, patch_span,
+    schedule, Span, WindowRows,
+};
+use super::{nullable, parse_column, required_text, AdminError, Page, PageRequest, Scoped};
 use crate::db::{from_ms, now_ms, to_ms};
 
 /// A quota, as returned by the API.
@@ -95,9 +96,6 @@ const COLUMNS: &str =
     "id, organisation_id, name, owner_type, team_id, user_id, api_key_id, metric, limit_value, \
      period, start_at, timezone, end_at, active, created_at, updated_at";
 
-/// The most window rows a windows listing returns (newest first).
-const MAX_WINDOWS: i64 = 500;
-
 fn check_limit(limit: i64) -> Result<i64, AdminError> {
     if limit > 0 {
         Ok(limit)
@@ -105,6 +103,14 @@ fn check_limit(limit: i64) -> Result<i64, AdminError> {
         Err(AdminError::field("limit", "limit must be greater than 0"))
     }
 }
+
+const QUOTAS: Scoped<Quota> = Scoped {
+    table: "quotas",
+    columns: COLUMNS,
+    what: "quota",
+    decode,
+    id_of: |row| &row.id,
+};
 
 fn decode(row: &SqliteRow) -> Result<Quota, sqlx::Error> {
     let (owner_type, owner_id) = decode_owner(row)?;
@@ -135,10 +141,11 @@ pub async fn create(
     let name = required_text("name", &input.name, 200)?;
     let owner_id = check_owner(pool, organisation_id, input.owner_type, input.owner_id).await?;
     let limit = check_limit(input.limit)?;
-    let timezone = check_timezone(input.timezone.as_deref())?;
-    let start_at = truncate_ms(input.start_at.unwrap_or_else(Utc::now));
-    let end_at = input.end_at.map(truncate_ms);
-    check_span(start_at, end_at)?;
+    let Span {
+        start_at,
+        timezone,
+        end_at,
+    } = new_span(input.start_at, input.timezone.as_deref(), input.end_at)?;
     let (team_id, user_id, api_key_id) = owner_columns(input.owner_type, owner_id.as_deref());
     let now = now_ms();
     let id = new_object_id();
@@ -169,16 +176,7 @@ pub async fn create(
 }
 
 pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Quota, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM quotas WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("quota")),
-    }
+    QUOTAS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's quotas; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -188,12 +186,9 @@ pub async fn list(
     filter: &OwnerFilter,
     page: &PageRequest,
 ) -> Result<Page<Quota>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM quotas");
-    let filters = filter_conditions(organisation_id, filter);
-    list_page(pool, &select, &filters, page, decode, |q| &q.id).await
+    QUOTAS
+        .list(pool, organisation_id, &filter_conditions(filter), page)
+        .await
 }
 
 pub async fn update(
@@ -212,16 +207,14 @@ pub async fn update(
     if let Some(period) = patch.period {
         current.period = period;
     }
-    if let Some(start_at) = patch.start_at {
-        current.start_at = truncate_ms(start_at);
-    }
-    if let Some(timezone) = patch.timezone {
-        current.timezone = check_timezone(Some(&timezone))?;
-    }
-    if let Some(end_at) = patch.end_at {
-        current.end_at = end_at.map(truncate_ms);
-    }
-    check_span(current.start_at, current.end_at)?;
+    patch_span(
+        &mut current.start_at,
+        &mut current.timezone,
+        &mut current.end_at,
+        patch.start_at,
+        patch.timezone,
+        patch.end_at,
+    )?;
     if let Some(active) = patch.active {
         current.active = active;
     }
@@ -241,23 +234,13 @@ pub async fn update(
     .bind(organisation_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("quota"));
-    }
+    QUOTAS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the quota with its windows (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM quotas WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("quota"));
-    }
-    Ok(())
+    QUOTAS.delete(pool, organisation_id, id).await
 }
 
 /// The quota's windows, current first (the current one with zero usage when it has no row yet).
@@ -267,42 +250,31 @@ pub async fn windows(
     id: &str,
 ) -> Result<Vec<QuotaWindow>, AdminError> {
     let quota = get(pool, organisation_id, id).await?;
-    let rows = sqlx::query(
-        "SELECT id, start_at, end_at, used, reserved FROM quota_windows \
-         WHERE quota_id = ? ORDER BY start_at DESC LIMIT ?",
-    )
-    .bind(id)
-    .bind(MAX_WINDOWS)
-    .fetch_all(pool)
-    .await?;
-    let rows = rows
-        .iter()
-        .map(|row| {
-            Ok(QuotaWindow {
-                id: Some(row.try_get("id")?),
-                start_at: from_ms(row.try_get("start_at")?),
-                end_at: from_ms(row.try_get("end_at")?),
-                used: row.try_get("used")?,
-                reserved: row.try_get("reserved")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let current = schedule(quota.start_at, &quota.timezone, quota.period, quota.end_at)?
-        .window_at(Utc::now())
-        .map(|w| (w.start, w.end));
-    Ok(current_first(
-        rows,
-        current,
-        |w| w.start_at,
-        |start_at, end_at| QuotaWindow {
-            id: None,
-            start_at,
-            end_at,
-            used: 0,
-            reserved: 0,
-        },
-    ))
+    let schedule = schedule(quota.start_at, &quota.timezone, quota.period, quota.end_at)?;
+    schedule::windows(pool, id, schedule, &QUOTA_WINDOWS).await
 }
+
+const QUOTA_WINDOWS: WindowRows<QuotaWindow> = WindowRows {
+    select: "SELECT id, start_at, end_at, used, reserved FROM quota_windows \
+             WHERE quota_id = ? ORDER BY start_at DESC LIMIT ?",
+    decode: |row| {
+        Ok(QuotaWindow {
+            id: Some(row.try_get("id")?),
+            start_at: from_ms(row.try_get("start_at")?),
+            end_at: from_ms(row.try_get("end_at")?),
+            used: row.try_get("used")?,
+            reserved: row.try_get("reserved")?,
+        })
+    },
+    start_of: |w| w.start_at,
+    empty: |start_at, end_at| QuotaWindow {
+        id: None,
+        start_at,
+        end_at,
+        used: 0,
+        reserved: 0,
+    },
+};
 
 #[cfg(test)]
 mod tests {

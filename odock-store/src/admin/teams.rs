@@ -12,8 +12,8 @@ use sqlx::{Row, SqlitePool};
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
 use super::{
-    conflict, exists_in_org, from_json_text, list_page, parse_column, required_text, to_json_text,
-    AdminError, JsonObject, Page, PageRequest,
+    conflict, ensure_in_org, exists_in_org, from_json_text, parse_column, required_text,
+    to_json_text, touched, AdminError, JsonObject, Page, PageRequest, Scoped,
 };
 use crate::db::{from_ms, now_ms};
 
@@ -83,6 +83,14 @@ const MEMBER_SELECT: &str =
     "SELECT m.team_id, m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at \
      FROM team_members m JOIN users u ON u.id = m.user_id";
 
+const TEAMS: Scoped<Team> = Scoped {
+    table: "teams",
+    columns: COLUMNS,
+    what: "team",
+    decode,
+    id_of: |row| &row.id,
+};
+
 fn decode(row: &SqliteRow) -> Result<Team, sqlx::Error> {
     Ok(Team {
         id: row.try_get("id")?,
@@ -137,16 +145,7 @@ pub async fn create(
 }
 
 pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Team, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM teams WHERE id = ? AND organisation_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
-    match row {
-        Some(row) => Ok(decode(&row)?),
-        None => Err(AdminError::NotFound("team")),
-    }
+    TEAMS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's teams; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
@@ -155,19 +154,7 @@ pub async fn list(
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Team>, AdminError> {
-    if let Some(org) = organisation_id {
-        ensure_exists(pool, org).await?;
-    }
-    let select = format!("SELECT {COLUMNS} FROM teams");
-    list_page(
-        pool,
-        &select,
-        &[("organisation_id", organisation_id)],
-        page,
-        decode,
-        |t| &t.id,
-    )
-    .await
+    TEAMS.list(pool, organisation_id, &[], page).await
 }
 
 pub async fn update(
@@ -194,23 +181,13 @@ pub async fn update(
     .execute(pool)
     .await
     .map_err(conflict(duplicate_name(&current.name)))?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("team"));
-    }
+    TEAMS.touched(&result)?;
     get(pool, organisation_id, id).await
 }
 
 /// Deletes the team with its memberships, TEAM keys, budgets and quotas (cascade).
 pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM teams WHERE id = ? AND organisation_id = ?")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("team"));
-    }
-    Ok(())
+    TEAMS.delete(pool, organisation_id, id).await
 }
 
 /// 404 unless the team exists in the organisation: the guard of every member operation.
@@ -219,11 +196,7 @@ async fn ensure_team(
     organisation_id: &str,
     team_id: &str,
 ) -> Result<(), AdminError> {
-    if exists_in_org(pool, "teams", organisation_id, team_id).await? {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound("team"))
-    }
+    ensure_in_org(pool, "teams", organisation_id, team_id, "team").await
 }
 
 pub async fn add_member(
@@ -320,9 +293,7 @@ pub async fn update_member(
     .bind(user_id)
     .execute(pool)
     .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("team member"));
-    }
+    touched(&result, "team member")?;
     get_member(pool, organisation_id, team_id, user_id).await
 }
 
@@ -338,9 +309,7 @@ pub async fn remove_member(
         .bind(user_id)
         .execute(pool)
         .await?;
-    if result.rows_affected() == 0 {
-        return Err(AdminError::NotFound("team member"));
-    }
+    touched(&result, "team member")?;
     Ok(())
 }
 

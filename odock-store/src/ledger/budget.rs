@@ -11,9 +11,8 @@ use sqlx::SqlitePool;
 use super::rules::{self, BUDGET_RULES};
 use super::GOVERNED_TTL;
 use super::{
-    begin_immediate, close, current_window, empty_reservation, existing_reservation, find_lease,
-    lease_end, lease_key, ledger_error, record_holds, Close, Hold, LedgerOptions, BUDGETS,
-    RESERVED,
+    begin_immediate, close_now, current_window, empty_reservation, existing_reservation,
+    find_lease, lease_end, lease_key, record_holds, Close, Hold, LedgerOptions, BUDGETS, RESERVED,
 };
 use crate::db::{from_ms, to_ms};
 
@@ -142,55 +141,43 @@ impl BudgetLedger for SqlBudgetLedger {
         actual_nanos: i64,
     ) -> Result<(), LedgerError> {
         let actual = actual_nanos.max(0);
-        let now = to_ms(self.clock.now());
         // The overshoot (actual above estimate) stays visible: `used` takes the full actual and
         // the request row keeps both `estimate_nanos` and `actual_nanos`.
-        close(
+        close_now(
             &self.pool,
             &BUDGETS,
-            reservation.id.as_str(),
+            self.clock.as_ref(),
+            reservation,
             Close::Settle(&|_| actual),
             Some(actual),
-            now,
-            None,
         )
         .await
-        .map(drop)
-        .map_err(ledger_error)
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        let now = to_ms(self.clock.now());
-        close(
+        close_now(
             &self.pool,
             &BUDGETS,
-            reservation.id.as_str(),
+            self.clock.as_ref(),
+            reservation,
             Close::Release,
-            None,
-            now,
             None,
         )
         .await
-        .map(drop)
-        .map_err(ledger_error)
     }
 
     async fn refresh(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        let now = self.clock.now();
         super::refresh(
             &self.pool,
-            reservation.id.as_str(),
-            lease_end(now, self.options.lease),
-            to_ms(now),
+            self.clock.as_ref(),
+            self.options.lease,
+            reservation,
         )
         .await
-        .map_err(ledger_error)
     }
 
     async fn sweep_expired(&self) -> Result<u64, LedgerError> {
-        super::sweep(&self.pool, &BUDGETS, to_ms(self.clock.now()))
-            .await
-            .map_err(ledger_error)
+        super::sweep_expired(&self.pool, &BUDGETS, self.clock.as_ref()).await
     }
 }
 

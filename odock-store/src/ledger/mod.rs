@@ -41,7 +41,9 @@ mod tests;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use odock_core::{LedgerError, Principal, QuotaMetric, RequestId, Reservation, ReservationId};
+use odock_core::{
+    Clock, LedgerError, Principal, QuotaMetric, RequestId, Reservation, ReservationId,
+};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::db::{from_ms, to_ms};
@@ -449,24 +451,62 @@ async fn close(
     Ok(true)
 }
 
-/// Extends a live lease to `expires_at`.
+/// Settles or releases a reservation now, as the ledgers' `settle` and `release` do; closing it
+/// again is a no-op.
+async fn close_now(
+    pool: &SqlitePool,
+    book: &Book,
+    clock: &dyn Clock,
+    reservation: &Reservation,
+    how: Close<'_>,
+    actual_nanos: Option<i64>,
+) -> Result<(), LedgerError> {
+    let now = to_ms(clock.now());
+    close(
+        pool,
+        book,
+        reservation.id.as_str(),
+        how,
+        actual_nanos,
+        now,
+        None,
+    )
+    .await
+    .map(drop)
+    .map_err(ledger_error)
+}
+
+/// Extends a live reservation's lease to `lease` from now.
 async fn refresh(
     pool: &SqlitePool,
-    lease_id: &str,
-    expires_at: i64,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+    clock: &dyn Clock,
+    lease: Duration,
+    reservation: &Reservation,
+) -> Result<(), LedgerError> {
+    let now = clock.now();
     sqlx::query(
         "UPDATE budget_requests SET expires_at = MAX(expires_at, ?), updated_at = ? \
          WHERE id = ? AND status = ?",
     )
-    .bind(expires_at)
-    .bind(now)
-    .bind(lease_id)
+    .bind(lease_end(now, lease))
+    .bind(to_ms(now))
+    .bind(reservation.id.as_str())
     .bind(RESERVED)
     .execute(pool)
-    .await?;
+    .await
+    .map_err(ledger_error)?;
     Ok(())
+}
+
+/// Releases every lease of this book that expired before now; returns how many.
+async fn sweep_expired(
+    pool: &SqlitePool,
+    book: &Book,
+    clock: &dyn Clock,
+) -> Result<u64, LedgerError> {
+    sweep(pool, book, to_ms(clock.now()))
+        .await
+        .map_err(ledger_error)
 }
 
 /// Releases every lease of this book that expired before `now`; returns how many.

@@ -23,8 +23,8 @@ use sqlx::SqlitePool;
 use super::rules::{self, QUOTA_RULES};
 use super::GOVERNED_TTL;
 use super::{
-    begin_immediate, close, current_window, empty_reservation, existing_reservation, find_lease,
-    lease_end, lease_key, ledger_error, record_holds, to_i64, Close, Hold, LedgerOptions, QUOTAS,
+    begin_immediate, close_now, current_window, empty_reservation, existing_reservation,
+    find_lease, lease_end, lease_key, record_holds, to_i64, Close, Hold, LedgerOptions, QUOTAS,
     RESERVED,
 };
 use crate::db::{from_ms, to_ms};
@@ -192,54 +192,42 @@ impl QuotaLedger for SqlQuotaLedger {
         reservation: &Reservation,
         actual: QuotaActuals,
     ) -> Result<(), LedgerError> {
-        let now = to_ms(self.clock.now());
         let amount = |metric: Option<QuotaMetric>| metric.map_or(0, |m| settle_amount(m, &actual));
-        close(
+        close_now(
             &self.pool,
             &QUOTAS,
-            reservation.id.as_str(),
+            self.clock.as_ref(),
+            reservation,
             Close::Settle(&amount),
             Some(actual.cost_nanos.max(0)),
-            now,
-            None,
         )
         .await
-        .map(drop)
-        .map_err(ledger_error)
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        let now = to_ms(self.clock.now());
-        close(
+        close_now(
             &self.pool,
             &QUOTAS,
-            reservation.id.as_str(),
+            self.clock.as_ref(),
+            reservation,
             Close::Release,
-            None,
-            now,
             None,
         )
         .await
-        .map(drop)
-        .map_err(ledger_error)
     }
 
     async fn refresh(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        let now = self.clock.now();
         super::refresh(
             &self.pool,
-            reservation.id.as_str(),
-            lease_end(now, self.options.lease),
-            to_ms(now),
+            self.clock.as_ref(),
+            self.options.lease,
+            reservation,
         )
         .await
-        .map_err(ledger_error)
     }
 
     async fn sweep_expired(&self) -> Result<u64, LedgerError> {
-        super::sweep(&self.pool, &QUOTAS, to_ms(self.clock.now()))
-            .await
-            .map_err(ledger_error)
+        super::sweep_expired(&self.pool, &QUOTAS, self.clock.as_ref()).await
     }
 }
 
