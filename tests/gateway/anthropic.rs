@@ -8,7 +8,7 @@ use crate::support::fake_anthropic::{
     self, FakeAnthropic, CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, INPUT_TOKENS, MESSAGE_ID,
     OUTPUT_TOKENS, RATE_LIMIT_MESSAGE, TOOL_USE_ID,
 };
-use crate::support::{TestServer, UPSTREAM_SECRET};
+use crate::support::{python_module_available, run_python_script, TestServer, UPSTREAM_SECRET};
 
 /// Every input token, cached or not (the OpenAI convention usage records follow).
 const ALL_INPUT: u64 = INPUT_TOKENS + CACHE_READ_TOKENS + CACHE_WRITE_TOKENS;
@@ -491,47 +491,19 @@ async fn unified_chat_turns_an_upstream_rate_limit_into_upstream_rate_limited() 
     assert_eq!(body["error"]["code"], "upstream_error", "{body}");
 }
 
-fn sdk_available() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import anthropic"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The unmodified `anthropic` Python SDK (base URL = the gateway root, API key = the virtual key):
 /// unary, streaming, and an authentication error it must parse. Runs when `python3` can import
 /// `anthropic`; CI sets `ODOCK_REQUIRE_SDK_TESTS=1` so a missing SDK fails there.
 #[tokio::test]
 async fn the_anthropic_python_sdk_works_unmodified() {
-    if !sdk_available() {
-        assert!(
-            std::env::var("ODOCK_REQUIRE_SDK_TESTS").is_err(),
-            "ODOCK_REQUIRE_SDK_TESTS is set but the anthropic Python package is missing"
-        );
-        eprintln!(
-            "skipped: python3 cannot import anthropic (pip install anthropic to run this test)"
-        );
+    if !python_module_available("anthropic", "anthropic") {
         return;
     }
     let upstream = FakeAnthropic::start().await;
     let server = TestServer::start().await;
     let claude = Claude::create(&server, &upstream).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/gateway/anthropic_sdk.py"
-    );
-    let output = tokio::process::Command::new("python3")
-        .args([script, &server.base, &claude.key, "claude"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result =
+        run_python_script("anthropic_sdk.py", &[&server.base, &claude.key, "claude"]).await;
     assert_eq!(result["unary"], "Hello world");
     assert_eq!(result["unary_stop_reason"], "end_turn");
     assert_eq!(result["unary_usage"]["input_tokens"], INPUT_TOKENS);

@@ -8,7 +8,7 @@ use crate::support::fake_gemini::{
     self, final_usage, FakeGemini, CACHED_TOKENS, CANDIDATES_TOKENS, INVALID_ARGUMENT_MESSAGE,
     PROMPT_TOKENS, RATE_LIMIT_MESSAGE, RESPONSE_ID, THOUGHTS_TOKENS, THOUGHT_SIGNATURE,
 };
-use crate::support::{TestServer, UPSTREAM_SECRET};
+use crate::support::{python_module_available, run_python_script, TestServer, UPSTREAM_SECRET};
 
 /// Gemini counts thinking outside the candidates; Odock's output includes it.
 const OUTPUT_TOKENS: u64 = CANDIDATES_TOKENS + THOUGHTS_TOKENS;
@@ -173,7 +173,7 @@ async fn generate_content_is_forwarded_as_sent_and_billed_with_cached_and_thinki
         assert_eq!(answer["usageMetadata"], final_usage());
 
         let received = upstream.last();
-        assert_eq!(received.resource, "gemini-upstream:generateContent");
+        assert_eq!(received.resource(), "gemini-upstream:generateContent");
         assert_eq!(
             received.query, None,
             "nothing of the client's query travels"
@@ -222,7 +222,7 @@ async fn stream_generate_content_relays_sse_events_and_bills_the_last_usage() {
     assert!(!text.contains("[DONE]"), "Gemini streams have no [DONE]");
 
     let received = upstream.last();
-    assert_eq!(received.resource, "gemini-upstream:streamGenerateContent");
+    assert_eq!(received.resource(), "gemini-upstream:streamGenerateContent");
     assert_eq!(received.query.as_deref(), Some("alt=sse"));
     assert_upstream_auth(&received, &gemini.key);
 
@@ -304,7 +304,7 @@ async fn unified_chat_returns_the_normalised_object_for_a_gemini_model() {
 
     let sent = upstream.last();
     assert_upstream_auth(&sent, &gemini.key);
-    assert_eq!(sent.resource, "gemini-upstream:generateContent");
+    assert_eq!(sent.resource(), "gemini-upstream:generateContent");
     assert_eq!(
         sent.json(),
         json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
@@ -375,7 +375,7 @@ async fn unified_chat_streams_openai_chunks_ending_in_done() {
             assert!(usage.is_empty(), "{text}");
         }
         let sent = upstream.last();
-        assert_eq!(sent.resource, "gemini-upstream:streamGenerateContent");
+        assert_eq!(sent.resource(), "gemini-upstream:streamGenerateContent");
         assert_eq!(sent.query.as_deref(), Some("alt=sse"));
 
         let record = server.usage_record(&gemini.org, request_id).await;
@@ -542,45 +542,23 @@ async fn unified_chat_maps_upstream_failures_and_refuses_untranslatable_requests
     assert_eq!(upstream.received().len(), calls_before);
 }
 
-fn sdk_available() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "from google import genai"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The unmodified `google-genai` Python SDK (base URL = the gateway root, API key = the virtual
 /// key): generate_content, generate_content_stream, a function call, and an authentication error
 /// it must parse. Runs when `python3` can import `google.genai`; CI sets
 /// `ODOCK_REQUIRE_SDK_TESTS=1` so a missing SDK fails there.
 #[tokio::test]
 async fn the_google_genai_python_sdk_works_unmodified() {
-    if !sdk_available() {
-        assert!(
-            std::env::var("ODOCK_REQUIRE_SDK_TESTS").is_err(),
-            "ODOCK_REQUIRE_SDK_TESTS is set but the google-genai Python package is missing"
-        );
-        eprintln!(
-            "skipped: python3 cannot import google.genai (pip install google-genai to run this test)"
-        );
+    if !python_module_available("google.genai", "google-genai") {
         return;
     }
     let upstream = FakeGemini::start().await;
     let server = TestServer::start().await;
     let gemini = Gemini::create(&server, &upstream).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/gemini_sdk.py");
-    let output = tokio::process::Command::new("python3")
-        .args([script, &server.base, &gemini.key, "gemini", "gemini-tools"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = run_python_script(
+        "gemini_sdk.py",
+        &[&server.base, &gemini.key, "gemini", "gemini-tools"],
+    )
+    .await;
     let total = PROMPT_TOKENS + CANDIDATES_TOKENS + THOUGHTS_TOKENS;
     assert_eq!(result["unary"], "Hello world");
     assert_eq!(result["unary_usage"], total);
@@ -604,13 +582,13 @@ async fn the_google_genai_python_sdk_works_unmodified() {
     for request in &received {
         assert_upstream_auth(request, &gemini.key);
     }
-    assert_eq!(received[0].resource, "gemini-upstream:generateContent");
+    assert_eq!(received[0].resource(), "gemini-upstream:generateContent");
     assert_eq!(
-        received[1].resource,
+        received[1].resource(),
         "gemini-upstream:streamGenerateContent"
     );
     assert_eq!(received[1].query.as_deref(), Some("alt=sse"));
-    assert_eq!(received[2].resource, "tool-call:generateContent");
+    assert_eq!(received[2].resource(), "tool-call:generateContent");
     assert_eq!(
         received[2].json()["tools"][0]["functionDeclarations"][0]["name"],
         "get_weather"

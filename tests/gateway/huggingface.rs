@@ -85,7 +85,7 @@ async fn chat_keeps_the_routing_suffix_and_is_billed_per_token() {
     let received = upstream.last();
     assert_eq!(received.path, "/v1/chat/completions");
     assert_eq!(
-        received.header("authorization"),
+        received.header_str("authorization"),
         format!("Bearer {UPSTREAM_SECRET}")
     );
     assert_eq!(received.json()["model"], CHAT_SLUG);
@@ -209,7 +209,7 @@ async fn tasks_are_relayed_unchanged_and_billed_per_counted_unit() {
         let received = upstream.last();
         assert_eq!(received.path, path, "{route}");
         assert_eq!(
-            received.header("authorization"),
+            received.header_str("authorization"),
             format!("Bearer {UPSTREAM_SECRET}")
         );
         let mut expected = body;

@@ -92,7 +92,7 @@ async fn streamed_chat_never_sends_stream_options_and_bills_the_usage_of_the_las
         let received = upstream.last();
         assert_eq!(received.path, "/v1/chat/completions");
         assert_eq!(
-            received.header("authorization"),
+            received.header_str("authorization"),
             format!("Bearer {UPSTREAM_SECRET}")
         );
         let sent = received.json();

@@ -2,26 +2,11 @@
 //! embeddings, the Responses API unary and streaming, and an authentication error it must parse). Runs when `python3` can import `openai`; CI installs it and
 //! sets `ODOCK_REQUIRE_SDK_TESTS=1` so a missing SDK fails there instead of skipping.
 
-use serde_json::Value;
-
-use crate::support::{FakeOpenAi, TestServer, World};
-
-fn sdk_available() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import openai"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+use crate::support::{python_module_available, run_python_script, FakeOpenAi, TestServer, World};
 
 #[tokio::test]
 async fn the_openai_python_sdk_works_unmodified() {
-    if !sdk_available() {
-        assert!(
-            std::env::var("ODOCK_REQUIRE_SDK_TESTS").is_err(),
-            "ODOCK_REQUIRE_SDK_TESTS is set but the openai Python package is missing"
-        );
-        eprintln!("skipped: python3 cannot import openai (pip install openai to run this test)");
+    if !python_module_available("openai", "openai") {
         return;
     }
     let upstream = FakeOpenAi::start().await;
@@ -38,18 +23,11 @@ async fn the_openai_python_sdk_works_unmodified() {
         )
         .await;
     server.grant(&world.org, &world.key_id, &embedder).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/openai_sdk.py");
-    let output = tokio::process::Command::new("python3")
-        .args([script, &server.url("/v1"), &world.key, "gpt-4o", "embedder"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = run_python_script(
+        "openai_sdk.py",
+        &[&server.url("/v1"), &world.key, "gpt-4o", "embedder"],
+    )
+    .await;
     assert_eq!(result["unary"], "Hello world");
     assert_eq!(result["unary_usage"], 659);
     assert_eq!(result["stream"], "Hello world");

@@ -267,7 +267,7 @@ async fn every_json_route_reaches_its_vllm_path_and_is_billed_from_its_usage() {
         let received = upstream.last();
         assert_eq!(received.path, upstream_path, "{route}");
         assert_eq!(
-            received.header("authorization"),
+            received.header_str("authorization"),
             format!("Bearer {UPSTREAM_SECRET}")
         );
         let mut expected = body;
@@ -372,10 +372,10 @@ async fn audio_is_forwarded_as_multipart_with_the_model_field_swapped() {
         let received = upstream.last();
         assert_eq!(received.path, format!("/v1/{route}"));
         assert_eq!(
-            received.header("authorization"),
+            received.header_str("authorization"),
             format!("Bearer {UPSTREAM_SECRET}")
         );
-        let content_type = received.header("content-type");
+        let content_type = received.header_str("content-type");
         let boundary = content_type
             .strip_prefix("multipart/form-data; boundary=")
             .expect("the client's multipart content type is forwarded");

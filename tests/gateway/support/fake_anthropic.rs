@@ -12,16 +12,15 @@
 //! `message_delta` as the real API does.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use futures::stream;
 use serde_json::{json, Value};
+
+use super::upstream::fake_upstream;
+pub use super::upstream::Received;
 
 pub const INPUT_TOKENS: u64 = 20;
 pub const CACHE_READ_TOKENS: u64 = 100;
@@ -35,69 +34,12 @@ pub const TOOL_USE_ID: &str = "toolu_01FakeWeatherCall00001";
 pub const RATE_LIMIT_MESSAGE: &str =
     "Number of request tokens has exceeded your per-minute rate limit";
 
-/// One request as the upstream received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("upstream received JSON")
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-#[derive(Clone, Default)]
-struct Shared {
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-pub struct FakeAnthropic {
-    addr: std::net::SocketAddr,
-    shared: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeAnthropic {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl FakeAnthropic {
-    pub async fn start() -> Self {
-        let shared = Shared::default();
-        let app = Router::new()
-            .route("/v1/messages", post(messages))
-            .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
-    }
-
-    /// What a provider's `baseUrl` should be (Anthropic style: the server root).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
-    }
-
-    pub fn last(&self) -> Received {
-        self.received().pop().expect("upstream received a request")
-    }
-}
+fake_upstream!(
+    /// A fake Anthropic; its base URL is the server root (Anthropic style).
+    FakeAnthropic,
+    messages,
+    base_path: ""
+);
 
 /// The usage a non-streamed answer reports.
 pub fn usage() -> Value {
@@ -124,12 +66,15 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn messages(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.received.lock().unwrap().push(Received {
-        headers,
-        body: body.clone(),
-    });
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+/// Answers `POST /v1/messages`; any other path is 404 and any other method 405.
+async fn messages(received: Received) -> Response {
+    if received.path != "/v1/messages" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if received.method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let request: Value = serde_json::from_slice(&received.body).unwrap_or(Value::Null);
     let model = request["model"].as_str().unwrap_or_default().to_owned();
     let stream = request["stream"].as_bool().unwrap_or(false);
     match model.as_str() {

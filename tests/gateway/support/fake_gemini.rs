@@ -12,16 +12,15 @@
 //! every chunk carries the usage so far, the last one the final count and the finish reason.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use futures::stream;
 use serde_json::{json, Value};
+
+use super::upstream::fake_upstream;
+pub use super::upstream::Received;
 
 pub const PROMPT_TOKENS: u64 = 120;
 pub const CACHED_TOKENS: u64 = 100;
@@ -34,72 +33,21 @@ pub const RATE_LIMIT_MESSAGE: &str = "Resource has been exhausted (e.g. check qu
 pub const INVALID_ARGUMENT_MESSAGE: &str =
     "* GenerateContentRequest.contents: contents is not specified";
 
-/// One request as the upstream received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// `{slug}:{method}`.
-    pub resource: String,
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+const MODELS_PREFIX: &str = "/v1beta/models/";
 
 impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("upstream received JSON")
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+    /// `{slug}:{method}`: the path after `/v1beta/models/`.
+    pub fn resource(&self) -> &str {
+        self.path.strip_prefix(MODELS_PREFIX).unwrap_or_default()
     }
 }
 
-#[derive(Clone, Default)]
-struct Shared {
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-pub struct FakeGemini {
-    addr: std::net::SocketAddr,
-    shared: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeGemini {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl FakeGemini {
-    pub async fn start() -> Self {
-        let shared = Shared::default();
-        let app = Router::new()
-            .route("/v1beta/models/{*resource}", post(generate))
-            .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
-    }
-
-    /// What a GOOGLE provider's `baseUrl` should be: the server root.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
-    }
-
-    pub fn last(&self) -> Received {
-        self.received().pop().expect("upstream received a request")
-    }
-}
+fake_upstream!(
+    /// A fake Gemini; its base URL (a GOOGLE provider's) is the server root.
+    FakeGemini,
+    generate,
+    base_path: ""
+);
 
 /// `usageMetadata` as Gemini reports it once the answer is complete.
 pub fn final_usage() -> Value {
@@ -139,20 +87,16 @@ fn chunk(slug: &str, parts: Value, finish: Option<&str>, usage: Value) -> Value 
            "responseId": RESPONSE_ID})
 }
 
-async fn generate(
-    State(shared): State<Shared>,
-    Path(resource): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    shared.received.lock().unwrap().push(Received {
-        resource: resource.clone(),
-        query: query.clone(),
-        headers,
-        body,
-    });
-    let Some((slug, method)) = resource.rsplit_once(':') else {
+/// Answers `POST /v1beta/models/{resource}`; any other path is 404 and any other method 405.
+async fn generate(received: Received) -> Response {
+    if received.resource().is_empty() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if received.method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let query = received.query.clone();
+    let Some((slug, method)) = received.resource().rsplit_once(':') else {
         return google_error(StatusCode::NOT_FOUND, "no method", "NOT_FOUND");
     };
     let slug = slug.to_owned();

@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::fake_vllm::{json_response, sse_event, sse_response, Received, Recording};
+pub use super::upstream::Received;
+use super::upstream::{fake_upstream, json_response, sse_event, sse_response};
 
 pub const PROMPT_TOKENS: u64 = 9;
 pub const COMPLETION_TOKENS: u64 = 3;
@@ -22,21 +23,12 @@ pub const COMPLETION_TOKENS: u64 = 3;
 pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00";
 pub const MP4: &[u8] = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00\xff";
 
-pub struct FakeHuggingFace(pub Recording);
-
-impl FakeHuggingFace {
-    pub async fn start() -> Self {
-        Self(Recording::start(answer).await)
-    }
-
-    pub fn base_url(&self) -> String {
-        self.0.root()
-    }
-
-    pub fn last(&self) -> Received {
-        self.0.last()
-    }
-}
+fake_upstream!(
+    /// A fake Hugging Face router; its base URL is the server root.
+    FakeHuggingFace,
+    |request| async move { answer(&request) },
+    base_path: ""
+);
 
 fn answer(request: &Received) -> Response {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);

@@ -9,28 +9,19 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::fake_vllm::{json_response, sse_event, sse_response, Received, Recording};
+pub use super::upstream::Received;
+use super::upstream::{fake_upstream, json_response, sse_event, sse_response};
 
 pub const PROMPT_TOKENS: u64 = 10;
 pub const COMPLETION_TOKENS: u64 = 4;
 pub const OCR_PAGES: u64 = 3;
 
-pub struct FakeMistral(pub Recording);
-
-impl FakeMistral {
-    pub async fn start() -> Self {
-        Self(Recording::start(answer).await)
-    }
-
-    /// Mistral style: includes `/v1`.
-    pub fn base_url(&self) -> String {
-        format!("{}/v1", self.0.root())
-    }
-
-    pub fn last(&self) -> Received {
-        self.0.last()
-    }
-}
+fake_upstream!(
+    /// A fake Mistral; its base URL includes `/v1` (Mistral style).
+    FakeMistral,
+    |request| async move { answer(&request) },
+    base_path: "/v1"
+);
 
 fn usage() -> Value {
     json!({"prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,

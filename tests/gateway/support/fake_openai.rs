@@ -17,89 +17,28 @@
 //!   ([`GPT_IMAGE_USAGE`]).
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use futures::stream::{self, StreamExt};
-use odock::core::layers::resolve::multipart;
-use std::sync::Mutex;
-
 use serde_json::{json, Value};
 
-/// One request as the upstream received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
+use super::upstream::fake_upstream;
+pub use super::upstream::Received;
 
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("upstream received JSON")
-    }
-
-    /// The text fields of a multipart body.
-    pub fn form_fields(&self) -> Vec<(String, String)> {
-        let content_type = self.headers["content-type"].to_str().expect("content type");
-        let boundary = multipart::boundary(content_type).expect("a multipart boundary");
-        multipart::text_fields(&self.body, &boundary).expect("a multipart body")
-    }
-}
-
-#[derive(Clone, Default)]
-struct Shared {
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-pub struct FakeOpenAi {
-    addr: std::net::SocketAddr,
-    shared: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeOpenAi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+fake_upstream!(
+    /// A fake OpenAI; its base URL includes `/v1` (OpenAI style).
+    FakeOpenAi,
+    route,
+    base_path: "/v1"
+);
 
 impl FakeOpenAi {
-    pub async fn start() -> Self {
-        let shared = Shared::default();
-        let app = Router::new().fallback(route).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, shared, task }
-    }
-
-    /// What a provider's `baseUrl` should be (OpenAI style: includes `/v1`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
-    }
-
     /// What an Azure OpenAI provider's `baseUrl` should be (the resource root).
     pub fn azure_base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
-    }
-
-    pub fn last(&self) -> Received {
-        self.received().pop().expect("upstream received a request")
+        self.0.root()
     }
 }
 
@@ -122,19 +61,7 @@ pub fn gpt_image_usage() -> Value {
 /// The slug that makes image answers carry [`gpt_image_usage`].
 pub const GPT_IMAGE_USAGE: &str = "gpt-image-1";
 
-async fn route(
-    State(shared): State<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let received = Received {
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        body,
-    };
-    shared.received.lock().unwrap().push(received.clone());
+async fn route(received: Received) -> Response {
     let path = received.path.as_str();
     // Azure addresses deployments: `/openai/deployments/{deployment}/{operation}`.
     let operation = path

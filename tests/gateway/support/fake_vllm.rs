@@ -1,5 +1,4 @@
-//! A fake vLLM server on loopback, plus [`Recording`], the small recording server the Mistral and
-//! Hugging Face fakes are built on too.
+//! A fake vLLM server on loopback.
 //!
 //! vLLM answers by path, like the real server: the OpenAI-compatible routes under `/v1`, vLLM's
 //! own `tokenize`, `detokenize`, `pooling`, `classify`, `score` and `rerank` at the root, 404
@@ -10,156 +9,22 @@
 //! - embeddings, pooling, classify, score: 6 prompt tokens; rerank: `total_tokens` 21;
 //! - audio: `{"type":"duration","seconds":2}` (no tokens); tokenize/detokenize: none.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{json, Value};
 
-/// One request as a fake upstream received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("upstream received JSON")
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
-            .unwrap_or_default()
-    }
-}
-
-type Answer = fn(&Received) -> Response;
-
-#[derive(Clone)]
-struct Shared {
-    received: Arc<Mutex<Vec<Received>>>,
-    answer: Answer,
-}
-
-/// A loopback server that records every request and answers with a function of it.
-pub struct Recording {
-    addr: std::net::SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Recording {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Recording {
-    pub async fn start(answer: Answer) -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let shared = Shared {
-            received: received.clone(),
-            answer,
-        };
-        let app = Router::new().fallback(record).with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
-        let addr = listener.local_addr().expect("upstream addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            addr,
-            received,
-            task,
-        }
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn root(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    pub fn last(&self) -> Received {
-        self.received().pop().expect("upstream received a request")
-    }
-}
-
-async fn record(
-    State(shared): State<Shared>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let received = Received {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    };
-    let response = (shared.answer)(&received);
-    shared.received.lock().unwrap().push(received);
-    response
-}
-
-pub fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-pub fn sse_response(events: &[String]) -> Response {
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from(events.concat()))
-        .unwrap()
-}
-
-pub fn sse_event(data: &Value) -> String {
-    format!("data: {data}\n\n")
-}
+pub use super::upstream::Received;
+use super::upstream::{fake_upstream, json_response, sse_event, sse_response};
 
 pub const PROMPT_TOKENS: u64 = 11;
 pub const COMPLETION_TOKENS: u64 = 7;
 
-/// A fake vLLM server; its base URL is the server root.
-pub struct FakeVllm(pub Recording);
-
-impl FakeVllm {
-    pub async fn start() -> Self {
-        Self(Recording::start(answer).await)
-    }
-
-    pub fn base_url(&self) -> String {
-        self.0.root()
-    }
-
-    pub fn last(&self) -> Received {
-        self.0.last()
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.0.received()
-    }
-}
+fake_upstream!(
+    /// A fake vLLM server; its base URL is the server root.
+    FakeVllm,
+    |request| async move { answer(&request) },
+    base_path: ""
+);
 
 fn chat_usage() -> Value {
     json!({"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
@@ -255,7 +120,7 @@ fn answer(request: &Received) -> Response {
         "/detokenize" => json_response(StatusCode::OK, json!({"prompt": "Hello world"})),
         "/v1/audio/transcriptions" | "/v1/audio/translations" => {
             let multipart = request
-                .header("content-type")
+                .header_str("content-type")
                 .starts_with("multipart/form-data; boundary=");
             if !multipart {
                 return json_response(

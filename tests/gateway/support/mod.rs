@@ -7,6 +7,7 @@ pub mod fake_huggingface;
 pub mod fake_mistral;
 pub mod fake_openai;
 pub mod fake_vllm;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -320,6 +321,46 @@ impl TestServer {
         )
         .await;
     }
+}
+
+/// Whether `python3` can import the Python module `module` (installed by `pip install
+/// {package}`), for the tests that drive an unmodified Python SDK. When it cannot, the test
+/// should skip (this prints why) — unless `ODOCK_REQUIRE_SDK_TESTS` is set, as CI does, in which
+/// case a missing module fails the test instead.
+pub fn python_module_available(module: &str, package: &str) -> bool {
+    let importable = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !importable {
+        assert!(
+            std::env::var("ODOCK_REQUIRE_SDK_TESTS").is_err(),
+            "ODOCK_REQUIRE_SDK_TESTS is set but the {package} Python package is missing"
+        );
+        eprintln!(
+            "skipped: python3 cannot import {module} (pip install {package} to run this test)"
+        );
+    }
+    importable
+}
+
+/// Runs `python3 tests/gateway/{script} {args…}`, asserts it succeeded (showing its stderr if
+/// not), and returns the JSON it printed.
+pub async fn run_python_script(script: &str, args: &[&str]) -> Value {
+    let script = format!("{}/tests/gateway/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn rand_suffix() -> String {
