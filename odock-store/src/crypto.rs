@@ -24,6 +24,8 @@ pub enum CryptoError {
     WrongKey(String),
     #[error("secret envelope failed authentication")]
     Tampered,
+    #[error("secret could not be sealed")]
+    Seal,
     #[error("master key file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -87,19 +89,22 @@ impl MasterKey {
         &self.key_id
     }
 
-    /// Seals `plaintext` into an envelope.
-    pub fn seal(&self, plaintext: &str) -> String {
+    /// Seals `plaintext` into an envelope. AES-GCM refuses only inputs beyond its 64 GiB limit.
+    pub fn seal(&self, plaintext: &str) -> Result<String, CryptoError> {
         let mut nonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut nonce);
-        // Encryption with a valid key and a 12-byte nonce cannot fail for inputs below 64 GiB.
         let ciphertext = self
             .cipher
             .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
-            .unwrap_or_default();
+            .map_err(|_| CryptoError::Seal)?;
         let mut payload = Vec::with_capacity(12 + ciphertext.len());
         payload.extend_from_slice(&nonce);
         payload.extend_from_slice(&ciphertext);
-        format!("v1.{}.{}", self.key_id, URL_SAFE_NO_PAD.encode(payload))
+        Ok(format!(
+            "v1.{}.{}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(payload)
+        ))
     }
 
     /// Opens an envelope made by [`MasterKey::seal`].
@@ -150,13 +155,17 @@ mod tests {
     #[test]
     fn seal_and_open_round_trip_and_detect_tampering() {
         let (key, _) = MasterKey::generate();
-        let envelope = key.seal("sk-upstream-secret");
+        let envelope = key.seal("sk-upstream-secret").unwrap();
         assert!(!envelope.contains("sk-upstream-secret"));
         assert_eq!(
             key.open(&envelope).map(|s| s.expose().to_owned()).ok(),
             Some("sk-upstream-secret".to_owned())
         );
-        assert_ne!(key.seal("x"), key.seal("x"), "nonces must differ");
+        assert_ne!(
+            key.seal("x").unwrap(),
+            key.seal("x").unwrap(),
+            "nonces must differ"
+        );
 
         let mut tampered = envelope.clone().into_bytes();
         let last = tampered.len() - 2;

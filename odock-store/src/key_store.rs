@@ -854,7 +854,7 @@ mod tests {
                                                       envelope, preview, created_at, updated_at)
              VALUES ('pk1', 'p1', 'org1', 'main', ?, 'sk-…1234', 1, 1)",
         )
-        .bind(f.master_key.seal("sk-upstream-1234"))
+        .bind(f.master_key.seal("sk-upstream-1234").unwrap())
         .execute(&f.pool)
         .await
         .unwrap();
@@ -907,7 +907,7 @@ mod tests {
                                             preview, revoked, created_at, updated_at)
              VALUES ('pk2', 'p1', 'org1', 'second', ?, 'sk-…9999', 1, 5, 5)",
         )
-        .bind(f.master_key.seal("sk-upstream-9999"))
+        .bind(f.master_key.seal("sk-upstream-9999").unwrap())
         .execute(&f.pool)
         .await
         .unwrap();
@@ -946,7 +946,7 @@ mod tests {
         seed_model(&f, "gpt", true).await;
         let (other, _) = MasterKey::generate();
         sqlx::query("UPDATE provider_api_keys SET envelope = ?")
-            .bind(other.seal("sk-upstream"))
+            .bind(other.seal("sk-upstream").unwrap())
             .execute(&f.pool)
             .await
             .unwrap();

@@ -85,7 +85,9 @@ pub async fn create(
     if secret.is_empty() {
         return Err(AdminError::field("key", "key must not be empty"));
     }
-    let envelope = master_key.seal(secret);
+    let envelope = master_key
+        .seal(secret)
+        .map_err(|_| AdminError::field("key", "key could not be sealed"))?;
     let now = now_ms();
     let id = new_object_id();
     sqlx::query(
