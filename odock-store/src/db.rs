@@ -7,6 +7,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+/// The pool every repository takes, and its row and write-result types. New code names these, never a
+/// backend's own types, so the same repository code serves SQLite and PostgreSQL.
+pub type Db = sqlx::SqlitePool;
+pub type DbRow = sqlx::sqlite::SqliteRow;
+pub type DbQueryResult = sqlx::sqlite::SqliteQueryResult;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("unsupported database URL `{0}` (expected sqlite://...)")]
