@@ -35,6 +35,9 @@ pub enum Endpoint {
     HuggingFace(HuggingFaceRoute),
     /// `POST /v1/llm/chat`: an OpenAI-style chat request for a model of any family.
     UnifiedChat,
+    /// `GET|POST|DELETE /v1/mcp/{ref}[/{path}]`: the governed MCP gateway (no model, no provider
+    /// family; not in [`Endpoint::ALL`], which lists the LLM routes).
+    Mcp,
 }
 
 /// vLLM's routes under `/v1/vllm/`.
@@ -108,7 +111,7 @@ const OPENAI_FAMILY: &[ProviderType] = &[
 ];
 
 impl Endpoint {
-    /// Every endpoint, for route tables and tests.
+    /// Every LLM endpoint, for route tables and tests.
     pub const ALL: &'static [Endpoint] = &[
         Endpoint::ChatCompletions,
         Endpoint::Responses,
@@ -185,6 +188,7 @@ impl Endpoint {
                 HuggingFaceRoute::SpeechToText => "/v1/huggingface/speech-to-text",
             },
             Endpoint::UnifiedChat => "/v1/llm/chat",
+            Endpoint::Mcp => "/v1/mcp/{mcp_ref}",
         }
     }
 
@@ -206,6 +210,7 @@ impl Endpoint {
             Endpoint::Mistral(_) => provider == ProviderType::Mistral,
             Endpoint::HuggingFace(_) => provider == ProviderType::HuggingFace,
             Endpoint::UnifiedChat => true,
+            Endpoint::Mcp => false,
         }
     }
 

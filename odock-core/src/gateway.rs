@@ -12,13 +12,21 @@
 //!    `Endpoint`; writes [`Meter`](crate::layers::Meter); enqueues one usage record per
 //!    authenticated request when the response body ends or is dropped, or when the request fails.
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
-//!    writes [`LlmRequest`](crate::layers::LlmRequest) and `Arc<ResolvedModel>`.
-//! 7. **Policy gate** ([`PolicyGateLayer`]) — reads `Principal`, `LlmRequest`,
-//!    `Arc<ResolvedModel>`, `Meter`, `ClientIp`; applies every scope's rate-limit policy.
+//!    writes [`LlmRequest`](crate::layers::LlmRequest), `Arc<ResolvedModel>` and
+//!    [`Governed`](crate::layers::Governed) (policy target + estimate).
+//! 7. **Policy gate** ([`PolicyGateLayer`]) — reads `Principal`, `Governed`, `Meter`, `ClientIp`;
+//!    applies every scope's rate-limit policy.
 //! 8. **Reservation** ([`ReservationLayer`], when ledgers are configured) — reads `Principal`,
-//!    `LlmRequest`, `Arc<ResolvedModel>`, `Meter`; reserves the estimate in every matching quota and
-//!    budget window and registers the settlement on the meter.
+//!    `Governed`, `Meter`; reserves the estimate in every matching quota and budget window and
+//!    registers the settlement on the meter.
 //! 9. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
+//!
+//! The MCP route ([`GatewayBuilder::mcp`]) is the same stack with two MCP layers: the reference
+//! check ([`McpRefLayer`], between 3 and 4: a path without a server reference is 400 before
+//! authentication) and MCP resolution ([`McpResolveLayer`] in place of 6: server, grant, scope,
+//! tool rules; writes `Arc<ResolvedMcpServer>`, [`McpRequest`](crate::layers::McpRequest) and
+//! `Governed` with the server as policy target). The innermost service, which talks to the MCP
+//! server over its transport, is the embedder's (`odock-server` builds it on `odock-mcp`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -38,13 +46,13 @@ use crate::error::GatewayError;
 use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
 use crate::layers::{
-    AuthLayer, ErrorResponseLayer, MeteringLayer, PolicyGateLayer, RequestIdLayer,
-    ReservationLayer, ResolveLayer,
+    AuthLayer, ErrorResponseLayer, McpRefLayer, McpResolveLayer, MeteringLayer, PolicyGateLayer,
+    RequestIdLayer, ReservationLayer, ResolveLayer,
 };
 use crate::ledger::{BudgetLedger, QuotaLedger};
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
-use crate::rate_limit::InMemoryRateLimiter;
+use crate::rate_limit::{InMemoryRateLimiter, RateLimiter};
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).
@@ -59,7 +67,7 @@ pub struct GatewayBuilder {
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
     reservation: Option<ReservationLayer>,
-    limiter: Arc<InMemoryRateLimiter>,
+    limiter: Arc<dyn RateLimiter>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -96,6 +104,13 @@ impl GatewayBuilder {
         refresh_every: std::time::Duration,
     ) -> Self {
         self.reservation = Some(ReservationLayer::new(budgets, quotas, refresh_every));
+        self
+    }
+
+    /// Counts rate limits with `limiter` instead of the in-process default (a shared limiter makes
+    /// several replicas enforce one limit).
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
         self
     }
 
@@ -141,6 +156,41 @@ impl GatewayBuilder {
             ))
             .option_layer(self.reservation.clone())
             .service(ProviderService::new(self.providers.clone()));
+        BoxCloneSyncService::new(service)
+    }
+
+    /// The governed MCP route (`GET|POST|DELETE /v1/mcp/{ref}[/{path}]`) over `call`, the service
+    /// that forwards the governed request to the MCP server (it finds `Arc<ResolvedMcpServer>`,
+    /// `McpRequest` and the `Meter` in the extensions, and must call
+    /// [`Meter::upstream_started`](crate::layers::Meter::upstream_started) before it sends).
+    pub fn mcp<B, S>(&self, call: S) -> GatewayService<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let service = ServiceBuilder::new()
+            .map_request(|mut req: Request<B>| {
+                req.extensions_mut().insert(Endpoint::Mcp);
+                req
+            })
+            .layer(RequestIdLayer)
+            .layer(ErrorResponseLayer)
+            .layer(McpRefLayer)
+            .layer(self.auth_layer())
+            .layer(MeteringLayer::new(self.usage.clone()))
+            .layer(McpResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .layer(PolicyGateLayer::new(
+                self.key_store.clone(),
+                self.limiter.clone(),
+            ))
+            .option_layer(self.reservation.clone())
+            .service(call);
         BoxCloneSyncService::new(service)
     }
 

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::error::{AuthError, ResolveError};
-use crate::ids::{ApiKeyId, ModelId, OrganisationId};
+use crate::ids::{ApiKeyId, McpServerId, ModelId, OrganisationId};
+use crate::mcp_server::ResolvedMcpServer;
 use crate::model::ResolvedModel;
 use crate::principal::Principal;
 use crate::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
@@ -43,6 +44,38 @@ pub trait KeyStore: Send + Sync + 'static {
         principal: &Principal,
         model: &ModelId,
     ) -> Result<Arc<ScopedPolicies>, ResolveError>;
+
+    /// The MCP server of the organisation named by `reference` — its slug, else its id. `None`
+    /// when there is none or it is disabled. Stores without MCP support know no servers.
+    async fn mcp_server(
+        &self,
+        organisation: &OrganisationId,
+        reference: &str,
+    ) -> Result<Option<Arc<ResolvedMcpServer>>, ResolveError> {
+        let _ = (organisation, reference);
+        Ok(None)
+    }
+
+    /// Whether the key holds an explicit grant for the MCP server (a model grant never implies one).
+    async fn has_mcp_grant(
+        &self,
+        key: &ApiKeyId,
+        server: &McpServerId,
+    ) -> Result<bool, ResolveError> {
+        let _ = (key, server);
+        Ok(false)
+    }
+
+    /// The rate-limit policies in force for the principal on an MCP server: organisation, team
+    /// (TEAM keys only), API key and MCP server (`mcp_server`) scopes, each only when it has one.
+    async fn mcp_server_policies(
+        &self,
+        principal: &Principal,
+        server: &McpServerId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        let _ = (principal, server);
+        Ok(Arc::new(ScopedPolicies::new()))
+    }
 }
 
 /// A `KeyStore` over plain maps, for embedding without a database and for tests. Keys are held as
@@ -58,6 +91,10 @@ struct InMemoryState {
     models: HashMap<(OrganisationId, String), Arc<ResolvedModel>>,
     grants: HashMap<ApiKeyId, Vec<ModelId>>,
     policies: HashMap<(&'static str, String), Policy>,
+    mcp_servers: HashMap<OrganisationId, Vec<Arc<ResolvedMcpServer>>>,
+    mcp_grants: HashMap<ApiKeyId, Vec<McpServerId>>,
+    /// Servers present but switched off (not found by lookups).
+    disabled_mcp_servers: Vec<McpServerId>,
 }
 
 impl InMemoryKeyStore {
@@ -86,7 +123,32 @@ impl InMemoryKeyStore {
             .push(model);
     }
 
-    /// Sets the policy of one scope (`organisation`, `team`, `api_key`, `model`).
+    /// Adds (or replaces) an MCP server; `enabled = false` keeps it but makes it unfindable.
+    pub fn insert_mcp_server(&self, server: ResolvedMcpServer, enabled: bool) {
+        let mut state = self.inner.write();
+        let servers = state
+            .mcp_servers
+            .entry(server.organisation_id.clone())
+            .or_default();
+        servers.retain(|s| s.id != server.id);
+        let id = server.id.clone();
+        servers.push(Arc::new(server));
+        state.disabled_mcp_servers.retain(|s| *s != id);
+        if !enabled {
+            state.disabled_mcp_servers.push(id);
+        }
+    }
+
+    pub fn grant_mcp(&self, key: ApiKeyId, server: McpServerId) {
+        self.inner
+            .write()
+            .mcp_grants
+            .entry(key)
+            .or_default()
+            .push(server);
+    }
+
+    /// Sets the policy of one scope (`organisation`, `team`, `api_key`, `model`, `mcp_server`).
     pub fn set_policy(&self, scope: &'static str, id: impl Into<String>, policy: Policy) {
         self.inner
             .write()
@@ -158,6 +220,61 @@ impl KeyStore for InMemoryKeyStore {
         principal: &Principal,
         model: &ModelId,
     ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        Ok(Arc::new(
+            self.scoped_policies(principal, ("model", model.as_str())),
+        ))
+    }
+
+    async fn mcp_server(
+        &self,
+        organisation: &OrganisationId,
+        reference: &str,
+    ) -> Result<Option<Arc<ResolvedMcpServer>>, ResolveError> {
+        let state = self.inner.read();
+        let servers = state.mcp_servers.get(organisation);
+        let found = servers
+            .and_then(|all| {
+                all.iter()
+                    .find(|s| s.slug == reference)
+                    .or_else(|| all.iter().find(|s| s.id.as_str() == reference))
+            })
+            .filter(|s| !state.disabled_mcp_servers.contains(&s.id))
+            .cloned();
+        Ok(found)
+    }
+
+    async fn has_mcp_grant(
+        &self,
+        key: &ApiKeyId,
+        server: &McpServerId,
+    ) -> Result<bool, ResolveError> {
+        Ok(self
+            .inner
+            .read()
+            .mcp_grants
+            .get(key)
+            .is_some_and(|servers| servers.contains(server)))
+    }
+
+    async fn mcp_server_policies(
+        &self,
+        principal: &Principal,
+        server: &McpServerId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        Ok(Arc::new(self.scoped_policies(
+            principal,
+            ("mcp_server", server.as_str()),
+        )))
+    }
+}
+
+impl InMemoryKeyStore {
+    /// Organisation, team (TEAM keys), key and `target` scopes, each only when it has a policy.
+    fn scoped_policies(
+        &self,
+        principal: &Principal,
+        target: (&'static str, &str),
+    ) -> ScopedPolicies {
         let state = self.inner.read();
         let team = principal
             .team_id
@@ -167,21 +284,19 @@ impl KeyStore for InMemoryKeyStore {
             ("organisation", Some(principal.organisation_id.as_str())),
             ("team", team.map(|t| t.as_str())),
             ("api_key", Some(principal.api_key_id.as_str())),
-            ("model", Some(model.as_str())),
+            (target.0, Some(target.1)),
         ];
-        Ok(Arc::new(
-            scopes
-                .into_iter()
-                .filter_map(|(scope, id)| {
-                    let id = id?;
-                    let policy = state.policies.get(&(scope, id.to_owned()))?.clone();
-                    Some(ScopedPolicy {
-                        scope,
-                        id: id.to_owned(),
-                        policy,
-                    })
+        scopes
+            .into_iter()
+            .filter_map(|(scope, id)| {
+                let id = id?;
+                let policy = state.policies.get(&(scope, id.to_owned()))?.clone();
+                Some(ScopedPolicy {
+                    scope,
+                    id: id.to_owned(),
+                    policy,
                 })
-                .collect(),
-        ))
+            })
+            .collect()
     }
 }

@@ -33,6 +33,7 @@ pub mod key_store;
 pub mod layers;
 pub mod ledger;
 pub mod mcp;
+pub mod mcp_server;
 pub mod model;
 pub mod pricing;
 pub mod principal;
@@ -44,6 +45,8 @@ pub mod unified;
 pub mod usage;
 pub mod windows;
 
+#[cfg(test)]
+mod gateway_mcp_tests;
 #[cfg(test)]
 mod gateway_tests;
 
@@ -63,14 +66,15 @@ pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{BudgetLedger, LedgerError, QuotaActuals, QuotaDemand, QuotaLedger, Reservation};
 pub use mcp::{McpMessage, McpReply, McpTransport};
+pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
 pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};
-pub use pricing::{Bill, BillingMode, ModelPricing, TokenRates};
+pub use pricing::{Bill, BillingMode, McpBill, McpPricing, ModelPricing, TokenRates};
 pub use principal::Principal;
 pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
 pub use secret::Secret;
 pub use usage::{
-    InMemoryUsageSink, ReportedUsage, RequestOutcome, TokenUsage, UsageMetadata, UsageRecord,
-    UsageSink, UsageSinkError,
+    InMemoryUsageSink, McpUsageRecord, ReportedUsage, RequestOutcome, TokenUsage, UsageMetadata,
+    UsageRecord, UsageSink, UsageSinkError,
 };

@@ -193,6 +193,115 @@ fn bill_components(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode
     }
 }
 
+/// An MCP server's price list (DECISIONS.md "MCP pricing"): `callNanosUsd` per `tools/call`, and
+/// byte rates in nanos USD per 1M bytes applied to every message forwarded (request bytes in,
+/// response bytes out). Omitted rates are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct McpPricing {
+    pub call_nanos_usd: i64,
+    pub input_nanos_usd_per_million_bytes: i64,
+    pub output_nanos_usd_per_million_bytes: i64,
+}
+
+impl McpPricing {
+    /// Refuses negative rates (naming the field as the admin API spells it).
+    pub fn validate(&self) -> Result<(), PricingError> {
+        let rates = [
+            ("callNanosUsd", self.call_nanos_usd),
+            (
+                "inputNanosUsdPerMillionBytes",
+                self.input_nanos_usd_per_million_bytes,
+            ),
+            (
+                "outputNanosUsdPerMillionBytes",
+                self.output_nanos_usd_per_million_bytes,
+            ),
+        ];
+        match rates.iter().find(|(_, rate)| *rate < 0) {
+            Some((name, _)) => Err(PricingError::NegativeRate(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The price of one MCP exchange: the exact total (rounded up once), its components (each rounded
+/// up on its own, for display) and the pricing snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpBill {
+    #[serde(rename = "totalCostNanosUsd")]
+    pub cost_nanos_usd: i64,
+    pub call_cost_nanos_usd: i64,
+    pub input_cost_nanos_usd: i64,
+    pub output_cost_nanos_usd: i64,
+    pub pricing: McpPricing,
+}
+
+/// Prices `tool_calls` calls plus `input_bytes` / `output_bytes` forwarded. Summed exactly in
+/// `i128` at a 1e-6-nano scale (byte rates are per 1M bytes), rounded up once.
+pub fn bill_mcp(
+    pricing: &McpPricing,
+    tool_calls: u64,
+    input_bytes: u64,
+    output_bytes: u64,
+) -> McpBill {
+    const PER_MILLION: i128 = 1_000_000;
+    let call = i128::from(tool_calls) * i128::from(pricing.call_nanos_usd) * PER_MILLION;
+    let input = i128::from(input_bytes) * i128::from(pricing.input_nanos_usd_per_million_bytes);
+    let output = i128::from(output_bytes) * i128::from(pricing.output_nanos_usd_per_million_bytes);
+    let to_nanos = |scaled: i128| -> i64 {
+        let nanos = (scaled + PER_MILLION - 1).div_euclid(PER_MILLION);
+        i64::try_from(nanos).unwrap_or(i64::MAX)
+    };
+    McpBill {
+        cost_nanos_usd: to_nanos(call + input + output),
+        call_cost_nanos_usd: to_nanos(call),
+        input_cost_nanos_usd: to_nanos(input),
+        output_cost_nanos_usd: to_nanos(output),
+        pricing: *pricing,
+    }
+}
+
+#[cfg(test)]
+mod mcp_tests {
+    use super::*;
+
+    #[test]
+    fn mcp_calls_and_bytes_are_priced_per_the_stated_units() {
+        // $2 per 1M calls = 2,000 nanos per call; $0.50 and $1.00 per 1M bytes.
+        let pricing = McpPricing {
+            call_nanos_usd: 2_000,
+            input_nanos_usd_per_million_bytes: 500_000_000,
+            output_nanos_usd_per_million_bytes: 1_000_000_000,
+        };
+        let bill = bill_mcp(&pricing, 1, 2_000, 8_000);
+        assert_eq!(bill.call_cost_nanos_usd, 2_000);
+        assert_eq!(bill.input_cost_nanos_usd, 1_000_000);
+        assert_eq!(bill.output_cost_nanos_usd, 8_000_000);
+        assert_eq!(bill.cost_nanos_usd, 9_002_000);
+        // One byte at 1 nano per 1M bytes costs a millionth of a nano: the record still costs 1.
+        let tiny = McpPricing {
+            input_nanos_usd_per_million_bytes: 1,
+            ..McpPricing::default()
+        };
+        assert_eq!(bill_mcp(&tiny, 0, 1, 0).cost_nanos_usd, 1);
+        assert_eq!(
+            bill_mcp(&McpPricing::default(), 3, 10, 10).cost_nanos_usd,
+            0
+        );
+        let json = serde_json::to_value(bill).unwrap();
+        assert_eq!(json["totalCostNanosUsd"], 9_002_000);
+        assert_eq!(json["pricing"]["callNanosUsd"], 2_000);
+        assert!(McpPricing {
+            call_nanos_usd: -1,
+            ..McpPricing::default()
+        }
+        .validate()
+        .is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

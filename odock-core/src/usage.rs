@@ -8,8 +8,10 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{ApiKeyId, ModelId, OrganisationId, RequestId, TeamId, UsageRecordId, UserId};
-use crate::pricing::Bill;
+use crate::ids::{
+    ApiKeyId, McpServerId, ModelId, OrganisationId, RequestId, TeamId, UsageRecordId, UserId,
+};
+use crate::pricing::{Bill, McpBill};
 
 /// Token counts normalised across providers. `input` includes cached, audio and image input tokens;
 /// `output` includes reasoning, audio and image output tokens (the OpenAI convention).
@@ -170,6 +172,40 @@ pub struct UsageMetadata {
     pub denied_by: Option<String>,
 }
 
+/// The MCP side of a usage record (provider `mcp`): which server, transport and JSON-RPC method, the
+/// tool called, bytes each way and the MCP price. Stored in `mcp_usage_records`, paired with its
+/// usage record by `usage_record_id`; the usage record's cost is the same total (never added twice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpUsageRecord {
+    pub id: String,
+    pub usage_record_id: UsageRecordId,
+    pub request_id: RequestId,
+    pub organisation_id: OrganisationId,
+    pub team_id: Option<TeamId>,
+    pub user_id: Option<UserId>,
+    pub api_key_id: ApiKeyId,
+    pub mcp_server_id: McpServerId,
+    pub slug: String,
+    /// `STREAMABLE_HTTP`, `SSE` or `STDIO`.
+    pub transport: String,
+    /// The JSON-RPC method (`tools/call`, `tools/list`, …; the first one of a batch), or the HTTP
+    /// method for bodiless requests (`GET` server stream, `DELETE` session end).
+    pub rpc_method: Option<String>,
+    /// The tool of a `tools/call` (the first one of a batch).
+    pub tool_name: Option<String>,
+    pub tool_call_count: u64,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    pub http_status: u16,
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+    pub cost_nanos_usd: i64,
+    /// Breakdown and pricing snapshot.
+    pub billing: McpBill,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Why a sink could not store records.
 #[derive(Debug, thiserror::Error)]
 #[error("usage sink: {0}")]
@@ -182,6 +218,13 @@ pub struct UsageSinkError(pub String);
 pub trait UsageSink: Send + Sync + 'static {
     fn enqueue(&self, record: UsageRecord);
 
+    /// Enqueues a usage record together with its MCP sidecar, to be stored in the same write.
+    /// Sinks that do not keep MCP records store the usage record alone.
+    fn enqueue_mcp(&self, record: UsageRecord, mcp: McpUsageRecord) {
+        drop(mcp);
+        self.enqueue(record);
+    }
+
     async fn flush(&self) -> Result<(), UsageSinkError>;
 }
 
@@ -189,6 +232,7 @@ pub trait UsageSink: Send + Sync + 'static {
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryUsageSink {
     records: Arc<Mutex<Vec<UsageRecord>>>,
+    mcp_records: Arc<Mutex<Vec<McpUsageRecord>>>,
 }
 
 impl InMemoryUsageSink {
@@ -200,11 +244,21 @@ impl InMemoryUsageSink {
     pub fn records(&self) -> Vec<UsageRecord> {
         self.records.lock().clone()
     }
+
+    /// A copy of every MCP usage record enqueued so far.
+    pub fn mcp_records(&self) -> Vec<McpUsageRecord> {
+        self.mcp_records.lock().clone()
+    }
 }
 
 #[async_trait]
 impl UsageSink for InMemoryUsageSink {
     fn enqueue(&self, record: UsageRecord) {
+        self.records.lock().push(record);
+    }
+
+    fn enqueue_mcp(&self, record: UsageRecord, mcp: McpUsageRecord) {
+        self.mcp_records.lock().push(mcp);
         self.records.lock().push(record);
     }
 

@@ -14,9 +14,9 @@ use odock_core::layers::RequestIdLayer;
 use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
 };
+use odock_store::db::Db;
 use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
-use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
@@ -46,7 +46,7 @@ pub enum StartError {
 /// A built server, ready to serve.
 pub struct App {
     router: Router,
-    pool: SqlitePool,
+    pool: Db,
     usage: Arc<SqlUsageSink>,
     /// Background tasks releasing expired budget/quota leases.
     sweepers: Vec<tokio::task::JoinHandle<()>>,
@@ -162,7 +162,7 @@ impl App {
         self.router.clone()
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 

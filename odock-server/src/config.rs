@@ -228,11 +228,21 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !self.database_url.starts_with("sqlite:") {
-            return Err(invalid(
-                "database_url",
-                "only sqlite:// URLs are supported by this build (Postgres comes with production mode)",
-            ));
+        match odock_store::db::Backend::of_url(&self.database_url) {
+            None => {
+                return Err(invalid(
+                    "database_url",
+                    "expected sqlite://path or postgres://user@host/database",
+                ))
+            }
+            // Replicas must share one master key, and a generated one would live on one machine.
+            Some(odock_store::db::Backend::Postgres) if self.master_key.is_none() => {
+                return Err(invalid(
+                    "master_key",
+                    "ODOCK_MASTER_KEY is required with a PostgreSQL database",
+                ))
+            }
+            Some(_) => {}
         }
         if let Some(key) = &self.master_key {
             odock_store::MasterKey::from_base64(key.expose())

@@ -1,26 +1,65 @@
-//! Connecting to the database and running migrations.
+//! Connecting to the database (SQLite or PostgreSQL) and running migrations.
+//!
+//! Every repository takes a [`Db`], an sqlx `Any` pool, and writes SQL both backends run unchanged:
+//! `$n` placeholders, INTEGER/BIGINT for integers, booleans (0/1) and unix-millisecond timestamps,
+//! TEXT for JSON. The few places where the dialects differ ask [`backend`] which one they talk to.
 
-use std::str::FromStr;
+use std::fmt::Write as _;
+use std::sync::Once;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Any, Executor};
 
-/// The pool every repository takes, and its row and write-result types. New code names these, never a
+/// The pool every repository takes, and its row and write-result types. Code names these, never a
 /// backend's own types, so the same repository code serves SQLite and PostgreSQL.
-pub type Db = sqlx::SqlitePool;
-pub type DbRow = sqlx::sqlite::SqliteRow;
-pub type DbQueryResult = sqlx::sqlite::SqliteQueryResult;
+pub type Db = sqlx::AnyPool;
+pub type DbRow = sqlx::any::AnyRow;
+pub type DbQueryResult = sqlx::any::AnyQueryResult;
+pub type DbConnection = sqlx::AnyConnection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("unsupported database URL `{0}` (expected sqlite://...)")]
+    #[error("unsupported database URL `{0}` (expected sqlite://... or postgres://...)")]
     UnsupportedUrl(String),
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// The backend of a pool (from its connection URL).
+pub fn backend(pool: &Db) -> Backend {
+    Backend::of_url(pool.connect_options().database_url.as_str()).unwrap_or(Backend::Sqlite)
 }
 
 /// Pool settings.
@@ -39,36 +78,190 @@ impl Default for DbOptions {
     }
 }
 
-/// Opens (creating if needed) the SQLite database at `url` and applies every migration.
-pub async fn connect(url: &str, options: &DbOptions) -> Result<SqlitePool, DbError> {
-    if !url.starts_with("sqlite:") {
-        return Err(DbError::UnsupportedUrl(url.to_owned()));
-    }
-    let connect = SqliteConnectOptions::from_str(url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
+fn install_drivers() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(sqlx::any::install_default_drivers);
+}
+
+/// SQLite settings every connection gets: WAL (readers never wait for the writer), foreign keys,
+/// and a busy timeout so writers queue instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// Opens the database at `url` (`sqlite://path` — created if missing — or `postgres://...`) and
+/// applies every migration of its backend.
+pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, DbError> {
+    install_drivers();
+    let backend = Backend::of_url(url).ok_or_else(|| DbError::UnsupportedUrl(url.to_owned()))?;
+    let pool_options = AnyPoolOptions::new()
         .max_connections(options.max_connections)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
-        .await?;
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        .acquire_timeout(options.acquire_timeout);
+    let pool = match backend {
+        Backend::Sqlite => {
+            pool_options
+                .after_connect(|conn, _| {
+                    Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
+                })
+                .connect(&sqlite_create_url(url))
+                .await?
+        }
+        Backend::Postgres => pool_options.connect(url).await?,
+    };
+    migrate(&pool).await?;
     Ok(pool)
 }
 
-/// A fresh in-memory database with the schema applied (tests, examples).
-pub async fn connect_in_memory() -> Result<SqlitePool, DbError> {
-    let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-    // One connection: every connection to `:memory:` would be a different database.
-    let pool = SqlitePoolOptions::new()
+/// A fresh in-memory SQLite database with the schema applied (tests, examples).
+pub async fn connect_in_memory() -> Result<Db, DbError> {
+    install_drivers();
+    // One connection, never recycled: every connection to `:memory:` is a different database.
+    let pool = AnyPoolOptions::new()
         .max_connections(1)
-        .connect_with(connect)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .after_connect(|conn, _| {
+            Box::pin(async move { conn.execute("PRAGMA foreign_keys = ON;").await.map(|_| ()) })
+        })
+        .connect("sqlite::memory:")
         .await?;
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+    migrate(&pool).await?;
     Ok(pool)
+}
+
+/// Applies the migrations of the pool's backend.
+pub async fn migrate(pool: &Db) -> Result<(), DbError> {
+    match backend(pool) {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+    }
+    Ok(())
+}
+
+/// `sqlite://path` with `mode=rwc` so a missing database file is created.
+fn sqlite_create_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// A value bound to a [`SqlBuilder`] placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Param::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Param::Text(Some(value))
+    }
+}
+
+impl From<Option<&str>> for Param {
+    fn from(value: Option<&str>) -> Self {
+        Param::Text(value.map(str::to_owned))
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(value: Option<String>) -> Self {
+        Param::Text(value)
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Param::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Param::Int(value)
+    }
+}
+
+impl From<bool> for Param {
+    fn from(value: bool) -> Self {
+        Param::Int(Some(i64::from(value)))
+    }
+}
+
+/// Builds a statement with a variable shape (optional filters, multi-row inserts) whose
+/// placeholders are numbered `$1, $2, …` — the spelling both backends accept. (sqlx's own
+/// `QueryBuilder` writes `?` under `Any`, which PostgreSQL refuses.)
+#[derive(Debug, Default, Clone)]
+pub struct SqlBuilder {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text (from code, never from clients).
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
+        self.params.push(value.into());
+        // Writing to a String cannot fail.
+        let _ = write!(self.sql, "${}", self.params.len());
+        self
+    }
+
+    /// Appends `(p, p, …)` with one placeholder per value: a row of a multi-row INSERT or an IN list.
+    pub fn push_tuple<I>(&mut self, values: I) -> &mut Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Param>,
+    {
+        self.sql.push('(');
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.push_bind(value);
+        }
+        self.sql.push(')');
+        self
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.len()
+    }
+
+    /// The statement with every value bound, ready to execute or fetch.
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        self.params
+            .iter()
+            .fold(sqlx::query(&self.sql), |query, param| match param {
+                Param::Text(text) => query.bind(text.as_deref()),
+                Param::Int(int) => query.bind(*int),
+            })
+    }
 }
 
 /// Timestamps are stored as unix milliseconds.
@@ -82,4 +275,48 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 
 pub fn now_ms() -> i64 {
     to_ms(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_numbers_placeholders_in_order() {
+        let mut sql = SqlBuilder::new("SELECT id FROM t WHERE a = ");
+        sql.push_bind("x")
+            .push(" AND b IN ")
+            .push_tuple([1_i64, 2, 3]);
+        assert_eq!(
+            sql.sql(),
+            "SELECT id FROM t WHERE a = $1 AND b IN ($2, $3, $4)"
+        );
+        assert_eq!(sql.param_count(), 4);
+    }
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(Backend::of_url("sqlite://odock.db"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::of_url("mysql://u@h/db"), None);
+        assert_eq!(sqlite_create_url("sqlite://a.db"), "sqlite://a.db?mode=rwc");
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_has_the_schema_and_knows_its_backend() {
+        let pool = connect_in_memory().await.unwrap();
+        assert_eq!(backend(&pool), Backend::Sqlite);
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organisations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+    }
 }

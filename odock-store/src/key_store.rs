@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::Db;
 use async_trait::async_trait;
 use moka::sync::Cache;
 use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
@@ -39,7 +40,6 @@ use odock_core::{
 };
 use parking_lot::Mutex;
 use serde_json::Value;
-use sqlx::SqlitePool;
 
 use crate::crypto::MasterKey;
 use crate::db::from_ms;
@@ -84,7 +84,7 @@ type ModelKey = (OrganisationId, String);
 
 /// A [`KeyStore`] over the SQL schema, cached. Cheap to share behind an `Arc`.
 pub struct SqlKeyStore {
-    pool: SqlitePool,
+    pool: Db,
     master_key: Arc<MasterKey>,
     /// key hash → principal.
     principals: Cache<String, Principal>,
@@ -124,7 +124,7 @@ struct KeyIndex {
 }
 
 impl SqlKeyStore {
-    pub fn new(pool: SqlitePool, master_key: Arc<MasterKey>, options: KeyStoreOptions) -> Self {
+    pub fn new(pool: Db, master_key: Arc<MasterKey>, options: KeyStoreOptions) -> Self {
         fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
         where
             K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -175,13 +175,13 @@ impl SqlKeyStore {
         let owners: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT o.policies, CASE WHEN k.type = 'TEAM' THEN t.policies END, k.policies \
              FROM api_keys k JOIN organisations o ON o.id = k.organisation_id \
-             LEFT JOIN teams t ON t.id = k.team_id WHERE k.id = ?",
+             LEFT JOIN teams t ON t.id = k.team_id WHERE k.id = $1",
         )
         .bind(principal.api_key_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         let model_policies: Option<Option<String>> =
-            sqlx::query_scalar("SELECT policies FROM models WHERE id = ?")
+            sqlx::query_scalar("SELECT policies FROM models WHERE id = $1")
                 .bind(model.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -261,7 +261,7 @@ impl SqlKeyStore {
                     k.expires_at, k.revoked
              FROM api_keys k
              JOIN organisations o ON o.id = k.organisation_id
-             WHERE k.key_hash = ? AND lower(o.status) = 'active'",
+             WHERE k.key_hash = $1 AND lower(o.status) = 'active'",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -282,7 +282,7 @@ impl SqlKeyStore {
             team_id: row.team_id.map(TeamId::new),
             user_id: row.user_id.map(UserId::new),
             expires_at: row.expires_at.map(from_ms),
-            revoked: row.revoked,
+            revoked: row.revoked != 0,
         }))
     }
 
@@ -303,20 +303,20 @@ impl SqlKeyStore {
                     p.config AS provider_config
              FROM models m
              JOIN providers p ON p.id = m.provider_id
-             WHERE m.organisation_id = ? AND m.name = ?",
+             WHERE m.organisation_id = $1 AND m.name = $2",
         )
         .bind(organisation.as_str())
         .bind(name)
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        let Some(row) = row.filter(|row| row.enabled) else {
+        let Some(row) = row.filter(|row| row.enabled != 0) else {
             return Ok(None);
         };
 
         let key_row: Option<ProviderKeyRow> = match &row.provider_key_id {
             Some(key_id) => {
-                sqlx::query_as("SELECT id, envelope, revoked FROM provider_api_keys WHERE id = ?")
+                sqlx::query_as("SELECT id, envelope, revoked FROM provider_api_keys WHERE id = $1")
                     .bind(key_id)
                     .fetch_optional(&self.pool)
                     .await
@@ -324,7 +324,7 @@ impl SqlKeyStore {
             }
             None => sqlx::query_as(
                 "SELECT id, envelope, revoked FROM provider_api_keys
-                 WHERE provider_id = ? AND revoked = 0
+                 WHERE provider_id = $1 AND revoked = 0
                  ORDER BY created_at ASC, id ASC LIMIT 1",
             )
             .bind(&row.provider_id)
@@ -347,7 +347,7 @@ impl SqlKeyStore {
                 Some(ResolvedProviderKey {
                     id: ProviderKeyId::new(key.id),
                     secret,
-                    revoked: key.revoked,
+                    revoked: key.revoked != 0,
                 })
             }
         };
@@ -356,7 +356,7 @@ impl SqlKeyStore {
 
     async fn load_grants(&self, key: &ApiKeyId) -> Result<HashSet<ModelId>, ResolveError> {
         let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT model_id FROM api_key_model_access WHERE api_key_id = ?")
+            sqlx::query_as("SELECT model_id FROM api_key_model_access WHERE api_key_id = $1")
                 .bind(key.as_str())
                 .fetch_all(&self.pool)
                 .await
@@ -474,7 +474,7 @@ impl KeyStore for SqlKeyStore {
     ) -> Result<Vec<Arc<ResolvedModel>>, ResolveError> {
         let names: Vec<(String,)> = sqlx::query_as(
             "SELECT m.name FROM api_key_model_access a JOIN models m ON m.id = a.model_id \
-             WHERE a.api_key_id = ? AND m.organisation_id = ? AND m.enabled = 1 ORDER BY m.name",
+             WHERE a.api_key_id = $1 AND m.organisation_id = $2 AND m.enabled = 1 ORDER BY m.name",
         )
         .bind(principal.api_key_id.as_str())
         .bind(principal.organisation_id.as_str())
@@ -537,14 +537,14 @@ struct PrincipalRow {
     team_id: Option<String>,
     user_id: Option<String>,
     expires_at: Option<i64>,
-    revoked: bool,
+    revoked: i64,
 }
 
 #[derive(sqlx::FromRow)]
 struct ProviderKeyRow {
     id: String,
     envelope: String,
-    revoked: bool,
+    revoked: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -557,14 +557,14 @@ struct ModelRow {
     capabilities: String,
     pricing: Option<String>,
     config: Option<String>,
-    enabled: bool,
+    enabled: i64,
     provider_key_id: Option<String>,
     provider_id: String,
     provider_name: String,
     provider_type: String,
     base_url: String,
     timeout_ms: Option<i64>,
-    provider_enabled: bool,
+    provider_enabled: i64,
     provider_config: Option<String>,
 }
 
@@ -613,7 +613,7 @@ impl ModelRow {
             slug: self.slug.clone(),
             model_type,
             capabilities,
-            enabled: self.enabled,
+            enabled: self.enabled != 0,
             provider: ResolvedProvider {
                 id: ProviderId::new(self.provider_id.as_str()),
                 name: self.provider_name.clone(),
@@ -624,7 +624,7 @@ impl ModelRow {
                     .and_then(|ms| u64::try_from(ms).ok())
                     .filter(|ms| *ms > 0)
                     .map(Duration::from_millis),
-                enabled: self.provider_enabled,
+                enabled: self.provider_enabled != 0,
                 config: provider_config,
             },
             provider_key,
@@ -643,17 +643,16 @@ fn parse_json(text: Option<&str>) -> Result<Value, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::connect_in_memory;
     use crate::keys::generate_virtual_key;
 
     struct Fixture {
-        pool: SqlitePool,
+        pool: Db,
         master_key: Arc<MasterKey>,
         store: SqlKeyStore,
     }
 
     async fn fixture() -> Fixture {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let (master_key, _) = MasterKey::generate();
         let master_key = Arc::new(master_key);
         let store = SqlKeyStore::new(pool.clone(), master_key.clone(), KeyStoreOptions::default());
@@ -672,7 +671,7 @@ mod tests {
     }
 
     async fn insert_key(
-        pool: &SqlitePool,
+        pool: &Db,
         id: &str,
         presented: &str,
         revoked: bool,
@@ -681,19 +680,19 @@ mod tests {
         sqlx::query(
             "INSERT INTO api_keys (id, organisation_id, name, type, key_hash, preview, expires_at,
                                    revoked, created_at, updated_at)
-             VALUES (?, 'org1', ?, 'ORGANISATION', ?, 'sk_…', ?, ?, 0, 0)",
+             VALUES ($1, 'org1', $2, 'ORGANISATION', $3, 'sk_…', $4, $5, 0, 0)",
         )
         .bind(id)
         .bind(id)
         .bind(hash_virtual_key(presented))
         .bind(expires_at)
-        .bind(revoked)
+        .bind(i64::from(revoked))
         .execute(pool)
         .await
         .unwrap();
     }
 
-    async fn exec(pool: &SqlitePool, sql: &str) {
+    async fn exec(pool: &Db, sql: &str) {
         sqlx::query(sql).execute(pool).await.unwrap();
     }
 
@@ -824,7 +823,7 @@ mod tests {
         // The new key was tried before the rotation and is remembered as unknown.
         assert_eq!(f.store.principal(&new).await, Err(AuthError::Unknown));
 
-        sqlx::query("UPDATE api_keys SET key_hash = ?, rotations = rotations + 1 WHERE id = 'k1'")
+        sqlx::query("UPDATE api_keys SET key_hash = $1, rotations = rotations + 1 WHERE id = 'k1'")
             .bind(hash_virtual_key(&new))
             .execute(&f.pool)
             .await
@@ -841,18 +840,18 @@ mod tests {
 
     async fn seed_model(f: &Fixture, name: &str, enabled: bool) {
         sqlx::query(
-            "INSERT OR IGNORE INTO providers (id, organisation_id, name, type, base_url, timeout_ms,
-                                              config, created_at, updated_at)
+            "INSERT INTO providers (id, organisation_id, name, type, base_url, timeout_ms,
+                                    config, created_at, updated_at)
              VALUES ('p1', 'org1', 'OpenAI', 'OPENAI', 'https://api.openai.com/v1/', 30000,
-                     '{\"org\":\"x\"}', 0, 0)",
+                     '{\"org\":\"x\"}', 0, 0) ON CONFLICT (id) DO NOTHING",
         )
         .execute(&f.pool)
         .await
         .unwrap();
         sqlx::query(
-            "INSERT OR IGNORE INTO provider_api_keys (id, provider_id, organisation_id, name,
-                                                      envelope, preview, created_at, updated_at)
-             VALUES ('pk1', 'p1', 'org1', 'main', ?, 'sk-…1234', 1, 1)",
+            "INSERT INTO provider_api_keys (id, provider_id, organisation_id, name,
+                                            envelope, preview, created_at, updated_at)
+             VALUES ('pk1', 'p1', 'org1', 'main', $1, 'sk-…1234', 1, 1) ON CONFLICT (id) DO NOTHING",
         )
         .bind(f.master_key.seal("sk-upstream-1234").unwrap())
         .execute(&f.pool)
@@ -861,13 +860,13 @@ mod tests {
         sqlx::query(
             "INSERT INTO models (id, organisation_id, name, slug, type, provider_id, capabilities,
                                  pricing, config, enabled, created_at, updated_at)
-             VALUES (?, 'org1', ?, 'gpt-4o', 'chat', 'p1', '[\"vision\",\"tool_use\"]',
+             VALUES ($1, 'org1', $2, 'gpt-4o', 'chat', 'p1', '[\"vision\",\"tool_use\"]',
                      '{\"input\":{\"text\":2000000000},\"output\":{\"text\":8000000000},\"cachedInputDiscountPercent\":50}',
-                     '{\"maxOutputTokens\":1024}', ?, 0, 0)",
+                     '{\"maxOutputTokens\":1024}', $3, 0, 0)",
         )
         .bind(if name == "gpt" { "m1".to_owned() } else { format!("m-{name}") })
         .bind(name)
-        .bind(enabled)
+        .bind(i64::from(enabled))
         .execute(&f.pool)
         .await
         .unwrap();
@@ -905,7 +904,7 @@ mod tests {
         sqlx::query(
             "INSERT INTO provider_api_keys (id, provider_id, organisation_id, name, envelope,
                                             preview, revoked, created_at, updated_at)
-             VALUES ('pk2', 'p1', 'org1', 'second', ?, 'sk-…9999', 1, 5, 5)",
+             VALUES ('pk2', 'p1', 'org1', 'second', $1, 'sk-…9999', 1, 5, 5)",
         )
         .bind(f.master_key.seal("sk-upstream-9999").unwrap())
         .execute(&f.pool)
@@ -945,7 +944,7 @@ mod tests {
         let f = fixture().await;
         seed_model(&f, "gpt", true).await;
         let (other, _) = MasterKey::generate();
-        sqlx::query("UPDATE provider_api_keys SET envelope = ?")
+        sqlx::query("UPDATE provider_api_keys SET envelope = $1")
             .bind(other.seal("sk-upstream").unwrap())
             .execute(&f.pool)
             .await
@@ -1050,7 +1049,7 @@ mod tests {
 
     #[tokio::test]
     async fn key_index_is_pruned_without_losing_live_entries() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let (master_key, _) = MasterKey::generate();
         let options = KeyStoreOptions {
             capacity: 4,

@@ -9,6 +9,9 @@ pub mod db;
 pub mod key_store;
 pub mod keys;
 pub mod ledger;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod testing;
 pub mod usage_records;
 pub mod usage_writer;
 

@@ -17,9 +17,9 @@ use odock_core::{
     UserId,
 };
 use serde_json::Value;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::Connection;
 
-use crate::db::{from_ms, now_ms, to_ms};
+use crate::db::{from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder};
 
 /// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
 const MAX_VARIABLES: usize = 32_766;
@@ -39,7 +39,7 @@ pub const MAX_LIST_LIMIT: u32 = 1_000;
 /// its own, or in a savepoint when `conn` is already inside one. Records whose id is already
 /// stored are skipped (and not counted again). Returns how many records were inserted.
 pub async fn insert_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     records: &[UsageRecord],
 ) -> Result<u64, sqlx::Error> {
     if records.is_empty() {
@@ -48,48 +48,24 @@ pub async fn insert_batch(
     let mut tx = conn.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
     for chunk in records.chunks(MAX_VARIABLES / COLUMN_COUNT) {
-        let mut builder: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) "));
-        builder.push_values(chunk, |mut row, record| {
-            row.push_bind(record.id.as_str())
-                .push_bind(record.request_id.as_str())
-                .push_bind(record.organisation_id.as_str())
-                .push_bind(record.team_id.as_ref().map(|id| id.as_str()))
-                .push_bind(record.user_id.as_ref().map(|id| id.as_str()))
-                .push_bind(record.api_key_id.as_str())
-                .push_bind(record.provider.as_str())
-                .push_bind(record.model.as_deref())
-                .push_bind(record.model_id.as_ref().map(|id| id.as_str()))
-                .push_bind(record.endpoint.as_str())
-                .push_bind(i64::from(record.http_status))
-                .push_bind(record.error_code.as_deref())
-                .push_bind(to_i64(record.latency_ms))
-                .push_bind(to_i64(record.gateway_overhead_us))
-                .push_bind(record.stream)
-                .push_bind(to_i64(record.tokens.input))
-                .push_bind(to_i64(record.tokens.output))
-                .push_bind(to_i64(record.tokens.cached_input))
-                .push_bind(to_i64(record.tokens.reasoning))
-                .push_bind(to_i64(record.billable_tokens))
-                .push_bind(record.cost_nanos_usd)
-                .push_bind(json_text(&record.tokens))
-                .push_bind(record.billing.as_ref().map(json_text))
-                .push_bind(record.provider_usage.as_ref().map(json_text))
-                .push_bind(record.routing.as_ref().map(json_text))
-                .push_bind(json_text(&record.metadata))
-                .push_bind(record.provider_request_id.as_deref())
-                .push_bind(record.trace_id.as_deref())
-                .push_bind(to_ms(record.created_at));
-        });
+        let mut builder = SqlBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) VALUES "));
+        for (i, record) in chunk.iter().enumerate() {
+            if i > 0 {
+                builder.push(", ");
+            }
+            builder.push_tuple(record_params(record));
+        }
         builder.push(" ON CONFLICT(id) DO NOTHING RETURNING id");
         // Not cached as a prepared statement: every batch size is a different statement, and a
         // cache of large multi-row INSERTs per connection costs megabytes for nothing.
-        let ids: Vec<(String,)> = builder
-            .build_query_as()
+        let rows = builder
+            .query()
             .persistent(false)
             .fetch_all(&mut *tx)
             .await?;
-        inserted.extend(ids.into_iter().map(|(id,)| id));
+        for row in rows {
+            inserted.insert(sqlx::Row::try_get::<String, _>(&row, 0)?);
+        }
     }
     let count = inserted.len() as u64;
 
@@ -98,33 +74,38 @@ pub async fn insert_batch(
     let now = now_ms();
     let rows: Vec<_> = rollup.0.into_iter().collect();
     for chunk in rows.chunks(MAX_VARIABLES / ROLLUP_COLUMN_COUNT) {
-        let mut builder: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+        let mut builder = SqlBuilder::new(
             "INSERT INTO usage (id, organisation_id, api_key_id, model_id, day, requests, errors, \
-             input_tokens, output_tokens, cost_nanos_usd, updated_at) ",
+             input_tokens, output_tokens, cost_nanos_usd, updated_at) VALUES ",
         );
-        builder.push_values(chunk, |mut row, (key, totals)| {
-            row.push_bind(odock_core::new_object_id())
-                .push_bind(key.organisation_id.as_str())
-                .push_bind(key.api_key_id.as_str())
-                .push_bind(key.model_id.as_str())
-                .push_bind(key.day.as_str())
-                .push_bind(totals.requests)
-                .push_bind(totals.errors)
-                .push_bind(totals.input_tokens)
-                .push_bind(totals.output_tokens)
-                .push_bind(totals.cost_nanos_usd)
-                .push_bind(now);
-        });
+        for (i, (key, totals)) in chunk.iter().enumerate() {
+            if i > 0 {
+                builder.push(", ");
+            }
+            builder.push_tuple([
+                Param::from(odock_core::new_object_id()),
+                key.organisation_id.as_str().into(),
+                key.api_key_id.as_str().into(),
+                key.model_id.as_str().into(),
+                key.day.as_str().into(),
+                totals.requests.into(),
+                totals.errors.into(),
+                totals.input_tokens.into(),
+                totals.output_tokens.into(),
+                totals.cost_nanos_usd.into(),
+                now.into(),
+            ]);
+        }
         builder.push(
             " ON CONFLICT(organisation_id, api_key_id, model_id, day) DO UPDATE SET \
-             requests = requests + excluded.requests, \
-             errors = errors + excluded.errors, \
-             input_tokens = input_tokens + excluded.input_tokens, \
-             output_tokens = output_tokens + excluded.output_tokens, \
-             cost_nanos_usd = cost_nanos_usd + excluded.cost_nanos_usd, \
+             requests = usage.requests + excluded.requests, \
+             errors = usage.errors + excluded.errors, \
+             input_tokens = usage.input_tokens + excluded.input_tokens, \
+             output_tokens = usage.output_tokens + excluded.output_tokens, \
+             cost_nanos_usd = usage.cost_nanos_usd + excluded.cost_nanos_usd, \
              updated_at = excluded.updated_at",
         );
-        builder.build().persistent(false).execute(&mut *tx).await?;
+        builder.query().persistent(false).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(count)
@@ -205,7 +186,7 @@ pub struct UsageFilter {
 /// [`sqlx::Error::InvalidArgument`] (see [`is_invalid_cursor`]; answer it with a 400). `limit` is
 /// clamped to `1..=`[`MAX_LIST_LIMIT`].
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     filter: &UsageFilter,
     cursor: Option<&str>,
     limit: u32,
@@ -213,8 +194,7 @@ pub async fn list(
     let limit = limit.clamp(1, MAX_LIST_LIMIT);
     let after = cursor.map(Cursor::parse).transpose()?;
 
-    let mut builder: QueryBuilder<'_, Sqlite> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
+    let mut builder = SqlBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
     let text_filters = [
         ("organisation_id", &filter.organisation_id),
         ("api_key_id", &filter.api_key_id),
@@ -227,7 +207,7 @@ pub async fn list(
     for (column, value) in text_filters {
         if let Some(value) = value {
             builder
-                .push(format_args!(" AND {column} = "))
+                .push(&format!(" AND {column} = "))
                 .push_bind(value.clone());
         }
     }
@@ -256,7 +236,13 @@ pub async fn list(
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
 
-    let mut rows: Vec<UsageRecordRow> = builder.build_query_as().fetch_all(pool).await?;
+    let mut rows = builder
+        .query()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(<UsageRecordRow as sqlx::FromRow<'_, crate::db::DbRow>>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|row| {
@@ -278,12 +264,12 @@ pub async fn list(
 
 /// The record `id`, when it exists (and, with `organisation_id`, belongs to that organisation).
 pub async fn get(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     id: &str,
 ) -> Result<Option<UsageRecord>, sqlx::Error> {
     let row: Option<UsageRecordRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM usage_records WHERE id = ? AND (? IS NULL OR organisation_id = ?)"
+        "SELECT {COLUMNS} FROM usage_records WHERE id = $1 AND ($2 IS NULL OR organisation_id = $3)"
     ))
     .bind(id)
     .bind(organisation_id)
@@ -291,6 +277,41 @@ pub async fn get(
     .fetch_optional(pool)
     .await?;
     row.map(UsageRecordRow::into_record).transpose()
+}
+
+/// The bound values of one `usage_records` row, in [`COLUMNS`] order.
+fn record_params(record: &UsageRecord) -> [Param; COLUMN_COUNT] {
+    [
+        record.id.as_str().into(),
+        record.request_id.as_str().into(),
+        record.organisation_id.as_str().into(),
+        record.team_id.as_ref().map(|id| id.as_str()).into(),
+        record.user_id.as_ref().map(|id| id.as_str()).into(),
+        record.api_key_id.as_str().into(),
+        record.provider.as_str().into(),
+        record.model.as_deref().into(),
+        record.model_id.as_ref().map(|id| id.as_str()).into(),
+        record.endpoint.as_str().into(),
+        i64::from(record.http_status).into(),
+        record.error_code.as_deref().into(),
+        to_i64(record.latency_ms).into(),
+        to_i64(record.gateway_overhead_us).into(),
+        record.stream.into(),
+        to_i64(record.tokens.input).into(),
+        to_i64(record.tokens.output).into(),
+        to_i64(record.tokens.cached_input).into(),
+        to_i64(record.tokens.reasoning).into(),
+        to_i64(record.billable_tokens).into(),
+        record.cost_nanos_usd.into(),
+        json_text(&record.tokens).into(),
+        record.billing.as_ref().map(json_text).into(),
+        record.provider_usage.as_ref().map(json_text).into(),
+        record.routing.as_ref().map(json_text).into(),
+        json_text(&record.metadata).into(),
+        record.provider_request_id.as_deref().into(),
+        record.trace_id.as_deref().into(),
+        to_ms(record.created_at).into(),
+    ]
 }
 
 const INVALID_CURSOR: &str = "invalid usage record cursor";
@@ -341,7 +362,7 @@ struct UsageRecordRow {
     error_code: Option<String>,
     latency_ms: i64,
     gateway_overhead_us: i64,
-    stream: bool,
+    stream: i64,
     billable_tokens: i64,
     cost_nanos_usd: i64,
     tokens: String,
@@ -375,7 +396,7 @@ impl UsageRecordRow {
             error_code: self.error_code,
             latency_ms: to_u64(self.latency_ms),
             gateway_overhead_us: to_u64(self.gateway_overhead_us),
-            stream: self.stream,
+            stream: self.stream != 0,
             tokens,
             billable_tokens: to_u64(self.billable_tokens),
             cost_nanos_usd: self.cost_nanos_usd,
@@ -416,7 +437,6 @@ fn to_u64(value: i64) -> u64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::db::connect_in_memory;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -486,14 +506,14 @@ pub(crate) mod tests {
         }
     }
 
-    async fn insert(pool: &SqlitePool, records: &[UsageRecord]) -> u64 {
+    async fn insert(pool: &Db, records: &[UsageRecord]) -> u64 {
         let mut conn = pool.acquire().await.unwrap();
         insert_batch(&mut conn, records).await.unwrap()
     }
 
     #[tokio::test]
     async fn records_round_trip_exactly() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let full = record("r1", 1_700_000_000_123);
         let mut sparse = record("r2", 1_700_000_000_124);
         sparse.team_id = None;
@@ -538,7 +558,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn rollup_counts_requests_errors_tokens_and_cost_per_day_once() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let day1 = Utc
             .with_ymd_and_hms(2024, 3, 1, 23, 59, 59)
             .unwrap()
@@ -587,7 +607,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn insert_batch_joins_an_outer_transaction() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let mut tx = pool.begin().await.unwrap();
         assert_eq!(insert_batch(&mut tx, &[record("r1", 1)]).await.unwrap(), 1);
         tx.rollback().await.unwrap();
@@ -601,12 +621,12 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn large_batches_are_chunked_under_the_variable_limit() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let records: Vec<_> = (0..2_500)
             .map(|i| record(&format!("r{i:05}"), 1_000 + i))
             .collect();
         assert_eq!(insert(&pool, &records).await, 2_500);
-        let (requests,): (i64,) = sqlx::query_as("SELECT sum(requests) FROM usage")
+        let (requests,): (i64,) = sqlx::query_as("SELECT CAST(SUM(requests) AS BIGINT) FROM usage")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -615,7 +635,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn list_pages_newest_first_and_filters() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let mut records: Vec<_> = (0..7)
             .map(|i| record(&format!("r{i}"), 1_000 + i / 2))
             .collect();

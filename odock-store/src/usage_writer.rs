@@ -13,7 +13,7 @@
 //! records that took the overflow path are waited for too.
 //!
 //! ```no_run
-//! # async fn demo(pool: sqlx::SqlitePool) -> Result<(), odock_core::UsageSinkError> {
+//! # async fn demo(pool: odock_store::db::Db) -> Result<(), odock_core::UsageSinkError> {
 //! use odock_core::UsageSink;
 //! use odock_store::{SqlUsageSink, UsageWriterOptions};
 //!
@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::Db;
 use async_trait::async_trait;
 use odock_core::{UsageRecord, UsageSink, UsageSinkError};
 use parking_lot::Mutex;
-use sqlx::SqlitePool;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -104,7 +104,7 @@ impl std::fmt::Debug for SqlUsageSink {
 
 impl SqlUsageSink {
     /// Spawns the writer task. Must be called within a Tokio runtime.
-    pub fn start(pool: SqlitePool, options: UsageWriterOptions) -> Self {
+    pub fn start(pool: Db, options: UsageWriterOptions) -> Self {
         let options = UsageWriterOptions {
             batch_size: options.batch_size.max(1),
             channel_capacity: options.channel_capacity.max(1),
@@ -251,7 +251,7 @@ impl SeqTracker {
 }
 
 struct Writer {
-    pool: SqlitePool,
+    pool: Db,
     rx: mpsc::Receiver<Message>,
     options: UsageWriterOptions,
     counters: Arc<Counters>,
@@ -396,11 +396,10 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::connect_in_memory;
     use crate::usage_records::tests::record;
     use crate::usage_records::{list, UsageFilter};
 
-    async fn stored_count(pool: &SqlitePool) -> i64 {
+    async fn stored_count(pool: &Db) -> i64 {
         let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM usage_records")
             .fetch_one(pool)
             .await
@@ -419,7 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn flushed_records_are_readable() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), UsageWriterOptions::default());
         for i in 0..600 {
             sink.enqueue(record(&format!("r{i:04}"), 1_000 + i));
@@ -438,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_never_exceed_batch_size() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), options(3, 1_024));
         for i in 0..10 {
             sink.enqueue(record(&format!("r{i}"), i));
@@ -454,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn flush_with_nothing_pending_returns() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
         sink.flush().await.unwrap();
         sink.enqueue(record("r1", 1));
@@ -466,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_interval_writes_a_partial_batch_without_a_flush() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(
             pool.clone(),
             UsageWriterOptions {
@@ -482,7 +481,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_channel_overflows_without_losing_records() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), options(8, 4));
         // Nothing yields between these calls, so the writer cannot drain the channel meanwhile.
         for i in 0..100 {
@@ -497,7 +496,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_producers_all_land() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = Arc::new(SqlUsageSink::start(pool.clone(), options(64, 32)));
         let producers: Vec<_> = (0..16)
             .map(|task| {
@@ -518,7 +517,7 @@ mod tests {
         sink.flush().await.unwrap();
         assert_eq!(stored_count(&pool).await, 1_600);
         assert_eq!(sink.written_total(), 1_600);
-        let (requests,): (i64,) = sqlx::query_as("SELECT sum(requests) FROM usage")
+        let (requests,): (i64,) = sqlx::query_as("SELECT CAST(SUM(requests) AS BIGINT) FROM usage")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -527,7 +526,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_writes_are_retried_until_they_succeed() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
         sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away")
             .execute(&pool)
@@ -555,7 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_stores_everything_and_stops() {
-        let pool = connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let sink = SqlUsageSink::start(pool.clone(), options(256, 16));
         for i in 0..5 {
             sink.enqueue(record(&format!("r{i}"), i));

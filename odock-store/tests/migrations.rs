@@ -1,7 +1,7 @@
 //! The schema migrations: every table exists, and re-opening a database is a no-op.
 
+use odock_store::db::Db;
 use odock_store::{connect, connect_in_memory, DbOptions};
-use sqlx::SqlitePool;
 
 const TABLES: &[&str] = &[
     "organisations",
@@ -29,7 +29,7 @@ const TABLES: &[&str] = &[
     "quota_reservations",
 ];
 
-async fn tables(pool: &SqlitePool) -> Vec<String> {
+async fn tables(pool: &Db) -> Vec<String> {
     sqlx::query_as::<_, (String,)>("SELECT name FROM sqlite_master WHERE type = 'table'")
         .fetch_all(pool)
         .await
@@ -95,8 +95,56 @@ async fn file_database_migrations_are_idempotent() {
 }
 
 #[tokio::test]
-async fn non_sqlite_urls_are_refused() {
-    assert!(connect("postgres://localhost/x", &DbOptions::default())
+async fn unknown_database_urls_are_refused() {
+    assert!(connect("mysql://localhost/x", &DbOptions::default())
         .await
         .is_err());
+}
+
+/// Every table's columns, sorted, from SQLite's catalogue.
+async fn sqlite_columns(pool: &Db) -> Vec<(String, String)> {
+    let mut columns = Vec::new();
+    for table in tables(pool).await {
+        if table.starts_with("_sqlx") || table.starts_with("sqlite_") {
+            continue;
+        }
+        let names: Vec<(String,)> =
+            sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        columns.extend(names.into_iter().map(|(name,)| (table.clone(), name)));
+    }
+    columns.sort();
+    columns
+}
+
+/// The PostgreSQL migrations build the same tables with the same columns as the SQLite ones.
+#[tokio::test]
+async fn postgres_schema_matches_sqlite() {
+    let Some(url) = odock_store::testing::postgres_url().await else {
+        return;
+    };
+    let pg = connect(&url, &DbOptions::default()).await.unwrap();
+    let mut pg_columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    pg_columns.sort();
+    let sqlite = connect_in_memory().await.unwrap();
+    let sqlite_columns = sqlite_columns(&sqlite).await;
+    assert!(pg_columns.len() > 100, "{} columns", pg_columns.len());
+    assert_eq!(pg_columns, sqlite_columns);
+
+    // Re-running the migrations on the same schema is a no-op.
+    pg.close().await;
+    let again = connect(&url, &DbOptions::default()).await.unwrap();
+    let (orgs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM organisations")
+        .fetch_one(&again)
+        .await
+        .unwrap();
+    assert_eq!(orgs, 0);
 }

@@ -91,10 +91,8 @@ async fn expired_keys_are_refused() {
 
     // Expiry in the past can't be set through the API; age the row directly, then tell the gateway
     // through the internal invalidation endpoint, as an external writer would.
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.db_path().display()))
-        .await
-        .unwrap();
-    sqlx::query("UPDATE api_keys SET expires_at = ? WHERE id = ?")
+    let pool = server.pool().await;
+    sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
         .bind(chrono::Utc::now().timestamp_millis() - 60_000)
         .bind(&world.key_id)
         .execute(&pool)

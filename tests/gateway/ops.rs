@@ -95,9 +95,7 @@ async fn graceful_shutdown_flushes_usage_records() {
     }
     server.stop().await;
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", server.db_path().display()))
-        .await
-        .unwrap();
+    let pool = server.pool().await;
     let count: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM usage_records WHERE request_id LIKE 'flush-%'")
             .fetch_one(&pool)

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod error_response;
+pub mod governed;
+pub mod mcp;
 pub mod metering;
 pub mod policy_gate;
 pub mod request_id;
@@ -11,6 +13,8 @@ pub mod resolve;
 
 pub use auth::{AuthLayer, Authenticate};
 pub use error_response::{ErrorResponse, ErrorResponseLayer};
+pub use governed::{Governed, PolicyTarget};
+pub use mcp::{McpRef, McpRefLayer, McpRequest, McpResolveLayer};
 pub use metering::{Meter, Metering, MeteringLayer};
 pub use policy_gate::{ClientIp, PolicyGate, PolicyGateLayer};
 pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};

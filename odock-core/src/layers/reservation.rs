@@ -8,8 +8,11 @@
 //! end, client abort or failure) the actual cost and counts are settled and the holds released. While
 //! the request runs, the leases are refreshed so only a dead replica's holds expire.
 //!
-//! Needs [`Principal`], [`LlmRequest`], `Arc<ResolvedModel>` and the [`Meter`] (metering, resolution)
-//! before it; leaves nothing in the extensions.
+//! MCP calls go through the same layer: their [`Governed`] estimate is the MCP price of the call
+//! (call price + request bytes), settled with the actual price (response bytes included).
+//!
+//! Needs [`Principal`], [`Governed`] (the estimate, left by the LLM or MCP resolution) and the
+//! [`Meter`] before it; leaves nothing in the extensions.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,6 +23,7 @@ use futures::future::BoxFuture;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
+use super::governed::Governed;
 use super::metering::Meter;
 use super::required;
 use super::resolve::LlmRequest;
@@ -139,26 +143,15 @@ where
         Box::pin(async move {
             let principal =
                 required::<Principal>(req.extensions(), "reservation", "a principal")?.clone();
-            let model = required::<Arc<ResolvedModel>>(
-                req.extensions(),
-                "reservation",
-                "a resolved model",
-            )?
-            .clone();
-            let llm = required::<LlmRequest>(req.extensions(), "reservation", "a decoded request")?;
+            let estimate =
+                required::<Governed>(req.extensions(), "reservation", "what it governs")?.estimate;
             let meter = required::<Meter>(req.extensions(), "reservation", "the meter")?.clone();
-            let endpoint = *required::<crate::endpoint::Endpoint>(
-                req.extensions(),
-                "reservation",
-                "an endpoint",
-            )?;
             let request_id = req
                 .extensions()
                 .get::<RequestId>()
                 .cloned()
                 .unwrap_or_else(RequestId::generate);
 
-            let estimate = estimate(llm, &model, endpoint.billing_mode());
             let demand = QuotaDemand {
                 requests: 1,
                 tokens_in: estimate.tokens_in,

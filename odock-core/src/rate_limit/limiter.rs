@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
+
+use super::admission::{RateAdmission, RateDenied, RateLimiter, RatePermit, ScopeLimits};
 
 /// A rate-limit denial: which limit, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,8 @@ struct State {
     next_lease: u64,
 }
 
-/// A held concurrency slot; give it back with [`InMemoryRateLimiter::release`].
+/// A held concurrency slot; give it back with [`InMemoryRateLimiter::release`] (or
+/// [`RateLimiter::finish`]). Shared limiters use a random `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub key: String,
@@ -81,32 +85,14 @@ impl InMemoryRateLimiter {
         burst: u32,
         now: Instant,
     ) -> Result<u64, Denied> {
-        if rate == 0 {
-            return Ok(u64::MAX);
-        }
-        let interval = period / rate;
-        let tolerance = interval * burst.max(1).saturating_sub(1);
         let mut state = self.state.lock();
-        let entry = state
-            .rates
-            .entry((key.to_owned(), limit))
-            .or_insert(Gcra { tat: now });
-        let tat = entry.tat.max(now);
-        // Admit when the request is no more than `tolerance` ahead of schedule.
-        if tat > now + tolerance {
-            return Err(Denied {
-                limit,
-                retry_after: tat - tolerance - now,
-            });
+        match state.rate_decision(key, limit, rate, period, burst, now)? {
+            Some((tat, remaining)) => {
+                state.rates.insert((key.to_owned(), limit), Gcra { tat });
+                Ok(remaining)
+            }
+            None => Ok(u64::MAX),
         }
-        entry.tat = tat + interval;
-        let headroom = (now + tolerance).saturating_duration_since(entry.tat);
-        let remaining = if now + tolerance >= entry.tat {
-            headroom.as_nanos() / interval.as_nanos().max(1) + 1
-        } else {
-            0
-        };
-        Ok(u64::try_from(remaining).unwrap_or(u64::MAX))
     }
 
     /// Sliding-window admission of `tokens` against `limit` tokens per minute; the tokens are
@@ -121,14 +107,184 @@ impl InMemoryRateLimiter {
         if limit == 0 {
             return Ok(u64::MAX);
         }
-        let second = now.duration_since(self.epoch).as_secs();
+        let second = self.second(now);
         let mut state = self.state.lock();
-        let window = state
-            .tokens
-            .entry(key.to_owned())
-            .or_insert_with(|| TokenWindow {
-                buckets: Vec::new(),
+        let remaining = state.tokens_decision(key, tokens, limit, second)?;
+        state.add_tokens(key, second, tokens);
+        Ok(remaining)
+    }
+
+    /// Corrects a window by `actual - estimated` once the real usage is known.
+    pub fn adjust_tokens(&self, key: &str, estimated: u64, actual: u64, now: Instant) {
+        let second = self.second(now);
+        self.state
+            .lock()
+            .adjust_tokens(key, estimated, actual, second);
+    }
+
+    /// Takes a concurrency slot if fewer than `max` unexpired leases are held.
+    pub fn acquire(
+        &self,
+        key: &str,
+        max: u32,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<Option<Lease>, Denied> {
+        if max == 0 {
+            return Ok(None);
+        }
+        let mut state = self.state.lock();
+        state.lease_decision(key, max, now)?;
+        Ok(Some(state.hold_lease(key, now + ttl)))
+    }
+
+    pub fn release(&self, lease: &Lease) {
+        self.state.lock().release(lease);
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.duration_since(self.epoch).as_secs()
+    }
+
+    /// [`RateLimiter::admit`] at `now`: every decision is taken first, under one lock, and applied
+    /// only when all of them admit.
+    pub fn admit_at(
+        &self,
+        scopes: &[ScopeLimits],
+        tokens: u64,
+        now: Instant,
+    ) -> Result<RateAdmission, RateDenied> {
+        let second = self.second(now);
+        let mut state = self.state.lock();
+        let mut admission = RateAdmission::default();
+        let mut new_tats = Vec::new();
+        for limits in scopes {
+            let deny = |denied| RateDenied {
+                scope: limits.scope,
+                denied,
+            };
+            for (limit, rate, period, burst) in limits.rate_checks() {
+                if let Some((tat, remaining)) = state
+                    .rate_decision(&limits.key, limit, rate, period, burst, now)
+                    .map_err(deny)?
+                {
+                    admission.note_requests(u64::from(rate), remaining);
+                    new_tats.push((limits.key.as_str(), limit, tat));
+                }
+            }
+            if limits.tokens_per_minute > 0 {
+                let remaining = state
+                    .tokens_decision(&limits.key, tokens, limits.tokens_per_minute, second)
+                    .map_err(deny)?;
+                admission.note_tokens(limits.tokens_per_minute, remaining);
+            }
+            if limits.max_concurrent > 0 {
+                state
+                    .lease_decision(&limits.key, limits.max_concurrent, now)
+                    .map_err(deny)?;
+            }
+        }
+        for (key, limit, tat) in new_tats {
+            state.rates.insert((key.to_owned(), limit), Gcra { tat });
+        }
+        for limits in scopes {
+            if limits.tokens_per_minute > 0 {
+                state.add_tokens(&limits.key, second, tokens);
+                admission.permit.token_keys.push(limits.key.clone());
+            }
+            if limits.max_concurrent > 0 {
+                let lease = state.hold_lease(&limits.key, now + limits.lease_ttl);
+                admission.permit.leases.push(lease);
+            }
+        }
+        admission.permit.estimated_tokens = tokens;
+        Ok(admission)
+    }
+
+    /// [`RateLimiter::finish`] at `now`.
+    pub fn finish_at(&self, permit: &RatePermit, actual_tokens: u64, now: Instant) {
+        let second = self.second(now);
+        let mut state = self.state.lock();
+        for lease in &permit.leases {
+            state.release(lease);
+        }
+        for key in &permit.token_keys {
+            state.adjust_tokens(key, permit.estimated_tokens, actual_tokens, second);
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for InMemoryRateLimiter {
+    async fn admit(
+        &self,
+        scopes: &[ScopeLimits],
+        tokens: u64,
+    ) -> Result<RateAdmission, RateDenied> {
+        self.admit_at(scopes, tokens, Instant::now())
+    }
+
+    fn finish(&self, permit: RatePermit, actual_tokens: u64) {
+        self.finish_at(&permit, actual_tokens, Instant::now());
+    }
+}
+
+impl State {
+    /// GCRA: the new theoretical arrival time and the requests still admissible, `None` when the
+    /// rate is unlimited.
+    fn rate_decision(
+        &self,
+        key: &str,
+        limit: &'static str,
+        rate: u32,
+        period: Duration,
+        burst: u32,
+        now: Instant,
+    ) -> Result<Option<(Instant, u64)>, Denied> {
+        if rate == 0 {
+            return Ok(None);
+        }
+        let interval = period / rate;
+        let tolerance = interval * burst.max(1).saturating_sub(1);
+        let tat = self
+            .rates
+            .get(&(key.to_owned(), limit))
+            .map_or(now, |gcra| gcra.tat.max(now));
+        // Admit when the request is no more than `tolerance` ahead of schedule.
+        if tat > now + tolerance {
+            return Err(Denied {
+                limit,
+                retry_after: tat - tolerance - now,
             });
+        }
+        let next = tat + interval;
+        let remaining = if now + tolerance >= next {
+            let headroom = (now + tolerance).saturating_duration_since(next);
+            headroom.as_nanos() / interval.as_nanos().max(1) + 1
+        } else {
+            0
+        };
+        Ok(Some((next, u64::try_from(remaining).unwrap_or(u64::MAX))))
+    }
+
+    /// Whether `tokens` more fit in the window's last minute; the tokens that would be left.
+    fn tokens_decision(
+        &mut self,
+        key: &str,
+        tokens: u64,
+        limit: u64,
+        second: u64,
+    ) -> Result<u64, Denied> {
+        let Some(window) = self.tokens.get_mut(key) else {
+            return if tokens > limit {
+                Err(Denied {
+                    limit: "tokens_per_minute",
+                    retry_after: Duration::from_secs(1),
+                })
+            } else {
+                Ok(limit - tokens)
+            };
+        };
         window.buckets.retain(|(s, _)| s + 60 > second);
         let used: u64 = window.buckets.iter().map(|(_, t)| t).sum();
         if used.saturating_add(tokens) > limit {
@@ -139,15 +295,21 @@ impl InMemoryRateLimiter {
                 retry_after: Duration::from_secs((oldest + 60).saturating_sub(second).max(1)),
             });
         }
-        add_tokens(window, second, tokens);
         Ok(limit - used - tokens)
     }
 
-    /// Corrects a window by `actual - estimated` once the real usage is known.
-    pub fn adjust_tokens(&self, key: &str, estimated: u64, actual: u64, now: Instant) {
-        let second = now.duration_since(self.epoch).as_secs();
-        let mut state = self.state.lock();
-        let Some(window) = state.tokens.get_mut(key) else {
+    fn add_tokens(&mut self, key: &str, second: u64, tokens: u64) {
+        let window = self
+            .tokens
+            .entry(key.to_owned())
+            .or_insert_with(|| TokenWindow {
+                buckets: Vec::new(),
+            });
+        add_tokens(window, second, tokens);
+    }
+
+    fn adjust_tokens(&mut self, key: &str, estimated: u64, actual: u64, second: u64) {
+        let Some(window) = self.tokens.get_mut(key) else {
             return;
         };
         if actual >= estimated {
@@ -166,26 +328,11 @@ impl InMemoryRateLimiter {
         }
     }
 
-    /// Takes a concurrency slot if fewer than `max` unexpired leases are held.
-    pub fn acquire(
-        &self,
-        key: &str,
-        max: u32,
-        ttl: Duration,
-        now: Instant,
-    ) -> Result<Option<Lease>, Denied> {
-        if max == 0 {
-            return Ok(None);
-        }
-        let mut state = self.state.lock();
-        state.next_lease += 1;
-        let id = state.next_lease;
-        let leases = state
-            .leases
-            .entry(key.to_owned())
-            .or_insert_with(|| Leases {
-                held: HashMap::new(),
-            });
+    /// Whether one more slot fits under `max` (expired leases are dropped first).
+    fn lease_decision(&mut self, key: &str, max: u32, now: Instant) -> Result<(), Denied> {
+        let Some(leases) = self.leases.get_mut(key) else {
+            return Ok(());
+        };
         leases.held.retain(|_, expiry| *expiry > now);
         if leases.held.len() >= max as usize {
             let soonest = leases.held.values().min().copied().unwrap_or(now);
@@ -196,15 +343,27 @@ impl InMemoryRateLimiter {
                     .max(Duration::from_secs(1)),
             });
         }
-        leases.held.insert(id, now + ttl);
-        Ok(Some(Lease {
-            key: key.to_owned(),
-            id,
-        }))
+        Ok(())
     }
 
-    pub fn release(&self, lease: &Lease) {
-        if let Some(leases) = self.state.lock().leases.get_mut(&lease.key) {
+    fn hold_lease(&mut self, key: &str, expiry: Instant) -> Lease {
+        self.next_lease += 1;
+        let id = self.next_lease;
+        self.leases
+            .entry(key.to_owned())
+            .or_insert_with(|| Leases {
+                held: HashMap::new(),
+            })
+            .held
+            .insert(id, expiry);
+        Lease {
+            key: key.to_owned(),
+            id,
+        }
+    }
+
+    fn release(&mut self, lease: &Lease) {
+        if let Some(leases) = self.leases.get_mut(&lease.key) {
             leases.held.remove(&lease.id);
         }
     }
@@ -318,5 +477,52 @@ mod tests {
             .unwrap()
             .is_some());
         assert_eq!(limiter.acquire("k", 0, ttl, t0), Ok(None));
+    }
+
+    fn scope(scope: &'static str, f: impl FnOnce(&mut ScopeLimits)) -> ScopeLimits {
+        let mut limits = ScopeLimits {
+            scope,
+            key: format!("{scope}:1"),
+            requests_per_second: 0,
+            burst: 0,
+            requests_per_minute: 0,
+            tokens_per_minute: 0,
+            max_concurrent: 0,
+            lease_ttl: Duration::from_secs(30),
+        };
+        f(&mut limits);
+        limits
+    }
+
+    #[test]
+    fn admission_is_all_or_nothing_across_scopes() {
+        let limiter = InMemoryRateLimiter::new();
+        let t0 = Instant::now();
+        let org = scope("organisation", |l| {
+            l.requests_per_minute = 10;
+            l.tokens_per_minute = 1_000;
+            l.max_concurrent = 5;
+        });
+        let key = scope("api_key", |l| l.requests_per_minute = 1);
+        let both = [org.clone(), key];
+        let first = limiter.admit_at(&both, 100, t0).unwrap();
+        assert_eq!(first.requests, Some((1, 0)));
+        assert_eq!(first.tokens, Some((1_000, 900)));
+        assert_eq!(first.permit.leases.len(), 1);
+        assert_eq!(first.permit.token_keys, vec!["organisation:1".to_owned()]);
+        // The key scope refuses: the organisation's request slot, tokens and lease stay untouched.
+        let denied = limiter.admit_at(&both, 100, t0).unwrap_err();
+        assert_eq!(denied.scope, "api_key");
+        assert_eq!(denied.denied.limit, "requests_per_minute");
+        let org_only = limiter
+            .admit_at(std::slice::from_ref(&org), 100, t0)
+            .unwrap();
+        assert_eq!(org_only.requests, Some((10, 8)));
+        assert_eq!(org_only.tokens, Some((1_000, 800)));
+        // Finishing gives the lease back and reconciles 100 estimated tokens to 40 actual.
+        limiter.finish_at(&org_only.permit, 40, t0);
+        let third = limiter.admit_at(&[org], 0, t0).unwrap();
+        assert_eq!(third.tokens, Some((1_000, 860)));
+        assert_eq!(limiter.state.lock().leases["organisation:1"].held.len(), 2);
     }
 }

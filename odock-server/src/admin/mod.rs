@@ -31,13 +31,13 @@ use std::sync::Arc;
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use odock_core::{CacheInvalidator, CacheKind, InvalidationCommand, Secret};
+use odock_store::db::Db;
 use odock_store::MasterKey;
-use sqlx::SqlitePool;
 
 /// Everything the admin handlers need.
 #[derive(Clone)]
 pub struct AdminState {
-    pub pool: SqlitePool,
+    pub pool: Db,
     pub master_key: Arc<MasterKey>,
     /// Called after every write that changes runtime state (keys, models, providers, grants, …).
     pub invalidator: Arc<dyn CacheInvalidator>,

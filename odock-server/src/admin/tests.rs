@@ -11,11 +11,11 @@ use odock_core::{
     ApiKeyId, CacheInvalidator, CacheKind, InvalidationCommand, OrganisationId, RequestId, Secret,
     TokenUsage, UsageRecord, UsageRecordId,
 };
+use odock_store::db::Db;
 use odock_store::keys::hash_virtual_key;
 use odock_store::MasterKey;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use sqlx::SqlitePool;
 use tower::ServiceExt;
 
 use super::routes::{operations, Reply};
@@ -35,7 +35,7 @@ impl CacheInvalidator for RecordingInvalidator {
 
 struct Harness {
     app: Router,
-    pool: SqlitePool,
+    pool: Db,
     master_key: Arc<MasterKey>,
     invalidations: Arc<RecordingInvalidator>,
 }
@@ -47,7 +47,7 @@ struct Answer {
 }
 
 async fn harness() -> Harness {
-    let pool = odock_store::connect_in_memory().await.unwrap();
+    let pool = odock_store::testing::database().await;
     let (master_key, _) = MasterKey::generate();
     let master_key = Arc::new(master_key);
     let invalidations = Arc::new(RecordingInvalidator::default());
@@ -381,7 +381,7 @@ async fn provider_keys_are_sealed_and_only_previewed() {
     assert_eq!(reads[4].body["preview"], "sk-…9876");
 
     let envelope: String =
-        sqlx::query_scalar("SELECT envelope FROM provider_api_keys WHERE id = ?")
+        sqlx::query_scalar("SELECT envelope FROM provider_api_keys WHERE id = $1")
             .bind(&key_id)
             .fetch_one(&h.pool)
             .await
@@ -603,7 +603,7 @@ async fn api_keys_show_their_secret_once_and_rotate_in_place() {
     assert_eq!(h.invalidated(), vec![cmd(CacheKind::ApiKey, &id)]);
 
     let (stored_hash, stored_preview): (String, String) =
-        sqlx::query_as("SELECT key_hash, preview FROM api_keys WHERE id = ?")
+        sqlx::query_as("SELECT key_hash, preview FROM api_keys WHERE id = $1")
             .bind(&id)
             .fetch_one(&h.pool)
             .await
@@ -611,7 +611,7 @@ async fn api_keys_show_their_secret_once_and_rotate_in_place() {
     assert_eq!(stored_hash, hash_virtual_key(&key));
     assert!(!stored_preview.contains(&key));
     let leaks: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM api_keys WHERE key_hash = ?1 OR preview = ?1 OR name = ?1 OR policies LIKE '%' || ?1 || '%'",
+        "SELECT COUNT(*) FROM api_keys WHERE key_hash = $1 OR preview = $1 OR name = $1 OR policies LIKE '%' || $1 || '%'",
     )
     .bind(&key)
     .fetch_one(&h.pool)
@@ -666,14 +666,14 @@ async fn api_keys_show_their_secret_once_and_rotate_in_place() {
     assert_eq!(rotated.body["rotations"], 1);
     assert_eq!(rotated.body["expiresAt"], created.body["expiresAt"]);
     assert_eq!(h.invalidated(), vec![cmd(CacheKind::ApiKey, &id)]);
-    let stored_hash: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = ?")
+    let stored_hash: String = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
         .bind(&id)
         .fetch_one(&h.pool)
         .await
         .unwrap();
     assert_eq!(stored_hash, hash_virtual_key(&new_key));
     let (previous, rotated_by): (String, String) = sqlx::query_as(
-        "SELECT previous_preview, rotated_by FROM api_key_rotations WHERE api_key_id = ?",
+        "SELECT previous_preview, rotated_by FROM api_key_rotations WHERE api_key_id = $1",
     )
     .bind(&id)
     .fetch_one(&h.pool)
@@ -1139,12 +1139,12 @@ async fn openapi_documents_every_registered_route() {
 }
 
 /// Inserts a user of `org` with plain SQL (users have no admin routes yet).
-async fn insert_user(pool: &SqlitePool, org: &str, email: &str) -> String {
+async fn insert_user(pool: &Db, org: &str, email: &str) -> String {
     let id = odock_core::new_object_id();
     let now = Utc::now().timestamp_millis();
     sqlx::query(
         "INSERT INTO users (id, organisation_id, email, name, role, status, created_at, updated_at) \
-         VALUES (?, ?, ?, 'Test', 'USER', 'ACTIVE', ?, ?)",
+         VALUES ($1, $2, $3, 'Test', 'USER', 'ACTIVE', $4, $5)",
     )
     .bind(&id)
     .bind(org)
@@ -1504,7 +1504,7 @@ async fn budgets_validate_owners_schedules_and_list_windows() {
     let day = 86_400_000;
     sqlx::query(
         "INSERT INTO budget_windows (id, budget_id, start_at, end_at, used_nanos, reserved_nanos, created_at, updated_at) \
-         VALUES ('old', ?, ?, ?, 42, 0, ?, ?)",
+         VALUES ('old', $1, $2, $3, 42, 0, $4, $5)",
     )
     .bind(&fresh)
     .bind(expected.start.timestamp_millis() - day)

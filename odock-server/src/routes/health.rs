@@ -5,14 +5,14 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use odock_store::db::Db;
 use serde_json::{json, Value};
-use sqlx::SqlitePool;
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn healthz(State(pool): State<SqlitePool>) -> (StatusCode, Json<Value>) {
+pub async fn healthz(State(pool): State<Db>) -> (StatusCode, Json<Value>) {
     let database = match tokio::time::timeout(
         Duration::from_secs(2),
         sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&pool),

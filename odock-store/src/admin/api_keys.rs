@@ -6,12 +6,13 @@
 
 use std::fmt;
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::secret::preview;
 use odock_core::{new_object_id, ApiKeyType};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
@@ -121,7 +122,7 @@ const API_KEYS: Scoped<ApiKey> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<ApiKey, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<ApiKey, sqlx::Error> {
     Ok(ApiKey {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
@@ -176,7 +177,7 @@ fn check_timezone(timezone: Option<String>) -> Result<String, AdminError> {
 
 /// A key has exactly the owner its type names.
 async fn check_owner(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: &NewApiKey,
 ) -> Result<(), AdminError> {
@@ -221,7 +222,7 @@ async fn check_owner(
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: NewApiKey,
 ) -> Result<IssuedApiKey, AdminError> {
@@ -237,7 +238,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO api_keys (id, organisation_id, name, type, team_id, user_id, key_hash, preview, expires_at, \
          timezone, revoked, revealed, rotations, policies, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, 0, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 1, 0, $11, $12, $13)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -258,13 +259,13 @@ pub async fn create(
     Ok(IssuedApiKey { api_key, key })
 }
 
-pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<ApiKey, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<ApiKey, AdminError> {
     API_KEYS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's keys; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<ApiKey>, AdminError> {
@@ -272,7 +273,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: ApiKeyPatch,
@@ -291,8 +292,8 @@ pub async fn update(
         current.policies = check_policies(policies)?;
     }
     let result = sqlx::query(
-        "UPDATE api_keys SET name = ?, expires_at = ?, timezone = ?, policies = ?, updated_at = ? \
-         WHERE id = ? AND organisation_id = ?",
+        "UPDATE api_keys SET name = $1, expires_at = $2, timezone = $3, policies = $4, updated_at = $5 \
+         WHERE id = $6 AND organisation_id = $7",
     )
     .bind(&current.name)
     .bind(current.expires_at.map(to_ms))
@@ -310,7 +311,7 @@ pub async fn update(
 /// Issues a new secret for the same key id; the old secret stops matching at once. Refused for a
 /// revoked key (unrevoke it first) and for an expiry in the past.
 pub async fn rotate(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     input: RotateApiKey,
@@ -331,8 +332,8 @@ pub async fn rotate(
     // `revoked = 0` and the rotation count in the WHERE clause make a concurrent revoke or rotation
     // lose cleanly instead of being overwritten.
     let result = sqlx::query(
-        "UPDATE api_keys SET key_hash = ?, preview = ?, expires_at = ?, rotations = rotations + 1, \
-         revealed = 1, updated_at = ? WHERE id = ? AND organisation_id = ? AND revoked = 0 AND rotations = ?",
+        "UPDATE api_keys SET key_hash = $1, preview = $2, expires_at = $3, rotations = rotations + 1, \
+         revealed = 1, updated_at = $4 WHERE id = $5 AND organisation_id = $6 AND revoked = 0 AND rotations = $7",
     )
     .bind(hash_virtual_key(&key))
     .bind(preview(&key))
@@ -350,7 +351,7 @@ pub async fn rotate(
     }
     sqlx::query(
         "INSERT INTO api_key_rotations (id, api_key_id, previous_preview, previous_expires_at, new_expires_at, \
-         rotated_by, rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         rotated_by, rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(new_object_id())
     .bind(id)
@@ -368,13 +369,13 @@ pub async fn rotate(
 
 /// Revokes (`true`) or restores (`false`) the key; idempotent.
 pub async fn set_revoked(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     revoked: bool,
 ) -> Result<ApiKey, AdminError> {
     let result = sqlx::query(
-        "UPDATE api_keys SET revoked = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE api_keys SET revoked = $1, updated_at = $2 WHERE id = $3 AND organisation_id = $4",
     )
     .bind(i64::from(revoked))
     .bind(now_ms())
@@ -387,7 +388,7 @@ pub async fn set_revoked(
 }
 
 /// Deletes the key with its grants (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     API_KEYS.delete(pool, organisation_id, id).await
 }
 
@@ -410,8 +411,8 @@ pub(crate) mod tests {
         }
     }
 
-    async fn stored_hash(pool: &SqlitePool, id: &str) -> String {
-        sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = ?")
+    async fn stored_hash(pool: &Db, id: &str) -> String {
+        sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_one(pool)
             .await
@@ -459,7 +460,7 @@ pub(crate) mod tests {
             hash_virtual_key(&rotated.key)
         );
         let rows: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM api_key_rotations WHERE api_key_id = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_key_rotations WHERE api_key_id = $1")
                 .bind(&issued.api_key.id)
                 .fetch_one(&pool)
                 .await
@@ -504,7 +505,7 @@ pub(crate) mod tests {
         );
 
         let now = now_ms();
-        sqlx::query("INSERT INTO teams (id, organisation_id, name, created_at, updated_at) VALUES ('t1', ?, 'core', ?, ?)")
+        sqlx::query("INSERT INTO teams (id, organisation_id, name, created_at, updated_at) VALUES ('t1', $1, 'core', $2, $3)")
             .bind(&a)
             .bind(now)
             .bind(now)

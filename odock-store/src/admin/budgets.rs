@@ -6,11 +6,12 @@
 //! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
 //! from the budget's schedule, with zero usage when the ledger has not created its row yet.
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::{new_object_id, BudgetPeriod, OwnerType};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::organisations::ensure_exists;
 pub use super::schedule::OwnerFilter;
@@ -193,7 +194,7 @@ const BUDGETS: Scoped<Budget> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<Budget, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Budget, sqlx::Error> {
     let (owner_type, owner_id) = decode_owner(row)?;
     Ok(Budget {
         id: row.try_get("id")?,
@@ -216,7 +217,7 @@ fn decode(row: &SqliteRow) -> Result<Budget, sqlx::Error> {
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: NewBudget,
 ) -> Result<Budget, AdminError> {
@@ -236,7 +237,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO budgets (id, organisation_id, name, owner_type, team_id, user_id, api_key_id, amount_nanos, \
          currency, period, start_at, timezone, end_at, thresholds, rollover, active, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -261,13 +262,13 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
-pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Budget, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Budget, AdminError> {
     BUDGETS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's budgets; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     filter: &OwnerFilter,
     page: &PageRequest,
@@ -278,7 +279,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: BudgetPatch,
@@ -314,8 +315,8 @@ pub async fn update(
         current.active = active;
     }
     let result = sqlx::query(
-        "UPDATE budgets SET name = ?, amount_nanos = ?, currency = ?, period = ?, start_at = ?, timezone = ?, \
-         end_at = ?, thresholds = ?, rollover = ?, active = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE budgets SET name = $1, amount_nanos = $2, currency = $3, period = $4, start_at = $5, timezone = $6, \
+         end_at = $7, thresholds = $8, rollover = $9, active = $10, updated_at = $11 WHERE id = $12 AND organisation_id = $13",
     )
     .bind(&current.name)
     .bind(current.amount_nanos)
@@ -337,13 +338,13 @@ pub async fn update(
 }
 
 /// Deletes the budget with its windows (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     BUDGETS.delete(pool, organisation_id, id).await
 }
 
 /// The budget's windows, current first (the current one with zero usage when it has no row yet).
 pub async fn windows(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
 ) -> Result<Vec<BudgetWindow>, AdminError> {
@@ -359,7 +360,7 @@ pub async fn windows(
 
 const BUDGET_WINDOWS: WindowRows<BudgetWindow> = WindowRows {
     select: "SELECT id, start_at, end_at, used_nanos, reserved_nanos FROM budget_windows \
-             WHERE budget_id = ? ORDER BY start_at DESC LIMIT ?",
+             WHERE budget_id = $1 ORDER BY start_at DESC LIMIT $2",
     decode: |row| {
         Ok(BudgetWindow {
             id: Some(row.try_get("id")?),

@@ -1,10 +1,11 @@
 //! Model grants: which API keys may call which models (`api_key_model_access`), managed from either
 //! side (`/apikeys/{id}/model-access`, `/models/{id}/api-key-access`). Granting is idempotent.
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::{dedup, ensure_in_org, exists_in_org, touched, AdminError};
 use crate::db::{from_ms, now_ms};
@@ -43,7 +44,7 @@ const SELECT: &str =
                       JOIN api_keys k ON k.id = g.api_key_id \
                       JOIN models m ON m.id = g.model_id";
 
-fn decode(row: &SqliteRow) -> Result<ModelGrant, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<ModelGrant, sqlx::Error> {
     Ok(ModelGrant {
         api_key_id: row.try_get("api_key_id")?,
         api_key_name: row.try_get("api_key_name")?,
@@ -55,7 +56,7 @@ fn decode(row: &SqliteRow) -> Result<ModelGrant, sqlx::Error> {
 
 /// Every id must name a row of `table` in the organisation; else a 400 on `field`.
 async fn check_ids(
-    pool: &SqlitePool,
+    pool: &Db,
     table: &str,
     field: &str,
     organisation_id: &str,
@@ -79,15 +80,12 @@ async fn check_ids(
     Ok(ids)
 }
 
-async fn insert(
-    pool: &SqlitePool,
-    pairs: impl Iterator<Item = (&str, &str)>,
-) -> Result<(), AdminError> {
+async fn insert(pool: &Db, pairs: impl Iterator<Item = (&str, &str)>) -> Result<(), AdminError> {
     let now = now_ms();
     let mut tx = pool.begin().await?;
     for (api_key_id, model_id) in pairs {
         sqlx::query(
-            "INSERT INTO api_key_model_access (api_key_id, model_id, created_at) VALUES (?, ?, ?) \
+            "INSERT INTO api_key_model_access (api_key_id, model_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (api_key_id, model_id) DO NOTHING",
         )
         .bind(api_key_id)
@@ -102,13 +100,13 @@ async fn insert(
 
 /// The models the key may call, by model name.
 pub async fn list_for_api_key(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     api_key_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
     ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
     let sql = format!(
-        "{SELECT} WHERE g.api_key_id = ? AND k.organisation_id = ? ORDER BY m.name, g.model_id"
+        "{SELECT} WHERE g.api_key_id = $1 AND k.organisation_id = $2 ORDER BY m.name, g.model_id"
     );
     let rows = sqlx::query(&sql)
         .bind(api_key_id)
@@ -121,7 +119,7 @@ pub async fn list_for_api_key(
 /// Grants the key every model in `model_ids` (all must be in the organisation); returns the key's
 /// complete grant list.
 pub async fn grant_models(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     api_key_id: &str,
     model_ids: &[String],
@@ -134,7 +132,7 @@ pub async fn grant_models(
 
 /// Removes one grant; 404 when the key, the model or the grant does not exist.
 pub async fn revoke_model(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     api_key_id: &str,
     model_id: &str,
@@ -142,7 +140,7 @@ pub async fn revoke_model(
     ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
     ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
     let result =
-        sqlx::query("DELETE FROM api_key_model_access WHERE api_key_id = ? AND model_id = ?")
+        sqlx::query("DELETE FROM api_key_model_access WHERE api_key_id = $1 AND model_id = $2")
             .bind(api_key_id)
             .bind(model_id)
             .execute(pool)
@@ -153,13 +151,13 @@ pub async fn revoke_model(
 
 /// The keys that may call the model, by key name.
 pub async fn list_for_model(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     model_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
     ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
     let sql = format!(
-        "{SELECT} WHERE g.model_id = ? AND m.organisation_id = ? ORDER BY k.name, g.api_key_id"
+        "{SELECT} WHERE g.model_id = $1 AND m.organisation_id = $2 ORDER BY k.name, g.api_key_id"
     );
     let rows = sqlx::query(&sql)
         .bind(model_id)
@@ -172,7 +170,7 @@ pub async fn list_for_model(
 /// Grants every key in `api_key_ids` (all must be in the organisation) the model; returns the
 /// model's complete grant list.
 pub async fn grant_api_keys(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     model_id: &str,
     api_key_ids: &[String],

@@ -2,14 +2,14 @@
 //!
 //! One module per resource. Each exposes typed, camelCase serde structs for the API object and for its
 //! create/patch inputs (`deny_unknown_fields`, so typos are refused), plus async functions over a
-//! [`SqlitePool`]. Every organisation-scoped function takes the organisation id and treats an object of
+//! [`Db`]. Every organisation-scoped function takes the organisation id and treats an object of
 //! another organisation exactly like a missing one ([`AdminError::NotFound`]), so existence never leaks.
 //!
 //! Repositories validate their input and return [`AdminError`]; they never touch caches: the caller
 //! (the admin HTTP handlers) sends the cache invalidation after a successful write.
 //!
 //! ```no_run
-//! # async fn demo(pool: sqlx::SqlitePool) -> Result<(), odock_store::admin::AdminError> {
+//! # async fn demo(pool: odock_store::db::Db) -> Result<(), odock_store::admin::AdminError> {
 //! use odock_store::admin::{organisations, PageRequest};
 //!
 //! let input = serde_json::from_str(r#"{"name":"Acme Corp"}"#).map_err(|e| {
@@ -37,10 +37,9 @@ pub mod teams;
 
 pub(crate) use scoped::{touched, Scoped};
 
+use crate::db::{Db, DbRow, SqlBuilder};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// A JSON object column (`config`, `policies`).
 pub type JsonObject = Map<String, Value>;
@@ -157,20 +156,18 @@ impl<T> Page<T> {
 /// Lists `table` ordered by id: `filters` are `column = value` conditions (column names come from
 /// code, never from clients), then the cursor and `limit + 1` rows to learn whether a next page exists.
 pub(crate) async fn list_page<T>(
-    pool: &SqlitePool,
+    pool: &Db,
     select: &str,
     filters: &[(&str, Option<&str>)],
     page: &PageRequest,
-    decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    decode: fn(&DbRow) -> Result<T, sqlx::Error>,
     id_of: fn(&T) -> &str,
 ) -> Result<Page<T>, AdminError> {
-    let mut query = QueryBuilder::<Sqlite>::new(select);
+    let mut query = SqlBuilder::new(select);
     query.push(" WHERE 1 = 1");
     for (column, value) in filters {
         if let Some(value) = value {
-            query
-                .push(format_args!(" AND {column} = "))
-                .push_bind(*value);
+            query.push(&format!(" AND {column} = ")).push_bind(*value);
         }
     }
     if let Some(cursor) = &page.cursor {
@@ -179,7 +176,7 @@ pub(crate) async fn list_page<T>(
     query
         .push(" ORDER BY id LIMIT ")
         .push_bind(i64::from(page.limit) + 1);
-    let rows = query.build().fetch_all(pool).await?;
+    let rows = query.query().fetch_all(pool).await?;
     let mut data = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     let limit = page.limit as usize;
     let next_cursor = if data.len() > limit {
@@ -246,12 +243,12 @@ where
 
 /// Whether a row with this id exists in `table` for the organisation.
 pub(crate) async fn exists_in_org(
-    pool: &SqlitePool,
+    pool: &Db,
     table: &str,
     organisation_id: &str,
     id: &str,
 ) -> Result<bool, AdminError> {
-    let sql = format!("SELECT 1 FROM {table} WHERE id = ? AND organisation_id = ?");
+    let sql = format!("SELECT 1 FROM {table} WHERE id = $1 AND organisation_id = $2");
     let found = sqlx::query(&sql)
         .bind(id)
         .bind(organisation_id)
@@ -263,7 +260,7 @@ pub(crate) async fn exists_in_org(
 /// 404 (`what`) unless a row with this id exists in `table` for the organisation: the guard of every
 /// operation on an object's children (a team's members, a provider's keys).
 pub(crate) async fn ensure_in_org(
-    pool: &SqlitePool,
+    pool: &Db,
     table: &str,
     organisation_id: &str,
     id: &str,
@@ -287,15 +284,15 @@ pub(crate) fn dedup(ids: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use sqlx::SqlitePool;
+    use crate::db::Db;
 
     use super::organisations::{self, NewOrganisation};
 
-    pub async fn pool() -> SqlitePool {
-        crate::connect_in_memory().await.unwrap()
+    pub async fn pool() -> Db {
+        crate::testing::database().await
     }
 
-    pub async fn org(pool: &SqlitePool, name: &str) -> String {
+    pub async fn org(pool: &Db, name: &str) -> String {
         organisations::create(
             pool,
             NewOrganisation {

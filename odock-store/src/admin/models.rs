@@ -1,11 +1,12 @@
 //! Models (`/api/organisations/{organisationId}/models`): the names clients call, bound to a provider,
 //! an optional provider key and a price list.
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::{new_object_id, Capability, ModelPricing, ModelType};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
@@ -100,7 +101,7 @@ const MODELS: Scoped<Model> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<Model, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Model, sqlx::Error> {
     let pricing: Option<String> = row.try_get("pricing")?;
     Ok(Model {
         id: row.try_get("id")?,
@@ -145,7 +146,7 @@ fn check_pricing(pricing: Option<ModelPricing>) -> Result<Option<ModelPricing>, 
 
 /// The provider must be in the organisation and the key (when set) must belong to that provider.
 async fn check_provider(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
     provider_key_id: Option<&str>,
@@ -158,7 +159,7 @@ async fn check_provider(
     }
     if let Some(key_id) = provider_key_id {
         let found = sqlx::query(
-            "SELECT 1 FROM provider_api_keys WHERE id = ? AND provider_id = ? AND organisation_id = ?",
+            "SELECT 1 FROM provider_api_keys WHERE id = $1 AND provider_id = $2 AND organisation_id = $3",
         )
         .bind(key_id)
         .bind(provider_id)
@@ -180,7 +181,7 @@ fn duplicate_name(name: &str) -> String {
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: NewModel,
 ) -> Result<Model, AdminError> {
@@ -201,7 +202,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO models (id, organisation_id, name, slug, type, provider_id, provider_key_id, capabilities, \
          pricing, policies, config, enabled, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -223,13 +224,13 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
-pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Model, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Model, AdminError> {
     MODELS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's models; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Model>, AdminError> {
@@ -237,7 +238,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: ModelPatch,
@@ -284,8 +285,8 @@ pub async fn update(
         current.enabled = enabled;
     }
     let result = sqlx::query(
-        "UPDATE models SET name = ?, slug = ?, type = ?, provider_id = ?, provider_key_id = ?, capabilities = ?, \
-         pricing = ?, policies = ?, config = ?, enabled = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE models SET name = $1, slug = $2, type = $3, provider_id = $4, provider_key_id = $5, capabilities = $6, \
+         pricing = $7, policies = $8, config = $9, enabled = $10, updated_at = $11 WHERE id = $12 AND organisation_id = $13",
     )
     .bind(&current.name)
     .bind(&current.slug)
@@ -308,7 +309,7 @@ pub async fn update(
 }
 
 /// Deletes the model and its grants (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     MODELS.delete(pool, organisation_id, id).await
 }
 
@@ -320,7 +321,7 @@ pub(crate) mod tests {
     use crate::admin::providers::{self, NewProvider};
     use crate::admin::test_support::{org, pool};
 
-    pub(crate) async fn provider(pool: &SqlitePool, org: &str) -> String {
+    pub(crate) async fn provider(pool: &Db, org: &str) -> String {
         providers::create(
             pool,
             org,

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::new_object_id;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::policies::check_policies;
 use super::{
@@ -127,7 +128,7 @@ pub struct SettingsPatch {
 
 const COLUMNS: &str = "id, name, slug, contact, status, routing_enabled, created_at, updated_at";
 
-fn decode(row: &SqliteRow) -> Result<Organisation, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Organisation, sqlx::Error> {
     Ok(Organisation {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -185,7 +186,7 @@ fn duplicate_slug(slug: &str) -> String {
     format!("an organisation with slug `{slug}` already exists")
 }
 
-pub async fn create(pool: &SqlitePool, input: NewOrganisation) -> Result<Organisation, AdminError> {
+pub async fn create(pool: &Db, input: NewOrganisation) -> Result<Organisation, AdminError> {
     let name = required_text("name", &input.name, 200)?;
     let slug = match input.slug {
         Some(slug) => check_slug(&slug)?,
@@ -204,7 +205,7 @@ pub async fn create(pool: &SqlitePool, input: NewOrganisation) -> Result<Organis
     let id = new_object_id();
     sqlx::query(
         "INSERT INTO organisations (id, name, slug, contact, status, routing_enabled, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, 'active', 0, ?, ?)",
+         VALUES ($1, $2, $3, $4, 'active', 0, $5, $6)",
     )
     .bind(&id)
     .bind(&name)
@@ -218,8 +219,8 @@ pub async fn create(pool: &SqlitePool, input: NewOrganisation) -> Result<Organis
     get(pool, &id).await
 }
 
-pub async fn get(pool: &SqlitePool, id: &str) -> Result<Organisation, AdminError> {
-    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = ?");
+pub async fn get(pool: &Db, id: &str) -> Result<Organisation, AdminError> {
+    let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
     match row {
         Some(row) => Ok(decode(&row)?),
@@ -228,8 +229,8 @@ pub async fn get(pool: &SqlitePool, id: &str) -> Result<Organisation, AdminError
 }
 
 /// 404 unless the organisation exists: the guard of every organisation-scoped list and create.
-pub async fn ensure_exists(pool: &SqlitePool, id: &str) -> Result<(), AdminError> {
-    let found = sqlx::query("SELECT 1 FROM organisations WHERE id = ?")
+pub async fn ensure_exists(pool: &Db, id: &str) -> Result<(), AdminError> {
+    let found = sqlx::query("SELECT 1 FROM organisations WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?;
@@ -238,13 +239,13 @@ pub async fn ensure_exists(pool: &SqlitePool, id: &str) -> Result<(), AdminError
         .ok_or(AdminError::NotFound("organisation"))
 }
 
-pub async fn list(pool: &SqlitePool, page: &PageRequest) -> Result<Page<Organisation>, AdminError> {
+pub async fn list(pool: &Db, page: &PageRequest) -> Result<Page<Organisation>, AdminError> {
     let select = format!("SELECT {COLUMNS} FROM organisations");
     list_page(pool, &select, &[], page, decode, |o| &o.id).await
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     id: &str,
     patch: OrganisationPatch,
 ) -> Result<Organisation, AdminError> {
@@ -266,8 +267,8 @@ pub async fn update(
     }
     let policies = patch.policies.map(check_policies).transpose()?;
     let result = sqlx::query(
-        "UPDATE organisations SET name = ?, slug = ?, contact = ?, status = ?, routing_enabled = ?, \
-         policies = COALESCE(?, policies), updated_at = ? WHERE id = ?",
+        "UPDATE organisations SET name = $1, slug = $2, contact = $3, status = $4, routing_enabled = $5, \
+         policies = COALESCE($6, policies), updated_at = $7 WHERE id = $8",
     )
     .bind(&current.name)
     .bind(&current.slug)
@@ -284,9 +285,9 @@ pub async fn update(
     get(pool, id).await
 }
 
-pub async fn settings(pool: &SqlitePool, id: &str) -> Result<OrganisationSettings, AdminError> {
+pub async fn settings(pool: &Db, id: &str) -> Result<OrganisationSettings, AdminError> {
     let row = sqlx::query(
-        "SELECT name, contact, routing_enabled, policies FROM organisations WHERE id = ?",
+        "SELECT name, contact, routing_enabled, policies FROM organisations WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -303,7 +304,7 @@ pub async fn settings(pool: &SqlitePool, id: &str) -> Result<OrganisationSetting
 }
 
 pub async fn update_settings(
-    pool: &SqlitePool,
+    pool: &Db,
     id: &str,
     patch: SettingsPatch,
 ) -> Result<OrganisationSettings, AdminError> {
@@ -319,8 +320,8 @@ pub async fn update_settings(
 }
 
 /// Deletes the organisation and (by cascade) everything it owns.
-pub async fn delete(pool: &SqlitePool, id: &str) -> Result<(), AdminError> {
-    let result = sqlx::query("DELETE FROM organisations WHERE id = ?")
+pub async fn delete(pool: &Db, id: &str) -> Result<(), AdminError> {
+    let result = sqlx::query("DELETE FROM organisations WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;

@@ -5,12 +5,13 @@
 
 use std::fmt;
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::new_object_id;
 use odock_core::secret::preview;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::{ensure_in_org, list_page, required_text, touched, AdminError, Page, PageRequest};
 use crate::crypto::MasterKey;
@@ -50,7 +51,7 @@ impl fmt::Debug for NewProviderKey {
 /// Deliberately without `envelope`.
 const COLUMNS: &str = "id, provider_id, name, preview, revoked, created_at, updated_at";
 
-fn decode(row: &SqliteRow) -> Result<ProviderKey, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<ProviderKey, sqlx::Error> {
     Ok(ProviderKey {
         id: row.try_get("id")?,
         provider_id: row.try_get("provider_id")?,
@@ -64,7 +65,7 @@ fn decode(row: &SqliteRow) -> Result<ProviderKey, sqlx::Error> {
 
 /// 404 unless the provider exists in the organisation (it is part of the path).
 async fn ensure_provider(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
 ) -> Result<(), AdminError> {
@@ -72,7 +73,7 @@ async fn ensure_provider(
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     master_key: &MasterKey,
     organisation_id: &str,
     provider_id: &str,
@@ -92,7 +93,7 @@ pub async fn create(
     let id = new_object_id();
     sqlx::query(
         "INSERT INTO provider_api_keys (id, provider_id, organisation_id, name, envelope, preview, revoked, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
     )
     .bind(&id)
     .bind(provider_id)
@@ -108,13 +109,13 @@ pub async fn create(
 }
 
 pub async fn get(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
     id: &str,
 ) -> Result<ProviderKey, AdminError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM provider_api_keys WHERE id = ? AND provider_id = ? AND organisation_id = ?"
+        "SELECT {COLUMNS} FROM provider_api_keys WHERE id = $1 AND provider_id = $2 AND organisation_id = $3"
     );
     let row = sqlx::query(&sql)
         .bind(id)
@@ -129,7 +130,7 @@ pub async fn get(
 }
 
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
     page: &PageRequest,
@@ -152,15 +153,15 @@ pub async fn list(
 
 /// Revokes (`true`) or restores (`false`) the key; idempotent.
 pub async fn set_revoked(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
     id: &str,
     revoked: bool,
 ) -> Result<ProviderKey, AdminError> {
     let result = sqlx::query(
-        "UPDATE provider_api_keys SET revoked = ?, updated_at = ? \
-         WHERE id = ? AND provider_id = ? AND organisation_id = ?",
+        "UPDATE provider_api_keys SET revoked = $1, updated_at = $2 \
+         WHERE id = $3 AND provider_id = $4 AND organisation_id = $5",
     )
     .bind(i64::from(revoked))
     .bind(now_ms())
@@ -175,13 +176,13 @@ pub async fn set_revoked(
 
 /// Deletes the key; models that used it keep working only if another key is configured.
 pub async fn delete(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     provider_id: &str,
     id: &str,
 ) -> Result<(), AdminError> {
     let result = sqlx::query(
-        "DELETE FROM provider_api_keys WHERE id = ? AND provider_id = ? AND organisation_id = ?",
+        "DELETE FROM provider_api_keys WHERE id = $1 AND provider_id = $2 AND organisation_id = $3",
     )
     .bind(id)
     .bind(provider_id)
@@ -233,7 +234,7 @@ mod tests {
         assert!(!serde_json::to_string(&key).unwrap().contains(secret));
 
         let envelope: String =
-            sqlx::query_scalar("SELECT envelope FROM provider_api_keys WHERE id = ?")
+            sqlx::query_scalar("SELECT envelope FROM provider_api_keys WHERE id = $1")
                 .bind(&key.id)
                 .fetch_one(&pool)
                 .await

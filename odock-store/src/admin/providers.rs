@@ -1,10 +1,11 @@
 //! Providers (`/api/organisations/{organisationId}/providers`): the upstreams models are served by.
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::{new_object_id, ProviderType};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::organisations::ensure_exists;
 use super::{
@@ -81,7 +82,7 @@ const PROVIDERS: Scoped<Provider> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<Provider, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Provider, sqlx::Error> {
     Ok(Provider {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
@@ -126,7 +127,7 @@ fn timeout_column(timeout_ms: Option<u64>) -> Option<i64> {
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: NewProvider,
 ) -> Result<Provider, AdminError> {
@@ -144,7 +145,7 @@ pub async fn create(
     let id = new_object_id();
     sqlx::query(
         "INSERT INTO providers (id, organisation_id, name, type, base_url, timeout_ms, enabled, config, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -161,17 +162,13 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
-pub async fn get(
-    pool: &SqlitePool,
-    organisation_id: &str,
-    id: &str,
-) -> Result<Provider, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Provider, AdminError> {
     PROVIDERS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's providers; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Provider>, AdminError> {
@@ -179,7 +176,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: ProviderPatch,
@@ -201,8 +198,8 @@ pub async fn update(
         current.config = config;
     }
     let result = sqlx::query(
-        "UPDATE providers SET name = ?, base_url = ?, timeout_ms = ?, enabled = ?, config = ?, \
-         updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE providers SET name = $1, base_url = $2, timeout_ms = $3, enabled = $4, config = $5, \
+         updated_at = $6 WHERE id = $7 AND organisation_id = $8",
     )
     .bind(&current.name)
     .bind(&current.base_url)
@@ -219,7 +216,7 @@ pub async fn update(
 }
 
 /// Deletes the provider with its keys and models (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     PROVIDERS.delete(pool, organisation_id, id).await
 }
 

@@ -1,11 +1,12 @@
 //! Quotas (`/api/organisations/{organisationId}/quotas`): limits on a metric (requests, tokens,
 //! errors, cost, latency) per calendar window. Same owners and schedule as [`super::budgets`].
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::{new_object_id, BudgetPeriod, OwnerType, QuotaMetric};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::budgets::OwnerFilter;
 use super::organisations::ensure_exists;
@@ -112,7 +113,7 @@ const QUOTAS: Scoped<Quota> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<Quota, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Quota, sqlx::Error> {
     let (owner_type, owner_id) = decode_owner(row)?;
     Ok(Quota {
         id: row.try_get("id")?,
@@ -133,7 +134,7 @@ fn decode(row: &SqliteRow) -> Result<Quota, sqlx::Error> {
 }
 
 pub async fn create(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     input: NewQuota,
 ) -> Result<Quota, AdminError> {
@@ -152,7 +153,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO quotas (id, organisation_id, name, owner_type, team_id, user_id, api_key_id, metric, \
          limit_value, period, start_at, timezone, end_at, active, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -175,13 +176,13 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
-pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Quota, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Quota, AdminError> {
     QUOTAS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's quotas; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     filter: &OwnerFilter,
     page: &PageRequest,
@@ -192,7 +193,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: QuotaPatch,
@@ -219,8 +220,8 @@ pub async fn update(
         current.active = active;
     }
     let result = sqlx::query(
-        "UPDATE quotas SET name = ?, limit_value = ?, period = ?, start_at = ?, timezone = ?, end_at = ?, \
-         active = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE quotas SET name = $1, limit_value = $2, period = $3, start_at = $4, timezone = $5, end_at = $6, \
+         active = $7, updated_at = $8 WHERE id = $9 AND organisation_id = $10",
     )
     .bind(&current.name)
     .bind(current.limit)
@@ -239,13 +240,13 @@ pub async fn update(
 }
 
 /// Deletes the quota with its windows (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     QUOTAS.delete(pool, organisation_id, id).await
 }
 
 /// The quota's windows, current first (the current one with zero usage when it has no row yet).
 pub async fn windows(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
 ) -> Result<Vec<QuotaWindow>, AdminError> {
@@ -256,7 +257,7 @@ pub async fn windows(
 
 const QUOTA_WINDOWS: WindowRows<QuotaWindow> = WindowRows {
     select: "SELECT id, start_at, end_at, used, reserved FROM quota_windows \
-             WHERE quota_id = ? ORDER BY start_at DESC LIMIT ?",
+             WHERE quota_id = $1 ORDER BY start_at DESC LIMIT $2",
     decode: |row| {
         Ok(QuotaWindow {
             id: Some(row.try_get("id")?),
@@ -327,7 +328,7 @@ mod tests {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO quota_windows (id, quota_id, metric, start_at, end_at, used, reserved, created_at, updated_at) \
-             VALUES ('w1', ?, 'REQUESTS', ?, ?, 7, 2, ?, ?)",
+             VALUES ('w1', $1, 'REQUESTS', $2, $3, 7, 2, $4, $5)",
         )
         .bind(&quota.id)
         .bind(to_ms(computed[0].start_at))

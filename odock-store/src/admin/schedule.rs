@@ -4,12 +4,13 @@
 //! owner columns, and both run on calendar windows of a [`Schedule`]. [`super::budgets`] adds an
 //! amount and thresholds, [`super::quotas`] a metric and an integer limit.
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use odock_core::windows::Schedule;
 use odock_core::{BudgetPeriod, OwnerType};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::{exists_in_org, parse_column, AdminError};
 use crate::db::{from_ms, to_ms};
@@ -35,7 +36,7 @@ pub(crate) fn owner_column(owner_type: OwnerType) -> Option<&'static str> {
 }
 
 /// Reads the owner id from the column its type names.
-pub(crate) fn decode_owner(row: &SqliteRow) -> Result<(OwnerType, Option<String>), sqlx::Error> {
+pub(crate) fn decode_owner(row: &DbRow) -> Result<(OwnerType, Option<String>), sqlx::Error> {
     let owner_type: OwnerType = parse_column(row.try_get::<&str, _>("owner_type")?)?;
     let owner_id = match owner_column(owner_type) {
         Some(column) => row.try_get(column)?,
@@ -59,7 +60,7 @@ pub(crate) fn owner_columns(
 
 /// `ORG` takes no owner id; the others need the id of a team, user or key of the organisation.
 pub(crate) async fn check_owner(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     owner_type: OwnerType,
     owner_id: Option<String>,
@@ -198,7 +199,11 @@ pub(crate) fn schedule(
 pub(crate) fn filter_conditions(filter: &OwnerFilter) -> [(&'static str, Option<&'static str>); 2] {
     [
         ("owner_type", filter.owner_type.map(OwnerType::as_str)),
-        ("active", filter.active.map(|a| if a { "1" } else { "0" })),
+        // List filters bind text; the cast lets PostgreSQL compare the 0/1 column with it.
+        (
+            "CAST(active AS TEXT)",
+            filter.active.map(|a| if a { "1" } else { "0" }),
+        ),
     ]
 }
 
@@ -228,7 +233,7 @@ fn current_first<W>(
 pub(crate) struct WindowRows<W> {
     /// `SELECT ... WHERE <rule fk> = ? ORDER BY start_at DESC LIMIT ?`.
     pub select: &'static str,
-    pub decode: fn(&SqliteRow) -> Result<W, sqlx::Error>,
+    pub decode: fn(&DbRow) -> Result<W, sqlx::Error>,
     pub start_of: fn(&W) -> DateTime<Utc>,
     pub empty: fn(DateTime<Utc>, DateTime<Utc>) -> W,
 }
@@ -236,7 +241,7 @@ pub(crate) struct WindowRows<W> {
 /// A rule's stored windows, ordered by [`current_first`] against the window of `schedule` running
 /// now.
 pub(crate) async fn windows<W>(
-    pool: &SqlitePool,
+    pool: &Db,
     rule_id: &str,
     schedule: Schedule,
     kind: &WindowRows<W>,

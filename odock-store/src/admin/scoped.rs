@@ -4,8 +4,8 @@
 //! its rows then go through the same SQL, so "an object of another organisation is exactly a missing
 //! one" ([`AdminError::NotFound`]) holds everywhere by construction.
 
-use sqlx::sqlite::{SqliteQueryResult, SqliteRow};
-use sqlx::SqlitePool;
+use crate::db::Db;
+use crate::db::{DbQueryResult, DbRow};
 
 use super::organisations::ensure_exists;
 use super::{list_page, AdminError, Page, PageRequest};
@@ -18,20 +18,15 @@ pub(crate) struct Scoped<T> {
     pub columns: &'static str,
     /// What a 404 says was looked for (`"team"`, `"API key"`).
     pub what: &'static str,
-    pub decode: fn(&SqliteRow) -> Result<T, sqlx::Error>,
+    pub decode: fn(&DbRow) -> Result<T, sqlx::Error>,
     pub id_of: fn(&T) -> &str,
 }
 
 impl<T> Scoped<T> {
     /// The row with this id in the organisation.
-    pub async fn get(
-        &self,
-        pool: &SqlitePool,
-        organisation_id: &str,
-        id: &str,
-    ) -> Result<T, AdminError> {
+    pub async fn get(&self, pool: &Db, organisation_id: &str, id: &str) -> Result<T, AdminError> {
         let sql = format!(
-            "SELECT {} FROM {} WHERE id = ? AND organisation_id = ?",
+            "SELECT {} FROM {} WHERE id = $1 AND organisation_id = $2",
             self.columns, self.table
         );
         let row = sqlx::query(&sql)
@@ -49,7 +44,7 @@ impl<T> Scoped<T> {
     /// the organisation exists; `filters` are further `column = value` conditions.
     pub async fn list(
         &self,
-        pool: &SqlitePool,
+        pool: &Db,
         organisation_id: Option<&str>,
         filters: &[(&str, Option<&str>)],
         page: &PageRequest,
@@ -66,12 +61,12 @@ impl<T> Scoped<T> {
     /// Deletes the row with this id in the organisation (dependants go by cascade).
     pub async fn delete(
         &self,
-        pool: &SqlitePool,
+        pool: &Db,
         organisation_id: &str,
         id: &str,
     ) -> Result<(), AdminError> {
         let sql = format!(
-            "DELETE FROM {} WHERE id = ? AND organisation_id = ?",
+            "DELETE FROM {} WHERE id = $1 AND organisation_id = $2",
             self.table
         );
         let result = sqlx::query(&sql)
@@ -83,13 +78,13 @@ impl<T> Scoped<T> {
     }
 
     /// 404 unless an UPDATE or DELETE of one of its rows found the row.
-    pub fn touched(&self, result: &SqliteQueryResult) -> Result<(), AdminError> {
+    pub fn touched(&self, result: &DbQueryResult) -> Result<(), AdminError> {
         touched(result, self.what)
     }
 }
 
 /// 404 (`what`) unless the write found a row.
-pub(crate) fn touched(result: &SqliteQueryResult, what: &'static str) -> Result<(), AdminError> {
+pub(crate) fn touched(result: &DbQueryResult, what: &'static str) -> Result<(), AdminError> {
     if result.rows_affected() == 0 {
         Err(AdminError::NotFound(what))
     } else {

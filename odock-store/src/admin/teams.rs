@@ -3,11 +3,12 @@
 //! A team groups users of one organisation; TEAM keys, budgets and quotas hang off it. Members are
 //! users of the same organisation with a team role (`MANAGER` or `MEMBER`).
 
+use crate::db::Db;
+use crate::db::DbRow;
 use chrono::{DateTime, Utc};
 use odock_core::{new_object_id, TeamRole};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::organisations::ensure_exists;
 use super::policies::{check_optional_policies, check_policies};
@@ -91,7 +92,7 @@ const TEAMS: Scoped<Team> = Scoped {
     id_of: |row| &row.id,
 };
 
-fn decode(row: &SqliteRow) -> Result<Team, sqlx::Error> {
+fn decode(row: &DbRow) -> Result<Team, sqlx::Error> {
     Ok(Team {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
@@ -102,7 +103,7 @@ fn decode(row: &SqliteRow) -> Result<Team, sqlx::Error> {
     })
 }
 
-fn decode_member(row: &SqliteRow) -> Result<TeamMember, sqlx::Error> {
+fn decode_member(row: &DbRow) -> Result<TeamMember, sqlx::Error> {
     Ok(TeamMember {
         team_id: row.try_get("team_id")?,
         user_id: row.try_get("user_id")?,
@@ -118,11 +119,7 @@ fn duplicate_name(name: &str) -> String {
     format!("a team named `{name}` already exists in this organisation")
 }
 
-pub async fn create(
-    pool: &SqlitePool,
-    organisation_id: &str,
-    input: NewTeam,
-) -> Result<Team, AdminError> {
+pub async fn create(pool: &Db, organisation_id: &str, input: NewTeam) -> Result<Team, AdminError> {
     ensure_exists(pool, organisation_id).await?;
     let name = required_text("name", &input.name, 200)?;
     let policies = check_optional_policies(input.policies)?;
@@ -130,7 +127,7 @@ pub async fn create(
     let id = new_object_id();
     sqlx::query(
         "INSERT INTO teams (id, organisation_id, name, policies, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -144,13 +141,13 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
-pub async fn get(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<Team, AdminError> {
+pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Team, AdminError> {
     TEAMS.get(pool, organisation_id, id).await
 }
 
 /// The organisation's teams; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: Option<&str>,
     page: &PageRequest,
 ) -> Result<Page<Team>, AdminError> {
@@ -158,7 +155,7 @@ pub async fn list(
 }
 
 pub async fn update(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     id: &str,
     patch: TeamPatch,
@@ -171,7 +168,7 @@ pub async fn update(
         current.policies = check_policies(policies)?;
     }
     let result = sqlx::query(
-        "UPDATE teams SET name = ?, policies = ?, updated_at = ? WHERE id = ? AND organisation_id = ?",
+        "UPDATE teams SET name = $1, policies = $2, updated_at = $3 WHERE id = $4 AND organisation_id = $5",
     )
     .bind(&current.name)
     .bind(to_json_text(&current.policies)?)
@@ -186,21 +183,17 @@ pub async fn update(
 }
 
 /// Deletes the team with its memberships, TEAM keys, budgets and quotas (cascade).
-pub async fn delete(pool: &SqlitePool, organisation_id: &str, id: &str) -> Result<(), AdminError> {
+pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     TEAMS.delete(pool, organisation_id, id).await
 }
 
 /// 404 unless the team exists in the organisation: the guard of every member operation.
-async fn ensure_team(
-    pool: &SqlitePool,
-    organisation_id: &str,
-    team_id: &str,
-) -> Result<(), AdminError> {
+async fn ensure_team(pool: &Db, organisation_id: &str, team_id: &str) -> Result<(), AdminError> {
     ensure_in_org(pool, "teams", organisation_id, team_id, "team").await
 }
 
 pub async fn add_member(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     team_id: &str,
     input: NewTeamMember,
@@ -214,7 +207,7 @@ pub async fn add_member(
     }
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(team_id)
     .bind(&input.user_id)
@@ -228,13 +221,13 @@ pub async fn add_member(
 }
 
 pub async fn get_member(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     team_id: &str,
     user_id: &str,
 ) -> Result<TeamMember, AdminError> {
     ensure_team(pool, organisation_id, team_id).await?;
-    let sql = format!("{MEMBER_SELECT} WHERE m.team_id = ? AND m.user_id = ?");
+    let sql = format!("{MEMBER_SELECT} WHERE m.team_id = $1 AND m.user_id = $2");
     let row = sqlx::query(&sql)
         .bind(team_id)
         .bind(user_id)
@@ -248,13 +241,13 @@ pub async fn get_member(
 
 /// The team's members, ordered by user id.
 pub async fn list_members(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     team_id: &str,
     page: &PageRequest,
 ) -> Result<Page<TeamMember>, AdminError> {
     ensure_team(pool, organisation_id, team_id).await?;
-    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(MEMBER_SELECT);
+    let mut query = crate::db::SqlBuilder::new(MEMBER_SELECT);
     query.push(" WHERE m.team_id = ").push_bind(team_id);
     if let Some(cursor) = &page.cursor {
         query.push(" AND m.user_id > ").push_bind(cursor.as_str());
@@ -262,7 +255,7 @@ pub async fn list_members(
     query
         .push(" ORDER BY m.user_id LIMIT ")
         .push_bind(i64::from(page.limit) + 1);
-    let rows = query.build().fetch_all(pool).await?;
+    let rows = query.query().fetch_all(pool).await?;
     let mut data = rows
         .iter()
         .map(decode_member)
@@ -277,7 +270,7 @@ pub async fn list_members(
 }
 
 pub async fn update_member(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     team_id: &str,
     user_id: &str,
@@ -285,7 +278,7 @@ pub async fn update_member(
 ) -> Result<TeamMember, AdminError> {
     ensure_team(pool, organisation_id, team_id).await?;
     let result = sqlx::query(
-        "UPDATE team_members SET role = ?, updated_at = ? WHERE team_id = ? AND user_id = ?",
+        "UPDATE team_members SET role = $1, updated_at = $2 WHERE team_id = $3 AND user_id = $4",
     )
     .bind(patch.role.as_str())
     .bind(now_ms())
@@ -298,13 +291,13 @@ pub async fn update_member(
 }
 
 pub async fn remove_member(
-    pool: &SqlitePool,
+    pool: &Db,
     organisation_id: &str,
     team_id: &str,
     user_id: &str,
 ) -> Result<(), AdminError> {
     ensure_team(pool, organisation_id, team_id).await?;
-    let result = sqlx::query("DELETE FROM team_members WHERE team_id = ? AND user_id = ?")
+    let result = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
         .bind(team_id)
         .bind(user_id)
         .execute(pool)
@@ -319,12 +312,12 @@ pub(crate) mod tests {
     use crate::admin::test_support::{org, pool};
 
     /// Inserts a user of `organisation_id` (users have no repository yet) and returns its id.
-    pub(crate) async fn user(pool: &SqlitePool, organisation_id: &str, email: &str) -> String {
+    pub(crate) async fn user(pool: &Db, organisation_id: &str, email: &str) -> String {
         let id = new_object_id();
         let now = now_ms();
         sqlx::query(
             "INSERT INTO users (id, organisation_id, email, name, role, status, created_at, updated_at) \
-             VALUES (?, ?, ?, 'Test', 'USER', 'ACTIVE', ?, ?)",
+             VALUES ($1, $2, $3, 'Test', 'USER', 'ACTIVE', $4, $5)",
         )
         .bind(&id)
         .bind(organisation_id)

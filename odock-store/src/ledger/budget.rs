@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::db::Db;
 use async_trait::async_trait;
 use odock_core::{
     BudgetError, BudgetLedger, Clock, LedgerError, Principal, RequestId, Reservation, ReservationId,
 };
-use sqlx::SqlitePool;
 
 use super::rules::{self, BUDGET_RULES};
 use super::GOVERNED_TTL;
@@ -18,7 +18,7 @@ use crate::db::{from_ms, to_ms};
 
 /// The SQLite [`BudgetLedger`]. Cheap to share behind an `Arc`.
 pub struct SqlBudgetLedger {
-    pool: SqlitePool,
+    pool: Db,
     clock: Arc<dyn Clock>,
     options: LedgerOptions,
     governed: rules::Governed,
@@ -33,7 +33,7 @@ impl std::fmt::Debug for SqlBudgetLedger {
 }
 
 impl SqlBudgetLedger {
-    pub fn new(pool: SqlitePool, clock: Arc<dyn Clock>, options: LedgerOptions) -> Self {
+    pub fn new(pool: Db, clock: Arc<dyn Clock>, options: LedgerOptions) -> Self {
         Self {
             pool,
             clock,

@@ -19,7 +19,7 @@
 //! admission check runs (a replayed request id is never a free pass).
 //!
 //! ```no_run
-//! # async fn demo(pool: sqlx::SqlitePool) {
+//! # async fn demo(pool: odock_store::db::Db) {
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use odock_core::SystemClock;
@@ -44,9 +44,9 @@ use chrono::{DateTime, Utc};
 use odock_core::{
     Clock, LedgerError, Principal, QuotaMetric, RequestId, Reservation, ReservationId,
 };
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Any, Transaction};
 
-use crate::db::{from_ms, to_ms};
+use crate::db::{backend, from_ms, to_ms, Backend, Db, DbConnection};
 use rules::Rule;
 
 pub use budget::SqlBudgetLedger;
@@ -163,15 +163,29 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Starts a write transaction that takes SQLite's write lock up front, so concurrent reservations
-/// queue instead of failing to upgrade a read lock.
-async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+/// The PostgreSQL advisory lock that serialises ledger writes, as SQLite's write lock does.
+const LEDGER_LOCK: i64 = 0x6f64_6f63_6b4c; // "odockL"
+
+/// Starts a ledger write transaction that holds the ledger's lock from its first statement, so
+/// concurrent reservations queue instead of both reading the same window totals: SQLite's write
+/// lock taken up front, or a transaction-scoped advisory lock on PostgreSQL.
+async fn begin_immediate(pool: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    match backend(pool) {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                .bind(LEDGER_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            Ok(tx)
+        }
+    }
 }
 
-async fn find_lease(conn: &mut SqliteConnection, key: &str) -> Result<Option<Lease>, sqlx::Error> {
+async fn find_lease(conn: &mut DbConnection, key: &str) -> Result<Option<Lease>, sqlx::Error> {
     let row: Option<(String, String, i64)> =
-        sqlx::query_as("SELECT id, status, expires_at FROM budget_requests WHERE request_id = ?")
+        sqlx::query_as("SELECT id, status, expires_at FROM budget_requests WHERE request_id = $1")
             .bind(key)
             .fetch_optional(conn)
             .await?;
@@ -184,12 +198,12 @@ async fn find_lease(conn: &mut SqliteConnection, key: &str) -> Result<Option<Lea
 
 /// The window ids a lease still holds.
 async fn held_window_ids(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     book: &Book,
     lease_id: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
     let sql = format!(
-        "SELECT {fk} FROM {table} WHERE budget_request_id = ? AND status = ? ORDER BY id",
+        "SELECT {fk} FROM {table} WHERE budget_request_id = $1 AND status = $2 ORDER BY id",
         fk = book.window_fk,
         table = book.reservations,
     );
@@ -203,7 +217,7 @@ async fn held_window_ids(
 
 /// The reservation handed back for a live lease.
 async fn existing_reservation(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     book: &Book,
     lease: &Lease,
     request_id: &RequestId,
@@ -228,7 +242,7 @@ fn empty_reservation(request_id: &RequestId, now: DateTime<Utc>, lease: Duration
 
 /// The rule's current window row, created if this is its first use: `(id, used, reserved)`.
 async fn current_window(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     book: &Book,
     rule: &Rule,
     now: i64,
@@ -240,7 +254,7 @@ async fn current_window(
         Some(metric) => {
             sqlx::query(
                 "INSERT INTO quota_windows (id, quota_id, metric, start_at, end_at, created_at, \
-                 updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(quota_id, start_at) DO NOTHING",
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(quota_id, start_at) DO NOTHING",
             )
             .bind(&id)
             .bind(&rule.id)
@@ -255,7 +269,7 @@ async fn current_window(
         None => {
             sqlx::query(
                 "INSERT INTO budget_windows (id, budget_id, start_at, end_at, created_at, \
-                 updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(budget_id, start_at) DO NOTHING",
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(budget_id, start_at) DO NOTHING",
             )
             .bind(&id)
             .bind(&rule.id)
@@ -268,7 +282,7 @@ async fn current_window(
         }
     }
     let sql = format!(
-        "SELECT id, {used}, {reserved} FROM {windows} WHERE {fk} = ? AND start_at = ?",
+        "SELECT id, {used}, {reserved} FROM {windows} WHERE {fk} = $1 AND start_at = $2",
         used = book.used,
         reserved = book.reserved,
         windows = book.windows,
@@ -285,7 +299,7 @@ async fn current_window(
 /// was used before and its earlier hold has ended).
 #[allow(clippy::too_many_arguments)]
 async fn record_holds(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     book: &Book,
     key: &str,
     existing: Option<&Lease>,
@@ -298,8 +312,8 @@ async fn record_holds(
     let lease_id = match existing {
         Some(lease) => {
             sqlx::query(
-                "UPDATE budget_requests SET status = ?, estimate_nanos = ?, actual_nanos = NULL, \
-                 expires_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE budget_requests SET status = $1, estimate_nanos = $2, actual_nanos = NULL, \
+                 expires_at = $3, updated_at = $4 WHERE id = $5",
             )
             .bind(RESERVED)
             .bind(estimate_nanos)
@@ -315,7 +329,7 @@ async fn record_holds(
             sqlx::query(
                 "INSERT INTO budget_requests (id, request_id, organisation_id, api_key_id, status, \
                  estimate_nanos, expires_at, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&id)
             .bind(key)
@@ -332,13 +346,13 @@ async fn record_holds(
         }
     };
     let add = format!(
-        "UPDATE {windows} SET {reserved} = {reserved} + ?, updated_at = ? WHERE id = ?",
+        "UPDATE {windows} SET {reserved} = {reserved} + $1, updated_at = $2 WHERE id = $3",
         windows = book.windows,
         reserved = book.reserved,
     );
     let insert = format!(
         "INSERT INTO {table} (id, budget_request_id, {fk}, {amount}, status, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         table = book.reservations,
         fk = book.window_fk,
         amount = book.amount,
@@ -368,7 +382,7 @@ async fn record_holds(
 /// (and, when `expired_before` is set, only if its lease ended before then), so repeating it is a
 /// no-op. Returns whether anything changed.
 async fn close(
-    pool: &SqlitePool,
+    pool: &Db,
     book: &Book,
     lease_id: &str,
     how: Close<'_>,
@@ -378,7 +392,7 @@ async fn close(
 ) -> Result<bool, sqlx::Error> {
     let mut tx = begin_immediate(pool).await?;
     let status: Option<(String, i64)> =
-        sqlx::query_as("SELECT status, expires_at FROM budget_requests WHERE id = ?")
+        sqlx::query_as("SELECT status, expires_at FROM budget_requests WHERE id = $1")
             .bind(lease_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -391,7 +405,7 @@ async fn close(
     }
     let held = format!(
         "SELECT r.id, r.{fk}, r.{amount}, {metric} FROM {table} r JOIN {windows} w ON w.id = r.{fk} \
-         WHERE r.budget_request_id = ? AND r.status = ?",
+         WHERE r.budget_request_id = $1 AND r.status = $2",
         fk = book.window_fk,
         amount = book.amount,
         metric = book.metric,
@@ -405,14 +419,14 @@ async fn close(
         .await?;
     // `reserved` never goes below zero, even if a window was edited by hand in between.
     let update = format!(
-        "UPDATE {windows} SET {used} = {used} + ?, {reserved} = MAX({reserved} - ?, 0), \
-         updated_at = ? WHERE id = ?",
+        "UPDATE {windows} SET {used} = {used} + $1, {reserved} = CASE WHEN {reserved} > $2 THEN {reserved} - $2 ELSE 0 END, \
+         updated_at = $3 WHERE id = $4",
         windows = book.windows,
         used = book.used,
         reserved = book.reserved,
     );
     let mark = format!(
-        "UPDATE {table} SET status = ?, updated_at = ? WHERE id = ?",
+        "UPDATE {table} SET status = $1, updated_at = $2 WHERE id = $3",
         table = book.reservations
     );
     let status = match how {
@@ -439,7 +453,7 @@ async fn close(
             .await?;
     }
     sqlx::query(
-        "UPDATE budget_requests SET status = ?, actual_nanos = ?, updated_at = ? WHERE id = ?",
+        "UPDATE budget_requests SET status = $1, actual_nanos = $2, updated_at = $3 WHERE id = $4",
     )
     .bind(status)
     .bind(actual_nanos)
@@ -454,7 +468,7 @@ async fn close(
 /// Settles or releases a reservation now, as the ledgers' `settle` and `release` do; closing it
 /// again is a no-op.
 async fn close_now(
-    pool: &SqlitePool,
+    pool: &Db,
     book: &Book,
     clock: &dyn Clock,
     reservation: &Reservation,
@@ -478,15 +492,15 @@ async fn close_now(
 
 /// Extends a live reservation's lease to `lease` from now.
 async fn refresh(
-    pool: &SqlitePool,
+    pool: &Db,
     clock: &dyn Clock,
     lease: Duration,
     reservation: &Reservation,
 ) -> Result<(), LedgerError> {
     let now = clock.now();
     sqlx::query(
-        "UPDATE budget_requests SET expires_at = MAX(expires_at, ?), updated_at = ? \
-         WHERE id = ? AND status = ?",
+        "UPDATE budget_requests SET expires_at = CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END, updated_at = $2 \
+         WHERE id = $3 AND status = $4",
     )
     .bind(lease_end(now, lease))
     .bind(to_ms(now))
@@ -499,21 +513,17 @@ async fn refresh(
 }
 
 /// Releases every lease of this book that expired before now; returns how many.
-async fn sweep_expired(
-    pool: &SqlitePool,
-    book: &Book,
-    clock: &dyn Clock,
-) -> Result<u64, LedgerError> {
+async fn sweep_expired(pool: &Db, book: &Book, clock: &dyn Clock) -> Result<u64, LedgerError> {
     sweep(pool, book, to_ms(clock.now()))
         .await
         .map_err(ledger_error)
 }
 
 /// Releases every lease of this book that expired before `now`; returns how many.
-async fn sweep(pool: &SqlitePool, book: &Book, now: i64) -> Result<u64, sqlx::Error> {
+async fn sweep(pool: &Db, book: &Book, now: i64) -> Result<u64, sqlx::Error> {
     let pattern = format!("{}:%", book.prefix);
     let expired: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM budget_requests WHERE status = ? AND expires_at < ? AND request_id LIKE ?",
+        "SELECT id FROM budget_requests WHERE status = $1 AND expires_at < $2 AND request_id LIKE $3",
     )
     .bind(RESERVED)
     .bind(now)

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::db::Db;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use odock_core::windows::Window;
@@ -18,7 +19,6 @@ use odock_core::{
     Clock, LedgerError, Principal, QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, QuotaMetric,
     RequestId, Reservation, ReservationId,
 };
-use sqlx::SqlitePool;
 
 use super::rules::{self, QUOTA_RULES};
 use super::GOVERNED_TTL;
@@ -33,7 +33,7 @@ use crate::db::{from_ms, to_ms};
 /// `quota:<api key id>:<request id>`), so [`refresh`](Self::refresh) and
 /// [`sweep_expired`](Self::sweep_expired) work the same way.
 pub struct SqlQuotaLedger {
-    pool: SqlitePool,
+    pool: Db,
     clock: Arc<dyn Clock>,
     options: LedgerOptions,
     governed: rules::Governed,
@@ -89,7 +89,7 @@ fn retry_after(window: &Window, now: DateTime<Utc>) -> std::time::Duration {
 }
 
 impl SqlQuotaLedger {
-    pub fn new(pool: SqlitePool, clock: Arc<dyn Clock>, options: LedgerOptions) -> Self {
+    pub fn new(pool: Db, clock: Arc<dyn Clock>, options: LedgerOptions) -> Self {
         Self {
             pool,
             clock,

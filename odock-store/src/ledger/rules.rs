@@ -4,11 +4,11 @@
 //! USER rules only to USER keys of that user; APIKEY rules to that key. Inactive rules, and rules
 //! whose schedule has no window now (before `startAt`, from `endAt` on), do not apply.
 
+use crate::db::{Db, DbConnection};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use odock_core::windows::{Schedule, Window};
 use odock_core::{ApiKeyType, BudgetPeriod, Principal, QuotaMetric};
-use sqlx::SqliteConnection;
 
 use crate::db::{from_ms, to_ms};
 
@@ -40,19 +40,19 @@ type RuleRow = (
 
 /// The active rules of `table` matching `principal` that have a window at `now`, ordered by id.
 pub(super) async fn matching(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     (table, limit, metric): (&str, &str, &str),
     principal: &Principal,
     now: DateTime<Utc>,
 ) -> Result<Vec<Rule>, sqlx::Error> {
     let sql = format!(
         "SELECT id, name, {limit}, {metric}, period, start_at, timezone, end_at FROM {table} \
-         WHERE organisation_id = ? AND active = 1 AND start_at <= ? \
-         AND (end_at IS NULL OR end_at > ?) \
+         WHERE organisation_id = $1 AND active = 1 AND start_at <= $2 \
+         AND (end_at IS NULL OR end_at > $3) \
          AND (owner_type = 'ORG' \
-              OR (owner_type = 'TEAM' AND team_id = ?) \
-              OR (owner_type = 'USER' AND user_id = ?) \
-              OR (owner_type = 'APIKEY' AND api_key_id = ?)) \
+              OR (owner_type = 'TEAM' AND team_id = $4) \
+              OR (owner_type = 'USER' AND user_id = $5) \
+              OR (owner_type = 'APIKEY' AND api_key_id = $6)) \
          ORDER BY id"
     );
     // A NULL bind never equals anything, so a TEAM rule cannot match a USER key and vice versa.
@@ -142,20 +142,22 @@ impl Governed {
     /// Whether `organisation` has an active rule; answered from the cache when warm.
     pub(super) async fn has_rules(
         &self,
-        pool: &sqlx::SqlitePool,
+        pool: &Db,
         organisation: &str,
     ) -> Result<bool, sqlx::Error> {
         if let Some(governed) = self.cache.get(organisation) {
             return Ok(governed);
         }
         let sql = format!(
-            "SELECT EXISTS(SELECT 1 FROM {} WHERE organisation_id = ? AND active = 1)",
+            "SELECT CASE WHEN EXISTS(SELECT 1 FROM {} WHERE organisation_id = $1 AND active = 1) \
+             THEN 1 ELSE 0 END",
             self.table
         );
-        let governed: bool = sqlx::query_scalar(&sql)
+        let governed = sqlx::query_scalar::<_, i64>(&sql)
             .bind(organisation)
             .fetch_one(pool)
-            .await?;
+            .await?
+            != 0;
         self.cache.insert(organisation.to_owned(), governed);
         Ok(governed)
     }

@@ -1,12 +1,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::Db;
 use chrono::{DateTime, TimeZone, Utc};
 use odock_core::{
     ApiKeyId, ApiKeyType, BudgetError, BudgetLedger, ManualClock, OrganisationId, Principal,
     QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, RequestId, TeamId, UserId,
 };
-use sqlx::SqlitePool;
 
 use super::*;
 use crate::db::{connect, DbOptions};
@@ -15,7 +15,7 @@ const ORG: &str = "org1";
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    pool: SqlitePool,
+    pool: Db,
     clock: ManualClock,
     budgets: Arc<SqlBudgetLedger>,
     quotas: Arc<SqlQuotaLedger>,
@@ -29,7 +29,7 @@ fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-async fn exec(pool: &SqlitePool, sql: &str) {
+async fn exec(pool: &Db, sql: &str) {
     sqlx::query(sql)
         .execute(pool)
         .await
@@ -39,7 +39,7 @@ async fn exec(pool: &SqlitePool, sql: &str) {
 /// A temp-file database with a multi-connection pool, so concurrency is real.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let url = crate::testing::shared_database_url(dir.path()).await;
     let options = DbOptions {
         max_connections: 8,
         ..DbOptions::default()
@@ -154,7 +154,7 @@ impl<'a> Rule<'a> {
     }
 }
 
-async fn add_budget(pool: &SqlitePool, rule: Rule<'_>) {
+async fn add_budget(pool: &Db, rule: Rule<'_>) {
     let (kind, team, user, key) = rule.owner_columns();
     let end = rule.end_at.map_or("NULL".to_owned(), |e| e.to_string());
     exec(
@@ -174,7 +174,7 @@ async fn add_budget(pool: &SqlitePool, rule: Rule<'_>) {
     .await;
 }
 
-async fn add_quota(pool: &SqlitePool, rule: Rule<'_>, metric: &str) {
+async fn add_quota(pool: &Db, rule: Rule<'_>, metric: &str) {
     let (kind, team, user, key) = rule.owner_columns();
     exec(
         pool,
@@ -193,10 +193,10 @@ async fn add_quota(pool: &SqlitePool, rule: Rule<'_>, metric: &str) {
 }
 
 /// `(used, reserved)` summed over a budget's windows starting at or before now.
-async fn budget_state(pool: &SqlitePool, budget: &str) -> (i64, i64) {
+async fn budget_state(pool: &Db, budget: &str) -> (i64, i64) {
     sqlx::query_as(
-        "SELECT COALESCE(SUM(used_nanos), 0), COALESCE(SUM(reserved_nanos), 0) FROM budget_windows \
-         WHERE budget_id = ?",
+        "SELECT CAST(COALESCE(SUM(used_nanos), 0) AS BIGINT), CAST(COALESCE(SUM(reserved_nanos), 0) AS BIGINT) FROM budget_windows \
+         WHERE budget_id = $1",
     )
     .bind(budget)
     .fetch_one(pool)
@@ -204,9 +204,9 @@ async fn budget_state(pool: &SqlitePool, budget: &str) -> (i64, i64) {
     .unwrap()
 }
 
-async fn quota_state(pool: &SqlitePool, quota: &str) -> (i64, i64) {
+async fn quota_state(pool: &Db, quota: &str) -> (i64, i64) {
     sqlx::query_as(
-        "SELECT COALESCE(SUM(used), 0), COALESCE(SUM(reserved), 0) FROM quota_windows WHERE quota_id = ?",
+        "SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT), CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM quota_windows WHERE quota_id = $1",
     )
     .bind(quota)
     .fetch_one(pool)
@@ -214,8 +214,8 @@ async fn quota_state(pool: &SqlitePool, quota: &str) -> (i64, i64) {
     .unwrap()
 }
 
-async fn request_status(pool: &SqlitePool, reservation: &Reservation) -> String {
-    let (status,): (String,) = sqlx::query_as("SELECT status FROM budget_requests WHERE id = ?")
+async fn request_status(pool: &Db, reservation: &Reservation) -> String {
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM budget_requests WHERE id = $1")
         .bind(reservation.id.as_str())
         .fetch_one(pool)
         .await
@@ -443,7 +443,7 @@ async fn ledger_reserve_settle_and_release_are_idempotent() {
     assert_eq!(budget_state(&f.pool, "b1").await, (250, 0));
     assert_eq!(request_status(&f.pool, &first).await, "SETTLED");
     let (estimate, actual): (i64, Option<i64>) =
-        sqlx::query_as("SELECT estimate_nanos, actual_nanos FROM budget_requests WHERE id = ?")
+        sqlx::query_as("SELECT estimate_nanos, actual_nanos FROM budget_requests WHERE id = $1")
             .bind(first.id.as_str())
             .fetch_one(&f.pool)
             .await

@@ -29,7 +29,10 @@ pub struct TestServer {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+    /// The database the server uses (SQLite file in `dir`, or a PostgreSQL schema when the suite
+    /// runs with `ODOCK_TEST_BACKEND=postgres`).
+    pub database_url: String,
 }
 
 impl TestServer {
@@ -40,9 +43,13 @@ impl TestServer {
     /// Starts with a configuration adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = odock_store::testing::shared_database_url(dir.path()).await;
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
+            database_url: database_url.clone(),
+            // PostgreSQL needs a configured master key (no file beside a database to generate into).
+            master_key: odock_store::testing::backend_is_postgres()
+                .then(|| Secret::new(odock_store::MasterKey::generate().1)),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             cache_invalidation_secret: Some(Secret::new(INVALIDATION_SECRET)),
             usage_flush_interval_ms: 10,
@@ -64,7 +71,8 @@ impl TestServer {
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),
-            dir,
+            _dir: dir,
+            database_url,
         }
     }
 
@@ -84,8 +92,11 @@ impl TestServer {
         }
     }
 
-    pub fn db_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("odock.db")
+    /// A pool of its own on the server's database, for checks behind the API's back.
+    pub async fn pool(&self) -> odock_store::db::Db {
+        odock_store::connect(&self.database_url, &odock_store::DbOptions::default())
+            .await
+            .expect("test database")
     }
 
     pub async fn admin(

@@ -43,6 +43,11 @@ impl Body for MeteredBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.meter.add_response_bytes(data.len() as u64);
+            }
+        }
         match &polled {
             Poll::Ready(None) => this.finish(Outcome::Completed),
             Poll::Ready(Some(Err(_))) => this.finish(Outcome::ClientAborted),

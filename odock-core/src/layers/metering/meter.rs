@@ -2,6 +2,7 @@
 //! turns that into one [`UsageRecord`] exactly once — when the response body ends, when it is
 //! dropped (client abort), or when the request fails — and hands it to the [`UsageSink`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,11 +12,15 @@ use parking_lot::Mutex;
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::ids::{RequestId, UsageRecordId};
+use crate::layers::mcp::McpRequest;
 use crate::layers::request_id::RequestStart;
+use crate::mcp_server::ResolvedMcpServer;
 use crate::model::ResolvedModel;
-use crate::pricing::bill;
+use crate::pricing::{bill, bill_mcp};
 use crate::principal::Principal;
-use crate::usage::{ReportedUsage, TokenUsage, UsageMetadata, UsageRecord, UsageSink};
+use crate::usage::{
+    McpUsageRecord, ReportedUsage, TokenUsage, UsageMetadata, UsageRecord, UsageSink,
+};
 
 /// Rough bytes-per-token ratio used when an upstream never reported usage (aborted streams).
 const BYTES_PER_TOKEN: u64 = 4;
@@ -38,6 +43,17 @@ impl std::fmt::Debug for Meter {
 struct MeterInner {
     sink: Arc<dyn UsageSink>,
     state: Mutex<MeterState>,
+    /// Response body bytes delivered to the client (MCP output bytes); lock-free on the body path.
+    response_bytes: AtomicU64,
+}
+
+/// What an MCP exchange records beyond the usage record (provider `mcp`).
+struct McpFacts {
+    server: Arc<ResolvedMcpServer>,
+    rpc_method: String,
+    tool_name: Option<String>,
+    tool_call_count: u64,
+    input_bytes: u64,
 }
 
 struct MeterState {
@@ -56,6 +72,7 @@ struct MeterState {
     usage: Option<ReportedUsage>,
     streamed_output_bytes: u64,
     provider_request_id: Option<String>,
+    mcp: Option<McpFacts>,
     hooks: Vec<FinishHook>,
 }
 
@@ -85,13 +102,32 @@ impl Meter {
                 usage: None,
                 streamed_output_bytes: 0,
                 provider_request_id: None,
+                mcp: None,
                 hooks: Vec::new(),
             }),
+            response_bytes: AtomicU64::new(0),
         }))
     }
 
     pub fn set_model(&self, model: Arc<ResolvedModel>) {
         self.0.state.lock().model = Some(model);
+    }
+
+    /// Makes this an MCP exchange with `server`: the record names the server (provider `mcp`, model
+    /// = slug), is priced with the server's MCP pricing and gets its MCP usage record.
+    pub fn set_mcp(&self, server: Arc<ResolvedMcpServer>, request: &McpRequest) {
+        self.0.state.lock().mcp = Some(McpFacts {
+            server,
+            rpc_method: request.rpc_method(),
+            tool_name: request.tool_name().map(str::to_owned),
+            tool_call_count: request.tool_call_count(),
+            input_bytes: request.body_bytes,
+        });
+    }
+
+    /// Counts response body bytes as they reach the client.
+    pub fn add_response_bytes(&self, n: u64) {
+        self.0.response_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Facts decoded from the request body.
@@ -162,8 +198,9 @@ impl Meter {
 
     /// Builds and enqueues the record. Only the first call does anything.
     pub fn finish(&self, outcome: Outcome) {
+        let response_bytes = self.0.response_bytes.load(Ordering::Relaxed);
         let mut state = self.0.state.lock();
-        finish_state(&mut state, &*self.0.sink, outcome);
+        finish_state(&mut state, &*self.0.sink, outcome, response_bytes);
     }
 }
 
@@ -171,21 +208,82 @@ impl Drop for MeterInner {
     fn drop(&mut self) {
         // The last handle went away without an explicit finish: the response future or body was
         // dropped, i.e. the client left. Still bill and record.
+        let response_bytes = *self.response_bytes.get_mut();
         let state = self.state.get_mut();
-        finish_state(state, &*self.sink, Outcome::ClientAborted);
+        finish_state(state, &*self.sink, Outcome::ClientAborted, response_bytes);
     }
 }
 
-fn finish_state(state: &mut MeterState, sink: &dyn UsageSink, outcome: Outcome) {
+fn finish_state(
+    state: &mut MeterState,
+    sink: &dyn UsageSink,
+    outcome: Outcome,
+    response_bytes: u64,
+) {
     if state.finished {
         return;
     }
     state.finished = true;
-    let record = build_record(state, outcome);
+    let mut record = build_record(state, outcome);
+    let mcp = state
+        .mcp
+        .take()
+        .map(|facts| mcp_record(&mut record, state, facts, response_bytes));
     for hook in state.hooks.drain(..) {
         hook(&record);
     }
-    sink.enqueue(record);
+    match mcp {
+        Some(mcp) => sink.enqueue_mcp(record, mcp),
+        None => sink.enqueue(record),
+    }
+}
+
+/// Turns `record` into the usage record of an MCP exchange and builds its MCP usage record. Only a
+/// message that reached the upstream is priced: tool calls at the call price (failed ones too) and
+/// the bytes both ways; a refused one costs nothing.
+fn mcp_record(
+    record: &mut UsageRecord,
+    state: &MeterState,
+    facts: McpFacts,
+    response_bytes: u64,
+) -> McpUsageRecord {
+    let forwarded = state.upstream_started.is_some();
+    let (calls, input_bytes) = if forwarded {
+        (facts.tool_call_count, facts.input_bytes)
+    } else {
+        (0, 0)
+    };
+    let output_bytes = if forwarded { response_bytes } else { 0 };
+    let billing = bill_mcp(&facts.server.pricing, calls, input_bytes, output_bytes);
+    record.provider = "mcp".to_owned();
+    record.model = Some(facts.server.slug.clone());
+    record.model_id = None;
+    record.billing = None;
+    record.cost_nanos_usd = billing.cost_nanos_usd;
+    record.metadata.provider_type = Some(facts.server.transport.as_str().to_owned());
+    McpUsageRecord {
+        id: crate::ids::time_ordered_hex_id(),
+        usage_record_id: record.id.clone(),
+        request_id: record.request_id.clone(),
+        organisation_id: record.organisation_id.clone(),
+        team_id: record.team_id.clone(),
+        user_id: record.user_id.clone(),
+        api_key_id: record.api_key_id.clone(),
+        mcp_server_id: facts.server.id.clone(),
+        slug: facts.server.slug.clone(),
+        transport: facts.server.transport.as_str().to_owned(),
+        rpc_method: Some(facts.rpc_method),
+        tool_name: facts.tool_name,
+        tool_call_count: calls,
+        input_bytes,
+        output_bytes,
+        http_status: record.http_status,
+        error_code: record.error_code.clone(),
+        latency_ms: record.latency_ms,
+        cost_nanos_usd: billing.cost_nanos_usd,
+        billing,
+        created_at: record.created_at,
+    }
 }
 
 fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {

@@ -5,7 +5,8 @@
 //!
 //! Needs [`Principal`](crate::Principal) and [`Endpoint`](crate::Endpoint) in the extensions (and
 //! uses the [`Meter`](super::Meter) when present). Turns `Request<B>` into `Request<Bytes>` and leaves
-//! [`LlmRequest`] and `Arc<ResolvedModel>` in the extensions for the ledgers and the provider call.
+//! [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (the model's policy target and the
+//! request's estimate) in the extensions for the policy gate, the ledgers and the provider call.
 
 mod decode;
 pub mod multipart;
@@ -21,7 +22,9 @@ use tower::{Layer, Service};
 
 pub use decode::LlmRequest;
 
+use super::governed::{Governed, PolicyTarget};
 use super::metering::Meter;
+use super::reservation::estimate;
 use crate::body::BoxError;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, RequestError, ResolveError};
@@ -134,6 +137,10 @@ where
             }
             check_model(&*layer.store, &principal, endpoint, &model).await?;
             check_provider_pin(&llm, &model)?;
+            parts.extensions.insert(Governed {
+                target: PolicyTarget::Model(model.id.clone()),
+                estimate: estimate(&llm, &model, endpoint.billing_mode()),
+            });
             parts.extensions.insert(llm);
             parts.extensions.insert(model);
             inner.call(Request::from_parts(parts, bytes)).await

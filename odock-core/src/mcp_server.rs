@@ -1,0 +1,183 @@
+//! An MCP server resolved for one request: everything governance, the transport and billing need.
+//! Inserted into request extensions (as `Arc<ResolvedMcpServer>`) by the MCP resolution layer.
+
+use std::collections::BTreeMap;
+
+use crate::domain::McpTransportKind;
+use crate::ids::{ApiKeyId, McpServerId, OrganisationId, TeamId};
+use crate::pricing::McpPricing;
+use crate::principal::Principal;
+use crate::secret::Secret;
+
+/// The credentials Odock presents to the MCP server (never the caller's), decrypted in memory only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpUpstreamAuth {
+    None,
+    Bearer {
+        token: Secret,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// OAuth 2.0 client credentials; the transport fetches and caches the access token.
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: Option<String>,
+        audience: Option<String>,
+    },
+}
+
+/// Which `tools/call` requests may pass: a non-empty allow list admits only its tools, the block list
+/// always denies (block wins), and a request body containing a blocked keyword is denied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolRules {
+    pub allowed_tools: Vec<String>,
+    pub blocked_tools: Vec<String>,
+    /// From the semantic filter `{"blockedKeywords":[...]}`; matched case-insensitively.
+    pub blocked_keywords: Vec<String>,
+}
+
+impl ToolRules {
+    /// Whether a key may call (and see, in `tools/list`) the tool `name`.
+    pub fn tool_allowed(&self, name: &str) -> bool {
+        if self.blocked_tools.iter().any(|t| t == name) {
+            return false;
+        }
+        self.allowed_tools.is_empty() || self.allowed_tools.iter().any(|t| t == name)
+    }
+
+    /// The first blocked keyword found in `body` (case-insensitive), if any.
+    pub fn blocked_keyword(&self, body: &[u8]) -> Option<&str> {
+        if self.blocked_keywords.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(body).to_lowercase();
+        self.blocked_keywords
+            .iter()
+            .map(String::as_str)
+            .find(|k| !k.is_empty() && text.contains(&k.to_lowercase()))
+    }
+}
+
+/// An enabled MCP server of an organisation, with its decrypted upstream credentials.
+#[derive(Debug, Clone)]
+pub struct ResolvedMcpServer {
+    pub id: McpServerId,
+    pub organisation_id: OrganisationId,
+    pub name: String,
+    /// Unique in the organisation; what clients put in `/v1/mcp/{slug}` and what usage records name.
+    pub slug: String,
+    pub transport: McpTransportKind,
+    pub endpoint_url: Option<String>,
+    pub stdio_command: Option<String>,
+    pub stdio_args: Vec<String>,
+    /// Decrypted environment of the stdio child process.
+    pub stdio_env: BTreeMap<String, Secret>,
+    /// `Err` (a reason without secrets) when the stored auth config cannot be opened or read: the
+    /// request then fails with `mcp_auth_error` before reaching the upstream.
+    pub auth: Result<McpUpstreamAuth, String>,
+    /// Team scope: only keys of this team may use the server.
+    pub team_id: Option<TeamId>,
+    /// API-key scope: only this key may use the server.
+    pub api_key_id: Option<ApiKeyId>,
+    pub tool_rules: ToolRules,
+    pub pricing: McpPricing,
+    /// Changes whenever the server's configuration does (its `updatedAt`), so transports built
+    /// for an older configuration (endpoint, credentials, command) are rebuilt.
+    pub config_version: i64,
+}
+
+impl ResolvedMcpServer {
+    /// The team and API-key scopes: a scoped server serves only that team's or that key's calls.
+    pub fn in_scope(&self, principal: &Principal) -> bool {
+        let team_ok = self
+            .team_id
+            .as_ref()
+            .is_none_or(|team| principal.team_id.as_ref() == Some(team));
+        let key_ok = self
+            .api_key_id
+            .as_ref()
+            .is_none_or(|key| *key == principal.api_key_id);
+        team_ok && key_ok
+    }
+
+    /// A server with no configuration beyond its identity (tests, in-memory stores).
+    pub fn new(
+        id: impl Into<McpServerId>,
+        organisation_id: impl Into<OrganisationId>,
+        slug: impl Into<String>,
+        transport: McpTransportKind,
+    ) -> Self {
+        let slug = slug.into();
+        Self {
+            id: id.into(),
+            organisation_id: organisation_id.into(),
+            name: slug.clone(),
+            slug,
+            transport,
+            endpoint_url: None,
+            stdio_command: None,
+            stdio_args: Vec::new(),
+            stdio_env: BTreeMap::new(),
+            auth: Ok(McpUpstreamAuth::None),
+            team_id: None,
+            api_key_id: None,
+            tool_rules: ToolRules::default(),
+            pricing: McpPricing::default(),
+            config_version: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ApiKeyType;
+
+    fn principal(key: &str, team: Option<&str>) -> Principal {
+        Principal {
+            api_key_id: key.into(),
+            organisation_id: "org".into(),
+            key_type: ApiKeyType::Team,
+            team_id: team.map(TeamId::from),
+            user_id: None,
+            expires_at: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn block_list_wins_and_allow_list_restricts() {
+        let rules = ToolRules {
+            allowed_tools: vec!["echo".into(), "add".into()],
+            blocked_tools: vec!["add".into()],
+            blocked_keywords: vec!["DROP TABLE".into()],
+        };
+        assert!(rules.tool_allowed("echo"));
+        assert!(!rules.tool_allowed("add"));
+        assert!(!rules.tool_allowed("other"));
+        assert!(ToolRules::default().tool_allowed("anything"));
+        assert_eq!(
+            rules.blocked_keyword(br#"{"q":"please drop table users"}"#),
+            Some("DROP TABLE")
+        );
+        assert_eq!(rules.blocked_keyword(b"harmless"), None);
+    }
+
+    #[test]
+    fn scopes_restrict_to_a_team_or_a_key() {
+        let mut server = ResolvedMcpServer::new("s", "org", "tools", McpTransportKind::Stdio);
+        assert!(server.in_scope(&principal("k1", None)));
+        server.team_id = Some("t1".into());
+        assert!(server.in_scope(&principal("k1", Some("t1"))));
+        assert!(!server.in_scope(&principal("k1", Some("t2"))));
+        assert!(!server.in_scope(&principal("k1", None)));
+        server.team_id = None;
+        server.api_key_id = Some("k2".into());
+        assert!(!server.in_scope(&principal("k1", None)));
+        assert!(server.in_scope(&principal("k2", None)));
+    }
+}

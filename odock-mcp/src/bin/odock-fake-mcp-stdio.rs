@@ -1,0 +1,114 @@
+//! **Test fixture, not a product:** a fake MCP server speaking JSON-RPC over stdin/stdout, used by
+//! odock-mcp's and the gateway's tests as a real child process.
+//!
+//! Newline-delimited JSON by default (the MCP stdio transport); `--content-length` switches both
+//! directions to `Content-Length:` header framing (and ignores input that is not framed that way).
+//! Tools are those of `odock_mcp::testing` (`echo`, `add`, `secret_tool`, `slow_progress`, `crash`),
+//! plus an unlisted `env {name}` tool that returns an environment variable (to test `stdioEnv`).
+
+use std::io::{self, BufRead, Write};
+
+use serde_json::{json, Value};
+
+#[path = "../testing/fake_tools.rs"]
+mod fake_tools;
+
+fn main() {
+    let content_length = std::env::args().any(|arg| arg == "--content-length");
+    eprintln!("odock-fake-mcp-stdio started (content-length framing: {content_length})");
+    let stdin = io::stdin();
+    let mut input = stdin.lock();
+    let stdout = io::stdout();
+    let mut output = stdout.lock();
+    loop {
+        let message = if content_length {
+            read_framed(&mut input)
+        } else {
+            read_line(&mut input)
+        };
+        let Some(message) = message else { return };
+        let Ok(value) = serde_json::from_slice::<Value>(&message) else {
+            let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}});
+            if write(&mut output, &error, content_length).is_err() {
+                return;
+            }
+            continue;
+        };
+        let reply = match env_tool(&value) {
+            Some(response) => fake_tools::FakeReply {
+                messages: vec![response],
+                crash: false,
+            },
+            None => fake_tools::handle(&value),
+        };
+        if reply.crash {
+            eprintln!("odock-fake-mcp-stdio: crash tool called, exiting");
+            std::process::exit(3);
+        }
+        for message in &reply.messages {
+            if write(&mut output, message, content_length).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `tools/call` of `env {name}`: the variable's value (or null).
+fn env_tool(message: &Value) -> Option<Value> {
+    let params = message.get("params")?;
+    if message.get("method")?.as_str()? != "tools/call" || params.get("name")?.as_str()? != "env" {
+        return None;
+    }
+    let name = params.get("arguments")?.get("name")?.as_str()?;
+    let value = std::env::var(name).ok();
+    let text = value.unwrap_or_default();
+    Some(
+        json!({"jsonrpc": "2.0", "id": message.get("id")?, "result": {"content": [{"type": "text", "text": text}]}}),
+    )
+}
+
+fn read_line(input: &mut impl BufRead) -> Option<Vec<u8>> {
+    loop {
+        let mut line = String::new();
+        if input.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if !line.trim().is_empty() {
+            return Some(line.into_bytes());
+        }
+    }
+}
+
+fn read_framed(input: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if input.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            if let Some(length) = length {
+                let mut body = vec![0; length];
+                input.read_exact(&mut body).ok()?;
+                return Some(body);
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok();
+            }
+        }
+    }
+}
+
+fn write(output: &mut impl Write, message: &Value, content_length: bool) -> io::Result<()> {
+    let body = message.to_string();
+    if content_length {
+        write!(output, "Content-Length: {}\r\n\r\n{body}", body.len())?;
+    } else {
+        writeln!(output, "{body}")?;
+    }
+    output.flush()
+}

@@ -1,0 +1,317 @@
+//! One MCP server child process: spawned with its command, args and env, fed JSON-RPC on stdin,
+//! read on stdout (newline-delimited, or `Content-Length:` framed when the server speaks that),
+//! stderr logged, killed **and reaped** when its session ends.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use odock_core::McpError;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::session::Inbox;
+
+/// The largest message read from a server (bounds memory against a runaway process).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest stderr line logged; the rest is cut.
+const MAX_LOG_LINE: usize = 2_000;
+
+/// What to run: `stdioCommand`, `stdioArgs`, `stdioEnv` (added to the gateway's environment).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct StdioCommand {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for StdioCommand {
+    // Env values are often credentials: only their names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdioCommand")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// How messages are framed on the pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StdioFraming {
+    /// Newline-delimited JSON (the MCP stdio transport) until the server is seen to use
+    /// `Content-Length:` framing; then that.
+    #[default]
+    Auto,
+    NewlineDelimited,
+    /// `Content-Length: N\r\n\r\n` + body, as some older servers speak.
+    ContentLength,
+}
+
+const NEWLINE: u8 = 0;
+const CONTENT_LENGTH: u8 = 1;
+
+/// Live (spawned and not yet reaped) child processes, shared by whoever wants to count them.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessCounter(Arc<AtomicUsize>);
+
+impl ProcessCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn slot(&self) -> ProcessSlot {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ProcessSlot(self.0.clone())
+    }
+}
+
+/// Counts one process while alive; released when the process has been reaped (or dropped).
+struct ProcessSlot(Arc<AtomicUsize>);
+
+impl Drop for ProcessSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type ChildCell = Arc<Mutex<Option<(Child, ProcessSlot)>>>;
+
+pub(crate) struct StdioProcess {
+    pub(crate) inbox: Arc<Inbox>,
+    stdin: Mutex<Option<ChildStdin>>,
+    child: ChildCell,
+    write_framing: Arc<AtomicU8>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl StdioProcess {
+    pub(crate) fn spawn(
+        command: &StdioCommand,
+        framing: StdioFraming,
+        counter: &ProcessCounter,
+    ) -> Result<Self, McpError> {
+        let mut child = Command::new(&command.command)
+            .args(&command.args)
+            .envs(&command.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| {
+                McpError::Stdio(format!("could not start `{}`: {error}", command.command))
+            })?;
+        let slot = counter.slot();
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(McpError::Stdio("child pipes are missing".into()));
+        };
+        let pid = child.id().unwrap_or(0);
+        let inbox = Arc::new(Inbox::default());
+        let child: ChildCell = Arc::new(Mutex::new(Some((child, slot))));
+        let write_framing = Arc::new(AtomicU8::new(match framing {
+            StdioFraming::ContentLength => CONTENT_LENGTH,
+            StdioFraming::Auto | StdioFraming::NewlineDelimited => NEWLINE,
+        }));
+        let program = program_name(&command.command);
+        let reader = tokio::spawn(read_stdout(
+            stdout,
+            inbox.clone(),
+            child.clone(),
+            (framing == StdioFraming::Auto).then(|| write_framing.clone()),
+            pid,
+        ));
+        let logger = tokio::spawn(log_stderr(stderr, program, pid));
+        Ok(Self {
+            inbox,
+            stdin: Mutex::new(Some(stdin)),
+            child,
+            write_framing,
+            tasks: vec![reader, logger],
+        })
+    }
+
+    /// Writes one message in the framing the server speaks.
+    pub(crate) async fn write(&self, message: &Value) -> Result<(), McpError> {
+        if let Some(reason) = self.inbox.closed_reason() {
+            return Err(McpError::Stdio(reason));
+        }
+        let body = message.to_string();
+        let mut frame = Vec::with_capacity(body.len() + 32);
+        if self.write_framing.load(Ordering::SeqCst) == CONTENT_LENGTH {
+            frame.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            frame.extend_from_slice(body.as_bytes());
+        } else {
+            frame.extend_from_slice(body.as_bytes());
+            frame.push(b'\n');
+        }
+        let mut stdin = self.stdin.lock().await;
+        let pipe = stdin
+            .as_mut()
+            .ok_or_else(|| McpError::Stdio("MCP server process has ended".into()))?;
+        let written = async {
+            pipe.write_all(&frame).await?;
+            pipe.flush().await
+        };
+        written
+            .await
+            .map_err(|_| McpError::Stdio("MCP server process is not accepting input".into()))
+    }
+
+    /// Ends the process: waiters fail, the child is killed and reaped.
+    pub(crate) async fn shutdown(&self, reason: &str) {
+        self.inbox.close(reason);
+        self.stdin.lock().await.take();
+        reap(&self.child).await;
+    }
+}
+
+impl Drop for StdioProcess {
+    fn drop(&mut self) {
+        // The reader holds the child too; stop it so `kill_on_drop` fires when we go.
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.inbox.close("MCP session ended");
+    }
+}
+
+async fn reap(child: &ChildCell) {
+    let taken = child.lock().await.take();
+    if let Some((mut child, _slot)) = taken {
+        let _ = child.start_kill();
+        match child.wait().await {
+            Ok(status) => tracing::debug!(%status, "MCP stdio process reaped"),
+            Err(error) => tracing::warn!(%error, "could not reap MCP stdio process"),
+        }
+    }
+}
+
+async fn read_stdout(
+    stdout: ChildStdout,
+    inbox: Arc<Inbox>,
+    child: ChildCell,
+    auto_framing: Option<Arc<AtomicU8>>,
+    pid: u32,
+) {
+    let mut reader = BufReader::new(stdout);
+    let reason = loop {
+        match read_message(&mut reader).await {
+            Ok(Some((bytes, framing))) => {
+                if let Some(write_framing) = &auto_framing {
+                    write_framing.store(framing, Ordering::SeqCst);
+                }
+                match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(Value::Array(batch)) => batch.into_iter().for_each(|m| inbox.deliver(m)),
+                    Ok(message) => inbox.deliver(message),
+                    Err(error) => {
+                        tracing::warn!(pid, %error, "MCP stdio server wrote a line that is not JSON")
+                    }
+                }
+            }
+            Ok(None) => break "MCP server process exited".to_owned(),
+            Err(error) => break format!("MCP server output unusable: {error}"),
+        }
+    };
+    tracing::debug!(pid, reason, "MCP stdio process output ended");
+    inbox.close(&reason);
+    reap(&child).await;
+}
+
+/// Reads one message: a `Content-Length:` framed body or one non-empty line. `None` at EOF.
+async fn read_message(
+    reader: &mut BufReader<ChildStdout>,
+) -> std::io::Result<Option<(Vec<u8>, u8)>> {
+    loop {
+        let mut line = Vec::new();
+        let read = (&mut *reader)
+            .take(MAX_MESSAGE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if read >= MAX_MESSAGE_BYTES && !line.ends_with(b"\n") {
+            return Err(std::io::Error::other("message exceeds the size limit"));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(length) = content_length(trimmed) {
+            // Skip further header lines up to the blank line, then read the body.
+            loop {
+                let mut header = Vec::new();
+                if reader.read_until(b'\n', &mut header).await? == 0 {
+                    return Ok(None);
+                }
+                if header.iter().all(u8::is_ascii_whitespace) {
+                    break;
+                }
+            }
+            if length > MAX_MESSAGE_BYTES {
+                return Err(std::io::Error::other("message exceeds the size limit"));
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).await?;
+            return Ok(Some((body, CONTENT_LENGTH)));
+        }
+        return Ok(Some((trimmed.as_bytes().to_vec(), NEWLINE)));
+    }
+}
+
+fn content_length(line: &str) -> Option<usize> {
+    let (name, value) = line.split_once(':')?;
+    if !name.trim().eq_ignore_ascii_case("content-length") {
+        return None;
+    }
+    value.trim().parse().ok()
+}
+
+async fn log_stderr(stderr: tokio::process::ChildStderr, program: String, pid: u32) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line: String = line.chars().take(MAX_LOG_LINE).collect();
+        tracing::info!(target: "odock_mcp::stdio", program = %program, pid, "{line}");
+    }
+}
+
+/// The command's file name, for logs (never its arguments or environment).
+fn program_name(command: &str) -> String {
+    std::path::Path::new(command)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| command.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_content_length_headers_case_insensitively() {
+        assert_eq!(content_length("Content-Length: 12"), Some(12));
+        assert_eq!(content_length("content-length:3"), Some(3));
+        assert_eq!(content_length("{\"jsonrpc\":\"2.0\"}"), None);
+        assert_eq!(content_length("Content-Type: x"), None);
+    }
+
+    #[test]
+    fn debug_never_prints_env_values() {
+        let command = StdioCommand {
+            command: "server".into(),
+            args: vec![],
+            env: BTreeMap::from([("API_TOKEN".to_owned(), "hunter2".to_owned())]),
+        };
+        let printed = format!("{command:?}");
+        assert!(printed.contains("API_TOKEN"));
+        assert!(!printed.contains("hunter2"));
+    }
+}

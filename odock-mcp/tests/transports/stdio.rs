@@ -1,0 +1,469 @@
+//! STDIO transport against the fake stdio MCP server binary, as real child processes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use http::StatusCode;
+use odock_core::{ManualClock, McpError, McpTransport};
+use odock_mcp::{StdioCommand, StdioFraming, StdioOptions, StdioTransport};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const FAKE: &str = env!("CARGO_BIN_EXE_odock-fake-mcp-stdio");
+
+fn command(args: &[&str]) -> StdioCommand {
+    StdioCommand {
+        command: FAKE.to_owned(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        env: BTreeMap::new(),
+    }
+}
+
+fn transport(args: &[&str]) -> StdioTransport {
+    StdioTransport::new(command(args), StdioOptions::default()).unwrap()
+}
+
+async fn open_session(transport: &StdioTransport) -> String {
+    let reply = post(transport, None, &initialize(1), false).await;
+    assert_eq!(status(&reply), StatusCode::OK);
+    let session = session_of(&reply);
+    let body = json_body(reply);
+    assert_eq!(body["result"]["serverInfo"]["name"], "odock-fake-mcp");
+    session
+}
+
+/// Live processes of ours whose command line carries `tag`, with their pids.
+fn tagged_children(tag: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the `(comm)`: state, ppid, ...
+        let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let ppid: u32 = after
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == me && String::from_utf8_lossy(&cmdline).contains(tag) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_runs_initialize_list_call_and_a_progress_tool() {
+    let transport = transport(&[]);
+    let session = open_session(&transport).await;
+    assert_eq!(transport.process_count(), 1);
+
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let reply = post(&transport, Some(&session), &initialized, true).await;
+    assert_eq!(status(&reply), StatusCode::ACCEPTED);
+
+    let list = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &request(2, "tools/list", json!({})),
+            true,
+        )
+        .await,
+    );
+    assert_eq!(list["id"], 2);
+    assert_eq!(
+        tool_names(&list),
+        vec!["echo", "add", "secret_tool", "slow_progress", "crash"]
+    );
+
+    let echo = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &call(3, "echo", json!({"text": "hi"})),
+            true,
+        )
+        .await,
+    );
+    assert_eq!(tool_text(&echo), "hi");
+    let add = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &call(4, "add", json!({"a": 2, "b": 40})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_text(&add), "42");
+
+    // Progress before the result: an event stream for a client that accepts one...
+    let mut progress = call(5, "slow_progress", json!({"steps": 3}));
+    progress["params"]["_meta"] = json!({"progressToken": "p-5"});
+    let messages = stream_messages(post(&transport, Some(&session), &progress, true).await).await;
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    for (step, message) in messages[..3].iter().enumerate() {
+        assert_eq!(message["method"], "notifications/progress");
+        assert_eq!(message["params"]["progressToken"], "p-5");
+        assert_eq!(message["params"]["progress"], step + 1);
+    }
+    assert_eq!(messages[3]["id"], 5);
+    assert_eq!(tool_text(&messages[3]), "done after 3 steps");
+
+    // ...and only the response, as JSON, for one that does not.
+    progress["id"] = json!(6);
+    let only = json_body(post(&transport, Some(&session), &progress, false).await);
+    assert_eq!(only["id"], 6);
+    assert_eq!(tool_text(&only), "done after 3 steps");
+
+    // A batch is answered with every response.
+    let batch = json!([
+        request(7, "ping", json!({})),
+        call(8, "echo", json!({"text": "b"}))
+    ]);
+    let answers = json_body(post(&transport, Some(&session), &batch, false).await);
+    let mut ids: Vec<i64> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![7, 8]);
+
+    assert_eq!(
+        status(&delete(&transport, &session).await),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(transport.process_count(), 0);
+    let after = post(
+        &transport,
+        Some(&session),
+        &request(9, "ping", json!({})),
+        false,
+    )
+    .await;
+    assert_eq!(status(&after), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn session_ids_are_required_and_checked() {
+    let transport = transport(&[]);
+    let no_session = post(
+        &transport,
+        None,
+        &request(1, "tools/list", json!({})),
+        false,
+    )
+    .await;
+    assert_eq!(status(&no_session), StatusCode::BAD_REQUEST);
+    let unknown = post(
+        &transport,
+        Some("nope"),
+        &request(1, "tools/list", json!({})),
+        false,
+    )
+    .await;
+    assert_eq!(status(&unknown), StatusCode::NOT_FOUND);
+    assert_eq!(json_body(unknown)["error"]["code"], -32600);
+    assert_eq!(
+        status(&delete(&transport, "nope").await),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        transport.process_count(),
+        0,
+        "no process for refused requests"
+    );
+}
+
+#[tokio::test]
+async fn env_and_args_reach_the_process() {
+    let mut command = command(&[]);
+    command
+        .env
+        .insert("ODOCK_FAKE_SECRET".into(), "from-stdio-env".into());
+    let transport = StdioTransport::new(command, StdioOptions::default()).unwrap();
+    let session = open_session(&transport).await;
+    let env = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &call(2, "env", json!({"name": "ODOCK_FAKE_SECRET"})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_text(&env), "from-stdio-env");
+    transport.shutdown().await;
+    assert_eq!(transport.process_count(), 0);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_sessions_leave_no_process_behind() {
+    let tag = "--tag=hundred-sessions";
+    let transport = transport(&[tag]);
+    let mut tasks = Vec::new();
+    for n in 0..100 {
+        let transport = transport.clone();
+        tasks.push(tokio::spawn(async move {
+            let session = open_session(&transport).await;
+            let echo = json_body(
+                post(
+                    &transport,
+                    Some(&session),
+                    &call(2, "echo", json!({"text": format!("s{n}")})),
+                    false,
+                )
+                .await,
+            );
+            assert_eq!(tool_text(&echo), format!("s{n}"));
+            session
+        }));
+    }
+    let mut sessions = Vec::new();
+    for task in tasks {
+        sessions.push(task.await.unwrap());
+    }
+    assert_eq!(transport.process_count(), 100);
+    assert_eq!(transport.session_count(), 100);
+    let pids = tagged_children(tag);
+    assert_eq!(pids.len(), 100, "one live child process per session");
+
+    let mut deletes = Vec::new();
+    for session in sessions {
+        let transport = transport.clone();
+        deletes.push(tokio::spawn(async move {
+            status(&delete(&transport, &session).await)
+        }));
+    }
+    for delete in deletes {
+        assert_eq!(delete.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    assert_eq!(transport.process_count(), 0);
+    assert_eq!(transport.session_count(), 0);
+    // Reaped, not zombies: the pids are gone from /proc altogether.
+    let left: Vec<u32> = pids
+        .into_iter()
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "processes left behind (zombies?): {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_are_reaped_on_the_injected_clock() {
+    let clock = ManualClock::new(Utc::now());
+    let options = StdioOptions {
+        idle_timeout: Duration::from_secs(300),
+        clock: Arc::new(clock.clone()),
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&[]), options).unwrap();
+    let stale = open_session(&transport).await;
+    let fresh = open_session(&transport).await;
+    assert_eq!(transport.process_count(), 2);
+
+    clock.advance(chrono::Duration::seconds(200));
+    json_body(
+        post(
+            &transport,
+            Some(&fresh),
+            &request(2, "ping", json!({})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(
+        transport.reap_idle().await,
+        0,
+        "nothing idle for 5 minutes yet"
+    );
+
+    clock.advance(chrono::Duration::seconds(101));
+    assert_eq!(transport.reap_idle().await, 1);
+    assert_eq!(transport.process_count(), 1);
+    let gone = post(
+        &transport,
+        Some(&stale),
+        &request(3, "ping", json!({})),
+        false,
+    )
+    .await;
+    assert_eq!(status(&gone), StatusCode::NOT_FOUND);
+
+    clock.advance(chrono::Duration::seconds(301));
+    assert_eq!(transport.reap_idle().await, 1);
+    assert_eq!(transport.process_count(), 0);
+}
+
+#[tokio::test]
+async fn the_background_reaper_ends_idle_sessions() {
+    let options = StdioOptions {
+        idle_timeout: Duration::from_millis(50),
+        reap_interval: Some(Duration::from_millis(10)),
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&[]), options).unwrap();
+    open_session(&transport).await;
+    wait_until("the idle session is reaped", || {
+        transport.process_count() == 0
+    })
+    .await;
+    assert_eq!(transport.session_count(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_fails_in_flight_and_later_requests_fast() {
+    let transport = transport(&[]);
+    let session = open_session(&transport).await;
+    let started = Instant::now();
+    let crashed = transport
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(Some(&session), true),
+            body: call(2, "crash", json!({})).to_string().into(),
+        })
+        .await;
+    assert!(matches!(crashed, Err(McpError::Stdio(_))), "{crashed:?}");
+    let later = transport
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(Some(&session), false),
+            body: request(3, "ping", json!({})).to_string().into(),
+        })
+        .await;
+    assert!(matches!(later, Err(McpError::Stdio(_))), "{later:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "failed fast");
+    wait_until("the crashed process is reaped", || {
+        transport.process_count() == 0
+    })
+    .await;
+    assert_eq!(
+        odock_core::GatewayError::from(McpError::Stdio("x".into())).code(),
+        "mcp_stdio_error"
+    );
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_start_is_a_stdio_error() {
+    let transport = StdioTransport::new(
+        StdioCommand {
+            command: "/nonexistent/odock-mcp-server".into(),
+            ..StdioCommand::default()
+        },
+        StdioOptions::default(),
+    )
+    .unwrap();
+    let error = transport
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(None, false),
+            body: initialize(1).to_string().into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, McpError::Stdio(_)));
+    assert_eq!(transport.process_count(), 0);
+    let empty = StdioTransport::new(StdioCommand::default(), StdioOptions::default()).unwrap_err();
+    assert_eq!(empty, McpError::MissingStdioCommand);
+}
+
+#[tokio::test]
+async fn content_length_framing_is_spoken_when_configured() {
+    let options = StdioOptions {
+        framing: StdioFraming::ContentLength,
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&["--content-length"]), options).unwrap();
+    let session = open_session(&transport).await;
+    let list = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &request(2, "tools/list", json!({})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_names(&list).len(), 5);
+    let messages = stream_messages(
+        post(
+            &transport,
+            Some(&session),
+            &call(3, "slow_progress", json!({"steps": 1})),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(tool_text(&messages[1]), "done after 1 steps");
+    transport.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_json_rpc_errors_not_panics() {
+    let transport = transport(&[]);
+    let session = open_session(&transport).await;
+    for body in [
+        &b"{not json"[..],
+        b"",
+        b"[]",
+        b"42",
+        br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+        &[0xff, 0x00],
+    ] {
+        for session in [None, Some(session.as_str())] {
+            let reply = transport
+                .send(odock_core::McpMessage {
+                    method: http::Method::POST,
+                    headers: client_headers(session, false),
+                    body: bytes::Bytes::copy_from_slice(body),
+                })
+                .await
+                .unwrap();
+            assert_eq!(status(&reply), StatusCode::BAD_REQUEST);
+            let error: Value = json_body(reply);
+            assert!(error["error"]["code"].as_i64().unwrap() <= -32600);
+        }
+    }
+    // The session still works afterwards.
+    let ping = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &request(2, "ping", json!({})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(ping["result"], json!({}));
+    transport.shutdown().await;
+}

@@ -1,0 +1,95 @@
+//! `GET /api/organisations/{organisationId}/mcp-usage-records` and the cross-organisation
+//! `GET /api/admin/mcp-usage-records`: the MCP side of usage records (server, tool, bytes, MCP
+//! price), newest first, with the usage-record filters plus `mcpServerId` and `tool`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use odock_core::McpUsageRecord;
+use odock_store::admin::{organisations, Page, PageRequest};
+use odock_store::mcp_usage::{self, McpUsageFilter};
+use odock_store::usage_records::is_invalid_cursor;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::AdminQuery;
+use super::AdminState;
+
+/// The query string of both lists (`organisationId` only on the cross-organisation one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpUsageParams {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub api_key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub mcp_server_id: Option<String>,
+    pub tool: Option<String>,
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    pub organisation_id: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl McpUsageParams {
+    fn filter(self, organisation_id: Option<String>) -> (McpUsageFilter, PageRequest) {
+        let page = PageRequest::new(self.cursor, self.limit);
+        let filter = McpUsageFilter {
+            organisation_id,
+            api_key_id: self.api_key_id,
+            team_id: self.team_id,
+            user_id: self.user_id,
+            mcp_server_id: self.mcp_server_id,
+            tool: self.tool,
+            request_id: self.request_id,
+            status: self.status,
+            from: self.from,
+            to: self.to,
+        };
+        (filter, page)
+    }
+}
+
+async fn list_page(
+    state: &AdminState,
+    filter: McpUsageFilter,
+    page: PageRequest,
+) -> Result<Json<Page<McpUsageRecord>>, ApiError> {
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ApiError::invalid(Some("from"), "from must not be after to"));
+        }
+    }
+    let (data, next_cursor) =
+        mcp_usage::list(&state.pool, &filter, page.cursor.as_deref(), page.limit)
+            .await
+            .map_err(|error| {
+                if is_invalid_cursor(&error) {
+                    ApiError::invalid(Some("cursor"), "cursor is not one this list returned")
+                } else {
+                    ApiError::from(error)
+                }
+            })?;
+    Ok(Json(Page { data, next_cursor }))
+}
+
+pub async fn list(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminQuery(params): AdminQuery<McpUsageParams>,
+) -> Result<Json<Page<McpUsageRecord>>, ApiError> {
+    organisations::ensure_exists(&state.pool, &org).await?;
+    let (filter, page) = params.filter(Some(org));
+    list_page(&state, filter, page).await
+}
+
+pub async fn list_all(
+    State(state): State<AdminState>,
+    AdminQuery(mut params): AdminQuery<McpUsageParams>,
+) -> Result<Json<Page<McpUsageRecord>>, ApiError> {
+    let org = params.organisation_id.take();
+    let (filter, page) = params.filter(org);
+    list_page(&state, filter, page).await
+}

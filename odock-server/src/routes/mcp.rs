@@ -1,0 +1,221 @@
+//! The governed MCP route: `GET|POST|DELETE /v1/mcp/{slug-or-id}` and `/v1/mcp/{slug-or-id}/{path}`.
+//!
+//! Governance (reference, authentication, metering, server/grant/scope/tool rules, rate limits,
+//! quotas, budgets) is the core stack of [`GatewayBuilder::mcp`]; this module supplies its innermost
+//! service, [`McpCall`], which forwards the governed message over the server's transport (from the
+//! shared [`McpTransports`] pool of `odock-mcp`, which strips the caller's credentials and injects
+//! the server's own) and relays the reply — JSON or an event stream, with `tools/list` answers
+//! filtered to the tools the key may call. Transport configuration is checked here, after the
+//! ledgers, as the access flow orders it: `mcp_missing_endpoint`, `mcp_missing_stdio_command`,
+//! `mcp_auth_error`; upstream failures are `mcp_upstream_error` / `mcp_stdio_error` (502).
+//!
+//! A `{path}` after the reference is accepted (some clients append one) and not forwarded: the
+//! server's configured endpoint is the only upstream address.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::routing::{any_service, on_service, MethodFilter};
+use axum::Router;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use http::{Request, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use odock_core::layers::{McpRequest, Meter};
+use odock_core::{
+    full, BoxError, GatewayBody, GatewayBuilder, GatewayError, McpError, McpMessage, McpReply,
+    McpUpstreamAuth, ResolvedMcpServer,
+};
+use odock_mcp::framing::{Payload, ToolsListFilter};
+use odock_mcp::{McpAuth, McpTransports, McpUpstream};
+use tower::Service;
+
+/// The error code recorded when the upstream answered with an error status or broke its stream.
+const UPSTREAM_ERROR: &str = "mcp_upstream_error";
+
+/// The MCP routes over `transports`.
+pub fn router(gateway: &GatewayBuilder, transports: McpTransports) -> Router {
+    let governed = gateway.mcp::<Body, _>(McpCall { transports });
+    let methods = MethodFilter::GET
+        .or(MethodFilter::POST)
+        .or(MethodFilter::DELETE);
+    Router::new()
+        // No reference: 400 `invalid_mcp_ref` from the stack's first check.
+        .route("/v1/mcp", any_service(governed.clone()))
+        .route("/v1/mcp/", any_service(governed.clone()))
+        .route("/v1/mcp/{mcp_ref}", on_service(methods, governed.clone()))
+        .route("/v1/mcp/{mcp_ref}/{*path}", on_service(methods, governed))
+}
+
+/// The innermost MCP service: sends the governed message to the server and relays its answer.
+#[derive(Clone)]
+pub struct McpCall {
+    transports: McpTransports,
+}
+
+impl McpCall {
+    pub fn new(transports: McpTransports) -> Self {
+        Self { transports }
+    }
+}
+
+impl std::fmt::Debug for McpCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("McpCall")
+    }
+}
+
+impl Service<Request<Bytes>> for McpCall {
+    type Response = Response<GatewayBody>;
+    type Error = GatewayError;
+    type Future = BoxFuture<'static, Result<Response<GatewayBody>, GatewayError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), GatewayError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let transports = self.transports.clone();
+        Box::pin(forward(transports, req))
+    }
+}
+
+async fn forward(
+    transports: McpTransports,
+    req: Request<Bytes>,
+) -> Result<Response<GatewayBody>, GatewayError> {
+    let (parts, body) = req.into_parts();
+    let missing = |what: &str| GatewayError::Internal(format!("the MCP call needs {what}"));
+    let server = parts
+        .extensions
+        .get::<Arc<ResolvedMcpServer>>()
+        .cloned()
+        .ok_or_else(|| missing("a resolved MCP server"))?;
+    let lists_tools = parts
+        .extensions
+        .get::<McpRequest>()
+        .ok_or_else(|| missing("a decoded MCP request"))?
+        .lists_tools();
+    let meter = parts.extensions.get::<Meter>().cloned();
+
+    let upstream = upstream_config(&server)?;
+    let transport = transports.transport(server.id.as_str(), &upstream)?;
+    if let Some(meter) = &meter {
+        meter.upstream_started();
+    }
+    let filter = lists_tools.then(|| tools_filter(&server, &body)).flatten();
+    let reply = transport
+        .send(McpMessage {
+            method: parts.method,
+            headers: parts.headers,
+            body,
+        })
+        .await?;
+    let (status, headers, body) = match reply {
+        McpReply::Json {
+            status,
+            headers,
+            body,
+        } => {
+            let body = match &filter {
+                Some(filter) if status.is_success() => filter.apply_json(&body),
+                _ => body,
+            };
+            (status, headers, full(body))
+        }
+        McpReply::Stream {
+            status,
+            headers,
+            events,
+        } => {
+            let events = match filter {
+                Some(filter) => filter.apply_stream(events),
+                None => events,
+            };
+            (status, headers, relay(events, meter.clone()))
+        }
+    };
+    if let Some(meter) = &meter {
+        meter.set_status(status.as_u16());
+        if !status.is_success() {
+            meter.set_error_code(UPSTREAM_ERROR);
+        }
+    }
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The `odock-mcp` upstream configuration of a resolved server (secrets exposed only here, for the
+/// transport). Unusable credentials are `mcp_auth_error`; a missing endpoint or command, the 400s.
+fn upstream_config(server: &ResolvedMcpServer) -> Result<McpUpstream, McpError> {
+    let auth = match server.auth.clone().map_err(McpError::Auth)? {
+        McpUpstreamAuth::None => McpAuth::None,
+        McpUpstreamAuth::Bearer { token } => McpAuth::Bearer { token },
+        McpUpstreamAuth::Basic { username, password } => McpAuth::Basic { username, password },
+        McpUpstreamAuth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            audience,
+        } => McpAuth::OAuth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            audience,
+        },
+    };
+    let upstream = McpUpstream {
+        transport: server.transport,
+        endpoint_url: server.endpoint_url.clone(),
+        stdio_command: server.stdio_command.clone(),
+        stdio_args: server.stdio_args.clone(),
+        stdio_env: server
+            .stdio_env
+            .iter()
+            .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+            .collect(),
+        auth,
+    };
+    upstream.validate()?;
+    Ok(upstream)
+}
+
+/// Hides the tools the key may not call from the answers to the body's `tools/list` requests.
+fn tools_filter(server: &Arc<ResolvedMcpServer>, body: &Bytes) -> Option<ToolsListFilter> {
+    let payload = Payload::parse(body).ok()?;
+    let rules = server.clone();
+    let filter = ToolsListFilter::new(
+        payload.ids_with_method("tools/list"),
+        Arc::new(move |tool: &str| rules.tool_rules.tool_allowed(tool)),
+    );
+    (!filter.is_noop()).then_some(filter)
+}
+
+/// Relays upstream events as they come. A broken upstream stream ends the relay cleanly and is
+/// recorded as `mcp_upstream_error` (the client sees the stream end, not a reset connection).
+fn relay(
+    events: futures::stream::BoxStream<'static, Result<Bytes, McpError>>,
+    meter: Option<Meter>,
+) -> GatewayBody {
+    let frames = events.scan((), move |(), item| {
+        let next = match item {
+            Ok(bytes) => Some(Ok::<_, BoxError>(Frame::data(bytes))),
+            Err(error) => {
+                tracing::warn!(%error, "MCP upstream stream failed");
+                if let Some(meter) = &meter {
+                    meter.set_error_code(UPSTREAM_ERROR);
+                }
+                None
+            }
+        };
+        std::future::ready(next)
+    });
+    StreamBody::new(frames).boxed_unsync()
+}

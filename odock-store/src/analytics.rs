@@ -1,0 +1,495 @@
+//! Usage analytics over `usage_records`, computed in SQL: totals and groups (by day, model, API key,
+//! team, user, provider or MCP server) of requests, successes, errors, tokens, cost (LLM and MCP)
+//! and latency percentiles.
+//!
+//! Every statement runs unchanged on SQLite and PostgreSQL: sums are `CAST(SUM(..) AS BIGINT)` (a
+//! PostgreSQL `SUM(bigint)` is `numeric`), and percentiles use the nearest-rank method with
+//! `ROW_NUMBER()` over the latency order (rank `ceil(p · n / 100)`), which both backends have.
+//! The `usage_records(organisation_id, created_at)` index bounds each scan to the organisation's
+//! period; migration 0004 adds the team and user variants the filters use.
+//!
+//! What a caller may see is a parameter ([`UsageScope::visible`]), so the same queries serve an
+//! organisation admin (everything), a team manager (their teams) and a user (their own traffic).
+//!
+//! ```no_run
+//! # async fn demo(pool: odock_store::db::Db) -> Result<(), sqlx::Error> {
+//! use odock_store::analytics::{summary, GroupBy, UsageScope};
+//!
+//! let scope = UsageScope::organisation("corg1");
+//! let report = summary(&pool, &scope, Some(GroupBy::Day)).await?;
+//! println!("{} requests, p95 {:?} ms", report.totals.requests, report.totals.latency_p95_ms);
+//! # Ok(()) }
+//! ```
+
+pub mod synthetic;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::db::{from_ms, Db, DbRow, SqlBuilder};
+
+/// The `provider` of usage records written for MCP traffic; every other provider is LLM traffic.
+pub const MCP_PROVIDER: &str = "mcp";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Which records a report covers. Bounds and lists that are empty do not narrow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageScope {
+    pub organisation_id: String,
+    /// Inclusive lower bound on `createdAt`, unix ms.
+    pub from_ms: Option<i64>,
+    /// Exclusive upper bound on `createdAt`, unix ms.
+    pub to_ms: Option<i64>,
+    /// Records of these teams or of these keys (the union, like the invoice page's multi-select);
+    /// both empty: the whole organisation.
+    pub team_ids: Vec<String>,
+    pub api_key_ids: Vec<String>,
+    pub traffic: Traffic,
+    /// What the caller may see; `None` is everything in the organisation.
+    pub visible: Option<Visibility>,
+}
+
+impl UsageScope {
+    /// All of `organisation_id`'s records.
+    pub fn organisation(organisation_id: impl Into<String>) -> Self {
+        Self {
+            organisation_id: organisation_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The part of an organisation's traffic a caller may see: records of these teams, plus records
+/// attributed to this user. Empty on both counts sees nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    pub team_ids: Vec<String>,
+    pub user_id: Option<String>,
+}
+
+/// LLM calls, MCP calls, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Traffic {
+    #[default]
+    All,
+    Llm,
+    Mcp,
+}
+
+/// How [`summary`] groups records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupBy {
+    /// UTC calendar day; the group key is `YYYY-MM-DD`.
+    Day,
+    Model,
+    #[serde(alias = "key")]
+    ApiKey,
+    Team,
+    User,
+    Provider,
+    McpServer,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 7] = [
+        GroupBy::Day,
+        GroupBy::Model,
+        GroupBy::ApiKey,
+        GroupBy::Team,
+        GroupBy::User,
+        GroupBy::Provider,
+        GroupBy::McpServer,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Day => "day",
+            GroupBy::Model => "model",
+            GroupBy::ApiKey => "apiKey",
+            GroupBy::Team => "team",
+            GroupBy::User => "user",
+            GroupBy::Provider => "provider",
+            GroupBy::McpServer => "mcpServer",
+        }
+    }
+
+    /// The group key, as TEXT so every grouping decodes alike (NULL: no team, no model, …).
+    fn key_sql(self) -> &'static str {
+        match self {
+            GroupBy::Day => "CAST(CAST(r.created_at / 86400000 AS BIGINT) AS TEXT)",
+            GroupBy::Model => "r.model_id",
+            GroupBy::ApiKey => "r.api_key_id",
+            GroupBy::Team => "r.team_id",
+            GroupBy::User => "r.user_id",
+            GroupBy::Provider => "r.provider",
+            GroupBy::McpServer => "m.mcp_server_id",
+        }
+    }
+
+    /// MCP records carry their server in `mcp_usage_records` (one per usage record).
+    fn join_sql(self) -> &'static str {
+        match self {
+            GroupBy::McpServer => " LEFT JOIN mcp_usage_records m ON m.usage_record_id = r.id",
+            _ => "",
+        }
+    }
+
+    /// A name for the key, read in the same statement: the recorded name, or the object's.
+    fn label_sql(self) -> (&'static str, &'static str) {
+        match self {
+            GroupBy::Day | GroupBy::Provider => ("", "NULL"),
+            GroupBy::Model => ("", "a.recorded_name"),
+            GroupBy::ApiKey => (" LEFT JOIN api_keys o ON o.id = a.g", "o.name"),
+            GroupBy::Team => (" LEFT JOIN teams o ON o.id = a.g", "o.name"),
+            GroupBy::User => (
+                " LEFT JOIN users o ON o.id = a.g",
+                "COALESCE(o.name, o.email)",
+            ),
+            GroupBy::McpServer => (
+                " LEFT JOIN mcp_servers o ON o.id = a.g",
+                "COALESCE(o.name, a.recorded_name)",
+            ),
+        }
+    }
+
+    fn recorded_name_sql(self) -> &'static str {
+        match self {
+            GroupBy::Model => "MAX(r.model)",
+            GroupBy::McpServer => "MAX(m.slug)",
+            _ => "NULL",
+        }
+    }
+
+    /// What a group without a key is called.
+    fn missing_label(self) -> &'static str {
+        match self {
+            GroupBy::Day | GroupBy::Provider => "(none)",
+            GroupBy::Model => "No model",
+            GroupBy::ApiKey => "Unknown key",
+            GroupBy::Team => "Direct organisation API keys",
+            GroupBy::User => "No user",
+            GroupBy::McpServer => "Not MCP",
+        }
+    }
+}
+
+/// Counters of a set of records. Tokens and money are sums; `successRate` is successes / requests
+/// (2xx and 3xx count as successes), absent when there were no requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageStats {
+    pub requests: i64,
+    pub successes: i64,
+    pub errors: i64,
+    pub success_rate: Option<f64>,
+    pub llm_requests: i64,
+    pub mcp_requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub reasoning_tokens: i64,
+    /// Input plus output tokens.
+    pub total_tokens: i64,
+    pub billable_tokens: i64,
+    pub cost_nanos_usd: i64,
+    pub llm_cost_nanos_usd: i64,
+    pub mcp_cost_nanos_usd: i64,
+    /// Nearest-rank median of `latencyMs`.
+    pub latency_p50_ms: Option<i64>,
+    /// Nearest-rank 95th percentile of `latencyMs`.
+    pub latency_p95_ms: Option<i64>,
+}
+
+/// One group of a [`UsageSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageGroup {
+    /// The day (`YYYY-MM-DD`), object id or provider; `null` for records without one.
+    pub key: Option<String>,
+    pub label: String,
+    #[serde(flatten)]
+    pub stats: UsageStats,
+}
+
+/// The answer of `GET .../usage/summary`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageSummary {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub group_by: Option<GroupBy>,
+    pub totals: UsageStats,
+    /// Days in order; other groupings by cost, then requests, descending.
+    pub groups: Vec<UsageGroup>,
+}
+
+/// Totals of `scope` and, with `group_by`, its groups (which add up to the totals: records without
+/// a key form a group of their own).
+pub async fn summary(
+    pool: &Db,
+    scope: &UsageScope,
+    group_by: Option<GroupBy>,
+) -> Result<UsageSummary, sqlx::Error> {
+    let mut totals = totals(pool, scope).await?;
+    let (p50, p95) = percentiles(pool, scope, None)
+        .await?
+        .remove(&None)
+        .unwrap_or_default();
+    totals.latency_p50_ms = p50;
+    totals.latency_p95_ms = p95;
+
+    let groups = match group_by {
+        Some(group_by) => {
+            let mut groups = groups(pool, scope, group_by).await?;
+            let mut latencies = percentiles(pool, scope, Some(group_by)).await?;
+            for group in &mut groups {
+                let (p50, p95) = latencies.remove(&group.key).unwrap_or_default();
+                group.stats.latency_p50_ms = p50;
+                group.stats.latency_p95_ms = p95;
+            }
+            groups
+        }
+        None => Vec::new(),
+    };
+    Ok(UsageSummary {
+        from: scope.from_ms.map(from_ms),
+        to: scope.to_ms.map(from_ms),
+        group_by,
+        totals,
+        groups,
+    })
+}
+
+/// The additive counters of `scope` (latency percentiles left empty).
+pub async fn totals(pool: &Db, scope: &UsageScope) -> Result<UsageStats, sqlx::Error> {
+    let mut sql = SqlBuilder::new("SELECT ");
+    sql.push(SUMS).push(" FROM usage_records r");
+    push_filters(&mut sql, scope);
+    let row = sql.query().fetch_one(pool).await?;
+    decode_stats(&row)
+}
+
+/// The additive counters of `scope` per `group_by` key (latency percentiles left empty), ordered
+/// as [`UsageSummary::groups`].
+pub async fn groups(
+    pool: &Db,
+    scope: &UsageScope,
+    group_by: GroupBy,
+) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    let key = group_by.key_sql();
+    let (label_join, label) = group_by.label_sql();
+    let mut sql = SqlBuilder::new(format!(
+        "SELECT a.*, {label} AS label FROM (SELECT {key} AS g, {recorded} AS recorded_name, {SUMS} \
+         FROM usage_records r{join}",
+        recorded = group_by.recorded_name_sql(),
+        join = group_by.join_sql(),
+    ));
+    push_filters(&mut sql, scope);
+    sql.push(&format!(" GROUP BY {key}) a{label_join}"));
+    let rows = sql.query().fetch_all(pool).await?;
+    let mut groups = rows
+        .iter()
+        .map(|row| {
+            let key: Option<String> = row.try_get("g")?;
+            let label: Option<String> = row.try_get("label")?;
+            let (key, label) = match group_by {
+                GroupBy::Day => {
+                    let day = key.as_deref().map(day_of).transpose()?;
+                    (day.clone(), day)
+                }
+                GroupBy::Provider => (key.clone(), key),
+                _ => (key, label),
+            };
+            let label = label
+                .or_else(|| key.as_ref().map(|id| fallback_label(group_by, id)))
+                .unwrap_or_else(|| group_by.missing_label().to_owned());
+            Ok(UsageGroup {
+                key,
+                label,
+                stats: decode_stats(row)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    if group_by == GroupBy::Day {
+        groups.sort_by(|a, b| a.key.cmp(&b.key));
+    } else {
+        groups.sort_by(|a, b| {
+            (b.stats.cost_nanos_usd, b.stats.requests, &a.key).cmp(&(
+                a.stats.cost_nanos_usd,
+                a.stats.requests,
+                &b.key,
+            ))
+        });
+    }
+    Ok(groups)
+}
+
+/// A name for an object that no longer exists (or a key without a name).
+fn fallback_label(group_by: GroupBy, id: &str) -> String {
+    match group_by {
+        GroupBy::ApiKey => format!("API Key {}", id.chars().take(8).collect::<String>()),
+        _ => id.to_owned(),
+    }
+}
+
+/// `YYYY-MM-DD` of a day number (days since the unix epoch).
+fn day_of(days: &str) -> Result<String, sqlx::Error> {
+    let days: i64 = days
+        .parse()
+        .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+    Ok(from_ms(days.saturating_mul(DAY_MS))
+        .format("%Y-%m-%d")
+        .to_string())
+}
+
+/// Nearest-rank p50 and p95 latency per group key (`None` keys the whole scope when ungrouped).
+async fn percentiles(
+    pool: &Db,
+    scope: &UsageScope,
+    group_by: Option<GroupBy>,
+) -> Result<HashMap<Option<String>, (Option<i64>, Option<i64>)>, sqlx::Error> {
+    let (key, partition, join) = match group_by {
+        Some(group_by) => {
+            let key = group_by.key_sql();
+            (key, format!("PARTITION BY {key} "), group_by.join_sql())
+        }
+        None => ("NULL", String::new(), ""),
+    };
+    // Rank ceil(p·n/100) in integer arithmetic: (n·p + 99) / 100.
+    let mut sql = SqlBuilder::new(format!(
+        "SELECT g, \
+           MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END) AS p50, \
+           MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END) AS p95 \
+         FROM (SELECT {key} AS g, r.latency_ms AS latency_ms, \
+                 ROW_NUMBER() OVER ({partition}ORDER BY r.latency_ms) AS rn, \
+                 COUNT(*) OVER ({partition_only}) AS n \
+               FROM usage_records r{join}",
+        partition_only = partition.trim_end(),
+    ));
+    push_filters(&mut sql, scope);
+    sql.push(
+        ") ranked WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 95 + 99) / 100 \
+         GROUP BY g",
+    );
+    let rows = sql.query().fetch_all(pool).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let key: Option<String> = row.try_get("g")?;
+        let key = match (group_by, key) {
+            (Some(GroupBy::Day), Some(days)) => Some(day_of(&days)?),
+            (_, key) => key,
+        };
+        out.insert(key, (row.try_get("p50")?, row.try_get("p95")?));
+    }
+    Ok(out)
+}
+
+/// The additive columns every report selects (aliases read by [`decode_stats`]).
+const SUMS: &str = "COUNT(*) AS requests, \
+    COALESCE(CAST(SUM(CASE WHEN r.http_status < 400 THEN 1 ELSE 0 END) AS BIGINT), 0) AS successes, \
+    COALESCE(CAST(SUM(CASE WHEN r.provider = 'mcp' THEN 1 ELSE 0 END) AS BIGINT), 0) AS mcp_requests, \
+    COALESCE(CAST(SUM(r.input_tokens) AS BIGINT), 0) AS input_tokens, \
+    COALESCE(CAST(SUM(r.output_tokens) AS BIGINT), 0) AS output_tokens, \
+    COALESCE(CAST(SUM(r.cached_tokens) AS BIGINT), 0) AS cached_tokens, \
+    COALESCE(CAST(SUM(r.reasoning_tokens) AS BIGINT), 0) AS reasoning_tokens, \
+    COALESCE(CAST(SUM(r.billable_tokens) AS BIGINT), 0) AS billable_tokens, \
+    COALESCE(CAST(SUM(r.cost_nanos_usd) AS BIGINT), 0) AS cost_nanos_usd, \
+    COALESCE(CAST(SUM(CASE WHEN r.provider = 'mcp' THEN r.cost_nanos_usd ELSE 0 END) AS BIGINT), 0) \
+      AS mcp_cost_nanos_usd";
+
+fn decode_stats(row: &DbRow) -> Result<UsageStats, sqlx::Error> {
+    let requests: i64 = row.try_get("requests")?;
+    let successes: i64 = row.try_get("successes")?;
+    let mcp_requests: i64 = row.try_get("mcp_requests")?;
+    let input_tokens: i64 = row.try_get("input_tokens")?;
+    let output_tokens: i64 = row.try_get("output_tokens")?;
+    let cost_nanos_usd: i64 = row.try_get("cost_nanos_usd")?;
+    let mcp_cost_nanos_usd: i64 = row.try_get("mcp_cost_nanos_usd")?;
+    Ok(UsageStats {
+        requests,
+        successes,
+        errors: requests - successes,
+        success_rate: (requests > 0).then(|| successes as f64 / requests as f64),
+        llm_requests: requests - mcp_requests,
+        mcp_requests,
+        input_tokens,
+        output_tokens,
+        cached_tokens: row.try_get("cached_tokens")?,
+        reasoning_tokens: row.try_get("reasoning_tokens")?,
+        total_tokens: input_tokens.saturating_add(output_tokens),
+        billable_tokens: row.try_get("billable_tokens")?,
+        cost_nanos_usd,
+        llm_cost_nanos_usd: cost_nanos_usd - mcp_cost_nanos_usd,
+        mcp_cost_nanos_usd,
+        latency_p50_ms: None,
+        latency_p95_ms: None,
+    })
+}
+
+/// ` WHERE …` selecting `scope` from `usage_records r`.
+pub(crate) fn push_filters(sql: &mut SqlBuilder, scope: &UsageScope) {
+    sql.push(" WHERE r.organisation_id = ")
+        .push_bind(scope.organisation_id.as_str());
+    if let Some(from) = scope.from_ms {
+        sql.push(" AND r.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = scope.to_ms {
+        sql.push(" AND r.created_at < ").push_bind(to);
+    }
+    match (scope.team_ids.is_empty(), scope.api_key_ids.is_empty()) {
+        (true, true) => {}
+        (false, true) => {
+            sql.push(" AND r.team_id IN ")
+                .push_tuple(scope.team_ids.iter().map(String::as_str));
+        }
+        (true, false) => {
+            sql.push(" AND r.api_key_id IN ")
+                .push_tuple(scope.api_key_ids.iter().map(String::as_str));
+        }
+        (false, false) => {
+            sql.push(" AND (r.team_id IN ")
+                .push_tuple(scope.team_ids.iter().map(String::as_str))
+                .push(" OR r.api_key_id IN ")
+                .push_tuple(scope.api_key_ids.iter().map(String::as_str))
+                .push(")");
+        }
+    }
+    match scope.traffic {
+        Traffic::All => {}
+        Traffic::Llm => {
+            sql.push(" AND r.provider <> ").push_bind(MCP_PROVIDER);
+        }
+        Traffic::Mcp => {
+            sql.push(" AND r.provider = ").push_bind(MCP_PROVIDER);
+        }
+    }
+    if let Some(visible) = &scope.visible {
+        let mut alternatives = 0;
+        sql.push(" AND (");
+        if !visible.team_ids.is_empty() {
+            sql.push("r.team_id IN ")
+                .push_tuple(visible.team_ids.iter().map(String::as_str));
+            alternatives += 1;
+        }
+        if let Some(user_id) = &visible.user_id {
+            if alternatives > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("r.user_id = ").push_bind(user_id.as_str());
+            alternatives += 1;
+        }
+        if alternatives == 0 {
+            sql.push("1 = 0");
+        }
+        sql.push(")");
+    }
+}
+
+#[cfg(test)]
+mod tests;

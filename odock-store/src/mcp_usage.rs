@@ -1,0 +1,226 @@
+//! The `mcp_usage_records` table: the MCP side of each usage record whose provider is `mcp` (server,
+//! transport, JSON-RPC method, tool, bytes, MCP price and its snapshot).
+//!
+//! Rows are written by the batched usage writer in the same transaction as their usage records
+//! ([`insert_batch`], idempotent by id like `usage_records`), and read by the admin API ([`list`]).
+
+use chrono::{DateTime, Utc};
+use odock_core::{McpBill, McpUsageRecord};
+use sqlx::{Connection, Row};
+
+use crate::db::{from_ms, to_ms, Db, DbConnection, DbRow, Param, SqlBuilder};
+use crate::usage_records::Cursor;
+
+const COLUMNS: &str = "id, usage_record_id, request_id, organisation_id, team_id, user_id, \
+    api_key_id, mcp_server_id, slug, transport, rpc_method, tool_name, tool_call_count, \
+    input_bytes, output_bytes, http_status, error_code, latency_ms, cost_nanos_usd, pricing, \
+    breakdown, created_at";
+const COLUMN_COUNT: usize = 22;
+/// Rows per INSERT statement, well under every backend's bound-parameter limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The largest page [`list`] returns.
+pub const MAX_LIST_LIMIT: u32 = 1_000;
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok()
+}
+
+fn params(record: &McpUsageRecord) -> [Param; COLUMN_COUNT] {
+    [
+        record.id.as_str().into(),
+        record.usage_record_id.as_str().into(),
+        record.request_id.as_str().into(),
+        record.organisation_id.as_str().into(),
+        record.team_id.as_ref().map(|id| id.as_str()).into(),
+        record.user_id.as_ref().map(|id| id.as_str()).into(),
+        record.api_key_id.as_str().into(),
+        record.mcp_server_id.as_str().into(),
+        record.slug.as_str().into(),
+        record.transport.as_str().into(),
+        record.rpc_method.as_deref().into(),
+        record.tool_name.as_deref().into(),
+        to_i64(record.tool_call_count).into(),
+        to_i64(record.input_bytes).into(),
+        to_i64(record.output_bytes).into(),
+        i64::from(record.http_status).into(),
+        record.error_code.as_deref().into(),
+        to_i64(record.latency_ms).into(),
+        record.cost_nanos_usd.into(),
+        json_text(&record.billing.pricing).into(),
+        json_text(&record.billing).into(),
+        to_ms(record.created_at).into(),
+    ]
+}
+
+/// Inserts `records` atomically (in a savepoint when `conn` is inside a transaction, as the usage
+/// writer's is); ids already stored are skipped. Returns how many rows were inserted.
+pub async fn insert_batch(
+    conn: &mut DbConnection,
+    records: &[McpUsageRecord],
+) -> Result<u64, sqlx::Error> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = conn.begin().await?;
+    let mut inserted = 0;
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut builder = SqlBuilder::new(format!(
+            "INSERT INTO mcp_usage_records ({COLUMNS}) VALUES "
+        ));
+        for (i, record) in chunk.iter().enumerate() {
+            if i > 0 {
+                builder.push(", ");
+            }
+            builder.push_tuple(params(record));
+        }
+        builder.push(" ON CONFLICT(id) DO NOTHING");
+        inserted += builder
+            .query()
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Which records [`list`] returns. Every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct McpUsageFilter {
+    pub organisation_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub mcp_server_id: Option<String>,
+    pub tool: Option<String>,
+    pub request_id: Option<String>,
+    pub status: Option<u16>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of records, newest first, and the cursor of the next page.
+pub async fn list(
+    pool: &Db,
+    filter: &McpUsageFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<McpUsageRecord>, Option<String>), sqlx::Error> {
+    let limit = limit.clamp(1, MAX_LIST_LIMIT);
+    let after = cursor.map(Cursor::parse).transpose()?;
+    let mut builder = SqlBuilder::new(format!(
+        "SELECT {COLUMNS} FROM mcp_usage_records WHERE 1 = 1"
+    ));
+    let text_filters = [
+        ("organisation_id", &filter.organisation_id),
+        ("api_key_id", &filter.api_key_id),
+        ("team_id", &filter.team_id),
+        ("user_id", &filter.user_id),
+        ("mcp_server_id", &filter.mcp_server_id),
+        ("tool_name", &filter.tool),
+        ("request_id", &filter.request_id),
+    ];
+    for (column, value) in text_filters {
+        if let Some(value) = value {
+            builder
+                .push(&format!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if let Some(status) = filter.status {
+        builder
+            .push(" AND http_status = ")
+            .push_bind(i64::from(status));
+    }
+    if let Some(from) = filter.from {
+        builder.push(" AND created_at >= ").push_bind(to_ms(from));
+    }
+    if let Some(to) = filter.to {
+        builder.push(" AND created_at < ").push_bind(to_ms(to));
+    }
+    if let Some(after) = &after {
+        builder
+            .push(" AND (created_at < ")
+            .push_bind(after.created_at)
+            .push(" OR (created_at = ")
+            .push_bind(after.created_at)
+            .push(" AND id < ")
+            .push_bind(after.id.clone())
+            .push("))");
+    }
+    builder
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let mut records = builder
+        .query()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|record| {
+            Cursor {
+                created_at: to_ms(record.created_at),
+                id: record.id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok((records, next))
+}
+
+fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {
+    let count = |column: &str| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+    };
+    let breakdown: Option<String> = row.try_get("breakdown")?;
+    let cost: i64 = row.try_get("cost_nanos_usd")?;
+    let billing = breakdown
+        .as_deref()
+        .map(serde_json::from_str::<McpBill>)
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(e.into()))?
+        .unwrap_or(McpBill {
+            cost_nanos_usd: cost,
+            call_cost_nanos_usd: 0,
+            input_cost_nanos_usd: 0,
+            output_cost_nanos_usd: 0,
+            pricing: odock_core::McpPricing::default(),
+        });
+    Ok(McpUsageRecord {
+        id: row.try_get("id")?,
+        usage_record_id: row.try_get::<String, _>("usage_record_id")?.into(),
+        request_id: odock_core::RequestId::parse(
+            &row.try_get::<Option<String>, _>("request_id")?.unwrap_or_default(),
+        )
+        .unwrap_or_else(odock_core::RequestId::generate),
+        organisation_id: row.try_get::<String, _>("organisation_id")?.into(),
+        team_id: row.try_get::<Option<String>, _>("team_id")?.map(Into::into),
+        user_id: row.try_get::<Option<String>, _>("user_id")?.map(Into::into),
+        api_key_id: row.try_get::<String, _>("api_key_id")?.into(),
+        mcp_server_id: row.try_get::<String, _>("mcp_server_id")?.into(),
+        slug: row.try_get("slug")?,
+        transport: row.try_get("transport")?,
+        rpc_method: row.try_get("rpc_method")?,
+        tool_name: row.try_get("tool_name")?,
+        tool_call_count: count("tool_call_count")?,
+        input_bytes: count("input_bytes")?,
+        output_bytes: count("output_bytes")?,
+        http_status: u16::try_from(row.try_get::<i64, _>("http_status")?).unwrap_or(0),
+        error_code: row.try_get("error_code")?,
+        latency_ms: count("latency_ms")?,
+        cost_nanos_usd: cost,
+        billing,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}

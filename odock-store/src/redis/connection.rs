@@ -1,0 +1,158 @@
+//! The connection every Redis component shares: settings, a reconnecting multiplexed connection
+//! (`ConnectionManager`), key naming under the deployment's prefix, and a bound on every call so a
+//! Redis outage turns into a prompt error instead of a hung request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use odock_core::Secret;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::outage::OutagePolicy;
+
+/// How to reach Redis and what to do while it is unreachable.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` (may carry a password: never logged).
+    pub url: Secret,
+    /// Every key and the invalidation channel live under this prefix (default `odock:`).
+    pub prefix: String,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on one command or script, so an outage fails requests promptly.
+    pub response_timeout: Duration,
+    /// Budget/quota admission while Redis is unreachable.
+    pub outage: OutagePolicy,
+}
+
+impl RedisSettings {
+    pub const DEFAULT_PREFIX: &'static str = "odock:";
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url.into()),
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
+            outage: OutagePolicy::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"***")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("outage", &self.outage)
+            .finish()
+    }
+}
+
+/// Why a Redis operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisStoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis: no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis: unexpected reply: {0}")]
+    Reply(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A cheap-to-clone handle on one Redis deployment.
+#[derive(Clone)]
+pub struct RedisConnection {
+    client: redis::Client,
+    manager: ConnectionManager,
+    prefix: Arc<str>,
+    settings: Arc<RedisSettings>,
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConnection {
+    /// Connects (failing when Redis cannot be reached now); afterwards the connection reconnects
+    /// by itself whenever Redis comes back.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, RedisStoreError> {
+        let client = redis::Client::open(settings.url.expose())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(settings.connect_timeout)
+            .set_response_timeout(settings.response_timeout)
+            // Reconnection attempts back off up to 1 s so recovery is noticed quickly.
+            .set_number_of_retries(2)
+            .set_max_delay(1_000);
+        let manager = tokio::time::timeout(
+            settings.connect_timeout.saturating_mul(4),
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| RedisStoreError::Timeout(settings.connect_timeout))??;
+        Ok(Self {
+            client,
+            manager,
+            prefix: settings.prefix.as_str().into(),
+            settings: Arc::new(settings.clone()),
+        })
+    }
+
+    /// `prefix` + `suffix`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// A clone of the multiplexed connection for one call.
+    pub(crate) fn manager(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Runs one Redis call with the response timeout as a hard bound.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisStoreError> {
+        let limit = self.settings.response_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(RedisStoreError::Timeout(limit)),
+        }
+    }
+
+    /// `PING`, for readiness checks.
+    pub async fn ping(&self) -> Result<(), RedisStoreError> {
+        let mut conn = self.manager();
+        let reply: String = self
+            .bounded(redis::cmd("PING").query_async(&mut conn))
+            .await?;
+        if reply == "PONG" {
+            Ok(())
+        } else {
+            Err(RedisStoreError::Reply(reply))
+        }
+    }
+}

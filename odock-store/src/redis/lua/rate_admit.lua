@@ -1,0 +1,97 @@
+-- Admits one request against every scope's request rates (GCRA), tokens per minute (sliding
+-- window of per-second buckets) and concurrency (leases in a sorted set), all or nothing: every
+-- decision is taken before anything is written.
+--
+-- KEYS, 4 per scope: GCRA-per-second, GCRA-per-minute, token buckets (hash second -> tokens),
+--   leases (sorted set lease id -> expiry ms).
+-- ARGV: now_us, tokens, lease_id, then 6 per scope: rps, burst, rpm, tpm, max_concurrent, ttl_ms.
+-- Returns {1, rps_left, rpm_left, tpm_left, ...per scope (-1 = no such limit)}
+--      or {0, scope index (1-based), limit (1 rps, 2 rpm, 3 tpm, 4 concurrency), retry_after_us}.
+local now = tonumber(ARGV[1])
+local tokens = tonumber(ARGV[2])
+local lease_id = ARGV[3]
+local scopes = #KEYS / 4
+local now_ms = math.floor(now / 1000)
+local second = math.floor(now / 1000000)
+
+local function gcra(key, rate, period_us, burst)
+  local interval = math.floor(period_us / rate)
+  local tolerance = interval * (math.max(burst, 1) - 1)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  if tat > now + tolerance then
+    return nil, tat - tolerance - now
+  end
+  local nxt = tat + interval
+  local left = 0
+  if now + tolerance >= nxt then
+    left = math.floor((now + tolerance - nxt) / interval) + 1
+  end
+  return {nxt, left}
+end
+
+local writes = {}
+local reply = {1}
+for i = 0, scopes - 1 do
+  local k = i * 4
+  local a = 3 + i * 6
+  local rps, burst, rpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local tpm, max_conc = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local checks = {{KEYS[k + 1], rps, 1000000, burst, 1}, {KEYS[k + 2], rpm, 60000000, rpm, 2}}
+  for _, c in ipairs(checks) do
+    if c[2] > 0 then
+      local decided, retry = gcra(c[1], c[2], c[3], c[4])
+      if not decided then
+        return {0, i + 1, c[5], retry}
+      end
+      table.insert(writes, {'gcra', c[1], decided[1]})
+      table.insert(reply, decided[2])
+    else
+      table.insert(reply, -1)
+    end
+  end
+  if tpm > 0 then
+    local buckets = redis.call('HGETALL', KEYS[k + 3])
+    local used, oldest = 0, nil
+    for j = 1, #buckets, 2 do
+      local s = tonumber(buckets[j])
+      if s + 60 > second then
+        used = used + tonumber(buckets[j + 1])
+        if not oldest or s < oldest then oldest = s end
+      else
+        redis.call('HDEL', KEYS[k + 3], buckets[j])
+      end
+    end
+    if used + tokens > tpm then
+      local wait = 1
+      if oldest then wait = math.max(oldest + 60 - second, 1) end
+      return {0, i + 1, 3, wait * 1000000}
+    end
+    table.insert(writes, {'tokens', KEYS[k + 3]})
+    table.insert(reply, tpm - used - tokens)
+  else
+    table.insert(reply, -1)
+  end
+  if max_conc > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 4], '-inf', string.format('%d', now_ms))
+    if redis.call('ZCARD', KEYS[k + 4]) >= max_conc then
+      local soonest = redis.call('ZRANGE', KEYS[k + 4], 0, 0, 'WITHSCORES')
+      local wait = math.max((tonumber(soonest[2]) - now_ms) * 1000, 1000000)
+      return {0, i + 1, 4, wait}
+    end
+    table.insert(writes, {'lease', KEYS[k + 4], tonumber(ARGV[a + 6])})
+  end
+end
+
+for _, w in ipairs(writes) do
+  if w[1] == 'gcra' then
+    redis.call('SET', w[2], string.format('%.0f', w[3]), 'PX', math.floor((w[3] - now) / 1000) + 1000)
+  elseif w[1] == 'tokens' then
+    redis.call('HINCRBY', w[2], string.format('%d', second), string.format('%d', tokens))
+    redis.call('PEXPIRE', w[2], 120000)
+  else
+    redis.call('ZADD', w[2], string.format('%d', now_ms + w[3]), lease_id)
+    redis.call('PEXPIRE', w[2], w[3] + 60000)
+  end
+end
+return reply
