@@ -64,7 +64,10 @@ pub use error::{
 pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
-pub use ledger::{BudgetLedger, LedgerError, QuotaActuals, QuotaDemand, QuotaLedger, Reservation};
+pub use ledger::{
+    crossed_thresholds, BudgetAlerts, BudgetLedger, LedgerError, LogBudgetAlerts, QuotaActuals,
+    QuotaDemand, QuotaLedger, Reservation, ThresholdCrossing,
+};
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
 pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};

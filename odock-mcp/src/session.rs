@@ -62,14 +62,18 @@ impl Inbox {
             }
         };
         let mut state = self.state.lock();
-        let target = match message.kind() {
-            MessageKind::Response => message
-                .id()
-                .and_then(|id| state.pending.remove(id))
-                .map(|(_, waiter)| waiter),
-            _ => None,
-        };
-        let target = target.or_else(|| {
+        if message.kind() == MessageKind::Response {
+            // A response belongs to the request with its id; one nobody waits for (a late or
+            // duplicate answer, an error about an unparsable line) concerns no client.
+            match message.id().and_then(|id| state.pending.remove(id)) {
+                Some((_, waiter)) => {
+                    let _ = waiter.send(Inbound::Message(value));
+                }
+                None => tracing::debug!("dropping an MCP response no request waits for"),
+            }
+            return;
+        }
+        let target = {
             let by_progress = message
                 .progress_token()
                 .and_then(|token| state.progress.get(&token.to_string()))
@@ -83,12 +87,10 @@ impl Inbox {
                         .map(|(_, waiter)| waiter.clone())
                 })
                 .or_else(|| state.listener.clone())
-        });
+        };
         match target {
             Some(waiter) => {
-                if waiter.send(Inbound::Message(value)).is_err()
-                    && message.kind() != MessageKind::Response
-                {
+                if waiter.send(Inbound::Message(value)).is_err() {
                     tracing::debug!("MCP server message arrived after its client left");
                 }
             }

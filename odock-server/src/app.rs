@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
+use crate::routes::client_ip::TrustedProxies;
 use crate::routes::{self, health, internal};
 
 /// How often expired budget/quota leases (a crashed replica's holds) are released.
@@ -41,6 +42,8 @@ pub enum StartError {
     MasterKey(#[from] odock_store::CryptoError),
     #[error("admin token file: {0}")]
     AdminToken(std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// A built server, ready to serve.
@@ -81,17 +84,18 @@ impl App {
                 ..UsageWriterOptions::default()
             },
         ));
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|entry| StartError::Config(format!("trusted proxy `{entry}`")))?;
         let metrics = Metrics::new();
         register_gauges(&metrics, &usage, &key_store);
         let observed: Arc<dyn UsageSink> =
             Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let budgets = Arc::new(SqlBudgetLedger::new(
-            pool.clone(),
-            clock.clone(),
-            LedgerOptions::default(),
-        ));
+        let budgets = Arc::new(
+            SqlBudgetLedger::new(pool.clone(), clock.clone(), LedgerOptions::default())
+                .with_alerts(metrics.clone()),
+        );
         let quotas = Arc::new(SqlQuotaLedger::new(
             pool.clone(),
             clock,
@@ -145,7 +149,10 @@ impl App {
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .layer(middleware::from_fn_with_state(metrics, metrics::track))
-            .layer(middleware::from_fn(routes::client_ip))
+            .layer(middleware::from_fn_with_state(
+                trusted_proxies,
+                routes::client_ip::client_ip,
+            ))
             .layer(RequestIdLayer);
 
         Ok(Self {

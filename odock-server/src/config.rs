@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub usage_flush_interval_ms: Option<u64>,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_secs: Option<u64>,
+    /// Load balancers whose `X-Forwarded-For` is believed (IPs or CIDRs).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The checked configuration the server runs with.
@@ -83,6 +85,8 @@ pub struct Config {
     pub usage_batch_size: usize,
     pub usage_flush_interval_ms: u64,
     pub shutdown_grace_secs: u64,
+    /// IPs/CIDRs of the proxies in front of the server (`ODOCK_TRUSTED_PROXIES`, comma-separated).
+    pub trusted_proxies: Vec<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -118,6 +122,7 @@ impl Default for Config {
             usage_batch_size: 256,
             usage_flush_interval_ms: 100,
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -168,6 +173,9 @@ impl Config {
         if let Some(v) = file.shutdown_grace_secs {
             self.shutdown_grace_secs = v;
         }
+        if let Some(v) = file.trusted_proxies {
+            self.trusted_proxies = v;
+        }
     }
 
     fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -205,6 +213,14 @@ impl Config {
                     ))
                 }
             };
+        }
+        if let Some(v) = get("ODOCK_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
             self.max_body_bytes = v.parse().map_err(|e| invalid("ODOCK_MAX_BODY_BYTES", e))?;
@@ -244,6 +260,8 @@ impl Config {
             }
             Some(_) => {}
         }
+        crate::routes::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|entry| invalid("trusted_proxies", format!("`{entry}` is not an IP or CIDR")))?;
         if let Some(key) = &self.master_key {
             odock_store::MasterKey::from_base64(key.expose())
                 .map_err(|e| invalid("master_key", e))?;
@@ -282,7 +300,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
@@ -295,6 +313,7 @@ impl Config {
             self.usage_batch_size,
             self.usage_flush_interval_ms,
             self.shutdown_grace_secs,
+            self.trusted_proxies,
         )
     }
 }

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use odock_core::{UsageRecord, UsageSink, UsageSinkError};
+use odock_core::{
+    BudgetAlerts, LogBudgetAlerts, ThresholdCrossing, UsageRecord, UsageSink, UsageSinkError,
+};
 use parking_lot::RwLock;
 
 /// Histogram bucket upper bounds, in seconds.
@@ -87,6 +89,9 @@ impl<T: Default> Family<T> {
     }
 }
 
+/// The budget warning thresholds budgets may set (percent).
+const THRESHOLDS: [u32; 4] = [50, 80, 90, 100];
+
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Per route: requests by status class and the time to response headers.
@@ -108,6 +113,8 @@ type GaugeFn = Box<dyn Fn() -> u64 + Send + Sync>;
 pub struct Metrics {
     routes: Family<RouteSeries>,
     providers: Family<ProviderSeries>,
+    /// Budget threshold crossings, by threshold (the percentages of [`THRESHOLDS`]).
+    threshold_crossings: [AtomicU64; THRESHOLDS.len()],
     gauges: RwLock<Vec<(&'static str, &'static str, &'static str, GaugeFn)>>,
 }
 
@@ -116,6 +123,7 @@ impl Default for Metrics {
         Self {
             routes: Family::new(),
             providers: Family::new(),
+            threshold_crossings: Default::default(),
             gauges: RwLock::new(Vec::new()),
         }
     }
@@ -204,6 +212,14 @@ impl Metrics {
                 series.records.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP odock_budget_threshold_crossings_total Budget windows whose spend crossed a warning threshold (percent of the amount).\n# TYPE odock_budget_threshold_crossings_total counter\n");
+        for (threshold, count) in THRESHOLDS.iter().zip(&self.threshold_crossings) {
+            let _ = writeln!(
+                out,
+                "odock_budget_threshold_crossings_total{{threshold=\"{threshold}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
         for (name, kind, help, read) in self.gauges.read().iter() {
             let _ = writeln!(
                 out,
@@ -212,6 +228,16 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Threshold crossings are counted by threshold and logged as warnings.
+impl BudgetAlerts for Metrics {
+    fn threshold_crossed(&self, crossing: &ThresholdCrossing) {
+        if let Some(i) = THRESHOLDS.iter().position(|&t| t == crossing.threshold) {
+            self.threshold_crossings[i].fetch_add(1, Ordering::Relaxed);
+        }
+        LogBudgetAlerts.threshold_crossed(crossing);
     }
 }
 
@@ -243,6 +269,11 @@ impl UsageSink for ObservedUsageSink {
     fn enqueue(&self, record: UsageRecord) {
         self.metrics.observe_usage(&record);
         self.inner.enqueue(record);
+    }
+
+    fn enqueue_mcp(&self, record: UsageRecord, mcp: odock_core::McpUsageRecord) {
+        self.metrics.observe_usage(&record);
+        self.inner.enqueue_mcp(record, mcp);
     }
 
     async fn flush(&self) -> Result<(), UsageSinkError> {

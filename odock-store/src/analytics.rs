@@ -3,9 +3,10 @@
 //! and latency percentiles.
 //!
 //! Every statement runs unchanged on SQLite and PostgreSQL: sums are `CAST(SUM(..) AS BIGINT)` (a
-//! PostgreSQL `SUM(bigint)` is `numeric`), and percentiles use the nearest-rank method with
-//! `ROW_NUMBER()` over the latency order (rank `ceil(p · n / 100)`), which both backends have.
-//! The `usage_records(organisation_id, created_at)` index bounds each scan to the organisation's
+//! PostgreSQL `SUM(bigint)` is `numeric`). Latency percentiles are exact nearest-rank values (the
+//! latency at rank `ceil(p · n / 100)`), read from a per-latency histogram that SQL counts — one
+//! `GROUP BY` instead of sorting every record with window functions. The
+//! `usage_records(organisation_id, created_at)` index bounds each scan to the organisation's
 //! period; migration 0004 adds the team and user variants the filters use.
 //!
 //! What a caller may see is a parameter ([`UsageScope::visible`]), so the same queries serve an
@@ -128,15 +129,11 @@ impl GroupBy {
             GroupBy::Team => "r.team_id",
             GroupBy::User => "r.user_id",
             GroupBy::Provider => "r.provider",
-            GroupBy::McpServer => "m.mcp_server_id",
-        }
-    }
-
-    /// MCP records carry their server in `mcp_usage_records` (one per usage record).
-    fn join_sql(self) -> &'static str {
-        match self {
-            GroupBy::McpServer => " LEFT JOIN mcp_usage_records m ON m.usage_record_id = r.id",
-            _ => "",
+            // MCP records carry their server in `mcp_usage_records`; looked up for those only.
+            GroupBy::McpServer => {
+                "CASE WHEN r.provider = 'mcp' THEN (SELECT MAX(m.mcp_server_id) \
+                 FROM mcp_usage_records m WHERE m.usage_record_id = r.id) END"
+            }
         }
     }
 
@@ -161,7 +158,8 @@ impl GroupBy {
     fn recorded_name_sql(self) -> &'static str {
         match self {
             GroupBy::Model => "MAX(r.model)",
-            GroupBy::McpServer => "MAX(m.slug)",
+            // The MCP server's slug, recorded as the model of MCP records.
+            GroupBy::McpServer => "MAX(r.model)",
             _ => "NULL",
         }
     }
@@ -231,31 +229,39 @@ pub struct UsageSummary {
 
 /// Totals of `scope` and, with `group_by`, its groups (which add up to the totals: records without
 /// a key form a group of their own).
+///
+/// Two passes over the records: the counters (of the scope, or per group — the totals are then the
+/// groups' sums) and a latency histogram (per group when grouped), from which the exact
+/// nearest-rank percentiles are read. The histogram has one row per distinct latency, far fewer
+/// than records, and costs one `GROUP BY` instead of a sort with window functions.
 pub async fn summary(
     pool: &Db,
     scope: &UsageScope,
     group_by: Option<GroupBy>,
 ) -> Result<UsageSummary, sqlx::Error> {
-    let mut totals = totals(pool, scope).await?;
-    let (p50, p95) = percentiles(pool, scope, None)
-        .await?
-        .remove(&None)
-        .unwrap_or_default();
-    totals.latency_p50_ms = p50;
-    totals.latency_p95_ms = p95;
-
-    let groups = match group_by {
+    let histograms = latency_histograms(pool, scope, group_by).await?;
+    let (totals, groups) = match group_by {
         Some(group_by) => {
             let mut groups = groups(pool, scope, group_by).await?;
-            let mut latencies = percentiles(pool, scope, Some(group_by)).await?;
+            let mut totals = UsageStats::default();
             for group in &mut groups {
-                let (p50, p95) = latencies.remove(&group.key).unwrap_or_default();
-                group.stats.latency_p50_ms = p50;
-                group.stats.latency_p95_ms = p95;
+                totals.add(&group.stats);
+                if let Some(histogram) = histograms.get(&group.key) {
+                    group.stats.latency_p50_ms = percentile(histogram, 50);
+                    group.stats.latency_p95_ms = percentile(histogram, 95);
+                }
             }
-            groups
+            totals.success_rate = rate(totals.successes, totals.requests);
+            (totals, groups)
         }
-        None => Vec::new(),
+        None => (totals(pool, scope).await?, Vec::new()),
+    };
+    let mut merged: Vec<(i64, i64)> = histograms.into_values().flatten().collect();
+    merged.sort_unstable();
+    let totals = UsageStats {
+        latency_p50_ms: percentile(&merged, 50),
+        latency_p95_ms: percentile(&merged, 95),
+        ..totals
     };
     Ok(UsageSummary {
         from: scope.from_ms.map(from_ms),
@@ -264,6 +270,48 @@ pub async fn summary(
         totals,
         groups,
     })
+}
+
+fn rate(successes: i64, requests: i64) -> Option<f64> {
+    (requests > 0).then(|| successes as f64 / requests as f64)
+}
+
+impl UsageStats {
+    /// Adds another set's additive counters (not its rate or percentiles).
+    fn add(&mut self, other: &UsageStats) {
+        self.requests += other.requests;
+        self.successes += other.successes;
+        self.errors += other.errors;
+        self.llm_requests += other.llm_requests;
+        self.mcp_requests += other.mcp_requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.total_tokens += other.total_tokens;
+        self.billable_tokens += other.billable_tokens;
+        self.cost_nanos_usd += other.cost_nanos_usd;
+        self.llm_cost_nanos_usd += other.llm_cost_nanos_usd;
+        self.mcp_cost_nanos_usd += other.mcp_cost_nanos_usd;
+    }
+}
+
+/// The nearest-rank `p`th percentile of a histogram of `(latency, count)` sorted by latency: the
+/// latency of the record at rank `ceil(p · n / 100)`.
+fn percentile(histogram: &[(i64, i64)], p: i64) -> Option<i64> {
+    let n: i64 = histogram.iter().map(|(_, count)| count).sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = (n * p + 99) / 100;
+    let mut seen = 0;
+    for (latency, count) in histogram {
+        seen += count;
+        if seen >= rank {
+            return Some(*latency);
+        }
+    }
+    histogram.last().map(|(latency, _)| *latency)
 }
 
 /// The additive counters of `scope` (latency percentiles left empty).
@@ -286,9 +334,8 @@ pub async fn groups(
     let (label_join, label) = group_by.label_sql();
     let mut sql = SqlBuilder::new(format!(
         "SELECT a.*, {label} AS label FROM (SELECT {key} AS g, {recorded} AS recorded_name, {SUMS} \
-         FROM usage_records r{join}",
+         FROM usage_records r",
         recorded = group_by.recorded_name_sql(),
-        join = group_by.join_sql(),
     ));
     push_filters(&mut sql, scope);
     sql.push(&format!(" GROUP BY {key}) a{label_join}"));
@@ -348,44 +395,35 @@ fn day_of(days: &str) -> Result<String, sqlx::Error> {
         .to_string())
 }
 
-/// Nearest-rank p50 and p95 latency per group key (`None` keys the whole scope when ungrouped).
-async fn percentiles(
+/// `(latency, count)` sorted by latency, per group key (`None` keys the whole scope when ungrouped).
+async fn latency_histograms(
     pool: &Db,
     scope: &UsageScope,
     group_by: Option<GroupBy>,
-) -> Result<HashMap<Option<String>, (Option<i64>, Option<i64>)>, sqlx::Error> {
-    let (key, partition, join) = match group_by {
-        Some(group_by) => {
-            let key = group_by.key_sql();
-            (key, format!("PARTITION BY {key} "), group_by.join_sql())
-        }
-        None => ("NULL", String::new(), ""),
-    };
-    // Rank ceil(p·n/100) in integer arithmetic: (n·p + 99) / 100.
+) -> Result<HashMap<Option<String>, Vec<(i64, i64)>>, sqlx::Error> {
+    let key = group_by.map_or("NULL", GroupBy::key_sql);
     let mut sql = SqlBuilder::new(format!(
-        "SELECT g, \
-           MAX(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END) AS p50, \
-           MAX(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END) AS p95 \
-         FROM (SELECT {key} AS g, r.latency_ms AS latency_ms, \
-                 ROW_NUMBER() OVER ({partition}ORDER BY r.latency_ms) AS rn, \
-                 COUNT(*) OVER ({partition_only}) AS n \
-               FROM usage_records r{join}",
-        partition_only = partition.trim_end(),
+        "SELECT {key} AS g, r.latency_ms AS latency_ms, COUNT(*) AS c FROM usage_records r"
     ));
     push_filters(&mut sql, scope);
-    sql.push(
-        ") ranked WHERE rn = (n * 50 + 99) / 100 OR rn = (n * 95 + 99) / 100 \
-         GROUP BY g",
-    );
+    match group_by {
+        Some(_) => sql.push(&format!(" GROUP BY {key}, r.latency_ms")),
+        None => sql.push(" GROUP BY r.latency_ms"),
+    };
     let rows = sql.query().fetch_all(pool).await?;
-    let mut out = HashMap::with_capacity(rows.len());
+    let mut out: HashMap<Option<String>, Vec<(i64, i64)>> = HashMap::new();
     for row in &rows {
         let key: Option<String> = row.try_get("g")?;
         let key = match (group_by, key) {
             (Some(GroupBy::Day), Some(days)) => Some(day_of(&days)?),
             (_, key) => key,
         };
-        out.insert(key, (row.try_get("p50")?, row.try_get("p95")?));
+        out.entry(key)
+            .or_default()
+            .push((row.try_get("latency_ms")?, row.try_get("c")?));
+    }
+    for histogram in out.values_mut() {
+        histogram.sort_unstable();
     }
     Ok(out)
 }
@@ -415,7 +453,7 @@ fn decode_stats(row: &DbRow) -> Result<UsageStats, sqlx::Error> {
         requests,
         successes,
         errors: requests - successes,
-        success_rate: (requests > 0).then(|| successes as f64 / requests as f64),
+        success_rate: rate(successes, requests),
         llm_requests: requests - mcp_requests,
         mcp_requests,
         input_tokens,

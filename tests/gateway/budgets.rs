@@ -126,6 +126,10 @@ async fn a_budget_admits_exactly_what_it_can_pay_for_under_200_concurrent_reques
         None,
     )
     .await;
+    sqlx::query("UPDATE budgets SET thresholds = '[50,80,90,100]' WHERE id = 'budget-7'")
+        .execute(&db)
+        .await
+        .unwrap();
     invalidate(&server, "budget", &world.org).await;
 
     let results = fire(&server, &world.key, 200).await;
@@ -167,6 +171,21 @@ async fn a_budget_admits_exactly_what_it_can_pay_for_under_200_concurrent_reques
         (7 * COST_PER_REQUEST, 0),
     )
     .await;
+    // Spend went 4/7 → 6/7 → 7/7 of the amount across settlements: each warning threshold was
+    // crossed exactly once, and the metrics say so.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for threshold in [50, 80, 90, 100] {
+        let line = format!("odock_budget_threshold_crossings_total{{threshold=\"{threshold}\"}} 1");
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
 }
 
 #[tokio::test]

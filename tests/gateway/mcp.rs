@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use odock_mcp::testing::FakeHttpMcpServer;
+use odock_mcp::testing::{FakeHttpMcpServer, FakeSseMcpServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -535,4 +535,145 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
     let third = client.call(3, "echo", json!({"text": "x"})).await;
     assert_eq!(third.status, 402, "{}", third.text);
     assert!(third.text.contains("budget_exceeded"));
+}
+
+/// Runs `mcp_sdk.py` against `/v1/mcp/{slug}`.
+async fn run_sdk(server: &TestServer, slug: &str, key: &str, call: (&str, Value), slow: (&str, Value)) -> Value {
+    crate::support::run_python_script(
+        "mcp_sdk.py",
+        &[
+            &server.url(&format!("/v1/mcp/{slug}")),
+            key,
+            call.0,
+            &call.1.to_string(),
+            slow.0,
+            &slow.1.to_string(),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_reaches_the_stdio_fake_through_the_gateway() {
+    if !crate::support::python_module_available("mcp", "mcp") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let world = McpWorld::create(&server).await;
+    world.stdio_server(&server, "fake").await;
+    let result = run_sdk(
+        &server,
+        "fake",
+        &world.key,
+        ("echo", json!({"text": "hi from the SDK"})),
+        ("slow_progress", json!({"steps": 3})),
+    )
+    .await;
+    assert_eq!(result["server"], "odock-fake-mcp");
+    let tools: Vec<&str> = result["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tools.contains(&"echo") && !tools.contains(&"secret_tool"), "{tools:?}");
+    assert_eq!(result["call"], "hi from the SDK");
+    assert_eq!(result["callIsError"], false);
+    assert!(result["progressEvents"].as_u64().unwrap() >= 1, "{result}");
+    assert_eq!(result["progressIsError"], false);
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_reaches_server_everything_over_stdio() {
+    if !crate::support::python_module_available("mcp", "mcp") {
+        return;
+    }
+    let npx = std::process::Command::new("npx").arg("--version").output();
+    if !npx.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("ODOCK_REQUIRE_SDK_TESTS").is_err(),
+            "ODOCK_REQUIRE_SDK_TESTS is set but npx is missing"
+        );
+        eprintln!("skipped: npx is missing (install Node.js to run @modelcontextprotocol/server-everything)");
+        return;
+    }
+    let server = TestServer::start().await;
+    let world = McpWorld::create(&server).await;
+    world
+        .add_server(
+            &server,
+            "everything",
+            json!({"transport": "STDIO", "stdioCommand": "npx",
+                   "stdioArgs": ["-y", "@modelcontextprotocol/server-everything"]}),
+            true,
+        )
+        .await;
+    let result = run_sdk(
+        &server,
+        "everything",
+        &world.key,
+        ("echo", json!({"message": "hello everything"})),
+        ("trigger-long-running-operation", json!({"duration": 1, "steps": 2})),
+    )
+    .await;
+    assert_eq!(result["server"], "mcp-servers/everything");
+    let tools: Vec<&str> = result["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(tools.contains(&"echo"), "{tools:?}");
+    assert!(result["call"].as_str().unwrap().contains("hello everything"), "{result}");
+    assert!(result["progressEvents"].as_u64().unwrap() >= 1, "{result}");
+    assert_eq!(result["progressIsError"], false);
+}
+
+#[tokio::test]
+async fn the_legacy_sse_transport_is_bridged_to_streamable_http() {
+    let server = TestServer::start().await;
+    let fake = FakeSseMcpServer::start().await;
+    let world = McpWorld::create(&server).await;
+    world
+        .add_server(
+            &server,
+            "legacy",
+            json!({"transport": "SSE", "endpointUrl": fake.url(), "blockedTools": ["secret_tool"]}),
+            true,
+        )
+        .await;
+    let mut client = Client::new(&server, "legacy", &world.key);
+    let init = client.initialize().await;
+    assert!(init.session.is_some(), "SSE sessions get an id from the gateway");
+    let listed = client
+        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .await;
+    let names = tool_names(&listed, 1);
+    assert!(names.contains(&"echo".to_owned()) && !names.contains(&"secret_tool".to_owned()));
+    let echoed = client.call(2, "echo", json!({"text": "over sse"})).await;
+    assert_eq!(echoed.response(2)["result"]["content"][0]["text"], "over sse");
+    let mcp = mcp_usage_record(&server, &world.org, &echoed.request_id).await;
+    assert_eq!(mcp["transport"], "SSE");
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_streamed_call_is_still_recorded() {
+    let server = TestServer::start().await;
+    let fake = FakeHttpMcpServer::start().await;
+    let world = McpWorld::create(&server).await;
+    world.http_server(&server, "tools", &fake.url(), json!({})).await;
+    let response = server
+        .client
+        .post(server.url("/v1/mcp/tools"))
+        .bearer_auth(&world.key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "slow_progress", "arguments": {"gate": true, "steps": 1}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut response = response;
+    // The progress event arrives; then the client goes away before the result.
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("progress"));
+    drop(response);
+    let record = server.usage_record(&world.org, &request_id).await;
+    assert_eq!(record["errorCode"], "client_disconnected");
+    let mcp = mcp_usage_record(&server, &world.org, &request_id).await;
+    assert_eq!(mcp["toolName"], "slow_progress");
+    assert_eq!(mcp["outputBytes"], first.len());
+    assert_eq!(mcp["costNanosUsd"], expected_cost(1, mcp["inputBytes"].as_u64().unwrap() as usize, first.len()));
+    fake.release_gate();
 }

@@ -88,6 +88,36 @@ async fn an_organisation_ip_blocklist_refuses_the_client() {
     assert_eq!(body["error"]["code"], "ip_not_allowed");
 }
 
+/// Behind a trusted proxy the client is the first untrusted `X-Forwarded-For` hop; anyone else's
+/// `X-Forwarded-For` is ignored, so a client cannot claim an allowed address.
+#[tokio::test]
+async fn an_allowlist_sees_the_client_behind_a_trusted_proxy_and_ignores_spoofed_headers() {
+    let upstream = FakeOpenAi::start().await;
+    let behind_proxy =
+        TestServer::start_with(|config| config.trusted_proxies = vec!["127.0.0.1/32".into()]).await;
+    let direct = TestServer::start().await;
+    for (server, forwarded_client_counts) in [(&behind_proxy, true), (&direct, false)] {
+        let world = World::create(server, &upstream).await;
+        set_key_policy(server, &world, json!({"ipAllowlist": ["198.51.100.7"]})).await;
+        let send = |forwarded: Option<&'static str>| {
+            let mut request = server
+                .client
+                .post(server.url("/v1/chat/completions"))
+                .bearer_auth(&world.key)
+                .json(&chat_body());
+            if let Some(forwarded) = forwarded {
+                request = request.header("x-forwarded-for", forwarded);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        // A spoofed leftmost entry never counts; the hop the proxy appended does.
+        let allowed = if forwarded_client_counts { 200 } else { 403 };
+        assert_eq!(send(Some("6.6.6.6, 198.51.100.7")).await, allowed);
+        assert_eq!(send(Some("198.51.100.7, 6.6.6.6")).await, 403);
+        assert_eq!(send(None).await, 403);
+    }
+}
+
 #[tokio::test]
 async fn a_model_byte_limit_is_413_and_a_token_cap_is_429() {
     let upstream = FakeOpenAi::start().await;

@@ -4,7 +4,7 @@
 //! Newline-delimited JSON by default (the MCP stdio transport); `--content-length` switches both
 //! directions to `Content-Length:` header framing (and ignores input that is not framed that way).
 //! Tools are those of `odock_mcp::testing` (`echo`, `add`, `secret_tool`, `slow_progress`, `crash`),
-//! plus an unlisted `env {name}` tool that returns an environment variable (to test `stdioEnv`).
+//! `--start-delay-ms=N` makes it slow to start. Also an unlisted `env {name}` tool that returns an environment variable (to test `stdioEnv`).
 
 use std::io::{self, BufRead, Write};
 
@@ -15,6 +15,14 @@ mod fake_tools;
 
 fn main() {
     let content_length = std::env::args().any(|arg| arg == "--content-length");
+    // `--start-delay-ms=N`: a server slow to start (it reads nothing for N ms).
+    let start_delay = std::env::args()
+        .find_map(|arg| {
+            arg.strip_prefix("--start-delay-ms=")
+                .and_then(|ms| ms.parse().ok())
+        })
+        .unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(start_delay));
     eprintln!("odock-fake-mcp-stdio started (content-length framing: {content_length})");
     let stdin = io::stdin();
     let mut input = stdin.lock();

@@ -91,9 +91,15 @@ impl ToolsListFilter {
     /// Filters a parsed message or batch in place; true when something was removed.
     pub fn apply_value(&self, value: &mut Value) -> bool {
         match value {
-            Value::Array(items) => items
-                .iter_mut()
-                .fold(false, |changed, item| self.apply_message(item) || changed),
+            // Every item is filtered (no short-circuit): count the changes.
+            Value::Array(items) => {
+                items
+                    .iter_mut()
+                    .map(|item| self.apply_message(item))
+                    .filter(|changed| *changed)
+                    .count()
+                    > 0
+            }
             message => self.apply_message(message),
         }
     }

@@ -38,6 +38,10 @@ pub struct StdioOptions {
     /// timeout, at least one second).
     pub reap_interval: Option<Duration>,
     pub framing: StdioFraming,
+    /// With [`StdioFraming::Auto`]: when a new server has said nothing this long after its first
+    /// messages, they are resent `Content-Length:` framed (for servers that only read that). `None`
+    /// disables the probe. Default 10 s.
+    pub content_length_probe: Option<Duration>,
     /// The clock idle time is measured on (inject a `ManualClock` in tests).
     pub clock: Arc<dyn Clock>,
     /// Where live processes are counted (share one across transports for a global count).
@@ -51,6 +55,7 @@ impl Default for StdioOptions {
             request_timeout: Duration::from_secs(300),
             reap_interval: None,
             framing: StdioFraming::Auto,
+            content_length_probe: Some(Duration::from_secs(10)),
             clock: Arc::new(SystemClock),
             processes: ProcessCounter::default(),
         }
@@ -64,6 +69,7 @@ impl std::fmt::Debug for StdioOptions {
             .field("request_timeout", &self.request_timeout)
             .field("reap_interval", &self.reap_interval)
             .field("framing", &self.framing)
+            .field("content_length_probe", &self.content_length_probe)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +187,7 @@ impl StdioTransport {
         let process = Arc::new(StdioProcess::spawn(
             &self.inner.command,
             self.inner.options.framing,
+            self.inner.options.content_length_probe,
             &self.inner.options.processes,
         )?);
         let id = self.inner.sessions.insert(process.clone());

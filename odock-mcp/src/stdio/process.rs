@@ -83,16 +83,97 @@ type ChildCell = Arc<Mutex<Option<(Child, ProcessSlot)>>>;
 
 pub(crate) struct StdioProcess {
     pub(crate) inbox: Arc<Inbox>,
-    stdin: Mutex<Option<ChildStdin>>,
+    writer: Arc<Writer>,
     child: ChildCell,
-    write_framing: Arc<AtomicU8>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The child's stdin, framed the way the server reads.
+struct Writer {
+    stdin: Mutex<Option<ChildStdin>>,
+    framing: AtomicU8,
+    /// Auto framing, before the server has said anything: what was written meanwhile, to resend
+    /// with `Content-Length:` framing if the server stays silent (it may only read that framing).
+    unheard: parking_lot::Mutex<Option<Vec<Value>>>,
+}
+
+impl Writer {
+    async fn write(&self, message: &Value) -> Result<(), McpError> {
+        if let Some(unheard) = self.unheard.lock().as_mut() {
+            unheard.push(message.clone());
+        }
+        let framing = self.framing.load(Ordering::SeqCst);
+        self.write_frame(&frame(message, framing, false)).await
+    }
+
+    async fn write_frame(&self, frame: &[u8]) -> Result<(), McpError> {
+        let mut stdin = self.stdin.lock().await;
+        let pipe = stdin
+            .as_mut()
+            .ok_or_else(|| McpError::Stdio("MCP server process has ended".into()))?;
+        let written = async {
+            pipe.write_all(frame).await?;
+            pipe.flush().await
+        };
+        written
+            .await
+            .map_err(|_| McpError::Stdio("MCP server process is not accepting input".into()))
+    }
+
+    /// The server spoke, in `framing`: answer in kind (auto mode) and stop probing.
+    fn heard(&self, framing: u8, auto: bool) {
+        self.unheard.lock().take();
+        if auto {
+            self.framing.store(framing, Ordering::SeqCst);
+        }
+    }
+
+    /// The server has said nothing since its first messages: resend them `Content-Length:` framed
+    /// and keep writing that way (until the server is heard speaking newline-delimited JSON).
+    async fn probe(&self) {
+        let Some(pending) = self.unheard.lock().take() else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        tracing::debug!("MCP stdio server silent; retrying with Content-Length framing");
+        self.framing.store(CONTENT_LENGTH, Ordering::SeqCst);
+        for message in &pending {
+            if self
+                .write_frame(&frame(message, CONTENT_LENGTH, true))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// One message framed for the pipe. A probe's `Content-Length` frame ends with a line break so a
+/// newline-delimited server that reads it anyway keeps its next line intact.
+fn frame(message: &Value, framing: u8, probe: bool) -> Vec<u8> {
+    let body = message.to_string();
+    let mut frame = Vec::with_capacity(body.len() + 32);
+    if framing == CONTENT_LENGTH {
+        frame.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        frame.extend_from_slice(body.as_bytes());
+        if probe {
+            frame.extend_from_slice(b"\r\n");
+        }
+    } else {
+        frame.extend_from_slice(body.as_bytes());
+        frame.push(b'\n');
+    }
+    frame
 }
 
 impl StdioProcess {
     pub(crate) fn spawn(
         command: &StdioCommand,
         framing: StdioFraming,
+        content_length_probe: Option<std::time::Duration>,
         counter: &ProcessCounter,
     ) -> Result<Self, McpError> {
         let mut child = Command::new(&command.command)
@@ -115,25 +196,40 @@ impl StdioProcess {
         let pid = child.id().unwrap_or(0);
         let inbox = Arc::new(Inbox::default());
         let child: ChildCell = Arc::new(Mutex::new(Some((child, slot))));
-        let write_framing = Arc::new(AtomicU8::new(match framing {
-            StdioFraming::ContentLength => CONTENT_LENGTH,
-            StdioFraming::Auto | StdioFraming::NewlineDelimited => NEWLINE,
-        }));
+        let auto = framing == StdioFraming::Auto;
+        let writer = Arc::new(Writer {
+            stdin: Mutex::new(Some(stdin)),
+            framing: AtomicU8::new(match framing {
+                StdioFraming::ContentLength => CONTENT_LENGTH,
+                StdioFraming::Auto | StdioFraming::NewlineDelimited => NEWLINE,
+            }),
+            unheard: parking_lot::Mutex::new(
+                (auto && content_length_probe.is_some()).then(Vec::new),
+            ),
+        });
         let program = program_name(&command.command);
         let reader = tokio::spawn(read_stdout(
             stdout,
             inbox.clone(),
             child.clone(),
-            (framing == StdioFraming::Auto).then(|| write_framing.clone()),
+            writer.clone(),
+            auto,
             pid,
         ));
         let logger = tokio::spawn(log_stderr(stderr, program, pid));
+        let mut tasks = vec![reader, logger];
+        if let (true, Some(after)) = (auto, content_length_probe) {
+            let writer = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                writer.probe().await;
+            }));
+        }
         Ok(Self {
             inbox,
-            stdin: Mutex::new(Some(stdin)),
+            writer,
             child,
-            write_framing,
-            tasks: vec![reader, logger],
+            tasks,
         })
     }
 
@@ -142,32 +238,13 @@ impl StdioProcess {
         if let Some(reason) = self.inbox.closed_reason() {
             return Err(McpError::Stdio(reason));
         }
-        let body = message.to_string();
-        let mut frame = Vec::with_capacity(body.len() + 32);
-        if self.write_framing.load(Ordering::SeqCst) == CONTENT_LENGTH {
-            frame.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-            frame.extend_from_slice(body.as_bytes());
-        } else {
-            frame.extend_from_slice(body.as_bytes());
-            frame.push(b'\n');
-        }
-        let mut stdin = self.stdin.lock().await;
-        let pipe = stdin
-            .as_mut()
-            .ok_or_else(|| McpError::Stdio("MCP server process has ended".into()))?;
-        let written = async {
-            pipe.write_all(&frame).await?;
-            pipe.flush().await
-        };
-        written
-            .await
-            .map_err(|_| McpError::Stdio("MCP server process is not accepting input".into()))
+        self.writer.write(message).await
     }
 
     /// Ends the process: waiters fail, the child is killed and reaped.
     pub(crate) async fn shutdown(&self, reason: &str) {
         self.inbox.close(reason);
-        self.stdin.lock().await.take();
+        self.writer.stdin.lock().await.take();
         reap(&self.child).await;
     }
 }
@@ -197,16 +274,15 @@ async fn read_stdout(
     stdout: ChildStdout,
     inbox: Arc<Inbox>,
     child: ChildCell,
-    auto_framing: Option<Arc<AtomicU8>>,
+    writer: Arc<Writer>,
+    auto: bool,
     pid: u32,
 ) {
     let mut reader = BufReader::new(stdout);
     let reason = loop {
         match read_message(&mut reader).await {
             Ok(Some((bytes, framing))) => {
-                if let Some(write_framing) = &auto_framing {
-                    write_framing.store(framing, Ordering::SeqCst);
-                }
+                writer.heard(framing, auto);
                 match serde_json::from_slice::<Value>(&bytes) {
                     Ok(Value::Array(batch)) => batch.into_iter().for_each(|m| inbox.deliver(m)),
                     Ok(message) => inbox.deliver(message),

@@ -467,3 +467,62 @@ async fn malformed_bodies_are_json_rpc_errors_not_panics() {
     assert_eq!(ping["result"], json!({}));
     transport.shutdown().await;
 }
+
+#[tokio::test]
+async fn auto_framing_falls_back_to_content_length_for_a_silent_server() {
+    let options = StdioOptions {
+        framing: StdioFraming::Auto,
+        content_length_probe: Some(Duration::from_millis(100)),
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&["--content-length"]), options).unwrap();
+    let session = open_session(&transport).await;
+    let list = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &request(2, "tools/list", json!({})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_names(&list).len(), 5);
+    let echo = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &call(3, "echo", json!({"text": "cl"})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_text(&echo), "cl");
+    transport.shutdown().await;
+    assert_eq!(transport.process_count(), 0);
+}
+
+#[tokio::test]
+async fn the_probe_does_not_break_a_slow_newline_server() {
+    let options = StdioOptions {
+        framing: StdioFraming::Auto,
+        content_length_probe: Some(Duration::from_millis(20)),
+        ..StdioOptions::default()
+    };
+    // The server reads nothing for 300 ms: the probe resends initialize Content-Length framed first.
+    let transport = StdioTransport::new(command(&["--start-delay-ms=300"]), options).unwrap();
+    let session = open_session(&transport).await;
+    for id in 2..5 {
+        let echo = json_body(
+            post(
+                &transport,
+                Some(&session),
+                &call(id, "echo", json!({"text": format!("n{id}")})),
+                false,
+            )
+            .await,
+        );
+        assert_eq!(echo["id"], id);
+        assert_eq!(tool_text(&echo), format!("n{id}"));
+    }
+    transport.shutdown().await;
+}

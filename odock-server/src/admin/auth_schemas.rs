@@ -25,18 +25,25 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         json!({ "type": "string", "enum": ["CREATE_ORGANISATION", "JOIN_ORGANISATION"] });
     let invitation_status =
         json!({ "type": "string", "enum": ["PENDING", "ACCEPTED", "EXPIRED", "REVOKED"] });
-    let password = json!({ "type": "string", "minLength": 8, "maxLength": 1024, "writeOnly": true });
+    let password =
+        json!({ "type": "string", "minLength": 8, "maxLength": 1024, "writeOnly": true });
     let invitation_properties = json!({
         "id": string, "organisationId": opt_string, "organisationName": opt_string, "email": string,
         "role": role, "type": invitation_type, "status": invitation_status, "invitedBy": opt_string,
         "expiresAt": time, "acceptedAt": opt_time, "createdAt": time, "updatedAt": time,
     });
     let invitation_required = [
-        "id", "email", "role", "type", "status", "expiresAt", "createdAt", "updatedAt",
+        "id",
+        "email",
+        "role",
+        "type",
+        "status",
+        "expiresAt",
+        "createdAt",
+        "updatedAt",
     ];
     let mut issued_properties = invitation_properties.clone();
-    issued_properties["token"] =
-        json!({ "type": "string", "description": "The invitation token, shown only in this response." });
+    issued_properties["token"] = json!({ "type": "string", "description": "The invitation token, shown only in this response." });
     issued_properties["url"] =
         json!({ "type": "string", "description": "The accept page's path for this token." });
     let mut issued_required = invitation_required.to_vec();
@@ -77,7 +84,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "Invitation",
             object(&invitation_required, invitation_properties),
         ),
-        ("IssuedInvitation", object(&issued_required, issued_properties)),
+        (
+            "IssuedInvitation",
+            object(&issued_required, issued_properties),
+        ),
         (
             "NewInvitation",
             object(
@@ -104,11 +114,17 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ),
         (
             "AcceptInvitation",
-            object(&["name", "password"], json!({ "name": string, "password": password })),
+            object(
+                &["name", "password"],
+                json!({ "name": string, "password": password }),
+            ),
         ),
         (
             "Login",
-            object(&["email", "password"], json!({ "email": string, "password": { "type": "string", "writeOnly": true } })),
+            object(
+                &["email", "password"],
+                json!({ "email": string, "password": { "type": "string", "writeOnly": true } }),
+            ),
         ),
         (
             "Session",

@@ -2,7 +2,7 @@
 //! may go on.
 //!
 //! Each operation of the route table carries an [`Access`] rule. [`guard`] wraps the operation's
-//! handler with a middleware that authenticates the caller ([`super::session::authenticate`]),
+//! handler with a middleware that authenticates the caller ([`super::auth::authenticate`]),
 //! evaluates the rule against the caller's [`AdminPrincipal`], the path's `organisationId` and the
 //! object the path names (`{id}`), and either answers the refusal or hands the principal to the
 //! handler in the request extensions (lists a role only partly sees use it to filter, see
@@ -35,8 +35,9 @@ use odock_store::admin::{api_keys, AdminError, Page, PageRequest, MAX_LIMIT};
 use odock_store::auth::access::{self, KeyOwner, Memberships, RuleOwner, RuleTable};
 use serde_json::Value;
 
+use super::auth::authenticate;
 use super::error::ApiError;
-use super::session::{authenticate, AuthSettings};
+use super::session::AuthSettings;
 use super::AdminState;
 
 /// Whether a rule allows reading or also changing the object.
@@ -193,12 +194,15 @@ async fn enforce(State(guard): State<Guard>, mut request: Request, next: Next) -
     else {
         return ApiError::Unauthorized.into_response();
     };
-    let params = match request.extract_parts::<Path<HashMap<String, String>>>().await {
+    let params = match request
+        .extract_parts::<Path<HashMap<String, String>>>()
+        .await
+    {
         Ok(Path(params)) => params,
         Err(_) => HashMap::new(),
     };
-    let needs_body = matches!(guard.access, Access::NewApiKey | Access::NewRule)
-        && !principal.is_super_admin();
+    let needs_body =
+        matches!(guard.access, Access::NewApiKey | Access::NewRule) && !principal.is_super_admin();
     let body = if needs_body {
         let (parts, body) = request.into_parts();
         let bytes = match to_bytes(body, MAX_PEEK_BYTES).await {
@@ -286,12 +290,17 @@ impl Decision<'_> {
     }
 
     fn id(&self) -> &str {
-        self.params.get("id").map(String::as_str).unwrap_or_default()
+        self.params
+            .get("id")
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     async fn memberships(&self) -> Result<Memberships, ApiError> {
         match &self.principal.user_id {
-            Some(user) => access::memberships(&self.state.pool, user).await.map_err(db),
+            Some(user) => access::memberships(&self.state.pool, user)
+                .await
+                .map_err(db),
             None => Ok(Memberships::default()),
         }
     }
@@ -346,7 +355,10 @@ impl Decision<'_> {
     fn may_key(&self, owner: &KeyOwner, memberships: &Memberships, op: Op) -> bool {
         let managed_team_key = owner.key_type == ApiKeyType::Team
             && self.principal.role == Role::Manager
-            && owner.team_id.as_deref().is_some_and(|t| memberships.manages(t));
+            && owner
+                .team_id
+                .as_deref()
+                .is_some_and(|t| memberships.manages(t));
         let own_user_key =
             owner.key_type == ApiKeyType::User && self.principal.is_user(owner.user_id.as_deref());
         match op {
@@ -362,7 +374,8 @@ impl Decision<'_> {
         if self.principal.role != Role::Manager {
             return Err(forbidden());
         }
-        let is_team = self.body.get("type").and_then(Value::as_str) == Some(ApiKeyType::Team.as_str());
+        let is_team =
+            self.body.get("type").and_then(Value::as_str) == Some(ApiKeyType::Team.as_str());
         let team = self.body.get("teamId").and_then(Value::as_str);
         let memberships = self.memberships().await?;
         allow(is_team && team.is_some_and(|t| memberships.manages(t)))
@@ -388,7 +401,10 @@ impl Decision<'_> {
         let manager = self.principal.role == Role::Manager;
         let team_rule = manager
             && owner.owner_type == OwnerType::Team
-            && owner.team_id.as_deref().is_some_and(|t| memberships.manages(t));
+            && owner
+                .team_id
+                .as_deref()
+                .is_some_and(|t| memberships.manages(t));
         let team_key_rule = owner.owner_type == OwnerType::ApiKey
             && owner
                 .key
@@ -444,7 +460,10 @@ impl Decision<'_> {
         }
         let memberships = self.memberships().await?;
         let team_record = self.principal.role == Role::Manager
-            && owner.team_id.as_deref().is_some_and(|t| memberships.manages(t));
+            && owner
+                .team_id
+                .as_deref()
+                .is_some_and(|t| memberships.manages(t));
         allow(team_record || self.principal.is_user(owner.user_id.as_deref()))
     }
 }

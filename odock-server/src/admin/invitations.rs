@@ -104,7 +104,8 @@ pub async fn list(
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<ListParams>,
 ) -> Result<Json<Page<Invitation>>, ApiError> {
-    let page = invitations::list(&state.pool, Some(&org), &params.page(), settings.now_ms()).await?;
+    let page =
+        invitations::list(&state.pool, Some(&org), &params.page(), settings.now_ms()).await?;
     Ok(Json(page))
 }
 

@@ -13,7 +13,47 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::extract::AdminQuery;
+use super::routes::QueryParam;
 use super::AdminState;
+
+const fn param(name: &'static str, kind: &'static str, description: &'static str) -> QueryParam {
+    QueryParam {
+        name,
+        kind,
+        description,
+    }
+}
+
+/// The query parameters of the organisation's list (the cross-organisation one adds
+/// `organisationId`).
+pub const MCP_USAGE_FILTERS: &[QueryParam] = &[
+    param("from", "date-time", "Records created at or after this instant (RFC 3339)."),
+    param("to", "date-time", "Records created before this instant (RFC 3339)."),
+    param("apiKeyId", "string", "Only this API key's records."),
+    param("teamId", "string", "Only this team's records."),
+    param("userId", "string", "Only this user's records."),
+    param("mcpServerId", "string", "Only this MCP server's records."),
+    param("tool", "string", "Only calls of this tool."),
+    param("status", "integer", "Only records with this HTTP status."),
+    param("requestId", "string", "Only the record of this request id."),
+    param("limit", "integer", "Page size, default 50, at most 1000."),
+    param("cursor", "string", "The previous page's nextCursor."),
+];
+
+pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] = &[
+    param("from", "date-time", "Records created at or after this instant (RFC 3339)."),
+    param("to", "date-time", "Records created before this instant (RFC 3339)."),
+    param("apiKeyId", "string", "Only this API key's records."),
+    param("teamId", "string", "Only this team's records."),
+    param("userId", "string", "Only this user's records."),
+    param("mcpServerId", "string", "Only this MCP server's records."),
+    param("tool", "string", "Only calls of this tool."),
+    param("status", "integer", "Only records with this HTTP status."),
+    param("requestId", "string", "Only the record of this request id."),
+    param("limit", "integer", "Page size, default 50, at most 1000."),
+    param("cursor", "string", "The previous page's nextCursor."),
+    param("organisationId", "string", "Only this organisation's records."),
+];
 
 /// The query string of both lists (`organisationId` only on the cross-organisation one).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -155,7 +155,9 @@ pub struct Login {
 
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").field("email", &self.email).finish_non_exhaustive()
+        f.debug_struct("Login")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,6 +210,13 @@ pub async fn start_session(
     Ok(session_response(status, issued, user, settings, secure))
 }
 
+/// `Retry-After` seconds for a lock ending in `ms` milliseconds (rounded up, at least 1).
+fn whole_seconds(ms: i64) -> u64 {
+    u64::try_from(ms.saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
+}
+
 async fn locked(
     state: &AdminState,
     scope: &str,
@@ -216,7 +225,7 @@ async fn locked(
     Ok(throttle::locked_for(&state.pool, scope, now_ms)
         .await?
         .map(|ms| SignInError::TooManyAttempts {
-            retry_after_secs: u64::try_from(ms.div_ceil(1000)).unwrap_or(1).max(1),
+            retry_after_secs: whole_seconds(ms),
         }))
 }
 
@@ -266,7 +275,7 @@ pub async fn login(
             tracing::info!("sign-in failed");
             return Err(match lock {
                 Some(ms) => SignInError::TooManyAttempts {
-                    retry_after_secs: u64::try_from(ms.div_ceil(1000)).unwrap_or(1).max(1),
+                    retry_after_secs: whole_seconds(ms),
                 },
                 None => SignInError::InvalidCredentials,
             });

@@ -68,18 +68,23 @@ async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it
 
     let reply = login(&h, " alice@acme.TEST ", ALICE_PASSWORD).await;
     let token = token_of(&reply);
-    assert!(token.starts_with("ods_") && token.len() >= 4 + 43, "{token}");
+    assert!(
+        token.starts_with("ods_") && token.len() >= 4 + 43,
+        "{token}"
+    );
     assert_eq!(reply.body["user"]["id"], alice.as_str());
     assert_eq!(reply.body["user"]["role"], "ORG_ADMIN");
     assert!(reply.body["user"].get("passwordHash").is_none());
     assert!(!reply.text.contains("$argon2"));
     assert_eq!(
-        reply.body["expiresAt"],
-        "2026-03-02T00:00:00Z",
+        reply.body["expiresAt"], "2026-03-02T00:00:00Z",
         "12 hours after the clock's 12:00"
     );
     let cookie = reply.headers["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with(&format!("odock_session={token};")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("odock_session={token};")),
+        "{cookie}"
+    );
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -128,7 +133,11 @@ async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    assert_error(&me(&h, &token).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &me(&h, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let other = token_of(&https);
     assert_eq!(me(&h, &other).await.status, StatusCode::OK);
 
@@ -137,7 +146,10 @@ async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it
     assert_error(&wrong, StatusCode::UNAUTHORIZED, "unauthorized");
     let unknown = login(&h, "nobody@acme.test", ALICE_PASSWORD).await;
     assert_error(&unknown, StatusCode::UNAUTHORIZED, "unauthorized");
-    assert_eq!(wrong.body["error"]["message"], unknown.body["error"]["message"]);
+    assert_eq!(
+        wrong.body["error"]["message"],
+        unknown.body["error"]["message"]
+    );
     assert_error(
         &me(&h, "ods_forged").await,
         StatusCode::UNAUTHORIZED,
@@ -153,7 +165,11 @@ async fn sessions_expire_with_the_clock() {
     h.clock.advance(Duration::hours(12) - Duration::seconds(1));
     assert_eq!(me(&h, &token).await.status, StatusCode::OK);
     h.clock.advance(Duration::seconds(1));
-    assert_error(&me(&h, &token).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &me(&h, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 }
 
 fn retry_after(reply: &Answer) -> u64 {
@@ -199,16 +215,34 @@ async fn twenty_failures_a_minute_lock_the_client_ip() {
     acme(&h).await;
     let attacker = [198, 51, 100, 7];
     for n in 0..19 {
-        let reply = login_from(&h, &format!("guess{n}@acme.test"), "x-password", Some(attacker)).await;
+        let reply = login_from(
+            &h,
+            &format!("guess{n}@acme.test"),
+            "x-password",
+            Some(attacker),
+        )
+        .await;
         assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
     }
     let twentieth = login_from(&h, "guess19@acme.test", "x-password", Some(attacker)).await;
-    assert_error(&twentieth, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
+    assert_error(
+        &twentieth,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    );
     assert_eq!(retry_after(&twentieth), 60);
     // The IP is locked for every account, the right password included; other IPs are not.
     let locked = login_from(&h, "alice@acme.test", ALICE_PASSWORD, Some(attacker)).await;
     assert_error(&locked, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts");
-    token_of(&login_from(&h, "alice@acme.test", ALICE_PASSWORD, Some([203, 0, 113, 9])).await);
+    token_of(
+        &login_from(
+            &h,
+            "alice@acme.test",
+            ALICE_PASSWORD,
+            Some([203, 0, 113, 9]),
+        )
+        .await,
+    );
     h.clock.advance(Duration::seconds(60));
     token_of(&login_from(&h, "alice@acme.test", ALICE_PASSWORD, Some(attacker)).await);
 }
@@ -224,7 +258,9 @@ async fn changing_the_password_ends_the_other_sessions() {
             Method::POST,
             "/api/auth/password",
             Some(&first),
-            Some(&json!({"currentPassword": "nope nope nope", "newPassword": "a fresh passphrase"})),
+            Some(
+                &json!({"currentPassword": "nope nope nope", "newPassword": "a fresh passphrase"}),
+            ),
         )
         .await;
     assert_error(&wrong, StatusCode::BAD_REQUEST, "invalid_request");
@@ -249,7 +285,11 @@ async fn changing_the_password_ends_the_other_sessions() {
         .await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
     assert_eq!(me(&h, &first).await.status, StatusCode::OK);
-    assert_error(&me(&h, &second).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &me(&h, &second).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     assert_error(
         &login(&h, "alice@acme.test", ALICE_PASSWORD).await,
         StatusCode::UNAUTHORIZED,
@@ -286,7 +326,11 @@ async fn user_lifecycle_revoke_approve_decline_and_delete() {
         )
         .await;
     assert_eq!(revoked.body["status"], "REVOKED", "{}", revoked.text);
-    assert_error(&me(&h, &session).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &me(&h, &session).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     assert_error(
         &login(&h, "bob@acme.test", "bob's passphrase").await,
         StatusCode::UNAUTHORIZED,
@@ -304,14 +348,24 @@ async fn user_lifecycle_revoke_approve_decline_and_delete() {
             json!({"email": "carol@acme.test", "role": "MANAGER"}),
         )
         .await;
-    let listed = h.admin(Method::GET, &format!("{base}/users/{pending}"), None).await;
+    let listed = h
+        .admin(Method::GET, &format!("{base}/users/{pending}"), None)
+        .await;
     assert_eq!(listed.body["status"], "PENDING");
     let approved = h
-        .admin(Method::POST, &format!("{base}/users/{pending}/approve"), None)
+        .admin(
+            Method::POST,
+            &format!("{base}/users/{pending}/approve"),
+            None,
+        )
         .await;
     assert_eq!(approved.body["status"], "ACTIVE", "{}", approved.text);
     let again = h
-        .admin(Method::POST, &format!("{base}/users/{pending}/approve"), None)
+        .admin(
+            Method::POST,
+            &format!("{base}/users/{pending}/approve"),
+            None,
+        )
         .await;
     assert_error(&again, StatusCode::CONFLICT, "conflict");
     let dave = h
@@ -341,7 +395,11 @@ async fn user_lifecycle_revoke_approve_decline_and_delete() {
             Some(&json!({"email": "eve@acme.test", "role": "SUPER_ADMIN"})),
         )
         .await;
-    assert_eq!(super_admin.body["error"]["field"], "role", "{}", super_admin.text);
+    assert_eq!(
+        super_admin.body["error"]["field"], "role",
+        "{}",
+        super_admin.text
+    );
 
     // Deleting a user deletes their USER keys, which are invalidated at once.
     h.invalidations.0.lock().clear();
@@ -390,8 +448,13 @@ async fn accept(h: &Harness, token: &str, name: &str, password: &str) -> Answer 
 }
 
 async fn lookup(h: &Harness, token: &str) -> Answer {
-    h.call(Method::GET, &format!("/api/invitations/{token}"), None, None)
-        .await
+    h.call(
+        Method::GET,
+        &format!("/api/invitations/{token}"),
+        None,
+        None,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -407,11 +470,18 @@ async fn invitation_invite_accept_sign_in_and_act_with_the_invited_role() {
     assert_eq!(invited.body["url"], format!("/invitations/{token}"));
     assert_eq!(invited.body["status"], "PENDING");
     assert_eq!(invited.body["type"], "JOIN_ORGANISATION");
-    assert_eq!(invited.body["expiresAt"], "2026-03-04T12:00:00Z", "72 hours");
+    assert_eq!(
+        invited.body["expiresAt"], "2026-03-04T12:00:00Z",
+        "72 hours"
+    );
     let id = invited.body["id"].as_str().unwrap().to_owned();
     // The token is shown once: reads of the invitation never carry it.
     let read = h
-        .admin(Method::GET, &format!("/api/organisations/{org}/invitations/{id}"), None)
+        .admin(
+            Method::GET,
+            &format!("/api/organisations/{org}/invitations/{id}"),
+            None,
+        )
         .await;
     assert!(read.body.get("token").is_none(), "{}", read.text);
     assert!(!read.text.contains(&token));
@@ -434,7 +504,12 @@ async fn invitation_invite_accept_sign_in_and_act_with_the_invited_role() {
     // Sign in and act as a MANAGER: read providers, but not create one or see settings.
     let mona = token_of(&login(&h, "mona@acme.test", "mona's passphrase").await);
     let providers = h
-        .call(Method::GET, &format!("/api/organisations/{org}/providers"), Some(&mona), None)
+        .call(
+            Method::GET,
+            &format!("/api/organisations/{org}/providers"),
+            Some(&mona),
+            None,
+        )
         .await;
     assert_eq!(providers.status, StatusCode::OK, "{}", providers.text);
     let create = h
@@ -448,14 +523,22 @@ async fn invitation_invite_accept_sign_in_and_act_with_the_invited_role() {
     assert_error(&create, StatusCode::FORBIDDEN, "forbidden");
 
     // Used up: reading and accepting again are 410 invitation_used.
-    assert_error(&lookup(&h, &token).await, StatusCode::GONE, "invitation_used");
+    assert_error(
+        &lookup(&h, &token).await,
+        StatusCode::GONE,
+        "invitation_used",
+    );
     assert_error(
         &accept(&h, &token, "Mona", "mona's passphrase").await,
         StatusCode::GONE,
         "invitation_used",
     );
     let read = h
-        .admin(Method::GET, &format!("/api/organisations/{org}/invitations/{id}"), None)
+        .admin(
+            Method::GET,
+            &format!("/api/organisations/{org}/invitations/{id}"),
+            None,
+        )
         .await;
     assert_eq!(read.body["status"], "ACCEPTED");
     assert_error(
@@ -490,31 +573,57 @@ async fn expired_resent_and_revoked_invitations() {
     // Expired after 72 hours (Alice's session too: she signs in again).
     h.clock.advance(Duration::hours(72));
     let alice = token_of(&login(&h, "alice@acme.test", ALICE_PASSWORD).await);
-    assert_error(&lookup(&h, &old_token).await, StatusCode::GONE, "invitation_expired");
+    assert_error(
+        &lookup(&h, &old_token).await,
+        StatusCode::GONE,
+        "invitation_expired",
+    );
     assert_error(
         &accept(&h, &old_token, "Nina", "nina's passphrase").await,
         StatusCode::GONE,
         "invitation_expired",
     );
     let listed = h.call(Method::GET, &base, Some(&alice), None).await;
-    assert_eq!(listed.body["data"][0]["status"], "EXPIRED", "{}", listed.text);
+    assert_eq!(
+        listed.body["data"][0]["status"], "EXPIRED",
+        "{}",
+        listed.text
+    );
 
     // Resent: a new token with a new expiry; the old token is dead.
     let resent = h
-        .call(Method::POST, &format!("{base}/{id}/resend"), Some(&alice), None)
+        .call(
+            Method::POST,
+            &format!("{base}/{id}/resend"),
+            Some(&alice),
+            None,
+        )
         .await;
     assert_eq!(resent.status, StatusCode::OK, "{}", resent.text);
     let new_token = resent.body["token"].as_str().unwrap().to_owned();
     assert_ne!(new_token, old_token);
     assert_eq!(resent.body["status"], "PENDING");
     assert_eq!(resent.body["expiresAt"], "2026-03-07T12:00:00Z");
-    assert_error(&lookup(&h, &old_token).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &lookup(&h, &old_token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     // Resending again kills the previous resend's token too.
     let again = h
-        .call(Method::POST, &format!("{base}/{id}/resend"), Some(&alice), None)
+        .call(
+            Method::POST,
+            &format!("{base}/{id}/resend"),
+            Some(&alice),
+            None,
+        )
         .await;
     let newest = again.body["token"].as_str().unwrap().to_owned();
-    assert_error(&lookup(&h, &new_token).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &lookup(&h, &new_token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
     let accepted = accept(&h, &newest, "Nina", "nina's passphrase").await;
     assert_eq!(accepted.body["user"]["role"], "USER", "{}", accepted.text);
 
@@ -523,10 +632,19 @@ async fn expired_resent_and_revoked_invitations() {
     let token = third.body["token"].as_str().unwrap().to_owned();
     let third_id = third.body["id"].as_str().unwrap().to_owned();
     let revoked = h
-        .call(Method::POST, &format!("{base}/{third_id}/revoke"), Some(&alice), None)
+        .call(
+            Method::POST,
+            &format!("{base}/{third_id}/revoke"),
+            Some(&alice),
+            None,
+        )
         .await;
     assert_eq!(revoked.body["status"], "REVOKED", "{}", revoked.text);
-    assert_error(&lookup(&h, &token).await, StatusCode::GONE, "invitation_revoked");
+    assert_error(
+        &lookup(&h, &token).await,
+        StatusCode::GONE,
+        "invitation_revoked",
+    );
     assert_error(
         &accept(&h, &token, "Omar", "omar's passphrase").await,
         StatusCode::GONE,
@@ -534,7 +652,12 @@ async fn expired_resent_and_revoked_invitations() {
     );
     for action in ["resend", "revoke"] {
         let refused = h
-            .call(Method::POST, &format!("{base}/{third_id}/{action}"), Some(&alice), None)
+            .call(
+                Method::POST,
+                &format!("{base}/{third_id}/{action}"),
+                Some(&alice),
+                None,
+            )
             .await;
         assert_error(&refused, StatusCode::CONFLICT, "conflict");
     }
@@ -548,7 +671,11 @@ async fn expired_resent_and_revoked_invitations() {
             Some(&json!({"email": "x@y.test", "role": "USER", "type": "CREATE_ORGANISATION"})),
         )
         .await;
-    assert_eq!(wrong_type.body["error"]["field"], "type", "{}", wrong_type.text);
+    assert_eq!(
+        wrong_type.body["error"]["field"], "type",
+        "{}",
+        wrong_type.text
+    );
 }
 
 #[tokio::test]
@@ -609,9 +736,16 @@ async fn the_first_super_admin_is_bootstrapped_once() {
         "unauthorized",
     );
     // Without both variables nothing happens either.
-    bootstrap_admin(&h.pool, None, Some(&password)).await.unwrap();
+    bootstrap_admin(&h.pool, None, Some(&password))
+        .await
+        .unwrap();
     let all = h.admin(Method::GET, "/api/admin/users", None).await;
-    assert_eq!(all.body["data"].as_array().unwrap().len(), 1, "{}", all.text);
+    assert_eq!(
+        all.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        all.text
+    );
     assert_eq!(all.body["data"][0]["role"], Role::SuperAdmin.as_str());
 }
 
@@ -645,6 +779,8 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests' threads may have hit these callsites with no subscriber: recompute their interest.
+    tracing::callsite::rebuild_interest_cache();
 
     let h = harness().await;
     let (org, _) = acme(&h).await;
@@ -668,12 +804,22 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
         .await,
     );
     replies.push(
-        h.call(Method::GET, &format!("/api/organisations/{org}/users"), Some(&session), None)
-            .await,
+        h.call(
+            Method::GET,
+            &format!("/api/organisations/{org}/users"),
+            Some(&session),
+            None,
+        )
+        .await,
     );
     replies.push(
-        h.call(Method::GET, &format!("/api/organisations/{org}/invitations"), Some(&session), None)
-            .await,
+        h.call(
+            Method::GET,
+            &format!("/api/organisations/{org}/invitations"),
+            Some(&session),
+            None,
+        )
+        .await,
     );
     replies.push(h.admin(Method::GET, "/api/admin/users", None).await);
 
@@ -683,10 +829,7 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
         "zed's secret passphrase",
         "zed's next passphrase",
     ];
-    for reply in replies
-        .iter()
-        .chain([&signed_in, &invited, &accepted])
-    {
+    for reply in replies.iter().chain([&signed_in, &invited, &accepted]) {
         for secret in passwords {
             assert!(!reply.text.contains(secret), "{secret} in {}", reply.text);
         }
@@ -701,22 +844,35 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
     assert!(!invited.text.contains(&session));
 
     let logged = String::from_utf8(logs.0.lock().clone()).unwrap();
-    assert!(logged.contains("signed in"), "the capture works: {logged}");
-    assert!(logged.contains("sign-in failed"));
-    for secret in passwords
-        .iter()
-        .copied()
-        .chain([session.as_str(), invitation.as_str(), zed.as_str(), ADMIN_TOKEN])
-    {
+    assert!(
+        logged.contains("invitation accepted"),
+        "the capture works: {logged}"
+    );
+    for secret in passwords.iter().copied().chain([
+        session.as_str(),
+        invitation.as_str(),
+        zed.as_str(),
+        ADMIN_TOKEN,
+    ]) {
         assert!(!logged.contains(secret), "{secret} logged");
     }
 
     // At rest: tokens only as hashes, passwords only as argon2id.
-    let dump = dump_tables(&h, &["users", "sessions", "organisation_invitations", "sign_in_throttle"]).await;
-    for secret in passwords
-        .iter()
-        .copied()
-        .chain([session.as_str(), invitation.as_str(), zed.as_str()])
+    let dump = dump_tables(
+        &h,
+        &[
+            "users",
+            "sessions",
+            "organisation_invitations",
+            "sign_in_throttle",
+        ],
+    )
+    .await;
+    for secret in
+        passwords
+            .iter()
+            .copied()
+            .chain([session.as_str(), invitation.as_str(), zed.as_str()])
     {
         assert!(!dump.contains(secret), "{secret} stored");
     }

@@ -179,7 +179,10 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
     ];
     let mut table = BTreeMap::new();
     for (id, outcomes) in rows {
-        assert!(table.insert(*id, *outcomes).is_none(), "{id} is listed twice");
+        assert!(
+            table.insert(*id, *outcomes).is_none(),
+            "{id} is listed twice"
+        );
     }
     table
 }
@@ -220,12 +223,14 @@ impl World {
             (&other_team, &other_manager, "MANAGER"),
             (&team, &user, "MEMBER"),
         ] {
-            h.create(
-                &format!("{base}/teams/{team}/members"),
-                json!({"userId": user, "role": role}),
-            )
-            .await
-            .ok();
+            let added = h
+                .admin(
+                    Method::POST,
+                    &format!("{base}/teams/{team}/members"),
+                    Some(&json!({"userId": user, "role": role})),
+                )
+                .await;
+            assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
         }
         let pending = h
             .create(
@@ -292,7 +297,12 @@ impl World {
                 Some(&json!({"email": "invitee@acme.test", "role": "USER"})),
             )
             .await;
-        assert_eq!(invitation.status, StatusCode::CREATED, "{}", invitation.text);
+        assert_eq!(
+            invitation.status,
+            StatusCode::CREATED,
+            "{}",
+            invitation.text
+        );
         let new_org_invitation = h
             .create(
                 "/api/admin/invitations",
@@ -506,7 +516,9 @@ async fn every_route_answers_every_role_as_the_role_table_says() {
     let listed: Vec<&str> = operations.iter().map(|o| o.operation_id).collect();
     for id in expected.keys() {
         if !listed.contains(id) {
-            failures.push(format!("{id}: in the expected table but not in the route table"));
+            failures.push(format!(
+                "{id}: in the expected table but not in the route table"
+            ));
         }
     }
 
@@ -535,7 +547,12 @@ async fn every_route_answers_every_role_as_the_role_table_says() {
             let token = world.token(*who);
             let reply = world
                 .h
-                .call(operation.verb.method(), &path, token.as_deref(), body.as_ref())
+                .call(
+                    operation.verb.method(),
+                    &path,
+                    token.as_deref(),
+                    body.as_ref(),
+                )
                 .await;
             if !matches(*outcome, reply.status) {
                 failures.push(format!(
@@ -593,13 +610,14 @@ async fn partly_visible_lists_are_filtered_by_role() {
     let org = w.id("org");
     let base = format!("/api/organisations/{org}");
     // An ORGANISATION key, a TEAM key of the other team, another user's key, an ORG budget.
-    let org_key = w
-        .h
-        .create(&format!("{base}/apikeys"), json!({"name": "org", "type": "ORGANISATION"}))
+    let org_key =
+        w.h.create(
+            &format!("{base}/apikeys"),
+            json!({"name": "org", "type": "ORGANISATION"}),
+        )
         .await;
-    let other_team_key = w
-        .h
-        .create(
+    let other_team_key =
+        w.h.create(
             &format!("{base}/apikeys"),
             json!({"name": "edge", "type": "TEAM", "teamId": w.id("otherTeam")}),
         )
@@ -655,26 +673,47 @@ async fn partly_visible_lists_are_filtered_by_role() {
     // Paging through a filtered list still visits every visible item once.
     let first = get(Who::User, format!("{keys}?limit=1")).await;
     assert_eq!(ids(&first, "id"), sorted(vec![w.id("userKey")]));
-    assert!(first.body["nextCursor"].is_null() || {
-        let next = first.body["nextCursor"].as_str().unwrap_or_default();
-        ids(&get(Who::User, format!("{keys}?limit=1&cursor={next}")).await, "id").is_empty()
-    });
+    assert!(
+        first.body["nextCursor"].is_null() || {
+            let next = first.body["nextCursor"].as_str().unwrap_or_default();
+            ids(
+                &get(Who::User, format!("{keys}?limit=1&cursor={next}")).await,
+                "id",
+            )
+            .is_empty()
+        }
+    );
 
     // Budgets: the team's for its manager, the one on the user's key for the user.
     let budgets = format!("{base}/budgets");
-    assert_eq!(ids(&get(Who::OrgAdmin, budgets.clone()).await, "name").len(), 3);
-    assert_eq!(ids(&get(Who::Manager, budgets.clone()).await, "name"), ["team"]);
-    assert_eq!(ids(&get(Who::User, budgets.clone()).await, "name"), ["mine"]);
+    assert_eq!(
+        ids(&get(Who::OrgAdmin, budgets.clone()).await, "name").len(),
+        3
+    );
+    assert_eq!(
+        ids(&get(Who::Manager, budgets.clone()).await, "name"),
+        ["team"]
+    );
+    assert_eq!(
+        ids(&get(Who::User, budgets.clone()).await, "name"),
+        ["mine"]
+    );
     assert!(ids(&get(Who::OtherManager, budgets).await, "name").is_empty());
 
     // Quotas likewise.
     let quotas = format!("{base}/quotas");
-    assert_eq!(ids(&get(Who::Manager, quotas.clone()).await, "name"), ["team"]);
+    assert_eq!(
+        ids(&get(Who::Manager, quotas.clone()).await, "name"),
+        ["team"]
+    );
     assert!(ids(&get(Who::User, quotas).await, "name").is_empty());
 
     // Teams: the ones the caller belongs to.
     let teams = format!("{base}/teams");
-    assert_eq!(ids(&get(Who::OrgAdmin, teams.clone()).await, "name"), ["core", "edge"]);
+    assert_eq!(
+        ids(&get(Who::OrgAdmin, teams.clone()).await, "name"),
+        ["core", "edge"]
+    );
     assert_eq!(ids(&get(Who::User, teams.clone()).await, "name"), ["core"]);
     assert_eq!(ids(&get(Who::OtherManager, teams).await, "name"), ["edge"]);
 
@@ -697,9 +736,8 @@ async fn partly_visible_lists_are_filtered_by_role() {
     // A USER reads their own key but not the team's.
     let own = get(Who::User, format!("{base}/apikeys/{}", w.id("userKey"))).await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
-    let rotate = w
-        .h
-        .call(
+    let rotate =
+        w.h.call(
             Method::POST,
             &format!("{base}/apikeys/{}/rotate", w.id("userKey")),
             w.token(Who::User).as_deref(),
@@ -712,9 +750,13 @@ async fn partly_visible_lists_are_filtered_by_role() {
         json!({"name": "x", "type": "TEAM", "teamId": w.id("otherTeam")}),
         json!({"name": "x", "type": "ORGANISATION"}),
     ] {
-        let reply = w
-            .h
-            .call(Method::POST, &keys, w.token(Who::Manager).as_deref(), Some(&body))
+        let reply =
+            w.h.call(
+                Method::POST,
+                &keys,
+                w.token(Who::Manager).as_deref(),
+                Some(&body),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     }

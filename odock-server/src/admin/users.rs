@@ -61,7 +61,9 @@ pub async fn approve(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(users::decide_pending(&state.pool, &org, &id, true).await?))
+    Ok(Json(
+        users::decide_pending(&state.pool, &org, &id, true).await?,
+    ))
 }
 
 pub async fn decline(

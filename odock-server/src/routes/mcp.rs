@@ -135,6 +135,9 @@ async fn forward(
                 Some(filter) => filter.apply_stream(events),
                 None => events,
             };
+            if let Some(meter) = &meter {
+                meter.set_request(true, 0);
+            }
             (status, headers, relay(events, meter.clone()))
         }
     };

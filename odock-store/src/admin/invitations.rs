@@ -401,7 +401,7 @@ pub async fn revoke(
             current.status
         )));
     }
-    get_by_id(pool, id, now_ms).await.map_err(Into::into)
+    get_by_id(pool, id, now_ms).await
 }
 
 /// The invitation a token names, if it can still be accepted.
@@ -454,7 +454,12 @@ pub async fn accept(
     let invitation = usable(pool, token, now_ms).await?;
     let name = required_text("name", &input.name, 200)?;
     let hash = password_hash(&input.password)?;
-    users::ensure_invitable(pool, invitation.organisation_id.as_deref(), &invitation.email).await?;
+    users::ensure_invitable(
+        pool,
+        invitation.organisation_id.as_deref(),
+        &invitation.email,
+    )
+    .await?;
     // Claim the token atomically: of two concurrent accepts, one wins and the other reads "used".
     let claimed = sqlx::query(
         "UPDATE organisation_invitations SET status = 'ACCEPTED', accepted_at = $1, updated_at = $1 \

@@ -71,8 +71,7 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, organisation_id, email, name, role, status, created_at, updated_at";
+const COLUMNS: &str = "id, organisation_id, email, name, role, status, created_at, updated_at";
 
 const USERS: Scoped<User> = Scoped {
     table: "users",
@@ -104,7 +103,10 @@ pub fn normalise_email(field: &str, email: &str) -> Result<String, AdminError> {
     if valid {
         Ok(email)
     } else {
-        Err(AdminError::field(field, format!("{field} is not an email address")))
+        Err(AdminError::field(
+            field,
+            format!("{field} is not an email address"),
+        ))
     }
 }
 
@@ -150,7 +152,16 @@ pub async fn create(pool: &Db, organisation_id: &str, input: NewUser) -> Result<
     } else {
         UserStatus::Pending
     });
-    insert(pool, Some(organisation_id), &email, name.as_deref(), role, status, hash.as_deref()).await
+    insert(
+        pool,
+        Some(organisation_id),
+        &email,
+        name.as_deref(),
+        role,
+        status,
+        hash.as_deref(),
+    )
+    .await
 }
 
 async fn insert(
@@ -453,8 +464,12 @@ pub async fn bootstrap_super_admin(
         return Ok(Bootstrap::UsersExist);
     }
     let email = normalise_email("ODOCK_BOOTSTRAP_ADMIN_EMAIL", email)?;
-    let hash = password_hash(password)
-        .map_err(|_| AdminError::field("ODOCK_BOOTSTRAP_ADMIN_PASSWORD", "the bootstrap password must be 8 to 1024 characters"))?;
+    let hash = password_hash(password).map_err(|_| {
+        AdminError::field(
+            "ODOCK_BOOTSTRAP_ADMIN_PASSWORD",
+            "the bootstrap password must be 8 to 1024 characters",
+        )
+    })?;
     let user = insert(
         pool,
         None,

@@ -28,10 +28,11 @@ impl Memberships {
 
 /// Every team membership of the user.
 pub async fn memberships(pool: &Db, user_id: &str) -> Result<Memberships, sqlx::Error> {
-    let rows = sqlx::query("SELECT team_id, role FROM team_members WHERE user_id = $1 ORDER BY team_id")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT team_id, role FROM team_members WHERE user_id = $1 ORDER BY team_id")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
     let mut memberships = Memberships::default();
     for row in rows {
         let team: String = row.try_get("team_id")?;
@@ -44,23 +45,35 @@ pub async fn memberships(pool: &Db, user_id: &str) -> Result<Memberships, sqlx::
 }
 
 /// Whether the team exists in the organisation.
-pub async fn team_exists(pool: &Db, organisation_id: &str, team_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM teams WHERE id = $1 AND organisation_id = $2")
-        .bind(team_id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?
-        .is_some())
+pub async fn team_exists(
+    pool: &Db,
+    organisation_id: &str,
+    team_id: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 FROM teams WHERE id = $1 AND organisation_id = $2")
+            .bind(team_id)
+            .bind(organisation_id)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Whether the user exists in the organisation.
-pub async fn user_exists(pool: &Db, organisation_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM users WHERE id = $1 AND organisation_id = $2")
-        .bind(user_id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?
-        .is_some())
+pub async fn user_exists(
+    pool: &Db,
+    organisation_id: &str,
+    user_id: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 AND organisation_id = $2")
+            .bind(user_id)
+            .bind(organisation_id)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    )
 }
 
 /// Whom an API key belongs to.
@@ -76,11 +89,13 @@ pub async fn api_key_owner(
     organisation_id: &str,
     key_id: &str,
 ) -> Result<Option<KeyOwner>, sqlx::Error> {
-    let row = sqlx::query("SELECT type, team_id, user_id FROM api_keys WHERE id = $1 AND organisation_id = $2")
-        .bind(key_id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT type, team_id, user_id FROM api_keys WHERE id = $1 AND organisation_id = $2",
+    )
+    .bind(key_id)
+    .bind(organisation_id)
+    .fetch_optional(pool)
+    .await?;
     row.map(|row| {
         Ok(KeyOwner {
             key_type: parse_column(row.try_get::<&str, _>("type")?)?,
@@ -159,11 +174,13 @@ pub async fn usage_record_owner(
     organisation_id: &str,
     id: &str,
 ) -> Result<Option<RecordOwner>, sqlx::Error> {
-    let row = sqlx::query("SELECT team_id, user_id FROM usage_records WHERE id = $1 AND organisation_id = $2")
-        .bind(id)
-        .bind(organisation_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT team_id, user_id FROM usage_records WHERE id = $1 AND organisation_id = $2",
+    )
+    .bind(id)
+    .bind(organisation_id)
+    .fetch_optional(pool)
+    .await?;
     row.map(|row| {
         Ok(RecordOwner {
             team_id: row.try_get("team_id")?,

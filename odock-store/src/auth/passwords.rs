@@ -81,13 +81,19 @@ mod tests {
         assert_ne!(hash, hash_password("correct horse battery").unwrap());
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse batterY", &hash));
-        assert!(!verify_password("correct horse battery", "not a phc string"));
+        assert!(!verify_password(
+            "correct horse battery",
+            "not a phc string"
+        ));
         burn_verification_time("correct horse battery");
     }
 
     #[test]
     fn length_rules() {
-        assert!(matches!(hash_password("short"), Err(PasswordError::TooShort)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(PasswordError::TooShort)
+        ));
         assert!(matches!(
             hash_password(&"x".repeat(MAX_PASSWORD_CHARS + 1)),
             Err(PasswordError::TooLong)

@@ -126,11 +126,23 @@ mod tests {
         assert_eq!(scope, "account:alice@example.test");
         assert_eq!(locked_for(&pool, &scope, 0).await.unwrap(), None);
         assert_eq!(record_failure(&pool, &scope, RULE, 0).await.unwrap(), None);
-        assert_eq!(record_failure(&pool, &scope, RULE, 500).await.unwrap(), None);
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 500).await.unwrap(),
+            None
+        );
         // The window (1 s from the first failure) is over: the count restarts.
-        assert_eq!(record_failure(&pool, &scope, RULE, 1_000).await.unwrap(), None);
-        assert_eq!(record_failure(&pool, &scope, RULE, 1_100).await.unwrap(), None);
-        assert_eq!(record_failure(&pool, &scope, RULE, 1_200).await.unwrap(), Some(5_000));
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 1_000).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 1_100).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 1_200).await.unwrap(),
+            Some(5_000)
+        );
         assert_eq!(locked_for(&pool, &scope, 1_200).await.unwrap(), Some(5_000));
         assert_eq!(locked_for(&pool, &scope, 6_199).await.unwrap(), Some(1));
         // A success does not lift a lock.
@@ -138,9 +150,20 @@ mod tests {
         assert_eq!(locked_for(&pool, &scope, 6_199).await.unwrap(), Some(1));
         assert_eq!(locked_for(&pool, &scope, 6_200).await.unwrap(), None);
         // After the lock the count starts from zero.
-        assert_eq!(record_failure(&pool, &scope, RULE, 6_300).await.unwrap(), None);
-        assert_eq!(record_failure(&pool, &scope, RULE, 6_400).await.unwrap(), None);
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 6_300).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            record_failure(&pool, &scope, RULE, 6_400).await.unwrap(),
+            None
+        );
         // Other scopes are independent.
-        assert_eq!(locked_for(&pool, &ip_scope("10.0.0.1"), 1_300).await.unwrap(), None);
+        assert_eq!(
+            locked_for(&pool, &ip_scope("10.0.0.1"), 1_300)
+                .await
+                .unwrap(),
+            None
+        );
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use crate::db::Db;
 use async_trait::async_trait;
 use odock_core::{
-    BudgetError, BudgetLedger, Clock, LedgerError, Principal, RequestId, Reservation, ReservationId,
+    BudgetAlerts, BudgetError, BudgetLedger, Clock, LedgerError, LogBudgetAlerts, Principal,
+    RequestId, Reservation, ReservationId,
 };
 
 use super::rules::{self, BUDGET_RULES};
@@ -22,6 +23,7 @@ pub struct SqlBudgetLedger {
     clock: Arc<dyn Clock>,
     options: LedgerOptions,
     governed: rules::Governed,
+    alerts: Arc<dyn BudgetAlerts>,
 }
 
 impl std::fmt::Debug for SqlBudgetLedger {
@@ -39,7 +41,14 @@ impl SqlBudgetLedger {
             clock,
             options,
             governed: rules::Governed::new("budgets", GOVERNED_TTL),
+            alerts: Arc::new(LogBudgetAlerts),
         }
+    }
+
+    /// Reports threshold crossings to `alerts` (default: a warning in the logs).
+    pub fn with_alerts(mut self, alerts: Arc<dyn BudgetAlerts>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     async fn try_reserve(
@@ -141,6 +150,7 @@ impl BudgetLedger for SqlBudgetLedger {
         actual_nanos: i64,
     ) -> Result<(), LedgerError> {
         let actual = actual_nanos.max(0);
+        let mut crossings = Vec::new();
         // The overshoot (actual above estimate) stays visible: `used` takes the full actual and
         // the request row keeps both `estimate_nanos` and `actual_nanos`.
         close_now(
@@ -150,8 +160,13 @@ impl BudgetLedger for SqlBudgetLedger {
             reservation,
             Close::Settle(&|_| actual),
             Some(actual),
+            Some(&mut crossings),
         )
-        .await
+        .await?;
+        for crossing in &crossings {
+            self.alerts.threshold_crossed(crossing);
+        }
+        Ok(())
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError> {
@@ -161,6 +176,7 @@ impl BudgetLedger for SqlBudgetLedger {
             self.clock.as_ref(),
             reservation,
             Close::Release,
+            None,
             None,
         )
         .await

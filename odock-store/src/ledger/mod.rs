@@ -32,7 +32,7 @@
 
 mod budget;
 mod quota;
-mod rules;
+pub(crate) mod rules;
 mod sweeper;
 
 #[cfg(test)]
@@ -42,7 +42,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use odock_core::{
-    Clock, LedgerError, Principal, QuotaMetric, RequestId, Reservation, ReservationId,
+    crossed_thresholds, Clock, LedgerError, Principal, QuotaMetric, RequestId, Reservation,
+    ReservationId, ThresholdCrossing,
 };
 use sqlx::{Any, Transaction};
 
@@ -51,6 +52,8 @@ use rules::Rule;
 
 pub use budget::SqlBudgetLedger;
 pub use quota::SqlQuotaLedger;
+// The Redis ledgers (`crate::redis`) share the rules, windows and metric arithmetic.
+pub(crate) use quota::{reserve_amount, settle_amount};
 pub use sweeper::{spawn_sweeper, SweepExpired};
 
 /// How long the "does this organisation have budgets/quotas?" answer is trusted without an
@@ -82,14 +85,14 @@ const RELEASED: &str = "RELEASED";
 
 /// The tables one kind of ledger writes to. Budgets and quotas share the request (lease) table.
 #[derive(Debug)]
-struct Book {
+pub(crate) struct Book {
     /// Prefix of `budget_requests.request_id`.
     prefix: &'static str,
-    windows: &'static str,
+    pub(crate) windows: &'static str,
     /// The windows' column naming their rule.
-    rule_fk: &'static str,
-    used: &'static str,
-    reserved: &'static str,
+    pub(crate) rule_fk: &'static str,
+    pub(crate) used: &'static str,
+    pub(crate) reserved: &'static str,
     reservations: &'static str,
     window_fk: &'static str,
     amount: &'static str,
@@ -97,7 +100,7 @@ struct Book {
     metric: &'static str,
 }
 
-const BUDGETS: Book = Book {
+pub(crate) const BUDGETS: Book = Book {
     prefix: "budget",
     windows: "budget_windows",
     rule_fk: "budget_id",
@@ -109,7 +112,7 @@ const BUDGETS: Book = Book {
     metric: "NULL",
 };
 
-const QUOTAS: Book = Book {
+pub(crate) const QUOTAS: Book = Book {
     prefix: "quota",
     windows: "quota_windows",
     rule_fk: "quota_id",
@@ -241,7 +244,7 @@ fn empty_reservation(request_id: &RequestId, now: DateTime<Utc>, lease: Duration
 }
 
 /// The rule's current window row, created if this is its first use: `(id, used, reserved)`.
-async fn current_window(
+pub(crate) async fn current_window(
     conn: &mut DbConnection,
     book: &Book,
     rule: &Rule,
@@ -389,6 +392,7 @@ async fn close(
     actual_nanos: Option<i64>,
     now: i64,
     expired_before: Option<i64>,
+    mut crossings: Option<&mut Vec<ThresholdCrossing>>,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = begin_immediate(pool).await?;
     let status: Option<(String, i64)> =
@@ -445,6 +449,9 @@ async fn close(
             .bind(&window_id)
             .execute(&mut *tx)
             .await?;
+        if let Some(crossings) = crossings.as_deref_mut().filter(|_| used > 0) {
+            crossings.extend(threshold_crossings(&mut tx, &window_id, used).await?);
+        }
         sqlx::query(&mark)
             .bind(status)
             .bind(now)
@@ -465,6 +472,43 @@ async fn close(
     Ok(true)
 }
 
+/// The warning thresholds of the budget owning `window_id` that adding `added` to its spend just
+/// crossed (read inside the settling transaction, so concurrent settlements see distinct ranges).
+async fn threshold_crossings(
+    conn: &mut DbConnection,
+    window_id: &str,
+    added: i64,
+) -> Result<Vec<ThresholdCrossing>, sqlx::Error> {
+    let row: Option<(i64, i64, String, String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT w.used_nanos, w.start_at, b.id, b.name, b.organisation_id, b.amount_nanos, \
+         b.thresholds FROM budget_windows w JOIN budgets b ON b.id = w.budget_id WHERE w.id = $1",
+    )
+    .bind(window_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((used, start_at, budget_id, budget_name, organisation_id, amount, thresholds)) = row
+    else {
+        return Ok(Vec::new());
+    };
+    let thresholds: Vec<u32> = thresholds
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    Ok(
+        crossed_thresholds(used.saturating_sub(added), used, amount, &thresholds)
+            .into_iter()
+            .map(|threshold| ThresholdCrossing {
+                organisation_id: organisation_id.clone(),
+                budget_id: budget_id.clone(),
+                budget_name: budget_name.clone(),
+                threshold,
+                used_nanos: used,
+                amount_nanos: amount,
+                window_start: from_ms(start_at),
+            })
+            .collect(),
+    )
+}
+
 /// Settles or releases a reservation now, as the ledgers' `settle` and `release` do; closing it
 /// again is a no-op.
 async fn close_now(
@@ -474,6 +518,7 @@ async fn close_now(
     reservation: &Reservation,
     how: Close<'_>,
     actual_nanos: Option<i64>,
+    crossings: Option<&mut Vec<ThresholdCrossing>>,
 ) -> Result<(), LedgerError> {
     let now = to_ms(clock.now());
     close(
@@ -484,6 +529,7 @@ async fn close_now(
         actual_nanos,
         now,
         None,
+        crossings,
     )
     .await
     .map(drop)
@@ -533,7 +579,7 @@ async fn sweep(pool: &Db, book: &Book, now: i64) -> Result<u64, sqlx::Error> {
     let mut released = 0;
     for (id,) in expired {
         // Re-checked inside the transaction: a refresh that landed meanwhile keeps the hold.
-        if close(pool, book, &id, Close::Release, None, now, Some(now)).await? {
+        if close(pool, book, &id, Close::Release, None, now, Some(now), None).await? {
             released += 1;
         }
     }

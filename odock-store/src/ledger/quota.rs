@@ -48,7 +48,7 @@ impl std::fmt::Debug for SqlQuotaLedger {
 }
 
 /// What a metric holds at admission.
-fn reserve_amount(metric: QuotaMetric, demand: &QuotaDemand) -> i64 {
+pub(crate) fn reserve_amount(metric: QuotaMetric, demand: &QuotaDemand) -> i64 {
     match metric {
         QuotaMetric::Requests => 1,
         QuotaMetric::Tokens => to_i64(demand.tokens_in.saturating_add(demand.tokens_out)),
@@ -60,7 +60,7 @@ fn reserve_amount(metric: QuotaMetric, demand: &QuotaDemand) -> i64 {
 }
 
 /// What a metric counts at settlement.
-fn settle_amount(metric: QuotaMetric, actual: &QuotaActuals) -> i64 {
+pub(crate) fn settle_amount(metric: QuotaMetric, actual: &QuotaActuals) -> i64 {
     match metric {
         QuotaMetric::Requests => 1,
         QuotaMetric::Tokens => to_i64(actual.tokens_in.saturating_add(actual.tokens_out)),
@@ -200,6 +200,7 @@ impl QuotaLedger for SqlQuotaLedger {
             reservation,
             Close::Settle(&amount),
             Some(actual.cost_nanos.max(0)),
+            None,
         )
         .await
     }
@@ -211,6 +212,7 @@ impl QuotaLedger for SqlQuotaLedger {
             self.clock.as_ref(),
             reservation,
             Close::Release,
+            None,
             None,
         )
         .await

@@ -14,7 +14,7 @@ use crate::db::{from_ms, to_ms};
 
 /// One matching rule and the window it is in now.
 #[derive(Debug, Clone)]
-pub(super) struct Rule {
+pub(crate) struct Rule {
     pub id: String,
     pub name: String,
     pub limit: i64,
@@ -24,8 +24,8 @@ pub(super) struct Rule {
 }
 
 /// `(table, limit column, metric column)`.
-pub(super) const BUDGET_RULES: (&str, &str, &str) = ("budgets", "amount_nanos", "NULL");
-pub(super) const QUOTA_RULES: (&str, &str, &str) = ("quotas", "limit_value", "metric");
+pub(crate) const BUDGET_RULES: (&str, &str, &str) = ("budgets", "amount_nanos", "NULL");
+pub(crate) const QUOTA_RULES: (&str, &str, &str) = ("quotas", "limit_value", "metric");
 
 type RuleRow = (
     String,
@@ -39,7 +39,7 @@ type RuleRow = (
 );
 
 /// The active rules of `table` matching `principal` that have a window at `now`, ordered by id.
-pub(super) async fn matching(
+pub(crate) async fn matching(
     conn: &mut DbConnection,
     (table, limit, metric): (&str, &str, &str),
     principal: &Principal,

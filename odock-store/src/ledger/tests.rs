@@ -4,7 +4,7 @@ use std::time::Duration;
 use crate::db::Db;
 use chrono::{DateTime, TimeZone, Utc};
 use odock_core::{
-    ApiKeyId, ApiKeyType, BudgetError, BudgetLedger, ManualClock, OrganisationId, Principal,
+    ApiKeyId, ApiKeyType, BudgetAlerts, BudgetError, BudgetLedger, ManualClock, OrganisationId, Principal,
     QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, RequestId, TeamId, UserId,
 };
 
@@ -623,4 +623,56 @@ async fn ledger_token_quotas_reserve_the_estimate_and_settle_actuals() {
         f.quotas.reserve(&org, &rid(2), demand).await,
         Err(QuotaError::Exceeded { quota, .. }) if quota == "quota q_tok"
     ));
+}
+
+/// Records every crossing it is told about.
+#[derive(Default)]
+struct RecordedAlerts(parking_lot::Mutex<Vec<ThresholdCrossing>>);
+
+impl BudgetAlerts for RecordedAlerts {
+    fn threshold_crossed(&self, crossing: &ThresholdCrossing) {
+        self.0.lock().push(crossing.clone());
+    }
+}
+
+#[tokio::test]
+async fn ledger_settlements_report_each_threshold_crossing_once() {
+    let f = fixture().await;
+    add_budget(&f.pool, Rule::new("b_alert", "ORG", 1_000)).await;
+    exec(
+        &f.pool,
+        "UPDATE budgets SET thresholds = '[50,80,100]' WHERE id = 'b_alert'",
+    )
+    .await;
+    let alerts = Arc::new(RecordedAlerts::default());
+    let ledger = SqlBudgetLedger::new(
+        f.pool.clone(),
+        Arc::new(f.clock.clone()),
+        LedgerOptions::default(),
+    )
+    .with_alerts(alerts.clone());
+    let key = principal("k_org");
+    // 400 → 40 %: nothing; 450 more → 85 %: 50 and 80 at once; releasing crosses nothing;
+    // 100 more → 95 %: nothing; a 200 overshoot → 100 %.
+    for (n, settle) in [(1, Some(400)), (2, Some(450)), (3, None), (4, Some(100)), (5, Some(200))] {
+        let reservation = ledger.reserve(&key, &rid(n), 50).await.unwrap();
+        match settle {
+            Some(actual) => ledger.settle(&reservation, actual).await.unwrap(),
+            None => ledger.release(&reservation).await.unwrap(),
+        }
+        // Settling again changes nothing and reports nothing.
+        ledger.settle(&reservation, 999).await.unwrap();
+    }
+    let crossed: Vec<(u32, i64)> = alerts
+        .0
+        .lock()
+        .iter()
+        .map(|c| (c.threshold, c.used_nanos))
+        .collect();
+    assert_eq!(crossed, vec![(50, 850), (80, 850), (100, 1_150)]);
+    let first = alerts.0.lock()[0].clone();
+    assert_eq!(
+        (first.budget_id.as_str(), first.budget_name.as_str(), first.amount_nanos),
+        ("b_alert", "budget b_alert", 1_000)
+    );
 }

@@ -1,8 +1,11 @@
 //! The connection every Redis component shares: settings, a reconnecting multiplexed connection
 //! (`ConnectionManager`), key naming under the deployment's prefix, and a bound on every call so a
-//! Redis outage turns into a prompt error instead of a hung request.
+//! Redis outage turns into a prompt error instead of a hung request. After a connection failure,
+//! calls fail at once for a short while (a circuit breaker) instead of each waiting out the
+//! timeout; the next call after that probes Redis again.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +64,8 @@ pub enum RedisStoreError {
     Redis(#[from] redis::RedisError),
     #[error("redis: no answer within {0:?}")]
     Timeout(Duration),
+    #[error("redis: unreachable (retrying shortly)")]
+    Unreachable,
     #[error("redis: unexpected reply: {0}")]
     Reply(String),
     #[error("database: {0}")]
@@ -74,7 +79,12 @@ pub struct RedisConnection {
     manager: ConnectionManager,
     prefix: Arc<str>,
     settings: Arc<RedisSettings>,
+    /// Unix ms until which calls fail without trying (set by a connection failure).
+    open_until: Arc<AtomicI64>,
 }
+
+/// How long calls fail fast after a connection failure.
+const BREAKER_OPEN_MS: i64 = 1_000;
 
 impl std::fmt::Debug for RedisConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,6 +116,7 @@ impl RedisConnection {
             manager,
             prefix: settings.prefix.as_str().into(),
             settings: Arc::new(settings.clone()),
+            open_until: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -136,11 +147,27 @@ impl RedisConnection {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisStoreError> {
-        let limit = self.settings.response_timeout;
-        match tokio::time::timeout(limit, call).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(RedisStoreError::Timeout(limit)),
+        let now = crate::db::now_ms();
+        if now < self.open_until.load(Ordering::Relaxed) {
+            return Err(RedisStoreError::Unreachable);
         }
+        let limit = self.settings.response_timeout;
+        let (result, unreachable) = match tokio::time::timeout(limit, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => {
+                let unreachable = error.is_io_error()
+                    || error.is_connection_dropped()
+                    || error.is_connection_refusal()
+                    || error.is_timeout();
+                (Err(error.into()), unreachable)
+            }
+            Err(_) => (Err(RedisStoreError::Timeout(limit)), true),
+        };
+        if unreachable {
+            self.open_until
+                .store(now.saturating_add(BREAKER_OPEN_MS), Ordering::Relaxed);
+        }
+        result
     }
 
     /// `PING`, for readiness checks.

@@ -47,7 +47,9 @@ use super::connection::{RedisConnection, RedisStoreError};
 use super::outage::{OutageLog, OutagePolicy};
 use crate::db::{from_ms, to_ms, Db};
 use crate::ledger::rules::{self, Rule, BUDGET_RULES, QUOTA_RULES};
-use crate::ledger::{current_window, reserve_amount, settle_amount, LedgerOptions, BUDGETS, QUOTAS};
+use crate::ledger::{
+    current_window, reserve_amount, settle_amount, LedgerOptions, BUDGETS, QUOTAS,
+};
 
 /// How long a closed lease is remembered, so a late duplicate settle or release stays a no-op.
 const CLOSED_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -191,7 +193,8 @@ impl Ledger {
     }
 
     fn deadlines_key(&self) -> String {
-        self.conn.key(&format!("ledger:{}:leases", self.kind.name()))
+        self.conn
+            .key(&format!("ledger:{}:leases", self.kind.name()))
     }
 
     fn dirty_key(&self) -> String {
@@ -301,13 +304,23 @@ impl Ledger {
     }
 
     /// Creates a window's counters from the database row (created if this is its first use).
-    async fn rebuild_for_rule(&self, hold: &Hold<'_>, now: DateTime<Utc>) -> Result<(), RedisStoreError> {
+    async fn rebuild_for_rule(
+        &self,
+        hold: &Hold<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RedisStoreError> {
         let mut conn = self.pool.acquire().await?;
         let (sql_id, used, _reserved) =
             current_window(&mut conn, self.kind.book(), hold.rule, to_ms(now)).await?;
         let metric = hold.rule.metric.map_or("", QuotaMetric::as_str);
-        self.init_window(&hold.key, &sql_id, used, metric, to_ms(hold.rule.window.end))
-            .await
+        self.init_window(
+            &hold.key,
+            &sql_id,
+            used,
+            metric,
+            to_ms(hold.rule.window.end),
+        )
+        .await
     }
 
     /// Recreates the counters of a window known only by its key (a settlement after Redis lost
@@ -361,14 +374,25 @@ impl Ledger {
             .arg(used)
             .arg(self.kind.name())
             .arg(metric)
-            .arg(end_ms.saturating_add(WINDOW_GRACE_MS));
+            // Relative to the ledger's clock: Redis' own clock may disagree (tests, skew).
+            .arg(
+                end_ms
+                    .saturating_sub(to_ms(self.clock.now()))
+                    .max(0)
+                    .saturating_add(WINDOW_GRACE_MS),
+            );
         let mut conn = self.conn.manager();
         let created: i64 = self
             .conn
             .bounded(invocation.invoke_async(&mut conn))
             .await?;
         if created == 1 {
-            tracing::info!(kind = self.kind.name(), window = sql_id, used, "rebuilt ledger window from the database");
+            tracing::info!(
+                kind = self.kind.name(),
+                window = sql_id,
+                used,
+                "rebuilt ledger window from the database"
+            );
         }
         Ok(())
     }
@@ -384,7 +408,10 @@ impl Ledger {
         let member = reservation.id.as_str();
         if let Some(_member) = member.strip_prefix(UNLEDGERED) {
             return match mode {
-                CloseMode::Settle => self.add_used(&reservation.windows, actual).await.map(|()| true),
+                CloseMode::Settle => self
+                    .add_used(&reservation.windows, actual)
+                    .await
+                    .map(|()| true),
                 CloseMode::Release | CloseMode::Sweep => Ok(false),
             };
         }
@@ -541,13 +568,33 @@ impl Ledger {
             }
         }
         if released > 0 {
-            tracing::info!(kind = self.kind.name(), released, "released expired ledger leases");
+            tracing::info!(
+                kind = self.kind.name(),
+                released,
+                "released expired ledger leases"
+            );
         }
         Ok(released)
     }
 
-    /// An admission without Redis under the fail-open policy.
-    fn unledgered(&self, request_id: &RequestId, principal: &Principal, holds: &[Hold<'_>], now: DateTime<Utc>) -> Reservation {
+    /// An admission without Redis under the fail-open policy. The windows' database rows are
+    /// created now, so the settlement can rebuild counters Redis never had.
+    async fn unledgered(
+        &self,
+        request_id: &RequestId,
+        principal: &Principal,
+        holds: &[Hold<'_>],
+        now: DateTime<Utc>,
+    ) -> Reservation {
+        for hold in holds {
+            let created = async {
+                let mut conn = self.pool.acquire().await?;
+                current_window(&mut conn, self.kind.book(), hold.rule, to_ms(now)).await
+            };
+            if let Err(error) = created.await {
+                tracing::warn!(%error, "window row not created for an unledgered admission");
+            }
+        }
         Reservation {
             id: ReservationId::new(format!(
                 "{UNLEDGERED}{}:{}",
@@ -619,7 +666,9 @@ impl<'a> Reply<'a> {
     fn int(&self, index: usize) -> Result<i64, RedisStoreError> {
         match self.rest.get(index) {
             Some(Value::Int(value)) => Ok(*value),
-            other => Err(RedisStoreError::Reply(format!("expected an integer, got {other:?}"))),
+            other => Err(RedisStoreError::Reply(format!(
+                "expected an integer, got {other:?}"
+            ))),
         }
     }
 }
@@ -716,7 +765,7 @@ impl BudgetLedger for RedisBudgetLedger {
                 match ledger.outage {
                     OutagePolicy::FailClosed => Err(BudgetError::Unavailable(error.to_string())),
                     OutagePolicy::FailOpen => {
-                        Ok(ledger.unledgered(request_id, principal, &holds, now))
+                        Ok(ledger.unledgered(request_id, principal, &holds, now).await)
                     }
                 }
             }
@@ -834,7 +883,7 @@ impl QuotaLedger for RedisQuotaLedger {
                 match ledger.outage {
                     OutagePolicy::FailClosed => Err(QuotaError::Unavailable(error.to_string())),
                     OutagePolicy::FailOpen => {
-                        Ok(ledger.unledgered(request_id, principal, &holds, now))
+                        Ok(ledger.unledgered(request_id, principal, &holds, now).await)
                     }
                 }
             }
@@ -899,6 +948,9 @@ impl crate::ledger::SweepExpired for RedisQuotaLedger {
     }
 }
 
+/// A window's `(sql id, kind, used, reserved)` as Redis has it (all absent if it expired).
+type WindowTotals = (Option<String>, Option<String>, Option<i64>, Option<i64>);
+
 /// Writes the Redis windows' totals to the database in batches: `used` (never lowered, so a
 /// replica flushing an older value cannot undo a newer one) and `reserved` (informational).
 #[derive(Clone)]
@@ -949,13 +1001,17 @@ impl RedisLedgerFlusher {
                     .arg("used")
                     .arg("reserved");
             }
-            let totals: Vec<(Option<String>, Option<String>, Option<i64>, Option<i64>)> =
-                self.conn.bounded(pipe.query_async(&mut conn)).await?;
+            let totals: Vec<WindowTotals> = self.conn.bounded(pipe.query_async(&mut conn)).await?;
             if let Err(error) = self.write(&totals).await {
                 // Put them back for the next flush; the Redis counters stay authoritative.
                 let _: Result<i64, _> = self
                     .conn
-                    .bounded(redis::cmd("SADD").arg(&dirty).arg(&keys).query_async(&mut conn))
+                    .bounded(
+                        redis::cmd("SADD")
+                            .arg(&dirty)
+                            .arg(&keys)
+                            .query_async(&mut conn),
+                    )
                     .await;
                 return Err(error.into());
             }
@@ -963,10 +1019,7 @@ impl RedisLedgerFlusher {
         }
     }
 
-    async fn write(
-        &self,
-        totals: &[(Option<String>, Option<String>, Option<i64>, Option<i64>)],
-    ) -> Result<(), sqlx::Error> {
+    async fn write(&self, totals: &[WindowTotals]) -> Result<(), sqlx::Error> {
         let now = crate::db::now_ms();
         let mut tx = self.pool.begin().await?;
         for (sql_id, kind, used, reserved) in totals {

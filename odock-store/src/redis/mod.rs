@@ -14,6 +14,7 @@
 
 mod connection;
 mod invalidation;
+mod ledger;
 mod outage;
 mod rate_limit;
 
@@ -22,5 +23,6 @@ mod tests;
 
 pub use connection::{RedisConnection, RedisSettings, RedisStoreError};
 pub use invalidation::{InvalidationSubscriber, RedisInvalidator};
+pub use ledger::{RedisBudgetLedger, RedisLedgerFlusher, RedisQuotaLedger};
 pub use outage::{OutagePolicy, RedisHealth};
 pub use rate_limit::RedisRateLimiter;

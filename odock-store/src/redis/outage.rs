@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::connection::RedisConnection;
 
-/// Budget/quota admission while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Budget/quota admission while Redis is unreachable (`fail-closed` or `fail-open` in config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum OutagePolicy {
     /// Refuse governed requests (503) until Redis is back.
     #[default]
@@ -35,6 +36,14 @@ impl FromStr for OutagePolicy {
                 "unknown Redis outage policy `{other}` (expected `fail-closed` or `fail-open`)"
             )),
         }
+    }
+}
+
+impl TryFrom<String> for OutagePolicy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 

@@ -22,6 +22,13 @@ impl Recorder {
     }
 }
 
+/// Fails the test instead of hanging when a subscription never happens.
+async fn within(wait: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+        .await
+        .expect("subscribed within 10 s");
+}
+
 #[tokio::test]
 async fn redis_invalidation_published_by_one_replica_is_applied_by_the_other() {
     let Some(settings) = support::settings("redis_invalidation") else {
@@ -31,8 +38,8 @@ async fn redis_invalidation_published_by_one_replica_is_applied_by_the_other() {
     let a = RedisInvalidator::new(support::connect_with(&settings).await, cache_a.clone());
     let b = RedisInvalidator::new(support::connect_with(&settings).await, cache_b.clone());
     let (sub_a, sub_b) = (a.spawn_subscriber(), b.spawn_subscriber());
-    sub_a.subscribed(1).await;
-    sub_b.subscribed(1).await;
+    within(sub_a.subscribed(1)).await;
+    within(sub_b.subscribed(1)).await;
 
     let revoked = InvalidationCommand::new(CacheKind::ApiKey, "key_1");
     a.invalidate(&revoked);
@@ -66,12 +73,12 @@ async fn redis_invalidation_subscriber_resubscribes_after_an_outage() {
     let a = RedisInvalidator::new(support::connect_with(&settings).await, cache_a);
     let b = RedisInvalidator::new(support::connect_with(&behind_proxy).await, cache_b.clone());
     let sub_b = b.spawn_subscriber();
-    sub_b.subscribed(1).await;
+    within(sub_b.subscribed(1)).await;
 
     proxy.cut();
     proxy.restore();
     // The subscriber notices, reconnects and subscribes again; later commands reach it.
-    sub_b.subscribed(2).await;
+    within(sub_b.subscribed(2)).await;
     let command = InvalidationCommand::new(CacheKind::Team, "t_1");
     a.invalidate(&command);
     support::eventually("B applies commands after the outage", || async {

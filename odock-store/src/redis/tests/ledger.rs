@@ -546,9 +546,18 @@ async fn redis_ledger_lost_counters_are_rebuilt_from_the_database() {
     let fits = b.reserve(&org, &rid(4), 400).await.unwrap();
     // Same for the quota: 3 of 5 requests used, 2 left.
     let quota = &f.quotas[1];
-    assert!(quota.reserve(&org, &rid(5), QuotaDemand::default()).await.is_ok());
-    assert!(quota.reserve(&org, &rid(6), QuotaDemand::default()).await.is_ok());
-    assert!(quota.reserve(&org, &rid(7), QuotaDemand::default()).await.is_err());
+    assert!(quota
+        .reserve(&org, &rid(5), QuotaDemand::default())
+        .await
+        .is_ok());
+    assert!(quota
+        .reserve(&org, &rid(6), QuotaDemand::default())
+        .await
+        .is_ok());
+    assert!(quota
+        .reserve(&org, &rid(7), QuotaDemand::default())
+        .await
+        .is_err());
 
     // The in-flight request settles after the loss: its usage still counts (its hold is gone).
     a.settle(&in_flight, 50).await.unwrap();
@@ -582,10 +591,7 @@ async fn redis_ledger_settle_after_counters_were_lost_rebuilds_them_first() {
 }
 
 /// Redis behind a proxy that the test can cut, with the given outage policy.
-async fn behind_proxy(
-    test: &str,
-    outage: OutagePolicy,
-) -> Option<(Fixture, support::Proxy)> {
+async fn behind_proxy(test: &str, outage: OutagePolicy) -> Option<(Fixture, support::Proxy)> {
     let mut settings = support::settings(test)?;
     let proxy = support::Proxy::start(settings.url.expose()).await;
     settings.url = odock_core::Secret::new(proxy.url());
@@ -602,7 +608,10 @@ async fn reserve_when_back(ledger: &RedisBudgetLedger, n: u32) -> Reservation {
         match ledger.reserve(&principal("k_org"), &rid(n), 100).await {
             Ok(reservation) => return reservation,
             Err(BudgetError::Unavailable(_)) => {
-                assert!(std::time::Instant::now() < deadline, "Redis never came back");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "Redis never came back"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(other) => panic!("unexpected {other:?}"),
@@ -630,11 +639,16 @@ async fn redis_outage_fails_budgets_closed_and_recovers() {
         }
         other => panic!("expected a fail-closed denial, got {other:?}"),
     }
-    assert!(matches!(
-        f.quotas[0].reserve(&org, &rid(2), QuotaDemand::default()).await,
-        Ok(_) // no quota configured: nothing to ask Redis
-    ));
-    // Organisations without budgets are not affected by the outage.
+    // Later calls fail at once instead of each waiting for the timeout (circuit breaker).
+    match a.reserve(&org, &rid(2), 100).await {
+        Err(BudgetError::Unavailable(message)) => assert!(message.contains("unreachable")),
+        other => panic!("expected a fast fail-closed denial, got {other:?}"),
+    }
+    // No quota is configured: nothing to ask Redis, so the outage does not matter.
+    assert!(f.quotas[0]
+        .reserve(&org, &rid(2), QuotaDemand::default())
+        .await
+        .is_ok());
     let health = super::super::RedisHealth::new(f.conn.clone());
     assert!(health.check().await.is_err());
 
@@ -648,8 +662,7 @@ async fn redis_outage_fails_budgets_closed_and_recovers() {
 
 #[tokio::test]
 async fn redis_outage_fail_open_admits_and_settles_best_effort_and_rate_limits_fail_open() {
-    let Some((f, proxy)) = behind_proxy("redis_outage_open", OutagePolicy::FailOpen).await
-    else {
+    let Some((f, proxy)) = behind_proxy("redis_outage_open", OutagePolicy::FailOpen).await else {
         return;
     };
     add_budget(&f, "b1", "ORG", 1_000, "MONTHLY").await;
@@ -681,7 +694,10 @@ async fn redis_outage_fail_open_admits_and_settles_best_effort_and_rate_limits_f
     // When it settles after Redis is back, its usage is added.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while a.settle(&unledgered, 300).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "Redis never came back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Redis never came back"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(f.budget_state("b1").await, (300, 0));

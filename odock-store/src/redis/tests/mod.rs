@@ -3,5 +3,6 @@
 //! and leave nothing behind.
 
 mod invalidation;
+mod ledger;
 mod rate_limit;
 mod support;

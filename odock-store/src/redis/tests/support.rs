@@ -2,13 +2,6 @@ use std::time::Duration;
 
 use super::super::{RedisConnection, RedisSettings};
 
-/// A connection under a fresh random prefix, or `None` (after saying so) when no test Redis is
-/// configured.
-pub(super) async fn connect(test: &str) -> Option<RedisConnection> {
-    let settings = settings(test)?;
-    Some(connect_with(&settings).await)
-}
-
 /// Settings under a fresh random prefix, or `None` when no test Redis is configured.
 pub(super) fn settings(test: &str) -> Option<RedisSettings> {
     let Ok(url) = std::env::var("ODOCK_TEST_REDIS_URL") else {

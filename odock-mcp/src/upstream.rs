@@ -1,0 +1,258 @@
+//! From an MCP server's configuration to a live transport: [`McpUpstream`] is what the gateway knows
+//! about the server, [`McpTransports`] keeps one transport per server (so stdio processes, SSE
+//! streams and OAuth2 tokens live across requests) and replaces it when the configuration changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use odock_core::{McpError, McpTransport, McpTransportKind};
+use parking_lot::Mutex;
+
+use crate::auth::{McpAuth, UpstreamAuth};
+use crate::sse::{SseOptions, SseTransport};
+use crate::stdio::{StdioCommand, StdioOptions, StdioTransport};
+use crate::streamable_http::{HttpOptions, StreamableHttpTransport};
+
+/// An MCP server's transport configuration, with its auth config already decrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct McpUpstream {
+    pub transport: McpTransportKind,
+    /// `endpointUrl`: the MCP endpoint (STREAMABLE_HTTP) or the event-stream URL (SSE).
+    pub endpoint_url: Option<String>,
+    pub stdio_command: Option<String>,
+    pub stdio_args: Vec<String>,
+    /// Added to the gateway's environment for the child (may hold credentials; never printed).
+    pub stdio_env: BTreeMap<String, String>,
+    pub auth: McpAuth,
+}
+
+impl std::fmt::Debug for McpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpUpstream")
+            .field("transport", &self.transport)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("stdio_command", &self.stdio_command)
+            .field("stdio_args", &self.stdio_args)
+            .field("stdio_env", &self.stdio_env.keys().collect::<Vec<_>>())
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+impl McpUpstream {
+    /// A STREAMABLE_HTTP or SSE upstream without auth.
+    pub fn http(transport: McpTransportKind, endpoint_url: impl Into<String>) -> Self {
+        Self {
+            transport,
+            endpoint_url: Some(endpoint_url.into()),
+            stdio_command: None,
+            stdio_args: Vec::new(),
+            stdio_env: BTreeMap::new(),
+            auth: McpAuth::None,
+        }
+    }
+
+    /// A STDIO upstream.
+    pub fn stdio(command: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            transport: McpTransportKind::Stdio,
+            endpoint_url: None,
+            stdio_command: Some(command.into()),
+            stdio_args: args,
+            stdio_env: BTreeMap::new(),
+            auth: McpAuth::None,
+        }
+    }
+
+    /// The configuration checks of the access flow: an HTTP/SSE server needs an endpoint URL
+    /// ([`McpError::MissingEndpoint`]), a STDIO server a command
+    /// ([`McpError::MissingStdioCommand`]).
+    pub fn validate(&self) -> Result<(), McpError> {
+        let present =
+            |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        match self.transport {
+            McpTransportKind::StreamableHttp | McpTransportKind::Sse => {
+                if !present(&self.endpoint_url) {
+                    return Err(McpError::MissingEndpoint);
+                }
+            }
+            McpTransportKind::Stdio => {
+                if !present(&self.stdio_command) {
+                    return Err(McpError::MissingStdioCommand);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings for every transport the pool builds.
+#[derive(Debug, Clone, Default)]
+pub struct McpTransportOptions {
+    pub http: HttpOptions,
+    pub sse: SseOptions,
+    /// Its `processes` counter is shared by every stdio transport of the pool.
+    pub stdio: StdioOptions,
+}
+
+enum Built {
+    Http,
+    Sse(SseTransport),
+    Stdio(StdioTransport),
+}
+
+struct PoolEntry {
+    upstream: McpUpstream,
+    transport: Arc<dyn McpTransport>,
+    built: Built,
+}
+
+/// One transport per MCP server, keyed by the server's id. Cheap to clone; clones share the pool.
+#[derive(Clone, Default)]
+pub struct McpTransports {
+    options: McpTransportOptions,
+    entries: Arc<Mutex<HashMap<String, PoolEntry>>>,
+}
+
+impl std::fmt::Debug for McpTransports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpTransports")
+            .field("servers", &self.entries.lock().len())
+            .field("stdio_processes", &self.stdio_process_count())
+            .finish()
+    }
+}
+
+impl McpTransports {
+    pub fn new(options: McpTransportOptions) -> Self {
+        Self {
+            options,
+            entries: Arc::default(),
+        }
+    }
+
+    /// The transport for server `server_id`, built on first use and rebuilt when `upstream`
+    /// differs from the configuration it was built with (the old one's sessions end).
+    pub fn transport(
+        &self,
+        server_id: &str,
+        upstream: &McpUpstream,
+    ) -> Result<Arc<dyn McpTransport>, McpError> {
+        let mut entries = self.entries.lock();
+        if let Some(entry) = entries.get(server_id) {
+            if entry.upstream == *upstream {
+                return Ok(entry.transport.clone());
+            }
+        }
+        upstream.validate()?;
+        let (transport, built) = self.build(upstream)?;
+        let replaced = entries.insert(
+            server_id.to_owned(),
+            PoolEntry {
+                upstream: upstream.clone(),
+                transport: transport.clone(),
+                built,
+            },
+        );
+        drop(entries);
+        if let Some(old) = replaced {
+            retire(old);
+        }
+        Ok(transport)
+    }
+
+    /// Forgets a server's transport (server deleted or disabled); its sessions end.
+    pub fn remove(&self, server_id: &str) {
+        let removed = self.entries.lock().remove(server_id);
+        if let Some(old) = removed {
+            retire(old);
+        }
+    }
+
+    /// Live stdio child processes across the pool.
+    pub fn stdio_process_count(&self) -> usize {
+        self.options.stdio.processes.get()
+    }
+
+    fn build(&self, upstream: &McpUpstream) -> Result<(Arc<dyn McpTransport>, Built), McpError> {
+        let endpoint = upstream.endpoint_url.as_deref().unwrap_or_default();
+        match upstream.transport {
+            McpTransportKind::StreamableHttp => {
+                let client = self.options.http.client()?;
+                let auth = Arc::new(UpstreamAuth::new(upstream.auth.clone(), client.clone()));
+                let transport = StreamableHttpTransport::with_client(
+                    endpoint,
+                    client,
+                    auth,
+                    self.options.http,
+                )?;
+                Ok((Arc::new(transport), Built::Http))
+            }
+            McpTransportKind::Sse => {
+                let client = self.options.sse.http.client()?;
+                let auth = Arc::new(UpstreamAuth::new(upstream.auth.clone(), client.clone()));
+                let transport =
+                    SseTransport::with_client(endpoint, client, auth, self.options.sse.clone())?;
+                Ok((Arc::new(transport.clone()), Built::Sse(transport)))
+            }
+            McpTransportKind::Stdio => {
+                let command = StdioCommand {
+                    command: upstream.stdio_command.clone().unwrap_or_default(),
+                    args: upstream.stdio_args.clone(),
+                    env: upstream.stdio_env.clone(),
+                };
+                let transport = StdioTransport::new(command, self.options.stdio.clone())?;
+                Ok((Arc::new(transport.clone()), Built::Stdio(transport)))
+            }
+        }
+    }
+}
+
+/// Ends a replaced transport's sessions (processes are killed and reaped in the background).
+fn retire(entry: PoolEntry) {
+    match entry.built {
+        Built::Http => {}
+        Built::Sse(transport) => transport.shutdown(),
+        Built::Stdio(transport) => {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { transport.shutdown().await });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_missing_piece() {
+        let mut http = McpUpstream::http(McpTransportKind::StreamableHttp, " ");
+        assert_eq!(http.validate(), Err(McpError::MissingEndpoint));
+        http.transport = McpTransportKind::Sse;
+        http.endpoint_url = None;
+        assert_eq!(http.validate(), Err(McpError::MissingEndpoint));
+        let stdio = McpUpstream::stdio("", vec![]);
+        assert_eq!(stdio.validate(), Err(McpError::MissingStdioCommand));
+        assert!(McpUpstream::stdio("server", vec![]).validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_pool_reuses_a_transport_until_its_config_changes() {
+        let pool = McpTransports::new(McpTransportOptions::default());
+        let upstream =
+            McpUpstream::http(McpTransportKind::StreamableHttp, "http://127.0.0.1:9/mcp");
+        let first = pool.transport("srv", &upstream).unwrap();
+        let again = pool.transport("srv", &upstream).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let changed =
+            McpUpstream::http(McpTransportKind::StreamableHttp, "http://127.0.0.1:9/other");
+        let rebuilt = pool.transport("srv", &changed).unwrap();
+        assert!(!Arc::ptr_eq(&first, &rebuilt));
+        let broken = McpUpstream::http(McpTransportKind::Sse, "");
+        assert_eq!(
+            pool.transport("srv2", &broken).err(),
+            Some(McpError::MissingEndpoint)
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Where budgets, quotas, rate limits and cache invalidation live: in-process and in the database
+//! (embedded mode), or shared through Redis when `ODOCK_REDIS_URL` is set, so several replicas on
+//! one database behave as one gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use odock_core::rate_limit::RateLimiter;
+use odock_core::{BudgetAlerts, BudgetLedger, CacheInvalidator, Clock, QuotaLedger};
+use odock_store::db::Db;
+use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
+use odock_store::redis::{
+    InvalidationSubscriber, RedisBudgetLedger, RedisConnection, RedisHealth, RedisInvalidator,
+    RedisLedgerFlusher, RedisQuotaLedger, RedisRateLimiter, RedisSettings, RedisStoreError,
+};
+use tokio::task::JoinHandle;
+
+/// How often expired budget/quota leases (a crashed replica's holds) are released.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How often Redis ledger totals are written to the database.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for the last ledger flush.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The ledgers, limiter and background tasks of one replica.
+pub struct Governance {
+    pub budgets: Arc<dyn BudgetLedger>,
+    pub quotas: Arc<dyn QuotaLedger>,
+    /// `None`: the gateway's in-process default.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
+    /// The ledgers' own caches (which rules apply), evicted with the others.
+    pub caches: Vec<Arc<dyn CacheInvalidator>>,
+    redis: Option<RedisParts>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct RedisParts {
+    conn: RedisConnection,
+    flusher: RedisLedgerFlusher,
+    subscriber: Option<InvalidationSubscriber>,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance")
+            .field("redis", &self.redis.as_ref().map(|r| &r.conn))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Governance {
+    /// Embedded mode: SQL ledgers (with threshold alerts) and the in-process limiter.
+    pub fn embedded(pool: &Db, clock: Arc<dyn Clock>, alerts: Arc<dyn BudgetAlerts>) -> Self {
+        let budgets = Arc::new(
+            SqlBudgetLedger::new(pool.clone(), clock.clone(), LedgerOptions::default())
+                .with_alerts(alerts),
+        );
+        let quotas = Arc::new(SqlQuotaLedger::new(
+            pool.clone(),
+            clock,
+            LedgerOptions::default(),
+        ));
+        let tasks = vec![
+            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
+            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+        ];
+        Self {
+            budgets: budgets.clone(),
+            quotas: quotas.clone(),
+            limiter: None,
+            caches: vec![budgets, quotas],
+            redis: None,
+            tasks,
+        }
+    }
+
+    /// Production mode: Redis ledgers flushed to `pool`, the Redis limiter, and (see
+    /// [`Self::invalidator`]) invalidation over pub/sub.
+    pub async fn redis(
+        settings: &RedisSettings,
+        pool: &Db,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RedisStoreError> {
+        let conn = RedisConnection::connect(settings).await?;
+        let options = LedgerOptions::default();
+        let budgets = Arc::new(RedisBudgetLedger::new(
+            conn.clone(),
+            pool.clone(),
+            clock.clone(),
+            options.clone(),
+        ));
+        let quotas = Arc::new(RedisQuotaLedger::new(
+            conn.clone(),
+            pool.clone(),
+            clock.clone(),
+            options,
+        ));
+        let flusher = RedisLedgerFlusher::new(conn.clone(), pool.clone());
+        let tasks = vec![
+            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
+            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+            flusher.clone().spawn(FLUSH_EVERY),
+        ];
+        tracing::info!(prefix = conn.prefix(), outage = %settings.outage, "budgets, quotas, rate limits and cache invalidation shared through Redis");
+        Ok(Self {
+            budgets: budgets.clone(),
+            quotas: quotas.clone(),
+            limiter: Some(Arc::new(RedisRateLimiter::new(conn.clone(), clock))),
+            caches: vec![budgets, quotas],
+            redis: Some(RedisParts {
+                conn,
+                flusher,
+                subscriber: None,
+            }),
+            tasks,
+        })
+    }
+
+    /// The invalidator admin writes and `/v1/internal/cache/invalidate` go through: `local` alone
+    /// in embedded mode; with Redis, `local` plus a publication every replica applies (this one
+    /// starts listening here).
+    pub fn invalidator(&mut self, local: Arc<dyn CacheInvalidator>) -> Arc<dyn CacheInvalidator> {
+        match &mut self.redis {
+            None => local,
+            Some(redis) => {
+                let invalidator = RedisInvalidator::new(redis.conn.clone(), local);
+                redis.subscriber = Some(invalidator.spawn_subscriber());
+                Arc::new(invalidator)
+            }
+        }
+    }
+
+    /// The `redis` readiness check, when Redis is configured.
+    pub fn health(&self) -> Option<RedisHealth> {
+        self.redis
+            .as_ref()
+            .map(|redis| RedisHealth::new(redis.conn.clone()))
+    }
+
+    /// Stops the background tasks and writes the last ledger totals to the database.
+    pub async fn shutdown(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(redis) = self.redis.as_mut() {
+            redis.subscriber = None;
+            match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, redis.flusher.flush()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "last ledger totals not flushed; another replica or the next start will")
+                }
+                Err(_) => tracing::warn!("last ledger totals not flushed in time"),
+            }
+        }
+    }
+}
