@@ -60,7 +60,7 @@
 //! ```
 //!
 //! Test fixtures (feature `testing`): fake streamable-HTTP and legacy SSE MCP servers in
-//! [`testing`](crate::testing), and the fake stdio server binary `odock-fake-mcp-stdio`.
+//! `odock_mcp::testing`, and the fake stdio server binary `odock-fake-mcp-stdio`.
 
 pub mod auth;
 pub mod framing;

@@ -50,9 +50,9 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// Routes one message: a response to the POST that sent its id; a progress notification to the
-    /// POST that asked for it; anything else to the newest in-flight POST, else the GET stream,
-    /// else it is dropped (logged).
+    /// Routes one message: a response to the POST that sent its id (else dropped); a progress
+    /// notification to the POST that asked for it; anything else to the open GET stream, else the
+    /// newest in-flight POST, else it is dropped (logged).
     pub(crate) fn deliver(&self, value: Value) {
         let message = match JsonRpcMessage::from_value(value.clone()) {
             Ok(message) => message,
@@ -73,21 +73,21 @@ impl Inbox {
             }
             return;
         }
-        let target = {
-            let by_progress = message
-                .progress_token()
-                .and_then(|token| state.progress.get(&token.to_string()))
-                .map(|(_, waiter)| waiter.clone());
-            by_progress
-                .or_else(|| {
-                    state
-                        .pending
-                        .values()
-                        .max_by_key(|(exchange, _)| *exchange)
-                        .map(|(_, waiter)| waiter.clone())
-                })
-                .or_else(|| state.listener.clone())
-        };
+        // Progress goes to the POST that asked for it; other server messages (logging, list
+        // changes, server requests) to the GET stream when one is open, else to the newest POST.
+        let by_progress = message
+            .progress_token()
+            .and_then(|token| state.progress.get(&token.to_string()))
+            .map(|(_, waiter)| waiter.clone());
+        let target = by_progress
+            .or_else(|| state.listener.clone().filter(|l| !l.is_closed()))
+            .or_else(|| {
+                state
+                    .pending
+                    .values()
+                    .max_by_key(|(exchange, _)| *exchange)
+                    .map(|(_, waiter)| waiter.clone())
+            });
         match target {
             Some(waiter) => {
                 if waiter.send(Inbound::Message(value)).is_err() {

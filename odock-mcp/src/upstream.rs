@@ -169,6 +169,19 @@ impl McpTransports {
         }
     }
 
+    /// Ends every server's sessions (graceful shutdown): stdio processes are killed and reaped
+    /// before this returns.
+    pub async fn shutdown(&self) {
+        let entries: Vec<PoolEntry> = self.entries.lock().drain().map(|(_, e)| e).collect();
+        for entry in entries {
+            match entry.built {
+                Built::Http => {}
+                Built::Sse(transport) => transport.shutdown(),
+                Built::Stdio(transport) => transport.shutdown().await,
+            }
+        }
+    }
+
     /// Live stdio child processes across the pool.
     pub fn stdio_process_count(&self) -> usize {
         self.options.stdio.processes.get()

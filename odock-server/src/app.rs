@@ -46,6 +46,9 @@ pub enum StartError {
     Config(String),
 }
 
+/// How often usage retention looks for records past their age.
+const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
+
 /// A built server, ready to serve.
 pub struct App {
     router: Router,
@@ -67,7 +70,14 @@ impl App {
     /// and assembles every route.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let pool =
-            odock_store::connect(&config.database_url, &odock_store::DbOptions::default()).await?;
+            odock_store::connect(
+                &config.database_url,
+                &odock_store::DbOptions {
+                    max_connections: config.database_max_connections,
+                    acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+                },
+            )
+            .await?;
         let master_key = Arc::new(load_master_key(config)?);
         let admin_token = load_admin_token(config)?;
 
@@ -101,10 +111,18 @@ impl App {
             clock,
             LedgerOptions::default(),
         ));
-        let sweepers = vec![
+        let mut sweepers = vec![
             spawn_sweeper(budgets.clone(), SWEEP_EVERY),
             spawn_sweeper(quotas.clone(), SWEEP_EVERY),
         ];
+        if let Some(days) = config.usage_retention_days {
+            let keep = Duration::from_secs(u64::from(days) * 86_400);
+            sweepers.push(odock_store::retention::spawn_retention(
+                pool.clone(),
+                keep,
+                RETENTION_EVERY,
+            ));
+        }
 
         let providers = odock_providers::default_registry(odock_providers::http_client());
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)

@@ -68,6 +68,12 @@ pub struct FileConfig {
     pub shutdown_grace_secs: Option<u64>,
     /// Load balancers whose `X-Forwarded-For` is believed (IPs or CIDRs).
     pub trusted_proxies: Option<Vec<String>>,
+    /// Days usage records are kept (unset: forever). Daily totals are kept regardless.
+    pub usage_retention_days: Option<u32>,
+    /// Database connection pool size.
+    pub database_max_connections: Option<u32>,
+    /// How long a request waits for a database connection, in milliseconds.
+    pub database_acquire_timeout_ms: Option<u64>,
 }
 
 /// The checked configuration the server runs with.
@@ -87,6 +93,12 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// IPs/CIDRs of the proxies in front of the server (`ODOCK_TRUSTED_PROXIES`, comma-separated).
     pub trusted_proxies: Vec<String>,
+    /// Days usage records are kept (`ODOCK_USAGE_RETENTION_DAYS`; `None` keeps them forever).
+    pub usage_retention_days: Option<u32>,
+    /// Pool size (`ODOCK_DATABASE_MAX_CONNECTIONS`) and connection wait
+    /// (`ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS`).
+    pub database_max_connections: u32,
+    pub database_acquire_timeout_ms: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -123,6 +135,9 @@ impl Default for Config {
             usage_flush_interval_ms: 100,
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
+            usage_retention_days: None,
+            database_max_connections: 8,
+            database_acquire_timeout_ms: 10_000,
         }
     }
 }
@@ -176,6 +191,15 @@ impl Config {
         if let Some(v) = file.trusted_proxies {
             self.trusted_proxies = v;
         }
+        if let Some(v) = file.usage_retention_days {
+            self.usage_retention_days = Some(v);
+        }
+        if let Some(v) = file.database_max_connections {
+            self.database_max_connections = v;
+        }
+        if let Some(v) = file.database_acquire_timeout_ms {
+            self.database_acquire_timeout_ms = v;
+        }
     }
 
     fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -222,6 +246,22 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(v) = get("ODOCK_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_DATABASE_MAX_CONNECTIONS", e))?;
+        }
+        if let Some(v) = get("ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS") {
+            self.database_acquire_timeout_ms = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS", e))?;
+        }
+        if let Some(v) = get("ODOCK_USAGE_RETENTION_DAYS") {
+            let days = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_USAGE_RETENTION_DAYS", e))?;
+            self.usage_retention_days = Some(days);
+        }
         if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
             self.max_body_bytes = v.parse().map_err(|e| invalid("ODOCK_MAX_BODY_BYTES", e))?;
         }
@@ -266,6 +306,12 @@ impl Config {
             odock_store::MasterKey::from_base64(key.expose())
                 .map_err(|e| invalid("master_key", e))?;
         }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be positive"));
+        }
+        if self.usage_retention_days == Some(0) {
+            return Err(invalid("usage_retention_days", "must be at least 1 (unset keeps records forever)"));
+        }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be positive"));
         }
@@ -300,7 +346,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
@@ -314,6 +360,9 @@ impl Config {
             self.usage_flush_interval_ms,
             self.shutdown_grace_secs,
             self.trusted_proxies,
+            self.usage_retention_days,
+            self.database_max_connections,
+            self.database_acquire_timeout_ms,
         )
     }
 }
@@ -425,5 +474,30 @@ mod tests {
             assert!(!text.contains("super-secret-token"));
             assert!(!text.contains("inv-secret"));
         }
+    }
+
+    #[test]
+    fn production_settings_parse_and_bad_values_are_refused() {
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_DATABASE_URL", "postgres://odock@db/odock"),
+                ("ODOCK_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                ("ODOCK_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.1"),
+                ("ODOCK_USAGE_RETENTION_DAYS", "90"),
+                ("ODOCK_DATABASE_MAX_CONNECTIONS", "32"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies, vec!["10.0.0.0/8", "192.168.0.1"]);
+        assert_eq!(config.usage_retention_days, Some(90));
+        assert_eq!(config.database_max_connections, 32);
+
+        let refused = |pairs: &[(&str, &str)]| Config::load(&Cli::default(), env(pairs)).is_err();
+        assert!(refused(&[("ODOCK_DATABASE_URL", "postgres://odock@db/odock")]));
+        assert!(refused(&[("ODOCK_DATABASE_URL", "mysql://db/odock")]));
+        assert!(refused(&[("ODOCK_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip")]));
+        assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "0")]));
+        assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "forever")]));
     }
 }

@@ -82,15 +82,14 @@ impl Governance {
         settings: &RedisSettings,
         pool: &Db,
         clock: Arc<dyn Clock>,
+        alerts: Arc<dyn BudgetAlerts>,
     ) -> Result<Self, RedisStoreError> {
         let conn = RedisConnection::connect(settings).await?;
         let options = LedgerOptions::default();
-        let budgets = Arc::new(RedisBudgetLedger::new(
-            conn.clone(),
-            pool.clone(),
-            clock.clone(),
-            options.clone(),
-        ));
+        let budgets = Arc::new(
+            RedisBudgetLedger::new(conn.clone(), pool.clone(), clock.clone(), options.clone())
+                .with_alerts(alerts),
+        );
         let quotas = Arc::new(RedisQuotaLedger::new(
             conn.clone(),
             pool.clone(),
@@ -154,5 +153,60 @@ impl Governance {
                 Err(_) => tracing::warn!("last ledger totals not flushed in time"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::{App, Cli, Config};
+
+    fn config(database: &str, redis: &str, prefix: &str) -> Config {
+        let lookup = |name: &str| match name {
+            "ODOCK_DATABASE_URL" => Some(database.to_owned()),
+            "ODOCK_REDIS_URL" => Some(redis.to_owned()),
+            "ODOCK_REDIS_PREFIX" => Some(prefix.to_owned()),
+            "ODOCK_REDIS_CONNECT_TIMEOUT_MS" => Some("300".to_owned()),
+            "ODOCK_ADMIN_TOKEN" => Some("test-admin-token".to_owned()),
+            _ => None,
+        };
+        Config::load(&Cli::default(), lookup).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_server_configured_with_redis_uses_it_and_reports_it_ready() {
+        let Ok(redis) = std::env::var("ODOCK_TEST_REDIS_URL") else {
+            eprintln!("skipped: ODOCK_TEST_REDIS_URL is not set");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("odock.db").display());
+        let prefix = format!("odock-test:{}:", odock_core::ids::random_hex(8));
+        let app = App::build(&config(&database, &redis, &prefix))
+            .await
+            .unwrap();
+        let response = app
+            .router()
+            .oneshot(Request::get("/v1/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(body["checks"]["redis"], "ok");
+        assert_eq!(body["checks"]["database"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_server_configured_with_an_unreachable_redis_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("odock.db").display());
+        let started = App::build(&config(&database, "redis://127.0.0.1:1", "odock:")).await;
+        assert!(matches!(started, Err(crate::StartError::Redis(_))));
     }
 }

@@ -57,6 +57,15 @@ impl Backend {
     }
 }
 
+/// The backend of a connection.
+pub fn connection_backend(conn: &DbConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
 /// The backend of a pool (from its connection URL).
 pub fn backend(pool: &Db) -> Backend {
     Backend::of_url(pool.connect_options().database_url.as_str()).unwrap_or(Backend::Sqlite)
@@ -200,10 +209,15 @@ impl From<bool> for Param {
 /// Builds a statement with a variable shape (optional filters, multi-row inserts) whose
 /// placeholders are numbered `$1, $2, …` — the spelling both backends accept. (sqlx's own
 /// `QueryBuilder` writes `?` under `Any`, which PostgreSQL refuses.)
+///
+/// SQLite looks numbered and named parameters (`?1`, `$1`) up linearly when parsing and binding,
+/// so a statement with thousands of them takes quadratic time; [`SqlBuilder::for_backend`] makes
+/// it write plain positional `?` there instead (the builder binds in order of appearance).
 #[derive(Debug, Default, Clone)]
 pub struct SqlBuilder {
     sql: String,
     params: Vec<Param>,
+    positional: bool,
 }
 
 impl SqlBuilder {
@@ -211,7 +225,16 @@ impl SqlBuilder {
         Self {
             sql: sql.into(),
             params: Vec::new(),
+            positional: false,
         }
+    }
+
+    /// Writes placeholders in the spelling `backend` handles fastest (`?` on SQLite, `$n` on
+    /// PostgreSQL). Use for statements with many placeholders (multi-row inserts); text pushed
+    /// into such a builder must not contain placeholders of its own.
+    pub fn for_backend(mut self, backend: Backend) -> Self {
+        self.positional = backend == Backend::Sqlite;
+        self
     }
 
     /// Appends SQL text (from code, never from clients).
@@ -223,8 +246,12 @@ impl SqlBuilder {
     /// Appends the next placeholder and binds `value` to it.
     pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
         self.params.push(value.into());
-        // Writing to a String cannot fail.
-        let _ = write!(self.sql, "${}", self.params.len());
+        if self.positional {
+            self.sql.push('?');
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(self.sql, "${}", self.params.len());
+        }
         self
     }
 
@@ -292,6 +319,9 @@ mod tests {
             "SELECT id FROM t WHERE a = $1 AND b IN ($2, $3, $4)"
         );
         assert_eq!(sql.param_count(), 4);
+        let mut sql = SqlBuilder::new("VALUES ").for_backend(Backend::Sqlite);
+        sql.push_tuple(["a", "b"]);
+        assert_eq!(sql.sql(), "VALUES (?, ?)");
     }
 
     #[test]

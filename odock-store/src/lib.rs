@@ -11,6 +11,7 @@ pub mod keys;
 pub mod ledger;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod retention;
 pub mod testing;
 pub mod usage_records;
 pub mod usage_writer;

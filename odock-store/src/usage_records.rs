@@ -19,7 +19,9 @@ use odock_core::{
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::db::{from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder};
+use crate::db::{
+    connection_backend, from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder,
+};
 
 /// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
 const MAX_VARIABLES: usize = 32_766;
@@ -45,10 +47,12 @@ pub async fn insert_batch(
     if records.is_empty() {
         return Ok(0);
     }
+    let backend = connection_backend(conn);
     let mut tx = conn.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
     for chunk in records.chunks(MAX_VARIABLES / COLUMN_COUNT) {
-        let mut builder = SqlBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) VALUES "));
+        let mut builder = SqlBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) VALUES "))
+            .for_backend(backend);
         for (i, record) in chunk.iter().enumerate() {
             if i > 0 {
                 builder.push(", ");
@@ -77,7 +81,8 @@ pub async fn insert_batch(
         let mut builder = SqlBuilder::new(
             "INSERT INTO usage (id, organisation_id, api_key_id, model_id, day, requests, errors, \
              input_tokens, output_tokens, cost_nanos_usd, updated_at) VALUES ",
-        );
+        )
+        .for_backend(backend);
         for (i, (key, totals)) in chunk.iter().enumerate() {
             if i > 0 {
                 builder.push(", ");

@@ -1,7 +1,7 @@
 //! The fake MCP server's behaviour, shared by the in-process HTTP fakes and the stdio fake binary
 //! (which includes this file by path, so it uses nothing from the crate).
 //!
-//! Tools: `echo {text}`, `add {a, b}`, `secret_tool`, `slow_progress {steps?}` (sends
+//! Tools: `echo {text, log?}` (`log: true` sends a `notifications/message` first), `add {a, b}`, `secret_tool`, `slow_progress {steps?}` (sends
 //! `notifications/progress` before its result) and `crash` (the stdio binary exits).
 
 use serde_json::{json, Value};
@@ -70,9 +70,19 @@ fn call_tool(params: &Value, reply: &mut FakeReply) -> Result<Value, (i64, Strin
     let name = params.get("name").and_then(Value::as_str).unwrap_or("");
     let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
     match name {
-        "echo" => Ok(text_result(
-            arguments.get("text").and_then(Value::as_str).unwrap_or(""),
-        )),
+        "echo" => {
+            // `{"log": true}`: a log notification first, unrelated to any progress token.
+            if arguments.get("log") == Some(&json!(true)) {
+                reply.messages.push(json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/message",
+                    "params": {"level": "info", "data": "echo called"},
+                }));
+            }
+            Ok(text_result(
+                arguments.get("text").and_then(Value::as_str).unwrap_or(""),
+            ))
+        }
         "add" => {
             let number = |key: &str| arguments.get(key).and_then(Value::as_f64).unwrap_or(0.0);
             let sum = number("a") + number("b");

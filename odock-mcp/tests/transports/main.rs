@@ -5,6 +5,9 @@
 mod support;
 
 mod auth;
+mod pool;
+mod python_sdk;
 mod sse;
 mod stdio;
 mod streamable_http;
+mod scratch;

@@ -526,3 +526,45 @@ async fn the_probe_does_not_break_a_slow_newline_server() {
     }
     transport.shutdown().await;
 }
+
+#[tokio::test]
+async fn server_messages_go_to_the_get_stream_when_one_is_open() {
+    let transport = transport(&[]);
+    let session = open_session(&transport).await;
+    let logged = call(2, "echo", json!({"text": "x", "log": true}));
+
+    // No GET stream: the log rides on the POST's event stream, before the response.
+    let messages = stream_messages(post(&transport, Some(&session), &logged, true).await).await;
+    assert_eq!(messages[0]["method"], "notifications/message");
+    assert_eq!(messages[1]["id"], 2);
+
+    // With a GET stream open, the POST gets only its response and the log goes to the stream.
+    let reply = transport
+        .send(odock_core::McpMessage {
+            method: http::Method::GET,
+            headers: client_headers(Some(&session), true),
+            body: Default::default(),
+        })
+        .await
+        .unwrap();
+    let odock_core::McpReply::Stream { mut events, .. } = reply else {
+        panic!("GET is a stream")
+    };
+    let mut logged = logged;
+    logged["id"] = json!(3);
+    let only = json_body(post(&transport, Some(&session), &logged, true).await);
+    assert_eq!(only["id"], 3);
+    use futures::StreamExt;
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let event = odock_mcp::framing::SseEvent::parse(&event).unwrap();
+    let note: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(note["method"], "notifications/message");
+
+    // Ending the session ends the GET stream.
+    delete(&transport, &session).await;
+    assert!(events.next().await.is_none());
+}

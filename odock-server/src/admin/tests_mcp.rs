@@ -112,6 +112,7 @@ async fn mcp_servers_keep_their_secrets_sealed_and_show_previews() {
     let servers = format!("/api/organisations/{org}/mcp-servers");
     let client_secret = "oauth-client-secret-value-42";
     let env_secret = "stdio-env-secret-value-77";
+    h.invalidated();
     let (status, created, text) = h
         .call(
             Method::POST,

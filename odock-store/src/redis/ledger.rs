@@ -37,9 +37,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use odock_core::{
-    BudgetError, BudgetLedger, CacheInvalidator, CacheKind, Clock, InvalidationCommand,
-    LedgerError, Principal, QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, QuotaMetric,
-    RequestId, Reservation, ReservationId,
+    crossed_thresholds, BudgetAlerts, BudgetError, BudgetLedger, CacheInvalidator, CacheKind,
+    Clock, InvalidationCommand, LedgerError, LogBudgetAlerts, Principal, QuotaActuals,
+    QuotaDemand, QuotaError, QuotaLedger, QuotaMetric, RequestId, Reservation, ReservationId,
+    ThresholdCrossing,
 };
 use redis::{Script, Value};
 
@@ -404,19 +405,16 @@ impl Ledger {
         mode: CloseMode,
         actual: &HashMap<&str, i64>,
         actual_cost: i64,
-    ) -> Result<bool, RedisStoreError> {
+    ) -> Result<Closed, RedisStoreError> {
         let member = reservation.id.as_str();
-        if let Some(_member) = member.strip_prefix(UNLEDGERED) {
+        if member.starts_with(UNLEDGERED) {
             return match mode {
-                CloseMode::Settle => self
-                    .add_used(&reservation.windows, actual)
-                    .await
-                    .map(|()| true),
-                CloseMode::Release | CloseMode::Sweep => Ok(false),
+                CloseMode::Settle => self.add_used(&reservation.windows, actual).await,
+                CloseMode::Release | CloseMode::Sweep => Ok(Closed::default()),
             };
         }
         if reservation.windows.is_empty() && mode != CloseMode::Sweep {
-            return Ok(false);
+            return Ok(Closed::default());
         }
         let now = to_ms(self.clock.now());
         let actual_json = serde_json::to_string(actual)
@@ -444,8 +442,8 @@ impl Ledger {
                 .await?;
             let reply = Reply::parse(&reply)?;
             match reply.code {
-                0 => return Ok(false),
-                1 => return Ok(true),
+                0 => return Ok(Closed::default()),
+                1 => return reply.closed(),
                 3 => {
                     for key in reply.rest.iter().map(text) {
                         self.rebuild_for_key(&key).await?;
@@ -464,9 +462,9 @@ impl Ledger {
         &self,
         windows: &[String],
         actual: &HashMap<&str, i64>,
-    ) -> Result<(), RedisStoreError> {
+    ) -> Result<Closed, RedisStoreError> {
         if windows.is_empty() {
-            return Ok(());
+            return Ok(Closed::default());
         }
         let actual_json = serde_json::to_string(actual)
             .map_err(|error| RedisStoreError::Reply(error.to_string()))?;
@@ -484,7 +482,7 @@ impl Ledger {
                 .await?;
             let reply = Reply::parse(&reply)?;
             match reply.code {
-                1 => return Ok(()),
+                1 => return reply.closed(),
                 3 => {
                     for key in reply.rest.iter().map(text) {
                         self.rebuild_for_key(&key).await?;
@@ -559,6 +557,7 @@ impl Ledger {
                 if self
                     .close(&reservation, CloseMode::Sweep, &HashMap::new(), 0)
                     .await?
+                    .closed
                 {
                     released += 1;
                 }
@@ -630,6 +629,14 @@ impl Ledger {
     }
 }
 
+/// What closing a hold did.
+#[derive(Debug, Default)]
+struct Closed {
+    closed: bool,
+    /// `(window key, used after, added)` for every window whose spend grew.
+    grew: Vec<(String, i64, i64)>,
+}
+
 /// How a hold ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CloseMode {
@@ -661,6 +668,20 @@ impl<'a> Reply<'a> {
             Some((Value::Int(code), rest)) => Ok(Self { code: *code, rest }),
             _ => Err(RedisStoreError::Reply(format!("{values:?}"))),
         }
+    }
+
+    /// A successful close: `(window, used after, added)` triples follow the code.
+    fn closed(&self) -> Result<Closed, RedisStoreError> {
+        let mut grew = Vec::new();
+        for triple in self.rest.chunks(3) {
+            match triple {
+                [window, Value::Int(after), Value::Int(added)] => {
+                    grew.push((text(window), *after, *added))
+                }
+                other => return Err(RedisStoreError::Reply(format!("close: {other:?}"))),
+            }
+        }
+        Ok(Closed { closed: true, grew })
     }
 
     fn int(&self, index: usize) -> Result<i64, RedisStoreError> {
@@ -700,14 +721,30 @@ fn ledger_error(error: RedisStoreError) -> LedgerError {
 /// The set of windows changed since the last flush.
 const DIRTY: &str = "ledger:dirty";
 
-/// The Redis [`BudgetLedger`]. Cheap to share behind an `Arc`.
-pub struct RedisBudgetLedger(Ledger);
+/// The Redis [`BudgetLedger`]. Cheap to share behind an `Arc`. Reports warning-threshold
+/// crossings like the SQL ledger: each settlement's spend increase is atomic in Redis, so every
+/// crossing is reported once, by the settlement that made it.
+pub struct RedisBudgetLedger {
+    ledger: Ledger,
+    alerts: Arc<dyn BudgetAlerts>,
+    /// Name, organisation, amount and thresholds per budget id, for crossing reports.
+    budgets: moka::sync::Cache<String, Arc<BudgetFacts>>,
+}
+
+/// What a threshold report says about a budget.
+#[derive(Debug)]
+struct BudgetFacts {
+    name: String,
+    organisation_id: String,
+    amount: i64,
+    thresholds: Vec<u32>,
+}
 
 impl std::fmt::Debug for RedisBudgetLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBudgetLedger")
-            .field("options", &self.0.options)
-            .field("outage", &self.0.outage)
+            .field("options", &self.ledger.options)
+            .field("outage", &self.ledger.outage)
             .finish_non_exhaustive()
     }
 }
@@ -720,7 +757,78 @@ impl RedisBudgetLedger {
         clock: Arc<dyn Clock>,
         options: LedgerOptions,
     ) -> Self {
-        Self(Ledger::new(Kind::Budget, conn, pool, clock, options))
+        Self {
+            ledger: Ledger::new(Kind::Budget, conn, pool, clock, options),
+            alerts: Arc::new(LogBudgetAlerts),
+            budgets: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(RULES_TTL)
+                .build(),
+        }
+    }
+
+    /// Reports threshold crossings to `alerts` (default: a warning in the logs).
+    pub fn with_alerts(mut self, alerts: Arc<dyn BudgetAlerts>) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Reports the thresholds that a settlement's spend increase crossed.
+    async fn report_crossings(&self, grew: &[(String, i64, i64)]) {
+        let prefix = self.ledger.conn.key("ledger:budget:w:");
+        for (window, after, added) in grew {
+            let Some((budget_id, start)) = window
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.rsplit_once(':'))
+                .and_then(|(id, start)| Some((id, start.parse::<i64>().ok()?)))
+            else {
+                continue;
+            };
+            let facts = match self.facts(budget_id).await {
+                Ok(Some(facts)) => facts,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, budget = budget_id, "budget thresholds not checked");
+                    continue;
+                }
+            };
+            let before = after.saturating_sub(*added);
+            for threshold in crossed_thresholds(before, *after, facts.amount, &facts.thresholds) {
+                self.alerts.threshold_crossed(&ThresholdCrossing {
+                    organisation_id: facts.organisation_id.clone(),
+                    budget_id: budget_id.to_owned(),
+                    budget_name: facts.name.clone(),
+                    threshold,
+                    used_nanos: *after,
+                    amount_nanos: facts.amount,
+                    window_start: from_ms(start),
+                });
+            }
+        }
+    }
+
+    async fn facts(&self, budget_id: &str) -> Result<Option<Arc<BudgetFacts>>, sqlx::Error> {
+        if let Some(facts) = self.budgets.get(budget_id) {
+            return Ok(Some(facts));
+        }
+        let row: Option<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT name, organisation_id, amount_nanos, thresholds FROM budgets WHERE id = $1",
+        )
+        .bind(budget_id)
+        .fetch_optional(&self.ledger.pool)
+        .await?;
+        Ok(row.map(|(name, organisation_id, amount, thresholds)| {
+            let facts = Arc::new(BudgetFacts {
+                name,
+                organisation_id,
+                amount,
+                thresholds: thresholds
+                    .and_then(|text| serde_json::from_str(&text).ok())
+                    .unwrap_or_default(),
+            });
+            self.budgets.insert(budget_id.to_owned(), facts.clone());
+            facts
+        }))
     }
 }
 
@@ -732,7 +840,7 @@ impl BudgetLedger for RedisBudgetLedger {
         request_id: &RequestId,
         estimate_nanos: i64,
     ) -> Result<Reservation, BudgetError> {
-        let ledger = &self.0;
+        let ledger = &self.ledger;
         let now = ledger.clock.now();
         let estimate = estimate_nanos.max(0);
         let rules = ledger
@@ -778,7 +886,8 @@ impl BudgetLedger for RedisBudgetLedger {
         actual_nanos: i64,
     ) -> Result<(), LedgerError> {
         let actual = actual_nanos.max(0);
-        self.0
+        let closed = self
+            .ledger
             .close(
                 reservation,
                 CloseMode::Settle,
@@ -786,12 +895,13 @@ impl BudgetLedger for RedisBudgetLedger {
                 actual,
             )
             .await
-            .map(drop)
-            .map_err(ledger_error)
+            .map_err(ledger_error)?;
+        self.report_crossings(&closed.grew).await;
+        Ok(())
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        self.0
+        self.ledger
             .close(reservation, CloseMode::Release, &HashMap::new(), 0)
             .await
             .map(drop)
@@ -799,17 +909,20 @@ impl BudgetLedger for RedisBudgetLedger {
     }
 
     async fn refresh(&self, reservation: &Reservation) -> Result<(), LedgerError> {
-        self.0.refresh(reservation).await.map_err(ledger_error)
+        self.ledger.refresh(reservation).await.map_err(ledger_error)
     }
 
     async fn sweep_expired(&self) -> Result<u64, LedgerError> {
-        self.0.sweep().await.map_err(ledger_error)
+        self.ledger.sweep().await.map_err(ledger_error)
     }
 }
 
 impl CacheInvalidator for RedisBudgetLedger {
     fn invalidate(&self, command: &InvalidationCommand) {
-        self.0.forget_rules(command);
+        self.ledger.forget_rules(command);
+        if matches!(command.kind, CacheKind::Budget | CacheKind::Organisation) {
+            self.budgets.invalidate_all();
+        }
     }
 }
 

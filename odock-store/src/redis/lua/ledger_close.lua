@@ -6,7 +6,8 @@
 -- ARGV: 1 'settle' | 'release' | 'sweep' (release only if expired before ARGV[2]), 2 now ms,
 --   3 actual amounts by metric as JSON ({"": n} for budgets), 4 lease member, 5 how long a
 --   closed lease is remembered (ms), 6 the actual cost recorded on the lease.
--- Returns {1} closed, {0} nothing to do, {3, window...} windows missing (settle only: rebuild
+-- Returns {1, (window, used after, added)...} closed (settlements list the windows whose spend
+--   grew), {0} nothing to do, {3, window...} windows missing (settle only: rebuild
 --   them from the database and call again). A settlement whose lease Redis lost (restart without
 --   data) adds its usage to the declared windows.
 local lease, deadlines, dirty = KEYS[1], KEYS[2], KEYS[3]
@@ -25,16 +26,20 @@ if redis.call('EXISTS', lease) == 0 then
   end
   if #missing > 1 then return missing end
   local actual = cjson.decode(ARGV[3])
+  local reply = {1}
   for i = 4, #KEYS do
     local used = actual[redis.call('HGET', KEYS[i], 'metric') or ''] or 0
     if used > 0 then
-      redis.call('HINCRBY', KEYS[i], 'used', string.format('%d', used))
+      local total = redis.call('HINCRBY', KEYS[i], 'used', string.format('%d', used))
+      table.insert(reply, KEYS[i])
+      table.insert(reply, total)
+      table.insert(reply, used)
     end
     redis.call('SADD', dirty, KEYS[i])
   end
   redis.call('HSET', lease, 'status', 'S', 'actual', ARGV[6])
   redis.call('PEXPIRE', lease, ARGV[5])
-  return {1}
+  return reply
 end
 if redis.call('HGET', lease, 'status') ~= 'R' then
   redis.call('ZREM', deadlines, ARGV[4])
@@ -54,6 +59,7 @@ if mode == 'settle' then
 end
 
 local actual = cjson.decode(ARGV[3])
+local reply = {1}
 for _, hold in ipairs(holds) do
   local window = hold[1]
   if redis.call('EXISTS', window) == 1 then
@@ -64,7 +70,10 @@ for _, hold in ipairs(holds) do
     if mode == 'settle' then
       local used = actual[redis.call('HGET', window, 'metric') or ''] or 0
       if used > 0 then
-        redis.call('HINCRBY', window, 'used', string.format('%d', used))
+        local total = redis.call('HINCRBY', window, 'used', string.format('%d', used))
+        table.insert(reply, window)
+        table.insert(reply, total)
+        table.insert(reply, used)
       end
     end
     redis.call('SADD', dirty, window)
@@ -76,4 +85,4 @@ if mode == 'settle' then status = 'S' end
 redis.call('HSET', lease, 'status', status, 'actual', ARGV[6])
 redis.call('PEXPIRE', lease, ARGV[5])
 redis.call('ZREM', deadlines, ARGV[4])
-return {1}
+return reply

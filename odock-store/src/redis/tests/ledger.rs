@@ -704,3 +704,48 @@ async fn redis_outage_fail_open_admits_and_settles_best_effort_and_rate_limits_f
     assert!(a.reserve(&org, &rid(2), 701).await.is_err());
     assert!(a.reserve(&org, &rid(3), 700).await.is_ok());
 }
+
+/// Remembers the thresholds reported.
+#[derive(Default)]
+struct Alerts(parking_lot::Mutex<Vec<(String, u32, i64)>>);
+
+impl odock_core::BudgetAlerts for Alerts {
+    fn threshold_crossed(&self, crossing: &odock_core::ThresholdCrossing) {
+        self.0.lock().push((
+            crossing.budget_id.clone(),
+            crossing.threshold,
+            crossing.used_nanos,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn redis_ledger_reports_each_threshold_crossing_once() {
+    let Some(f) = fixture("redis_ledger_thresholds").await else {
+        return;
+    };
+    add_budget(&f, "b1", "ORG", 1_000, "MONTHLY").await;
+    exec(&f.pool, "UPDATE budgets SET thresholds = '[50, 80, 100]' WHERE id = 'b1'").await;
+    let alerts = Arc::new(Alerts::default());
+    let ledger = RedisBudgetLedger::new(
+        f.conn.clone(),
+        f.pool.clone(),
+        Arc::new(f.clock.clone()),
+        LedgerOptions::default(),
+    )
+    .with_alerts(alerts.clone());
+    let org = principal("k_org");
+    for (n, spend) in [(1, 400), (2, 450), (3, 100)] {
+        let hold = ledger.reserve(&org, &rid(n), 100).await.unwrap();
+        ledger.settle(&hold, spend).await.unwrap();
+        // Settling again crosses nothing again.
+        ledger.settle(&hold, spend).await.unwrap();
+    }
+    assert_eq!(
+        *alerts.0.lock(),
+        vec![("b1".to_owned(), 50, 850), ("b1".to_owned(), 80, 850)]
+    );
+    let hold = ledger.reserve(&org, &rid(4), 50).await.unwrap();
+    ledger.settle(&hold, 150).await.unwrap();
+    assert_eq!(alerts.0.lock().last(), Some(&("b1".to_owned(), 100, 1_100)));
+}
