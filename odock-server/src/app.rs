@@ -25,12 +25,6 @@ use crate::metrics::{self, Metrics, ObservedUsageSink};
 use crate::routes::client_ip::TrustedProxies;
 use crate::routes::{self, health, internal};
 
-/// How often expired budget/quota leases (a crashed replica's holds) are released.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
-
-/// How often a running request refreshes its holds (a third of the default 30 s lease).
-const LEASE_REFRESH: Duration = Duration::from_secs(10);
-
 /// How long shutdown waits for the usage writer to drain.
 const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -102,18 +96,23 @@ impl App {
             Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // A request's holds live `lease` past its last refresh; live requests refresh three times
+        // per lease and the sweeper looks as often, so only a dead replica's holds ever expire.
+        let lease = Duration::from_millis(config.ledger_lease_ms);
+        let ledger_options = LedgerOptions { lease };
+        let lease_refresh = lease / 3;
         let budgets = Arc::new(
-            SqlBudgetLedger::new(pool.clone(), clock.clone(), LedgerOptions::default())
+            SqlBudgetLedger::new(pool.clone(), clock.clone(), ledger_options.clone())
                 .with_alerts(metrics.clone()),
         );
         let quotas = Arc::new(SqlQuotaLedger::new(
             pool.clone(),
             clock,
-            LedgerOptions::default(),
+            ledger_options,
         ));
         let mut sweepers = vec![
-            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
-            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+            spawn_sweeper(budgets.clone(), lease_refresh),
+            spawn_sweeper(quotas.clone(), lease_refresh),
         ];
         if let Some(days) = config.usage_retention_days {
             let keep = Duration::from_secs(u64::from(days) * 86_400);
@@ -127,7 +126,7 @@ impl App {
         let providers = odock_providers::default_registry(odock_providers::http_client());
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
-            .ledgers(budgets.clone(), quotas.clone(), LEASE_REFRESH);
+            .ledgers(budgets.clone(), quotas.clone(), lease_refresh);
         let invalidator: Arc<dyn CacheInvalidator> = Arc::new(InvalidatorSet::new(vec![
             key_store.clone(),
             budgets,

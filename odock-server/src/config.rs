@@ -74,6 +74,9 @@ pub struct FileConfig {
     pub database_max_connections: Option<u32>,
     /// How long a request waits for a database connection, in milliseconds.
     pub database_acquire_timeout_ms: Option<u64>,
+    /// How long a budget/quota hold outlives its last refresh (a crashed replica's holds are
+    /// released this long after it died), in milliseconds.
+    pub ledger_lease_ms: Option<u64>,
 }
 
 /// The checked configuration the server runs with.
@@ -99,6 +102,8 @@ pub struct Config {
     /// (`ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS`).
     pub database_max_connections: u32,
     pub database_acquire_timeout_ms: u64,
+    /// Budget/quota hold lease (`ODOCK_LEDGER_LEASE_MS`, default 30 s).
+    pub ledger_lease_ms: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -138,6 +143,7 @@ impl Default for Config {
             usage_retention_days: None,
             database_max_connections: 8,
             database_acquire_timeout_ms: 10_000,
+            ledger_lease_ms: 30_000,
         }
     }
 }
@@ -200,6 +206,9 @@ impl Config {
         if let Some(v) = file.database_acquire_timeout_ms {
             self.database_acquire_timeout_ms = v;
         }
+        if let Some(v) = file.ledger_lease_ms {
+            self.ledger_lease_ms = v;
+        }
     }
 
     fn apply_env(&mut self, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -256,6 +265,9 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS", e))?;
         }
+        if let Some(v) = get("ODOCK_LEDGER_LEASE_MS") {
+            self.ledger_lease_ms = v.parse().map_err(|e| invalid("ODOCK_LEDGER_LEASE_MS", e))?;
+        }
         if let Some(v) = get("ODOCK_USAGE_RETENTION_DAYS") {
             let days = v
                 .parse()
@@ -306,6 +318,9 @@ impl Config {
             odock_store::MasterKey::from_base64(key.expose())
                 .map_err(|e| invalid("master_key", e))?;
         }
+        if self.ledger_lease_ms < 300 {
+            return Err(invalid("ledger_lease_ms", "must be at least 300"));
+        }
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be positive"));
         }
@@ -346,7 +361,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
@@ -363,6 +378,7 @@ impl Config {
             self.usage_retention_days,
             self.database_max_connections,
             self.database_acquire_timeout_ms,
+            self.ledger_lease_ms,
         )
     }
 }

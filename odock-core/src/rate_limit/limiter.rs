@@ -277,9 +277,10 @@ impl State {
     ) -> Result<u64, Denied> {
         let Some(window) = self.tokens.get_mut(key) else {
             return if tokens > limit {
+                // More than a whole minute's worth: no wait makes it fit.
                 Err(Denied {
                     limit: "tokens_per_minute",
-                    retry_after: Duration::from_secs(1),
+                    retry_after: Duration::from_secs(60),
                 })
             } else {
                 Ok(limit - tokens)

@@ -10,4 +10,3 @@ mod python_sdk;
 mod sse;
 mod stdio;
 mod streamable_http;
-mod scratch;

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/transports/python_mcp_server.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/transports/python_mcp_server.py"
+);
 
 fn python_sdk_available() -> bool {
     let available = std::process::Command::new("python3")
@@ -40,7 +43,9 @@ async fn messages(reply: McpReply) -> Vec<Value> {
             one => vec![one],
         },
         stream @ McpReply::Stream { .. } => {
-            let McpReply::Stream { events, .. } = stream else { unreachable!() };
+            let McpReply::Stream { events, .. } = stream else {
+                unreachable!()
+            };
             use futures::StreamExt;
             let events: Vec<_> = events.collect().await;
             events
@@ -60,22 +65,52 @@ async fn exercise(transport: &dyn McpTransport) {
     assert_eq!(status(&reply), http::StatusCode::OK);
     let session = session_of(&reply);
     let init = messages(reply).await;
-    assert_eq!(init.last().unwrap()["result"]["serverInfo"]["name"], "odock-python-sdk-server");
+    assert_eq!(
+        init.last().unwrap()["result"]["serverInfo"]["name"],
+        "odock-python-sdk-server"
+    );
 
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(status(&post(transport, Some(&session), &initialized, true).await), http::StatusCode::ACCEPTED);
+    assert_eq!(
+        status(&post(transport, Some(&session), &initialized, true).await),
+        http::StatusCode::ACCEPTED
+    );
 
-    let list = messages(post(transport, Some(&session), &request(2, "tools/list", json!({})), true).await).await;
+    let list = messages(
+        post(
+            transport,
+            Some(&session),
+            &request(2, "tools/list", json!({})),
+            true,
+        )
+        .await,
+    )
+    .await;
     let names = tool_names(list.last().unwrap());
-    assert!(names.contains(&"echo".to_owned()) && names.contains(&"progress".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"echo".to_owned()) && names.contains(&"progress".to_owned()),
+        "{names:?}"
+    );
 
-    let echo = messages(post(transport, Some(&session), &call(3, "echo", json!({"text": "real"})), true).await).await;
+    let echo = messages(
+        post(
+            transport,
+            Some(&session),
+            &call(3, "echo", json!({"text": "real"})),
+            true,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(tool_text(echo.last().unwrap()), "real");
 
     let mut progress = call(4, "progress", json!({"steps": 3}));
     progress["params"]["_meta"] = json!({"progressToken": "tok-4"});
     let streamed = messages(post(transport, Some(&session), &progress, true).await).await;
-    let notes: Vec<&Value> = streamed.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    let notes: Vec<&Value> = streamed
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
     assert_eq!(notes.len(), 3, "{streamed:?}");
     assert_eq!(notes[2]["params"]["progressToken"], "tok-4");
     let last = streamed.last().unwrap();
@@ -83,7 +118,11 @@ async fn exercise(transport: &dyn McpTransport) {
     assert_eq!(tool_text(last), "done after 3 steps");
 
     let ended = delete(transport, &session).await;
-    assert!(status(&ended).is_success(), "DELETE answered {}", status(&ended));
+    assert!(
+        status(&ended).is_success(),
+        "DELETE answered {}",
+        status(&ended)
+    );
 }
 
 /// A Python SDK server on a free loopback port, killed when dropped.
@@ -102,8 +141,14 @@ async fn start_http_server(transport: &str) -> (PythonServer, u16) {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "Python MCP server did not start");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Python MCP server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     (PythonServer(child), port)
@@ -115,7 +160,11 @@ async fn stdio_against_the_python_sdk_server() {
         return;
     }
     let transport = StdioTransport::new(
-        StdioCommand { command: "python3".into(), args: vec![SCRIPT.into(), "stdio".into()], ..Default::default() },
+        StdioCommand {
+            command: "python3".into(),
+            args: vec![SCRIPT.into(), "stdio".into()],
+            ..Default::default()
+        },
         StdioOptions::default(),
     )
     .unwrap();
@@ -130,7 +179,8 @@ async fn streamable_http_against_the_python_sdk_server() {
     }
     let (_server, port) = start_http_server("streamable-http").await;
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let transport = StreamableHttpTransport::new(&url, McpAuth::None, HttpOptions::default()).unwrap();
+    let transport =
+        StreamableHttpTransport::new(&url, McpAuth::None, HttpOptions::default()).unwrap();
     exercise(&transport).await;
 }
 

@@ -63,7 +63,7 @@ for i = 0, scopes - 1 do
       end
     end
     if used + tokens > tpm then
-      local wait = 1
+      local wait = 60
       if oldest then wait = math.max(oldest + 60 - second, 1) end
       return {0, i + 1, 3, wait * 1000000}
     end
