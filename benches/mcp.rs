@@ -31,7 +31,11 @@ async fn admin(client: &reqwest::Client, base: &str, path: &str, body: Value) ->
         .send()
         .await
         .unwrap_or_else(|e| panic!("admin {path}: {e}"));
-    assert!(response.status().is_success(), "admin {path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
     response.json().await.unwrap_or(Value::Null)
 }
 
@@ -39,20 +43,32 @@ async fn setup(client: &reqwest::Client) -> Setup {
     let upstream = FakeHttpMcpServer::start().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("addr: {e}")),
+        listen: "127.0.0.1:0"
+            .parse()
+            .unwrap_or_else(|e| panic!("addr: {e}")),
         database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         ..Config::default()
     };
-    let app = App::build(&config).await.unwrap_or_else(|e| panic!("app: {e}"));
+    let app = App::build(&config)
+        .await
+        .unwrap_or_else(|e| panic!("app: {e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
-    let addr: SocketAddr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+    let addr: SocketAddr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"));
     tokio::spawn(app.serve(listener, std::future::pending()));
     let base = format!("http://{addr}");
 
-    let org = admin(client, &base, "/api/admin/organisations", json!({"name": "Bench"})).await;
+    let org = admin(
+        client,
+        &base,
+        "/api/admin/organisations",
+        json!({"name": "Bench"}),
+    )
+    .await;
     let org = org["id"].as_str().unwrap_or_default().to_owned();
     let key = admin(
         client,
@@ -73,7 +89,10 @@ async fn setup(client: &reqwest::Client) -> Setup {
     admin(
         client,
         &base,
-        &format!("/api/organisations/{org}/apikeys/{}/mcp-access", key["id"].as_str().unwrap_or_default()),
+        &format!(
+            "/api/organisations/{org}/apikeys/{}/mcp-access",
+            key["id"].as_str().unwrap_or_default()
+        ),
         json!({"mcpServerIds": [server["id"]]}),
     )
     .await;

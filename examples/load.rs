@@ -11,6 +11,11 @@
 //! provider, priced model and key through the admin API, then drives the same request at both
 //! targets with a keep-alive client. Every gateway request goes through the whole governed path:
 //! auth, grant, metering, usage write. Output: a Markdown table plus the server's peak RSS.
+//!
+//! `--governed` adds an organisation budget, a REQUESTS quota and a rate-limit policy on the key
+//! (limits far above what the run can reach), so every request also reserves, settles and passes
+//! the limiter. `--database-url postgres://…` and `--redis-url redis://…` run the server in
+//! production mode (PostgreSQL system of record, Redis ledgers/limits/invalidation) instead.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -27,6 +32,9 @@ struct Args {
     server: String,
     seconds: u64,
     concurrency: Vec<usize>,
+    governed: bool,
+    database_url: Option<String>,
+    redis_url: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -34,11 +42,20 @@ fn parse_args() -> Args {
         server: "target/release/odock-server".to_owned(),
         seconds: 10,
         concurrency: vec![1, 64],
+        governed: false,
+        database_url: None,
+        redis_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--governed" {
+            args.governed = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         match flag.as_str() {
+            "--database-url" => args.database_url = Some(value),
+            "--redis-url" => args.redis_url = Some(value),
             "--server" => args.server = value,
             "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds),
             "--concurrency" => {
@@ -95,24 +112,40 @@ impl Server {
 }
 
 async fn start_server(
-    binary: &str,
+    args: &Args,
     client: &reqwest::Client,
 ) -> Result<Server, Box<dyn std::error::Error>> {
+    let binary = args.server.as_str();
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
         probe.local_addr()?.port()
     };
     let dir = tempfile::tempdir()?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .env("ODOCK_LISTEN", format!("127.0.0.1:{port}"))
         .env(
             "ODOCK_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("load.db").display()),
+            args.database_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("load.db").display())),
         )
         .env("ODOCK_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("ODOCK_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
+        .env("ODOCK_LOG", "warn");
+    if args.database_url.is_some() {
+        // A throwaway master key: the benchmark's data is discarded.
+        command.env(
+            "ODOCK_MASTER_KEY",
+            "bG9hZC1iZW5jaG1hcmstbWFzdGVyLWtleS0zMi1ieXQ=",
+        );
+    }
+    if let Some(redis) = &args.redis_url {
+        command.env("ODOCK_REDIS_URL", redis).env(
+            "ODOCK_REDIS_PREFIX",
+            format!("odock-load-{}:", std::process::id()),
+        );
+    }
+    let child = command.stdout(Stdio::null()).spawn()?;
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -214,6 +247,52 @@ async fn configure(
     Ok(key["key"].as_str().unwrap_or_default().to_owned())
 }
 
+/// A budget, a REQUESTS quota and a key rate-limit policy, all far above what a run reaches, so
+/// every request pays for reservation, settlement and the limiter without being refused.
+async fn govern(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let validated: Value = client
+        .post(format!("{base}/v1/keys/validate"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let org = validated["organisationId"].as_str().unwrap_or_default();
+    let key_id = validated["apiKeyId"].as_str().unwrap_or_default();
+    let root = format!("/api/organisations/{org}");
+    admin(
+        client,
+        base,
+        &format!("{root}/budgets"),
+        json!({"name": "load budget", "ownerType": "ORG", "amountNanos": 1_000_000_000_000_000i64,
+               "period": "MONTHLY", "thresholds": [50, 80, 90, 100]}),
+    )
+    .await?;
+    admin(
+        client,
+        base,
+        &format!("{root}/quotas"),
+        json!({"name": "load quota", "ownerType": "APIKEY", "ownerId": key_id,
+               "metric": "REQUESTS", "limit": 1_000_000_000i64, "period": "DAILY"}),
+    )
+    .await?;
+    let response = client
+        .patch(format!("{base}{root}/apikeys/{key_id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"policies": {"requestsPerMinute": 100_000_000u32, "tokensPerMinute": 10_000_000_000u64,
+                                    "maxConcurrentRequests": 10_000u32}}))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(format!("key policy: {}", response.text().await?).into());
+    }
+    Ok(())
+}
+
 struct Run {
     requests: usize,
     errors: usize,
@@ -294,8 +373,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .pool_max_idle_per_host(256)
         .build()?;
     let upstream = start_upstream().await?;
-    let server = start_server(&args.server, &client).await?;
+    let server = start_server(&args, &client).await?;
     let key = Arc::new(configure(&client, &server.base, upstream).await?);
+    if args.governed {
+        govern(&client, &server.base, &key).await?;
+    }
     let direct_url = format!("http://{upstream}/v1/chat/completions");
     let gateway_url = format!("{}/v1/chat/completions", server.base);
 

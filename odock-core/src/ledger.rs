@@ -168,6 +168,9 @@ mod threshold_tests {
         assert_eq!(crossed_thresholds(0, 5, 7, &[80]), Vec::<u32>::new());
         assert_eq!(crossed_thresholds(5, 6, 7, &[80]), vec![80]);
         assert_eq!(crossed_thresholds(0, 10, 0, &all), Vec::<u32>::new());
-        assert_eq!(crossed_thresholds(i64::MAX - 1, i64::MAX, i64::MAX, &[100]), vec![100]);
+        assert_eq!(
+            crossed_thresholds(i64::MAX - 1, i64::MAX, i64::MAX, &[100]),
+            vec![100]
+        );
     }
 }

@@ -63,15 +63,14 @@ impl App {
     /// Connects the database (migrating it), loads or creates the master key and admin token,
     /// and assembles every route.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let pool =
-            odock_store::connect(
-                &config.database_url,
-                &odock_store::DbOptions {
-                    max_connections: config.database_max_connections,
-                    acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
-                },
-            )
-            .await?;
+        let pool = odock_store::connect(
+            &config.database_url,
+            &odock_store::DbOptions {
+                max_connections: config.database_max_connections,
+                acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+            },
+        )
+        .await?;
         let master_key = Arc::new(load_master_key(config)?);
         let admin_token = load_admin_token(config)?;
 
@@ -105,11 +104,7 @@ impl App {
             SqlBudgetLedger::new(pool.clone(), clock.clone(), ledger_options.clone())
                 .with_alerts(metrics.clone()),
         );
-        let quotas = Arc::new(SqlQuotaLedger::new(
-            pool.clone(),
-            clock,
-            ledger_options,
-        ));
+        let quotas = Arc::new(SqlQuotaLedger::new(pool.clone(), clock, ledger_options));
         let mut sweepers = vec![
             spawn_sweeper(budgets.clone(), lease_refresh),
             spawn_sweeper(quotas.clone(), lease_refresh),

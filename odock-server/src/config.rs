@@ -312,8 +312,9 @@ impl Config {
             }
             Some(_) => {}
         }
-        crate::routes::client_ip::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|entry| invalid("trusted_proxies", format!("`{entry}` is not an IP or CIDR")))?;
+        crate::routes::client_ip::TrustedProxies::parse(&self.trusted_proxies).map_err(
+            |entry| invalid("trusted_proxies", format!("`{entry}` is not an IP or CIDR")),
+        )?;
         if let Some(key) = &self.master_key {
             odock_store::MasterKey::from_base64(key.expose())
                 .map_err(|e| invalid("master_key", e))?;
@@ -325,7 +326,10 @@ impl Config {
             return Err(invalid("database_max_connections", "must be positive"));
         }
         if self.usage_retention_days == Some(0) {
-            return Err(invalid("usage_retention_days", "must be at least 1 (unset keeps records forever)"));
+            return Err(invalid(
+                "usage_retention_days",
+                "must be at least 1 (unset keeps records forever)",
+            ));
         }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be positive"));
@@ -498,7 +502,10 @@ mod tests {
             &Cli::default(),
             env(&[
                 ("ODOCK_DATABASE_URL", "postgres://odock@db/odock"),
-                ("ODOCK_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+                (
+                    "ODOCK_MASTER_KEY",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
                 ("ODOCK_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.1"),
                 ("ODOCK_USAGE_RETENTION_DAYS", "90"),
                 ("ODOCK_DATABASE_MAX_CONNECTIONS", "32"),
@@ -510,9 +517,15 @@ mod tests {
         assert_eq!(config.database_max_connections, 32);
 
         let refused = |pairs: &[(&str, &str)]| Config::load(&Cli::default(), env(pairs)).is_err();
-        assert!(refused(&[("ODOCK_DATABASE_URL", "postgres://odock@db/odock")]));
+        assert!(refused(&[(
+            "ODOCK_DATABASE_URL",
+            "postgres://odock@db/odock"
+        )]));
         assert!(refused(&[("ODOCK_DATABASE_URL", "mysql://db/odock")]));
-        assert!(refused(&[("ODOCK_TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip")]));
+        assert!(refused(&[(
+            "ODOCK_TRUSTED_PROXIES",
+            "10.0.0.0/8,not-an-ip"
+        )]));
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "0")]));
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "forever")]));
     }

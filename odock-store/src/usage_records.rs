@@ -19,9 +19,7 @@ use odock_core::{
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::db::{
-    connection_backend, from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder,
-};
+use crate::db::{connection_backend, from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder};
 
 /// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
 const MAX_VARIABLES: usize = 32_766;

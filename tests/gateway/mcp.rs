@@ -263,8 +263,10 @@ async fn error_code(server: &TestServer, path: &str, key: Option<&str>) -> (u16,
         .client
         .post(server.url(path))
         .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"name": "echo", "arguments": {"text": "hi"}}}));
+        // An initialize: stdio servers spawn their process for it (other requests need a session).
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "odock-test", "version": "1"}}}));
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
@@ -476,19 +478,22 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
     world
-        .http_server(&server, "limited", &fake.url(), json!({"policies": {"requestsPerMinute": 2}}))
+        .http_server(&server, "limited", &fake.url(), json!({"policies": {"requestsPerMinute": 4}}))
         .await;
     let mut client = Client::new(&server, "limited", &world.key);
+    client.initialize().await;
     assert_eq!(client.call(1, "echo", json!({"text": "a"})).await.status, 200);
     assert_eq!(client.call(2, "echo", json!({"text": "b"})).await.status, 200);
+    // initialize + initialized + two calls = the 4 requests of the minute.
     let refused = client.call(3, "echo", json!({"text": "c"})).await;
     assert_eq!(refused.status, 429, "{}", refused.text);
     let error: Value = serde_json::from_str(&refused.text).unwrap();
     assert_eq!(error["error"]["code"], "rate_limit_exceeded");
     assert_eq!(error["error"]["scope"], "mcp_server");
-    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(fake.requests().len(), 4);
 
-    // A REQUESTS quota of 2 on the key: the third MCP call is refused before the upstream.
+    // A REQUESTS quota of 4 on the key (initialize, initialized, two calls): the third call is
+    // refused before the upstream.
     let quotas = McpWorld::create(&server).await;
     quotas.http_server(&server, "quota", &fake.url(), json!({})).await;
     server
@@ -496,11 +501,12 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
             Method::POST,
             &format!("/api/organisations/{}/quotas", quotas.org),
             Some(json!({"name": "two calls", "ownerType": "APIKEY", "ownerId": quotas.key_id,
-                        "metric": "REQUESTS", "limit": 2, "period": "DAILY"})),
+                        "metric": "REQUESTS", "limit": 4, "period": "DAILY"})),
         )
         .await;
-    let before = fake.requests().len();
     let mut client = Client::new(&server, "quota", &quotas.key);
+    client.initialize().await;
+    let before = fake.requests().len();
     for id in 0..2 {
         let answer = client.call(id, "echo", json!({"text": "x"})).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
@@ -516,6 +522,7 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
     let budgeted = McpWorld::create(&server).await;
     budgeted.http_server(&server, "budget", &fake.url(), json!({})).await;
     let mut client = Client::new(&server, "budget", &budgeted.key);
+    client.initialize().await;
     let first = client.call(1, "echo", json!({"text": "x"})).await;
     let spent = server.usage_record(&budgeted.org, &first.request_id).await["costNanosUsd"]
         .as_i64()
@@ -652,10 +659,13 @@ async fn a_client_leaving_a_streamed_call_is_still_recorded() {
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
     world.http_server(&server, "tools", &fake.url(), json!({})).await;
+    let mut client = Client::new(&server, "tools", &world.key);
+    client.initialize().await;
     let response = server
         .client
         .post(server.url("/v1/mcp/tools"))
         .bearer_auth(&world.key)
+        .header("mcp-session-id", client.session.clone().unwrap_or_default())
         .header("accept", "application/json, text/event-stream")
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": "slow_progress", "arguments": {"gate": true, "steps": 1}}}))

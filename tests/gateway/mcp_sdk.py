@@ -30,6 +30,14 @@ def connect():
         return streamablehttp_client(url, headers=headers)
 
 
+def attr(obj, *names):
+    """The first attribute that exists (SDK 2.x is snake_case, 1.x camelCase)."""
+    for name in names:
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    raise AttributeError(names[0])
+
+
 def text_of(result):
     return "".join(getattr(block, "text", "") for block in result.content)
 
@@ -52,12 +60,12 @@ async def main():
     print(
         json.dumps(
             {
-                "server": init.serverInfo.name,
+                "server": attr(init, "server_info", "serverInfo").name,
                 "tools": sorted(t.name for t in tools.tools),
                 "call": text_of(called),
-                "callIsError": bool(called.isError),
+                "callIsError": bool(attr(called, "is_error", "isError")),
                 "progressEvents": len(progress),
-                "progressIsError": bool(slow.isError),
+                "progressIsError": bool(attr(slow, "is_error", "isError")),
             }
         )
     )

@@ -1,10 +1,15 @@
 //! **Test fixture, not a product:** a fake MCP server speaking JSON-RPC over stdin/stdout, used by
 //! odock-mcp's and the gateway's tests as a real child process.
 //!
-//! Newline-delimited JSON by default (the MCP stdio transport); `--content-length` switches both
-//! directions to `Content-Length:` header framing (and ignores input that is not framed that way).
 //! Tools are those of `odock_mcp::testing` (`echo`, `add`, `secret_tool`, `slow_progress`, `crash`),
-//! `--start-delay-ms=N` makes it slow to start. Also an unlisted `env {name}` tool that returns an environment variable (to test `stdioEnv`).
+//! plus two unlisted ones: `env {name}` returns an environment variable (to test `stdioEnv`) and
+//! `never_answers` gets no response. Flags:
+//! - `--content-length`: `Content-Length:` header framing both ways (input not framed that way is
+//!   ignored), instead of newline-delimited JSON (the MCP stdio transport);
+//! - `--start-delay-ms=N`: reads nothing for N ms after starting;
+//! - `--ignore-eof`: keeps running after stdin closes (only a kill ends it).
+//!
+//! Unknown arguments are ignored (tests tag processes with them).
 
 use std::io::{self, BufRead, Write};
 
@@ -23,6 +28,7 @@ fn main() {
         })
         .unwrap_or(0);
     std::thread::sleep(std::time::Duration::from_millis(start_delay));
+    let ignore_eof = std::env::args().any(|arg| arg == "--ignore-eof");
     eprintln!("odock-fake-mcp-stdio started (content-length framing: {content_length})");
     let stdin = io::stdin();
     let mut input = stdin.lock();
@@ -34,7 +40,15 @@ fn main() {
         } else {
             read_line(&mut input)
         };
-        let Some(message) = message else { return };
+        let Some(message) = message else {
+            if ignore_eof {
+                // A server that does not notice its input closing: only a kill ends it.
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+            return;
+        };
         let Ok(value) = serde_json::from_slice::<Value>(&message) else {
             let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}});
             if write(&mut output, &error, content_length).is_err() {
@@ -42,6 +56,9 @@ fn main() {
             }
             continue;
         };
+        if is_call_of(&value, "never_answers") {
+            continue;
+        }
         let reply = match env_tool(&value) {
             Some(response) => fake_tools::FakeReply {
                 messages: vec![response],
@@ -59,6 +76,11 @@ fn main() {
             }
         }
     }
+}
+
+fn is_call_of(message: &Value, tool: &str) -> bool {
+    message.get("method").and_then(Value::as_str) == Some("tools/call")
+        && message.pointer("/params/name").and_then(Value::as_str) == Some(tool)
 }
 
 /// `tools/call` of `env {name}`: the variable's value (or null).

@@ -42,6 +42,9 @@ pub struct StdioOptions {
     /// messages, they are resent `Content-Length:` framed (for servers that only read that). `None`
     /// disables the probe. Default 10 s.
     pub content_length_probe: Option<Duration>,
+    /// When a session ends, how long the server may take to exit after its stdin is closed before
+    /// it is killed (default 1 s).
+    pub shutdown_grace: Duration,
     /// The clock idle time is measured on (inject a `ManualClock` in tests).
     pub clock: Arc<dyn Clock>,
     /// Where live processes are counted (share one across transports for a global count).
@@ -56,6 +59,7 @@ impl Default for StdioOptions {
             reap_interval: None,
             framing: StdioFraming::Auto,
             content_length_probe: Some(Duration::from_secs(10)),
+            shutdown_grace: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             processes: ProcessCounter::default(),
         }
@@ -70,6 +74,7 @@ impl std::fmt::Debug for StdioOptions {
             .field("reap_interval", &self.reap_interval)
             .field("framing", &self.framing)
             .field("content_length_probe", &self.content_length_probe)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish_non_exhaustive()
     }
 }
@@ -141,9 +146,13 @@ impl StdioTransport {
 
     /// Ends every session (kills and reaps every process).
     pub async fn shutdown(&self) {
-        for process in self.inner.sessions.drain() {
-            process.shutdown("MCP transport shut down").await;
-        }
+        let sessions = self.inner.sessions.drain();
+        futures::future::join_all(
+            sessions
+                .iter()
+                .map(|process| process.shutdown("MCP transport shut down")),
+        )
+        .await;
     }
 
     fn ensure_reaper(&self) {
@@ -186,9 +195,7 @@ impl StdioTransport {
         }
         let process = Arc::new(StdioProcess::spawn(
             &self.inner.command,
-            self.inner.options.framing,
-            self.inner.options.content_length_probe,
-            &self.inner.options.processes,
+            &self.inner.options,
         )?);
         let id = self.inner.sessions.insert(process.clone());
         self.ensure_reaper();
@@ -232,9 +239,12 @@ impl StdioInner {
     async fn reap_idle(&self) -> usize {
         let idle = self.sessions.take_idle();
         let count = idle.len();
-        for process in idle {
-            process.shutdown("MCP session idle timeout").await;
-        }
+        // Concurrently: each may take its shutdown grace.
+        futures::future::join_all(
+            idle.iter()
+                .map(|process| process.shutdown("MCP session idle timeout")),
+        )
+        .await;
         if count > 0 {
             tracing::debug!(count, "reaped idle MCP stdio sessions");
         }

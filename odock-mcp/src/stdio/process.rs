@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use odock_core::McpError;
 use serde_json::Value;
@@ -14,6 +15,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use super::StdioOptions;
 use crate::session::Inbox;
 
 /// The largest message read from a server (bounds memory against a runaway process).
@@ -85,6 +87,7 @@ pub(crate) struct StdioProcess {
     pub(crate) inbox: Arc<Inbox>,
     writer: Arc<Writer>,
     child: ChildCell,
+    shutdown_grace: Duration,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -170,12 +173,9 @@ fn frame(message: &Value, framing: u8, probe: bool) -> Vec<u8> {
 }
 
 impl StdioProcess {
-    pub(crate) fn spawn(
-        command: &StdioCommand,
-        framing: StdioFraming,
-        content_length_probe: Option<std::time::Duration>,
-        counter: &ProcessCounter,
-    ) -> Result<Self, McpError> {
+    pub(crate) fn spawn(command: &StdioCommand, options: &StdioOptions) -> Result<Self, McpError> {
+        let framing = options.framing;
+        let content_length_probe = options.content_length_probe;
         let mut child = Command::new(&command.command)
             .args(&command.args)
             .envs(&command.env)
@@ -187,7 +187,7 @@ impl StdioProcess {
             .map_err(|error| {
                 McpError::Stdio(format!("could not start `{}`: {error}", command.command))
             })?;
-        let slot = counter.slot();
+        let slot = options.processes.slot();
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -229,6 +229,7 @@ impl StdioProcess {
             inbox,
             writer,
             child,
+            shutdown_grace: options.shutdown_grace,
             tasks,
         })
     }
@@ -241,11 +242,13 @@ impl StdioProcess {
         self.writer.write(message).await
     }
 
-    /// Ends the process: waiters fail, the child is killed and reaped.
+    /// Ends the process: waiters fail, stdin is closed (a well-behaved server exits on that, and so
+    /// do the grandchildren of launchers like `npx`), then after the grace period the child is killed;
+    /// either way it is reaped before this returns.
     pub(crate) async fn shutdown(&self, reason: &str) {
         self.inbox.close(reason);
         self.writer.stdin.lock().await.take();
-        reap(&self.child).await;
+        reap(&self.child, self.shutdown_grace).await;
     }
 }
 
@@ -259,15 +262,25 @@ impl Drop for StdioProcess {
     }
 }
 
-async fn reap(child: &ChildCell) {
-    let taken = child.lock().await.take();
-    if let Some((mut child, _slot)) = taken {
-        let _ = child.start_kill();
-        match child.wait().await {
-            Ok(status) => tracing::debug!(%status, "MCP stdio process reaped"),
-            Err(error) => tracing::warn!(%error, "could not reap MCP stdio process"),
+/// Waits up to `grace` for the child to exit, kills it if it has not, and reaps it. The cell stays
+/// locked throughout, so a concurrent caller returns only once the process is gone.
+async fn reap(child: &ChildCell, grace: Duration) {
+    let mut cell = child.lock().await;
+    let Some((mut child, slot)) = cell.take() else {
+        return;
+    };
+    let exited = match tokio::time::timeout(grace, child.wait()).await {
+        Ok(exited) => exited,
+        Err(_still_running) => {
+            let _ = child.start_kill();
+            child.wait().await
         }
+    };
+    match exited {
+        Ok(status) => tracing::debug!(%status, "MCP stdio process reaped"),
+        Err(error) => tracing::warn!(%error, "could not reap MCP stdio process"),
     }
+    drop(slot);
 }
 
 async fn read_stdout(
@@ -297,7 +310,8 @@ async fn read_stdout(
     };
     tracing::debug!(pid, reason, "MCP stdio process output ended");
     inbox.close(&reason);
-    reap(&child).await;
+    // A server that closed its output is of no more use: no grace.
+    reap(&child, Duration::ZERO).await;
 }
 
 /// Reads one message: a `Content-Length:` framed body or one non-empty line. `None` at EOF.

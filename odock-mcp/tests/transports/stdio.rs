@@ -568,3 +568,60 @@ async fn server_messages_go_to_the_get_stream_when_one_is_open() {
     delete(&transport, &session).await;
     assert!(events.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_server_that_ignores_its_closed_input_is_killed_after_the_grace_period() {
+    let tag = "--tag=ignores-eof";
+    let options = StdioOptions {
+        shutdown_grace: Duration::from_millis(100),
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&["--ignore-eof", tag]), options).unwrap();
+    let session = open_session(&transport).await;
+    let pids = tagged_children(tag);
+    assert_eq!(pids.len(), 1);
+    let started = Instant::now();
+    assert_eq!(
+        status(&delete(&transport, &session).await),
+        StatusCode::NO_CONTENT
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(transport.process_count(), 0);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pids[0])).exists(),
+        "killed and reaped"
+    );
+}
+
+#[tokio::test]
+async fn a_request_the_server_never_answers_times_out_and_the_session_survives() {
+    let options = StdioOptions {
+        request_timeout: Duration::from_millis(200),
+        ..StdioOptions::default()
+    };
+    let transport = StdioTransport::new(command(&[]), options).unwrap();
+    let session = open_session(&transport).await;
+    let error = transport
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(Some(&session), false),
+            body: call(2, "never_answers", json!({})).to_string().into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, McpError::Stdio(ref m) if m.contains("no response")),
+        "{error:?}"
+    );
+    let ping = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &request(3, "ping", json!({})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(ping["id"], 3);
+    transport.shutdown().await;
+}

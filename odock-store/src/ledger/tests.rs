@@ -4,8 +4,8 @@ use std::time::Duration;
 use crate::db::Db;
 use chrono::{DateTime, TimeZone, Utc};
 use odock_core::{
-    ApiKeyId, ApiKeyType, BudgetAlerts, BudgetError, BudgetLedger, ManualClock, OrganisationId, Principal,
-    QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, RequestId, TeamId, UserId,
+    ApiKeyId, ApiKeyType, BudgetAlerts, BudgetError, BudgetLedger, ManualClock, OrganisationId,
+    Principal, QuotaActuals, QuotaDemand, QuotaError, QuotaLedger, RequestId, TeamId, UserId,
 };
 
 use super::*;
@@ -654,7 +654,13 @@ async fn ledger_settlements_report_each_threshold_crossing_once() {
     let key = principal("k_org");
     // 400 → 40 %: nothing; 450 more → 85 %: 50 and 80 at once; releasing crosses nothing;
     // 100 more → 95 %: nothing; a 200 overshoot → 100 %.
-    for (n, settle) in [(1, Some(400)), (2, Some(450)), (3, None), (4, Some(100)), (5, Some(200))] {
+    for (n, settle) in [
+        (1, Some(400)),
+        (2, Some(450)),
+        (3, None),
+        (4, Some(100)),
+        (5, Some(200)),
+    ] {
         let reservation = ledger.reserve(&key, &rid(n), 50).await.unwrap();
         match settle {
             Some(actual) => ledger.settle(&reservation, actual).await.unwrap(),
@@ -672,7 +678,11 @@ async fn ledger_settlements_report_each_threshold_crossing_once() {
     assert_eq!(crossed, vec![(50, 850), (80, 850), (100, 1_150)]);
     let first = alerts.0.lock()[0].clone();
     assert_eq!(
-        (first.budget_id.as_str(), first.budget_name.as_str(), first.amount_nanos),
+        (
+            first.budget_id.as_str(),
+            first.budget_name.as_str(),
+            first.amount_nanos
+        ),
         ("b_alert", "budget b_alert", 1_000)
     );
 }

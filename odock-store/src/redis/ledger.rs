@@ -38,9 +38,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use odock_core::{
     crossed_thresholds, BudgetAlerts, BudgetError, BudgetLedger, CacheInvalidator, CacheKind,
-    Clock, InvalidationCommand, LedgerError, LogBudgetAlerts, Principal, QuotaActuals,
-    QuotaDemand, QuotaError, QuotaLedger, QuotaMetric, RequestId, Reservation, ReservationId,
-    ThresholdCrossing,
+    Clock, InvalidationCommand, LedgerError, LogBudgetAlerts, Principal, QuotaActuals, QuotaDemand,
+    QuotaError, QuotaLedger, QuotaMetric, RequestId, Reservation, ReservationId, ThresholdCrossing,
 };
 use redis::{Script, Value};
 

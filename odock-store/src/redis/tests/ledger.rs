@@ -725,7 +725,11 @@ async fn redis_ledger_reports_each_threshold_crossing_once() {
         return;
     };
     add_budget(&f, "b1", "ORG", 1_000, "MONTHLY").await;
-    exec(&f.pool, "UPDATE budgets SET thresholds = '[50, 80, 100]' WHERE id = 'b1'").await;
+    exec(
+        &f.pool,
+        "UPDATE budgets SET thresholds = '[50, 80, 100]' WHERE id = 'b1'",
+    )
+    .await;
     let alerts = Arc::new(Alerts::default());
     let ledger = RedisBudgetLedger::new(
         f.conn.clone(),
