@@ -34,6 +34,7 @@ pub mod layers;
 pub mod ledger;
 pub mod mcp;
 pub mod mcp_server;
+pub mod mcp_sessions;
 pub mod model;
 pub mod pricing;
 pub mod principal;
@@ -70,6 +71,7 @@ pub use ledger::{
 };
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
+pub use mcp_sessions::{InMemoryMcpSessionDirectory, McpSessionDirectory, SessionDirectoryError};
 pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};
 pub use pricing::{Bill, BillingMode, McpBill, McpPricing, ModelPricing, TokenRates};
 pub use principal::Principal;

@@ -231,26 +231,26 @@ where
     }
     let deadline = tokio::time::Instant::now() + options.timeout;
     let mut waiting: HashSet<RequestId> = ids.into_iter().collect();
-    let mut responses = Vec::new();
-    let mut interim = Vec::new();
-    // JSON until the server says something before the last response and the client takes SSE.
+    // In arrival order. JSON until the server says something other than a response before the
+    // last response and the client takes SSE; then the rest is streamed.
+    let mut arrived = Vec::new();
     while !waiting.is_empty() {
         let message = next(&mut rx, deadline, options.timeout, fail).await?;
         if let Some(id) = response_id(&message) {
             if waiting.remove(&id) {
-                responses.push(message);
+                arrived.push(message);
                 continue;
             }
         }
         if options.accept_event_stream {
-            interim.push(message);
+            arrived.push(message);
             break;
         }
     }
     if waiting.is_empty() {
-        return Ok(json_reply(payload.is_batch(), responses));
+        return Ok(json_reply(payload.is_batch(), arrived));
     }
-    let already: Vec<Value> = interim.into_iter().chain(responses).collect();
+    let already = arrived;
     let state = Some((rx, waiting, guard));
     let rest = stream::unfold(state, move |state| async move {
         let (mut rx, mut waiting, guard) = state?;

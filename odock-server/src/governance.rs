@@ -15,9 +15,6 @@ use odock_store::redis::{
 };
 use tokio::task::JoinHandle;
 
-/// How often expired budget/quota leases (a crashed replica's holds) are released.
-const SWEEP_EVERY: Duration = Duration::from_secs(10);
-
 /// How often Redis ledger totals are written to the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -51,20 +48,22 @@ impl std::fmt::Debug for Governance {
 }
 
 impl Governance {
-    /// Embedded mode: SQL ledgers (with threshold alerts) and the in-process limiter.
-    pub fn embedded(pool: &Db, clock: Arc<dyn Clock>, alerts: Arc<dyn BudgetAlerts>) -> Self {
+    /// Embedded mode: SQL ledgers (with threshold alerts) and the in-process limiter. Expired
+    /// leases are swept every `sweep_every`.
+    pub fn embedded(
+        pool: &Db,
+        clock: Arc<dyn Clock>,
+        alerts: Arc<dyn BudgetAlerts>,
+        options: LedgerOptions,
+        sweep_every: Duration,
+    ) -> Self {
         let budgets = Arc::new(
-            SqlBudgetLedger::new(pool.clone(), clock.clone(), LedgerOptions::default())
-                .with_alerts(alerts),
+            SqlBudgetLedger::new(pool.clone(), clock.clone(), options.clone()).with_alerts(alerts),
         );
-        let quotas = Arc::new(SqlQuotaLedger::new(
-            pool.clone(),
-            clock,
-            LedgerOptions::default(),
-        ));
+        let quotas = Arc::new(SqlQuotaLedger::new(pool.clone(), clock, options));
         let tasks = vec![
-            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
-            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+            spawn_sweeper(budgets.clone(), sweep_every),
+            spawn_sweeper(quotas.clone(), sweep_every),
         ];
         Self {
             budgets: budgets.clone(),
@@ -83,9 +82,10 @@ impl Governance {
         pool: &Db,
         clock: Arc<dyn Clock>,
         alerts: Arc<dyn BudgetAlerts>,
+        options: LedgerOptions,
+        sweep_every: Duration,
     ) -> Result<Self, RedisStoreError> {
         let conn = RedisConnection::connect(settings).await?;
-        let options = LedgerOptions::default();
         let budgets = Arc::new(
             RedisBudgetLedger::new(conn.clone(), pool.clone(), clock.clone(), options.clone())
                 .with_alerts(alerts),
@@ -98,8 +98,8 @@ impl Governance {
         ));
         let flusher = RedisLedgerFlusher::new(conn.clone(), pool.clone());
         let tasks = vec![
-            spawn_sweeper(budgets.clone(), SWEEP_EVERY),
-            spawn_sweeper(quotas.clone(), SWEEP_EVERY),
+            spawn_sweeper(budgets.clone(), sweep_every),
+            spawn_sweeper(quotas.clone(), sweep_every),
             flusher.clone().spawn(FLUSH_EVERY),
         ];
         tracing::info!(prefix = conn.prefix(), outage = %settings.outage, "budgets, quotas, rate limits and cache invalidation shared through Redis");

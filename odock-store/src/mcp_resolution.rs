@@ -105,14 +105,15 @@ impl McpCache {
             return Ok(grants.contains(server));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let rows = sqlx::query("SELECT mcp_server_id FROM api_key_mcp_access WHERE api_key_id = $1")
-            .bind(api_key.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, api_key_id = %api_key, "MCP grant lookup failed");
-                ResolveError::AccessUnavailable
-            })?;
+        let rows =
+            sqlx::query("SELECT mcp_server_id FROM api_key_mcp_access WHERE api_key_id = $1")
+                .bind(api_key.as_str())
+                .fetch_all(pool)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, api_key_id = %api_key, "MCP grant lookup failed");
+                    ResolveError::AccessUnavailable
+                })?;
         let grants: HashSet<McpServerId> = rows
             .iter()
             .filter_map(|row| row.try_get::<String, _>(0).ok())
@@ -258,7 +259,13 @@ fn decode_server(
     let blocked_keywords = filter
         .get("blockedKeywords")
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
 
     // Secrets are opened here, in memory only; failures become an auth error at call time (the
@@ -305,8 +312,12 @@ fn decode_server(
         stdio_args: json_column(row, "stdio_args")?,
         stdio_env,
         auth,
-        team_id: row.try_get::<Option<String>, _>("team_id")?.map(TeamId::new),
-        api_key_id: row.try_get::<Option<String>, _>("api_key_id")?.map(ApiKeyId::new),
+        team_id: row
+            .try_get::<Option<String>, _>("team_id")?
+            .map(TeamId::new),
+        api_key_id: row
+            .try_get::<Option<String>, _>("api_key_id")?
+            .map(ApiKeyId::new),
         tool_rules: ToolRules {
             allowed_tools: json_column(row, "allowed_tools")?,
             blocked_tools: json_column(row, "blocked_tools")?,
@@ -351,8 +362,16 @@ mod tests {
         .unwrap();
         let org_id = OrganisationId::new(a.as_str());
         let cache = cache();
-        let by_slug = cache.server(&pool, &master_key, &org_id, "tools").await.unwrap().unwrap();
-        let by_id = cache.server(&pool, &master_key, &org_id, &created.id).await.unwrap().unwrap();
+        let by_slug = cache
+            .server(&pool, &master_key, &org_id, "tools")
+            .await
+            .unwrap()
+            .unwrap();
+        let by_id = cache
+            .server(&pool, &master_key, &org_id, &created.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(by_slug.id, by_id.id);
         assert_eq!(
             by_slug.auth,
@@ -365,7 +384,11 @@ mod tests {
         assert_eq!(by_slug.tool_rules.allowed_tools, ["echo"]);
         assert_eq!(by_slug.tool_rules.blocked_keywords, ["secret"]);
         assert_eq!(by_slug.pricing.call_nanos_usd, 5);
-        assert!(cache.server(&pool, &master_key, &OrganisationId::new("other"), "tools").await.unwrap().is_none());
+        assert!(cache
+            .server(&pool, &master_key, &OrganisationId::new("other"), "tools")
+            .await
+            .unwrap()
+            .is_none());
 
         // Disabled: not found once the cache hears of the change.
         mcp_servers::update(
@@ -377,9 +400,20 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(cache.server(&pool, &master_key, &org_id, "tools").await.unwrap().is_some());
-        cache.invalidate(&InvalidationCommand::new(CacheKind::McpServer, created.id.as_str()));
-        assert!(cache.server(&pool, &master_key, &org_id, "tools").await.unwrap().is_none());
+        assert!(cache
+            .server(&pool, &master_key, &org_id, "tools")
+            .await
+            .unwrap()
+            .is_some());
+        cache.invalidate(&InvalidationCommand::new(
+            CacheKind::McpServer,
+            created.id.as_str(),
+        ));
+        assert!(cache
+            .server(&pool, &master_key, &org_id, "tools")
+            .await
+            .unwrap()
+            .is_none());
 
         // Under another master key the credentials are unusable, not guessed.
         let (other, _) = MasterKey::generate();
@@ -393,7 +427,11 @@ mod tests {
         .await
         .unwrap();
         let fresh = McpCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
-        let server = fresh.server(&pool, &other, &org_id, "tools").await.unwrap().unwrap();
+        let server = fresh
+            .server(&pool, &other, &org_id, "tools")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(server.auth.is_err());
     }
 
@@ -402,20 +440,31 @@ mod tests {
         let pool = pool().await;
         let a = org(&pool, "A").await;
         let (master_key, _) = MasterKey::generate();
-        let server = mcp_servers::create(&pool, &master_key, &a, mcp_servers::tests::new("tools", json!({})))
-            .await
-            .unwrap();
+        let server = mcp_servers::create(
+            &pool,
+            &master_key,
+            &a,
+            mcp_servers::tests::new("tools", json!({})),
+        )
+        .await
+        .unwrap();
         let key = api_keys::create(&pool, &a, api_keys::tests::new(ApiKeyType::Organisation))
             .await
             .unwrap()
             .api_key;
         let cache = cache();
-        let (key_id, server_id) = (ApiKeyId::new(key.id.as_str()), McpServerId::new(server.id.as_str()));
+        let (key_id, server_id) = (
+            ApiKeyId::new(key.id.as_str()),
+            McpServerId::new(server.id.as_str()),
+        );
         assert!(!cache.has_grant(&pool, &key_id, &server_id).await.unwrap());
         mcp_grants::grant_servers(&pool, &a, &key.id, std::slice::from_ref(&server.id))
             .await
             .unwrap();
-        assert!(!cache.has_grant(&pool, &key_id, &server_id).await.unwrap(), "cached");
+        assert!(
+            !cache.has_grant(&pool, &key_id, &server_id).await.unwrap(),
+            "cached"
+        );
         cache.invalidate(&InvalidationCommand::new(CacheKind::Grant, key.id.as_str()));
         assert!(cache.has_grant(&pool, &key_id, &server_id).await.unwrap());
     }

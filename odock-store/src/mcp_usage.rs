@@ -69,9 +69,8 @@ pub async fn insert_batch(
     let mut tx = conn.begin().await?;
     let mut inserted = 0;
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let mut builder = SqlBuilder::new(format!(
-            "INSERT INTO mcp_usage_records ({COLUMNS}) VALUES "
-        ));
+        let mut builder =
+            SqlBuilder::new(format!("INSERT INTO mcp_usage_records ({COLUMNS}) VALUES "));
         for (i, record) in chunk.iter().enumerate() {
             if i > 0 {
                 builder.push(", ");
@@ -201,7 +200,8 @@ fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {
         id: row.try_get("id")?,
         usage_record_id: row.try_get::<String, _>("usage_record_id")?.into(),
         request_id: odock_core::RequestId::parse(
-            &row.try_get::<Option<String>, _>("request_id")?.unwrap_or_default(),
+            &row.try_get::<Option<String>, _>("request_id")?
+                .unwrap_or_default(),
         )
         .unwrap_or_else(odock_core::RequestId::generate),
         organisation_id: row.try_get::<String, _>("organisation_id")?.into(),

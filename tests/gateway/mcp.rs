@@ -28,7 +28,10 @@ pub fn fake_stdio_binary() -> PathBuf {
     PATH.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/gateway-… → target/<profile>/odock-fake-mcp-stdio
-        let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir");
         let path = dir.join("odock-fake-mcp-stdio");
         if !path.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -60,7 +63,13 @@ impl McpWorld {
     }
 
     /// Creates an MCP server (`body` completes `{name, slug}`), grants it to the key when `grant`.
-    pub async fn add_server(&self, server: &TestServer, slug: &str, body: Value, grant: bool) -> String {
+    pub async fn add_server(
+        &self,
+        server: &TestServer,
+        slug: &str,
+        body: Value,
+        grant: bool,
+    ) -> String {
         let mut object = json!({"name": slug, "slug": slug});
         object
             .as_object_mut()
@@ -78,7 +87,10 @@ impl McpWorld {
             server
                 .admin_ok(
                     Method::POST,
-                    &format!("/api/organisations/{}/apikeys/{}/mcp-access", self.org, self.key_id),
+                    &format!(
+                        "/api/organisations/{}/apikeys/{}/mcp-access",
+                        self.org, self.key_id
+                    ),
                     Some(json!({"mcpServerIds": [id]})),
                 )
                 .await;
@@ -86,7 +98,13 @@ impl McpWorld {
         id
     }
 
-    pub async fn http_server(&self, server: &TestServer, slug: &str, url: &str, extra: Value) -> String {
+    pub async fn http_server(
+        &self,
+        server: &TestServer,
+        slug: &str,
+        url: &str,
+        extra: Value,
+    ) -> String {
         let mut body = json!({"transport": "STREAMABLE_HTTP", "endpointUrl": url, "pricing": pricing(),
                               "blockedTools": ["secret_tool"],
                               "semanticFilter": {"blockedKeywords": ["forbidden"]}});
@@ -190,9 +208,11 @@ impl<'a> Client<'a> {
 
     pub async fn initialize(&mut self) -> Answer {
         let answer = self
-            .post(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            .post(
+                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
                 "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "odock-test", "version": "1"}}}))
+                "clientInfo": {"name": "odock-test", "version": "1"}}}),
+            )
             .await;
         assert_eq!(answer.status, 200, "{}", answer.text);
         self.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
@@ -264,16 +284,21 @@ async fn error_code(server: &TestServer, path: &str, key: Option<&str>) -> (u16,
         .post(server.url(path))
         .header("accept", "application/json, text/event-stream")
         // An initialize: stdio servers spawn their process for it (other requests need a session).
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "odock-test", "version": "1"}}}));
+            "clientInfo": {"name": "odock-test", "version": "1"}}}),
+        );
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -282,24 +307,50 @@ async fn every_mcp_error_code_is_produced() {
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
     let key = world.key.as_str();
-    world.http_server(&server, "tools", &fake.url(), json!({})).await;
     world
-        .add_server(&server, "ungranted", json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url()}), false)
+        .http_server(&server, "tools", &fake.url(), json!({}))
         .await;
     world
-        .add_server(&server, "off", json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url(), "enabled": false}), true)
+        .add_server(
+            &server,
+            "ungranted",
+            json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url()}),
+            false,
+        )
+        .await;
+    world
+        .add_server(
+            &server,
+            "off",
+            json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url(), "enabled": false}),
+            true,
+        )
         .await;
     let team = server
-        .admin_ok(Method::POST, &format!("/api/organisations/{}/teams", world.org), Some(json!({"name": "t"})))
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{}/teams", world.org),
+            Some(json!({"name": "t"})),
+        )
         .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
     world
-        .add_server(&server, "team-only", json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url(), "teamId": team}), true)
+        .add_server(
+            &server,
+            "team-only",
+            json!({"transport": "STREAMABLE_HTTP", "endpointUrl": fake.url(), "teamId": team}),
+            true,
+        )
         .await;
     world
-        .add_server(&server, "no-endpoint", json!({"transport": "STREAMABLE_HTTP"}), true)
+        .add_server(
+            &server,
+            "no-endpoint",
+            json!({"transport": "STREAMABLE_HTTP"}),
+            true,
+        )
         .await;
     world
         .add_server(&server, "no-command", json!({"transport": "STDIO"}), true)
@@ -314,10 +365,20 @@ async fn every_mcp_error_code_is_produced() {
         )
         .await;
     world
-        .add_server(&server, "unreachable", json!({"transport": "STREAMABLE_HTTP", "endpointUrl": "http://127.0.0.1:9/mcp"}), true)
+        .add_server(
+            &server,
+            "unreachable",
+            json!({"transport": "STREAMABLE_HTTP", "endpointUrl": "http://127.0.0.1:9/mcp"}),
+            true,
+        )
         .await;
     world
-        .add_server(&server, "bad-command", json!({"transport": "STDIO", "stdioCommand": "/nonexistent/odock-mcp-server"}), true)
+        .add_server(
+            &server,
+            "bad-command",
+            json!({"transport": "STDIO", "stdioCommand": "/nonexistent/odock-mcp-server"}),
+            true,
+        )
         .await;
 
     let cases = [
@@ -327,14 +388,28 @@ async fn every_mcp_error_code_is_produced() {
         ("/v1/mcp/off", Some(key), 404, "mcp_not_found"),
         ("/v1/mcp/ungranted", Some(key), 403, "mcp_not_allowed"),
         ("/v1/mcp/team-only", Some(key), 403, "mcp_not_allowed"),
-        ("/v1/mcp/no-endpoint", Some(key), 400, "mcp_missing_endpoint"),
-        ("/v1/mcp/no-command", Some(key), 400, "mcp_missing_stdio_command"),
+        (
+            "/v1/mcp/no-endpoint",
+            Some(key),
+            400,
+            "mcp_missing_endpoint",
+        ),
+        (
+            "/v1/mcp/no-command",
+            Some(key),
+            400,
+            "mcp_missing_stdio_command",
+        ),
         ("/v1/mcp/bad-oauth", Some(key), 502, "mcp_auth_error"),
         ("/v1/mcp/unreachable", Some(key), 502, "mcp_upstream_error"),
         ("/v1/mcp/bad-command", Some(key), 502, "mcp_stdio_error"),
     ];
     for (path, key, status, code) in cases {
-        assert_eq!(error_code(&server, path, key).await, (status, code.to_owned()), "{path}");
+        assert_eq!(
+            error_code(&server, path, key).await,
+            (status, code.to_owned()),
+            "{path}"
+        );
     }
     // None of them reached the fake (which only the refused-by-config servers point at).
     assert!(fake.requests().is_empty(), "{:?}", fake.requests().len());
@@ -344,9 +419,17 @@ async fn every_mcp_error_code_is_produced() {
     let answer = client.call(5, "secret_tool", json!({})).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.response(5)["error"]["code"], -32001);
-    assert_eq!(answer.response(5)["error"]["data"]["code"], "mcp_guardrail_block");
-    let answer = client.call(6, "echo", json!({"text": "a Forbidden word"})).await;
-    assert_eq!(answer.response(6)["error"]["data"]["code"], "mcp_guardrail_block");
+    assert_eq!(
+        answer.response(5)["error"]["data"]["code"],
+        "mcp_guardrail_block"
+    );
+    let answer = client
+        .call(6, "echo", json!({"text": "a Forbidden word"}))
+        .await;
+    assert_eq!(
+        answer.response(6)["error"]["data"]["code"],
+        "mcp_guardrail_block"
+    );
     assert!(fake.requests().is_empty());
     let record = server.usage_record(&world.org, &answer.request_id).await;
     assert_eq!(record["errorCode"], "mcp_guardrail_block");
@@ -387,7 +470,10 @@ async fn a_session_over_streamable_http_is_governed_filtered_and_metered_exactly
     let requests = fake.requests();
     assert!(!requests.is_empty());
     for recorded in &requests {
-        let auth = recorded.headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+        let auth = recorded
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(auth.as_deref(), Some("Bearer upstream-token-123456"));
         assert!(recorded.headers.get("x-api-key").is_none());
         assert!(!format!("{:?}", recorded.headers).contains(&world.key));
@@ -411,7 +497,10 @@ async fn a_session_over_streamable_http_is_governed_filtered_and_metered_exactly
     assert_eq!(mcp["outputBytes"], answer.text.len());
     assert_eq!(mcp["costNanosUsd"], cost);
     assert_eq!(mcp["billing"]["callCostNanosUsd"], CALL_NANOS);
-    assert_eq!(mcp["billing"]["pricing"]["inputNanosUsdPerMillionBytes"], IN_PER_MILLION);
+    assert_eq!(
+        mcp["billing"]["pricing"]["inputNanosUsdPerMillionBytes"],
+        IN_PER_MILLION
+    );
 
     // tools/list is metered too (no call price, bytes only), and filters by tool.
     let list_record = mcp_usage_record(&server, &world.org, &listed.request_id).await;
@@ -420,7 +509,10 @@ async fn a_session_over_streamable_http_is_governed_filtered_and_metered_exactly
     let by_tool = server
         .admin_ok(
             Method::GET,
-            &format!("/api/organisations/{}/mcp-usage-records?tool=echo&mcpServerId={server_id}", world.org),
+            &format!(
+                "/api/organisations/{}/mcp-usage-records?tool=echo&mcpServerId={server_id}",
+                world.org
+            ),
             None,
         )
         .await;
@@ -435,7 +527,10 @@ async fn stdio_sessions_run_tools_and_relay_progress() {
     let mut client = Client::new(&server, "local", &world.key);
     let init = client.initialize().await;
     assert!(init.session.is_some(), "stdio sessions get an id");
-    assert_eq!(init.response(0)["result"]["serverInfo"]["name"], "odock-fake-mcp");
+    assert_eq!(
+        init.response(0)["result"]["serverInfo"]["name"],
+        "odock-fake-mcp"
+    );
 
     let listed = client
         .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
@@ -478,12 +573,23 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
     world
-        .http_server(&server, "limited", &fake.url(), json!({"policies": {"requestsPerMinute": 4}}))
+        .http_server(
+            &server,
+            "limited",
+            &fake.url(),
+            json!({"policies": {"requestsPerMinute": 4}}),
+        )
         .await;
     let mut client = Client::new(&server, "limited", &world.key);
     client.initialize().await;
-    assert_eq!(client.call(1, "echo", json!({"text": "a"})).await.status, 200);
-    assert_eq!(client.call(2, "echo", json!({"text": "b"})).await.status, 200);
+    assert_eq!(
+        client.call(1, "echo", json!({"text": "a"})).await.status,
+        200
+    );
+    assert_eq!(
+        client.call(2, "echo", json!({"text": "b"})).await.status,
+        200
+    );
     // initialize + initialized + two calls = the 4 requests of the minute.
     let refused = client.call(3, "echo", json!({"text": "c"})).await;
     assert_eq!(refused.status, 429, "{}", refused.text);
@@ -495,13 +601,17 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
     // A REQUESTS quota of 4 on the key (initialize, initialized, two calls): the third call is
     // refused before the upstream.
     let quotas = McpWorld::create(&server).await;
-    quotas.http_server(&server, "quota", &fake.url(), json!({})).await;
+    quotas
+        .http_server(&server, "quota", &fake.url(), json!({}))
+        .await;
     server
         .admin_ok(
             Method::POST,
             &format!("/api/organisations/{}/quotas", quotas.org),
-            Some(json!({"name": "two calls", "ownerType": "APIKEY", "ownerId": quotas.key_id,
-                        "metric": "REQUESTS", "limit": 4, "period": "DAILY"})),
+            Some(
+                json!({"name": "two calls", "ownerType": "APIKEY", "ownerId": quotas.key_id,
+                        "metric": "REQUESTS", "limit": 4, "period": "DAILY"}),
+            ),
         )
         .await;
     let mut client = Client::new(&server, "quota", &quotas.key);
@@ -520,7 +630,9 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
 
     // A budget that one priced call exhausts: the next call is 402 before the upstream.
     let budgeted = McpWorld::create(&server).await;
-    budgeted.http_server(&server, "budget", &fake.url(), json!({})).await;
+    budgeted
+        .http_server(&server, "budget", &fake.url(), json!({}))
+        .await;
     let mut client = Client::new(&server, "budget", &budgeted.key);
     client.initialize().await;
     let first = client.call(1, "echo", json!({"text": "x"})).await;
@@ -532,8 +644,10 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
         .admin_ok(
             Method::POST,
             &format!("/api/organisations/{}/budgets", budgeted.org),
-            Some(json!({"name": "tiny", "ownerType": "ORG", "amountNanos": spent + CALL_NANOS,
-                        "period": "MONTHLY"})),
+            Some(
+                json!({"name": "tiny", "ownerType": "ORG", "amountNanos": spent + CALL_NANOS,
+                        "period": "MONTHLY"}),
+            ),
         )
         .await;
     let second = client.call(2, "echo", json!({"text": "x"})).await;
@@ -545,7 +659,13 @@ async fn budgets_quotas_and_the_server_rate_limit_count_mcp_calls() {
 }
 
 /// Runs `mcp_sdk.py` against `/v1/mcp/{slug}`.
-async fn run_sdk(server: &TestServer, slug: &str, key: &str, call: (&str, Value), slow: (&str, Value)) -> Value {
+async fn run_sdk(
+    server: &TestServer,
+    slug: &str,
+    key: &str,
+    call: (&str, Value),
+    slow: (&str, Value),
+) -> Value {
     crate::support::run_python_script(
         "mcp_sdk.py",
         &[
@@ -577,8 +697,16 @@ async fn the_mcp_python_sdk_reaches_the_stdio_fake_through_the_gateway() {
     )
     .await;
     assert_eq!(result["server"], "odock-fake-mcp");
-    let tools: Vec<&str> = result["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    assert!(tools.contains(&"echo") && !tools.contains(&"secret_tool"), "{tools:?}");
+    let tools: Vec<&str> = result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"echo") && !tools.contains(&"secret_tool"),
+        "{tools:?}"
+    );
     assert_eq!(result["call"], "hi from the SDK");
     assert_eq!(result["callIsError"], false);
     assert!(result["progressEvents"].as_u64().unwrap() >= 1, "{result}");
@@ -615,13 +743,27 @@ async fn the_mcp_python_sdk_reaches_server_everything_over_stdio() {
         "everything",
         &world.key,
         ("echo", json!({"message": "hello everything"})),
-        ("trigger-long-running-operation", json!({"duration": 1, "steps": 2})),
+        (
+            "trigger-long-running-operation",
+            json!({"duration": 1, "steps": 2}),
+        ),
     )
     .await;
     assert_eq!(result["server"], "mcp-servers/everything");
-    let tools: Vec<&str> = result["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let tools: Vec<&str> = result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     assert!(tools.contains(&"echo"), "{tools:?}");
-    assert!(result["call"].as_str().unwrap().contains("hello everything"), "{result}");
+    assert!(
+        result["call"]
+            .as_str()
+            .unwrap()
+            .contains("hello everything"),
+        "{result}"
+    );
     assert!(result["progressEvents"].as_u64().unwrap() >= 1, "{result}");
     assert_eq!(result["progressIsError"], false);
 }
@@ -641,14 +783,20 @@ async fn the_legacy_sse_transport_is_bridged_to_streamable_http() {
         .await;
     let mut client = Client::new(&server, "legacy", &world.key);
     let init = client.initialize().await;
-    assert!(init.session.is_some(), "SSE sessions get an id from the gateway");
+    assert!(
+        init.session.is_some(),
+        "SSE sessions get an id from the gateway"
+    );
     let listed = client
         .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
         .await;
     let names = tool_names(&listed, 1);
     assert!(names.contains(&"echo".to_owned()) && !names.contains(&"secret_tool".to_owned()));
     let echoed = client.call(2, "echo", json!({"text": "over sse"})).await;
-    assert_eq!(echoed.response(2)["result"]["content"][0]["text"], "over sse");
+    assert_eq!(
+        echoed.response(2)["result"]["content"][0]["text"],
+        "over sse"
+    );
     let mcp = mcp_usage_record(&server, &world.org, &echoed.request_id).await;
     assert_eq!(mcp["transport"], "SSE");
 }
@@ -658,7 +806,9 @@ async fn a_client_leaving_a_streamed_call_is_still_recorded() {
     let server = TestServer::start().await;
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
-    world.http_server(&server, "tools", &fake.url(), json!({})).await;
+    world
+        .http_server(&server, "tools", &fake.url(), json!({}))
+        .await;
     let mut client = Client::new(&server, "tools", &world.key);
     client.initialize().await;
     let response = server
@@ -673,7 +823,10 @@ async fn a_client_leaving_a_streamed_call_is_still_recorded() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let mut response = response;
     // The progress event arrives; then the client goes away before the result.
     let first = response.chunk().await.unwrap().unwrap();
@@ -684,6 +837,9 @@ async fn a_client_leaving_a_streamed_call_is_still_recorded() {
     let mcp = mcp_usage_record(&server, &world.org, &request_id).await;
     assert_eq!(mcp["toolName"], "slow_progress");
     assert_eq!(mcp["outputBytes"], first.len());
-    assert_eq!(mcp["costNanosUsd"], expected_cost(1, mcp["inputBytes"].as_u64().unwrap() as usize, first.len()));
+    assert_eq!(
+        mcp["costNanosUsd"],
+        expected_cost(1, mcp["inputBytes"].as_u64().unwrap() as usize, first.len())
+    );
     fake.release_gate();
 }

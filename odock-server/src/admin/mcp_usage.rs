@@ -27,8 +27,16 @@ const fn param(name: &'static str, kind: &'static str, description: &'static str
 /// The query parameters of the organisation's list (the cross-organisation one adds
 /// `organisationId`).
 pub const MCP_USAGE_FILTERS: &[QueryParam] = &[
-    param("from", "date-time", "Records created at or after this instant (RFC 3339)."),
-    param("to", "date-time", "Records created before this instant (RFC 3339)."),
+    param(
+        "from",
+        "date-time",
+        "Records created at or after this instant (RFC 3339).",
+    ),
+    param(
+        "to",
+        "date-time",
+        "Records created before this instant (RFC 3339).",
+    ),
     param("apiKeyId", "string", "Only this API key's records."),
     param("teamId", "string", "Only this team's records."),
     param("userId", "string", "Only this user's records."),
@@ -41,8 +49,16 @@ pub const MCP_USAGE_FILTERS: &[QueryParam] = &[
 ];
 
 pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] = &[
-    param("from", "date-time", "Records created at or after this instant (RFC 3339)."),
-    param("to", "date-time", "Records created before this instant (RFC 3339)."),
+    param(
+        "from",
+        "date-time",
+        "Records created at or after this instant (RFC 3339).",
+    ),
+    param(
+        "to",
+        "date-time",
+        "Records created before this instant (RFC 3339).",
+    ),
     param("apiKeyId", "string", "Only this API key's records."),
     param("teamId", "string", "Only this team's records."),
     param("userId", "string", "Only this user's records."),
@@ -52,7 +68,11 @@ pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] = &[
     param("requestId", "string", "Only the record of this request id."),
     param("limit", "integer", "Page size, default 50, at most 1000."),
     param("cursor", "string", "The previous page's nextCursor."),
-    param("organisationId", "string", "Only this organisation's records."),
+    param(
+        "organisationId",
+        "string",
+        "Only this organisation's records.",
+    ),
 ];
 
 /// The query string of both lists (`organisationId` only on the cross-organisation one).

@@ -8,8 +8,8 @@ use axum::Router;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use odock_core::{
-    CacheInvalidator, CacheKind, InvalidationCommand, McpPricing, McpUsageRecord,
-    RequestId, Secret, TokenUsage, UsageMetadata, UsageRecord, UsageRecordId, UsageSink,
+    CacheInvalidator, CacheKind, InvalidationCommand, McpPricing, McpUsageRecord, RequestId,
+    Secret, TokenUsage, UsageMetadata, UsageRecord, UsageRecordId, UsageSink,
 };
 use odock_store::db::Db;
 use odock_store::{MasterKey, SqlUsageSink, UsageWriterOptions};
@@ -57,7 +57,12 @@ async fn harness() -> Harness {
 }
 
 impl Harness {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value, String) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, String) {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -80,8 +85,12 @@ impl Harness {
     }
 
     async fn org(&self, name: &str) -> String {
-        self.ok(Method::POST, "/api/admin/organisations", Some(json!({ "name": name })))
-            .await["id"]
+        self.ok(
+            Method::POST,
+            "/api/admin/organisations",
+            Some(json!({ "name": name })),
+        )
+        .await["id"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -131,7 +140,10 @@ async fn mcp_servers_keep_their_secrets_sealed_and_show_previews() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
-    assert!(!text.contains(client_secret) && !text.contains(env_secret), "{text}");
+    assert!(
+        !text.contains(client_secret) && !text.contains(env_secret),
+        "{text}"
+    );
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["authType"], "OAUTH2");
     assert_eq!(created["authConfigPreview"]["clientId"], "odock");
@@ -140,7 +152,10 @@ async fn mcp_servers_keep_their_secrets_sealed_and_show_previews() {
     assert_eq!(created["pricing"]["callNanosUsd"], 2000);
     assert_eq!(created["pricing"]["outputNanosUsdPerMillionBytes"], 0);
     assert_eq!(created["enabled"], true);
-    assert_eq!(h.invalidated(), [InvalidationCommand::new(CacheKind::McpServer, id.as_str())]);
+    assert_eq!(
+        h.invalidated(),
+        [InvalidationCommand::new(CacheKind::McpServer, id.as_str())]
+    );
 
     // At rest: envelopes, not the secrets.
     let (auth, env): (Option<String>, Option<String>) =
@@ -151,30 +166,57 @@ async fn mcp_servers_keep_their_secrets_sealed_and_show_previews() {
             .unwrap();
     let (auth, env) = (auth.unwrap(), env.unwrap());
     assert!(!auth.contains(client_secret) && !env.contains(env_secret));
-    assert!(h.master_key.open(&auth).unwrap().expose().contains(client_secret));
+    assert!(h
+        .master_key
+        .open(&auth)
+        .unwrap()
+        .expose()
+        .contains(client_secret));
 
     let got = h.ok(Method::GET, &format!("{servers}/{id}"), None).await;
     assert_eq!(got, created);
     let listed = h.ok(Method::GET, &servers, None).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     let all = h
-        .ok(Method::GET, &format!("/api/admin/mcp-servers?organisationId={org}"), None)
+        .ok(
+            Method::GET,
+            &format!("/api/admin/mcp-servers?organisationId={org}"),
+            None,
+        )
         .await;
     assert_eq!(all["data"][0]["id"], id.as_str());
 
-    let (status, _, _) = h.call(Method::POST, &servers, Some(json!({"name": "x", "slug": "search", "transport": "STDIO"}))).await;
+    let (status, _, _) = h
+        .call(
+            Method::POST,
+            &servers,
+            Some(json!({"name": "x", "slug": "search", "transport": "STDIO"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, body, _) = h
-        .call(Method::POST, &servers, Some(json!({"name": "x", "slug": "y", "transport": "STDIO", "authType": "BEARER"})))
+        .call(
+            Method::POST,
+            &servers,
+            Some(json!({"name": "x", "slug": "y", "transport": "STDIO", "authType": "BEARER"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "authConfig");
     let (status, _, _) = h
-        .call(Method::POST, &servers, Some(json!({"name": "x", "slug": "y", "transport": "CARRIER_PIGEON"})))
+        .call(
+            Method::POST,
+            &servers,
+            Some(json!({"name": "x", "slug": "y", "transport": "CARRIER_PIGEON"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _, _) = h
-        .call(Method::GET, &format!("/api/organisations/{other}/mcp-servers/{id}"), None)
+        .call(
+            Method::GET,
+            &format!("/api/organisations/{other}/mcp-servers/{id}"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -187,9 +229,14 @@ async fn mcp_servers_keep_their_secrets_sealed_and_show_previews() {
         .await;
     assert_eq!(patched["enabled"], false);
     assert_eq!(patched["authConfigPreview"], json!({"token": "new…-999"}));
-    assert_eq!(h.invalidated(), [InvalidationCommand::new(CacheKind::McpServer, id.as_str())]);
+    assert_eq!(
+        h.invalidated(),
+        [InvalidationCommand::new(CacheKind::McpServer, id.as_str())]
+    );
 
-    let (status, _, _) = h.call(Method::DELETE, &format!("{servers}/{id}"), None).await;
+    let (status, _, _) = h
+        .call(Method::DELETE, &format!("{servers}/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _, _) = h.call(Method::GET, &format!("{servers}/{id}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -201,17 +248,32 @@ async fn mcp_grants_are_managed_from_both_sides_and_invalidate_the_keys() {
     let org = h.org("Acme").await;
     let servers = format!("/api/organisations/{org}/mcp-servers");
     let server = |slug: &'static str| json!({"name": slug, "slug": slug, "transport": "STDIO", "stdioCommand": "mcp-tools"});
-    let tools = h.ok(Method::POST, &servers, Some(server("tools"))).await["id"].as_str().unwrap().to_owned();
-    let search = h.ok(Method::POST, &servers, Some(server("search"))).await["id"].as_str().unwrap().to_owned();
+    let tools = h.ok(Method::POST, &servers, Some(server("tools"))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let search = h.ok(Method::POST, &servers, Some(server("search"))).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let key = h.api_key(&org).await;
     let other_key = h.api_key(&org).await;
     h.invalidated();
 
     let access = format!("/api/organisations/{org}/apikeys/{key}/mcp-access");
-    let granted = h.ok(Method::POST, &access, Some(json!({"mcpServerIds": [tools, tools]}))).await;
+    let granted = h
+        .ok(
+            Method::POST,
+            &access,
+            Some(json!({"mcpServerIds": [tools, tools]})),
+        )
+        .await;
     assert_eq!(granted["data"].as_array().unwrap().len(), 1);
     assert_eq!(granted["data"][0]["mcpServerSlug"], "tools");
-    assert_eq!(h.invalidated(), [InvalidationCommand::new(CacheKind::Grant, key.as_str())]);
+    assert_eq!(
+        h.invalidated(),
+        [InvalidationCommand::new(CacheKind::Grant, key.as_str())]
+    );
 
     let from_server = h
         .ok(
@@ -226,26 +288,59 @@ async fn mcp_grants_are_managed_from_both_sides_and_invalidate_the_keys() {
     assert!(touched.contains(&key) && touched.contains(&other_key));
 
     let listed = h.ok(Method::GET, &access, None).await;
-    let slugs: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|g| g["mcpServerSlug"].as_str().unwrap()).collect();
+    let slugs: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["mcpServerSlug"].as_str().unwrap())
+        .collect();
     assert_eq!(slugs, ["search", "tools"]);
-    let (status, body, _) = h.call(Method::POST, &access, Some(json!({"mcpServerIds": ["nope"]}))).await;
+    let (status, body, _) = h
+        .call(
+            Method::POST,
+            &access,
+            Some(json!({"mcpServerIds": ["nope"]})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "mcpServerIds");
 
-    let (status, _, _) = h.call(Method::DELETE, &format!("{access}/{tools}"), None).await;
+    let (status, _, _) = h
+        .call(Method::DELETE, &format!("{access}/{tools}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(h.invalidated(), [InvalidationCommand::new(CacheKind::Grant, key.as_str())]);
-    let (status, _, _) = h.call(Method::DELETE, &format!("{access}/{tools}"), None).await;
+    assert_eq!(
+        h.invalidated(),
+        [InvalidationCommand::new(CacheKind::Grant, key.as_str())]
+    );
+    let (status, _, _) = h
+        .call(Method::DELETE, &format!("{access}/{tools}"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let keys = h.ok(Method::GET, &format!("{servers}/{search}/api-key-access"), None).await;
+    let keys = h
+        .ok(
+            Method::GET,
+            &format!("{servers}/{search}/api-key-access"),
+            None,
+        )
+        .await;
     assert_eq!(keys["data"].as_array().unwrap().len(), 2);
 }
 
-fn usage_pair(org: &str, key: &str, server: &str, tool: &str, status: u16) -> (UsageRecord, McpUsageRecord) {
+fn usage_pair(
+    org: &str,
+    key: &str,
+    server: &str,
+    tool: &str,
+    status: u16,
+) -> (UsageRecord, McpUsageRecord) {
     let request_id = RequestId::generate();
     let id = UsageRecordId::new(odock_core::ids::time_ordered_hex_id());
     let now = chrono::Utc::now();
-    let pricing = McpPricing { call_nanos_usd: 1_000, ..McpPricing::default() };
+    let pricing = McpPricing {
+        call_nanos_usd: 1_000,
+        ..McpPricing::default()
+    };
     let billing = odock_core::pricing::bill_mcp(&pricing, 1, 100, 200);
     let record = UsageRecord {
         id: id.clone(),
@@ -330,7 +425,11 @@ async fn mcp_usage_records_are_written_with_their_usage_record_and_listed_with_f
     assert_eq!(all["data"].as_array().unwrap().len(), 3);
     let first = &pairs[0].1;
     let by_request = h
-        .ok(Method::GET, &list(&format!("?requestId={}", first.request_id)), None)
+        .ok(
+            Method::GET,
+            &list(&format!("?requestId={}", first.request_id)),
+            None,
+        )
         .await;
     let row = &by_request["data"][0];
     assert_eq!(row["usageRecordId"], first.usage_record_id.as_str());
@@ -341,22 +440,42 @@ async fn mcp_usage_records_are_written_with_their_usage_record_and_listed_with_f
     assert_eq!(row["billing"]["callCostNanosUsd"], 1_000);
     // Its usage record is stored too, with the same cost.
     let usage = h
-        .ok(Method::GET, &format!("/api/organisations/{org}/usage-records/{}", first.usage_record_id), None)
+        .ok(
+            Method::GET,
+            &format!(
+                "/api/organisations/{org}/usage-records/{}",
+                first.usage_record_id
+            ),
+            None,
+        )
         .await;
     assert_eq!(usage["provider"], "mcp");
     assert_eq!(usage["costNanosUsd"], first.cost_nanos_usd);
 
-    for (query, expected) in [("?tool=echo", 2), ("?mcpServerId=s1", 2), ("?status=502", 1), ("?apiKeyId=k2", 1)] {
+    for (query, expected) in [
+        ("?tool=echo", 2),
+        ("?mcpServerId=s1", 2),
+        ("?status=502", 1),
+        ("?apiKeyId=k2", 1),
+    ] {
         let page = h.ok(Method::GET, &list(query), None).await;
         assert_eq!(page["data"].as_array().unwrap().len(), expected, "{query}");
     }
     let page = h.ok(Method::GET, &list("?limit=2"), None).await;
     let cursor = page["nextCursor"].as_str().unwrap().to_owned();
-    let rest = h.ok(Method::GET, &list(&format!("?limit=2&cursor={cursor}")), None).await;
+    let rest = h
+        .ok(
+            Method::GET,
+            &list(&format!("?limit=2&cursor={cursor}")),
+            None,
+        )
+        .await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 1);
     let (status, _, _) = h.call(Method::GET, &list("?cursor=garbage"), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let everyone = h.ok(Method::GET, "/api/admin/mcp-usage-records", None).await;
+    let everyone = h
+        .ok(Method::GET, "/api/admin/mcp-usage-records", None)
+        .await;
     assert_eq!(everyone["data"].as_array().unwrap().len(), 4);
     sink.shutdown().await.unwrap();
 }

@@ -94,8 +94,14 @@ pub async fn grant_servers(
     server_ids: &[String],
 ) -> Result<Vec<McpGrant>, AdminError> {
     ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    let server_ids =
-        check_ids(pool, "mcp_servers", "mcpServerIds", organisation_id, server_ids).await?;
+    let server_ids = check_ids(
+        pool,
+        "mcp_servers",
+        "mcpServerIds",
+        organisation_id,
+        server_ids,
+    )
+    .await?;
     insert(pool, server_ids.iter().map(|s| (api_key_id, s.as_str()))).await?;
     list_for_api_key(pool, organisation_id, api_key_id).await
 }
@@ -108,14 +114,20 @@ pub async fn revoke_server(
     server_id: &str,
 ) -> Result<(), AdminError> {
     ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    ensure_in_org(pool, "mcp_servers", organisation_id, server_id, "MCP server").await?;
-    let result = sqlx::query(
-        "DELETE FROM api_key_mcp_access WHERE api_key_id = $1 AND mcp_server_id = $2",
+    ensure_in_org(
+        pool,
+        "mcp_servers",
+        organisation_id,
+        server_id,
+        "MCP server",
     )
-    .bind(api_key_id)
-    .bind(server_id)
-    .execute(pool)
     .await?;
+    let result =
+        sqlx::query("DELETE FROM api_key_mcp_access WHERE api_key_id = $1 AND mcp_server_id = $2")
+            .bind(api_key_id)
+            .bind(server_id)
+            .execute(pool)
+            .await?;
     touched(&result, "MCP grant")?;
     Ok(())
 }
@@ -126,7 +138,14 @@ pub async fn list_for_server(
     organisation_id: &str,
     server_id: &str,
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(pool, "mcp_servers", organisation_id, server_id, "MCP server").await?;
+    ensure_in_org(
+        pool,
+        "mcp_servers",
+        organisation_id,
+        server_id,
+        "MCP server",
+    )
+    .await?;
     let sql = format!(
         "{SELECT} WHERE g.mcp_server_id = $1 AND s.organisation_id = $2 ORDER BY k.name, g.api_key_id"
     );
@@ -146,7 +165,14 @@ pub async fn grant_api_keys(
     server_id: &str,
     api_key_ids: &[String],
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(pool, "mcp_servers", organisation_id, server_id, "MCP server").await?;
+    ensure_in_org(
+        pool,
+        "mcp_servers",
+        organisation_id,
+        server_id,
+        "MCP server",
+    )
+    .await?;
     let api_key_ids =
         check_ids(pool, "api_keys", "apiKeyIds", organisation_id, api_key_ids).await?;
     insert(pool, api_key_ids.iter().map(|k| (k.as_str(), server_id))).await?;
@@ -173,9 +199,14 @@ mod tests {
             let pool = pool.clone();
             let master_key = master_key.clone();
             async move {
-                mcp_servers::create(&pool, &master_key, &org, mcp_servers::tests::new(slug, json!({})))
-                    .await
-                    .unwrap()
+                mcp_servers::create(
+                    &pool,
+                    &master_key,
+                    &org,
+                    mcp_servers::tests::new(slug, json!({})),
+                )
+                .await
+                .unwrap()
             }
         };
         let tools = server("tools", a.clone()).await;
@@ -194,13 +225,17 @@ mod tests {
         let grants = grant_servers(&pool, &a, &key.id, &ids).await.unwrap();
         assert_eq!(grants.len(), 1);
         assert_eq!(grants[0].mcp_server_slug, "tools");
-        assert_eq!(grant_servers(&pool, &a, &key.id, &ids).await.unwrap().len(), 1);
+        assert_eq!(
+            grant_servers(&pool, &a, &key.id, &ids).await.unwrap().len(),
+            1
+        );
 
         let refused = grant_servers(&pool, &a, &key.id, std::slice::from_ref(&elsewhere.id)).await;
         assert!(
             matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "mcpServerIds")
         );
-        let refused = grant_api_keys(&pool, &a, &search.id, std::slice::from_ref(&other_key.id)).await;
+        let refused =
+            grant_api_keys(&pool, &a, &search.id, std::slice::from_ref(&other_key.id)).await;
         assert!(
             matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "apiKeyIds")
         );

@@ -12,7 +12,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use odock_core::secret::preview;
-use odock_core::{new_object_id, McpAuthType, McpPricing, McpTransportKind, McpUpstreamAuth, Secret};
+use odock_core::{
+    new_object_id, McpAuthType, McpPricing, McpTransportKind, McpUpstreamAuth, Secret,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
@@ -336,7 +338,10 @@ fn auth_fields(auth_type: McpAuthType) -> &'static [(&'static str, bool, bool)] 
 }
 
 /// Checks `config` against `auth_type`: known string fields only, required ones present.
-fn check_auth(auth_type: McpAuthType, config: Option<JsonObject>) -> Result<JsonObject, AdminError> {
+fn check_auth(
+    auth_type: McpAuthType,
+    config: Option<JsonObject>,
+) -> Result<JsonObject, AdminError> {
     let config = config.unwrap_or_default();
     let fields = auth_fields(auth_type);
     for (key, value) in &config {
@@ -366,8 +371,13 @@ fn check_auth(auth_type: McpAuthType, config: Option<JsonObject>) -> Result<Json
         }
     }
     if auth_type == McpAuthType::OAuth2 {
-        check_url(config.get("tokenUrl").and_then(Value::as_str).map(str::to_owned))
-            .map_err(|_| AdminError::field("authConfig", "tokenUrl must be an http(s) URL"))?;
+        check_url(
+            config
+                .get("tokenUrl")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        )
+        .map_err(|_| AdminError::field("authConfig", "tokenUrl must be an http(s) URL"))?;
     }
     Ok(config)
 }
@@ -656,7 +666,10 @@ pub async fn update(
         }
         (None, _) => None,
     };
-    let new_env = patch.stdio_env.map(|env| check_env(env.unwrap_or_default())).transpose()?;
+    let new_env = patch
+        .stdio_env
+        .map(|env| check_env(env.unwrap_or_default()))
+        .transpose()?;
 
     let mut sql = String::from(
         "UPDATE mcp_servers SET name = $1, slug = $2, description = $3, transport = $4, endpoint_url = $5, \
@@ -679,7 +692,9 @@ pub async fn update(
         ));
         next += 3;
     }
-    let sealed_env = new_env.map(|env| sealed_env(master_key, &env)).transpose()?;
+    let sealed_env = new_env
+        .map(|env| sealed_env(master_key, &env))
+        .transpose()?;
     if sealed_env.is_some() {
         sql.push_str(&format!(
             ", stdio_env = ${}, stdio_env_preview = ${}",
@@ -797,7 +812,11 @@ pub(crate) mod tests {
                 token: Secret::new(token)
             }
         );
-        assert!(master_key.open(&env).unwrap().expose().contains("env-secret-value"));
+        assert!(master_key
+            .open(&env)
+            .unwrap()
+            .expose()
+            .contains("env-secret-value"));
 
         // A PATCH without auth fields keeps the secrets; switching to NONE clears them.
         let patched = update(
@@ -831,12 +850,16 @@ pub(crate) mod tests {
         let a = org(&pool, "A").await;
         let b = org(&pool, "B").await;
         let (key, _) = MasterKey::generate();
-        let server = create(&pool, &key, &a, new("tools", json!({}))).await.unwrap();
+        let server = create(&pool, &key, &a, new("tools", json!({})))
+            .await
+            .unwrap();
         assert!(matches!(
             create(&pool, &key, &a, new("tools", json!({}))).await,
             Err(AdminError::Conflict(_))
         ));
-        create(&pool, &key, &b, new("tools", json!({}))).await.unwrap();
+        create(&pool, &key, &b, new("tools", json!({})))
+            .await
+            .unwrap();
         assert!(matches!(
             get(&pool, &b, &server.id).await,
             Err(AdminError::NotFound(_))
@@ -847,26 +870,65 @@ pub(crate) mod tests {
                 "{field}: {result:?}"
             );
         };
-        refused("slug", create(&pool, &key, &a, new("Bad Slug", json!({}))).await);
+        refused(
+            "slug",
+            create(&pool, &key, &a, new("Bad Slug", json!({}))).await,
+        );
         refused(
             "endpointUrl",
-            create(&pool, &key, &a, new("x1", json!({"endpointUrl": "ftp://x"}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new("x1", json!({"endpointUrl": "ftp://x"})),
+            )
+            .await,
         );
         refused(
             "authConfig",
-            create(&pool, &key, &a, new("x2", json!({"authType": "BASIC", "authConfig": {"username": "u"}}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new(
+                    "x2",
+                    json!({"authType": "BASIC", "authConfig": {"username": "u"}}),
+                ),
+            )
+            .await,
         );
         refused(
             "authConfig",
-            create(&pool, &key, &a, new("x3", json!({"authType": "BEARER", "authConfig": {"token": "t", "extra": "y"}}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new(
+                    "x3",
+                    json!({"authType": "BEARER", "authConfig": {"token": "t", "extra": "y"}}),
+                ),
+            )
+            .await,
         );
         refused(
             "semanticFilter",
-            create(&pool, &key, &a, new("x4", json!({"semanticFilter": {"blockedKeyword": ["x"]}}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new("x4", json!({"semanticFilter": {"blockedKeyword": ["x"]}})),
+            )
+            .await,
         );
         refused(
             "pricing",
-            create(&pool, &key, &a, new("x5", json!({"pricing": {"callNanosUsd": -1}}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new("x5", json!({"pricing": {"callNanosUsd": -1}})),
+            )
+            .await,
         );
         refused(
             "teamId",
@@ -874,7 +936,13 @@ pub(crate) mod tests {
         );
         refused(
             "policies",
-            create(&pool, &key, &a, new("x7", json!({"policies": {"requestPerMinute": 1}}))).await,
+            create(
+                &pool,
+                &key,
+                &a,
+                new("x7", json!({"policies": {"requestPerMinute": 1}})),
+            )
+            .await,
         );
         refused(
             "authConfig",
@@ -887,7 +955,9 @@ pub(crate) mod tests {
             )
             .await,
         );
-        let listed = list(&pool, Some(&a), &PageRequest::default()).await.unwrap();
+        let listed = list(&pool, Some(&a), &PageRequest::default())
+            .await
+            .unwrap();
         assert_eq!(listed.data.len(), 1);
         delete(&pool, &a, &server.id).await.unwrap();
         assert!(matches!(
