@@ -3,6 +3,8 @@
 //! back without anyone settling it. Real processes (the `odock-server` binary), one PostgreSQL, one
 //! Redis; skipped with a note when `ODOCK_TEST_DATABASE_URL` / `ODOCK_TEST_REDIS_URL` are unset.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::routing::post;
 use axum::Router;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 const ADMIN_TOKEN: &str = "crash-test-admin-token";
@@ -38,8 +41,6 @@ async fn hanging_upstream() -> SocketAddr {
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
-
-use futures::StreamExt;
 
 struct Replica {
     child: Child,

@@ -625,3 +625,64 @@ async fn a_request_the_server_never_answers_times_out_and_the_session_survives()
     assert_eq!(ping["id"], 3);
     transport.shutdown().await;
 }
+
+/// Captures formatted log output (all levels) in memory.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// A current-thread runtime: the process's tasks log on this thread, under this subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn stderr_goes_to_the_logs_and_env_secrets_do_not() {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut command = command(&[]);
+    command
+        .env
+        .insert("ODOCK_FAKE_TOKEN".into(), "hunter2-secret".into());
+    let transport = StdioTransport::new(command, StdioOptions::default()).unwrap();
+    let session = open_session(&transport).await;
+    let env = json_body(
+        post(
+            &transport,
+            Some(&session),
+            &call(2, "env", json!({"name": "ODOCK_FAKE_TOKEN"})),
+            false,
+        )
+        .await,
+    );
+    assert_eq!(tool_text(&env), "hunter2-secret");
+    wait_until("the server's stderr is logged", || {
+        logs.text().contains("odock-fake-mcp-stdio started")
+    })
+    .await;
+    delete(&transport, &session).await;
+    let text = logs.text();
+    assert!(text.contains("odock-fake-mcp-stdio"), "{text}");
+    assert!(
+        !text.contains("hunter2-secret"),
+        "a secret reached the logs: {text}"
+    );
+}

@@ -17,6 +17,7 @@ mod invalidation;
 mod ledger;
 mod outage;
 mod rate_limit;
+mod sessions;
 
 #[cfg(test)]
 mod tests;
@@ -26,3 +27,4 @@ pub use invalidation::{InvalidationSubscriber, RedisInvalidator};
 pub use ledger::{RedisBudgetLedger, RedisLedgerFlusher, RedisQuotaLedger};
 pub use outage::{OutagePolicy, RedisHealth};
 pub use rate_limit::RedisRateLimiter;
+pub use sessions::RedisMcpSessionDirectory;

@@ -5,4 +5,5 @@
 mod invalidation;
 mod ledger;
 mod rate_limit;
+mod sessions;
 mod support;
