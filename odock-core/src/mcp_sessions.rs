@@ -225,7 +225,10 @@ mod tests {
     async fn expired_entries_are_dropped_when_new_sessions_are_claimed() {
         let (clock, directory) = directory();
         for i in 0..10 {
-            directory.claim(&format!("s{i}"), "http://a", TTL).await.unwrap();
+            directory
+                .claim(&format!("s{i}"), "http://a", TTL)
+                .await
+                .unwrap();
         }
         clock.advance(chrono::Duration::seconds(301));
         directory.claim("fresh", "http://a", TTL).await.unwrap();

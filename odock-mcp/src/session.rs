@@ -471,6 +471,18 @@ impl<S: Reapable> SessionTable<S> {
         Some(entry.session.clone())
     }
 
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.sessions.lock().contains_key(id)
+    }
+
+    /// Marks the session used now (if it still exists).
+    pub(crate) fn touch(&self, id: &str) {
+        let now = self.clock.now();
+        if let Some(entry) = self.sessions.lock().get_mut(id) {
+            entry.last_used = now;
+        }
+    }
+
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<S>> {
         self.sessions.lock().remove(id).map(|entry| entry.session)
     }

@@ -144,6 +144,11 @@ impl SseTransport {
         self.inner.sessions.len()
     }
 
+    /// True when this transport holds the session (it minted it and it has not ended).
+    pub fn has_session(&self, session_id: &str) -> bool {
+        self.inner.sessions.contains(session_id)
+    }
+
     /// Closes sessions idle past the idle timeout; returns how many.
     pub fn reap_idle(&self) -> usize {
         self.inner.sessions.take_idle().len()
@@ -250,7 +255,9 @@ impl SseTransport {
             let Some(session) = self.inner.sessions.get(id) else {
                 return Ok(session::session_not_found());
             };
-            return self.deliver(&session, &payload, &message).await;
+            let reply = self.deliver(&session, &payload, &message).await;
+            self.inner.sessions.touch(id);
+            return reply;
         }
         if !payload.is_initialize() {
             return Ok(session::session_required());

@@ -182,6 +182,19 @@ impl McpTransports {
         }
     }
 
+    /// True when this replica holds `session_id` of server `server_id` in memory (a STDIO process or
+    /// an SSE upstream stream it minted). Always false for STREAMABLE_HTTP, whose sessions live
+    /// upstream and can be forwarded from any replica. For routing a session's requests to the
+    /// replica that owns it.
+    pub fn has_session(&self, server_id: &str, session_id: &str) -> bool {
+        let entries = self.entries.lock();
+        match entries.get(server_id).map(|entry| &entry.built) {
+            Some(Built::Stdio(transport)) => transport.has_session(session_id),
+            Some(Built::Sse(transport)) => transport.has_session(session_id),
+            Some(Built::Http) | None => false,
+        }
+    }
+
     /// Live stdio child processes across the pool.
     pub fn stdio_process_count(&self) -> usize {
         self.options.stdio.processes.get()

@@ -15,14 +15,16 @@ use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
 };
 use odock_store::db::Db;
-use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
+use odock_store::ledger::LedgerOptions;
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::governance::Governance;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
 use crate::routes::client_ip::TrustedProxies;
+use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
 
 /// How long shutdown waits for the usage writer to drain.
@@ -38,6 +40,8 @@ pub enum StartError {
     AdminToken(std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Redis(#[from] odock_store::redis::RedisStoreError),
 }
 
 /// How often usage retention looks for records past their age.
@@ -48,8 +52,13 @@ pub struct App {
     router: Router,
     pool: Db,
     usage: Arc<SqlUsageSink>,
-    /// Background tasks releasing expired budget/quota leases.
+    /// Other background tasks (usage retention).
     sweepers: Vec<tokio::task::JoinHandle<()>>,
+    /// Ledgers, limiter and their background tasks (lease sweepers; with Redis, the ledger
+    /// flusher and the invalidation subscriber).
+    governance: Governance,
+    /// MCP session ownership; learns the bound address in [`App::serve`].
+    mcp_affinity: McpAffinity,
     shutdown_grace: Duration,
 }
 
@@ -73,6 +82,13 @@ impl App {
         .await?;
         let master_key = Arc::new(load_master_key(config)?);
         let admin_token = load_admin_token(config)?;
+        admin::session::bootstrap_admin(
+            &pool,
+            config.bootstrap_admin_email.as_deref(),
+            config.bootstrap_admin_password.as_ref(),
+        )
+        .await
+        .map_err(|e| StartError::Config(format!("bootstrap admin: {e}")))?;
 
         let key_store = Arc::new(SqlKeyStore::new(
             pool.clone(),
@@ -100,15 +116,25 @@ impl App {
         let lease = Duration::from_millis(config.ledger_lease_ms);
         let ledger_options = LedgerOptions { lease };
         let lease_refresh = lease / 3;
-        let budgets = Arc::new(
-            SqlBudgetLedger::new(pool.clone(), clock.clone(), ledger_options.clone())
-                .with_alerts(metrics.clone()),
-        );
-        let quotas = Arc::new(SqlQuotaLedger::new(pool.clone(), clock, ledger_options));
-        let mut sweepers = vec![
-            spawn_sweeper(budgets.clone(), lease_refresh),
-            spawn_sweeper(quotas.clone(), lease_refresh),
-        ];
+        // With ODOCK_REDIS_URL, budgets, quotas, rate limits and cache invalidation are shared by
+        // every replica through Redis; otherwise they live in this process and its database.
+        let mut governance = match config.redis_settings() {
+            Some(settings) => {
+                Governance::redis(
+                    &settings,
+                    &pool,
+                    clock,
+                    metrics.clone(),
+                    ledger_options,
+                    lease_refresh,
+                )
+                .await?
+            }
+            None => {
+                Governance::embedded(&pool, clock, metrics.clone(), ledger_options, lease_refresh)
+            }
+        };
+        let mut sweepers = Vec::new();
         if let Some(days) = config.usage_retention_days {
             let keep = Duration::from_secs(u64::from(days) * 86_400);
             sweepers.push(odock_store::retention::spawn_retention(
@@ -121,19 +147,60 @@ impl App {
         let providers = odock_providers::default_registry(odock_providers::http_client());
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
-            .ledgers(budgets.clone(), quotas.clone(), lease_refresh);
-        let invalidator: Arc<dyn CacheInvalidator> = Arc::new(InvalidatorSet::new(vec![
-            key_store.clone(),
-            budgets,
-            quotas,
-        ]));
+            .ledgers(
+                governance.budgets.clone(),
+                governance.quotas.clone(),
+                lease_refresh,
+            );
+        let gateway = match &governance.limiter {
+            Some(limiter) => gateway.rate_limiter(limiter.clone()),
+            None => gateway,
+        };
+        let mut caches: Vec<Arc<dyn CacheInvalidator>> = vec![key_store.clone()];
+        caches.extend(governance.caches.iter().cloned());
+        // Admin writes and `/v1/internal/cache/invalidate` evict here and, with Redis, everywhere.
+        let invalidator = governance.invalidator(Arc::new(InvalidatorSet::new(caches)));
+
+        // One transport per MCP server (stdio sessions, SSE bridges, OAuth2 token caches).
+        let mcp_options = odock_mcp::McpTransportOptions::default();
+        // Stdio/SSE sessions held here are recorded as this replica's; requests for sessions other
+        // replicas hold are forwarded to them.
+        let mcp_affinity = McpAffinity::new(
+            governance.mcp_sessions(),
+            config.advertise_url.clone(),
+            mcp_affinity::ownership_ttl(&mcp_options),
+            config.max_body_bytes,
+        );
+        if config.redis_url.is_some()
+            && config.advertise_url.is_none()
+            && config.listen.ip().is_unspecified()
+        {
+            tracing::warn!("ODOCK_ADVERTISE_URL is not set and the listen address is a wildcard: MCP stdio/SSE sessions opened on this replica cannot be served by the others");
+        }
+        let mcp_transports = odock_mcp::McpTransports::new(mcp_options);
+        let processes = mcp_transports.clone();
+        metrics.register(
+            "odock_mcp_stdio_processes",
+            "gauge",
+            "Live stdio MCP server processes.",
+            Box::new(move || processes.stdio_process_count() as u64),
+        );
 
         let scrape = metrics.clone();
         let mut router = Router::new()
             .route("/v1/health", get(health::health))
-            .route("/v1/healthz", get(health::healthz).with_state(pool.clone()))
+            .route(
+                "/v1/healthz",
+                get(health::healthz).with_state(health::HealthState {
+                    pool: pool.clone(),
+                    redis: governance.health(),
+                }),
+            )
             .route("/v1/keys/validate", post_service(gateway.validate_key()))
             .merge(routes::llm::router(&gateway))
+            .merge(routes::mcp::router(&gateway, mcp_transports).layer(
+                middleware::from_fn_with_state(mcp_affinity.clone(), mcp_affinity::affinity),
+            ))
             .route(
                 "/metrics",
                 get(move || {
@@ -172,6 +239,8 @@ impl App {
             pool,
             usage,
             sweepers,
+            governance,
+            mcp_affinity,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -199,6 +268,9 @@ impl App {
     ) -> std::io::Result<()> {
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal = stopping.clone();
+        if let Ok(bound) = listener.local_addr() {
+            self.mcp_affinity.advertise_bound_address(bound);
+        }
         // Small writes (SSE events, short JSON answers) must not wait behind Nagle + delayed ACK.
         let listener = listener.tap_io(|stream| {
             if let Err(error) = stream.set_nodelay(true) {
@@ -227,6 +299,8 @@ impl App {
         for sweeper in &self.sweepers {
             sweeper.abort();
         }
+        let mut governance = self.governance;
+        governance.shutdown().await;
         // The writer retries while the database is down; don't let that hold the process forever.
         match tokio::time::timeout(USAGE_FLUSH_TIMEOUT, self.usage.shutdown()).await {
             Ok(Ok(())) => {}

@@ -50,10 +50,29 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Redis URL for several replicas (not used in embedded mode).
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key and of the invalidation channel (default `odock:`); replicas of
+    /// one gateway share it, other deployments on the same Redis pick their own.
+    pub redis_prefix: Option<String>,
+    /// Budget/quota admission while Redis is unreachable: `fail-closed` (default: 503
+    /// `budget_unavailable` / `quota_unavailable`) or `fail-open` (admit, log, settle best-effort).
+    /// Rate limits always fail open.
+    pub redis_outage_policy: Option<odock_store::redis::OutagePolicy>,
+    /// Bound on one Redis command, in milliseconds (default 500).
+    pub redis_timeout_ms: Option<u64>,
+    /// Bound on connecting to Redis, in milliseconds (default 2000).
+    pub redis_connect_timeout_ms: Option<u64>,
+    /// How the other replicas reach this one (`http://10.0.0.5:8080`): requests for an MCP session
+    /// held here are forwarded to it. Default: the bound address, unless it is a wildcard
+    /// (`0.0.0.0`, `::`) — then set it when several replicas share Redis.
+    pub advertise_url: Option<String>,
     /// Base64 of 32 bytes; sealing key for provider keys and MCP credentials.
     pub master_key: Option<String>,
     /// Static admin bearer token (acts as SUPER_ADMIN).
     pub admin_token: Option<String>,
+    /// Email of the first SUPER_ADMIN, created at start when no user exists.
+    pub bootstrap_admin_email: Option<String>,
+    /// Password of that first SUPER_ADMIN.
+    pub bootstrap_admin_password: Option<String>,
     /// Shared secret enabling `POST /v1/internal/cache/invalidate`.
     pub cache_invalidation_secret: Option<String>,
     pub log: Option<String>,
@@ -85,8 +104,17 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub redis_url: Option<Secret>,
+    pub redis_prefix: String,
+    pub redis_outage_policy: odock_store::redis::OutagePolicy,
+    pub redis_timeout_ms: u64,
+    pub redis_connect_timeout_ms: u64,
+    /// How the other replicas reach this one (`ODOCK_ADVERTISE_URL`); `None`: the bound address
+    /// when it is not a wildcard.
+    pub advertise_url: Option<String>,
     pub master_key: Option<Secret>,
     pub admin_token: Option<Secret>,
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_admin_password: Option<Secret>,
     pub cache_invalidation_secret: Option<Secret>,
     pub log: String,
     pub log_format: LogFormat,
@@ -130,8 +158,15 @@ impl Default for Config {
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080))),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             redis_url: None,
+            redis_prefix: odock_store::redis::RedisSettings::DEFAULT_PREFIX.to_owned(),
+            redis_outage_policy: odock_store::redis::OutagePolicy::default(),
+            redis_timeout_ms: 500,
+            redis_connect_timeout_ms: 2_000,
+            advertise_url: None,
             master_key: None,
             admin_token: None,
+            bootstrap_admin_email: None,
+            bootstrap_admin_password: None,
             cache_invalidation_secret: None,
             log: "info".to_owned(),
             log_format: LogFormat::Pretty,
@@ -172,8 +207,28 @@ impl Config {
             self.database_url = v;
         }
         self.redis_url = secret(file.redis_url).or(self.redis_url.take());
+        if let Some(v) = file.redis_prefix {
+            self.redis_prefix = v;
+        }
+        if let Some(v) = file.redis_outage_policy {
+            self.redis_outage_policy = v;
+        }
+        if let Some(v) = file.redis_timeout_ms {
+            self.redis_timeout_ms = v;
+        }
+        if let Some(v) = file.redis_connect_timeout_ms {
+            self.redis_connect_timeout_ms = v;
+        }
+        if let Some(v) = file.advertise_url.filter(|v| !v.is_empty()) {
+            self.advertise_url = Some(v);
+        }
         self.master_key = secret(file.master_key).or(self.master_key.take());
         self.admin_token = secret(file.admin_token).or(self.admin_token.take());
+        self.bootstrap_admin_password =
+            secret(file.bootstrap_admin_password).or(self.bootstrap_admin_password.take());
+        if let Some(v) = file.bootstrap_admin_email.filter(|v| !v.is_empty()) {
+            self.bootstrap_admin_email = Some(v);
+        }
         self.cache_invalidation_secret =
             secret(file.cache_invalidation_secret).or(self.cache_invalidation_secret.take());
         if let Some(v) = file.log {
@@ -224,6 +279,10 @@ impl Config {
             ("ODOCK_MASTER_KEY", &mut self.master_key),
             ("ODOCK_ADMIN_TOKEN", &mut self.admin_token),
             (
+                "ODOCK_BOOTSTRAP_ADMIN_PASSWORD",
+                &mut self.bootstrap_admin_password,
+            ),
+            (
                 "ODOCK_CACHE_INVALIDATION_SECRET",
                 &mut self.cache_invalidation_secret,
             ),
@@ -231,6 +290,30 @@ impl Config {
             if let Some(v) = get(name) {
                 *slot = Some(Secret::new(v));
             }
+        }
+        if let Some(v) = get("ODOCK_REDIS_PREFIX") {
+            self.redis_prefix = v;
+        }
+        if let Some(v) = get("ODOCK_REDIS_OUTAGE_POLICY") {
+            self.redis_outage_policy = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_REDIS_OUTAGE_POLICY", e))?;
+        }
+        if let Some(v) = get("ODOCK_REDIS_TIMEOUT_MS") {
+            self.redis_timeout_ms = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_REDIS_TIMEOUT_MS", e))?;
+        }
+        if let Some(v) = get("ODOCK_REDIS_CONNECT_TIMEOUT_MS") {
+            self.redis_connect_timeout_ms = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_REDIS_CONNECT_TIMEOUT_MS", e))?;
+        }
+        if let Some(v) = get("ODOCK_ADVERTISE_URL") {
+            self.advertise_url = Some(v);
+        }
+        if let Some(v) = get("ODOCK_BOOTSTRAP_ADMIN_EMAIL") {
+            self.bootstrap_admin_email = Some(v);
         }
         if let Some(v) = get("ODOCK_LOG") {
             self.log = v;
@@ -296,6 +379,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.advertise_url {
+            check_advertise_url(url).map_err(|message| invalid("advertise_url", message))?;
+        }
         match odock_store::db::Backend::of_url(&self.database_url) {
             None => {
                 return Err(invalid(
@@ -337,7 +423,24 @@ impl Config {
         if self.usage_batch_size == 0 {
             return Err(invalid("usage_batch_size", "must be positive"));
         }
+        if self.redis_timeout_ms == 0 || self.redis_connect_timeout_ms == 0 {
+            return Err(invalid(
+                "redis_timeout_ms",
+                "Redis timeouts must be positive",
+            ));
+        }
         Ok(())
+    }
+
+    /// How to reach Redis, when `redis_url` is set (production mode).
+    pub fn redis_settings(&self) -> Option<odock_store::redis::RedisSettings> {
+        let url = self.redis_url.as_ref()?;
+        let mut settings = odock_store::redis::RedisSettings::new(url.expose());
+        settings.prefix = self.redis_prefix.clone();
+        settings.outage = self.redis_outage_policy;
+        settings.response_timeout = std::time::Duration::from_millis(self.redis_timeout_ms);
+        settings.connect_timeout = std::time::Duration::from_millis(self.redis_connect_timeout_ms);
+        Some(settings)
     }
 
     /// The SQLite file behind `database_url`, when it is a file (not `:memory:`).
@@ -365,10 +468,15 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nredis_prefix = {}\nredis_outage_policy = {}\nredis_timeout_ms = {}\nredis_connect_timeout_ms = {}\nadvertise_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
+            self.redis_prefix,
+            self.redis_outage_policy,
+            self.redis_timeout_ms,
+            self.redis_connect_timeout_ms,
+            self.advertise_url.as_deref().unwrap_or("(bound address)"),
             mask(&self.master_key),
             mask(&self.admin_token),
             mask(&self.cache_invalidation_secret),
@@ -396,6 +504,23 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// An advertised URL other replicas can forward to: `http(s)://host[:port]`, no credentials, no
+/// path (request paths are appended to it).
+fn check_advertise_url(url: &str) -> Result<(), String> {
+    // Messages never repeat the URL: it might carry credentials.
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("expected http(s)://host[:port]".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials".to_owned());
+    }
+    if parsed.path() != "/" || parsed.query().is_some() {
+        return Err("must have no path or query".to_owned());
+    }
+    Ok(())
 }
 
 fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
@@ -427,6 +552,27 @@ mod tests {
             config.sibling_file("master-key"),
             Some(PathBuf::from("odock.master-key"))
         );
+    }
+
+    #[test]
+    fn the_bootstrap_admin_comes_from_the_environment_and_stays_masked() {
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_BOOTSTRAP_ADMIN_EMAIL", "root@odock.test"),
+                ("ODOCK_BOOTSTRAP_ADMIN_PASSWORD", "s3cret passphrase"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.bootstrap_admin_email.as_deref(),
+            Some("root@odock.test")
+        );
+        assert_eq!(
+            config.bootstrap_admin_password.as_ref().map(Secret::expose),
+            Some("s3cret passphrase")
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]
@@ -476,6 +622,64 @@ mod tests {
             Config::load(&Cli::default(), env(&[("ODOCK_MASTER_KEY", "not-base64!")])).is_err()
         );
         assert!(Config::load(&Cli::default(), env(&[("ODOCK_LOG_FORMAT", "xml")])).is_err());
+    }
+
+    #[test]
+    fn advertise_url_is_an_origin_without_credentials() {
+        let load = |url: &str| Config::load(&Cli::default(), env(&[("ODOCK_ADVERTISE_URL", url)]));
+        assert_eq!(
+            Config::load(&Cli::default(), env(&[]))
+                .unwrap()
+                .advertise_url,
+            None
+        );
+        let config = load("http://10.0.0.5:8080").unwrap();
+        assert_eq!(
+            config.advertise_url.as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+        assert!(config
+            .describe()
+            .contains("advertise_url = http://10.0.0.5:8080"));
+        assert!(load("https://replica-1.internal/").is_ok());
+        for bad in [
+            "10.0.0.5:8080",
+            "ftp://10.0.0.5",
+            "http://user:pw@10.0.0.5:8080",
+            "http://10.0.0.5:8080/v1",
+            "http://10.0.0.5:8080?x=1",
+        ] {
+            let error = load(bad).unwrap_err().to_string();
+            assert!(error.contains("advertise_url"), "{bad}: {error}");
+            assert!(!error.contains("pw@"), "{error}");
+        }
+    }
+
+    #[test]
+    fn redis_settings_come_from_the_environment() {
+        let config = Config::load(&Cli::default(), env(&[])).unwrap();
+        assert!(config.redis_settings().is_none());
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
+                ("ODOCK_REDIS_PREFIX", "replica-test:"),
+                ("ODOCK_REDIS_OUTAGE_POLICY", "fail-open"),
+                ("ODOCK_REDIS_TIMEOUT_MS", "250"),
+            ]),
+        )
+        .unwrap();
+        let settings = config.redis_settings().unwrap();
+        assert_eq!(settings.prefix, "replica-test:");
+        assert_eq!(settings.outage, odock_store::redis::OutagePolicy::FailOpen);
+        assert_eq!(
+            settings.response_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert!(!config.describe().contains("hunter2"));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let bad = env(&[("ODOCK_REDIS_OUTAGE_POLICY", "sometimes")]);
+        assert!(Config::load(&Cli::default(), bad).is_err());
     }
 
     #[test]

@@ -138,6 +138,17 @@ impl Governance {
             .map(|redis| RedisHealth::new(redis.conn.clone()))
     }
 
+    /// Where MCP session ownership is recorded: in Redis, shared by the replicas; else in this
+    /// process (embedded mode: every session is local, nothing is forwarded).
+    pub fn mcp_sessions(&self) -> Arc<dyn odock_core::McpSessionDirectory> {
+        match &self.redis {
+            Some(redis) => Arc::new(odock_store::redis::RedisMcpSessionDirectory::new(
+                redis.conn.clone(),
+            )),
+            None => Arc::new(odock_core::InMemoryMcpSessionDirectory::default()),
+        }
+    }
+
     /// Stops the background tasks and writes the last ledger totals to the database.
     pub async fn shutdown(&mut self) {
         for task in self.tasks.drain(..) {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod governance;
 pub mod metrics;
 pub mod routes;
 pub mod telemetry;

@@ -169,24 +169,60 @@ pub fn is_secret_field(name: &str) -> bool {
 }
 
 /// Replaces, in place, every value under a secret-named field ([`is_secret_field`]) with
-/// [`REDACTED`], and any string that looks like a virtual key (`sk_…`) wherever it appears.
+/// [`REDACTED`]; then any other string that contains one of those secrets (an invitation `url`
+/// carrying its token) or looks like a virtual key (`sk_…`), wherever it appears.
 pub fn redact(value: &mut Value) {
+    let mut secrets = Vec::new();
+    redact_fields(value, &mut secrets);
+    // Short values (`"x"`) would match everywhere and are no secret worth hunting for.
+    secrets.retain(|secret| secret.len() >= 8);
+    redact_strings(value, &secrets);
+}
+
+fn redact_fields(value: &mut Value, secrets: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (name, field) in map.iter_mut() {
                 if is_secret_field(name) {
+                    collect_strings(field, secrets);
                     if !field.is_null() {
                         *field = Value::String(REDACTED.to_owned());
                     }
                 } else {
-                    redact(field);
+                    redact_fields(field, secrets);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact),
-        // Previews (`sk_abc…wxyz`) are short and meant to be shown; whole keys are not.
-        Value::String(text) if text.starts_with("sk_") && text.len() > 20 => {
-            *text = REDACTED.to_owned();
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| redact_fields(item, secrets)),
+        _ => {}
+    }
+}
+
+fn collect_strings(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|item| collect_strings(item, out)),
+        Value::Object(map) => map.values().for_each(|item| collect_strings(item, out)),
+        _ => {}
+    }
+}
+
+fn redact_strings(value: &mut Value, secrets: &[String]) {
+    match value {
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|item| redact_strings(item, secrets)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| redact_strings(item, secrets)),
+        Value::String(text) => {
+            // Previews (`sk_abc…wxyz`) are short and meant to be shown; whole keys are not.
+            let virtual_key = text.starts_with("sk_") && text.len() > 20;
+            if virtual_key || secrets.iter().any(|secret| text.contains(secret.as_str())) {
+                *text = REDACTED.to_owned();
+            }
         }
         _ => {}
     }
@@ -245,6 +281,8 @@ mod tests {
             "nested": [{"password": "p", "ok": 1}, "sk_abcdefghijklmnopqrstuvwxyz0123456789"],
             "preview": "sk_abc…wxyz",
             "expiresAt": null,
+            "token": "inv-token-0123456789",
+            "url": "/invitations/inv-token-0123456789",
         });
         redact(&mut value);
         assert_eq!(
@@ -257,6 +295,8 @@ mod tests {
                 "nested": [{"password": REDACTED, "ok": 1}, REDACTED],
                 "preview": "sk_abc…wxyz",
                 "expiresAt": null,
+                "token": REDACTED,
+                "url": REDACTED,
             })
         );
     }

@@ -42,6 +42,8 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::crypto::MasterKey;
+use crate::mcp_resolution::McpCache;
+use odock_core::{McpServerId, ResolvedMcpServer};
 use crate::db::from_ms;
 use crate::keys::hash_virtual_key;
 
@@ -95,6 +97,8 @@ pub struct SqlKeyStore {
     grants: Cache<ApiKeyId, Arc<HashSet<ModelId>>>,
     /// (key, model) → the rate-limit policies of every scope.
     policies: Cache<(ApiKeyId, ModelId), Arc<ScopedPolicies>>,
+    /// MCP servers, MCP grants and MCP-server policies.
+    mcp: McpCache,
     /// Serialises cache inserts with invalidations and holds the key id → hashes index.
     guard: Mutex<KeyIndex>,
     /// Bumped (under `guard`) by every invalidation; a loader that sees it move does not cache.
@@ -149,6 +153,7 @@ impl SqlKeyStore {
             missing_models: cache(capacity, negative_ttl),
             grants: cache(capacity, positive_ttl),
             policies: cache(capacity, positive_ttl),
+            mcp: McpCache::new(capacity, positive_ttl, negative_ttl),
             guard: Mutex::new(KeyIndex::default()),
             generation: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -467,6 +472,43 @@ impl KeyStore for SqlKeyStore {
         Ok(policies)
     }
 
+    async fn mcp_server(
+        &self,
+        organisation: &OrganisationId,
+        reference: &str,
+    ) -> Result<Option<Arc<ResolvedMcpServer>>, ResolveError> {
+        self.mcp
+            .server(&self.pool, &self.master_key, organisation, reference)
+            .await
+    }
+
+    async fn has_mcp_grant(
+        &self,
+        key: &ApiKeyId,
+        server: &McpServerId,
+    ) -> Result<bool, ResolveError> {
+        self.mcp.has_grant(&self.pool, key, server).await
+    }
+
+    async fn mcp_server_policies(
+        &self,
+        principal: &Principal,
+        server: &McpServerId,
+    ) -> Result<Arc<ScopedPolicies>, ResolveError> {
+        // The owner scopes come from the model loader given no model (no model row matches '').
+        let owners = async {
+            self.load_policies(principal, &ModelId::new(""))
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "policy lookup failed");
+                    ResolveError::LookupUnavailable
+                })
+        };
+        self.mcp
+            .policies(&self.pool, &principal.api_key_id, server, owners)
+            .await
+    }
+
     /// Model-list routes are rare: the names come from one query, each model from the cache.
     async fn granted_models(
         &self,
@@ -499,6 +541,7 @@ impl KeyStore for SqlKeyStore {
 
 impl CacheInvalidator for SqlKeyStore {
     fn invalidate(&self, command: &InvalidationCommand) {
+        self.mcp.invalidate(command);
         let mut index = self.guard.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         // Policies are few and cheap to reload: any change to a scope that carries one clears them.

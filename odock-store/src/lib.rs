@@ -4,11 +4,17 @@
 //! cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer and the admin repositories.
 
 pub mod admin;
+pub mod analytics;
+pub mod audit;
+pub mod auth;
 pub mod crypto;
 pub mod db;
+pub mod invoices;
 pub mod key_store;
 pub mod keys;
 pub mod ledger;
+mod mcp_resolution;
+pub mod mcp_usage;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod retention;

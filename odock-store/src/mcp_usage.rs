@@ -224,3 +224,79 @@ fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {
         created_at: from_ms(row.try_get("created_at")?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use odock_core::UsageSink;
+
+    use super::*;
+    use crate::usage_records::tests::record;
+    use crate::{SqlUsageSink, UsageWriterOptions};
+
+    fn sidecar(usage: &odock_core::UsageRecord, server: &str, tool: &str) -> McpUsageRecord {
+        let pricing = odock_core::McpPricing {
+            call_nanos_usd: 7,
+            ..odock_core::McpPricing::default()
+        };
+        let billing = odock_core::pricing::bill_mcp(&pricing, 1, 10, 20);
+        McpUsageRecord {
+            id: odock_core::ids::time_ordered_hex_id(),
+            usage_record_id: usage.id.clone(),
+            request_id: usage.request_id.clone(),
+            organisation_id: usage.organisation_id.clone(),
+            team_id: None,
+            user_id: None,
+            api_key_id: usage.api_key_id.clone(),
+            mcp_server_id: server.into(),
+            slug: "tools".into(),
+            transport: "STDIO".into(),
+            rpc_method: Some("tools/call".into()),
+            tool_name: Some(tool.into()),
+            tool_call_count: 1,
+            input_bytes: 10,
+            output_bytes: 20,
+            http_status: usage.http_status,
+            error_code: None,
+            latency_ms: 3,
+            cost_nanos_usd: billing.cost_nanos_usd,
+            billing,
+            created_at: usage.created_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn sidecars_are_written_with_their_usage_records_and_read_back() {
+        let pool = crate::testing::database().await;
+        let sink = SqlUsageSink::start(pool.clone(), UsageWriterOptions::default());
+        let now = crate::db::now_ms();
+        let usages: Vec<_> = (0..3).map(|i| record(&format!("u{i}"), now + i)).collect();
+        let sidecars: Vec<_> = usages
+            .iter()
+            .enumerate()
+            .map(|(i, u)| sidecar(u, if i == 2 { "s2" } else { "s1" }, "echo"))
+            .collect();
+        for (usage, mcp) in usages.iter().zip(&sidecars) {
+            sink.enqueue_mcp(usage.clone(), mcp.clone());
+        }
+        sink.flush().await.unwrap();
+
+        let filter = McpUsageFilter {
+            mcp_server_id: Some("s1".into()),
+            ..McpUsageFilter::default()
+        };
+        let (page, next) = list(&pool, &filter, None, 1).await.unwrap();
+        assert_eq!(page, [sidecars[1].clone()]);
+        let (rest, last) = list(&pool, &filter, next.as_deref(), 10).await.unwrap();
+        assert_eq!(rest, [sidecars[0].clone()]);
+        assert_eq!(last, None);
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 3);
+        // Idempotent by id, like usage records.
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(insert_batch(&mut conn, &sidecars).await.unwrap(), 0);
+        sink.shutdown().await.unwrap();
+    }
+}

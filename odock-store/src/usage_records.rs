@@ -325,13 +325,13 @@ pub fn is_invalid_cursor(error: &sqlx::Error) -> bool {
 }
 
 /// Position after the last record of a page: `<created_at ms>:<id>`.
-struct Cursor {
-    created_at: i64,
-    id: String,
+pub(crate) struct Cursor {
+    pub(crate) created_at: i64,
+    pub(crate) id: String,
 }
 
 impl Cursor {
-    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+    pub(crate) fn parse(text: &str) -> Result<Self, sqlx::Error> {
         let invalid = || sqlx::Error::InvalidArgument(INVALID_CURSOR.to_owned());
         let (created_at, id) = text.split_once(':').ok_or_else(invalid)?;
         let created_at = created_at.parse().map_err(|_| invalid())?;
@@ -344,7 +344,7 @@ impl Cursor {
         })
     }
 
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!("{}:{}", self.created_at, self.id)
     }
 }

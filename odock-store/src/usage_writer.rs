@@ -30,14 +30,14 @@ use std::time::Duration;
 
 use crate::db::Db;
 use async_trait::async_trait;
-use odock_core::{UsageRecord, UsageSink, UsageSinkError};
+use odock_core::{McpUsageRecord, UsageRecord, UsageSink, UsageSinkError};
 use parking_lot::Mutex;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::usage_records;
+use crate::{mcp_usage, usage_records};
 
 /// Writer tuning.
 #[derive(Debug, Clone)]
@@ -65,7 +65,8 @@ const RETRY_BACKOFF_START: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 enum Message {
-    Record(u64, Box<UsageRecord>),
+    /// A usage record, with its MCP usage record when it has one (written in the same batch).
+    Record(u64, Box<UsageRecord>, Option<Box<McpUsageRecord>>),
     /// Someone waits until every record numbered below this is stored.
     Flush(u64),
     Shutdown,
@@ -180,12 +181,12 @@ impl SqlUsageSink {
     }
 }
 
-#[async_trait]
-impl UsageSink for SqlUsageSink {
-    fn enqueue(&self, record: UsageRecord) {
+impl SqlUsageSink {
+    /// Queues a record (and its MCP record) without blocking; see the module docs.
+    fn send(&self, record: UsageRecord, mcp: Option<Box<McpUsageRecord>>) {
         let seq = self.counters.next_seq.fetch_add(1, Ordering::SeqCst);
         self.counters.depth.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Message::Record(seq, Box::new(record))) {
+        match self.tx.try_send(Message::Record(seq, Box::new(record), mcp)) {
             Ok(()) => {}
             Err(TrySendError::Full(message)) => {
                 self.counters.overflows.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +200,17 @@ impl UsageSink for SqlUsageSink {
             }
             Err(TrySendError::Closed(_)) => self.counters.record_dropped(),
         }
+    }
+}
+
+#[async_trait]
+impl UsageSink for SqlUsageSink {
+    fn enqueue(&self, record: UsageRecord) {
+        self.send(record, None);
+    }
+
+    fn enqueue_mcp(&self, record: UsageRecord, mcp: McpUsageRecord) {
+        self.send(record, Some(Box::new(mcp)));
     }
 
     async fn flush(&self) -> Result<(), UsageSinkError> {
@@ -266,6 +278,8 @@ struct Writer {
 struct Batch {
     seqs: Vec<u64>,
     records: Vec<UsageRecord>,
+    /// The MCP usage records of some of `records`.
+    mcp: Vec<McpUsageRecord>,
 }
 
 impl Batch {
@@ -273,6 +287,7 @@ impl Batch {
         Self {
             seqs: Vec::with_capacity(capacity),
             records: Vec::with_capacity(capacity),
+            mcp: Vec::new(),
         }
     }
 
@@ -339,9 +354,10 @@ impl Writer {
 
     fn take(&mut self, message: Message, batch: &mut Batch) -> Next {
         match message {
-            Message::Record(seq, record) => {
+            Message::Record(seq, record, mcp) => {
                 batch.seqs.push(seq);
                 batch.records.push(*record);
+                batch.mcp.extend(mcp.map(|mcp| *mcp));
                 Next::Collect
             }
             Message::Flush(target) => {
@@ -360,7 +376,7 @@ impl Writer {
         let records = &batch.records;
         let mut backoff = RETRY_BACKOFF_START;
         loop {
-            match self.write_once(records).await {
+            match self.write_once(records, &batch.mcp).await {
                 Ok(()) => break,
                 Err(error) => {
                     self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -383,12 +399,25 @@ impl Writer {
             self.stored.mark(seq);
         }
         batch.records.clear();
+        batch.mcp.clear();
         self.stored_tx.send_replace(self.stored.low);
     }
 
-    async fn write_once(&self, records: &[UsageRecord]) -> Result<(), sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        usage_records::insert_batch(&mut conn, records).await?;
+    async fn write_once(
+        &self,
+        records: &[UsageRecord],
+        mcp: &[McpUsageRecord],
+    ) -> Result<(), sqlx::Error> {
+        if mcp.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            usage_records::insert_batch(&mut conn, records).await?;
+            return Ok(());
+        }
+        // MCP usage records are committed with their usage records, or not at all.
+        let mut tx = self.pool.begin().await?;
+        usage_records::insert_batch(&mut tx, records).await?;
+        mcp_usage::insert_batch(&mut tx, mcp).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

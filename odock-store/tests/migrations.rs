@@ -1,4 +1,5 @@
 //! The schema migrations: every table exists, and re-opening a database is a no-op.
+#![allow(clippy::unwrap_used)]
 
 use odock_store::db::Db;
 use odock_store::{connect, connect_in_memory, DbOptions};

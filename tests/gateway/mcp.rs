@@ -843,3 +843,97 @@ async fn a_client_leaving_a_streamed_call_is_still_recorded() {
     );
     fake.release_gate();
 }
+
+/// Live (or zombie) children of this test process whose environment carries `ODOCK_TEST_TAG=tag`,
+/// from `/proc` (tests in this binary run in parallel and spawn stdio servers of their own).
+fn children_tagged(tag: &str) -> usize {
+    let me = std::process::id().to_string();
+    let marker = format!("ODOCK_TEST_TAG={tag}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // `pid (comm) state ppid …`: the parent is the field after the closing parenthesis.
+            let parent = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').nth(1));
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            parent == Some(me.as_str())
+                && environ
+                    .split(|b| *b == 0)
+                    .any(|var| var == marker.as_bytes())
+        })
+        .count()
+}
+
+async fn stdio_process_gauge(server: &TestServer) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("odock_mcp_stdio_processes "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stdio process gauge in /metrics"))
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_stdio_sessions_leave_no_process_behind() {
+    let server = TestServer::start().await;
+    let world = McpWorld::create(&server).await;
+    let tag = odock::core::ids::random_hex(8);
+    world
+        .add_server(
+            &server,
+            "local",
+            json!({"transport": "STDIO", "stdioCommand": fake_stdio_binary().display().to_string(),
+                   "stdioEnv": {"ODOCK_TEST_TAG": tag}}),
+            true,
+        )
+        .await;
+
+    let sessions = futures::future::join_all((0..100).map(|_| async {
+        let mut client = Client::new(&server, "local", &world.key);
+        client.initialize().await;
+        let sum = client.call(1, "add", json!({"a": 1, "b": 2})).await;
+        assert_eq!(sum.response(1)["result"]["content"][0]["text"], "3");
+        client.session.clone().unwrap()
+    }))
+    .await;
+    assert_eq!(stdio_process_gauge(&server).await, 100);
+    assert_eq!(children_tagged(&tag), 100, "one child process per session");
+
+    let (server_ref, key) = (&server, world.key.as_str());
+    futures::future::join_all(sessions.iter().map(|session| async move {
+        let response = server_ref
+            .client
+            .delete(server_ref.url("/v1/mcp/local"))
+            .bearer_auth(key)
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }))
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (gauge, children) = (stdio_process_gauge(&server).await, children_tagged(&tag));
+        if gauge == 0 && children == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{gauge} stdio processes counted, {children} children alive or unreaped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -138,6 +138,11 @@ impl StdioTransport {
         self.inner.sessions.len()
     }
 
+    /// True when this transport holds the session (it minted it and it has not ended).
+    pub fn has_session(&self, session_id: &str) -> bool {
+        self.inner.sessions.contains(session_id)
+    }
+
     /// Ends every session idle for longer than the idle timeout (as measured on the options' clock)
     /// and returns how many. The background reaper calls this periodically.
     pub async fn reap_idle(&self) -> usize {
@@ -188,7 +193,10 @@ impl StdioTransport {
             let Some(process) = self.inner.sessions.get(id) else {
                 return Ok(session::session_not_found());
             };
-            return send_to(&process, &payload, options).await;
+            let reply = send_to(&process, &payload, options).await;
+            // Idle time counts from the answer, not from the request (a long call is not idleness).
+            self.inner.sessions.touch(id);
+            return reply;
         }
         if !payload.is_initialize() {
             return Ok(session::session_required());

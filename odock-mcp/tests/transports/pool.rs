@@ -36,6 +36,9 @@ async fn stdio_sessions_live_across_requests_and_end_when_the_config_changes() {
     let transport = pool.transport("srv-1", &upstream).unwrap();
     let session = session_of(&post(transport.as_ref(), None, &initialize(1), false).await);
     assert_eq!(pool.stdio_process_count(), 1);
+    assert!(pool.has_session("srv-1", &session));
+    assert!(!pool.has_session("srv-1", "someone-elses"));
+    assert!(!pool.has_session("srv-2", &session));
 
     // The next request finds the same transport, hence the same session and process.
     let again = pool.transport("srv-1", &upstream).unwrap();
@@ -97,6 +100,10 @@ async fn the_pool_validates_configs_and_serves_http_servers() {
         .unwrap();
     let reply = post(http.as_ref(), None, &initialize(1), false).await;
     assert_eq!(status(&reply), StatusCode::OK);
+    assert!(
+        !pool.has_session("c", &session_of(&reply)),
+        "streamable HTTP sessions live upstream"
+    );
     pool.remove("c");
     assert_eq!(fake.requests().len(), 1);
 }

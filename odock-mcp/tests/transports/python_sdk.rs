@@ -4,6 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use odock_core::{McpReply, McpTransport};
 use odock_mcp::{
     HttpOptions, McpAuth, SseOptions, SseTransport, StdioCommand, StdioOptions, StdioTransport,
@@ -42,11 +43,7 @@ async fn messages(reply: McpReply) -> Vec<Value> {
             Value::Array(items) => items,
             one => vec![one],
         },
-        stream @ McpReply::Stream { .. } => {
-            let McpReply::Stream { events, .. } = stream else {
-                unreachable!()
-            };
-            use futures::StreamExt;
+        McpReply::Stream { events, .. } => {
             let events: Vec<_> = events.collect().await;
             events
                 .into_iter()
@@ -128,6 +125,12 @@ async fn exercise(transport: &dyn McpTransport) {
 /// A Python SDK server on a free loopback port, killed when dropped.
 struct PythonServer(tokio::process::Child);
 
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
 async fn start_http_server(transport: &str) -> (PythonServer, u16) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -193,10 +196,4 @@ async fn sse_against_the_python_sdk_server() {
     let url = format!("http://127.0.0.1:{port}/sse");
     let transport = SseTransport::new(&url, McpAuth::None, SseOptions::default()).unwrap();
     exercise(&transport).await;
-}
-
-impl Drop for PythonServer {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
 }

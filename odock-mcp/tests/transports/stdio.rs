@@ -595,8 +595,9 @@ async fn a_server_that_ignores_its_closed_input_is_killed_after_the_grace_period
 
 #[tokio::test]
 async fn a_request_the_server_never_answers_times_out_and_the_session_survives() {
+    // Long enough for the process to start and answer initialize on a loaded machine.
     let options = StdioOptions {
-        request_timeout: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(2),
         ..StdioOptions::default()
     };
     let transport = StdioTransport::new(command(&[]), options).unwrap();
@@ -685,4 +686,64 @@ async fn stderr_goes_to_the_logs_and_env_secrets_do_not() {
         !text.contains("hunter2-secret"),
         "a secret reached the logs: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_server_writing_garbage_is_tolerated_until_it_answers() {
+    // A "server" in sh: reads initialize, writes junk lines, then a real answer, then waits.
+    let script = r#"read line
+printf 'not json at all\n\n{"jsonrpc":"2.0"}\nContent-Length: x\n[1,2\n'
+printf '{"jsonrpc":"2.0","id":1,"result":{"serverInfo":{"name":"sh-server"}}}\n'
+read rest"#;
+    let transport = StdioTransport::new(
+        StdioCommand {
+            command: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: BTreeMap::new(),
+        },
+        StdioOptions {
+            content_length_probe: None,
+            ..StdioOptions::default()
+        },
+    )
+    .unwrap();
+    let reply = post(&transport, None, &initialize(1), false).await;
+    assert_eq!(status(&reply), StatusCode::OK);
+    let session = session_of(&reply);
+    assert_eq!(
+        json_body(reply)["result"]["serverInfo"]["name"],
+        "sh-server"
+    );
+    assert_eq!(
+        status(&delete(&transport, &session).await),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(transport.process_count(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_requests_in_one_session_each_get_their_own_response() {
+    let transport = transport(&[]);
+    let session = open_session(&transport).await;
+    let mut calls = Vec::new();
+    for id in 10..30 {
+        let transport = transport.clone();
+        let session = session.clone();
+        calls.push(tokio::spawn(async move {
+            let body = call(id, "echo", json!({"text": format!("call-{id}")}));
+            let answer = json_body(post(&transport, Some(&session), &body, false).await);
+            (id, answer)
+        }));
+    }
+    for handle in calls {
+        let (id, answer) = handle.await.unwrap();
+        assert_eq!(answer["id"], id);
+        assert_eq!(tool_text(&answer), format!("call-{id}"));
+    }
+    assert_eq!(
+        transport.process_count(),
+        1,
+        "one process serves the whole session"
+    );
+    transport.shutdown().await;
 }

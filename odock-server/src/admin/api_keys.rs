@@ -3,7 +3,7 @@
 //! The plaintext key appears only in the responses of create and rotate. Every write invalidates
 //! the key (by id) so a rotated or revoked secret stops working on every replica at once.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use http::StatusCode;
 use odock_core::CacheKind;
@@ -12,6 +12,7 @@ use odock_store::admin::api_keys::{
 };
 use odock_store::admin::Page;
 
+use super::authz::{visible_page, AdminPrincipal, Visibility};
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
@@ -29,14 +30,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
+/// The keys the caller may see: all for admins, its teams' TEAM keys for a MANAGER, its own USER
+/// keys for anyone.
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<ListParams>,
 ) -> Result<Json<Page<ApiKey>>, ApiError> {
-    Ok(Json(
-        api_keys::list(&state.pool, Some(&org), &params.page()).await?,
-    ))
+    let visibility = Visibility::of(&state, &principal).await?;
+    let pool = &state.pool;
+    if visibility.sees_everything() {
+        return Ok(Json(
+            api_keys::list(pool, Some(&org), &params.page()).await?,
+        ));
+    }
+    let org = org.as_str();
+    let page = visible_page(
+        &params.page(),
+        |page| async move { api_keys::list(pool, Some(org), &page).await },
+        |key| visibility.sees_key(key.key_type, key.team_id.as_deref(), key.user_id.as_deref()),
+        |key| &key.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn list_all(
@@ -78,10 +95,13 @@ pub async fn delete(
 
 pub async fn rotate(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path((org, id)): Path<(String, String)>,
     AdminJson(input): AdminJson<RotateApiKey>,
 ) -> Result<Json<IssuedApiKey>, ApiError> {
-    let issued = api_keys::rotate(&state.pool, &org, &id, input, Some(ADMIN_TOKEN_ACTOR)).await?;
+    // Signed-in users are recorded by id; the static token by name.
+    let actor = principal.user_id.as_deref().unwrap_or(ADMIN_TOKEN_ACTOR);
+    let issued = api_keys::rotate(&state.pool, &org, &id, input, Some(actor)).await?;
     state.invalidate(CacheKind::ApiKey, &id);
     Ok(Json(issued))
 }

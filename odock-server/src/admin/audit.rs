@@ -28,9 +28,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
+use super::authz::AdminPrincipal;
 use super::error::ApiError;
 use super::extract::AdminQuery;
-use super::routes::{operations, Reply, Verb};
+use super::routes::{operations, Operation, Reply, Verb};
 use super::AdminState;
 
 /// Admin bodies are small JSON objects; larger ones are refused by the handlers' extractor anyway.
@@ -63,23 +64,21 @@ impl Auditor {
         }
     }
 
-    /// `handler` with the audit middleware when `verb` writes; unchanged otherwise.
+    /// `handler` (the handler of `operation`) with the audit middleware when the operation writes
+    /// and is not public (sign-in and invitation acceptance have no actor yet); unchanged otherwise.
     pub fn wrap(
         &self,
+        operation: &Operation,
         handler: MethodRouter<AdminState>,
-        verb: Verb,
-        path: &'static str,
-        operation_id: &'static str,
-        reply: Reply,
     ) -> MethodRouter<AdminState> {
-        if verb == Verb::Get {
+        if operation.verb == Verb::Get || operation.public {
             return handler;
         }
         let route = AuditedRoute {
             auditor: self.clone(),
-            path,
-            operation_id,
-            creates: matches!(reply, Reply::Created(_)),
+            path: operation.path,
+            operation_id: operation.operation_id,
+            creates: matches!(operation.reply, Reply::Created(_)),
         };
         handler.route_layer(from_fn_with_state(route, record_write))
     }
@@ -193,7 +192,7 @@ async fn record_write(
         Some(template) => read(&route.auditor, &parts, &fill(template, &params)).await,
         None => None,
     };
-    let actor = match parts.extensions.get::<super::authz::AdminPrincipal>() {
+    let actor = match parts.extensions.get::<AdminPrincipal>() {
         Some(principal) => match &principal.user_id {
             Some(user) => Actor::User(user.clone()),
             None => Actor::AdminToken,
@@ -269,14 +268,18 @@ async fn record_write(
     response
 }
 
-/// The JSON the GET route at `path` answers, with the caller's extensions (its principal).
+/// The JSON the GET route at `path` answers to the caller.
 async fn read(auditor: &Auditor, parts: &http::request::Parts, path: &str) -> Option<Value> {
     let mut request = Request::builder()
         .method(Method::GET)
         .uri(path)
         .body(Body::empty())
         .ok()?;
-    *request.extensions_mut() = parts.extensions.clone();
+    // Only the principal: axum's own extensions (path parameters, matched path) of the outer
+    // request would be merged into the inner route's and break its extractors.
+    if let Some(principal) = parts.extensions.get::<AdminPrincipal>() {
+        request.extensions_mut().insert(principal.clone());
+    }
     let response = auditor.reader.clone().oneshot(request).await.ok()?;
     if !response.status().is_success() {
         return None;

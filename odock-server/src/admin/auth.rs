@@ -1,37 +1,49 @@
-//! Authentication of the admin API: one middleware in front of every protected route.
+//! Authentication of the admin API: who a request's credentials name.
 //!
-//! Today the only credential is the static `ODOCK_ADMIN_TOKEN` (a SUPER_ADMIN), compared in constant
-//! time. Session tokens for signed-in users plug in here later, inserting their principal into the
-//! request extensions for the handlers' role checks.
+//! In order: `Authorization: Bearer <ODOCK_ADMIN_TOKEN>` (a SUPER_ADMIN, compared in constant time;
+//! an empty configured token never matches), `Authorization: Bearer <session token>`, or the
+//! `odock_session` cookie the web UI gets at sign-in. A session counts while it has not expired and
+//! its user is ACTIVE, so revoking or deleting a user ends their sessions at once. Whether the
+//! caller may do what it asks is [`super::authz`]'s business.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, COOKIE};
 use http::HeaderMap;
+use odock_store::auth::sessions::{self, SESSION_TOKEN_PREFIX};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::authz::AdminPrincipal;
+use super::session::{AuthSettings, SESSION_COOKIE};
 use super::AdminState;
 
-/// Lets the request through only with `Authorization: Bearer <ODOCK_ADMIN_TOKEN>`; else 401.
-/// An empty configured token never matches (the admin API is then closed).
-pub async fn require_admin(
-    State(state): State<AdminState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if is_admin(request.headers(), state.admin_token.expose()) {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
+/// Who the request's credentials name, if anyone.
+pub async fn authenticate(
+    state: &AdminState,
+    settings: &AuthSettings,
+    headers: &HeaderMap,
+) -> Option<AdminPrincipal> {
+    let token = bearer(headers).or_else(|| session_cookie(headers))?;
+    if is_admin_token(token, state.admin_token.expose()) {
+        return Some(AdminPrincipal::admin_token());
+    }
+    if !token.starts_with(SESSION_TOKEN_PREFIX) {
+        return None;
+    }
+    match sessions::resolve(&state.pool, token, settings.now_ms()).await {
+        Ok(Some(session)) => Some(AdminPrincipal {
+            role: session.user.role,
+            user_id: Some(session.user.id),
+            organisation_id: session.user.organisation_id,
+            session_id: Some(session.id),
+        }),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(error = %error, "session lookup failed");
+            None
+        }
     }
 }
 
-fn is_admin(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(presented) = bearer(headers) else {
-        return false;
-    };
+fn is_admin_token(presented: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
@@ -45,26 +57,56 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The value of the `odock_session` cookie.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
 
     use super::*;
 
-    fn headers(value: &str) -> HeaderMap {
+    fn headers(name: http::HeaderName, value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
         headers
     }
 
     #[test]
-    fn only_the_exact_bearer_token_passes() {
-        assert!(is_admin(&headers("Bearer s3cret"), "s3cret"));
-        assert!(is_admin(&headers("bearer  s3cret "), "s3cret"));
-        assert!(!is_admin(&headers("Bearer s3cre"), "s3cret"));
-        assert!(!is_admin(&headers("Basic s3cret"), "s3cret"));
-        assert!(!is_admin(&headers("s3cret"), "s3cret"));
-        assert!(!is_admin(&HeaderMap::new(), "s3cret"));
-        assert!(!is_admin(&headers("Bearer "), ""));
+    fn only_the_exact_admin_token_matches() {
+        assert!(is_admin_token("s3cret", "s3cret"));
+        assert!(!is_admin_token("s3cre", "s3cret"));
+        assert!(!is_admin_token("", ""));
+    }
+
+    #[test]
+    fn bearer_tokens_and_the_session_cookie_are_read() {
+        assert_eq!(
+            bearer(&headers(AUTHORIZATION, "Bearer s3cret")),
+            Some("s3cret")
+        );
+        assert_eq!(
+            bearer(&headers(AUTHORIZATION, "bearer  s3cret ")),
+            Some("s3cret")
+        );
+        assert_eq!(bearer(&headers(AUTHORIZATION, "Basic s3cret")), None);
+        assert_eq!(bearer(&headers(AUTHORIZATION, "s3cret")), None);
+        assert_eq!(bearer(&headers(AUTHORIZATION, "Bearer ")), None);
+        assert_eq!(
+            session_cookie(&headers(COOKIE, "a=1; odock_session=ods_x ; b=2")),
+            Some("ods_x")
+        );
+        assert_eq!(session_cookie(&headers(COOKIE, "odock_session=")), None);
+        assert_eq!(session_cookie(&headers(COOKIE, "other=ods_x")), None);
     }
 }

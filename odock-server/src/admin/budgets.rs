@@ -3,7 +3,7 @@
 //!
 //! Every write invalidates `CacheKind::Budget` for the organisation, so the ledger reloads its rules.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use http::StatusCode;
 use odock_core::{CacheKind, OwnerType};
@@ -13,6 +13,7 @@ use odock_store::admin::budgets::{
 use odock_store::admin::{Page, PageRequest};
 use serde::Deserialize;
 
+use super::authz::{visible_page, AdminPrincipal, Visibility};
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminQuery};
 use super::AdminState;
@@ -52,14 +53,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(budget)))
 }
 
+/// The budgets the caller may see: all for admins, its teams' for a MANAGER, its own and its keys'
+/// for anyone.
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<OwnerListParams>,
 ) -> Result<Json<Page<Budget>>, ApiError> {
-    Ok(Json(
-        budgets::list(&state.pool, Some(&org), &params.filter(), &params.page()).await?,
-    ))
+    let visibility = Visibility::of(&state, &principal).await?;
+    let (pool, filter) = (&state.pool, &params.filter());
+    if visibility.sees_everything() {
+        return Ok(Json(
+            budgets::list(pool, Some(&org), filter, &params.page()).await?,
+        ));
+    }
+    let keys = visibility.visible_keys(&state, &org).await?;
+    let org = org.as_str();
+    let page = visible_page(
+        &params.page(),
+        |page| async move { budgets::list(pool, Some(org), filter, &page).await },
+        |budget| visibility.sees_rule(budget.owner_type, budget.owner_id.as_deref(), &keys),
+        |budget| &budget.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn list_all(

@@ -2,7 +2,7 @@
 //! `GET /api/admin/mcp-usage-records`: the MCP side of usage records (server, tool, bytes, MCP
 //! price), newest first, with the usage-record filters plus `mcpServerId` and `tool`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use odock_core::McpUsageRecord;
@@ -11,6 +11,7 @@ use odock_store::mcp_usage::{self, McpUsageFilter};
 use odock_store::usage_records::is_invalid_cursor;
 use serde::Deserialize;
 
+use super::authz::{AdminPrincipal, RecordScope, Visibility};
 use super::error::ApiError;
 use super::extract::AdminQuery;
 use super::routes::QueryParam;
@@ -135,13 +136,23 @@ async fn list_page(
     Ok(Json(Page { data, next_cursor }))
 }
 
+/// The records the caller may see, narrowed like the usage records (see
+/// [`super::authz::Visibility::record_scope`]).
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<McpUsageParams>,
 ) -> Result<Json<Page<McpUsageRecord>>, ApiError> {
     organisations::ensure_exists(&state.pool, &org).await?;
-    let (filter, page) = params.filter(Some(org));
+    let visibility = Visibility::of(&state, &principal).await?;
+    let (mut filter, page) = params.filter(Some(org));
+    match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref()) {
+        None => {}
+        Some(RecordScope::Team(team)) => filter.team_id = Some(team),
+        Some(RecordScope::User(user)) => filter.user_id = Some(user),
+        Some(RecordScope::Nothing) => return Ok(Json(Page::all(Vec::new()))),
+    }
     list_page(&state, filter, page).await
 }
 

@@ -1,35 +1,58 @@
-//! The admin API under `/api` (ADMIN_API.md), authenticated by `ODOCK_ADMIN_TOKEN`.
+//! The admin API under `/api` (ADMIN_API.md): signed-in users (sessions) and the static
+//! `ODOCK_ADMIN_TOKEN`, with roles enforced on every route.
 //!
 //! - [`routes`] is the route table: every route with its documentation and handler. [`router`] and
 //!   the OpenAPI document ([`openapi`], served at `GET /api/openapi.json`) are both built from it.
-//! - [`auth`] is the one authentication middleware in front of every route but the document.
+//! - [`authz`] is the one authorisation layer: every operation's [`authz::Access`] rule is enforced
+//!   by a middleware wrapped around its handler, after [`auth`] named the caller. [`session`] holds
+//!   the sign-in routes; users and invitations are [`users`] and [`invitations`].
 //! - Handlers (one module per resource) are thin: they extract with [`extract`] (whose rejections
 //!   are JSON errors), call the repositories of `odock_store::admin`, send the cache invalidation
 //!   after a successful write, and answer; every failure is an [`error::ApiError`].
 
+pub mod analytics;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
+mod auth_schemas;
+pub mod authz;
 pub mod budgets;
 pub mod error;
 pub mod extract;
 pub mod grants;
+pub mod invitations;
+pub mod invoices;
+pub mod mcp_servers;
+pub mod mcp_usage;
 pub mod models;
 pub mod openapi;
 pub mod organisations;
 pub mod provider_keys;
 pub mod providers;
 pub mod quotas;
+mod report_schemas;
 pub mod routes;
+pub mod session;
 pub mod teams;
 pub mod usage_records;
+pub mod users;
 
 #[cfg(test)]
+mod test_harness;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;
+#[cfg(test)]
+mod tests_mcp;
+#[cfg(test)]
+mod tests_rbac;
+#[cfg(test)]
+mod tests_reports;
 
 use std::sync::Arc;
 
-use axum::middleware::from_fn_with_state;
-use axum::Router;
+use axum::{Extension, Router};
 use odock_core::{CacheInvalidator, CacheKind, InvalidationCommand, Secret};
 use odock_store::db::Db;
 use odock_store::MasterKey;
@@ -53,22 +76,26 @@ impl AdminState {
     }
 }
 
-/// The `/api` router. Paths are absolute (`/api/admin/...`, `/api/organisations/...`), so merge it
-/// into the application router rather than nesting it. It sets no fallback (the application owns
-/// unknown paths) but answers a wrong method on a known path with a JSON 405.
+/// The `/api` router with the default sign-in settings (wall clock, 12-hour sessions, ADMIN_API.md
+/// throttling). Paths are absolute (`/api/admin/...`, `/api/organisations/...`), so merge it into the
+/// application router rather than nesting it. It sets no fallback (the application owns unknown
+/// paths) but answers a wrong method on a known path with a JSON 405.
 pub fn router(state: AdminState) -> Router {
-    let mut protected = Router::new();
-    let mut public = Router::new();
+    router_with(state, session::AuthSettings::default())
+}
+
+/// [`router`] with explicit sign-in settings (a test clock, another session lifetime).
+pub fn router_with(state: AdminState, settings: session::AuthSettings) -> Router {
+    let mut router = Router::new();
+    // Inside the authorisation guard, so it sees the caller and never records a refused call.
+    let auditor = audit::Auditor::new(&state);
     for operation in routes::operations() {
-        if operation.public {
-            public = public.route(operation.path, operation.handler);
-        } else {
-            protected = protected.route(operation.path, operation.handler);
-        }
+        let handler = auditor.wrap(&operation, operation.handler.clone());
+        let handler = authz::guard(handler, operation.access, &state, &settings);
+        router = router.route(operation.path, handler);
     }
-    protected
-        .route_layer(from_fn_with_state(state.clone(), auth::require_admin))
-        .merge(public)
+    router
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(Extension(settings))
         .with_state(state)
 }

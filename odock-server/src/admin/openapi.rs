@@ -44,7 +44,8 @@ pub fn document(operations: &[Operation]) -> Value {
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "ODOCK_ADMIN_TOKEN (acts as SUPER_ADMIN).",
+                    "description": "A session token from POST /api/auth/login (the web UI sends the \
+                        odock_session cookie instead), or ODOCK_ADMIN_TOKEN (acts as SUPER_ADMIN).",
                 },
             },
             "schemas": schemas,
@@ -144,6 +145,10 @@ fn describe(operation: &Operation, schemas: &Map<String, Value>) -> Value {
     }
     if !operation.public {
         responses.insert("401".into(), error_response("unauthorized"));
+        responses.insert(
+            "403".into(),
+            error_response("forbidden (the caller's role does not allow this)"),
+        );
     }
     if operation.path.contains('{') {
         responses.insert(
@@ -162,6 +167,7 @@ fn describe(operation: &Operation, schemas: &Map<String, Value>) -> Value {
     let mut described = json!({
         "operationId": operation.operation_id,
         "summary": operation.summary,
+        "description": format!("Access: {}", operation.access.describe()),
         "tags": [operation.tag],
         "parameters": parameters,
         "responses": responses,
@@ -855,5 +861,12 @@ pub fn schemas() -> Map<String, Value> {
             true,
         ),
     );
+    for (name, schema) in super::auth_schemas::schemas() {
+        schemas.insert(name.to_owned(), schema);
+    }
+    super::mcp_servers::openapi_schemas(&mut schemas);
+    for (name, schema) in super::report_schemas::schemas() {
+        schemas.insert(name.to_owned(), schema);
+    }
     schemas
 }

@@ -3,13 +3,14 @@
 //!
 //! Every write invalidates `CacheKind::Quota` for the organisation, so the ledger reloads its rules.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use http::StatusCode;
 use odock_core::CacheKind;
 use odock_store::admin::quotas::{self, NewQuota, Quota, QuotaPatch, QuotaWindow};
 use odock_store::admin::Page;
 
+use super::authz::{visible_page, AdminPrincipal, Visibility};
 use super::budgets::OwnerListParams;
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminQuery};
@@ -25,14 +26,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(quota)))
 }
 
+/// The quotas the caller may see (as for budgets).
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<OwnerListParams>,
 ) -> Result<Json<Page<Quota>>, ApiError> {
-    Ok(Json(
-        quotas::list(&state.pool, Some(&org), &params.filter(), &params.page()).await?,
-    ))
+    let visibility = Visibility::of(&state, &principal).await?;
+    let (pool, filter) = (&state.pool, &params.filter());
+    if visibility.sees_everything() {
+        return Ok(Json(
+            quotas::list(pool, Some(&org), filter, &params.page()).await?,
+        ));
+    }
+    let keys = visibility.visible_keys(&state, &org).await?;
+    let org = org.as_str();
+    let page = visible_page(
+        &params.page(),
+        |page| async move { quotas::list(pool, Some(org), filter, &page).await },
+        |quota| visibility.sees_rule(quota.owner_type, quota.owner_id.as_deref(), &keys),
+        |quota| &quota.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn list_all(

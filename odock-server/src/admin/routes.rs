@@ -4,10 +4,13 @@
 use axum::handler::Handler;
 use axum::routing::{on, MethodFilter, MethodRouter};
 
+use odock_store::auth::access::RuleTable;
+
+use super::authz::{Access, Op};
 use super::AdminState;
 use super::{
-    api_keys, budgets, grants, models, openapi, organisations, provider_keys, providers, quotas,
-    teams, usage_records,
+    analytics, api_keys, audit, budgets, grants, invitations, invoices, models, openapi,
+    organisations, provider_keys, providers, quotas, session, teams, usage_records, users,
 };
 
 /// An HTTP method the admin API uses.
@@ -186,6 +189,47 @@ pub const ADMIN_USAGE_FILTERS: &[QueryParam] = &[
     ),
 ];
 
+pub const SUMMARY_PARAMS: &[QueryParam] = &[
+    param(
+        "from",
+        "date-time",
+        "Records created at or after this instant (RFC 3339).",
+    ),
+    param(
+        "to",
+        "date-time",
+        "Records created before this instant (RFC 3339).",
+    ),
+    param(
+        "groupBy",
+        "string",
+        "Also return groups by day, model, apiKey (or key), team, user, provider or mcpServer.",
+    ),
+    param(
+        "teamIds",
+        "string",
+        "Comma-separated team ids: only their records (or those of apiKeyIds).",
+    ),
+    param(
+        "apiKeyIds",
+        "string",
+        "Comma-separated API key ids: only their records (or those of teamIds).",
+    ),
+    param("traffic", "string", "all (default), llm or mcp."),
+];
+
+pub const INVOICE_PARAMS: &[QueryParam] = &[
+    param("from", "date-time", "Period start, inclusive (RFC 3339); default: the start of `to`'s UTC month."),
+    param("to", "date-time", "Period end, exclusive (RFC 3339); default: now."),
+    param("teamIds", "string", "Comma-separated team ids: only their records (or those of apiKeyIds)."),
+    param("apiKeyIds", "string", "Comma-separated API key ids: only their records (or those of teamIds)."),
+    param(
+        "format",
+        "string",
+        "json (default); csv: every record of the period as an attachment; pdf: the invoice document.",
+    ),
+];
+
 /// One route: how it is documented and the handler that serves it.
 pub struct Operation {
     pub verb: Verb,
@@ -196,6 +240,10 @@ pub struct Operation {
     pub summary: &'static str,
     /// Served without the admin token.
     pub public: bool,
+    /// Who may call it, evaluated by the one authorisation layer ([`super::authz`]). Every row sets
+    /// one with `.access(...)` (or `.public()`); a row without stays `Unassigned` (SUPER_ADMIN only)
+    /// and fails the role-table test.
+    pub access: Access,
     pub query: &'static [QueryParam],
     /// Schema name of the JSON body.
     pub request: Option<&'static str>,
@@ -222,6 +270,7 @@ impl Operation {
             tag: "",
             summary: "",
             public: false,
+            access: Access::Unassigned,
             query: &[],
             request: None,
             reply: Reply::NoContent,
@@ -252,6 +301,12 @@ impl Operation {
 
     fn public(mut self) -> Self {
         self.public = true;
+        self.access = Access::Public;
+        self
+    }
+
+    fn access(mut self, access: Access) -> Self {
+        self.access = access;
         self
     }
 }
@@ -294,12 +349,20 @@ const PROVIDER_KEYS: &str = "Provider keys";
 const MODELS: &str = "Models";
 const API_KEYS: &str = "API keys";
 const GRANTS: &str = "Model grants";
+const MCP_SERVERS: &str = "MCP servers";
+const MCP_GRANTS: &str = "MCP grants";
+const MCP_USAGE: &str = "MCP usage";
 const USAGE: &str = "Usage records";
 const SETTINGS: &str = "Settings";
 const TEAMS: &str = "Teams";
 const BUDGETS: &str = "Budgets";
 const QUOTAS: &str = "Quotas";
 const META: &str = "Meta";
+const REPORTS: &str = "Usage analytics and invoices";
+const AUDIT: &str = "Audit log";
+const AUTH: &str = "Sign-in";
+const USERS: &str = "Users";
+const INVITATIONS: &str = "Invitations";
 
 /// Every route of the admin API.
 pub fn operations() -> Vec<Operation> {
@@ -315,6 +378,7 @@ pub fn operations() -> Vec<Operation> {
             "createOrganisation",
             organisations::create,
         )
+        .access(Access::SuperAdmin)
         .describe(ORGS, "Create an organisation")
         .body("NewOrganisation")
         .reply(Created("Organisation")),
@@ -323,6 +387,7 @@ pub fn operations() -> Vec<Operation> {
             "listOrganisations",
             organisations::list,
         )
+        .access(Access::SuperAdmin)
         .describe(ORGS, "List organisations")
         .query(PAGINATION)
         .reply(List("Organisation")),
@@ -331,6 +396,7 @@ pub fn operations() -> Vec<Operation> {
             "getOrganisation",
             organisations::get,
         )
+        .access(Access::SuperAdmin)
         .describe(ORGS, "Read an organisation")
         .reply(Ok("Organisation")),
         patch(
@@ -338,6 +404,7 @@ pub fn operations() -> Vec<Operation> {
             "updateOrganisation",
             organisations::update,
         )
+        .access(Access::SuperAdmin)
         .describe(ORGS, "Update an organisation")
         .body("OrganisationPatch")
         .reply(Ok("Organisation")),
@@ -346,6 +413,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteOrganisation",
             organisations::delete,
         )
+        .access(Access::SuperAdmin)
         .describe(ORGS, "Delete an organisation and everything it owns")
         .reply(NoContent),
         // Cross-organisation lists (SUPER_ADMIN).
@@ -354,26 +422,32 @@ pub fn operations() -> Vec<Operation> {
             "listAllProviders",
             providers::list_all,
         )
+        .access(Access::SuperAdmin)
         .describe(PROVIDERS, "List providers of every organisation")
         .query(ADMIN_LIST)
         .reply(List("Provider")),
         get("/api/admin/models", "listAllModels", models::list_all)
+            .access(Access::SuperAdmin)
             .describe(MODELS, "List models of every organisation")
             .query(ADMIN_LIST)
             .reply(List("Model")),
         get("/api/admin/apikeys", "listAllApiKeys", api_keys::list_all)
+            .access(Access::SuperAdmin)
             .describe(API_KEYS, "List API keys of every organisation")
             .query(ADMIN_LIST)
             .reply(List("ApiKey")),
         get("/api/admin/teams", "listAllTeams", teams::list_all)
+            .access(Access::SuperAdmin)
             .describe(TEAMS, "List teams of every organisation")
             .query(ADMIN_LIST)
             .reply(List("Team")),
         get("/api/admin/budgets", "listAllBudgets", budgets::list_all)
+            .access(Access::SuperAdmin)
             .describe(BUDGETS, "List budgets of every organisation")
             .query(ADMIN_OWNER_FILTERS)
             .reply(List("Budget")),
         get("/api/admin/quotas", "listAllQuotas", quotas::list_all)
+            .access(Access::SuperAdmin)
             .describe(QUOTAS, "List quotas of every organisation")
             .query(ADMIN_OWNER_FILTERS)
             .reply(List("Quota")),
@@ -382,6 +456,7 @@ pub fn operations() -> Vec<Operation> {
             "listAllUsageRecords",
             usage_records::list_all,
         )
+        .access(Access::SuperAdmin)
         .describe(
             USAGE,
             "List usage records of every organisation, newest first",
@@ -394,6 +469,7 @@ pub fn operations() -> Vec<Operation> {
             "getOrganisationSettings",
             organisations::get_settings,
         )
+        .access(Access::OrgAdmin)
         .describe(SETTINGS, "Read the organisation's settings")
         .reply(Ok("OrganisationSettings")),
         patch(
@@ -401,6 +477,7 @@ pub fn operations() -> Vec<Operation> {
             "updateOrganisationSettings",
             organisations::update_settings,
         )
+        .access(Access::OrgAdmin)
         .describe(
             SETTINGS,
             "Update the organisation's name, contact, routing switch or policies",
@@ -413,6 +490,7 @@ pub fn operations() -> Vec<Operation> {
             "createTeam",
             teams::create,
         )
+        .access(Access::OrgAdmin)
         .describe(TEAMS, "Create a team")
         .body("NewTeam")
         .reply(Created("Team")),
@@ -421,6 +499,7 @@ pub fn operations() -> Vec<Operation> {
             "listTeams",
             teams::list,
         )
+        .access(Access::OrgFiltered)
         .describe(TEAMS, "List the organisation's teams")
         .query(PAGINATION)
         .reply(List("Team")),
@@ -429,6 +508,7 @@ pub fn operations() -> Vec<Operation> {
             "getTeam",
             teams::get,
         )
+        .access(Access::Team(Op::Read))
         .describe(TEAMS, "Read a team")
         .reply(Ok("Team")),
         patch(
@@ -436,6 +516,7 @@ pub fn operations() -> Vec<Operation> {
             "updateTeam",
             teams::update,
         )
+        .access(Access::OrgAdmin)
         .describe(TEAMS, "Update a team's name or policies")
         .body("TeamPatch")
         .reply(Ok("Team")),
@@ -444,6 +525,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteTeam",
             teams::delete,
         )
+        .access(Access::OrgAdmin)
         .describe(
             TEAMS,
             "Delete a team with its members, TEAM keys, budgets and quotas",
@@ -454,6 +536,7 @@ pub fn operations() -> Vec<Operation> {
             "addTeamMember",
             teams::add_member,
         )
+        .access(Access::Team(Op::Manage))
         .describe(TEAMS, "Add a user of the organisation to the team")
         .body("NewTeamMember")
         .reply(Created("TeamMember")),
@@ -462,6 +545,7 @@ pub fn operations() -> Vec<Operation> {
             "listTeamMembers",
             teams::list_members,
         )
+        .access(Access::Team(Op::Read))
         .describe(TEAMS, "List the team's members")
         .query(PAGINATION)
         .reply(List("TeamMember")),
@@ -470,6 +554,7 @@ pub fn operations() -> Vec<Operation> {
             "updateTeamMember",
             teams::update_member,
         )
+        .access(Access::Team(Op::Manage))
         .describe(TEAMS, "Change a member's team role")
         .body("TeamMemberPatch")
         .reply(Ok("TeamMember")),
@@ -478,6 +563,7 @@ pub fn operations() -> Vec<Operation> {
             "removeTeamMember",
             teams::remove_member,
         )
+        .access(Access::Team(Op::Manage))
         .describe(TEAMS, "Remove a member from the team")
         .reply(NoContent),
         // Budgets.
@@ -486,6 +572,7 @@ pub fn operations() -> Vec<Operation> {
             "createBudget",
             budgets::create,
         )
+        .access(Access::NewRule)
         .describe(BUDGETS, "Create a budget")
         .body("NewBudget")
         .reply(Created("Budget")),
@@ -494,6 +581,7 @@ pub fn operations() -> Vec<Operation> {
             "listBudgets",
             budgets::list,
         )
+        .access(Access::OrgFiltered)
         .describe(BUDGETS, "List the organisation's budgets")
         .query(OWNER_FILTERS)
         .reply(List("Budget")),
@@ -502,6 +590,7 @@ pub fn operations() -> Vec<Operation> {
             "getBudget",
             budgets::get,
         )
+        .access(Access::Rule(RuleTable::Budgets, Op::Read))
         .describe(BUDGETS, "Read a budget")
         .reply(Ok("Budget")),
         patch(
@@ -509,6 +598,7 @@ pub fn operations() -> Vec<Operation> {
             "updateBudget",
             budgets::update,
         )
+        .access(Access::Rule(RuleTable::Budgets, Op::Manage))
         .describe(BUDGETS, "Update a budget (not its owner)")
         .body("BudgetPatch")
         .reply(Ok("Budget")),
@@ -517,6 +607,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteBudget",
             budgets::delete,
         )
+        .access(Access::Rule(RuleTable::Budgets, Op::Manage))
         .describe(BUDGETS, "Delete a budget and its windows")
         .reply(NoContent),
         get(
@@ -524,6 +615,7 @@ pub fn operations() -> Vec<Operation> {
             "listBudgetWindows",
             budgets::windows,
         )
+        .access(Access::Rule(RuleTable::Budgets, Op::Read))
         .describe(
             BUDGETS,
             "List a budget's windows, current first (id null while the ledger has not created it)",
@@ -535,6 +627,7 @@ pub fn operations() -> Vec<Operation> {
             "createQuota",
             quotas::create,
         )
+        .access(Access::NewRule)
         .describe(QUOTAS, "Create a quota")
         .body("NewQuota")
         .reply(Created("Quota")),
@@ -543,6 +636,7 @@ pub fn operations() -> Vec<Operation> {
             "listQuotas",
             quotas::list,
         )
+        .access(Access::OrgFiltered)
         .describe(QUOTAS, "List the organisation's quotas")
         .query(OWNER_FILTERS)
         .reply(List("Quota")),
@@ -551,6 +645,7 @@ pub fn operations() -> Vec<Operation> {
             "getQuota",
             quotas::get,
         )
+        .access(Access::Rule(RuleTable::Quotas, Op::Read))
         .describe(QUOTAS, "Read a quota")
         .reply(Ok("Quota")),
         patch(
@@ -558,6 +653,7 @@ pub fn operations() -> Vec<Operation> {
             "updateQuota",
             quotas::update,
         )
+        .access(Access::Rule(RuleTable::Quotas, Op::Manage))
         .describe(QUOTAS, "Update a quota (not its owner or metric)")
         .body("QuotaPatch")
         .reply(Ok("Quota")),
@@ -566,6 +662,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteQuota",
             quotas::delete,
         )
+        .access(Access::Rule(RuleTable::Quotas, Op::Manage))
         .describe(QUOTAS, "Delete a quota and its windows")
         .reply(NoContent),
         get(
@@ -573,6 +670,7 @@ pub fn operations() -> Vec<Operation> {
             "listQuotaWindows",
             quotas::windows,
         )
+        .access(Access::Rule(RuleTable::Quotas, Op::Read))
         .describe(
             QUOTAS,
             "List a quota's windows, current first (id null while the ledger has not created it)",
@@ -584,6 +682,7 @@ pub fn operations() -> Vec<Operation> {
             "createProvider",
             providers::create,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDERS, "Create a provider")
         .body("NewProvider")
         .reply(Created("Provider")),
@@ -592,6 +691,7 @@ pub fn operations() -> Vec<Operation> {
             "listProviders",
             providers::list,
         )
+        .access(Access::OrgStaff)
         .describe(PROVIDERS, "List the organisation's providers")
         .query(PAGINATION)
         .reply(List("Provider")),
@@ -600,6 +700,7 @@ pub fn operations() -> Vec<Operation> {
             "getProvider",
             providers::get,
         )
+        .access(Access::OrgStaff)
         .describe(PROVIDERS, "Read a provider")
         .reply(Ok("Provider")),
         patch(
@@ -607,6 +708,7 @@ pub fn operations() -> Vec<Operation> {
             "updateProvider",
             providers::update,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDERS, "Update a provider")
         .body("ProviderPatch")
         .reply(Ok("Provider")),
@@ -615,6 +717,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteProvider",
             providers::delete,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDERS, "Delete a provider with its keys and models")
         .reply(NoContent),
         // Provider keys.
@@ -623,6 +726,7 @@ pub fn operations() -> Vec<Operation> {
             "createProviderKey",
             provider_keys::create,
         )
+        .access(Access::OrgAdmin)
         .describe(
             PROVIDER_KEYS,
             "Store an upstream key (sealed; only a preview is ever returned)",
@@ -634,6 +738,7 @@ pub fn operations() -> Vec<Operation> {
             "listProviderKeys",
             provider_keys::list,
         )
+        .access(Access::OrgStaff)
         .describe(PROVIDER_KEYS, "List a provider's keys (previews only)")
         .query(PAGINATION)
         .reply(List("ProviderKey")),
@@ -642,6 +747,7 @@ pub fn operations() -> Vec<Operation> {
             "getProviderKey",
             provider_keys::get,
         )
+        .access(Access::OrgStaff)
         .describe(PROVIDER_KEYS, "Read a provider key (preview only)")
         .reply(Ok("ProviderKey")),
         delete(
@@ -649,6 +755,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteProviderKey",
             provider_keys::delete,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDER_KEYS, "Delete a provider key")
         .reply(NoContent),
         post(
@@ -656,6 +763,7 @@ pub fn operations() -> Vec<Operation> {
             "revokeProviderKey",
             provider_keys::revoke,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDER_KEYS, "Revoke a provider key")
         .reply(Ok("ProviderKey")),
         post(
@@ -663,6 +771,7 @@ pub fn operations() -> Vec<Operation> {
             "unrevokeProviderKey",
             provider_keys::unrevoke,
         )
+        .access(Access::OrgAdmin)
         .describe(PROVIDER_KEYS, "Restore a revoked provider key")
         .reply(Ok("ProviderKey")),
         // Models.
@@ -671,6 +780,7 @@ pub fn operations() -> Vec<Operation> {
             "createModel",
             models::create,
         )
+        .access(Access::OrgAdmin)
         .describe(MODELS, "Create a model")
         .body("NewModel")
         .reply(Created("Model")),
@@ -679,6 +789,7 @@ pub fn operations() -> Vec<Operation> {
             "listModels",
             models::list,
         )
+        .access(Access::OrgMember)
         .describe(MODELS, "List the organisation's models")
         .query(PAGINATION)
         .reply(List("Model")),
@@ -687,6 +798,7 @@ pub fn operations() -> Vec<Operation> {
             "getModel",
             models::get,
         )
+        .access(Access::OrgMember)
         .describe(MODELS, "Read a model")
         .reply(Ok("Model")),
         patch(
@@ -694,6 +806,7 @@ pub fn operations() -> Vec<Operation> {
             "updateModel",
             models::update,
         )
+        .access(Access::OrgAdmin)
         .describe(MODELS, "Update a model")
         .body("ModelPatch")
         .reply(Ok("Model")),
@@ -702,6 +815,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteModel",
             models::delete,
         )
+        .access(Access::OrgAdmin)
         .describe(MODELS, "Delete a model and its grants")
         .reply(NoContent),
         get(
@@ -709,6 +823,7 @@ pub fn operations() -> Vec<Operation> {
             "listModelApiKeyAccess",
             grants::list_for_model,
         )
+        .access(Access::OrgAdmin)
         .describe(GRANTS, "List the API keys granted this model")
         .reply(List("ModelGrant")),
         post(
@@ -716,6 +831,7 @@ pub fn operations() -> Vec<Operation> {
             "grantModelToApiKeys",
             grants::grant_api_keys,
         )
+        .access(Access::OrgAdmin)
         .describe(
             GRANTS,
             "Grant API keys this model (idempotent); returns the model's grants",
@@ -728,6 +844,7 @@ pub fn operations() -> Vec<Operation> {
             "createApiKey",
             api_keys::create,
         )
+        .access(Access::NewApiKey)
         .describe(
             API_KEYS,
             "Issue an API key; the plaintext `key` is returned only here",
@@ -739,6 +856,7 @@ pub fn operations() -> Vec<Operation> {
             "listApiKeys",
             api_keys::list,
         )
+        .access(Access::OrgFiltered)
         .describe(API_KEYS, "List the organisation's API keys (previews only)")
         .query(PAGINATION)
         .reply(List("ApiKey")),
@@ -747,6 +865,7 @@ pub fn operations() -> Vec<Operation> {
             "getApiKey",
             api_keys::get,
         )
+        .access(Access::ApiKey(Op::Read))
         .describe(API_KEYS, "Read an API key (preview only)")
         .reply(Ok("ApiKey")),
         patch(
@@ -754,6 +873,7 @@ pub fn operations() -> Vec<Operation> {
             "updateApiKey",
             api_keys::update,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(
             API_KEYS,
             "Update an API key's name, expiry, timezone or policies",
@@ -765,6 +885,7 @@ pub fn operations() -> Vec<Operation> {
             "deleteApiKey",
             api_keys::delete,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(API_KEYS, "Delete an API key")
         .reply(NoContent),
         post(
@@ -772,6 +893,7 @@ pub fn operations() -> Vec<Operation> {
             "rotateApiKey",
             api_keys::rotate,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(
             API_KEYS,
             "Issue a new secret for the same key id; the old one stops working at once",
@@ -783,6 +905,7 @@ pub fn operations() -> Vec<Operation> {
             "revokeApiKey",
             api_keys::revoke,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(API_KEYS, "Revoke an API key")
         .reply(Ok("ApiKey")),
         post(
@@ -790,6 +913,7 @@ pub fn operations() -> Vec<Operation> {
             "unrevokeApiKey",
             api_keys::unrevoke,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(API_KEYS, "Restore a revoked API key")
         .reply(Ok("ApiKey")),
         // Model grants, from the key's side.
@@ -798,6 +922,7 @@ pub fn operations() -> Vec<Operation> {
             "listApiKeyModelAccess",
             grants::list_for_api_key,
         )
+        .access(Access::ApiKey(Op::Read))
         .describe(GRANTS, "List the models an API key may call")
         .reply(List("ModelGrant")),
         post(
@@ -805,6 +930,7 @@ pub fn operations() -> Vec<Operation> {
             "grantModelsToApiKey",
             grants::grant_models,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(
             GRANTS,
             "Grant an API key models (idempotent); returns the key's grants",
@@ -816,14 +942,147 @@ pub fn operations() -> Vec<Operation> {
             "revokeModelFromApiKey",
             grants::revoke_model,
         )
+        .access(Access::ApiKey(Op::Manage))
         .describe(GRANTS, "Remove one model grant")
         .reply(NoContent),
+        // MCP servers, their grants (from both sides) and their usage.
+        post(
+            "/api/organisations/{organisationId}/mcp-servers",
+            "createMcpServer",
+            super::mcp_servers::create,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            MCP_SERVERS,
+            "Create an MCP server (auth config and stdio env are sealed)",
+        )
+        .body("NewMcpServer")
+        .reply(Created("McpServer")),
+        get(
+            "/api/organisations/{organisationId}/mcp-servers",
+            "listMcpServers",
+            super::mcp_servers::list,
+        )
+        .access(Access::OrgMember)
+        .describe(MCP_SERVERS, "List the organisation's MCP servers")
+        .query(PAGINATION)
+        .reply(List("McpServer")),
+        get(
+            "/api/admin/mcp-servers",
+            "listAllMcpServers",
+            super::mcp_servers::list_all,
+        )
+        .access(Access::SuperAdmin)
+        .describe(MCP_SERVERS, "List MCP servers of every organisation")
+        .query(ADMIN_LIST)
+        .reply(List("McpServer")),
+        get(
+            "/api/organisations/{organisationId}/mcp-servers/{id}",
+            "getMcpServer",
+            super::mcp_servers::get,
+        )
+        .access(Access::OrgMember)
+        .describe(MCP_SERVERS, "Read an MCP server (secrets as previews only)")
+        .reply(Ok("McpServer")),
+        patch(
+            "/api/organisations/{organisationId}/mcp-servers/{id}",
+            "updateMcpServer",
+            super::mcp_servers::update,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            MCP_SERVERS,
+            "Update an MCP server; authConfig / stdioEnv replace the stored secrets",
+        )
+        .body("McpServerPatch")
+        .reply(Ok("McpServer")),
+        delete(
+            "/api/organisations/{organisationId}/mcp-servers/{id}",
+            "deleteMcpServer",
+            super::mcp_servers::delete,
+        )
+        .access(Access::OrgAdmin)
+        .describe(MCP_SERVERS, "Delete an MCP server and its grants")
+        .reply(NoContent),
+        get(
+            "/api/organisations/{organisationId}/mcp-servers/{id}/api-key-access",
+            "listMcpServerApiKeyAccess",
+            super::mcp_servers::list_for_server,
+        )
+        .access(Access::OrgAdmin)
+        .describe(MCP_GRANTS, "List the API keys granted this MCP server")
+        .reply(List("McpGrant")),
+        post(
+            "/api/organisations/{organisationId}/mcp-servers/{id}/api-key-access",
+            "grantMcpServerToApiKeys",
+            super::mcp_servers::grant_api_keys,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            MCP_GRANTS,
+            "Grant API keys this MCP server (idempotent); returns the server's grants",
+        )
+        .body("GrantApiKeys")
+        .reply(List("McpGrant")),
+        get(
+            "/api/organisations/{organisationId}/apikeys/{id}/mcp-access",
+            "listApiKeyMcpAccess",
+            super::mcp_servers::list_for_api_key,
+        )
+        .access(Access::ApiKey(Op::Read))
+        .describe(MCP_GRANTS, "List the MCP servers an API key may call")
+        .reply(List("McpGrant")),
+        post(
+            "/api/organisations/{organisationId}/apikeys/{id}/mcp-access",
+            "grantMcpServersToApiKey",
+            super::mcp_servers::grant_servers,
+        )
+        .access(Access::ApiKey(Op::Manage))
+        .describe(
+            MCP_GRANTS,
+            "Grant an API key MCP servers (idempotent); returns the key's MCP grants",
+        )
+        .body("GrantMcpServers")
+        .reply(List("McpGrant")),
+        delete(
+            "/api/organisations/{organisationId}/apikeys/{id}/mcp-access/{mcpServerId}",
+            "revokeMcpServerFromApiKey",
+            super::mcp_servers::revoke_server,
+        )
+        .access(Access::ApiKey(Op::Manage))
+        .describe(MCP_GRANTS, "Remove one MCP grant")
+        .reply(NoContent),
+        get(
+            "/api/organisations/{organisationId}/mcp-usage-records",
+            "listMcpUsageRecords",
+            super::mcp_usage::list,
+        )
+        .access(Access::OrgFiltered)
+        .describe(
+            MCP_USAGE,
+            "List the organisation's MCP usage records, newest first",
+        )
+        .query(super::mcp_usage::MCP_USAGE_FILTERS)
+        .reply(List("McpUsageRecord")),
+        get(
+            "/api/admin/mcp-usage-records",
+            "listAllMcpUsageRecords",
+            super::mcp_usage::list_all,
+        )
+        .access(Access::SuperAdmin)
+        .describe(
+            MCP_USAGE,
+            "List MCP usage records of every organisation, newest first",
+        )
+        .query(super::mcp_usage::ADMIN_MCP_USAGE_FILTERS)
+        .reply(List("McpUsageRecord")),
         // Usage records.
         get(
             "/api/organisations/{organisationId}/usage-records",
             "listUsageRecords",
             usage_records::list,
         )
+        .access(Access::OrgFiltered)
         .describe(USAGE, "List the organisation's usage records, newest first")
         .query(USAGE_FILTERS)
         .reply(List("UsageRecord")),
@@ -832,7 +1091,269 @@ pub fn operations() -> Vec<Operation> {
             "getUsageRecord",
             usage_records::get,
         )
+        .access(Access::UsageRecord)
         .describe(USAGE, "Read a usage record")
         .reply(Ok("UsageRecord")),
+        // Sign-in (public) and the signed-in caller.
+        post("/api/auth/login", "login", session::login)
+            .describe(
+                AUTH,
+                "Sign in with email and password; sets the odock_session cookie",
+            )
+            .body("Login")
+            .reply(Ok("Session"))
+            .public(),
+        post("/api/auth/logout", "logout", session::logout)
+            .access(Access::SignedIn)
+            .describe(AUTH, "End the presented session and clear the cookie")
+            .reply(NoContent),
+        get("/api/auth/me", "getMe", session::me)
+            .access(Access::SignedIn)
+            .describe(AUTH, "The signed-in user, role and organisation")
+            .reply(Ok("Me")),
+        post(
+            "/api/auth/password",
+            "changePassword",
+            session::change_password,
+        )
+        .access(Access::SignedIn)
+        .describe(AUTH, "Change your password; your other sessions end")
+        .body("PasswordChange")
+        .reply(NoContent),
+        get(
+            "/api/invitations/{token}",
+            "getInvitationByToken",
+            invitations::lookup,
+        )
+        .describe(
+            INVITATIONS,
+            "What an invitation offers (410 once expired, revoked or used)",
+        )
+        .reply(Ok("PublicInvitation"))
+        .public(),
+        post(
+            "/api/invitations/{token}/accept",
+            "acceptInvitation",
+            invitations::accept,
+        )
+        .describe(
+            INVITATIONS,
+            "Accept an invitation: activates the user with the invited role and signs them in",
+        )
+        .body("AcceptInvitation")
+        .reply(Ok("Session"))
+        .public(),
+        // Users.
+        post(
+            "/api/organisations/{organisationId}/users",
+            "createUser",
+            users::create,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            USERS,
+            "Create a user (with a password: ACTIVE; without: PENDING)",
+        )
+        .body("NewUser")
+        .reply(Created("User")),
+        get(
+            "/api/organisations/{organisationId}/users",
+            "listUsers",
+            users::list,
+        )
+        .access(Access::OrgStaff)
+        .describe(USERS, "List the organisation's users")
+        .query(PAGINATION)
+        .reply(List("User")),
+        get(
+            "/api/organisations/{organisationId}/users/{id}",
+            "getUser",
+            users::get,
+        )
+        .access(Access::User(Op::Read))
+        .describe(USERS, "Read a user")
+        .reply(Ok("User")),
+        patch(
+            "/api/organisations/{organisationId}/users/{id}",
+            "updateUser",
+            users::update,
+        )
+        .access(Access::User(Op::Manage))
+        .describe(
+            USERS,
+            "Update a user; REVOKED (or a new password) ends their sessions, keys are untouched",
+        )
+        .body("UserPatch")
+        .reply(Ok("User")),
+        delete(
+            "/api/organisations/{organisationId}/users/{id}",
+            "deleteUser",
+            users::delete,
+        )
+        .access(Access::User(Op::Manage))
+        .describe(
+            USERS,
+            "Delete a user with their sessions, memberships, USER keys and USER budgets/quotas",
+        )
+        .reply(NoContent),
+        post(
+            "/api/organisations/{organisationId}/users/{id}/approve",
+            "approveUser",
+            users::approve,
+        )
+        .access(Access::User(Op::Manage))
+        .describe(USERS, "Approve a PENDING user (ACTIVE)")
+        .reply(Ok("User")),
+        post(
+            "/api/organisations/{organisationId}/users/{id}/decline",
+            "declineUser",
+            users::decline,
+        )
+        .access(Access::User(Op::Manage))
+        .describe(USERS, "Decline a PENDING user (REVOKED)")
+        .reply(Ok("User")),
+        get("/api/admin/users", "listAllUsers", users::list_all)
+            .access(Access::SuperAdmin)
+            .describe(USERS, "List users of every organisation (and SUPER_ADMINs)")
+            .query(ADMIN_LIST)
+            .reply(List("User")),
+        // Invitations.
+        post(
+            "/api/organisations/{organisationId}/invitations",
+            "createInvitation",
+            invitations::create,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            INVITATIONS,
+            "Invite someone into the organisation; the token and link are returned only here",
+        )
+        .body("NewInvitation")
+        .reply(Created("IssuedInvitation")),
+        get(
+            "/api/organisations/{organisationId}/invitations",
+            "listInvitations",
+            invitations::list,
+        )
+        .access(Access::OrgAdmin)
+        .describe(INVITATIONS, "List the organisation's invitations")
+        .query(PAGINATION)
+        .reply(List("Invitation")),
+        get(
+            "/api/organisations/{organisationId}/invitations/{id}",
+            "getInvitation",
+            invitations::get,
+        )
+        .access(Access::OrgAdmin)
+        .describe(INVITATIONS, "Read an invitation (never its token)")
+        .reply(Ok("Invitation")),
+        post(
+            "/api/organisations/{organisationId}/invitations/{id}/resend",
+            "resendInvitation",
+            invitations::resend,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            INVITATIONS,
+            "Issue a new token and 72-hour expiry; the old token stops working",
+        )
+        .reply(Ok("IssuedInvitation")),
+        post(
+            "/api/organisations/{organisationId}/invitations/{id}/revoke",
+            "revokeInvitation",
+            invitations::revoke,
+        )
+        .access(Access::OrgAdmin)
+        .describe(INVITATIONS, "Revoke a pending invitation")
+        .reply(Ok("Invitation")),
+        post(
+            "/api/admin/invitations",
+            "createOrganisationInvitation",
+            invitations::create_for_new_organisation,
+        )
+        .access(Access::SuperAdmin)
+        .describe(
+            INVITATIONS,
+            "Invite someone to create a new organisation (CREATE_ORGANISATION) as its ORG_ADMIN",
+        )
+        .body("NewOrganisationInvitation")
+        .reply(Created("IssuedInvitation")),
+        get(
+            "/api/admin/invitations",
+            "listAllInvitations",
+            invitations::list_all,
+        )
+        .access(Access::SuperAdmin)
+        .describe(INVITATIONS, "List invitations of every organisation")
+        .query(ADMIN_LIST)
+        .reply(List("Invitation")),
+        post(
+            "/api/admin/invitations/{id}/resend",
+            "resendOrganisationInvitation",
+            invitations::resend_for_new_organisation,
+        )
+        .access(Access::SuperAdmin)
+        .describe(INVITATIONS, "Resend a CREATE_ORGANISATION invitation")
+        .reply(Ok("IssuedInvitation")),
+        post(
+            "/api/admin/invitations/{id}/revoke",
+            "revokeOrganisationInvitation",
+            invitations::revoke_for_new_organisation,
+        )
+        .access(Access::SuperAdmin)
+        .describe(INVITATIONS, "Revoke a CREATE_ORGANISATION invitation")
+        .reply(Ok("Invitation")),
+        // A team's own keys.
+        get(
+            "/api/organisations/{organisationId}/teams/{id}/apikeys",
+            "listTeamApiKeys",
+            teams::list_api_keys,
+        )
+        .access(Access::Team(Op::Manage))
+        .describe(TEAMS, "List the team's TEAM keys (previews only)")
+        .query(PAGINATION)
+        .reply(List("ApiKey")),
+        // Usage analytics, invoices and the audit log.
+        get(
+            "/api/organisations/{organisationId}/usage/summary",
+            "getUsageSummary",
+            analytics::summary,
+        )
+        .access(Access::OrgFiltered)
+        .describe(
+            REPORTS,
+            "Usage totals (requests, errors, tokens, LLM and MCP cost, p50/p95 latency) and groups",
+        )
+        .query(SUMMARY_PARAMS)
+        .reply(Ok("UsageSummary")),
+        get(
+            "/api/organisations/{organisationId}/invoices",
+            "getInvoice",
+            invoices::invoice,
+        )
+        .access(Access::OrgFiltered)
+        .describe(
+            REPORTS,
+            "The invoice of a period: totals and breakdowns (JSON), every record (CSV) or a PDF",
+        )
+        .query(INVOICE_PARAMS)
+        .reply(Ok("Invoice")),
+        get(
+            "/api/organisations/{organisationId}/audit-log",
+            "listAuditLog",
+            audit::list,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            AUDIT,
+            "The organisation's admin writes, newest first (secrets removed)",
+        )
+        .query(PAGINATION)
+        .reply(List("AuditEntry")),
+        get("/api/admin/audit-log", "listAllAuditLog", audit::list_all)
+            .access(Access::SuperAdmin)
+            .describe(AUDIT, "Admin writes of every organisation, newest first")
+            .query(ADMIN_LIST)
+            .reply(List("AuditEntry")),
     ]
 }

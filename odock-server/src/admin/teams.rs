@@ -1,15 +1,17 @@
 //! `/api/organisations/{organisationId}/teams` with their members, and the cross-organisation
 //! `/api/admin/teams`. Writes to a team invalidate it (its policies are cached with TEAM keys).
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use http::StatusCode;
-use odock_core::CacheKind;
+use odock_core::{ApiKeyType, CacheKind};
+use odock_store::admin::api_keys::{self, ApiKey};
 use odock_store::admin::teams::{
     self, NewTeam, NewTeamMember, Team, TeamMember, TeamMemberPatch, TeamPatch,
 };
 use odock_store::admin::Page;
 
+use super::authz::{visible_page, AdminPrincipal, Visibility};
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
@@ -23,14 +25,45 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(team)))
 }
 
+/// The teams the caller may see: all for admins, the ones it belongs to otherwise.
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<ListParams>,
 ) -> Result<Json<Page<Team>>, ApiError> {
-    Ok(Json(
-        teams::list(&state.pool, Some(&org), &params.page()).await?,
-    ))
+    let visibility = Visibility::of(&state, &principal).await?;
+    let pool = &state.pool;
+    if visibility.sees_everything() {
+        return Ok(Json(teams::list(pool, Some(&org), &params.page()).await?));
+    }
+    let org = org.as_str();
+    let page = visible_page(
+        &params.page(),
+        |page| async move { teams::list(pool, Some(org), &page).await },
+        |team| visibility.sees_team(&team.id),
+        |team| &team.id,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// `GET .../teams/{id}/apikeys`: the team's TEAM keys.
+pub async fn list_api_keys(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+    AdminQuery(params): AdminQuery<ListParams>,
+) -> Result<Json<Page<ApiKey>>, ApiError> {
+    teams::get(&state.pool, &org, &id).await?;
+    let (pool, org) = (&state.pool, org.as_str());
+    let page = visible_page(
+        &params.page(),
+        |page| async move { api_keys::list(pool, Some(org), &page).await },
+        |key| key.key_type == ApiKeyType::Team && key.team_id.as_deref() == Some(id.as_str()),
+        |key| &key.id,
+    )
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn list_all(

@@ -55,7 +55,7 @@ fn password_hash() -> &'static str {
 }
 
 pub async fn harness() -> Harness {
-    let pool = odock_store::connect_in_memory().await.unwrap();
+    let pool = odock_store::testing::database().await;
     let (master_key, _) = MasterKey::generate();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
     let invalidations = Arc::new(RecordingInvalidator::default());

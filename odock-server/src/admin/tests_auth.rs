@@ -822,6 +822,33 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
         .await,
     );
     replies.push(h.admin(Method::GET, "/api/admin/users", None).await);
+    // A resend answers a fresh token (audited like every write).
+    let second = invite(&h, &org, &session, "yan@acme.test", "USER").await;
+    let second_id = second.body["id"].as_str().unwrap().to_owned();
+    let resent = h
+        .call(
+            Method::POST,
+            &format!("/api/organisations/{org}/invitations/{second_id}/resend"),
+            Some(&session),
+            None,
+        )
+        .await;
+    let resent_token = resent.body["token"].as_str().unwrap().to_owned();
+    let audit = h
+        .call(
+            Method::GET,
+            &format!("/api/organisations/{org}/audit-log?limit=500"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+    assert!(
+        audit.body["data"].as_array().is_some_and(|d| !d.is_empty()),
+        "{}",
+        audit.text
+    );
+    replies.push(audit);
 
     let passwords = [
         ALICE_PASSWORD,
@@ -837,7 +864,7 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
     }
     // Tokens appear only in the one response that issues them.
     for reply in &replies {
-        for token in [&session, &invitation, &zed] {
+        for token in [&session, &invitation, &zed, &resent_token] {
             assert!(!reply.text.contains(token.as_str()), "{}", reply.text);
         }
     }
@@ -852,6 +879,7 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
         session.as_str(),
         invitation.as_str(),
         zed.as_str(),
+        resent_token.as_str(),
         ADMIN_TOKEN,
     ]) {
         assert!(!logged.contains(secret), "{secret} logged");
@@ -865,15 +893,16 @@ async fn no_response_log_line_or_row_holds_a_password_or_a_token() {
             "sessions",
             "organisation_invitations",
             "sign_in_throttle",
+            "audit_log",
         ],
     )
     .await;
-    for secret in
-        passwords
-            .iter()
-            .copied()
-            .chain([session.as_str(), invitation.as_str(), zed.as_str()])
-    {
+    for secret in passwords.iter().copied().chain([
+        session.as_str(),
+        invitation.as_str(),
+        zed.as_str(),
+        resent_token.as_str(),
+    ]) {
         assert!(!dump.contains(secret), "{secret} stored");
     }
     assert!(dump.contains("$argon2id$"));
@@ -898,4 +927,37 @@ async fn dump_tables(h: &Harness, tables: &[&str]) -> String {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn the_server_bootstraps_its_first_super_admin_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::config::Config {
+        database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
+        admin_token: Some(Secret::new("boot-test-admin-token")),
+        bootstrap_admin_email: Some("root@odock.test".into()),
+        bootstrap_admin_password: Some(Secret::new("root passphrase!")),
+        ..crate::config::Config::default()
+    };
+    let app = crate::app::App::build(&config).await.unwrap();
+    let response = tower::ServiceExt::oneshot(
+        app.router(),
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/login")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"email": "root@odock.test", "password": "root passphrase!"}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["user"]["role"], "SUPER_ADMIN");
 }

@@ -38,7 +38,7 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let pool = odock_store::connect_in_memory().await.unwrap();
+    let pool = odock_store::testing::database().await;
     let (master_key, _) = MasterKey::generate();
     let master_key = Arc::new(master_key);
     let invalidations = Arc::new(Recorder::default());

@@ -176,6 +176,25 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
         // Usage records (the path names the user's record on the team's key).
         ("listUsageRecords", ORG_MEMBER),
         ("getUsageRecord", OWN_RECORD),
+        // MCP servers: a catalog everyone of the organisation reads; grants like model grants.
+        ("createMcpServer", ORG_ADMIN),
+        ("listMcpServers", ORG_MEMBER),
+        ("listAllMcpServers", SUPER_ONLY),
+        ("getMcpServer", ORG_MEMBER),
+        ("updateMcpServer", ORG_ADMIN),
+        ("deleteMcpServer", ORG_ADMIN),
+        ("listMcpServerApiKeyAccess", ORG_ADMIN),
+        ("grantMcpServerToApiKeys", ORG_ADMIN),
+        ("listApiKeyMcpAccess", TEAM_MANAGER),
+        ("grantMcpServersToApiKey", TEAM_MANAGER),
+        ("revokeMcpServerFromApiKey", TEAM_MANAGER),
+        ("listMcpUsageRecords", ORG_MEMBER),
+        ("listAllMcpUsageRecords", SUPER_ONLY),
+        // Reports: everyone, over what they may see.
+        ("getUsageSummary", ORG_MEMBER),
+        ("getInvoice", ORG_MEMBER),
+        ("listAuditLog", ORG_ADMIN),
+        ("listAllAuditLog", SUPER_ONLY),
     ];
     let mut table = BTreeMap::new();
     for (id, outcomes) in rows {
@@ -290,6 +309,20 @@ impl World {
             )
             .await;
         let record = insert_record(&h, &org, &team_key, Some(&team), Some(&user)).await;
+        let mcp = h
+            .create(
+                &format!("{base}/mcp-servers"),
+                json!({"name": "Docs", "slug": "docs", "transport": "STREAMABLE_HTTP", "endpointUrl": "http://127.0.0.1:9/mcp"}),
+            )
+            .await;
+        let mcp_grant = h
+            .admin(
+                Method::POST,
+                &format!("{base}/apikeys/{team_key}/mcp-access"),
+                Some(&json!({"mcpServerIds": [mcp]})),
+            )
+            .await;
+        assert_eq!(mcp_grant.status, StatusCode::OK, "{}", mcp_grant.text);
         let invitation = h
             .admin(
                 Method::POST,
@@ -335,6 +368,7 @@ impl World {
             ("budget", budget),
             ("quota", quota),
             ("record", record),
+            ("mcp", mcp),
             (
                 "invitation",
                 invitation.body["id"].as_str().unwrap().to_owned(),
@@ -387,6 +421,7 @@ impl World {
                 ("models", "id") | ("model-access", "modelId") => "model",
                 ("apikeys", "id") => "teamKey",
                 ("usage-records", "id") => "record",
+                ("mcp-servers", "id") | ("mcp-access", "mcpServerId") => "mcp",
                 ("users", "id") => "pending",
                 ("invitations", "id") if admin_path => "newOrgInvitation",
                 ("invitations", "id") => "invitation",
@@ -445,6 +480,13 @@ impl World {
             "grantModelToApiKeys" => json!({"apiKeyIds": [self.id("teamKey")]}),
             "createApiKey" => json!({"name": "another", "type": "TEAM", "teamId": team}),
             "grantModelsToApiKey" => json!({"modelIds": [self.id("model")]}),
+            "createMcpServer" => json!({
+                "name": "Search", "slug": "search", "transport": "STREAMABLE_HTTP",
+                "endpointUrl": "http://127.0.0.1:9/search"
+            }),
+            "updateMcpServer" => json!({"description": "internal docs"}),
+            "grantMcpServerToApiKeys" => json!({"apiKeyIds": [self.id("teamKey")]}),
+            "grantMcpServersToApiKey" => json!({"mcpServerIds": [self.id("mcp")]}),
             _ => return None,
         };
         Some(body)

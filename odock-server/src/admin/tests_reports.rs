@@ -71,11 +71,14 @@ async fn fixture(h: &Harness, records: usize) -> Fixture {
         .await;
     let manager = h.user(Some(&org), "manager@acme.test", Role::Manager).await;
     let user = h.user(Some(&org), "user@acme.test", Role::User).await;
-    h.create(
-        &format!("/api/organisations/{org}/teams/{team_a}/members"),
-        json!({"userId": manager, "role": "MANAGER"}),
-    )
-    .await;
+    let member = h
+        .admin(
+            Method::POST,
+            &format!("/api/organisations/{org}/teams/{team_a}/members"),
+            Some(&json!({"userId": manager, "role": "MANAGER"})),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::CREATED, "{}", member.text);
     let key = |body: Value| {
         let path = format!("/api/organisations/{org}/apikeys");
         async move { h.create(&path, body).await }
@@ -598,6 +601,22 @@ async fn admin_writes_are_audited_without_secrets() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
+    // An invitation's token (also inside its `url`) is a secret too.
+    let invitation = h
+        .admin(
+            Method::POST,
+            &format!("/api/organisations/{org}/invitations"),
+            Some(&json!({"email": "new@audited.test", "role": "USER"})),
+        )
+        .await;
+    assert_eq!(
+        invitation.status,
+        StatusCode::CREATED,
+        "{}",
+        invitation.text
+    );
+    let invitation_token = invitation.body["token"].as_str().unwrap().to_owned();
+
     let log = h
         .admin(
             Method::GET,
@@ -617,6 +636,7 @@ async fn admin_writes_are_audited_without_secrets() {
         actions,
         [
             "createApiKey",
+            "createInvitation",
             "createOrganisation",
             "createProvider",
             "createProviderKey",
@@ -625,7 +645,7 @@ async fn admin_writes_are_audited_without_secrets() {
             "updateApiKey"
         ]
     );
-    assert_eq!(entries.len(), 7, "{}", log.text);
+    assert_eq!(entries.len(), 8, "{}", log.text);
     let create_key = by_action["createApiKey"];
     assert_eq!(create_key["actorKind"], "admin-token");
     assert_eq!(create_key["actorUserId"], Value::Null);
@@ -652,14 +672,19 @@ async fn admin_writes_are_audited_without_secrets() {
     .fetch_all(&h.pool)
     .await
     .unwrap();
-    assert_eq!(stored.len(), 7, "{stored:?}");
+    assert_eq!(stored.len(), 8, "{stored:?}");
     let everything = format!("{} {}", log.text, stored.join("\n"));
+    assert_eq!(
+        by_action["createInvitation"]["summary"]["after"]["email"],
+        "new@audited.test"
+    );
     for secret in [
         upstream_secret,
         &first_secret,
         &second_secret,
         ADMIN_TOKEN,
         &session,
+        &invitation_token,
     ] {
         assert!(
             !everything.contains(secret),

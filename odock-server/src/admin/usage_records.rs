@@ -1,7 +1,7 @@
 //! `GET /api/organisations/{organisationId}/usage-records[/{id}]` and the cross-organisation
 //! `GET /api/admin/usage-records`. Records are written by the gateway; the admin API only reads.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use odock_core::UsageRecord;
@@ -9,6 +9,7 @@ use odock_store::admin::{organisations, Page, PageRequest};
 use odock_store::usage_records::{self, UsageFilter};
 use serde::Deserialize;
 
+use super::authz::{AdminPrincipal, RecordScope, Visibility};
 use super::error::ApiError;
 use super::extract::AdminQuery;
 use super::AdminState;
@@ -77,13 +78,23 @@ async fn list_page(
     Ok(Json(Page { data, next_cursor }))
 }
 
+/// The records the caller may see: all for admins; for a MANAGER those of the team it manages (the
+/// `teamId` it asks for, or its only managed team), else its own; for a USER its own.
 pub async fn list(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminQuery(params): AdminQuery<UsageParams>,
 ) -> Result<Json<Page<UsageRecord>>, ApiError> {
     organisations::ensure_exists(&state.pool, &org).await?;
-    let (filter, page) = params.filter(Some(org));
+    let visibility = Visibility::of(&state, &principal).await?;
+    let (mut filter, page) = params.filter(Some(org));
+    match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref()) {
+        None => {}
+        Some(RecordScope::Team(team)) => filter.team_id = Some(team),
+        Some(RecordScope::User(user)) => filter.user_id = Some(user),
+        Some(RecordScope::Nothing) => return Ok(Json(Page::all(Vec::new()))),
+    }
     list_page(&state, filter, page).await
 }
 

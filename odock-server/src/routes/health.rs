@@ -6,16 +6,28 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use odock_store::db::Db;
+use odock_store::redis::RedisHealth;
 use serde_json::{json, Value};
+
+/// How long each readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/v1/healthz` checks.
+#[derive(Clone)]
+pub struct HealthState {
+    pub pool: Db,
+    /// `None` in embedded mode (reported as `"disabled"`).
+    pub redis: Option<RedisHealth>,
+}
 
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn healthz(State(pool): State<Db>) -> (StatusCode, Json<Value>) {
+pub async fn healthz(State(state): State<HealthState>) -> (StatusCode, Json<Value>) {
     let database = match tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&pool),
+        CHECK_TIMEOUT,
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.pool),
     )
     .await
     {
@@ -23,7 +35,15 @@ pub async fn healthz(State(pool): State<Db>) -> (StatusCode, Json<Value>) {
         Ok(Err(error)) => format!("error: {error}"),
         Err(_) => "error: timed out".to_owned(),
     };
-    let ready = database == "ok";
+    let redis = match &state.redis {
+        None => "disabled".to_owned(),
+        Some(redis) => match tokio::time::timeout(CHECK_TIMEOUT, redis.check()).await {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(error)) => format!("error: {error}"),
+            Err(_) => "error: timed out".to_owned(),
+        },
+    };
+    let ready = database == "ok" && (redis == "ok" || redis == "disabled");
     let status = if ready {
         StatusCode::OK
     } else {
@@ -31,7 +51,7 @@ pub async fn healthz(State(pool): State<Db>) -> (StatusCode, Json<Value>) {
     };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
-        "checks": { "database": database, "redis": "disabled" },
+        "checks": { "database": database, "redis": redis },
     });
     (status, Json(body))
 }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod internal;
 pub mod llm;
 pub mod mcp;
+pub mod mcp_affinity;
 
 use axum::response::{IntoResponse, Response};
 use odock_core::layers::error_response::error_response;

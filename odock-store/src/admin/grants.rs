@@ -55,7 +55,7 @@ fn decode(row: &DbRow) -> Result<ModelGrant, sqlx::Error> {
 }
 
 /// Every id must name a row of `table` in the organisation; else a 400 on `field`.
-async fn check_ids(
+pub(crate) async fn check_ids(
     pool: &Db,
     table: &str,
     field: &str,

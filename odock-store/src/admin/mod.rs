@@ -25,6 +25,9 @@
 pub mod api_keys;
 pub mod budgets;
 pub mod grants;
+pub mod mcp_grants;
+pub mod mcp_servers;
+pub mod invitations;
 pub mod models;
 pub mod organisations;
 pub mod policies;
@@ -34,6 +37,7 @@ pub mod quotas;
 mod schedule;
 mod scoped;
 pub mod teams;
+pub mod users;
 
 pub(crate) use scoped::{touched, Scoped};
 

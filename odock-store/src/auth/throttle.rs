@@ -121,7 +121,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_in_a_window_lock_and_the_lock_ends() {
-        let pool = crate::connect_in_memory().await.unwrap();
+        let pool = crate::testing::database().await;
         let scope = account_scope(" Alice@Example.test ");
         assert_eq!(scope, "account:alice@example.test");
         assert_eq!(locked_for(&pool, &scope, 0).await.unwrap(), None);

@@ -45,7 +45,7 @@ use odock_core::{
     crossed_thresholds, Clock, LedgerError, Principal, QuotaMetric, RequestId, Reservation,
     ReservationId, ThresholdCrossing,
 };
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use crate::db::{backend, from_ms, to_ms, Backend, Db, DbConnection};
 use rules::Rule;
@@ -381,6 +381,13 @@ async fn record_holds(
     Ok(lease_id)
 }
 
+/// When a lease is closed: `now`, and for the sweeper the cutoff its lease must have ended before.
+#[derive(Debug, Clone, Copy)]
+struct Moment {
+    now: i64,
+    expired_before: Option<i64>,
+}
+
 /// Ends a lease: settles or releases every window it still holds. Acts only on a `RESERVED` lease
 /// (and, when `expired_before` is set, only if its lease ended before then), so repeating it is a
 /// no-op. Returns whether anything changed.
@@ -390,10 +397,13 @@ async fn close(
     lease_id: &str,
     how: Close<'_>,
     actual_nanos: Option<i64>,
-    now: i64,
-    expired_before: Option<i64>,
+    at: Moment,
     mut crossings: Option<&mut Vec<ThresholdCrossing>>,
 ) -> Result<bool, sqlx::Error> {
+    let Moment {
+        now,
+        expired_before,
+    } = at;
     let mut tx = begin_immediate(pool).await?;
     let status: Option<(String, i64)> =
         sqlx::query_as("SELECT status, expires_at FROM budget_requests WHERE id = $1")
@@ -479,20 +489,25 @@ async fn threshold_crossings(
     window_id: &str,
     added: i64,
 ) -> Result<Vec<ThresholdCrossing>, sqlx::Error> {
-    let row: Option<(i64, i64, String, String, String, i64, Option<String>)> = sqlx::query_as(
+    let row = sqlx::query(
         "SELECT w.used_nanos, w.start_at, b.id, b.name, b.organisation_id, b.amount_nanos, \
          b.thresholds FROM budget_windows w JOIN budgets b ON b.id = w.budget_id WHERE w.id = $1",
     )
     .bind(window_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((used, start_at, budget_id, budget_name, organisation_id, amount, thresholds)) = row
-    else {
+    let Some(row) = row else {
         return Ok(Vec::new());
     };
-    let thresholds: Vec<u32> = thresholds
+    let used: i64 = row.try_get("used_nanos")?;
+    let amount: i64 = row.try_get("amount_nanos")?;
+    let thresholds: Vec<u32> = row
+        .try_get::<Option<String>, _>("thresholds")?
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
+    let (budget_id, budget_name, organisation_id): (String, String, String) =
+        (row.try_get("id")?, row.try_get("name")?, row.try_get("organisation_id")?);
+    let start_at: i64 = row.try_get("start_at")?;
     Ok(
         crossed_thresholds(used.saturating_sub(added), used, amount, &thresholds)
             .into_iter()
@@ -527,8 +542,10 @@ async fn close_now(
         reservation.id.as_str(),
         how,
         actual_nanos,
-        now,
-        None,
+        Moment {
+            now,
+            expired_before: None,
+        },
         crossings,
     )
     .await
@@ -579,7 +596,11 @@ async fn sweep(pool: &Db, book: &Book, now: i64) -> Result<u64, sqlx::Error> {
     let mut released = 0;
     for (id,) in expired {
         // Re-checked inside the transaction: a refresh that landed meanwhile keeps the hold.
-        if close(pool, book, &id, Close::Release, None, now, Some(now), None).await? {
+        let at = Moment {
+            now,
+            expired_before: Some(now),
+        };
+        if close(pool, book, &id, Close::Release, None, at, None).await? {
             released += 1;
         }
     }

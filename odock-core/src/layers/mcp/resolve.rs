@@ -214,6 +214,12 @@ fn guardrail_refusal(
         })
         .collect();
     let body = match (request.batch, errors.as_slice()) {
+        // Only notifications: nothing to answer (the MCP transports' 202).
+        (_, []) => {
+            let mut accepted = Response::new(full(Bytes::new()));
+            *accepted.status_mut() = http::StatusCode::ACCEPTED;
+            return Some(accepted);
+        }
         (false, [only]) => only.clone(),
         _ => Value::Array(errors),
     };
@@ -267,8 +273,9 @@ mod tests {
         assert_eq!(check(list.to_owned()), None);
     }
 
-    #[test]
-    fn a_refused_batch_answers_every_request_with_an_error() {
+    #[tokio::test]
+    async fn a_refused_batch_answers_every_request_with_an_error() {
+        use http_body_util::BodyExt;
         let s = server(ToolRules {
             blocked_tools: vec!["add".into()],
             ..ToolRules::default()
@@ -278,7 +285,20 @@ mod tests {
                        {"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"add"}}]"#;
         let response = guardrail_refusal(&s, &decode(body), body.as_bytes()).unwrap();
         assert_eq!(response.status(), http::StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answers: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+        assert_eq!(ids, [&json!("a"), &json!("b")]);
+        assert!(answers
+            .iter()
+            .all(|a| a["error"]["data"]["code"] == GUARDRAIL_CODE));
         let single = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add"}}"#;
         assert!(guardrail_refusal(&s, &decode(single), single.as_bytes()).is_some());
+        let notification = r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"add"}}"#;
+        let accepted = guardrail_refusal(&s, &decode(notification), notification.as_bytes());
+        assert_eq!(
+            accepted.map(|r| r.status()),
+            Some(http::StatusCode::ACCEPTED)
+        );
     }
 }

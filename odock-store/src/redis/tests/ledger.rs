@@ -117,6 +117,11 @@ async fn fixture_with(settings: RedisSettings) -> Fixture {
 }
 
 impl Fixture {
+    /// Removes this test's keys (their TTLs follow the test clock, weeks away from Redis' own).
+    async fn cleanup(self) {
+        support::delete_prefix(&self.conn).await;
+    }
+
     /// What the admin API does after a budget/quota write: every replica forgets its rules.
     fn rules_changed(&self) {
         for kind in [CacheKind::Budget, CacheKind::Quota] {
@@ -274,6 +279,7 @@ async fn redis_ledger_200_concurrent_reservations_on_two_replicas_admit_exactly_
     }
     let expected: i64 = (0..N).map(|i| 10 * i + 1).sum();
     assert_eq!(f.budget_state("b1").await, (expected, 0));
+    f.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -302,6 +308,7 @@ async fn redis_ledger_requests_quota_admits_exactly_its_limit() {
     }
     assert_eq!(ok, 25);
     assert_eq!(f.quota_state("q1").await, (0, 25));
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -331,6 +338,7 @@ async fn redis_ledger_every_matching_budget_binds_all_or_none() {
     assert!(b.reserve(&principal("k_org"), &rid(4), 900).await.is_ok());
     assert_eq!(f.budget_state("b_org").await, (0, 960));
     assert!(a.reserve(&principal("k_team"), &rid(5), 41).await.is_err());
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -375,6 +383,7 @@ async fn redis_ledger_reserve_settle_and_release_are_idempotent() {
         .settle(&none, QuotaActuals::default())
         .await
         .unwrap();
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -415,6 +424,7 @@ async fn redis_ledger_sweep_releases_expired_leases_after_a_crash() {
         .unwrap();
     assert_eq!(f.budget_state("b1").await, (0, 1_000));
     assert_eq!(f.quota_state("q1").await, (0, 0));
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -447,6 +457,7 @@ async fn redis_ledger_windows_roll_over_lazily() {
         windows[1].0,
         ms(Utc.with_ymd_and_hms(2026, 1, 11, 0, 0, 0).unwrap())
     );
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -506,6 +517,7 @@ async fn redis_ledger_errors_latency_and_token_quotas_follow_their_metric() {
         }
         other => panic!("expected a quota denial, got {other:?}"),
     }
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -564,6 +576,7 @@ async fn redis_ledger_lost_counters_are_rebuilt_from_the_database() {
     b.settle(&fits, 400).await.unwrap();
     assert_eq!(f.budget_state("b1").await, (1_050, 0));
     assert_eq!(f.quota_state("q1").await, (3, 2));
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -588,6 +601,7 @@ async fn redis_ledger_settle_after_counters_were_lost_rebuilds_them_first() {
         .unwrap();
     a.settle(&hold, 200).await.unwrap();
     assert_eq!(f.budget_state("b1").await, (500, 0));
+    f.cleanup().await;
 }
 
 /// Redis behind a proxy that the test can cut, with the given outage policy.
@@ -658,6 +672,7 @@ async fn redis_outage_fails_budgets_closed_and_recovers() {
     a.settle(&before, 100).await.unwrap();
     a.settle(&after, 100).await.unwrap();
     assert_eq!(f.budget_state("b1").await, (200, 0));
+    f.cleanup().await;
 }
 
 #[tokio::test]
@@ -703,6 +718,7 @@ async fn redis_outage_fail_open_admits_and_settles_best_effort_and_rate_limits_f
     assert_eq!(f.budget_state("b1").await, (300, 0));
     assert!(a.reserve(&org, &rid(2), 701).await.is_err());
     assert!(a.reserve(&org, &rid(3), 700).await.is_ok());
+    f.cleanup().await;
 }
 
 /// Remembers the thresholds reported.
@@ -752,4 +768,5 @@ async fn redis_ledger_reports_each_threshold_crossing_once() {
     let hold = ledger.reserve(&org, &rid(4), 50).await.unwrap();
     ledger.settle(&hold, 150).await.unwrap();
     assert_eq!(alerts.0.lock().last(), Some(&("b1".to_owned(), 100, 1_100)));
+    f.cleanup().await;
 }
