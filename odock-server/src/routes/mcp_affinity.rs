@@ -164,8 +164,9 @@ pub async fn affinity(
         .and_then(|value| value.to_str().ok())
         .filter(|id| is_valid_session_id(id))
         .map(str::to_owned);
-    let forwarded = request.headers().contains_key(FORWARDED_FROM);
     let mut request = request;
+    // The marker is between replicas: it never reaches the governed stack or an upstream.
+    let forwarded = request.headers_mut().remove(FORWARDED_FROM).is_some();
     if let (Some(session), false) = (&session, forwarded) {
         match affinity.inner.directory.owner(session).await {
             Ok(Some(owner)) if normalise(&owner) != me => {
@@ -393,7 +394,7 @@ mod tests {
     use axum::routing::any;
     use axum::Router;
     use futures::StreamExt;
-    use odock_core::mcp_sessions::InMemoryMcpSessionDirectory;
+    use odock_core::mcp_sessions::{InMemoryMcpSessionDirectory, SessionDirectoryError};
     use parking_lot::Mutex;
     use tokio::sync::Notify;
 
@@ -561,7 +562,9 @@ mod tests {
         );
         let seen = a.fake.seen.lock().last().cloned().unwrap();
         assert_eq!(seen[header::AUTHORIZATION], "Bearer sk_client_key");
-        assert_eq!(seen[FORWARDED_FROM], b.url.as_str());
+        // The owner's middleware took the marker off before serving.
+        assert!(!seen.contains_key(FORWARDED_FROM));
+        assert_eq!(seen["x-request-id"], "req-123");
         assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
         assert_eq!(seen[MCP_SESSION_ID], session.as_str());
     }
@@ -735,6 +738,40 @@ mod tests {
         assert_eq!(answer.status(), 200);
         assert!(answer.headers().contains_key(MCP_SESSION_ID));
         assert!(directory.is_empty());
+    }
+
+    /// A directory whose backend is down.
+    struct Unreachable;
+
+    #[async_trait::async_trait]
+    impl McpSessionDirectory for Unreachable {
+        async fn claim(&self, _: &str, _: &str, _: Duration) -> Result<(), SessionDirectoryError> {
+            Err(SessionDirectoryError::Unavailable("down".into()))
+        }
+        async fn owner(&self, _: &str) -> Result<Option<String>, SessionDirectoryError> {
+            Err(SessionDirectoryError::Unavailable("down".into()))
+        }
+        async fn touch(&self, _: &str, _: Duration) -> Result<(), SessionDirectoryError> {
+            Err(SessionDirectoryError::Unavailable("down".into()))
+        }
+        async fn forget(&self, _: &str) -> Result<(), SessionDirectoryError> {
+            Err(SessionDirectoryError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn while_the_directory_is_unreachable_sessions_are_served_where_they_land() {
+        let a = replica("a", Arc::new(Unreachable)).await;
+        let session = initialize(&a).await;
+        let answer = client()
+            .post(format!("{}/v1/mcp/files", a.url))
+            .header(MCP_SESSION_ID, &session)
+            .body("tools/list")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.text().await.unwrap(), "served by a: tools/list");
     }
 
     #[test]

@@ -72,7 +72,8 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
-            database_url,
+            // The tweak may have pointed the server elsewhere (several replicas on one database).
+            database_url: config.database_url.clone(),
         }
     }
 
