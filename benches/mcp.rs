@@ -19,6 +19,9 @@ struct Setup {
     gateway_url: String,
     upstream_url: String,
     key: String,
+    /// MCP sessions opened with `initialize` (the fake requires one), direct and through Odock.
+    upstream_session: String,
+    gateway_session: String,
     _upstream: FakeHttpMcpServer,
     _dir: tempfile::TempDir,
 }
@@ -96,13 +99,48 @@ async fn setup(client: &reqwest::Client) -> Setup {
         json!({"mcpServerIds": [server["id"]]}),
     )
     .await;
+    let gateway_url = format!("{base}/v1/mcp/tools");
+    let key = key["key"].as_str().unwrap_or_default().to_owned();
+    let upstream_session = initialize(client, &upstream.url(), None).await;
+    let gateway_session = initialize(client, &gateway_url, Some(&key)).await;
     Setup {
-        gateway_url: format!("{base}/v1/mcp/tools"),
+        gateway_url,
         upstream_url: upstream.url(),
-        key: key["key"].as_str().unwrap_or_default().to_owned(),
+        key,
+        upstream_session,
+        gateway_session,
         _upstream: upstream,
         _dir: dir,
     }
+}
+
+/// Opens an MCP session at `url`; returns its `Mcp-Session-Id`.
+async fn initialize(client: &reqwest::Client, url: &str, key: Option<&str>) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"}}});
+    let mut request = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("initialize: {e}"));
+    assert!(
+        response.status().is_success(),
+        "initialize: {}",
+        response.status()
+    );
+    response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn call_body() -> String {
@@ -111,9 +149,10 @@ fn call_body() -> String {
     .to_string()
 }
 
-async fn post(client: &reqwest::Client, url: &str, key: Option<&str>, body: &str) {
+async fn post(client: &reqwest::Client, url: &str, session: &str, key: Option<&str>, body: &str) {
     let mut request = client
         .post(url)
+        .header("mcp-session-id", session)
         .header("accept", "application/json, text/event-stream")
         .header("content-type", "application/json")
         .body(body.to_owned());
@@ -136,12 +175,26 @@ fn tools_call(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("mcp_tools_call");
     group.bench_function("direct_to_upstream", |b| {
-        b.to_async(&runtime)
-            .iter(|| post(&client, &setup.upstream_url, None, &body));
+        b.to_async(&runtime).iter(|| {
+            post(
+                &client,
+                &setup.upstream_url,
+                &setup.upstream_session,
+                None,
+                &body,
+            )
+        });
     });
     group.bench_function("through_gateway", |b| {
-        b.to_async(&runtime)
-            .iter(|| post(&client, &setup.gateway_url, Some(&setup.key), &body));
+        b.to_async(&runtime).iter(|| {
+            post(
+                &client,
+                &setup.gateway_url,
+                &setup.gateway_session,
+                Some(&setup.key),
+                &body,
+            )
+        });
     });
     group.finish();
 }

@@ -278,7 +278,7 @@ fn rate(successes: i64, requests: i64) -> Option<f64> {
 
 impl UsageStats {
     /// Adds another set's additive counters (not its rate or percentiles).
-    fn add(&mut self, other: &UsageStats) {
+    pub fn add(&mut self, other: &UsageStats) {
         self.requests += other.requests;
         self.successes += other.successes;
         self.errors += other.errors;
@@ -363,6 +363,12 @@ pub async fn groups(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    sort_groups(group_by, &mut groups);
+    Ok(groups)
+}
+
+/// Days in order; anything else by cost, then requests, descending.
+fn sort_groups(group_by: GroupBy, groups: &mut [UsageGroup]) {
     if group_by == GroupBy::Day {
         groups.sort_by(|a, b| a.key.cmp(&b.key));
     } else {
@@ -374,7 +380,107 @@ pub async fn groups(
             ))
         });
     }
-    Ok(groups)
+}
+
+/// The counters of the records that share a team, key, model, MCP server and traffic kind, with
+/// the names of those objects: one row per combination, which is few (each key has one team).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakdownRow {
+    pub team_id: Option<String>,
+    pub team_name: Option<String>,
+    pub api_key_id: String,
+    pub api_key_name: Option<String>,
+    pub model_id: Option<String>,
+    /// The model name (or, for MCP traffic, the server slug) the records carry.
+    pub recorded_name: Option<String>,
+    pub mcp_server_id: Option<String>,
+    pub mcp_server_name: Option<String>,
+    pub mcp: bool,
+    pub stats: UsageStats,
+}
+
+/// [`BreakdownRow`]s of `scope`, in one pass over the records: what the invoice folds into its
+/// totals and its breakdowns by team, key, model and MCP server (see [`fold`]), instead of one
+/// grouped scan per breakdown.
+pub async fn breakdown(pool: &Db, scope: &UsageScope) -> Result<Vec<BreakdownRow>, sqlx::Error> {
+    let server = GroupBy::McpServer.key_sql();
+    let mut sql = SqlBuilder::new(format!(
+        "SELECT a.*, t.name AS team_name, k.name AS api_key_name, s.name AS mcp_server_name \
+         FROM (SELECT r.team_id AS team_id, r.api_key_id AS api_key_id, r.model_id AS model_id, \
+                 {server} AS mcp_server_id, {MCP_FLAG} AS is_mcp, MAX(r.model) AS recorded_name, \
+                 {SUMS} \
+               FROM usage_records r"
+    ));
+    push_filters(&mut sql, scope);
+    sql.push(&format!(
+        " GROUP BY r.team_id, r.api_key_id, r.model_id, {server}, {MCP_FLAG}) a \
+         LEFT JOIN teams t ON t.id = a.team_id \
+         LEFT JOIN api_keys k ON k.id = a.api_key_id \
+         LEFT JOIN mcp_servers s ON s.id = a.mcp_server_id"
+    ));
+    let rows = sql.query().fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(BreakdownRow {
+                team_id: row.try_get("team_id")?,
+                team_name: row.try_get("team_name")?,
+                api_key_id: row.try_get("api_key_id")?,
+                api_key_name: row.try_get("api_key_name")?,
+                model_id: row.try_get("model_id")?,
+                recorded_name: row.try_get("recorded_name")?,
+                mcp_server_id: row.try_get("mcp_server_id")?,
+                mcp_server_name: row.try_get("mcp_server_name")?,
+                mcp: row.try_get::<i64, _>("is_mcp")? != 0,
+                stats: decode_stats(row)?,
+            })
+        })
+        .collect()
+}
+
+const MCP_FLAG: &str = "CASE WHEN r.provider = 'mcp' THEN 1 ELSE 0 END";
+
+/// Folds `rows` into groups by `group_by` (team, API key, model or MCP server; other groupings
+/// are not in a breakdown and give no groups), sorted like [`UsageSummary::groups`]. The labels
+/// are those [`summary`] gives.
+pub fn fold<'a>(
+    rows: impl IntoIterator<Item = &'a BreakdownRow>,
+    group_by: GroupBy,
+) -> Vec<UsageGroup> {
+    let mut groups: Vec<UsageGroup> = Vec::new();
+    let mut index: HashMap<Option<String>, usize> = HashMap::new();
+    for row in rows {
+        let (key, name) = match group_by {
+            GroupBy::Team => (row.team_id.clone(), row.team_name.clone()),
+            GroupBy::ApiKey => (Some(row.api_key_id.clone()), row.api_key_name.clone()),
+            GroupBy::Model => (row.model_id.clone(), row.recorded_name.clone()),
+            GroupBy::McpServer => (
+                row.mcp_server_id.clone(),
+                row.mcp_server_name
+                    .clone()
+                    .or_else(|| row.recorded_name.clone()),
+            ),
+            GroupBy::Day | GroupBy::User | GroupBy::Provider => continue,
+        };
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            let label = name
+                .or_else(|| key.as_ref().map(|id| fallback_label(group_by, id)))
+                .unwrap_or_else(|| group_by.missing_label().to_owned());
+            groups.push(UsageGroup {
+                key,
+                label,
+                stats: UsageStats::default(),
+            });
+            groups.len() - 1
+        });
+        if let Some(group) = groups.get_mut(at) {
+            group.stats.add(&row.stats);
+        }
+    }
+    for group in &mut groups {
+        group.stats.success_rate = rate(group.stats.successes, group.stats.requests);
+    }
+    sort_groups(group_by, &mut groups);
+    groups
 }
 
 /// A name for an object that no longer exists (or a key without a name).

@@ -14,7 +14,7 @@ use futures::Stream;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::analytics::{self, GroupBy, Traffic, UsageGroup, UsageScope, UsageStats};
+use crate::analytics::{self, GroupBy, UsageGroup, UsageScope, UsageStats};
 use crate::db::{from_ms, Db, DbRow, SqlBuilder};
 
 /// An invoice's figures (the JSON answer of `GET .../invoices`).
@@ -121,20 +121,23 @@ pub async fn build(
         to_ms: Some(to.timestamp_millis()),
         ..scope.clone()
     };
-    let totals = analytics::totals(pool, &scope).await?;
+    // One pass over the records; every figure below is folded from its rows.
+    let rows = analytics::breakdown(pool, &scope).await?;
+    let mut totals = UsageStats::default();
+    for row in &rows {
+        totals.add(&row.stats);
+    }
     let lines = |groups: Vec<UsageGroup>| groups.into_iter().map(InvoiceLine::of).collect();
-    let by_team = lines(analytics::groups(pool, &scope, GroupBy::Team).await?);
-    let by_api_key = lines(analytics::groups(pool, &scope, GroupBy::ApiKey).await?);
-    let llm = UsageScope {
-        traffic: Traffic::Llm,
-        ..scope.clone()
-    };
-    let by_model = lines(analytics::groups(pool, &llm, GroupBy::Model).await?);
-    let mcp = UsageScope {
-        traffic: Traffic::Mcp,
-        ..scope.clone()
-    };
-    let by_mcp_server = lines(analytics::groups(pool, &mcp, GroupBy::McpServer).await?);
+    let by_team = lines(analytics::fold(&rows, GroupBy::Team));
+    let by_api_key = lines(analytics::fold(&rows, GroupBy::ApiKey));
+    let by_model = lines(analytics::fold(
+        rows.iter().filter(|r| !r.mcp),
+        GroupBy::Model,
+    ));
+    let by_mcp_server = lines(analytics::fold(
+        rows.iter().filter(|r| r.mcp),
+        GroupBy::McpServer,
+    ));
     Ok(Invoice {
         organisation_id: scope.organisation_id.clone(),
         period: Period { from, to },

@@ -42,10 +42,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::crypto::MasterKey;
-use crate::mcp_resolution::McpCache;
-use odock_core::{McpServerId, ResolvedMcpServer};
 use crate::db::from_ms;
 use crate::keys::hash_virtual_key;
+use crate::mcp_resolution::McpCache;
+use odock_core::{McpServerId, ResolvedMcpServer};
 
 /// Cache sizing and lifetimes.
 #[derive(Debug, Clone)]

@@ -186,7 +186,10 @@ impl SqlUsageSink {
     fn send(&self, record: UsageRecord, mcp: Option<Box<McpUsageRecord>>) {
         let seq = self.counters.next_seq.fetch_add(1, Ordering::SeqCst);
         self.counters.depth.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Message::Record(seq, Box::new(record), mcp)) {
+        match self
+            .tx
+            .try_send(Message::Record(seq, Box::new(record), mcp))
+        {
             Ok(()) => {}
             Err(TrySendError::Full(message)) => {
                 self.counters.overflows.fetch_add(1, Ordering::Relaxed);

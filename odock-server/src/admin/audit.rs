@@ -211,7 +211,12 @@ async fn record_write(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let (response, after) = if is_json {
+    // Only a body known to fit is read back (axum's JSON bodies know their length); a larger one
+    // is passed on untouched and its entry has no `after`.
+    let fits = axum::body::HttpBody::size_hint(response.body())
+        .upper()
+        .is_some_and(|upper| upper <= MAX_BODY_BYTES as u64);
+    let (response, after) = if is_json && fits {
         let (parts, body) = response.into_parts();
         match to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => {

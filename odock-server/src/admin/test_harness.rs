@@ -54,8 +54,13 @@ fn password_hash() -> &'static str {
     HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
 }
 
+/// A harness on the suite's database (SQLite, or PostgreSQL with `ODOCK_TEST_BACKEND=postgres`).
 pub async fn harness() -> Harness {
-    let pool = odock_store::testing::database().await;
+    harness_on(odock_store::testing::database().await)
+}
+
+/// A harness on a given database.
+pub fn harness_on(pool: Db) -> Harness {
     let (master_key, _) = MasterKey::generate();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
     let invalidations = Arc::new(RecordingInvalidator::default());

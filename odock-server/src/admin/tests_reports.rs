@@ -601,6 +601,22 @@ async fn admin_writes_are_audited_without_secrets() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
+    // A second key, deleted: the entry keeps what it was.
+    let doomed = h
+        .create(
+            &format!("/api/organisations/{org}/apikeys"),
+            json!({"name": "doomed", "type": "ORGANISATION"}),
+        )
+        .await;
+    let deleted = h
+        .admin(
+            Method::DELETE,
+            &format!("/api/organisations/{org}/apikeys/{doomed}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+
     // An invitation's token (also inside its `url`) is a secret too.
     let invitation = h
         .admin(
@@ -630,23 +646,35 @@ async fn admin_writes_are_audited_without_secrets() {
         .iter()
         .map(|e| (e["action"].as_str().unwrap(), e))
         .collect();
-    let mut actions: Vec<&str> = by_action.keys().copied().collect();
+    let mut actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     actions.sort_unstable();
     assert_eq!(
         actions,
         [
             "createApiKey",
+            "createApiKey",
             "createInvitation",
             "createOrganisation",
             "createProvider",
             "createProviderKey",
+            "deleteApiKey",
             "revokeProviderKey",
             "rotateApiKey",
             "updateApiKey"
         ]
     );
-    assert_eq!(entries.len(), 8, "{}", log.text);
-    let create_key = by_action["createApiKey"];
+    assert_eq!(entries.len(), 10, "{}", log.text);
+    let delete = by_action["deleteApiKey"];
+    assert_eq!(delete["targetId"], doomed.as_str());
+    assert_eq!(delete["summary"]["before"]["name"], "doomed");
+    assert!(delete["summary"].get("after").is_none());
+    let create_key = entries
+        .iter()
+        .find(|e| e["action"] == "createApiKey" && e["targetId"] == key_id.as_str())
+        .unwrap();
     assert_eq!(create_key["actorKind"], "admin-token");
     assert_eq!(create_key["actorUserId"], Value::Null);
     assert_eq!(create_key["targetType"], "api_key");
@@ -672,7 +700,7 @@ async fn admin_writes_are_audited_without_secrets() {
     .fetch_all(&h.pool)
     .await
     .unwrap();
-    assert_eq!(stored.len(), 8, "{stored:?}");
+    assert_eq!(stored.len(), 10, "{stored:?}");
     let everything = format!("{} {}", log.text, stored.join("\n"));
     assert_eq!(
         by_action["createInvitation"]["summary"]["after"]["email"],

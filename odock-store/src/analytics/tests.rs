@@ -316,3 +316,34 @@ async fn percentiles_use_the_nearest_rank() {
     assert_eq!(report.totals.latency_p50_ms, Some(100));
     assert_eq!(report.totals.latency_p95_ms, Some(190));
 }
+
+#[tokio::test]
+async fn the_one_pass_breakdown_folds_into_the_same_groups() {
+    let (pool, _) = loaded(4_000).await;
+    let scope = UsageScope::organisation("org-1");
+    let rows = breakdown(&pool, &scope).await.unwrap();
+    for group_by in [GroupBy::Team, GroupBy::ApiKey] {
+        assert_eq!(
+            fold(&rows, group_by),
+            groups(&pool, &scope, group_by).await.unwrap(),
+            "{group_by:?}"
+        );
+    }
+    let llm = UsageScope {
+        traffic: Traffic::Llm,
+        ..scope.clone()
+    };
+    assert_eq!(
+        fold(rows.iter().filter(|r| !r.mcp), GroupBy::Model),
+        groups(&pool, &llm, GroupBy::Model).await.unwrap()
+    );
+    let mcp = UsageScope {
+        traffic: Traffic::Mcp,
+        ..scope.clone()
+    };
+    assert_eq!(
+        fold(rows.iter().filter(|r| r.mcp), GroupBy::McpServer),
+        groups(&pool, &mcp, GroupBy::McpServer).await.unwrap()
+    );
+    assert!(fold(&rows, GroupBy::Day).is_empty());
+}
