@@ -58,8 +58,8 @@ fn bench_ledger(
             let n = next.fetch_add(1, Ordering::Relaxed);
             let (ledger, principal) = (ledger.clone(), principal.clone());
             async move {
-                let request = RequestId::parse(&format!("bench-{n}"))
-                    .unwrap_or_else(|| RequestId::generate());
+                let request =
+                    RequestId::parse(&format!("bench-{n}")).unwrap_or_else(RequestId::generate);
                 let reservation = match ledger.reserve(&principal, &request, 5_000_000).await {
                     Ok(r) => r,
                     Err(e) => panic!("reserve: {e}"),

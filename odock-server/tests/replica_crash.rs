@@ -113,7 +113,13 @@ async fn admin(client: &reqwest::Client, base: &str, path: &str, body: Value) ->
 /// Organisation, provider → upstream, priced model, key, grant, and a budget that fits exactly one
 /// request's estimate. Returns the virtual key.
 async fn configure(client: &reqwest::Client, base: &str, upstream: SocketAddr) -> String {
-    let org = admin(client, base, "/api/admin/organisations", json!({"name": "Crash"})).await["id"]
+    let org = admin(
+        client,
+        base,
+        "/api/admin/organisations",
+        json!({"name": "Crash"}),
+    )
+    .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -220,7 +226,10 @@ async fn a_killed_replicas_budget_hold_is_released_after_its_lease() {
             break;
         }
         assert_eq!(response.status(), 402);
-        assert!(Instant::now() < deadline, "the dead replica's hold was never released");
+        assert!(
+            Instant::now() < deadline,
+            "the dead replica's hold was never released"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(

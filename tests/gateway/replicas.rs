@@ -92,8 +92,10 @@ async fn a_budget_a_quota_and_a_rate_limit_hold_in_total_across_three_replicas()
         .admin_ok(
             Method::POST,
             &format!("/api/organisations/{}/budgets", world.org),
-            Some(json!({"name": "seven", "ownerType": "ORG", "amountNanos": 7 * COST_PER_REQUEST,
-                        "period": "MONTHLY"})),
+            Some(
+                json!({"name": "seven", "ownerType": "ORG", "amountNanos": 7 * COST_PER_REQUEST,
+                        "period": "MONTHLY"}),
+            ),
         )
         .await;
     let statuses = spread(&servers, &world.key, 200).await;
@@ -108,8 +110,10 @@ async fn a_budget_a_quota_and_a_rate_limit_hold_in_total_across_three_replicas()
         .admin_ok(
             Method::POST,
             &format!("/api/organisations/{}/quotas", world.org),
-            Some(json!({"name": "five", "ownerType": "APIKEY", "ownerId": world.key_id,
-                        "metric": "REQUESTS", "limit": 5, "period": "DAILY"})),
+            Some(
+                json!({"name": "five", "ownerType": "APIKEY", "ownerId": world.key_id,
+                        "metric": "REQUESTS", "limit": 5, "period": "DAILY"}),
+            ),
         )
         .await;
     let statuses = spread(&servers, &world.key, 60).await;
@@ -140,13 +144,22 @@ async fn a_key_revoked_on_one_replica_is_refused_on_another_within_a_second() {
     let world = World::create(&servers[0], &upstream).await;
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
     // B has the key in its cache.
-    assert_eq!(servers[1].chat(&world.key, body.clone()).await.status(), 200);
-    assert_eq!(servers[1].chat(&world.key, body.clone()).await.status(), 200);
+    assert_eq!(
+        servers[1].chat(&world.key, body.clone()).await.status(),
+        200
+    );
+    assert_eq!(
+        servers[1].chat(&world.key, body.clone()).await.status(),
+        200
+    );
 
     servers[0]
         .admin_ok(
             Method::POST,
-            &format!("/api/organisations/{}/apikeys/{}/revoke", world.org, world.key_id),
+            &format!(
+                "/api/organisations/{}/apikeys/{}/revoke",
+                world.org, world.key_id
+            ),
             None,
         )
         .await;

@@ -25,9 +25,9 @@
 pub mod api_keys;
 pub mod budgets;
 pub mod grants;
+pub mod invitations;
 pub mod mcp_grants;
 pub mod mcp_servers;
-pub mod invitations;
 pub mod models;
 pub mod organisations;
 pub mod policies;

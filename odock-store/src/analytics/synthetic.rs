@@ -251,7 +251,16 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    // A bulk load outruns autovacuum: refresh the planner's statistics now, or PostgreSQL plans the
+    // per-record MCP server lookups as if the tables were empty (a scan per record).
+    if crate::db::backend(pool) == crate::db::Backend::Postgres {
+        sqlx::query("ANALYZE usage_records").execute(pool).await?;
+        sqlx::query("ANALYZE mcp_usage_records")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A SQL string literal (quotes doubled) or `NULL`.

@@ -505,8 +505,11 @@ async fn threshold_crossings(
         .try_get::<Option<String>, _>("thresholds")?
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
-    let (budget_id, budget_name, organisation_id): (String, String, String) =
-        (row.try_get("id")?, row.try_get("name")?, row.try_get("organisation_id")?);
+    let (budget_id, budget_name, organisation_id): (String, String, String) = (
+        row.try_get("id")?,
+        row.try_get("name")?,
+        row.try_get("organisation_id")?,
+    );
     let start_at: i64 = row.try_get("start_at")?;
     Ok(
         crossed_thresholds(used.saturating_sub(added), used, amount, &thresholds)
