@@ -22,8 +22,9 @@
 //!   the request is served here — the transport answers 404 for the session it does not know, and
 //!   the client re-initialises, as the MCP spec prescribes.
 //!
-//! Sessions a transport marks [`UpstreamHeldSession`] (held by the upstream server, which any
-//! replica can reach) are not recorded. Without an advertised URL (embedded mode listening on
+//! Responses marked [`UpstreamHeldSession`] (a session held by the upstream server, which any
+//! replica can reach) are not recorded; no transport sets the mark yet, so streamable-HTTP sessions
+//! are recorded too and cost one extra hop when they land elsewhere. Without an advertised URL (embedded mode listening on
 //! `0.0.0.0` without `ODOCK_ADVERTISE_URL`) nothing is recorded or forwarded.
 
 use std::net::SocketAddr;
