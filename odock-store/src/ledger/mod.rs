@@ -538,6 +538,11 @@ async fn close_now(
     actual_nanos: Option<i64>,
     crossings: Option<&mut Vec<ThresholdCrossing>>,
 ) -> Result<(), LedgerError> {
+    // Nothing was held (no rule matched, so no lease row exists): nothing to close, and no reason
+    // to take the write lock on every ungoverned request.
+    if reservation.windows.is_empty() {
+        return Ok(());
+    }
     let now = to_ms(clock.now());
     close(
         pool,

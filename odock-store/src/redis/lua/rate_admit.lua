@@ -15,7 +15,9 @@ local now_ms = math.floor(now / 1000)
 local second = math.floor(now / 1000000)
 
 local function gcra(key, rate, period_us, burst)
-  local interval = math.floor(period_us / rate)
+  -- At least 1 µs: a limit above one request per microsecond would otherwise get a zero
+  -- interval and no tolerance, refusing any caller whose clock reading lags the last one.
+  local interval = math.max(math.floor(period_us / rate), 1)
   local tolerance = interval * (math.max(burst, 1) - 1)
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end

@@ -156,3 +156,25 @@ async fn redis_admission_is_all_or_nothing_across_scopes() {
     assert_eq!(org_only.requests, Some((10, 8)));
     assert_eq!(org_only.tokens, Some((1_000, 800)));
 }
+
+/// A limit above one request per microsecond still tolerates replicas whose clocks (or whose
+/// concurrent callers' readings) are a little apart: the later reading never locks out the earlier.
+#[tokio::test]
+async fn redis_very_high_request_rates_tolerate_clock_readings_out_of_order() {
+    let Some(settings) = support::settings("redis_high_rate") else {
+        return;
+    };
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let ahead = ManualClock::new(start + chrono::Duration::milliseconds(5));
+    let behind = ManualClock::new(start);
+    let a = RedisRateLimiter::new(support::connect_with(&settings).await, Arc::new(ahead));
+    let b = RedisRateLimiter::new(support::connect_with(&settings).await, Arc::new(behind));
+    let rpm = [scope("api_key", |l| l.requests_per_minute = 100_000_000)];
+    for _ in 0..50 {
+        assert!(a.admit(&rpm, 0).await.is_ok());
+        assert!(
+            b.admit(&rpm, 0).await.is_ok(),
+            "the replica 5 ms behind was refused"
+        );
+    }
+}
