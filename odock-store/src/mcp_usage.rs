@@ -199,11 +199,12 @@ fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {
     Ok(McpUsageRecord {
         id: row.try_get("id")?,
         usage_record_id: row.try_get::<String, _>("usage_record_id")?.into(),
-        request_id: odock_core::RequestId::parse(
-            &row.try_get::<Option<String>, _>("request_id")?
-                .unwrap_or_default(),
-        )
-        .unwrap_or_else(odock_core::RequestId::generate),
+        // Every row this code writes has its request id; never invent one on the way out.
+        request_id: row
+            .try_get::<Option<String>, _>("request_id")?
+            .as_deref()
+            .and_then(odock_core::RequestId::parse)
+            .ok_or_else(|| sqlx::Error::Decode("MCP usage record without a request id".into()))?,
         organisation_id: row.try_get::<String, _>("organisation_id")?.into(),
         team_id: row.try_get::<Option<String>, _>("team_id")?.map(Into::into),
         user_id: row.try_get::<Option<String>, _>("user_id")?.map(Into::into),

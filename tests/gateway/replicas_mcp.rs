@@ -6,41 +6,10 @@
 
 use std::time::Duration;
 
-use odock_core::Secret;
 use serde_json::json;
 
 use crate::mcp::{Client, McpWorld};
-use crate::support::TestServer;
-
-/// Two replicas sharing a fresh PostgreSQL schema (its URL is returned too), one Redis key prefix
-/// and one master key.
-async fn two_replicas() -> Option<(TestServer, TestServer, String)> {
-    let database_url = odock_store::testing::postgres_url().await?;
-    let Ok(redis_url) = std::env::var("ODOCK_TEST_REDIS_URL") else {
-        eprintln!("skipped: MCP multi-replica test (set ODOCK_TEST_REDIS_URL)");
-        return None;
-    };
-    let prefix = format!("odock-mcp-replicas-{}:", odock_core::ids::random_hex(8));
-    let master_key = odock_store::MasterKey::generate().1;
-    let start = || {
-        let (database_url, redis_url, prefix, master_key) = (
-            database_url.clone(),
-            redis_url.clone(),
-            prefix.clone(),
-            master_key.clone(),
-        );
-        // No advertise URL: each replica advertises the loopback address it is bound to.
-        TestServer::start_with(move |config| {
-            config.database_url = database_url;
-            config.redis_url = Some(Secret::new(redis_url));
-            config.redis_prefix = prefix;
-            config.master_key = Some(Secret::new(master_key));
-        })
-    };
-    let a = start().await;
-    let b = start().await;
-    Some((a, b, database_url))
-}
+use crate::support::{replicas, TestServer};
 
 /// The value of the `odock_mcp_stdio_processes` gauge on `server`.
 async fn stdio_processes(server: &TestServer) -> u64 {
@@ -63,9 +32,12 @@ async fn stdio_processes(server: &TestServer) -> u64 {
 
 #[tokio::test]
 async fn an_mcp_session_opened_on_replica_a_works_when_its_next_requests_land_on_replica_b() {
-    let Some((mut a, mut b, database_url)) = two_replicas().await else {
+    // No advertise URL: each replica advertises the loopback address it is bound to.
+    let Some(mut servers) = replicas(2).await else {
         return;
     };
+    let (mut b, mut a) = (servers.pop().unwrap(), servers.pop().unwrap());
+    let database_url = a.database_url.clone();
     let world = McpWorld::create(&a).await;
     world.stdio_server(&a, "files").await;
 

@@ -44,7 +44,7 @@ fn main() {
             if ignore_eof {
                 // A server that does not notice its input closing: only a kill ends it.
                 loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                    std::thread::park();
                 }
             }
             return;

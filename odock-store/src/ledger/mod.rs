@@ -482,6 +482,14 @@ async fn close(
     Ok(true)
 }
 
+/// A budget's `thresholds` column (a JSON array of percentages, validated when written). Warnings
+/// never refuse, so an unreadable column means no warnings rather than a failed settlement.
+pub(crate) fn parse_thresholds(column: Option<String>) -> Vec<u32> {
+    column
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
 /// The warning thresholds of the budget owning `window_id` that adding `added` to its spend just
 /// crossed (read inside the settling transaction, so concurrent settlements see distinct ranges).
 async fn threshold_crossings(
@@ -501,10 +509,7 @@ async fn threshold_crossings(
     };
     let used: i64 = row.try_get("used_nanos")?;
     let amount: i64 = row.try_get("amount_nanos")?;
-    let thresholds: Vec<u32> = row
-        .try_get::<Option<String>, _>("thresholds")?
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
+    let thresholds = parse_thresholds(row.try_get("thresholds")?);
     let (budget_id, budget_name, organisation_id): (String, String, String) = (
         row.try_get("id")?,
         row.try_get("name")?,

@@ -821,9 +821,7 @@ impl RedisBudgetLedger {
                 name,
                 organisation_id,
                 amount,
-                thresholds: thresholds
-                    .and_then(|text| serde_json::from_str(&text).ok())
-                    .unwrap_or_default(),
+                thresholds: crate::ledger::parse_thresholds(thresholds),
             });
             self.budgets.insert(budget_id.to_owned(), facts.clone());
             facts

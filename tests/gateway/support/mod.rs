@@ -378,3 +378,34 @@ pub async fn run_python_script(script: &str, args: &[&str]) -> Value {
 fn rand_suffix() -> String {
     odock::core::ids::random_hex(4)
 }
+
+/// Replicas sharing a fresh PostgreSQL schema, one Redis key prefix and one master key; `None`
+/// when the services are not configured.
+pub async fn replicas(n: usize) -> Option<Vec<TestServer>> {
+    let database_url = odock_store::testing::postgres_url().await?;
+    let Ok(redis_url) = std::env::var("ODOCK_TEST_REDIS_URL") else {
+        eprintln!("skipped: multi-replica test (set ODOCK_TEST_REDIS_URL)");
+        return None;
+    };
+    let prefix = format!("odock-replicas-{}:", odock_core::ids::random_hex(8));
+    let master_key = odock_store::MasterKey::generate().1;
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (database_url, redis_url, prefix, master_key) = (
+            database_url.clone(),
+            redis_url.clone(),
+            prefix.clone(),
+            master_key.clone(),
+        );
+        servers.push(
+            TestServer::start_with(move |config| {
+                config.database_url = database_url;
+                config.redis_url = Some(Secret::new(redis_url));
+                config.redis_prefix = prefix;
+                config.master_key = Some(Secret::new(master_key));
+            })
+            .await,
+        );
+    }
+    Some(servers)
+}
