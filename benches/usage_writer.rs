@@ -68,6 +68,7 @@ fn record() -> UsageRecord {
         provider_request_id: Some("chatcmpl-abc".into()),
         trace_id: None,
         created_at: now,
+        ledger_charges: Vec::new(),
     }
 }
 

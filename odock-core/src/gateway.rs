@@ -14,12 +14,10 @@
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
 //!    writes [`LlmRequest`](crate::layers::LlmRequest), `Arc<ResolvedModel>` and
 //!    [`Governed`](crate::layers::Governed) (policy target + estimate).
-//! 7. **Policy gate** ([`PolicyGateLayer`]) — reads `Principal`, `Governed`, `Meter`, `ClientIp`;
-//!    applies every scope's rate-limit policy.
-//! 8. **Reservation** ([`ReservationLayer`], when ledgers are configured) — reads `Principal`,
-//!    `Governed`, `Meter`; reserves the estimate in every matching quota and budget window and
-//!    registers the settlement on the meter.
-//! 9. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
+//! 7. **Admission** ([`AdmissionLayer`]) — reads `Principal`, `Governed`, `Meter`, `ClientIp`,
+//!    `RequestId`; checks every scope's policy, then admits rate limits, quotas and budgets in one
+//!    all-or-nothing step through the [`Admission`] and registers the ticket on the meter.
+//! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
 //!
 //! The MCP route ([`GatewayBuilder::mcp`]) is the same stack with two MCP layers: the reference
 //! check ([`McpRefLayer`], between 3 and 4: a path without a server reference is 400 before
@@ -37,6 +35,7 @@ use serde_json::json;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
 
+use crate::admission::{Admission, LocalAdmission};
 use crate::body::{full, BoxError, GatewayBody};
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::ProviderService;
@@ -46,13 +45,12 @@ use crate::error::GatewayError;
 use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
 use crate::layers::{
-    AuthLayer, ErrorResponseLayer, McpRefLayer, McpResolveLayer, MeteringLayer, PolicyGateLayer,
-    RequestIdLayer, ReservationLayer, ResolveLayer,
+    AdmissionLayer, AuthLayer, ErrorResponseLayer, McpRefLayer, McpResolveLayer, MeteringLayer,
+    RequestIdLayer, ResolveLayer,
 };
-use crate::ledger::{BudgetLedger, QuotaLedger};
+use crate::ledger::InMemoryLedger;
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
-use crate::rate_limit::{InMemoryRateLimiter, RateLimiter};
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).
@@ -66,8 +64,7 @@ pub struct GatewayBuilder {
     usage: Arc<dyn UsageSink>,
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
-    reservation: Option<ReservationLayer>,
-    limiter: Arc<dyn RateLimiter>,
+    admission: Arc<dyn Admission>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -91,26 +88,20 @@ impl GatewayBuilder {
             usage,
             clock: Arc::new(SystemClock),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            reservation: None,
-            limiter: Arc::new(InMemoryRateLimiter::new()),
+            admission: Arc::new(LocalAdmission::default()),
         }
     }
 
-    /// Enforces budgets and quotas with these ledgers (leases refreshed every `refresh_every`).
-    pub fn ledgers(
-        mut self,
-        budgets: Arc<dyn BudgetLedger>,
-        quotas: Arc<dyn QuotaLedger>,
-        refresh_every: std::time::Duration,
-    ) -> Self {
-        self.reservation = Some(ReservationLayer::new(budgets, quotas, refresh_every));
-        self
+    /// Enforces budgets and quotas with `ledger`, and rate limits in this process.
+    pub fn ledger(self, ledger: InMemoryLedger) -> Self {
+        self.admission(Arc::new(LocalAdmission::with_ledger(ledger)))
     }
 
-    /// Counts rate limits with `limiter` instead of the in-process default (a shared limiter makes
-    /// several replicas enforce one limit).
-    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
-        self.limiter = limiter;
+    /// Admits rate limits, quotas and budgets through `admission` instead of the in-process
+    /// default (which counts rate limits only). A shared admission makes several replicas
+    /// enforce one set of limits.
+    pub fn admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = admission;
         self
     }
 
@@ -128,6 +119,10 @@ impl GatewayBuilder {
 
     pub fn key_store(&self) -> &Arc<dyn KeyStore> {
         &self.key_store
+    }
+
+    pub fn admission_layer(&self) -> AdmissionLayer {
+        AdmissionLayer::new(self.key_store.clone(), self.admission.clone())
     }
 
     pub fn auth_layer(&self) -> AuthLayer {
@@ -150,11 +145,7 @@ impl GatewayBuilder {
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
-            .layer(PolicyGateLayer::new(
-                self.key_store.clone(),
-                self.limiter.clone(),
-            ))
-            .option_layer(self.reservation.clone())
+            .layer(self.admission_layer())
             .service(ProviderService::new(self.providers.clone()));
         BoxCloneSyncService::new(service)
     }
@@ -185,11 +176,7 @@ impl GatewayBuilder {
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
             .layer(McpResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
-            .layer(PolicyGateLayer::new(
-                self.key_store.clone(),
-                self.limiter.clone(),
-            ))
-            .option_layer(self.reservation.clone())
+            .layer(self.admission_layer())
             .service(call);
         BoxCloneSyncService::new(service)
     }

@@ -1,7 +1,8 @@
 //! # odock-core
 //!
 //! The heart of Odock, an AI governance gateway: domain types, the core traits ([`KeyStore`],
-//! [`Provider`], [`UsageSink`], [`BudgetLedger`], [`QuotaLedger`], [`McpTransport`]), the error model
+//! [`Provider`], [`UsageSink`], [`Admission`], [`McpTransport`]), the budget and quota engine
+//! ([`InMemoryLedger`]), the error model
 //! ([`GatewayError`]), the billing calculator ([`pricing::bill`]) and the tower layers that govern
 //! every request, assembled in one documented order by [`GatewayBuilder`].
 //!
@@ -20,6 +21,7 @@
 //! let _chat = gateway.llm::<http_body_util::Full<bytes::Bytes>>(Endpoint::ChatCompletions);
 //! ```
 
+pub mod admission;
 pub mod body;
 pub mod cache;
 pub mod clock;
@@ -51,6 +53,7 @@ mod gateway_mcp_tests;
 #[cfg(test)]
 mod gateway_tests;
 
+pub use admission::{Admission, AdmissionRequest, Admitted, LocalAdmission, Settlement, Ticket};
 pub use body::{full, BoxError, GatewayBody};
 pub use cache::{CacheInvalidator, CacheKind, InvalidationCommand, InvalidatorSet};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -66,8 +69,10 @@ pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
-    crossed_thresholds, BudgetAlerts, BudgetLedger, LedgerError, LogBudgetAlerts, QuotaActuals,
-    QuotaDemand, QuotaLedger, Reservation, ThresholdCrossing,
+    crossed_thresholds, Actuals, BudgetAlerts, Estimate, InMemoryLedger, LedgerError, LedgerHold,
+    LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache, RuleKind, RuleOwner, RuleSet,
+    RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly, ThresholdCrossing, WindowCharge,
+    WindowTotals,
 };
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};

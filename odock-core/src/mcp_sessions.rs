@@ -8,7 +8,7 @@
 //! died or reaped it does not point anywhere for long.
 //!
 //! [`InMemoryMcpSessionDirectory`] serves one replica (embedded mode: every session is local);
-//! `odock_store::redis::RedisMcpSessionDirectory` is the shared one.
+//! `odock_redis::RedisMcpSessionDirectory` is the shared one.
 
 use std::collections::HashMap;
 use std::sync::Arc;

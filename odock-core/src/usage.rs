@@ -139,6 +139,10 @@ pub struct UsageRecord {
     pub provider_request_id: Option<String>,
     pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// What settling this request added to budget and quota windows, for the usage writer to store
+    /// with the record (in-process ledger only; never part of the API's record).
+    #[serde(skip)]
+    pub ledger_charges: Vec<crate::ledger::WindowCharge>,
 }
 
 /// How a request ended, as recorded.

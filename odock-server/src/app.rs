@@ -15,7 +15,6 @@ use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
 };
 use odock_store::db::Db;
-use odock_store::ledger::LedgerOptions;
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use tokio::net::TcpListener;
 
@@ -41,7 +40,7 @@ pub enum StartError {
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
-    Redis(#[from] odock_store::redis::RedisStoreError),
+    Redis(#[from] odock_redis::RedisStoreError),
 }
 
 /// How often usage retention looks for records past their age.
@@ -111,28 +110,15 @@ impl App {
             Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        // A request's holds live `lease` past its last refresh; live requests refresh three times
-        // per lease and the sweeper looks as often, so only a dead replica's holds ever expire.
-        let lease = Duration::from_millis(config.ledger_lease_ms);
-        let ledger_options = LedgerOptions { lease };
-        let lease_refresh = lease / 3;
         // With ODOCK_REDIS_URL, budgets, quotas, rate limits and cache invalidation are shared by
-        // every replica through Redis; otherwise they live in this process and its database.
+        // every replica through Redis (a hold lives `lease` past its replica's last refresh);
+        // otherwise they are decided in this process, which is then the only writer.
         let mut governance = match config.redis_settings() {
             Some(settings) => {
-                Governance::redis(
-                    &settings,
-                    &pool,
-                    clock,
-                    metrics.clone(),
-                    ledger_options,
-                    lease_refresh,
-                )
-                .await?
+                let lease = Duration::from_millis(config.ledger_lease_ms);
+                Governance::redis(&settings, &pool, clock, metrics.clone(), lease).await?
             }
-            None => {
-                Governance::embedded(&pool, clock, metrics.clone(), ledger_options, lease_refresh)
-            }
+            None => Governance::embedded(&pool, clock, metrics.clone()),
         };
         let mut sweepers = Vec::new();
         if let Some(days) = config.usage_retention_days {
@@ -147,15 +133,7 @@ impl App {
         let providers = odock_providers::default_registry(odock_providers::http_client());
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
-            .ledgers(
-                governance.budgets.clone(),
-                governance.quotas.clone(),
-                lease_refresh,
-            );
-        let gateway = match &governance.limiter {
-            Some(limiter) => gateway.rate_limiter(limiter.clone()),
-            None => gateway,
-        };
+            .admission(governance.admission.clone());
         let mut caches: Vec<Arc<dyn CacheInvalidator>> = vec![key_store.clone()];
         caches.extend(governance.caches.iter().cloned());
         // Admin writes and `/v1/internal/cache/invalidate` evict here and, with Redis, everywhere.
@@ -224,6 +202,7 @@ impl App {
                 master_key,
                 invalidator,
                 admin_token,
+                live_windows: governance.live_windows.clone(),
             }))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
@@ -257,6 +236,11 @@ impl App {
     /// Waits until every usage record enqueued so far is stored.
     pub async fn flush_usage(&self) -> Result<(), odock_core::UsageSinkError> {
         self.usage.flush().await
+    }
+
+    /// The usage writer (to flush it from outside, e.g. in tests, after `serve` took the app).
+    pub fn usage_writer(&self) -> Arc<SqlUsageSink> {
+        self.usage.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (up

@@ -56,7 +56,7 @@ pub struct FileConfig {
     /// Budget/quota admission while Redis is unreachable: `fail-closed` (default: 503
     /// `budget_unavailable` / `quota_unavailable`) or `fail-open` (admit, log, settle best-effort).
     /// Rate limits always fail open.
-    pub redis_outage_policy: Option<odock_store::redis::OutagePolicy>,
+    pub redis_outage_policy: Option<odock_redis::OutagePolicy>,
     /// Bound on one Redis command, in milliseconds (default 500).
     pub redis_timeout_ms: Option<u64>,
     /// Bound on connecting to Redis, in milliseconds (default 2000).
@@ -105,7 +105,7 @@ pub struct Config {
     pub database_url: String,
     pub redis_url: Option<Secret>,
     pub redis_prefix: String,
-    pub redis_outage_policy: odock_store::redis::OutagePolicy,
+    pub redis_outage_policy: odock_redis::OutagePolicy,
     pub redis_timeout_ms: u64,
     pub redis_connect_timeout_ms: u64,
     /// How the other replicas reach this one (`ODOCK_ADVERTISE_URL`); `None`: the bound address
@@ -158,8 +158,8 @@ impl Default for Config {
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8080))),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             redis_url: None,
-            redis_prefix: odock_store::redis::RedisSettings::DEFAULT_PREFIX.to_owned(),
-            redis_outage_policy: odock_store::redis::OutagePolicy::default(),
+            redis_prefix: odock_redis::RedisSettings::DEFAULT_PREFIX.to_owned(),
+            redis_outage_policy: odock_redis::OutagePolicy::default(),
             redis_timeout_ms: 500,
             redis_connect_timeout_ms: 2_000,
             advertise_url: None,
@@ -433,9 +433,9 @@ impl Config {
     }
 
     /// How to reach Redis, when `redis_url` is set (production mode).
-    pub fn redis_settings(&self) -> Option<odock_store::redis::RedisSettings> {
+    pub fn redis_settings(&self) -> Option<odock_redis::RedisSettings> {
         let url = self.redis_url.as_ref()?;
-        let mut settings = odock_store::redis::RedisSettings::new(url.expose());
+        let mut settings = odock_redis::RedisSettings::new(url.expose());
         settings.prefix = self.redis_prefix.clone();
         settings.outage = self.redis_outage_policy;
         settings.response_timeout = std::time::Duration::from_millis(self.redis_timeout_ms);
@@ -671,7 +671,7 @@ mod tests {
         .unwrap();
         let settings = config.redis_settings().unwrap();
         assert_eq!(settings.prefix, "replica-test:");
-        assert_eq!(settings.outage, odock_store::redis::OutagePolicy::FailOpen);
+        assert_eq!(settings.outage, odock_redis::OutagePolicy::FailOpen);
         assert_eq!(
             settings.response_timeout,
             std::time::Duration::from_millis(250)

@@ -1,18 +1,21 @@
-//! Where budgets, quotas, rate limits and cache invalidation live: in-process and in the database
-//! (embedded mode), or shared through Redis when `ODOCK_REDIS_URL` is set, so several replicas on
-//! one database behave as one gateway.
+//! Where rate limits, quotas, budgets and cache invalidation are decided: in this process (embedded
+//! mode, one replica: [`LocalAdmission`] over an [`InMemoryLedger`] whose settled amounts the usage
+//! writer stores with the records), or shared through Redis when `ODOCK_REDIS_URL` is set, so
+//! several replicas on one database behave as one gateway.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use odock_core::rate_limit::RateLimiter;
-use odock_core::{BudgetAlerts, BudgetLedger, CacheInvalidator, Clock, QuotaLedger};
-use odock_store::db::Db;
-use odock_store::ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
-use odock_store::redis::{
-    InvalidationSubscriber, RedisBudgetLedger, RedisConnection, RedisHealth, RedisInvalidator,
-    RedisLedgerFlusher, RedisQuotaLedger, RedisRateLimiter, RedisSettings, RedisStoreError,
+use odock_core::{
+    Admission, BudgetAlerts, CacheInvalidator, Clock, InMemoryLedger, LiveWindows, LocalAdmission,
+    RuleSource,
 };
+use odock_redis::{
+    InvalidationSubscriber, RedisAdmission, RedisAdmissionOptions, RedisConnection, RedisHealth,
+    RedisInvalidator, RedisLedgerFlusher, RedisSettings, RedisStoreError,
+};
+use odock_store::db::Db;
+use odock_store::SqlRuleSource;
 use tokio::task::JoinHandle;
 
 /// How often Redis ledger totals are written to the database.
@@ -21,13 +24,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the last ledger flush.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The ledgers, limiter and background tasks of one replica.
+/// The admission, its caches and background tasks of one replica.
 pub struct Governance {
-    pub budgets: Arc<dyn BudgetLedger>,
-    pub quotas: Arc<dyn QuotaLedger>,
-    /// `None`: the gateway's in-process default.
-    pub limiter: Option<Arc<dyn RateLimiter>>,
-    /// The ledgers' own caches (which rules apply), evicted with the others.
+    pub admission: Arc<dyn Admission>,
+    /// Live window totals for the admin API.
+    pub live_windows: Arc<dyn LiveWindows>,
+    /// The admission's own caches (which rules apply), evicted with the others.
     pub caches: Vec<Arc<dyn CacheInvalidator>>,
     redis: Option<RedisParts>,
     tasks: Vec<JoinHandle<()>>,
@@ -48,66 +50,56 @@ impl std::fmt::Debug for Governance {
 }
 
 impl Governance {
-    /// Embedded mode: SQL ledgers (with threshold alerts) and the in-process limiter. Expired
-    /// leases are swept every `sweep_every`.
-    pub fn embedded(
-        pool: &Db,
-        clock: Arc<dyn Clock>,
-        alerts: Arc<dyn BudgetAlerts>,
-        options: LedgerOptions,
-        sweep_every: Duration,
-    ) -> Self {
-        let budgets = Arc::new(
-            SqlBudgetLedger::new(pool.clone(), clock.clone(), options.clone()).with_alerts(alerts),
-        );
-        let quotas = Arc::new(SqlQuotaLedger::new(pool.clone(), clock, options));
-        let tasks = vec![
-            spawn_sweeper(budgets.clone(), sweep_every),
-            spawn_sweeper(quotas.clone(), sweep_every),
-        ];
+    /// Embedded mode: the in-process limiter and ledger, rules read from `pool`.
+    pub fn embedded(pool: &Db, clock: Arc<dyn Clock>, alerts: Arc<dyn BudgetAlerts>) -> Self {
+        let ledger = InMemoryLedger::with_settings(
+            Arc::new(SqlRuleSource::new(pool.clone())),
+            clock,
+            odock_core::ledger::DEFAULT_REFRESH_AFTER,
+        )
+        .with_alerts(alerts);
         Self {
-            budgets: budgets.clone(),
-            quotas: quotas.clone(),
-            limiter: None,
-            caches: vec![budgets, quotas],
+            admission: Arc::new(LocalAdmission::with_ledger(ledger.clone())),
+            live_windows: Arc::new(ledger.clone()),
+            caches: vec![Arc::new(ledger)],
             redis: None,
-            tasks,
+            tasks: Vec::new(),
         }
     }
 
-    /// Production mode: Redis ledgers flushed to `pool`, the Redis limiter, and (see
-    /// [`Self::invalidator`]) invalidation over pub/sub.
+    /// Production mode: the Redis admission (leases of `lease`, refreshed and swept every third
+    /// of it), its totals flushed to `pool`, and (see [`Self::invalidator`]) invalidation over
+    /// pub/sub.
     pub async fn redis(
         settings: &RedisSettings,
         pool: &Db,
         clock: Arc<dyn Clock>,
         alerts: Arc<dyn BudgetAlerts>,
-        options: LedgerOptions,
-        sweep_every: Duration,
+        lease: Duration,
     ) -> Result<Self, RedisStoreError> {
         let conn = RedisConnection::connect(settings).await?;
-        let budgets = Arc::new(
-            RedisBudgetLedger::new(conn.clone(), pool.clone(), clock.clone(), options.clone())
-                .with_alerts(alerts),
-        );
-        let quotas = Arc::new(RedisQuotaLedger::new(
+        let rules: Arc<dyn RuleSource> = Arc::new(SqlRuleSource::new(pool.clone()));
+        let admission = RedisAdmission::new(
             conn.clone(),
             pool.clone(),
-            clock.clone(),
-            options,
-        ));
+            rules,
+            clock,
+            alerts,
+            RedisAdmissionOptions {
+                lease,
+                ..RedisAdmissionOptions::default()
+            },
+        );
         let flusher = RedisLedgerFlusher::new(conn.clone(), pool.clone());
         let tasks = vec![
-            spawn_sweeper(budgets.clone(), sweep_every),
-            spawn_sweeper(quotas.clone(), sweep_every),
+            admission.spawn_lease_keeper(lease / 3),
             flusher.clone().spawn(FLUSH_EVERY),
         ];
         tracing::info!(prefix = conn.prefix(), outage = %settings.outage, "budgets, quotas, rate limits and cache invalidation shared through Redis");
         Ok(Self {
-            budgets: budgets.clone(),
-            quotas: quotas.clone(),
-            limiter: Some(Arc::new(RedisRateLimiter::new(conn.clone(), clock))),
-            caches: vec![budgets, quotas],
+            admission: Arc::new(admission.clone()),
+            live_windows: Arc::new(admission.clone()),
+            caches: vec![Arc::new(admission)],
             redis: Some(RedisParts {
                 conn,
                 flusher,
@@ -142,7 +134,7 @@ impl Governance {
     /// process (embedded mode: every session is local, nothing is forwarded).
     pub fn mcp_sessions(&self) -> Arc<dyn odock_core::McpSessionDirectory> {
         match &self.redis {
-            Some(redis) => Arc::new(odock_store::redis::RedisMcpSessionDirectory::new(
+            Some(redis) => Arc::new(odock_redis::RedisMcpSessionDirectory::new(
                 redis.conn.clone(),
             )),
             None => Arc::new(odock_core::InMemoryMcpSessionDirectory::default()),

@@ -1,7 +1,9 @@
 //! # odock-store
 //!
-//! Storage for Odock: the SQLite schema and migrations, secret envelopes, virtual-key hashing, the
-//! cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer and the admin repositories.
+//! Persistence for Odock: the SQLite and PostgreSQL schemas and migrations, secret envelopes,
+//! virtual-key hashing, the cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer,
+//! the durable side of budgets and quotas ([`SqlRuleSource`], window totals) and the admin
+//! repositories. Shared runtime state for several replicas lives in `odock-redis`.
 
 pub mod admin;
 pub mod analytics;
@@ -15,8 +17,6 @@ pub mod keys;
 pub mod ledger;
 mod mcp_resolution;
 pub mod mcp_usage;
-#[cfg(feature = "redis")]
-pub mod redis;
 pub mod retention;
 pub mod testing;
 pub mod usage_records;
@@ -25,5 +25,5 @@ pub mod usage_writer;
 pub use crypto::{CryptoError, MasterKey};
 pub use db::{connect, connect_in_memory, DbError, DbOptions};
 pub use key_store::{CacheStats, KeyStoreOptions, SqlKeyStore};
-pub use ledger::{spawn_sweeper, LedgerOptions, SqlBudgetLedger, SqlQuotaLedger};
+pub use ledger::SqlRuleSource;
 pub use usage_writer::{SqlUsageSink, UsageWriterOptions};

@@ -35,9 +35,10 @@ const ROLLUP_COLUMN_COUNT: usize = 11;
 /// The largest page [`list`] returns.
 pub const MAX_LIST_LIMIT: u32 = 1_000;
 
-/// Inserts `records` and folds them into the daily `usage` rollup, atomically: in a transaction of
-/// its own, or in a savepoint when `conn` is already inside one. Records whose id is already
-/// stored are skipped (and not counted again). Returns how many records were inserted.
+/// Inserts `records`, folds them into the daily `usage` rollup and adds their ledger charges to the
+/// budget and quota windows, atomically: in a transaction of its own, or in a savepoint when `conn`
+/// is already inside one. Records whose id is already stored are skipped (neither counted nor
+/// charged again). Returns how many records were inserted.
 pub async fn insert_batch(
     conn: &mut DbConnection,
     records: &[UsageRecord],
@@ -72,7 +73,12 @@ pub async fn insert_batch(
     let count = inserted.len() as u64;
 
     // Each inserted id counts once, even if the batch repeated it.
-    let rollup = DailyRollup::of(records.iter().filter(|r| inserted.remove(r.id.as_str())));
+    let new: Vec<&UsageRecord> = records
+        .iter()
+        .filter(|r| inserted.remove(r.id.as_str()))
+        .collect();
+    crate::ledger::apply_charges(&mut tx, new.iter().flat_map(|r| &r.ledger_charges)).await?;
+    let rollup = DailyRollup::of(new.into_iter());
     let now = now_ms();
     let rows: Vec<_> = rollup.0.into_iter().collect();
     for chunk in rows.chunks(MAX_VARIABLES / ROLLUP_COLUMN_COUNT) {
@@ -410,6 +416,7 @@ impl UsageRecordRow {
             provider_request_id: self.provider_request_id,
             trace_id: self.trace_id,
             created_at: from_ms(self.created_at),
+            ledger_charges: Vec::new(),
         })
     }
 }
@@ -506,6 +513,7 @@ pub(crate) mod tests {
             provider_request_id: Some("chatcmpl-1".into()),
             trace_id: Some("trace-1".into()),
             created_at: Utc.timestamp_millis_opt(created_at_ms).unwrap(),
+            ledger_charges: Vec::new(),
         }
     }
 

@@ -257,14 +257,18 @@ async fn an_aborted_stream_settles_its_partial_usage_and_releases_the_rest() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    // While the stream runs, its estimate (100,000 tokens × $8/1M) is held.
-    let held: i64 = sqlx::query_scalar(
-        "SELECT reserved_nanos FROM budget_windows WHERE budget_id = 'budget-big'",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
-    assert_eq!(held, 800_000_000);
+    // While the stream runs, its estimate (100,000 tokens × $8/1M) is held, as the admin API shows.
+    let windows = server
+        .admin_ok(
+            reqwest::Method::GET,
+            &format!(
+                "/api/organisations/{}/budgets/budget-big/windows",
+                world.org
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(windows["data"][0]["reservedNanos"], 800_000_000);
     for _ in 0..5 {
         response.chunk().await.unwrap().expect("stream continues");
     }

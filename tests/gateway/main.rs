@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod budgets;
+mod cancellation;
 mod chat;
 mod errors;
 mod gemini;

@@ -1,15 +1,44 @@
-//! [`Governed`]: what the policy gate and the reservation layer admit for one request, written once
+//! [`Governed`]: what the admission layer admits for one request, written once
 //! by the resolution layer of its family — the LLM resolution (a model) or the MCP resolution (an
-//! MCP server) — so rate limits, quotas and budgets apply to both through the same layers.
+//! MCP server) — so rate limits, quotas and budgets apply to both through the same layer.
 
 use std::sync::Arc;
 
 use crate::error::ResolveError;
 use crate::ids::{McpServerId, ModelId};
 use crate::key_store::KeyStore;
-use crate::layers::reservation::Estimate;
+use crate::layers::resolve::LlmRequest;
+use crate::ledger::Estimate;
+use crate::model::ResolvedModel;
+use crate::pricing::{bill, BillingMode};
 use crate::principal::Principal;
 use crate::rate_limit::ScopedPolicies;
+use crate::usage::TokenUsage;
+
+/// Output tokens assumed when neither the request nor the model caps them.
+pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 4_096;
+const BYTES_PER_TOKEN: u64 = 4;
+
+/// The estimate for a decoded request on a model (DECISIONS.md): input tokens ≈ ⌈prompt text
+/// bytes / 4⌉, output = the request's cap, else the model's `maxOutputTokens`, else 4,096; cost =
+/// the model's pricing of those tokens.
+pub fn estimate(request: &LlmRequest, model: &ResolvedModel, mode: BillingMode) -> Estimate {
+    let tokens_in = request.prompt_text_bytes.div_ceil(BYTES_PER_TOKEN);
+    let tokens_out = request
+        .max_output_tokens
+        .or(model.max_output_tokens)
+        .unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+    let usage = TokenUsage {
+        input: tokens_in,
+        output: tokens_out,
+        ..TokenUsage::default()
+    };
+    Estimate {
+        tokens_in,
+        tokens_out,
+        cost_nanos: bill(&model.pricing, &usage, mode).cost_nanos_usd,
+    }
+}
 
 /// The object whose own policy applies besides the organisation's, the team's and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]

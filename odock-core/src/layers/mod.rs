@@ -1,24 +1,22 @@
 //! The gateway's tower layers, one concern per module. [`crate::GatewayBuilder`] applies them in one
 //! documented order; embedders may also compose them by hand.
 
+pub mod admission;
 pub mod auth;
 pub mod error_response;
 pub mod governed;
 pub mod mcp;
 pub mod metering;
-pub mod policy_gate;
 pub mod request_id;
-pub mod reservation;
 pub mod resolve;
 
+pub use admission::{AdmissionLayer, Admit, ClientIp};
 pub use auth::{AuthLayer, Authenticate};
 pub use error_response::{ErrorResponse, ErrorResponseLayer};
-pub use governed::{Governed, PolicyTarget};
+pub use governed::{estimate, Governed, PolicyTarget, DEFAULT_OUTPUT_ESTIMATE};
 pub use mcp::{McpRef, McpRefLayer, McpRequest, McpResolveLayer};
 pub use metering::{Meter, Metering, MeteringLayer};
-pub use policy_gate::{ClientIp, PolicyGate, PolicyGateLayer};
 pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};
-pub use reservation::{ReservationLayer, Reserve};
 pub use resolve::{LlmRequest, Resolve, ResolveLayer};
 
 /// An extension an earlier layer must have inserted; its absence is a stack-assembly bug, reported

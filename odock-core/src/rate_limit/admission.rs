@@ -1,14 +1,10 @@
-//! [`RateLimiter`]: the counters behind the policy gate, as a trait so the in-process limiter
-//! (embedded mode) and a shared one (Redis, several replicas) are interchangeable.
-//!
-//! One request is admitted against every scope's request rates, tokens per minute and concurrency
-//! in one step, all or nothing: a denial by one scope consumes nothing in the others. What the
-//! admitted request holds (concurrency leases, counted tokens) comes back as a [`RatePermit`] and is
-//! given back with [`RateLimiter::finish`] once the request has ended.
+//! What a rate-limit admission takes and gives: the counted limits of each scope
+//! ([`ScopeLimits`]), the headroom left ([`RateAdmission`]) and what an admitted request holds
+//! until it ends ([`RatePermit`]). One request is admitted against every scope's request rates,
+//! tokens per minute and concurrency in one step, all or nothing: a denial by one scope consumes
+//! nothing in the others. The in-process limiter and the shared (Redis) one speak these types.
 
 use std::time::Duration;
-
-use async_trait::async_trait;
 
 use super::limiter::{Denied, Lease};
 use super::policy::ScopedPolicy;
@@ -134,19 +130,4 @@ fn tighter(current: Option<(u64, u64)>, limit: u64, remaining: u64) -> Option<(u
 pub struct RateDenied {
     pub scope: &'static str,
     pub denied: Denied,
-}
-
-/// Shared or in-process rate-limit counters.
-#[async_trait]
-pub trait RateLimiter: Send + Sync + 'static {
-    /// Admits one request estimated at `tokens` tokens against every scope in `scopes`, taking its
-    /// request slots, tokens and concurrency leases in all of them — or, when any limit refuses,
-    /// in none.
-    async fn admit(&self, scopes: &[ScopeLimits], tokens: u64)
-        -> Result<RateAdmission, RateDenied>;
-
-    /// Gives back what `permit` holds once its request ended: releases the leases and corrects the
-    /// token windows from the estimate to `actual_tokens`. Called from a response body's drop, so it
-    /// must not block: implementations doing I/O spawn it.
-    fn finish(&self, permit: RatePermit, actual_tokens: u64);
 }

@@ -6,10 +6,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::admission::{RateAdmission, RateDenied, RateLimiter, RatePermit, ScopeLimits};
+use super::admission::{RateAdmission, RateDenied, RatePermit, ScopeLimits};
 
 /// A rate-limit denial: which limit, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +45,7 @@ struct State {
 }
 
 /// A held concurrency slot; give it back with [`InMemoryRateLimiter::release`] (or
-/// [`RateLimiter::finish`]). Shared limiters use a random `id`.
+/// [`InMemoryRateLimiter::finish_at`]). Shared limiters use a random `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub key: String,
@@ -146,7 +145,7 @@ impl InMemoryRateLimiter {
         now.duration_since(self.epoch).as_secs()
     }
 
-    /// [`RateLimiter::admit`] at `now`: every decision is taken first, under one lock, and applied
+    /// Admits one request estimated at `tokens` against every scope in `scopes` at `now`: every decision is taken first, under one lock, and applied
     /// only when all of them admit.
     pub fn admit_at(
         &self,
@@ -201,7 +200,8 @@ impl InMemoryRateLimiter {
         Ok(admission)
     }
 
-    /// [`RateLimiter::finish`] at `now`.
+    /// Gives back what `permit` holds once its request ended: releases the leases and corrects the
+    /// token windows from the estimate to `actual_tokens`.
     pub fn finish_at(&self, permit: &RatePermit, actual_tokens: u64, now: Instant) {
         let second = self.second(now);
         let mut state = self.state.lock();
@@ -211,21 +211,6 @@ impl InMemoryRateLimiter {
         for key in &permit.token_keys {
             state.adjust_tokens(key, permit.estimated_tokens, actual_tokens, second);
         }
-    }
-}
-
-#[async_trait]
-impl RateLimiter for InMemoryRateLimiter {
-    async fn admit(
-        &self,
-        scopes: &[ScopeLimits],
-        tokens: u64,
-    ) -> Result<RateAdmission, RateDenied> {
-        self.admit_at(scopes, tokens, Instant::now())
-    }
-
-    fn finish(&self, permit: RatePermit, actual_tokens: u64) {
-        self.finish_at(&permit, actual_tokens, Instant::now());
     }
 }
 

@@ -1,14 +1,11 @@
-//! Rate limits: the policy model shared by every scope, the [`RateLimiter`] trait the policy gate
-//! counts through, and the in-process limiter (GCRA request rates, sliding-window tokens per
-//! minute, concurrency leases). A shared limiter for several replicas lives in `odock-store`
-//! (`RedisRateLimiter`).
+//! Rate limits: the policy model shared by every scope, the admission types, and the in-process
+//! limiter (GCRA request rates, sliding-window tokens per minute, concurrency leases). Several
+//! replicas share limits through the Redis admission (`odock-redis`).
 
 mod admission;
 mod limiter;
 mod policy;
 
-pub use admission::{
-    RateAdmission, RateDenied, RateLimiter, RatePermit, ScopeLimits, DEFAULT_LEASE_TTL,
-};
+pub use admission::{RateAdmission, RateDenied, RatePermit, ScopeLimits, DEFAULT_LEASE_TTL};
 pub use limiter::{Denied, InMemoryRateLimiter, Lease};
 pub use policy::{IpRule, Policy, PolicyError, ScopedPolicies, ScopedPolicy};

@@ -5,8 +5,9 @@
 
 use axum::extract::{Extension, Path, State};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use http::StatusCode;
-use odock_core::{CacheKind, OwnerType};
+use odock_core::{CacheKind, LedgerKind, OrganisationId, OwnerType, WindowTotals};
 use odock_store::admin::budgets::{
     self, Budget, BudgetPatch, BudgetWindow, NewBudget, OwnerFilter,
 };
@@ -116,11 +117,45 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The budget's windows; those the ledger is counting show its live totals (holds included),
+/// which are ahead of the stored ones.
 pub async fn windows(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<Page<BudgetWindow>>, ApiError> {
-    Ok(Json(Page::all(
-        budgets::windows(&state.pool, &org, &id).await?,
-    )))
+    let mut windows = budgets::windows(&state.pool, &org, &id).await?;
+    for window in &mut windows {
+        let live = live_totals(
+            &state,
+            &org,
+            LedgerKind::Budget,
+            &id,
+            window.start_at,
+            window.end_at,
+        );
+        if let Some(live) = live.await {
+            window.used_nanos = live.used;
+            window.reserved_nanos = live.reserved;
+        }
+    }
+    Ok(Json(Page::all(windows)))
+}
+
+/// A window's live totals, asked only for windows that may still be counted (ended less than a
+/// day ago: later settlements of requests admitted in them still land).
+pub(super) async fn live_totals(
+    state: &AdminState,
+    org: &str,
+    kind: LedgerKind,
+    rule_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Option<WindowTotals> {
+    if end < Utc::now() - chrono::Duration::days(1) {
+        return None;
+    }
+    state
+        .live_windows
+        .live_totals(&OrganisationId::new(org), kind, rule_id, start)
+        .await
 }

@@ -53,7 +53,7 @@ mod tests_reports;
 use std::sync::Arc;
 
 use axum::{Extension, Router};
-use odock_core::{CacheInvalidator, CacheKind, InvalidationCommand, Secret};
+use odock_core::{CacheInvalidator, CacheKind, InvalidationCommand, LiveWindows, Secret};
 use odock_store::db::Db;
 use odock_store::MasterKey;
 
@@ -66,6 +66,8 @@ pub struct AdminState {
     pub invalidator: Arc<dyn CacheInvalidator>,
     /// The static admin token (acts as SUPER_ADMIN).
     pub admin_token: Secret,
+    /// Budget and quota window totals ahead of the database (the in-process ledger, or Redis).
+    pub live_windows: Arc<dyn LiveWindows>,
 }
 
 impl AdminState {

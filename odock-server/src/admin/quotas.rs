@@ -6,7 +6,7 @@
 use axum::extract::{Extension, Path, State};
 use axum::Json;
 use http::StatusCode;
-use odock_core::CacheKind;
+use odock_core::{CacheKind, LedgerKind};
 use odock_store::admin::quotas::{self, NewQuota, Quota, QuotaPatch, QuotaWindow};
 use odock_store::admin::Page;
 
@@ -88,11 +88,25 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The quota's windows, with live totals where the ledger is counting (see the budgets').
 pub async fn windows(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<Page<QuotaWindow>>, ApiError> {
-    Ok(Json(Page::all(
-        quotas::windows(&state.pool, &org, &id).await?,
-    )))
+    let mut windows = quotas::windows(&state.pool, &org, &id).await?;
+    for window in &mut windows {
+        let live = super::budgets::live_totals(
+            &state,
+            &org,
+            LedgerKind::Quota,
+            &id,
+            window.start_at,
+            window.end_at,
+        );
+        if let Some(live) = live.await {
+            window.used = live.used;
+            window.reserved = live.reserved;
+        }
+    }
+    Ok(Json(Page::all(windows)))
 }

@@ -74,6 +74,7 @@ pub fn harness_on(pool: Db) -> Harness {
             master_key: Arc::new(master_key),
             invalidator: invalidations.clone(),
             admin_token: Secret::new(ADMIN_TOKEN),
+            live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
         },
         settings,
     );

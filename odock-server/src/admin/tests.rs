@@ -56,6 +56,7 @@ async fn harness() -> Harness {
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),
+        live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
     });
     Harness {
         app,
@@ -973,6 +974,7 @@ fn usage_record(org: &str, api_key: &str, status: u16, minutes_ago: i64) -> Usag
         provider_request_id: None,
         trace_id: None,
         created_at: Utc::now() - Duration::minutes(minutes_ago),
+        ledger_charges: Vec::new(),
     }
 }
 

@@ -47,6 +47,7 @@ async fn harness() -> Harness {
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),
+        live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
     });
     Harness {
         app,
@@ -376,6 +377,7 @@ fn usage_pair(
         provider_request_id: None,
         trace_id: None,
         created_at: now,
+        ledger_charges: Vec::new(),
     };
     let mcp = McpUsageRecord {
         id: odock_core::ids::time_ordered_hex_id(),

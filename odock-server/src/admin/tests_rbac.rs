@@ -549,6 +549,7 @@ async fn insert_record(
         provider_request_id: None,
         trace_id: None,
         created_at: Utc::now(),
+        ledger_charges: Vec::new(),
     };
     let id = record.id.to_string();
     let mut conn = h.pool.acquire().await.unwrap();

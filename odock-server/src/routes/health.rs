@@ -5,8 +5,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use odock_redis::RedisHealth;
 use odock_store::db::Db;
-use odock_store::redis::RedisHealth;
 use serde_json::{json, Value};
 
 /// How long each readiness check may take.

@@ -1,168 +1,153 @@
-//! Which budgets and quotas apply to a principal, and their current window.
-//!
-//! ORG rules apply to all of the organisation's traffic; TEAM rules only to TEAM keys of that team;
-//! USER rules only to USER keys of that user; APIKEY rules to that key. Inactive rules, and rules
-//! whose schedule has no window now (before `startAt`, from `endAt` on), do not apply.
+//! [`SqlRuleSource`]: an organisation's active budgets and quotas, as [`LedgerRule`]s.
 
-use crate::db::{Db, DbConnection};
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use odock_core::windows::{Schedule, Window};
-use odock_core::{ApiKeyType, BudgetPeriod, Principal, QuotaMetric};
+use odock_core::windows::Schedule;
+use odock_core::{
+    ApiKeyId, BudgetPeriod, LedgerError, LedgerRule, OrganisationId, QuotaMetric, RuleKind,
+    RuleOwner, RuleSet, RuleSource, StoredWindow, TeamId, UserId,
+};
+use sqlx::Row;
 
-use crate::db::{from_ms, to_ms};
+use crate::db::{from_ms, to_ms, Db, DbRow};
 
-/// One matching rule and the window it is in now.
+/// Reads rules and stored window totals from the database.
 #[derive(Debug, Clone)]
-pub(crate) struct Rule {
-    pub id: String,
-    pub name: String,
-    pub limit: i64,
-    /// `None` for budgets.
-    pub metric: Option<QuotaMetric>,
-    pub window: Window,
+pub struct SqlRuleSource {
+    pool: Db,
 }
 
-/// `(table, limit column, metric column)`.
-pub(crate) const BUDGET_RULES: (&str, &str, &str) = ("budgets", "amount_nanos", "NULL");
-pub(crate) const QUOTA_RULES: (&str, &str, &str) = ("quotas", "limit_value", "metric");
+impl SqlRuleSource {
+    pub fn new(pool: Db) -> Self {
+        Self { pool }
+    }
 
-type RuleRow = (
-    String,
-    String,
-    i64,
-    Option<String>,
-    String,
-    i64,
-    String,
-    Option<i64>,
-);
-
-/// The active rules of `table` matching `principal` that have a window at `now`, ordered by id.
-pub(crate) async fn matching(
-    conn: &mut DbConnection,
-    (table, limit, metric): (&str, &str, &str),
-    principal: &Principal,
-    now: DateTime<Utc>,
-) -> Result<Vec<Rule>, sqlx::Error> {
-    let sql = format!(
-        "SELECT id, name, {limit}, {metric}, period, start_at, timezone, end_at FROM {table} \
-         WHERE organisation_id = $1 AND active = 1 AND start_at <= $2 \
-         AND (end_at IS NULL OR end_at > $3) \
-         AND (owner_type = 'ORG' \
-              OR (owner_type = 'TEAM' AND team_id = $4) \
-              OR (owner_type = 'USER' AND user_id = $5) \
-              OR (owner_type = 'APIKEY' AND api_key_id = $6)) \
-         ORDER BY id"
-    );
-    // A NULL bind never equals anything, so a TEAM rule cannot match a USER key and vice versa.
-    let team = match principal.key_type {
-        ApiKeyType::Team => principal.team_id.as_ref().map(|id| id.as_str()),
-        ApiKeyType::Organisation | ApiKeyType::User => None,
-    };
-    let user = match principal.key_type {
-        ApiKeyType::User => principal.user_id.as_ref().map(|id| id.as_str()),
-        ApiKeyType::Organisation | ApiKeyType::Team => None,
-    };
-    let now_ms = to_ms(now);
-    let rows: Vec<RuleRow> = sqlx::query_as(&sql)
-        .bind(principal.organisation_id.as_str())
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(team)
-        .bind(user)
-        .bind(principal.api_key_id.as_str())
-        .fetch_all(conn)
+    async fn read(&self, organisation: &str, now: i64) -> Result<RuleSet, sqlx::Error> {
+        let budgets = sqlx::query(
+            "SELECT id, organisation_id, name, owner_type, team_id, user_id, api_key_id, \
+             amount_nanos AS limit_value, NULL AS metric, period, start_at, timezone, end_at, thresholds \
+             FROM budgets WHERE organisation_id = $1 AND active = 1 ORDER BY id",
+        )
+        .bind(organisation)
+        .fetch_all(&self.pool)
         .await?;
-    Ok(rows.into_iter().filter_map(|row| rule(row, now)).collect())
-}
-
-fn rule(
-    (id, name, limit, metric, period, start_at, timezone, end_at): RuleRow,
-    now: DateTime<Utc>,
-) -> Option<Rule> {
-    let period: BudgetPeriod = match period.parse() {
-        Ok(period) => period,
-        Err(error) => {
-            tracing::warn!(rule = %id, %error, "skipping budget/quota rule with an unknown period");
-            return None;
+        let quotas = sqlx::query(
+            "SELECT id, organisation_id, name, owner_type, team_id, user_id, api_key_id, \
+             limit_value, metric, period, start_at, timezone, end_at, NULL AS thresholds \
+             FROM quotas WHERE organisation_id = $1 AND active = 1 ORDER BY id",
+        )
+        .bind(organisation)
+        .fetch_all(&self.pool)
+        .await?;
+        let windows = sqlx::query(
+            "SELECT w.budget_id AS rule_id, w.start_at, w.end_at, w.used_nanos AS used \
+             FROM budget_windows w JOIN budgets b ON b.id = w.budget_id \
+             WHERE b.organisation_id = $1 AND w.end_at > $2 \
+             UNION ALL \
+             SELECT w.quota_id AS rule_id, w.start_at, w.end_at, w.used \
+             FROM quota_windows w JOIN quotas q ON q.id = w.quota_id \
+             WHERE q.organisation_id = $3 AND w.end_at > $4",
+        )
+        .bind(organisation)
+        .bind(now)
+        .bind(organisation)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rules = Vec::with_capacity(budgets.len() + quotas.len());
+        for row in budgets.iter().chain(&quotas) {
+            if let Some(rule) = rule(row)? {
+                rules.push(rule);
+            }
         }
-    };
-    let metric = match metric.map(|m| m.parse::<QuotaMetric>()).transpose() {
-        Ok(metric) => metric,
-        Err(error) => {
-            tracing::warn!(rule = %id, %error, "skipping quota with an unknown metric");
-            return None;
-        }
-    };
-    let schedule = Schedule {
-        start_at: from_ms(start_at),
-        timezone: parse_timezone(&id, &timezone),
-        period,
-        end_at: end_at.map(from_ms),
-    };
-    let window = schedule.window_at(now)?;
-    Some(Rule {
-        id,
-        name,
-        limit,
-        metric,
-        window,
-    })
-}
-
-/// An IANA zone name; an unknown name falls back to UTC (with a warning) rather than disabling the
-/// rule.
-fn parse_timezone(rule: &str, name: &str) -> Tz {
-    name.parse().unwrap_or_else(|_| {
-        tracing::warn!(rule, timezone = name, "unknown timezone; using UTC");
-        Tz::UTC
-    })
-}
-
-/// Which organisations have any active rule in a table, cached so that requests of organisations
-/// without budgets or quotas never touch the database. Entries expire after `ttl` and are evicted at
-/// once by [`Governed::forget`] (admin writes, cache invalidation).
-pub(super) struct Governed {
-    table: &'static str,
-    cache: moka::sync::Cache<String, bool>,
-}
-
-impl Governed {
-    pub(super) fn new(table: &'static str, ttl: std::time::Duration) -> Self {
-        Self {
-            table,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
-        }
+        let windows = windows
+            .iter()
+            .map(|row| {
+                Ok(StoredWindow {
+                    rule_id: Arc::from(row.try_get::<String, _>("rule_id")?),
+                    start: from_ms(row.try_get("start_at")?),
+                    end: from_ms(row.try_get("end_at")?),
+                    used: row.try_get("used")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(RuleSet { rules, windows })
     }
+}
 
-    /// Whether `organisation` has an active rule; answered from the cache when warm.
-    pub(super) async fn has_rules(
+#[async_trait]
+impl RuleSource for SqlRuleSource {
+    async fn load(
         &self,
-        pool: &Db,
-        organisation: &str,
-    ) -> Result<bool, sqlx::Error> {
-        if let Some(governed) = self.cache.get(organisation) {
-            return Ok(governed);
-        }
-        let sql = format!(
-            "SELECT CASE WHEN EXISTS(SELECT 1 FROM {} WHERE organisation_id = $1 AND active = 1) \
-             THEN 1 ELSE 0 END",
-            self.table
-        );
-        let governed = sqlx::query_scalar::<_, i64>(&sql)
-            .bind(organisation)
-            .fetch_one(pool)
-            .await?
-            != 0;
-        self.cache.insert(organisation.to_owned(), governed);
-        Ok(governed)
+        organisation: &OrganisationId,
+        now: DateTime<Utc>,
+    ) -> Result<RuleSet, LedgerError> {
+        self.read(organisation.as_str(), to_ms(now))
+            .await
+            .map_err(|error| LedgerError(error.to_string()))
     }
+}
 
-    pub(super) fn forget_all(&self) {
-        self.cache.invalidate_all();
-    }
+/// One `budgets` or `quotas` row as a rule; `None` (with a warning) when a stored value cannot be
+/// understood, so one bad row never stops the organisation's other rules.
+fn rule(row: &DbRow) -> Result<Option<LedgerRule>, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let text = |column: &str| row.try_get::<Option<String>, _>(column);
+    let kind = match text("metric")? {
+        None => RuleKind::Budget,
+        Some(metric) => match metric.parse::<QuotaMetric>() {
+            Ok(metric) => RuleKind::Quota(metric),
+            Err(error) => return Ok(skip(&id, "metric", &error.to_string())),
+        },
+    };
+    let owner = match row.try_get::<String, _>("owner_type")?.as_str() {
+        "ORG" => Some(RuleOwner::Organisation),
+        "TEAM" => text("team_id")?.map(|id| RuleOwner::Team(TeamId::new(id))),
+        "USER" => text("user_id")?.map(|id| RuleOwner::User(UserId::new(id))),
+        "APIKEY" => text("api_key_id")?.map(|id| RuleOwner::ApiKey(ApiKeyId::new(id))),
+        _ => None,
+    };
+    let Some(owner) = owner else {
+        return Ok(skip(&id, "owner", "unknown owner type or missing owner id"));
+    };
+    let period: BudgetPeriod = match row.try_get::<String, _>("period")?.parse() {
+        Ok(period) => period,
+        Err(error) => return Ok(skip(&id, "period", &error.to_string())),
+    };
+    let timezone: String = row.try_get("timezone")?;
+    let timezone = timezone.parse::<Tz>().unwrap_or_else(|_| {
+        tracing::warn!(rule = %id, %timezone, "unknown timezone; using UTC");
+        Tz::UTC
+    });
+    let thresholds = text("thresholds")?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    Ok(Some(LedgerRule {
+        id: Arc::from(id),
+        organisation_id: OrganisationId::new(row.try_get::<String, _>("organisation_id")?),
+        name: row.try_get("name")?,
+        kind,
+        owner,
+        limit: row.try_get("limit_value")?,
+        schedule: Schedule {
+            start_at: from_ms(row.try_get("start_at")?),
+            timezone,
+            period,
+            end_at: row.try_get::<Option<i64>, _>("end_at")?.map(from_ms),
+        },
+        thresholds,
+    }))
+}
+
+fn skip(rule: &str, what: &str, error: &str) -> Option<LedgerRule> {
+    tracing::warn!(
+        rule,
+        what,
+        error,
+        "skipping a budget/quota that cannot be read"
+    );
+    None
 }

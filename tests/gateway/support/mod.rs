@@ -33,6 +33,7 @@ pub struct TestServer {
     /// The database the server uses (SQLite file in `dir`, or a PostgreSQL schema when the suite
     /// runs with `ODOCK_TEST_BACKEND=postgres`).
     pub database_url: String,
+    usage: std::sync::Arc<odock_store::SqlUsageSink>,
 }
 
 impl TestServer {
@@ -58,6 +59,7 @@ impl TestServer {
         };
         tweak(&mut config);
         let app = App::build(&config).await.expect("app builds");
+        let usage = app.usage_writer();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -74,7 +76,14 @@ impl TestServer {
             _dir: dir,
             // The tweak may have pointed the server elsewhere (several replicas on one database).
             database_url: config.database_url.clone(),
+            usage,
         }
+    }
+
+    /// Waits until every usage record enqueued so far is stored.
+    pub async fn flush_usage(&self) {
+        use odock::core::UsageSink;
+        self.usage.flush().await.expect("usage records flushed");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -27,8 +27,9 @@ const BYTES_PER_TOKEN: u64 = 4;
 
 pub use crate::usage::RequestOutcome as Outcome;
 
-/// A hook run with the final record before it is enqueued (budget settlement, metrics, …).
-pub type FinishHook = Box<dyn FnOnce(&UsageRecord) + Send>;
+/// A hook run with the final record before it is enqueued (settling holds, which may attach the
+/// ledger charges the usage writer stores with the record).
+pub type FinishHook = Box<dyn FnOnce(&mut UsageRecord) + Send>;
 
 /// Shared handle to the request's meter (cheap to clone).
 #[derive(Clone)]
@@ -230,7 +231,7 @@ fn finish_state(
         .take()
         .map(|facts| mcp_record(&mut record, state, facts, response_bytes));
     for hook in state.hooks.drain(..) {
-        hook(&record);
+        hook(&mut record);
     }
     match mcp {
         Some(mcp) => sink.enqueue_mcp(record, mcp),
@@ -374,5 +375,6 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
         provider_request_id: state.provider_request_id.take(),
         trace_id: None,
         created_at: Utc::now(),
+        ledger_charges: Vec::new(),
     }
 }

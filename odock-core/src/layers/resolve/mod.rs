@@ -22,9 +22,9 @@ use tower::{Layer, Service};
 
 pub use decode::LlmRequest;
 
+use super::governed::estimate;
 use super::governed::{Governed, PolicyTarget};
 use super::metering::Meter;
-use super::reservation::estimate;
 use crate::body::BoxError;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, RequestError, ResolveError};

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use odock_core::{CacheInvalidator, CacheKind, InvalidationCommand};
 use parking_lot::Mutex;
 
-use super::super::RedisInvalidator;
 use super::support;
+use crate::RedisInvalidator;
 
 /// A cache that remembers what it was told to evict.
 #[derive(Default)]

@@ -2,8 +2,7 @@
 //! set but unreachable). Each test works under its own random key prefix, so tests run in parallel
 //! and leave nothing behind.
 
+mod admission;
 mod invalidation;
-mod ledger;
-mod rate_limit;
 mod sessions;
 mod support;

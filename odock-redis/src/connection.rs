@@ -134,20 +134,20 @@ impl RedisConnection {
     }
 
     /// A clone of the multiplexed connection for one call.
-    pub(crate) fn manager(&self) -> ConnectionManager {
+    pub fn manager(&self) -> ConnectionManager {
         self.manager.clone()
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
+    pub fn client(&self) -> &redis::Client {
         &self.client
     }
 
     /// Runs one Redis call with the response timeout as a hard bound.
-    pub(crate) async fn bounded<T>(
+    pub async fn bounded<T>(
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, RedisStoreError> {
-        let now = crate::db::now_ms();
+        let now = odock_store::db::now_ms();
         if now < self.open_until.load(Ordering::Relaxed) {
             return Err(RedisStoreError::Unreachable);
         }

@@ -2,13 +2,13 @@ use std::time::Duration;
 
 use odock_core::mcp_sessions::McpSessionDirectory;
 
-use super::super::RedisMcpSessionDirectory;
 use super::support;
+use crate::RedisMcpSessionDirectory;
 
 const TTL: Duration = Duration::from_secs(300);
 
 /// The remaining lifetime of a session's key, in ms (-2 when it does not exist).
-async fn pttl(conn: &super::super::RedisConnection, session_id: &str) -> i64 {
+async fn pttl(conn: &crate::RedisConnection, session_id: &str) -> i64 {
     let mut manager = conn.manager();
     redis::cmd("PTTL")
         .arg(conn.key(&format!("mcp-session:{session_id}")))

@@ -68,7 +68,7 @@ impl OutageLog {
 
     /// Whether this occurrence should be logged.
     pub(crate) fn should_log(&self) -> bool {
-        let now = crate::db::now_ms();
+        let now = odock_store::db::now_ms();
         let last = self.last_ms.load(Ordering::Relaxed);
         now - last >= Self::EVERY_MS
             && self

@@ -1,30 +1,33 @@
-//! Production mode on Redis: budget and quota ledgers, rate-limit counters and cache invalidation
-//! shared by every replica, so several `odock-server` processes behave as one gateway.
+//! # odock-redis
 //!
-//! - [`RedisBudgetLedger`] / [`RedisQuotaLedger`] — each admission one Lua script over every
-//!   matching window; durable totals flushed to the database in batches; windows rebuilt from the
-//!   database when Redis lost them.
-//! - [`RedisRateLimiter`] — GCRA / sliding-window / lease counters, one script per admission.
+//! Shared runtime state for several `odock-server` replicas on one database, so they behave as one
+//! gateway. Not storage: the database (`odock-store`) stays the system of record; Redis holds what
+//! must be shared at request speed.
+//!
+//! - [`RedisAdmission`] — rate limits, quotas and budgets admitted in **one** Lua script per
+//!   request (and settled in one), across every replica; durable totals flushed to the database by
+//!   [`RedisLedgerFlusher`]; windows rebuilt from the database when Redis lost them.
 //! - [`RedisInvalidator`] — applies cache invalidations locally and publishes them on
 //!   `{prefix}cache-invalidation`; its subscriber applies what other replicas publish.
+//! - [`RedisMcpSessionDirectory`] — which replica owns an MCP session.
 //! - [`OutagePolicy`], [`RedisHealth`] — what happens while Redis is unreachable.
 //!
 //! Every key and the channel live under one prefix (`ODOCK_REDIS_PREFIX`, default `odock:`), so
 //! several deployments (or test runs) can share one Redis.
 
+mod admission;
 mod connection;
+mod flusher;
 mod invalidation;
-mod ledger;
 mod outage;
-mod rate_limit;
 mod sessions;
 
 #[cfg(test)]
 mod tests;
 
+pub use admission::{RedisAdmission, RedisAdmissionOptions};
 pub use connection::{RedisConnection, RedisSettings, RedisStoreError};
+pub use flusher::RedisLedgerFlusher;
 pub use invalidation::{InvalidationSubscriber, RedisInvalidator};
-pub use ledger::{RedisBudgetLedger, RedisLedgerFlusher, RedisQuotaLedger};
 pub use outage::{OutagePolicy, RedisHealth};
-pub use rate_limit::RedisRateLimiter;
 pub use sessions::RedisMcpSessionDirectory;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::super::{RedisConnection, RedisSettings};
+use crate::{RedisConnection, RedisSettings};
 
 /// Settings under a fresh random prefix, or `None` when no test Redis is configured.
 pub(super) fn settings(test: &str) -> Option<RedisSettings> {

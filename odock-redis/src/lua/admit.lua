@@ -1,18 +1,48 @@
--- Admits one request against every scope's request rates (GCRA), tokens per minute (sliding
--- window of per-second buckets) and concurrency (leases in a sorted set), all or nothing: every
--- decision is taken before anything is written.
+-- Admits one request against every matching budget and quota window and every scope's rate
+-- limits in one step, all or nothing: every decision is taken before anything is written.
 --
--- KEYS, 4 per scope: GCRA-per-second, GCRA-per-minute, token buckets (hash second -> tokens),
---   leases (sorted set lease id -> expiry ms).
--- ARGV: now_us, tokens, lease_id, then 6 per scope: rps, burst, rpm, tpm, max_concurrent, ttl_ms.
--- Returns {1, rps_left, rpm_left, tpm_left, ...per scope (-1 = no such limit)}
---      or {0, scope index (1-based), limit (1 rps, 2 rpm, 3 tpm, 4 concurrency), retry_after_us}.
+-- KEYS: 1 the request's lease (hash), 2 the lease deadlines (sorted set), 3 the dirty windows
+--   (set, for the database flusher), then 4 per scope (GCRA per second, GCRA per minute, token
+--   buckets: hash second -> tokens, concurrency leases: sorted set member -> expiry ms), then the
+--   windows (hash: used, reserved, kind, metric, rule, start, end).
+-- ARGV: 1 now µs, 2 tokens, 3 member (lease and concurrency-slot id), 4 scope count, 5 lease
+--   expiry ms, then 6 per scope (rps, burst, rpm, tpm, max_concurrent, ttl_ms), then 3 per window
+--   (limit, amount to hold, mode: 0 used + reserved + amount <= limit, 1 used < limit).
+-- Returns {1, rps left, rpm left, tpm left (per scope; -1 = no such limit)...} admitted,
+--   {0, scope index, limit (1 rps, 2 rpm, 3 tpm, 4 concurrency), retry µs} refused by a rate,
+--   {2, window index} refused by a window, {3, window index...} windows missing (rebuild them
+--   from the database and call again).
+local lease, deadlines, dirty = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
-local lease_id = ARGV[3]
-local scopes = #KEYS / 4
+local member = ARGV[3]
+local scopes = tonumber(ARGV[4])
+local windows = #KEYS - 3 - scopes * 4
+local first_window = 3 + scopes * 4
+local first_window_arg = 5 + scopes * 6
 local now_ms = math.floor(now / 1000)
 local second = math.floor(now / 1000000)
+
+local missing = {3}
+for i = 1, windows do
+  if redis.call('EXISTS', KEYS[first_window + i]) == 0 then table.insert(missing, i) end
+end
+if #missing > 1 then return missing end
+
+for i = 1, windows do
+  local a = first_window_arg + (i - 1) * 3
+  local limit, amount, mode = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local key = KEYS[first_window + i]
+  local used = tonumber(redis.call('HGET', key, 'used') or '0')
+  local reserved = tonumber(redis.call('HGET', key, 'reserved') or '0')
+  local admits
+  if mode == '1' then
+    admits = used < limit
+  else
+    admits = used + reserved + amount <= limit
+  end
+  if not admits then return {2, i} end
+end
 
 local function gcra(key, rate, period_us, burst)
   -- At least 1 µs: a limit above one request per microsecond would otherwise get a zero
@@ -35,8 +65,8 @@ end
 local writes = {}
 local reply = {1}
 for i = 0, scopes - 1 do
-  local k = i * 4
-  local a = 3 + i * 6
+  local k = 3 + i * 4
+  local a = 5 + i * 6
   local rps, burst, rpm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local tpm, max_conc = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local checks = {{KEYS[k + 1], rps, 1000000, burst, 1}, {KEYS[k + 2], rpm, 60000000, rpm, 2}}
@@ -92,8 +122,21 @@ for _, w in ipairs(writes) do
     redis.call('HINCRBY', w[2], string.format('%d', second), string.format('%d', tokens))
     redis.call('PEXPIRE', w[2], 120000)
   else
-    redis.call('ZADD', w[2], string.format('%d', now_ms + w[3]), lease_id)
+    redis.call('ZADD', w[2], string.format('%d', now_ms + w[3]), member)
     redis.call('PEXPIRE', w[2], w[3] + 60000)
   end
+end
+
+if windows > 0 then
+  local holds = {}
+  for i = 1, windows do
+    local key = KEYS[first_window + i]
+    local amount = ARGV[first_window_arg + (i - 1) * 3 + 2]
+    redis.call('HINCRBY', key, 'reserved', amount)
+    redis.call('SADD', dirty, key)
+    table.insert(holds, {key, amount})
+  end
+  redis.call('HSET', lease, 'status', 'R', 'expires', ARGV[5], 'holds', cjson.encode(holds))
+  redis.call('ZADD', deadlines, ARGV[5], member)
 end
 return reply

@@ -1,0 +1,189 @@
+//! Admission: the policy checks that consume nothing, then rate limits, quotas and budgets in one
+//! all-or-nothing step through [`Admission`].
+//!
+//! First, for every scope's policy (organisation, team for TEAM keys, API key, model or MCP server):
+//! IP allow/block lists (403 `ip_not_allowed`), max request bytes (413 `payload_too_large`) and max
+//! tokens per request (429 `rate_limit_exceeded`). Then one admission against requests per second
+//! (with burst), requests per minute, tokens per minute, concurrent requests, and every window of
+//! every matching quota (429 `quota_exceeded`) and budget (402 `budget_exceeded`), holding the
+//! request's estimate in all of them. The [`Ticket`](crate::admission::Ticket) is registered on the
+//! [`Meter`] with no await in between, so the holds are settled with the actual usage exactly when
+//! the usage record is made (body end, client abort or failure) and released if the request is
+//! dropped before that. Successful responses carry `x-ratelimit-limit-requests` /
+//! `x-ratelimit-remaining-requests` (tightest request-rate scope) and `x-ratelimit-limit-tokens` /
+//! `x-ratelimit-remaining-tokens` (tightest TPM scope).
+//!
+//! Needs [`Principal`], [`Governed`] (left by the LLM or the MCP resolution: whose policy applies
+//! besides the owners', and the estimate) and the [`Meter`]; reads [`ClientIp`] when the server
+//! provides it and [`RequestId`]. Leaves nothing in the extensions.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::governed::Governed;
+use super::metering::Meter;
+use super::required;
+use crate::admission::{Admission, AdmissionRequest, Admitted};
+use crate::error::{GatewayError, RateLimitError, RequestError};
+use crate::ids::RequestId;
+use crate::key_store::KeyStore;
+use crate::principal::Principal;
+use crate::rate_limit::{ScopeLimits, ScopedPolicies};
+
+/// The caller's IP address, inserted by the server (from the connection, or from trusted proxies'
+/// `X-Forwarded-For`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    store: Arc<dyn KeyStore>,
+    admission: Arc<dyn Admission>,
+}
+
+impl std::fmt::Debug for AdmissionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdmissionLayer")
+    }
+}
+
+impl AdmissionLayer {
+    pub fn new(store: Arc<dyn KeyStore>, admission: Arc<dyn Admission>) -> Self {
+        Self { store, admission }
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admit {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admit<S> {
+    inner: S,
+    layer: AdmissionLayer,
+}
+
+pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
+
+/// The checks that consume nothing: IP lists, request size, tokens per request.
+fn check_request(
+    policies: &ScopedPolicies,
+    client_ip: Option<IpAddr>,
+    body_len: u64,
+    estimated_tokens: u64,
+) -> Result<(), GatewayError> {
+    for scoped in policies.iter() {
+        let p = &scoped.policy;
+        if client_ip.is_some_and(|ip| !p.ip_allowed(ip)) {
+            return Err(RateLimitError::IpNotAllowed.into());
+        }
+        if p.max_request_bytes > 0 && body_len > p.max_request_bytes {
+            return Err(RequestError::PayloadTooLarge {
+                limit: p.max_request_bytes,
+            }
+            .into());
+        }
+        if p.max_tokens_per_request > 0 && estimated_tokens > p.max_tokens_per_request {
+            return Err(RateLimitError::Exceeded {
+                scope: scoped.scope,
+                limit: "max_tokens_per_request",
+                retry_after: Duration::ZERO,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+impl<S, ResBody> Service<Request<Bytes>> for Admit<S>
+where
+    S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = GatewayError;
+    type Future = ResponseFuture<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Bytes>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let extensions = req.extensions();
+            let principal = required::<Principal>(extensions, "admission", "a principal")?;
+            let governed = required::<Governed>(extensions, "admission", "what it governs")?;
+            let meter = required::<Meter>(extensions, "admission", "the meter")?.clone();
+            let estimate = governed.estimate;
+            let policies = governed.policies(&*layer.store, principal).await?;
+            let limits: Vec<ScopeLimits> = if policies.is_empty() {
+                Vec::new()
+            } else {
+                let client_ip = extensions.get::<ClientIp>().map(|ip| ip.0);
+                let tokens = estimate.tokens_in.saturating_add(estimate.tokens_out);
+                check_request(&policies, client_ip, req.body().len() as u64, tokens)?;
+                policies
+                    .iter()
+                    .filter_map(ScopeLimits::from_policy)
+                    .collect()
+            };
+            let request_id = extensions
+                .get::<RequestId>()
+                .cloned()
+                .unwrap_or_else(RequestId::generate);
+            let Admitted {
+                requests,
+                tokens,
+                ticket,
+            } = layer
+                .admission
+                .admit(AdmissionRequest {
+                    principal,
+                    request_id: &request_id,
+                    limits: &limits,
+                    estimate,
+                })
+                .await?;
+            // No await between admission and this line: the ticket is either on the meter (settled
+            // when the record is made) or dropped with this future (released).
+            if !ticket.is_empty() {
+                meter.on_finish(Box::new(move |record| ticket.settle(record)));
+            }
+
+            let mut response = inner.call(req).await?;
+            let out = response.headers_mut();
+            for (name, value) in [
+                ("x-ratelimit-limit-requests", requests.map(|r| r.0)),
+                ("x-ratelimit-remaining-requests", requests.map(|r| r.1)),
+                ("x-ratelimit-limit-tokens", tokens.map(|t| t.0)),
+                ("x-ratelimit-remaining-tokens", tokens.map(|t| t.1)),
+            ] {
+                if let Some(value) = value {
+                    out.insert(name, HeaderValue::from(value));
+                }
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Which budgets and quotas apply to a request, and where the ledger learns about them.
+//!
+//! ORG rules apply to all of the organisation's traffic; TEAM rules only to TEAM keys of that team;
+//! USER rules only to USER keys of that user; APIKEY rules to that key. A rule counts only while
+//! its schedule has a window (from `startAt`, before `endAt`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+
+use super::{LedgerError, LedgerKind};
+use crate::domain::{ApiKeyType, QuotaMetric};
+use crate::ids::{ApiKeyId, OrganisationId, TeamId, UserId};
+use crate::principal::Principal;
+use crate::windows::Schedule;
+
+/// A budget (money, nanos USD) or a quota (one metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    Budget,
+    Quota(QuotaMetric),
+}
+
+impl RuleKind {
+    pub fn ledger(self) -> LedgerKind {
+        match self {
+            RuleKind::Budget => LedgerKind::Budget,
+            RuleKind::Quota(_) => LedgerKind::Quota,
+        }
+    }
+
+    pub fn metric(self) -> Option<QuotaMetric> {
+        match self {
+            RuleKind::Budget => None,
+            RuleKind::Quota(metric) => Some(metric),
+        }
+    }
+
+    /// ERRORS and LATENCY_MS are counted when the request ends: admit while `used < limit`.
+    pub fn counted_after_the_fact(self) -> bool {
+        matches!(
+            self,
+            RuleKind::Quota(QuotaMetric::Errors | QuotaMetric::LatencyMs)
+        )
+    }
+}
+
+/// Whose traffic a rule counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RuleOwner {
+    Organisation,
+    Team(TeamId),
+    User(UserId),
+    ApiKey(ApiKeyId),
+}
+
+impl RuleOwner {
+    /// Whether requests made with `principal`'s key count against a rule of this owner.
+    pub fn applies_to(&self, principal: &Principal) -> bool {
+        match self {
+            RuleOwner::Organisation => true,
+            RuleOwner::Team(team) => {
+                principal.key_type == ApiKeyType::Team && principal.team_id.as_ref() == Some(team)
+            }
+            RuleOwner::User(user) => {
+                principal.key_type == ApiKeyType::User && principal.user_id.as_ref() == Some(user)
+            }
+            RuleOwner::ApiKey(key) => &principal.api_key_id == key,
+        }
+    }
+}
+
+/// One active budget or quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRule {
+    pub id: Arc<str>,
+    pub organisation_id: OrganisationId,
+    pub name: String,
+    pub kind: RuleKind,
+    pub owner: RuleOwner,
+    /// Nanos USD for budgets; the metric's unit for quotas.
+    pub limit: i64,
+    pub schedule: Schedule,
+    /// Warning thresholds in percent of `limit` (budgets).
+    pub thresholds: Vec<u32>,
+}
+
+/// The durable `used` of one window, as last stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWindow {
+    pub rule_id: Arc<str>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub used: i64,
+}
+
+/// An organisation's active rules and the stored totals of their windows that have not ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    pub rules: Vec<LedgerRule>,
+    pub windows: Vec<StoredWindow>,
+}
+
+/// Where a ledger reads an organisation's rules (the database in the server; memory for
+/// embedders). Read when the organisation is first governed, again after an invalidation, and in
+/// the background now and then; never on a warm request path.
+#[async_trait]
+pub trait RuleSource: Send + Sync + 'static {
+    async fn load(
+        &self,
+        organisation: &OrganisationId,
+        now: DateTime<Utc>,
+    ) -> Result<RuleSet, LedgerError>;
+}
+
+/// Rules kept in memory, set by the embedder. After changing an organisation's rules, tell the
+/// ledger with [`InMemoryLedger::invalidate_organisation`](super::InMemoryLedger::invalidate_organisation).
+#[derive(Debug, Default)]
+pub struct StaticRuleSource {
+    rules: RwLock<HashMap<OrganisationId, Vec<LedgerRule>>>,
+}
+
+impl StaticRuleSource {
+    pub fn new(rules: impl IntoIterator<Item = LedgerRule>) -> Self {
+        let source = Self::default();
+        for rule in rules {
+            source.add(rule);
+        }
+        source
+    }
+
+    pub fn add(&self, rule: LedgerRule) {
+        self.rules
+            .write()
+            .entry(rule.organisation_id.clone())
+            .or_default()
+            .push(rule);
+    }
+
+    /// Replaces every rule of `organisation`.
+    pub fn set(&self, organisation: &OrganisationId, rules: Vec<LedgerRule>) {
+        self.rules.write().insert(organisation.clone(), rules);
+    }
+}
+
+#[async_trait]
+impl RuleSource for StaticRuleSource {
+    async fn load(
+        &self,
+        organisation: &OrganisationId,
+        _now: DateTime<Utc>,
+    ) -> Result<RuleSet, LedgerError> {
+        Ok(RuleSet {
+            rules: self
+                .rules
+                .read()
+                .get(organisation)
+                .cloned()
+                .unwrap_or_default(),
+            windows: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(key_type: ApiKeyType) -> Principal {
+        Principal {
+            api_key_id: ApiKeyId::new("k1"),
+            organisation_id: OrganisationId::new("o1"),
+            key_type,
+            team_id: Some(TeamId::new("t1")),
+            user_id: Some(UserId::new("u1")),
+            expires_at: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn owners_match_as_the_decisions_say() {
+        let org = principal(ApiKeyType::Organisation);
+        let team = principal(ApiKeyType::Team);
+        let user = principal(ApiKeyType::User);
+        let team_rule = RuleOwner::Team(TeamId::new("t1"));
+        let user_rule = RuleOwner::User(UserId::new("u1"));
+        assert!(RuleOwner::Organisation.applies_to(&org));
+        assert!(RuleOwner::ApiKey(ApiKeyId::new("k1")).applies_to(&org));
+        assert!(!RuleOwner::ApiKey(ApiKeyId::new("k2")).applies_to(&org));
+        // A TEAM rule counts only TEAM keys of that team, a USER rule only USER keys of that user,
+        // even when the principal carries the other id.
+        assert!(team_rule.applies_to(&team));
+        assert!(!team_rule.applies_to(&user));
+        assert!(!team_rule.applies_to(&org));
+        assert!(user_rule.applies_to(&user));
+        assert!(!user_rule.applies_to(&team));
+        assert!(!RuleOwner::Team(TeamId::new("t2")).applies_to(&team));
+    }
+}
