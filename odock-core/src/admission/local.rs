@@ -104,3 +104,132 @@ impl Drop for LocalTicket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{ApiKeyType, BudgetPeriod};
+    use crate::ids::{ApiKeyId, OrganisationId, RequestId};
+    use crate::ledger::{Estimate, LedgerRule, RuleKind, RuleOwner, StaticRuleSource};
+    use crate::principal::Principal;
+    use crate::rate_limit::ScopeLimits;
+    use crate::windows::Schedule;
+
+    fn principal() -> Principal {
+        Principal {
+            api_key_id: ApiKeyId::new("k"),
+            organisation_id: OrganisationId::new("o"),
+            key_type: ApiKeyType::Organisation,
+            team_id: None,
+            user_id: None,
+            expires_at: None,
+            revoked: false,
+        }
+    }
+
+    fn schedule() -> Schedule {
+        Schedule {
+            start_at: chrono::DateTime::UNIX_EPOCH,
+            timezone: chrono_tz::UTC,
+            period: BudgetPeriod::Monthly,
+            end_at: None,
+        }
+    }
+
+    fn admission(budget: i64) -> LocalAdmission {
+        let rule = LedgerRule {
+            id: Arc::from("b"),
+            organisation_id: OrganisationId::new("o"),
+            name: "budget b".into(),
+            kind: RuleKind::Budget,
+            owner: RuleOwner::Organisation,
+            limit: budget,
+            schedule: schedule(),
+            thresholds: Vec::new(),
+        };
+        LocalAdmission::with_ledger(InMemoryLedger::new(Arc::new(StaticRuleSource::new([rule]))))
+    }
+
+    fn limits(rpm: u32, concurrent: u32) -> Vec<ScopeLimits> {
+        vec![ScopeLimits {
+            scope: "api_key",
+            key: "api_key:k".into(),
+            requests_per_second: 0,
+            burst: 0,
+            requests_per_minute: rpm,
+            tokens_per_minute: 0,
+            max_concurrent: concurrent,
+            lease_ttl: Duration::from_secs(30),
+        }]
+    }
+
+    async fn admit(
+        admission: &LocalAdmission,
+        cost: i64,
+        limits: &[ScopeLimits],
+    ) -> Result<Admitted, GatewayError> {
+        admission
+            .admit(AdmissionRequest {
+                principal: &principal(),
+                request_id: &RequestId::generate(),
+                limits,
+                estimate: Estimate {
+                    tokens_in: 1,
+                    tokens_out: 1,
+                    cost_nanos: cost,
+                },
+            })
+            .await
+    }
+
+    fn reserved(admission: &LocalAdmission) -> i64 {
+        let window = schedule().window_at(chrono::Utc::now()).unwrap();
+        admission
+            .ledger()
+            .unwrap()
+            .window_totals(&OrganisationId::new("o"), "b", window.start)
+            .map_or(0, |t| t.reserved)
+    }
+
+    #[tokio::test]
+    async fn a_budget_refusal_spends_no_rate_limit_slot() {
+        let admission = admission(100);
+        let limits = limits(2, 0);
+        let held = admit(&admission, 100, &limits).await.unwrap();
+        assert_eq!(held.requests, Some((2, 1)));
+        assert_eq!(
+            admit(&admission, 1, &limits).await.unwrap_err().code(),
+            "budget_exceeded"
+        );
+        drop(held);
+        // The refused request did not count: one request per minute is still there.
+        let second = admit(&admission, 100, &limits).await.unwrap();
+        assert_eq!(second.requests, Some((2, 0)));
+    }
+
+    #[tokio::test]
+    async fn a_rate_refusal_holds_nothing_in_the_ledger() {
+        let admission = admission(1_000);
+        let limits = limits(1, 0);
+        let first = admit(&admission, 100, &limits).await.unwrap();
+        assert_eq!(
+            admit(&admission, 100, &limits).await.unwrap_err().code(),
+            "rate_limit_exceeded"
+        );
+        assert_eq!(reserved(&admission), 100);
+        drop(first);
+        assert_eq!(reserved(&admission), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unsettled_ticket_gives_its_concurrency_slot_back() {
+        let admission = admission(1_000_000);
+        let limits = limits(0, 1);
+        let first = admit(&admission, 1, &limits).await.unwrap();
+        assert!(admit(&admission, 1, &limits).await.is_err());
+        drop(first);
+        assert!(admit(&admission, 1, &limits).await.is_ok());
+    }
+}
