@@ -99,6 +99,7 @@ impl App {
             UsageWriterOptions {
                 batch_size: config.usage_batch_size,
                 flush_interval: Duration::from_millis(config.usage_flush_interval_ms),
+                spill_path: config.usage_spill_file(),
                 ..UsageWriterOptions::default()
             },
         ));
@@ -172,6 +173,8 @@ impl App {
                 get(health::healthz).with_state(health::HealthState {
                     pool: pool.clone(),
                     redis: governance.health(),
+                    usage: usage.clone(),
+                    usage_max_lag: Duration::from_secs(config.usage_max_lag_secs),
                 }),
             )
             .route("/v1/keys/validate", post_service(gateway.validate_key()))
@@ -289,10 +292,14 @@ impl App {
         match tokio::time::timeout(USAGE_FLUSH_TIMEOUT, self.usage.shutdown()).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "usage records could not be flushed"),
-            Err(_) => tracing::error!(
-                pending = self.usage.queue_depth(),
-                "usage records could not be flushed in time"
-            ),
+            Err(_) => {
+                // The database does not take them: leave them on disk for the next start.
+                let spilled = self.usage.abandon_to_spill(Duration::from_secs(5)).await;
+                tracing::error!(
+                    spilled,
+                    "usage records could not be stored in time; left in the spill file for the next start"
+                );
+            }
         }
         tracing::info!("stopped");
         Ok(())
@@ -306,6 +313,27 @@ fn register_gauges(metrics: &Metrics, usage: &Arc<SqlUsageSink>, key_store: &Arc
         "gauge",
         "Usage records enqueued and not yet written.",
         Box::new(move || depth.queue_depth()),
+    );
+    let age = usage.clone();
+    metrics.register(
+        "odock_usage_backlog_age_seconds",
+        "gauge",
+        "Age of the oldest usage record not yet written (0 when up to date).",
+        Box::new(move || age.backlog_age().as_secs()),
+    );
+    let spilled = usage.clone();
+    metrics.register(
+        "odock_usage_spilled_records",
+        "gauge",
+        "Usage records waiting in the spill file.",
+        Box::new(move || spilled.spilled_pending()),
+    );
+    let errors = usage.clone();
+    metrics.register(
+        "odock_usage_write_errors_total",
+        "counter",
+        "Failed usage writes (each is retried).",
+        Box::new(move || errors.write_errors_total()),
     );
     let written = usage.clone();
     metrics.register(

@@ -83,6 +83,12 @@ pub struct FileConfig {
     pub usage_batch_size: Option<usize>,
     /// Usage writer flush interval in milliseconds.
     pub usage_flush_interval_ms: Option<u64>,
+    /// Where usage records wait when the database cannot keep up (default: beside the SQLite file,
+    /// else `odock.usage-spill` in the working directory).
+    pub usage_spill_path: Option<PathBuf>,
+    /// `/v1/healthz` reports not ready once the oldest usage record not yet stored is older than
+    /// this many seconds (default 30).
+    pub usage_max_lag_secs: Option<u64>,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_secs: Option<u64>,
     /// Load balancers whose `X-Forwarded-For` is believed (IPs or CIDRs).
@@ -121,6 +127,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub usage_batch_size: usize,
     pub usage_flush_interval_ms: u64,
+    /// `ODOCK_USAGE_SPILL_PATH`; `None`: the default (see [`Config::usage_spill_file`]).
+    pub usage_spill_path: Option<PathBuf>,
+    /// `ODOCK_USAGE_MAX_LAG_SECS` (default 30).
+    pub usage_max_lag_secs: u64,
     pub shutdown_grace_secs: u64,
     /// IPs/CIDRs of the proxies in front of the server (`ODOCK_TRUSTED_PROXIES`, comma-separated).
     pub trusted_proxies: Vec<String>,
@@ -173,6 +183,8 @@ impl Default for Config {
             max_body_bytes: odock_core::layers::resolve::DEFAULT_MAX_BODY_BYTES,
             usage_batch_size: 256,
             usage_flush_interval_ms: 100,
+            usage_spill_path: None,
+            usage_max_lag_secs: 30,
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
             usage_retention_days: None,
@@ -245,6 +257,12 @@ impl Config {
         }
         if let Some(v) = file.usage_flush_interval_ms {
             self.usage_flush_interval_ms = v;
+        }
+        if let Some(v) = file.usage_spill_path {
+            self.usage_spill_path = Some(v);
+        }
+        if let Some(v) = file.usage_max_lag_secs {
+            self.usage_max_lag_secs = v;
         }
         if let Some(v) = file.shutdown_grace_secs {
             self.shutdown_grace_secs = v;
@@ -351,6 +369,14 @@ impl Config {
         if let Some(v) = get("ODOCK_LEDGER_LEASE_MS") {
             self.ledger_lease_ms = v.parse().map_err(|e| invalid("ODOCK_LEDGER_LEASE_MS", e))?;
         }
+        if let Some(v) = get("ODOCK_USAGE_SPILL_PATH") {
+            self.usage_spill_path = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("ODOCK_USAGE_MAX_LAG_SECS") {
+            self.usage_max_lag_secs = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_USAGE_MAX_LAG_SECS", e))?;
+        }
         if let Some(v) = get("ODOCK_USAGE_RETENTION_DAYS") {
             let days = v
                 .parse()
@@ -453,6 +479,19 @@ impl Config {
         (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
     }
 
+    /// Where the usage writer spills when the database cannot keep up: `usage_spill_path`, else
+    /// beside the SQLite file, else `odock.usage-spill` in the working directory. In-memory
+    /// databases spill to a temporary file of their own (`None`).
+    pub fn usage_spill_file(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.usage_spill_path {
+            return Some(path.clone());
+        }
+        match odock_store::db::Backend::of_url(&self.database_url) {
+            Some(odock_store::db::Backend::Postgres) => Some(PathBuf::from("odock.usage-spill")),
+            _ => self.sibling_file("usage-spill"),
+        }
+    }
+
     /// Where generated secrets live: beside the database file, named after it.
     pub fn sibling_file(&self, suffix: &str) -> Option<PathBuf> {
         let db = self.sqlite_path()?;
@@ -468,7 +507,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nredis_prefix = {}\nredis_outage_policy = {}\nredis_timeout_ms = {}\nredis_connect_timeout_ms = {}\nadvertise_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nredis_prefix = {}\nredis_outage_policy = {}\nredis_timeout_ms = {}\nredis_connect_timeout_ms = {}\nadvertise_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nusage_spill_file = {:?}\nusage_max_lag_secs = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
@@ -485,6 +524,8 @@ impl Config {
             self.max_body_bytes,
             self.usage_batch_size,
             self.usage_flush_interval_ms,
+            self.usage_spill_file(),
+            self.usage_max_lag_secs,
             self.shutdown_grace_secs,
             self.trusted_proxies,
             self.usage_retention_days,

@@ -20,6 +20,7 @@ pub mod mcp_usage;
 pub mod retention;
 pub mod testing;
 pub mod usage_records;
+pub mod usage_spill;
 pub mod usage_writer;
 
 pub use crypto::{CryptoError, MasterKey};

@@ -1,16 +1,21 @@
 //! [`SqlUsageSink`]: the batched background writer behind [`UsageSink`].
 //!
 //! `enqueue` is called on the request path and must neither block nor lose a record. Records go
-//! into a bounded channel; when it is full, a small task is spawned that waits for room, so the
-//! request goes on and the record still arrives (each such overflow is counted). One writer task
-//! collects up to `batch_size` records or waits at most `flush_interval`, then stores the batch with
-//! [`usage_records::insert_batch`] in one transaction. A failed write is logged and retried with a
-//! capped backoff until it succeeds: acknowledged records are never dropped while the process lives.
+//! into a bounded channel; when it is full (the database cannot keep up: slow disk, locked database,
+//! outage), they are appended to a spill file instead ([`crate::usage_spill`]), so memory stays
+//! bounded and nothing is dropped. One writer task collects up to `batch_size` records or waits at
+//! most `flush_interval`, then stores the batch with [`usage_records::insert_batch`] in one
+//! transaction — records, daily rollup and ledger window charges together. A failed write is logged
+//! and retried with a capped backoff until it succeeds. Once the writer has caught up, it replays
+//! the spill file (idempotently); at shutdown, what cannot be stored is spilled for the next start.
 //!
 //! `flush` sends a marker through the same channel (so the writer stores its partial batch at
 //! once) and waits until every record enqueued before the call is stored. Each record carries a
 //! sequence number and the writer publishes the low watermark below which all are stored, so
-//! records that took the overflow path are waited for too.
+//! spilled records are waited for too.
+//!
+//! [`SqlUsageSink::backlog_age`] says how long the oldest record not yet stored has waited: the
+//! readiness check reports a writer that cannot write.
 //!
 //! ```no_run
 //! # async fn demo(pool: odock_store::db::Db) -> Result<(), odock_core::UsageSinkError> {
@@ -24,7 +29,8 @@
 //! ```
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +39,11 @@ use async_trait::async_trait;
 use odock_core::{McpUsageRecord, UsageRecord, UsageSink, UsageSinkError};
 use parking_lot::Mutex;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::usage_spill::{Spill, SpillReader, SpilledRecord};
 use crate::{mcp_usage, usage_records};
 
 /// Writer tuning.
@@ -46,8 +53,10 @@ pub struct UsageWriterOptions {
     pub batch_size: usize,
     /// Longest a record waits for its batch to fill before it is written anyway.
     pub flush_interval: Duration,
-    /// Records buffered in the channel before `enqueue` takes the (still lossless) overflow path.
+    /// Records held in memory before `enqueue` spills to the file (bounds the writer's memory).
     pub channel_capacity: usize,
+    /// The spill file; `None`: a file of its own in the system's temporary directory.
+    pub spill_path: Option<PathBuf>,
 }
 
 impl Default for UsageWriterOptions {
@@ -55,7 +64,8 @@ impl Default for UsageWriterOptions {
         Self {
             batch_size: 256,
             flush_interval: Duration::from_millis(100),
-            channel_capacity: 65_536,
+            channel_capacity: 4_096,
+            spill_path: None,
         }
     }
 }
@@ -81,12 +91,30 @@ struct Counters {
     batches: AtomicU64,
     overflows: AtomicU64,
     dropped: AtomicU64,
+    /// `createdAt` (unix ms) of the oldest record of the batch being written; 0 when idle.
+    writing_since_ms: AtomicI64,
+}
+
+/// Set when the process must stop although the database cannot take the last records: the writer
+/// stops retrying and spills everything it holds for the next start.
+#[derive(Default)]
+struct Abandon {
+    set: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl Abandon {
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
 }
 
 /// A [`UsageSink`] that stores records in the SQL database in batches, off the request path.
 pub struct SqlUsageSink {
     tx: mpsc::Sender<Message>,
     counters: Arc<Counters>,
+    spill: Arc<Spill>,
+    abandon: Arc<Abandon>,
     /// All records with a sequence number below this value are stored.
     stored_below: watch::Receiver<u64>,
     runtime: tokio::runtime::Handle,
@@ -106,6 +134,13 @@ impl std::fmt::Debug for SqlUsageSink {
 impl SqlUsageSink {
     /// Spawns the writer task. Must be called within a Tokio runtime.
     pub fn start(pool: Db, options: UsageWriterOptions) -> Self {
+        let spill_path = options.spill_path.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "odock-usage-spill-{}-{}",
+                std::process::id(),
+                odock_core::ids::random_hex(6)
+            ))
+        });
         let options = UsageWriterOptions {
             batch_size: options.batch_size.max(1),
             channel_capacity: options.channel_capacity.max(1),
@@ -114,11 +149,15 @@ impl SqlUsageSink {
         let (tx, rx) = mpsc::channel(options.channel_capacity);
         let (stored_tx, stored_below) = watch::channel(0);
         let counters = Arc::new(Counters::default());
+        let spill = Arc::new(Spill::new(spill_path));
+        let abandon = Arc::new(Abandon::default());
         let writer = Writer {
             pool,
             rx,
             options,
             counters: counters.clone(),
+            spill: spill.clone(),
+            abandon: abandon.clone(),
             stored: SeqTracker::default(),
             stored_tx,
             flush_target: 0,
@@ -127,6 +166,8 @@ impl SqlUsageSink {
         Self {
             tx,
             counters,
+            spill,
+            abandon,
             stored_below,
             runtime: tokio::runtime::Handle::current(),
             task: Mutex::new(Some(task)),
@@ -153,9 +194,27 @@ impl SqlUsageSink {
         self.counters.batches.load(Ordering::Relaxed)
     }
 
-    /// Records that found the channel full and waited in a spawned task.
+    /// Records that found the queue full and were spilled to the file.
     pub fn overflow_total(&self) -> u64 {
         self.counters.overflows.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the spill file.
+    pub fn spilled_pending(&self) -> u64 {
+        self.spill.pending()
+    }
+
+    /// How long the oldest record not yet stored has waited (zero when the writer is up to date):
+    /// the batch being written, or the oldest spilled record.
+    pub fn backlog_age(&self) -> Duration {
+        let writing = self.counters.writing_since_ms.load(Ordering::Relaxed);
+        let oldest = [Some(writing).filter(|ms| *ms > 0), self.spill.oldest_ms()]
+            .into_iter()
+            .flatten()
+            .min();
+        oldest.map_or(Duration::ZERO, |ms| {
+            Duration::from_millis(u64::try_from(crate::db::now_ms() - ms).unwrap_or(0))
+        })
     }
 
     /// Records lost because they were enqueued after the writer stopped (after [`shutdown`]).
@@ -179,6 +238,22 @@ impl SqlUsageSink {
         }
         flushed
     }
+
+    /// Stops the writer now, whether or not the database takes the last records: what it holds is
+    /// spilled to the file (replayed at the next start). For a shutdown whose [`shutdown`] did not
+    /// finish in time (the database is down). Returns how many records were left to the file.
+    ///
+    /// [`shutdown`]: SqlUsageSink::shutdown
+    pub async fn abandon_to_spill(&self, wait: Duration) -> u64 {
+        self.abandon.set.store(true, Ordering::SeqCst);
+        self.abandon.notify.notify_one();
+        let _ = self.tx.try_send(Message::Shutdown);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(wait, task).await;
+        }
+        self.spill.pending()
+    }
 }
 
 impl SqlUsageSink {
@@ -191,18 +266,44 @@ impl SqlUsageSink {
             .try_send(Message::Record(seq, Box::new(record), mcp))
         {
             Ok(()) => {}
-            Err(TrySendError::Full(message)) => {
+            Err(TrySendError::Full(Message::Record(seq, mut record, mcp))) => {
                 self.counters.overflows.fetch_add(1, Ordering::Relaxed);
-                let tx = self.tx.clone();
-                let counters = self.counters.clone();
-                self.runtime.spawn(async move {
-                    if tx.send(message).await.is_err() {
-                        counters.record_dropped();
-                    }
-                });
+                let entry = SpilledRecord {
+                    seq,
+                    run: self.spill.run(),
+                    charges: std::mem::take(&mut record.ledger_charges),
+                    record: *record,
+                    mcp: mcp.map(|mcp| *mcp),
+                };
+                if let Err(error) = self.spill.append(&entry) {
+                    // Nowhere on disk to put it: keep it in memory rather than lose it.
+                    tracing::error!(%error, path = %self.spill.path().display(), "usage record not spilled; waiting in memory");
+                    self.wait_in_memory(entry);
+                }
             }
+            Err(TrySendError::Full(_)) => {}
             Err(TrySendError::Closed(_)) => self.counters.record_dropped(),
         }
+    }
+
+    /// The last resort when the spill file cannot be written: a task waits for room in the queue.
+    fn wait_in_memory(&self, entry: SpilledRecord) {
+        let SpilledRecord {
+            seq,
+            mut record,
+            charges,
+            mcp,
+            ..
+        } = entry;
+        record.ledger_charges = charges;
+        let message = Message::Record(seq, Box::new(record), mcp.map(Box::new));
+        let tx = self.tx.clone();
+        let counters = self.counters.clone();
+        self.runtime.spawn(async move {
+            if tx.send(message).await.is_err() {
+                counters.record_dropped();
+            }
+        });
     }
 }
 
@@ -270,6 +371,8 @@ struct Writer {
     rx: mpsc::Receiver<Message>,
     options: UsageWriterOptions,
     counters: Arc<Counters>,
+    spill: Arc<Spill>,
+    abandon: Arc<Abandon>,
     stored: SeqTracker,
     stored_tx: watch::Sender<u64>,
     /// The highest flush target received; while it is not reached the writer does not wait for
@@ -277,9 +380,10 @@ struct Writer {
     flush_target: u64,
 }
 
-/// Records being collected, with their sequence numbers.
+/// Records being collected, each with its sequence number when this process enqueued it (records
+/// replayed from an earlier process's spill file have none).
 struct Batch {
-    seqs: Vec<u64>,
+    seqs: Vec<Option<u64>>,
     records: Vec<UsageRecord>,
     /// The MCP usage records of some of `records`.
     mcp: Vec<McpUsageRecord>,
@@ -314,6 +418,10 @@ enum Next {
 impl Writer {
     async fn run(mut self) {
         let mut batch = Batch::with_capacity(self.options.batch_size);
+        // What an earlier process left in its spill files.
+        if self.spill.has_files() {
+            self.replay_spill(&mut batch).await;
+        }
         loop {
             let Some(first) = self.rx.recv().await else {
                 break;
@@ -339,26 +447,100 @@ impl Writer {
                 }
             }
             self.write(&mut batch).await;
-            if next == Next::Stop {
+            if next == Next::Stop || self.abandon.is_set() {
                 break;
             }
+            // Caught up (or someone waits for everything): store what was spilled meanwhile.
+            let caught_up = self.rx.is_empty() || self.stored.low < self.flush_target;
+            if caught_up && self.spill.pending() > 0 {
+                self.replay_spill(&mut batch).await;
+            }
         }
-        // Stopping: store what is still queued. Senders waiting on the overflow path now fail and
-        // count their record as dropped.
+        // Stopping: store what is still queued and spilled. Senders waiting on the last-resort
+        // path now fail and count their record as dropped.
         self.rx.close();
         while let Some(message) = self.rx.recv().await {
             self.take(message, &mut batch);
-            if batch.len() >= self.options.batch_size {
+            if self.abandon.is_set() {
+                self.spill_batch(&mut batch);
+            } else if batch.len() >= self.options.batch_size {
                 self.write(&mut batch).await;
             }
         }
         self.write(&mut batch).await;
+        if self.spill.pending() > 0 && !self.abandon.is_set() {
+            self.replay_spill(&mut batch).await;
+        }
+    }
+
+    /// Stores every spill file's records (idempotently), then deletes the file. Waits out a
+    /// database outage like any batch.
+    async fn replay_spill(&mut self, batch: &mut Batch) {
+        let files = match self.spill.files_to_replay() {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::error!(%error, "usage spill files cannot be listed; retrying later");
+                return;
+            }
+        };
+        let chunk = self.options.batch_size;
+        for file in files {
+            let opened = SpillReader::open(&file);
+            let Ok(mut reader) = opened else {
+                tracing::error!(path = %file.display(), "usage spill file cannot be opened; retrying later");
+                return;
+            };
+            let mut replayed = 0;
+            loop {
+                let read = tokio::task::spawn_blocking(move || {
+                    let records = reader.next_chunk(chunk);
+                    (reader, records)
+                })
+                .await;
+                let Ok((returned, records)) = read else {
+                    return;
+                };
+                reader = returned;
+                let records = match records {
+                    Ok(records) if records.is_empty() => break,
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::error!(%error, path = %file.display(), "usage spill file unreadable; retrying later");
+                        return;
+                    }
+                };
+                for entry in records {
+                    replayed += u64::from(entry.run == self.spill.run());
+                    self.take_spilled(entry, batch);
+                }
+                self.write(batch).await;
+            }
+            if let Err(error) = std::fs::remove_file(&file) {
+                tracing::error!(%error, path = %file.display(), "replayed usage spill file not removed; it will be replayed again (harmlessly)");
+            }
+            self.spill.replayed(replayed);
+            tracing::info!(path = %file.display(), "usage records replayed from the spill file");
+        }
+    }
+
+    fn take_spilled(&self, entry: SpilledRecord, batch: &mut Batch) {
+        let SpilledRecord {
+            seq,
+            run,
+            mut record,
+            charges,
+            mcp,
+        } = entry;
+        record.ledger_charges = charges;
+        batch.seqs.push((run == self.spill.run()).then_some(seq));
+        batch.records.push(record);
+        batch.mcp.extend(mcp);
     }
 
     fn take(&mut self, message: Message, batch: &mut Batch) -> Next {
         match message {
             Message::Record(seq, record, mcp) => {
-                batch.seqs.push(seq);
+                batch.seqs.push(Some(seq));
                 batch.records.push(*record);
                 batch.mcp.extend(mcp.map(|mcp| *mcp));
                 Next::Collect
@@ -377,6 +559,13 @@ impl Writer {
             return;
         }
         let records = &batch.records;
+        let oldest = records
+            .iter()
+            .map(|r| r.created_at.timestamp_millis())
+            .min();
+        self.counters
+            .writing_since_ms
+            .store(oldest.unwrap_or(0).max(1), Ordering::Relaxed);
         let mut backoff = RETRY_BACKOFF_START;
         loop {
             match self.write_once(records, &batch.mcp).await {
@@ -389,21 +578,55 @@ impl Writer {
                         retry_in_ms = backoff.as_millis() as u64,
                         "writing usage records failed; retrying"
                     );
-                    tokio::time::sleep(backoff).await;
+                    if self.abandon.is_set() {
+                        self.spill_batch(batch);
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.abandon.notify.notified() => {}
+                    }
                     backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
                 }
             }
         }
-        let count = records.len() as u64;
-        self.counters.written.fetch_add(count, Ordering::Relaxed);
-        self.counters.depth.fetch_sub(count, Ordering::Relaxed);
+        self.counters.writing_since_ms.store(0, Ordering::Relaxed);
+        self.counters
+            .written
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        // Only records of this process were counted in when enqueued.
+        let ours = batch.seqs.iter().flatten().count() as u64;
+        self.counters.depth.fetch_sub(ours, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
-        for seq in batch.seqs.drain(..) {
+        for seq in batch.seqs.drain(..).flatten() {
             self.stored.mark(seq);
         }
         batch.records.clear();
         batch.mcp.clear();
         self.stored_tx.send_replace(self.stored.low);
+    }
+
+    /// Leaves the batch to the spill file (the writer is abandoned: the database cannot take it).
+    fn spill_batch(&mut self, batch: &mut Batch) {
+        let mut mcp: std::collections::HashMap<String, McpUsageRecord> = batch
+            .mcp
+            .drain(..)
+            .map(|m| (m.usage_record_id.as_str().to_owned(), m))
+            .collect();
+        for (seq, mut record) in batch.seqs.drain(..).zip(batch.records.drain(..)) {
+            let entry = SpilledRecord {
+                seq: seq.unwrap_or(0),
+                run: self.spill.run(),
+                charges: std::mem::take(&mut record.ledger_charges),
+                mcp: mcp.remove(record.id.as_str()),
+                record,
+            };
+            if let Err(error) = self.spill.append(&entry) {
+                self.counters.record_dropped();
+                tracing::error!(%error, "usage record lost: neither stored nor spilled");
+            }
+        }
+        self.counters.writing_since_ms.store(0, Ordering::Relaxed);
     }
 
     async fn write_once(
@@ -445,6 +668,7 @@ mod tests {
             channel_capacity,
             // Long enough that only size and flushes trigger writes in these tests.
             flush_interval: Duration::from_secs(3_600),
+            spill_path: None,
         }
     }
 
@@ -520,10 +744,117 @@ mod tests {
             sink.enqueue(record(&format!("r{i:03}"), i));
         }
         assert_eq!(sink.overflow_total(), 96);
+        assert_eq!(sink.spilled_pending(), 96);
         assert_eq!(sink.queue_depth(), 100);
         sink.flush().await.unwrap();
         assert_eq!(stored_count(&pool).await, 100);
         assert_eq!(sink.queue_depth(), 0);
+        assert_eq!(sink.spilled_pending(), 0);
+        assert!(!sink.spill.has_files(), "the replayed spill file is gone");
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_write_spills_to_disk_reports_its_age_and_catches_up() {
+        let pool = crate::testing::database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = SqlUsageSink::start(
+            pool.clone(),
+            UsageWriterOptions {
+                spill_path: Some(dir.path().join("spill")),
+                ..options(16, 8)
+            },
+        );
+        sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Records made a minute ago, so the backlog has an age to report.
+        let old = crate::db::now_ms() - 60_000;
+        for i in 0..500 {
+            sink.enqueue(record(&format!("r{i:03}"), old + i));
+            if i % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        while sink.write_errors_total() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Memory holds at most the queue and one batch; the rest waits on disk.
+        assert!(
+            sink.spilled_pending() >= 500 - 8 - 16,
+            "{}",
+            sink.spilled_pending()
+        );
+        assert!(
+            sink.backlog_age() >= Duration::from_secs(59),
+            "{:?}",
+            sink.backlog_age()
+        );
+        sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sink.flush().await.unwrap();
+        assert_eq!(stored_count(&pool).await, 500);
+        assert_eq!(sink.backlog_age(), Duration::ZERO);
+        assert_eq!((sink.spilled_pending(), sink.queue_depth()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_writer_spills_what_it_holds_and_the_next_start_stores_it_once() {
+        let pool = crate::testing::database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let spill = dir.path().join("spill");
+        let sink = SqlUsageSink::start(
+            pool.clone(),
+            UsageWriterOptions {
+                spill_path: Some(spill.clone()),
+                ..options(4, 64)
+            },
+        );
+        sink.enqueue(record("stored", 1));
+        sink.flush().await.unwrap();
+        sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for i in 0..10 {
+            sink.enqueue(record(&format!("r{i}"), 10 + i));
+        }
+        while sink.write_errors_total() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Shutting down with the database away: nothing is lost, it waits on disk.
+        assert_eq!(sink.abandon_to_spill(Duration::from_secs(5)).await, 10);
+        sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // The next process replays it; one record of it was already stored — counted once.
+        let line = std::fs::read_to_string(&spill).unwrap();
+        let mut again: SpilledRecord = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+        again.record = record("stored", 1);
+        std::fs::write(
+            spill.with_extension("replay-leftover"),
+            format!("{}\n", serde_json::to_string(&again).unwrap()),
+        )
+        .unwrap();
+        let next = SqlUsageSink::start(
+            pool.clone(),
+            UsageWriterOptions {
+                spill_path: Some(spill.clone()),
+                ..options(4, 64)
+            },
+        );
+        next.enqueue(record("new", 100));
+        next.flush().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stored_count(&pool).await < 12 {
+            assert!(std::time::Instant::now() < deadline, "spill never replayed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stored_count(&pool).await, 12);
+        assert!(!next.spill.has_files());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

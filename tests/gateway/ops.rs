@@ -27,7 +27,7 @@ async fn health_and_readiness_report_ok() {
     let ready: Value = response.json().await.unwrap();
     assert_eq!(
         ready,
-        json!({"status": "ready", "checks": {"database": "ok", "redis": "disabled"}})
+        json!({"status": "ready", "checks": {"database": "ok", "redis": "disabled", "usage": "ok"}})
     );
 }
 
@@ -102,4 +102,55 @@ async fn graceful_shutdown_flushes_usage_records() {
             .await
             .unwrap();
     assert_eq!(count, 20);
+}
+
+/// A database that answers `SELECT 1` but refuses every usage write is not "ready": readiness
+/// says so once the oldest unwritten record is older than the bound, and recovers by itself.
+#[tokio::test]
+async fn readiness_reports_a_usage_writer_that_cannot_write() {
+    let upstream = FakeOpenAi::start().await;
+    let server = TestServer::start_with(|config| config.usage_max_lag_secs = 1).await;
+    let world = World::create(&server, &upstream).await;
+    let db = server.pool().await;
+    sqlx::query("ALTER TABLE usage_records RENAME TO usage_records_away")
+        .execute(&db)
+        .await
+        .unwrap();
+    let response = server
+        .chat(
+            &world.key,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "requests are still served");
+    let readiness = || async {
+        let response = server
+            .client
+            .get(server.url("/v1/healthz"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = readiness().await;
+        if status == 503 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["checks"]["database"], "ok");
+    assert!(body["checks"]["usage"]
+        .as_str()
+        .unwrap()
+        .contains("not yet stored"));
+    sqlx::query("ALTER TABLE usage_records_away RENAME TO usage_records")
+        .execute(&db)
+        .await
+        .unwrap();
+    server.flush_usage().await;
+    assert_eq!(readiness().await.0, 200);
 }

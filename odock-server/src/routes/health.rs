@@ -1,5 +1,7 @@
-//! `GET /v1/health` (liveness) and `GET /v1/healthz` (readiness: database and Redis).
+//! `GET /v1/health` (liveness) and `GET /v1/healthz` (readiness: database, Redis, and a usage
+//! writer that keeps up).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -7,6 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use odock_redis::RedisHealth;
 use odock_store::db::Db;
+use odock_store::SqlUsageSink;
 use serde_json::{json, Value};
 
 /// How long each readiness check may take.
@@ -18,6 +21,10 @@ pub struct HealthState {
     pub pool: Db,
     /// `None` in embedded mode (reported as `"disabled"`).
     pub redis: Option<RedisHealth>,
+    /// Not ready once its oldest unwritten record is older than `usage_max_lag`: a database that
+    /// answers `SELECT 1` may still refuse every write (locked, full disk).
+    pub usage: Arc<SqlUsageSink>,
+    pub usage_max_lag: Duration,
 }
 
 pub async fn health() -> Json<Value> {
@@ -43,7 +50,17 @@ pub async fn healthz(State(state): State<HealthState>) -> (StatusCode, Json<Valu
             Err(_) => "error: timed out".to_owned(),
         },
     };
-    let ready = database == "ok" && (redis == "ok" || redis == "disabled");
+    let lag = state.usage.backlog_age();
+    let usage = if lag <= state.usage_max_lag {
+        "ok".to_owned()
+    } else {
+        format!(
+            "error: the oldest usage record not yet stored is {} s old (limit {} s)",
+            lag.as_secs(),
+            state.usage_max_lag.as_secs()
+        )
+    };
+    let ready = database == "ok" && (redis == "ok" || redis == "disabled") && usage == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -51,7 +68,7 @@ pub async fn healthz(State(state): State<HealthState>) -> (StatusCode, Json<Valu
     };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
-        "checks": { "database": database, "redis": redis },
+        "checks": { "database": database, "redis": redis, "usage": usage },
     });
     (status, Json(body))
 }
