@@ -77,9 +77,10 @@ id_type!(
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
-    /// A fresh id: 32 lower-case hex characters (128 random bits).
+    /// A fresh id: 32 lower-case hex characters, time-ordered so the usage records' request-id index grows
+    /// at its right edge instead of touching a random page per record.
     pub fn generate() -> Self {
-        Self(random_hex(16).into())
+        Self(time_ordered_hex_id().into())
     }
 
     /// Accepts a client-supplied id when it is 1–128 characters of `[A-Za-z0-9._:-]`.

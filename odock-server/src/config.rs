@@ -188,7 +188,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
             usage_retention_days: None,
-            database_max_connections: 8,
+            database_max_connections: 4,
             database_acquire_timeout_ms: 10_000,
             ledger_lease_ms: 30_000,
         }
