@@ -25,6 +25,7 @@ use crate::metrics::{self, Metrics, ObservedUsageSink};
 use crate::routes::client_ip::TrustedProxies;
 use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
+use crate::single_writer::SingleWriter;
 
 /// How long shutdown waits for the usage writer to drain.
 const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,6 +60,8 @@ pub struct App {
     /// MCP session ownership; learns the bound address in [`App::serve`].
     mcp_affinity: McpAffinity,
     shutdown_grace: Duration,
+    /// Embedded mode: this process is the database's only gateway while it holds this.
+    _single_writer: SingleWriter,
 }
 
 impl std::fmt::Debug for App {
@@ -71,6 +74,9 @@ impl App {
     /// Connects the database (migrating it), loads or creates the master key and admin token,
     /// and assembles every route.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let single_writer = SingleWriter::claim(config)
+            .await
+            .map_err(StartError::Config)?;
         let pool = odock_store::connect(
             &config.database_url,
             &odock_store::DbOptions {
@@ -224,6 +230,7 @@ impl App {
             governance,
             mcp_affinity,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            _single_writer: single_writer,
         })
     }
 

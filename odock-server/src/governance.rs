@@ -205,6 +205,35 @@ mod tests {
         assert_eq!(body["checks"]["database"], "ok");
     }
 
+    /// Embedded mode decides limits in memory: a second server on the same database without Redis
+    /// would admit up to every limit again, so it refuses to start, saying why.
+    #[tokio::test]
+    async fn a_second_embedded_server_on_one_database_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = match odock_store::testing::postgres_url().await {
+            Some(url) if odock_store::testing::backend_is_postgres() => url,
+            _ => format!("sqlite://{}", dir.path().join("odock.db").display()),
+        };
+        let lookup = |name: &str| match name {
+            "ODOCK_DATABASE_URL" => Some(database.clone()),
+            "ODOCK_ADMIN_TOKEN" => Some("test-admin-token-0123456789abcdefghij".to_owned()),
+            "ODOCK_MASTER_KEY" => Some(odock_store::MasterKey::generate().1),
+            _ => None,
+        };
+        let config = Config::load(&Cli::default(), lookup).unwrap();
+        let first = App::build(&config).await.unwrap();
+        match App::build(&config).await {
+            Err(crate::StartError::Config(message)) => {
+                assert!(message.contains("ODOCK_REDIS_URL"), "{message}")
+            }
+            other => panic!("a second embedded server started: {other:?}"),
+        }
+        drop(first);
+        App::build(&config)
+            .await
+            .expect("the database is free again once the first server is gone");
+    }
+
     #[tokio::test]
     async fn a_server_configured_with_an_unreachable_redis_does_not_start() {
         let dir = tempfile::tempdir().unwrap();

@@ -211,3 +211,42 @@ async fn upstream_errors_are_relayed_and_unreachable_or_slow_upstreams_become_ga
     assert_eq!(body["error"]["code"], "upstream_error");
     assert!(!body.to_string().contains("sk-dead-upstream-key-000"));
 }
+
+/// A stream dropped right after its first chunk (the role delta, no text yet) is still billed:
+/// the prompt reached the provider, which charges it (DECISIONS: a stream is never free).
+#[tokio::test]
+async fn a_stream_aborted_after_its_first_chunk_is_billed_for_its_prompt() {
+    let upstream = FakeOpenAi::start().await;
+    let server = TestServer::start().await;
+    let world = World::create(&server, &upstream).await;
+    let hesitant = server
+        .create_model(&world.org, &world.provider, "hesitant-model", "hesitant")
+        .await;
+    server.grant(&world.org, &world.key_id, &hesitant).await;
+
+    let mut response = server
+        .client
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(&world.key)
+        .header("x-request-id", "abort-first-chunk")
+        .json(&json!({"model": "hesitant-model", "stream": true,
+                      "messages": [{"role": "user", "content": "A prompt of exactly forty bytes, okay!!!"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().expect("the role delta");
+    assert!(String::from_utf8_lossy(&first).contains("\"role\":\"assistant\""));
+    drop(response);
+
+    let record = server.usage_record(&world.org, "abort-first-chunk").await;
+    assert_eq!(record["errorCode"], "client_disconnected");
+    assert_eq!(record["metadata"]["usageEstimated"], true, "{record}");
+    assert_eq!(
+        record["tokens"]["input"], 10,
+        "⌈40 prompt bytes / 4⌉: {record}"
+    );
+    assert_eq!(record["tokens"]["output"], 0);
+    // 10 input tokens at $2/1M.
+    assert_eq!(record["costNanosUsd"], 20_000, "{record}");
+}

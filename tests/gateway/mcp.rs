@@ -555,16 +555,20 @@ async fn stdio_sessions_run_tools_and_relay_progress() {
     assert_eq!(mcp["toolName"], "slow_progress");
     assert_eq!(mcp["outputBytes"], progress.text.len());
 
-    // DELETE ends the session.
+    // DELETE ends the session, and is recorded as the success it is (not as a client that left).
     let response = server
         .client
         .delete(server.url("/v1/mcp/local"))
         .bearer_auth(&world.key)
         .header("mcp-session-id", client.session.clone().unwrap())
+        .header("x-request-id", "mcp-delete-1")
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
+    let record = server.usage_record(&world.org, "mcp-delete-1").await;
+    assert_eq!(record["errorCode"], Value::Null, "{record}");
+    assert_eq!(record["metadata"]["outcome"], "completed", "{record}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //!   - `fail-429`: HTTP 429 with an OpenAI rate-limit error body (`Rate limit reached for requests`);
 //!   - `slow`: answers after 5 s (longer than the test provider timeout);
 //!   - `endless`: streams a content chunk every 5 ms, up to 2,000 chunks (for client-abort tests);
+//!   - `hesitant`: streams the role delta (no text), then nothing for 10 s;
 //!   - anything else: a normal answer with usage (15 prompt / 644 completion tokens), streamed
 //!     when asked, with the usage-only final chunk when `stream_options.include_usage` is set.
 //! - `/v1/responses` (and Azure's `/openai/v1/responses`): a `response` object, or its typed event
@@ -129,6 +130,15 @@ async fn chat(body: &Bytes) -> Response {
         "slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             (StatusCode::OK, "late").into_response()
+        }
+        "hesitant" => {
+            let first = chunk(&model, json!({"role": "assistant", "content": ""}), None);
+            sse(stream::once(async move { first })
+                .chain(stream::once(async move {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    chunk(&model, json!({"content": "finally"}), None)
+                }))
+                .boxed())
         }
         "endless" => sse(
             stream::iter(0..2000)

@@ -17,12 +17,19 @@ pub struct MeteredBody {
 }
 
 impl MeteredBody {
+    /// Meters `inner`. A body that is already complete (empty: a 204, an MCP `DELETE`) finishes
+    /// the meter at once: servers never poll such a body, they drop it, which would otherwise read
+    /// as a client abort.
     pub fn new(inner: GatewayBody, meter: Meter) -> Self {
-        Self {
+        let mut body = Self {
             inner,
             meter,
             done: false,
+        };
+        if body.inner.is_end_stream() {
+            body.finish(Outcome::Completed);
         }
+        body
     }
 
     fn finish(&mut self, outcome: Outcome) {

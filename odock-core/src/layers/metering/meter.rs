@@ -294,19 +294,22 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
         .upstream_started
         .map_or(latency, |t| t.duration_since(state.start.instant));
 
-    // Exact usage when the upstream reported it; otherwise, if the upstream was reached, an estimate
-    // from what was streamed, so an aborted stream is never free.
+    // Exact usage when the upstream reported it. Otherwise, when the upstream was reached and the
+    // client went away (or text was streamed), an estimate: the prompt reached the provider, which
+    // bills it, and what was streamed was generated — an aborted request is never free.
+    let estimate_usage = state.upstream_started.is_some()
+        && (state.streamed_output_bytes > 0 || outcome == Outcome::ClientAborted);
     let (tokens, provider_usage, estimated) = match state.usage.take() {
         Some(reported) => (reported.tokens, Some(reported.raw), false),
-        None if state.upstream_started.is_some() && state.streamed_output_bytes > 0 => (
-            TokenUsage {
+        None if estimate_usage => {
+            let tokens = TokenUsage {
                 input: state.prompt_text_bytes.div_ceil(BYTES_PER_TOKEN),
                 output: state.streamed_output_bytes.div_ceil(BYTES_PER_TOKEN),
                 ..TokenUsage::default()
-            },
-            None,
-            true,
-        ),
+            };
+            let estimated = tokens.total() > 0;
+            (tokens, None, estimated)
+        }
         None => (TokenUsage::default(), None, false),
     };
 
