@@ -91,7 +91,7 @@ fn plan(i: usize) -> (&'static str, bool, Duration) {
         // Given up in the middle of a stream (a chunk every 5 ms).
         3 => ("endless", true, micros(5_000 + (i as u64 * 97) % 40_000)),
         // Allowed to finish.
-        _ => ("gpt-4o", i % 2 == 0, Duration::from_secs(10)),
+        _ => ("gpt-4o", i.is_multiple_of(2), Duration::from_secs(10)),
     }
 }
 
