@@ -31,6 +31,9 @@ use std::time::Duration;
 use crate::db::Db;
 use async_trait::async_trait;
 use moka::sync::Cache;
+
+/// The caches on the request path, with a fast (non-cryptographic, randomly seeded) hasher.
+pub(crate) type FastCache<K, V> = Cache<K, V, foldhash::fast::RandomState>;
 use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 use odock_core::{
     ApiKeyId, ApiKeyType, AuthError, CacheInvalidator, CacheKind, Capability, InvalidationCommand,
@@ -89,14 +92,14 @@ pub struct SqlKeyStore {
     pool: Db,
     master_key: Arc<MasterKey>,
     /// key hash → principal.
-    principals: Cache<String, Principal>,
+    principals: FastCache<String, Principal>,
     /// key hashes recently found unknown.
-    unknown_keys: Cache<String, ()>,
-    models: Cache<ModelKey, Arc<ResolvedModel>>,
-    missing_models: Cache<ModelKey, ()>,
-    grants: Cache<ApiKeyId, Arc<HashSet<ModelId>>>,
+    unknown_keys: FastCache<String, ()>,
+    models: FastCache<ModelKey, Arc<ResolvedModel>>,
+    missing_models: FastCache<ModelKey, ()>,
+    grants: FastCache<ApiKeyId, Arc<HashSet<ModelId>>>,
     /// (key, model) → the rate-limit policies of every scope.
-    policies: Cache<(ApiKeyId, ModelId), Arc<ScopedPolicies>>,
+    policies: FastCache<(ApiKeyId, ModelId), Arc<ScopedPolicies>>,
     /// MCP servers, MCP grants and MCP-server policies.
     mcp: McpCache,
     /// Serialises cache inserts with invalidations and holds the key id → hashes index.
@@ -129,7 +132,7 @@ struct KeyIndex {
 
 impl SqlKeyStore {
     pub fn new(pool: Db, master_key: Arc<MasterKey>, options: KeyStoreOptions) -> Self {
-        fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+        fn cache<K, V>(capacity: u64, ttl: Duration) -> FastCache<K, V>
         where
             K: std::hash::Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
@@ -137,7 +140,7 @@ impl SqlKeyStore {
             Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         }
         let KeyStoreOptions {
             positive_ttl,

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
+
+use crate::key_store::FastCache;
 use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 use odock_core::{
     ApiKeyId, CacheKind, InvalidationCommand, McpAuthType, McpPricing, McpServerId,
@@ -27,11 +29,11 @@ type ServerKey = (OrganisationId, String);
 
 /// The MCP caches of one key store.
 pub(crate) struct McpCache {
-    servers: Cache<ServerKey, Arc<ResolvedMcpServer>>,
-    missing: Cache<ServerKey, ()>,
-    grants: Cache<ApiKeyId, Arc<HashSet<McpServerId>>>,
+    servers: FastCache<ServerKey, Arc<ResolvedMcpServer>>,
+    missing: FastCache<ServerKey, ()>,
+    grants: FastCache<ApiKeyId, Arc<HashSet<McpServerId>>>,
     /// (key, server) → every scope's policies.
-    policies: Cache<(ApiKeyId, McpServerId), Arc<ScopedPolicies>>,
+    policies: FastCache<(ApiKeyId, McpServerId), Arc<ScopedPolicies>>,
     /// Serialises inserts with invalidations.
     guard: Mutex<()>,
     generation: AtomicU64,
@@ -39,7 +41,7 @@ pub(crate) struct McpCache {
 
 impl McpCache {
     pub(crate) fn new(capacity: u64, positive_ttl: Duration, negative_ttl: Duration) -> Self {
-        fn cache<K, V>(capacity: u64, ttl: Duration) -> Cache<K, V>
+        fn cache<K, V>(capacity: u64, ttl: Duration) -> FastCache<K, V>
         where
             K: std::hash::Hash + Eq + Send + Sync + 'static,
             V: Clone + Send + Sync + 'static,
@@ -47,7 +49,7 @@ impl McpCache {
             Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         }
         Self {
             servers: cache(capacity, positive_ttl),

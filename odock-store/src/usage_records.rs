@@ -24,6 +24,19 @@ use crate::db::{connection_backend, from_ms, now_ms, to_ms, Db, DbConnection, Pa
 /// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
 const MAX_VARIABLES: usize = 32_766;
 
+/// Rows per multi-row insert: the largest chunk, then halves down to one, so a batch of any size is
+/// written with statements of at most six shapes that stay prepared.
+const INSERT_CHUNK: usize = 32;
+
+/// The size of the next insert chunk for `remaining` records.
+fn insert_chunk(remaining: usize) -> usize {
+    let mut size = INSERT_CHUNK;
+    while size > remaining {
+        size /= 2;
+    }
+    size.max(1)
+}
+
 /// Columns of one `usage_records` row, in insert order.
 const COLUMNS: &str = "id, request_id, organisation_id, team_id, user_id, api_key_id, provider, \
     model, model_id, endpoint, http_status, error_code, latency_ms, gateway_overhead_us, stream, \
@@ -49,7 +62,10 @@ pub async fn insert_batch(
     let backend = connection_backend(conn);
     let mut tx = conn.begin().await?;
     let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
-    for chunk in records.chunks(MAX_VARIABLES / COLUMN_COUNT) {
+    let mut rest = records;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(insert_chunk(rest.len()));
+        rest = tail;
         let mut builder = SqlBuilder::new(format!("INSERT INTO usage_records ({COLUMNS}) VALUES "))
             .for_backend(backend);
         for (i, record) in chunk.iter().enumerate() {
@@ -59,13 +75,9 @@ pub async fn insert_batch(
             builder.push_tuple(record_params(record));
         }
         builder.push(" ON CONFLICT(id) DO NOTHING RETURNING id");
-        // Not cached as a prepared statement: every batch size is a different statement, and a
-        // cache of large multi-row INSERTs per connection costs megabytes for nothing.
-        let rows = builder
-            .query()
-            .persistent(false)
-            .fetch_all(&mut *tx)
-            .await?;
+        // Cached as a prepared statement: chunks come in six sizes only, so parsing (the biggest
+        // cost of a multi-row insert) happens once per size and connection.
+        let rows = builder.query().persistent(true).fetch_all(&mut *tx).await?;
         for row in rows {
             inserted.insert(sqlx::Row::try_get::<String, _>(&row, 0)?);
         }
@@ -753,5 +765,27 @@ pub(crate) mod tests {
                 .await
                 .unwrap_err()
         ));
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    #[test]
+    fn batches_split_into_few_statement_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for n in 1..=300 {
+            let (mut left, mut total) = (n, 0);
+            while left > 0 {
+                let size = super::insert_chunk(left);
+                shapes.insert(size);
+                left -= size;
+                total += size;
+            }
+            assert_eq!(total, n);
+        }
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            vec![1, 2, 4, 8, 16, 32]
+        );
     }
 }

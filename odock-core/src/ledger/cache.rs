@@ -5,7 +5,7 @@
 //! background every `refresh_after` as a last resort. Loads run in a task of their own, so a
 //! cancelled request never abandons one half-way, and one load serves every waiting request.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,7 +18,7 @@
 //! One process is authoritative: two processes with an `InMemoryLedger` over one database each
 //! admit against their own counters. Several replicas share budgets through Redis instead.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! `"<scope>:<id>"`; every decision is taken under one lock, so concurrent requests can never
 //! overshoot a limit. (Several replicas share limits through Redis in production mode.)
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
