@@ -67,8 +67,6 @@ id_type!(
     UsageRecordId,
     BudgetId,
     QuotaId,
-    /// A reservation taken by a budget or quota ledger.
-    ReservationId,
 );
 
 /// The id of one gateway request, echoed as `X-Request-Id` and stored on its usage record.
