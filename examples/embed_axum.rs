@@ -1,16 +1,13 @@
-//! Embedding Odock's governance layers in your own axum app, without `odock-server`.
-//!
-//! The app below serves `POST /v1/chat/completions` through the full Odock stack (request id,
-//! JSON errors, virtual-key authentication, metering, model resolution and grants) over in-memory
-//! stores, with a local provider standing in for an upstream, next to a route of its own.
-//!
+//! Odock's governance in your own axum app: `POST /v1/chat/completions` through the full stack
+//! (auth, metering, grants, rate limits, a budget) over in-memory stores and a local stand-in for
+//! OpenAI, next to a route of your own.
 //! ```text
 //! cargo run --example embed_axum
 //! curl -s localhost:3000/v1/chat/completions -H 'authorization: Bearer sk_demo' \
-//!      -d '{"model":"demo","messages":[{"role":"user","content":"hi"}]}'
+//!      -d '{"model":"demo","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'
 //! ```
-//! Swap `StaticProvider` for `odock_providers::default_registry(..)` to call real upstreams, and the
-//! in-memory stores for `odock_store::SqlKeyStore` / `SqlUsageSink` to persist.
+//! The key's organisation has a one-cent daily budget: once spent, requests get 402
+//! `budget_exceeded`. Real upstreams: `odock_providers::default_registry(..)`; persistence: `odock_store`.
 
 use std::sync::Arc;
 
@@ -18,67 +15,34 @@ use axum::routing::{get, post_service};
 use axum::Router;
 use odock::core::testing::StaticProvider;
 use odock::core::{
-    ApiKeyType, Endpoint, GatewayBuilder, InMemoryKeyStore, InMemoryUsageSink, ModelPricing,
-    ModelType, Principal, ProviderRegistry, ProviderType, ResolvedModel, ResolvedProvider,
-    ResolvedProviderKey, Secret, TokenRates,
+    usd_to_nanos, BudgetPeriod, Endpoint, GatewayBuilder, InMemoryKeyStore, InMemoryLedger,
+    InMemoryUsageSink, LedgerRule, ModelPricing, Principal, ProviderRegistry, ProviderType,
+    ResolvedModel, ResolvedProvider, StaticRuleSource,
 };
 
-/// Builds the app: the governed chat route plus an ordinary route, sharing one router.
-fn app(usage: InMemoryUsageSink) -> Router {
+/// The governed chat route next to an ordinary one.
+pub fn app(usage: InMemoryUsageSink) -> Router {
     let keys = InMemoryKeyStore::new();
-    keys.insert_key(
-        "sk_demo",
-        Principal {
-            api_key_id: "key-demo".into(),
-            organisation_id: "org-demo".into(),
-            key_type: ApiKeyType::Organisation,
-            team_id: None,
-            user_id: None,
-            expires_at: None,
-            revoked: false,
-        },
+    keys.insert_key("sk_demo", Principal::organisation_key("acme", "key-demo"));
+    let openai = ResolvedProvider::new("openai", ProviderType::OpenAi, "https://api.openai.com/v1");
+    keys.insert_model(
+        ResolvedModel::chat("acme", "model-demo", "demo", "gpt-4o-mini", openai)
+            .with_key("openai-key", "sk-upstream-demo")
+            .with_pricing(ModelPricing::usd_per_million_tokens(2.0, 8.0)),
     );
-    keys.insert_model(ResolvedModel {
-        id: "model-demo".into(),
-        organisation_id: "org-demo".into(),
-        name: "demo".into(),
-        slug: "demo-upstream".into(),
-        model_type: ModelType::Chat,
-        capabilities: vec![],
-        enabled: true,
-        provider: ResolvedProvider {
-            id: "provider-demo".into(),
-            name: "local".into(),
-            provider_type: ProviderType::OpenAi,
-            base_url: "http://127.0.0.1:9".into(),
-            timeout: None,
-            enabled: true,
-            config: serde_json::Value::Null,
-        },
-        provider_key: Some(ResolvedProviderKey {
-            id: "provider-key-demo".into(),
-            secret: Secret::new("sk-upstream-demo"),
-            revoked: false,
-        }),
-        pricing: Arc::new(ModelPricing {
-            input: TokenRates {
-                text: 2_000_000_000,
-                ..TokenRates::default()
-            },
-            output: TokenRates {
-                text: 8_000_000_000,
-                ..TokenRates::default()
-            },
-            ..ModelPricing::default()
-        }),
-        max_output_tokens: None,
-        config: serde_json::Value::Null,
-    });
     keys.grant("key-demo".into(), "model-demo".into());
 
+    let budget = LedgerRule::budget(
+        "acme",
+        "daily",
+        "demo",
+        usd_to_nanos(0.01),
+        BudgetPeriod::Daily,
+    );
+    let ledger = InMemoryLedger::new(Arc::new(StaticRuleSource::new([budget])));
     let providers =
         ProviderRegistry::new().with(ProviderType::OpenAi, Arc::new(StaticProvider::default()));
-    let gateway = GatewayBuilder::new(Arc::new(keys), providers, Arc::new(usage));
+    let gateway = GatewayBuilder::new(Arc::new(keys), providers, Arc::new(usage)).ledger(ledger);
 
     Router::new()
         .route(
@@ -90,9 +54,7 @@ fn app(usage: InMemoryUsageSink) -> Router {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let usage = InMemoryUsageSink::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    println!("try: curl -s localhost:3000/v1/chat/completions -H 'authorization: Bearer sk_demo' -d '{{\"model\":\"demo\"}}'");
-    axum::serve(listener, app(usage)).await
+    axum::serve(listener, app(InMemoryUsageSink::new())).await
 }

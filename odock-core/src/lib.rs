@@ -78,7 +78,7 @@ pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
 pub use mcp_sessions::{InMemoryMcpSessionDirectory, McpSessionDirectory, SessionDirectoryError};
 pub use model::{ResolvedModel, ResolvedProvider, ResolvedProviderKey};
-pub use pricing::{Bill, BillingMode, McpBill, McpPricing, ModelPricing, TokenRates};
+pub use pricing::{usd_to_nanos, Bill, BillingMode, McpBill, McpPricing, ModelPricing, TokenRates};
 pub use principal::Principal;
 pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,

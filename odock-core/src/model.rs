@@ -53,3 +53,67 @@ pub struct ResolvedModel {
     pub max_output_tokens: Option<u64>,
     pub config: Value,
 }
+
+impl ResolvedProvider {
+    /// An enabled provider of `provider_type` at `base_url`, with no timeout override and no
+    /// provider-specific settings.
+    pub fn new(
+        id: impl Into<ProviderId>,
+        provider_type: ProviderType,
+        base_url: impl Into<String>,
+    ) -> Self {
+        let base_url: String = base_url.into();
+        Self {
+            id: id.into(),
+            name: provider_type.as_str().to_ascii_lowercase(),
+            provider_type,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout: None,
+            enabled: true,
+            config: Value::Null,
+        }
+    }
+}
+
+impl ResolvedModel {
+    /// An enabled chat model `name` of `organisation`, served by `provider` as `slug`. Free and
+    /// without an upstream key until [`with_pricing`](Self::with_pricing) /
+    /// [`with_key`](Self::with_key).
+    pub fn chat(
+        organisation: impl Into<OrganisationId>,
+        id: impl Into<ModelId>,
+        name: impl Into<String>,
+        slug: impl Into<String>,
+        provider: ResolvedProvider,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            organisation_id: organisation.into(),
+            name: name.into(),
+            slug: slug.into(),
+            model_type: ModelType::Chat,
+            capabilities: Vec::new(),
+            enabled: true,
+            provider,
+            provider_key: None,
+            pricing: Arc::new(ModelPricing::default()),
+            max_output_tokens: None,
+            config: Value::Null,
+        }
+    }
+
+    /// The upstream credential the gateway calls with.
+    pub fn with_key(mut self, id: impl Into<ProviderKeyId>, secret: impl Into<String>) -> Self {
+        self.provider_key = Some(ResolvedProviderKey {
+            id: id.into(),
+            secret: Secret::new(secret.into()),
+            revoked: false,
+        });
+        self
+    }
+
+    pub fn with_pricing(mut self, pricing: ModelPricing) -> Self {
+        self.pricing = Arc::new(pricing);
+        self
+    }
+}

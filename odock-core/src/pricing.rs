@@ -45,6 +45,21 @@ pub enum PricingError {
 
 impl ModelPricing {
     /// Checks the invariants the calculator relies on.
+    /// Text rates in USD per 1M tokens (`0.15` input, `0.60` output, …), stored as integer nanos.
+    pub fn usd_per_million_tokens(input: f64, output: f64) -> Self {
+        Self {
+            input: TokenRates {
+                text: usd_to_nanos(input),
+                ..TokenRates::default()
+            },
+            output: TokenRates {
+                text: usd_to_nanos(output),
+                ..TokenRates::default()
+            },
+            ..Self::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), PricingError> {
         let rates = [
             ("input.text", self.input.text),
@@ -434,4 +449,10 @@ mod tests {
         pricing.cached_input_discount_percent = 101;
         assert_eq!(pricing.validate(), Err(PricingError::DiscountOutOfRange));
     }
+}
+
+/// A USD amount as integer nanos (1 USD = 1,000,000,000), rounded to the nearest nano. For amounts
+/// written by people (prices, budgets); money is never computed in floating point.
+pub fn usd_to_nanos(usd: f64) -> i64 {
+    (usd * 1e9).round() as i64
 }

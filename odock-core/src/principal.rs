@@ -30,3 +30,21 @@ impl Principal {
         self.expires_at.is_some_and(|at| now >= at)
     }
 }
+
+impl Principal {
+    /// An organisation-wide key (no team, no user), not revoked, never expiring.
+    pub fn organisation_key(
+        organisation: impl Into<OrganisationId>,
+        api_key_id: impl Into<ApiKeyId>,
+    ) -> Self {
+        Self {
+            api_key_id: api_key_id.into(),
+            organisation_id: organisation.into(),
+            key_type: ApiKeyType::Organisation,
+            team_id: None,
+            user_id: None,
+            expires_at: None,
+            revoked: false,
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod anthropic;
 mod budgets;
 mod cancellation;
 mod chat;
+mod embedding;
 mod errors;
 mod gemini;
 mod huggingface;

@@ -88,6 +88,77 @@ pub struct LedgerRule {
     pub thresholds: Vec<u32>,
 }
 
+impl LedgerRule {
+    /// An organisation-wide budget of `amount_nanos` per `period`, in calendar windows (UTC,
+    /// anchored at the Unix epoch: days start at midnight, months on the 1st).
+    pub fn budget(
+        organisation: impl Into<OrganisationId>,
+        id: &str,
+        name: impl Into<String>,
+        amount_nanos: i64,
+        period: crate::domain::BudgetPeriod,
+    ) -> Self {
+        Self::calendar(
+            organisation,
+            id,
+            name,
+            RuleKind::Budget,
+            amount_nanos,
+            period,
+        )
+    }
+
+    /// An organisation-wide quota of `limit` of `metric` per `period` (calendar windows, UTC).
+    pub fn quota(
+        organisation: impl Into<OrganisationId>,
+        id: &str,
+        name: impl Into<String>,
+        metric: QuotaMetric,
+        limit: i64,
+        period: crate::domain::BudgetPeriod,
+    ) -> Self {
+        Self::calendar(
+            organisation,
+            id,
+            name,
+            RuleKind::Quota(metric),
+            limit,
+            period,
+        )
+    }
+
+    /// The same rule, counting only `owner`'s traffic.
+    pub fn owned_by(mut self, owner: RuleOwner) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    fn calendar(
+        organisation: impl Into<OrganisationId>,
+        id: &str,
+        name: impl Into<String>,
+        kind: RuleKind,
+        limit: i64,
+        period: crate::domain::BudgetPeriod,
+    ) -> Self {
+        Self {
+            id: Arc::from(id),
+            organisation_id: organisation.into(),
+            name: name.into(),
+            kind,
+            owner: RuleOwner::Organisation,
+            limit,
+            schedule: Schedule {
+                start_at: DateTime::UNIX_EPOCH,
+                timezone: chrono_tz::UTC,
+                period,
+                end_at: None,
+            },
+            thresholds: Vec::new(),
+        }
+    }
+}
+
 /// The durable `used` of one window, as last stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredWindow {
