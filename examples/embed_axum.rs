@@ -20,7 +20,6 @@ use odock::core::{
     ResolvedModel, ResolvedProvider, StaticRuleSource,
 };
 
-/// The governed chat route next to an ordinary one.
 pub fn app(usage: InMemoryUsageSink) -> Router {
     let keys = InMemoryKeyStore::new();
     keys.insert_key("sk_demo", Principal::organisation_key("acme", "key-demo"));
