@@ -145,3 +145,70 @@ async fn a_key_revoked_on_one_replica_is_refused_on_another_within_a_second() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The admin API shows a window's live totals whichever replica is asked: a stream running on one
+/// replica holds its estimate, visible from another, and its partial usage once it is dropped.
+#[tokio::test]
+async fn an_in_flight_hold_is_visible_through_the_admin_api_of_any_replica() {
+    let Some(servers) = replicas(2).await else {
+        return;
+    };
+    let upstream = FakeOpenAi::start().await;
+    let world = World::create(&servers[0], &upstream).await;
+    let endless = servers[0]
+        .create_priced_model(
+            &world.org,
+            &world.provider,
+            "endless-metered",
+            "endless",
+            "chat",
+            json!({"output": {"text": 8_000_000_000i64}}),
+        )
+        .await;
+    servers[0].grant(&world.org, &world.key_id, &endless).await;
+    let budget = servers[0]
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{}/budgets", world.org),
+            Some(json!({"name": "big", "ownerType": "ORG", "amountNanos": 1_000_000_000_000i64, "period": "MONTHLY"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/organisations/{}/budgets/{budget}/windows", world.org);
+    async fn window(server: &TestServer, path: &str) -> Value {
+        server.admin_ok(Method::GET, path, None).await["data"][0].clone()
+    }
+
+    let mut response = servers[0]
+        .client
+        .post(servers[0].url("/v1/chat/completions"))
+        .bearer_auth(&world.key)
+        .json(
+            &json!({"model": "endless-metered", "stream": true, "max_tokens": 100000,
+                      "messages": [{"role": "user", "content": "go"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // 100,000 output tokens at $8/1M are held, as replica B sees it.
+    assert_eq!(
+        window(&servers[1], &path).await["reservedNanos"],
+        800_000_000
+    );
+    for _ in 0..3 {
+        response.chunk().await.unwrap().expect("stream continues");
+    }
+    drop(response);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let totals = window(&servers[1], &path).await;
+        if totals["reservedNanos"] == 0 && totals["usedNanos"].as_i64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hold never settled: {totals}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
