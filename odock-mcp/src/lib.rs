@@ -63,6 +63,7 @@
 //! `odock_mcp::testing`, and the fake stdio server binary `odock-fake-mcp-stdio`.
 
 pub mod auth;
+pub mod egress;
 pub mod framing;
 pub mod headers;
 mod session;
@@ -76,6 +77,8 @@ pub mod testing;
 
 pub use auth::{McpAuth, UpstreamAuth};
 pub use sse::{SseOptions, SseTransport};
-pub use stdio::{StdioCommand, StdioFraming, StdioOptions, StdioTransport};
+pub use stdio::{
+    ProcessLimits, StdioAllowList, StdioCommand, StdioFraming, StdioOptions, StdioTransport,
+};
 pub use streamable_http::{HttpOptions, StreamableHttpTransport};
 pub use upstream::{McpTransportOptions, McpTransports, McpUpstream};
