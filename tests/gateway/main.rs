@@ -7,6 +7,7 @@ mod budgets;
 mod chat;
 mod errors;
 mod gemini;
+mod host_security;
 mod huggingface;
 mod keys;
 mod mcp;
