@@ -32,7 +32,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// See the module docs. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    http: reqwest::Client,
+    /// `Err` only when the TLS backend could not initialise: every request then fails, rather
+    /// than going out through a client without the guarded resolver.
+    http: Result<reqwest::Client, String>,
     egress: Arc<EgressPolicy>,
     max_response_bytes: usize,
 }
@@ -58,17 +60,9 @@ impl UpstreamClient {
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(egress.clone())))
             .build()
-            .unwrap_or_else(|error| {
-                // Only fails when the TLS backend cannot initialise. A default client would skip
-                // the guarded resolver, so the fallback refuses every connection instead.
+            .map_err(|error| {
                 tracing::error!(%error, "could not build the upstream HTTP client");
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .dns_resolver(Arc::new(GuardedResolver::new(Arc::new(
-                        EgressPolicy::default(),
-                    ))))
-                    .build()
-                    .unwrap_or_default()
+                "the gateway's upstream HTTP client could not be built".to_owned()
             });
         Self {
             http,
@@ -94,7 +88,11 @@ impl UpstreamClient {
     /// A POST to `url`, once the URL passed [`UpstreamClient::check_url`].
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, ProviderError> {
         let url = self.check_url(url)?;
-        Ok(self.http.post(url))
+        let http = self
+            .http
+            .as_ref()
+            .map_err(|reason| ProviderError::Unreachable(reason.clone()))?;
+        Ok(http.post(url))
     }
 
     /// Parses an upstream URL and refuses what must never be sent: a scheme other than http(s),
