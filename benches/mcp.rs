@@ -51,6 +51,8 @@ async fn setup(client: &reqwest::Client) -> Setup {
             .unwrap_or_else(|e| panic!("addr: {e}")),
         database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        // The fake MCP server lives on loopback, which the default egress policy refuses.
+        egress_allow: vec!["127.0.0.0/8".to_owned()],
         ..Config::default()
     };
     let app = App::build(&config)

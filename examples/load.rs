@@ -131,6 +131,8 @@ async fn start_server(
                 .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("load.db").display())),
         )
         .env("ODOCK_ADMIN_TOKEN", ADMIN_TOKEN)
+        // The fake upstream lives on loopback, which the default egress policy refuses.
+        .env("ODOCK_EGRESS_ALLOW", "127.0.0.0/8")
         .env("ODOCK_LOG", "warn");
     if args.database_url.is_some() {
         // A throwaway master key: the benchmark's data is discarded.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use crate::egress::EgressDenied;
+
 /// Authentication failures (all 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -75,10 +77,21 @@ pub enum ProviderError {
     #[error("upstream unreachable: {0}")]
     Unreachable(String),
     /// An upstream error on a translated route (same-protocol routes relay the upstream response).
+    /// `retry_after` is the upstream's `Retry-After`, relayed to the client.
     #[error("upstream returned {status}: {message}")]
-    Upstream { status: u16, message: String },
+    Upstream {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     #[error("upstream sent an unusable response: {0}")]
     InvalidResponse(String),
+    /// The upstream's answer is larger than the gateway buffers (`ODOCK_UPSTREAM_MAX_RESPONSE_BYTES`).
+    #[error("upstream response exceeds {limit} bytes")]
+    ResponseTooLarge { limit: usize },
+    /// The egress policy refused the upstream's address (`ODOCK_EGRESS_ALLOW`).
+    #[error(transparent)]
+    Forbidden(EgressDenied),
     #[error("provider does not support this endpoint")]
     UnsupportedEndpoint,
     /// The request cannot be expressed for this upstream (e.g. a translated request using a
@@ -144,6 +157,15 @@ pub enum McpError {
     Upstream(String),
     #[error("MCP stdio process failed: {0}")]
     Stdio(String),
+    /// The egress policy refused the MCP server's (or its token endpoint's) address.
+    #[error(transparent)]
+    Forbidden(EgressDenied),
+    /// The server's stdio command is not one an ORG_ADMIN may run (`ODOCK_MCP_STDIO_ALLOW`).
+    #[error("{0}")]
+    StdioNotAllowed(String),
+    /// Too many live stdio processes (`ODOCK_MCP_STDIO_MAX`, or the organisation's share of it).
+    #[error("{0}")]
+    StdioBusy(String),
 }
 
 /// Every way a gateway request can fail.
@@ -209,7 +231,9 @@ impl GatewayError {
                 ProviderError::Upstream { status: 429, .. } => StatusCode::TOO_MANY_REQUESTS,
                 ProviderError::Unreachable(_)
                 | ProviderError::Upstream { .. }
-                | ProviderError::InvalidResponse(_) => StatusCode::BAD_GATEWAY,
+                | ProviderError::InvalidResponse(_)
+                | ProviderError::ResponseTooLarge { .. }
+                | ProviderError::Forbidden(_) => StatusCode::BAD_GATEWAY,
                 ProviderError::UnsupportedEndpoint | ProviderError::InvalidRequest(_) => {
                     StatusCode::BAD_REQUEST
                 }
@@ -232,10 +256,12 @@ impl GatewayError {
                 | McpError::MissingStdioCommand
                 | McpError::InvalidTransport => StatusCode::BAD_REQUEST,
                 McpError::NotFound => StatusCode::NOT_FOUND,
-                McpError::NotAllowed => StatusCode::FORBIDDEN,
-                McpError::Auth(_) | McpError::Upstream(_) | McpError::Stdio(_) => {
-                    StatusCode::BAD_GATEWAY
-                }
+                McpError::NotAllowed | McpError::StdioNotAllowed(_) => StatusCode::FORBIDDEN,
+                McpError::Auth(_)
+                | McpError::Upstream(_)
+                | McpError::Stdio(_)
+                | McpError::Forbidden(_) => StatusCode::BAD_GATEWAY,
+                McpError::StdioBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -276,6 +302,8 @@ impl GatewayError {
                 ProviderError::Unreachable(_)
                 | ProviderError::Upstream { .. }
                 | ProviderError::InvalidResponse(_) => "upstream_error",
+                ProviderError::ResponseTooLarge { .. } => "upstream_response_too_large",
+                ProviderError::Forbidden(_) => "upstream_forbidden",
                 ProviderError::UnsupportedEndpoint => "provider_type_unsupported",
                 ProviderError::InvalidRequest(_) => "invalid_request",
             },
@@ -301,6 +329,9 @@ impl GatewayError {
                 McpError::Auth(_) => "mcp_auth_error",
                 McpError::Upstream(_) => "mcp_upstream_error",
                 McpError::Stdio(_) => "mcp_stdio_error",
+                McpError::Forbidden(_) => "upstream_forbidden",
+                McpError::StdioNotAllowed(_) => "stdio_not_allowed",
+                McpError::StdioBusy(_) => "overloaded",
             },
             GatewayError::NotFound => "not_found",
             GatewayError::MethodNotAllowed => "method_not_allowed",
@@ -324,6 +355,8 @@ impl GatewayError {
             | GatewayError::RateLimit(RateLimitError::Exceeded { retry_after, .. }) => {
                 Some(*retry_after)
             }
+            // The upstream's own `Retry-After`, relayed with its 429 (or 503).
+            GatewayError::Provider(ProviderError::Upstream { retry_after, .. }) => *retry_after,
             _ => None,
         }
     }
@@ -432,6 +465,35 @@ mod tests {
             ),
             (RateLimitError::IpNotAllowed.into(), 403, "ip_not_allowed"),
             (McpError::NotFound.into(), 404, "mcp_not_found"),
+            (
+                ProviderError::Forbidden(EgressDenied {
+                    host: "10.0.0.1".into(),
+                    reason: "private address",
+                })
+                .into(),
+                502,
+                "upstream_forbidden",
+            ),
+            (
+                McpError::Forbidden(EgressDenied {
+                    host: "10.0.0.1".into(),
+                    reason: "private address",
+                })
+                .into(),
+                502,
+                "upstream_forbidden",
+            ),
+            (
+                ProviderError::ResponseTooLarge { limit: 1 }.into(),
+                502,
+                "upstream_response_too_large",
+            ),
+            (
+                McpError::StdioNotAllowed("no".into()).into(),
+                403,
+                "stdio_not_allowed",
+            ),
+            (McpError::StdioBusy("busy".into()).into(), 503, "overloaded"),
             (GatewayError::MethodNotAllowed, 405, "method_not_allowed"),
             (GatewayError::Overloaded, 503, "overloaded"),
         ];
@@ -453,6 +515,17 @@ mod tests {
         assert_eq!(body["limit"], "requests_per_minute");
         assert_eq!(body["retry_after"], 2);
         assert_eq!(body["type"], "rate_limit_error");
+    }
+
+    #[test]
+    fn an_upstream_429_carries_its_retry_after() {
+        let error = GatewayError::from(ProviderError::Upstream {
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        });
+        assert_eq!(error.code(), "upstream_rate_limited");
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
     }
 
     #[test]

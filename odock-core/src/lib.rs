@@ -27,6 +27,7 @@ pub mod cache;
 pub mod clock;
 pub mod dispatch;
 pub mod domain;
+pub mod egress;
 pub mod endpoint;
 pub mod error;
 pub mod gateway;

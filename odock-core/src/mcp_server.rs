@@ -76,6 +76,9 @@ pub struct ResolvedMcpServer {
     pub stdio_args: Vec<String>,
     /// Decrypted environment of the stdio child process.
     pub stdio_env: BTreeMap<String, Secret>,
+    /// True when the operator (a SUPER_ADMIN) configured exactly this stdio launch; otherwise the
+    /// command starts only if it is on the gateway's stdio allow-list.
+    pub stdio_approved: bool,
     /// `Err` (a reason without secrets) when the stored auth config cannot be opened or read: the
     /// request then fails with `mcp_auth_error` before reaching the upstream.
     pub auth: Result<McpUpstreamAuth, String>,
@@ -122,6 +125,7 @@ impl ResolvedMcpServer {
             stdio_command: None,
             stdio_args: Vec::new(),
             stdio_env: BTreeMap::new(),
+            stdio_approved: false,
             auth: Ok(McpUpstreamAuth::None),
             team_id: None,
             api_key_id: None,

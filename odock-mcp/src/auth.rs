@@ -9,9 +9,15 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
+use odock_core::egress::EgressPolicy;
 use odock_core::{Clock, McpAuthType, McpError, Secret, SystemClock};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::egress::{check_url, read_capped, refusal};
+
+/// The largest token endpoint answer read (a token response is a few KiB at most).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// How Odock authenticates to one MCP server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,6 +103,8 @@ struct TokenResponse {
 pub struct UpstreamAuth {
     auth: McpAuth,
     client: reqwest::Client,
+    /// Checks the token URL's host before a token is fetched (the client's resolver checks names).
+    egress: Arc<EgressPolicy>,
     clock: Arc<dyn Clock>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
     fetches: AtomicU64,
@@ -120,10 +128,18 @@ impl UpstreamAuth {
         Self {
             auth,
             client,
+            egress: Arc::new(EgressPolicy::default()),
             clock,
             token: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
+    }
+
+    /// The egress policy the token URL is checked against (default: no private address). Pass
+    /// the one the client's resolver enforces.
+    pub fn with_egress(mut self, egress: Arc<EgressPolicy>) -> Self {
+        self.egress = egress;
+        self
     }
 
     pub fn auth(&self) -> &McpAuth {
@@ -177,6 +193,11 @@ impl UpstreamAuth {
         else {
             return Err(McpError::Auth("not an OAuth2 configuration".into()));
         };
+        let token_url =
+            check_url(token_url, &self.egress, "the token URL").map_err(|error| match error {
+                McpError::Forbidden(denied) => McpError::Forbidden(denied),
+                other => McpError::Auth(other.to_string()),
+            })?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "client_credentials"),
@@ -197,11 +218,12 @@ impl UpstreamAuth {
             .form(&form)
             .send()
             .await
-            .map_err(|error| {
-                McpError::Auth(format!(
+            .map_err(|error| match refusal(&error) {
+                Some(denied) => McpError::Forbidden(denied),
+                None => McpError::Auth(format!(
                     "token endpoint unreachable ({})",
                     reqwest_failure(&error)
-                ))
+                )),
             })?;
         let status = response.status();
         if !status.is_success() {
@@ -210,9 +232,10 @@ impl UpstreamAuth {
                 status.as_u16()
             )));
         }
-        let body: TokenResponse = response
-            .json()
+        let body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
             .await
+            .map_err(|_| McpError::Auth("token endpoint sent an unreadable answer".into()))?;
+        let body: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| McpError::Auth("token endpoint sent no usable access_token".into()))?;
         if body.access_token.is_empty() {
             return Err(McpError::Auth(

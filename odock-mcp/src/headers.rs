@@ -1,10 +1,16 @@
-//! Header hygiene between the client, Odock and the upstream MCP server.
+//! Header hygiene between the client, Odock and the upstream MCP server: both directions are
+//! **allow-lists**, so a header nobody thought of never crosses.
 //!
-//! The caller's credentials for Odock (`Authorization`, `x-api-key`, `x-goog-api-key`, cookies) never
-//! reach the upstream — upstream auth is injected separately, after governance. `Host`,
-//! `Content-Length`, hop-by-hop headers and `Accept-Encoding` (Odock relays bodies as they are and
-//! does not decompress) are connection-level and are set anew. The MCP headers (`Mcp-Session-Id`,
-//! `MCP-Protocol-Version`, `Last-Event-ID`) and `Accept` / `Content-Type` pass both ways.
+//! Upstream, only what the MCP transport needs goes: `Mcp-Session-Id`, `MCP-Protocol-Version`,
+//! `Last-Event-ID`, `Accept` and `Content-Type`. The caller's credentials for Odock
+//! (`Authorization`, `x-api-key`, cookies) never reach the upstream — upstream auth is injected
+//! separately, after governance — and neither does anything a caller could use to steer an
+//! upstream that trusts headers (`Metadata-Flavor`, `X-aws-ec2-metadata-token`, `X-Forwarded-*`,
+//! `Host`). Connection-level headers are set anew by the HTTP client.
+//!
+//! Back to the client go `Content-Type`, `Cache-Control`, `Mcp-Session-Id`,
+//! `MCP-Protocol-Version` and `Retry-After`; the upstream's auth challenges, cookies and
+//! everything else stay behind.
 
 use http::header::{self, HeaderMap, HeaderName};
 
@@ -12,37 +18,32 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones that describe one connection's body.
-const CONNECTION_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
+/// The client headers that may go upstream (lower-case).
+const REQUEST_ALLOWED: &[&str] = &[
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "accept",
+    "content-type",
 ];
 
-/// Credentials that belong to Odock (or to the client's browser), never to the upstream.
-const CALLER_CREDENTIALS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key", "cookie"];
+/// The upstream headers that may go back to the client (lower-case).
+const RESPONSE_ALLOWED: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "retry-after",
+];
 
-/// The client's headers that may go upstream.
+/// The client's headers that may go upstream (see the module docs).
 pub fn forward_request_headers(client: &HeaderMap) -> HeaderMap {
-    filtered(client, |name| {
-        !CALLER_CREDENTIALS.contains(&name) && name != "accept-encoding"
-    })
+    filtered(client, REQUEST_ALLOWED)
 }
 
-/// The upstream's headers that may go back to the client. `WWW-Authenticate` is dropped: the
-/// upstream's auth challenge is Odock's business, not the client's.
+/// The upstream's headers that may go back to the client (see the module docs).
 pub fn forward_response_headers(upstream: &HeaderMap) -> HeaderMap {
-    filtered(upstream, |name| {
-        name != "www-authenticate" && name != "set-cookie" && name != "content-encoding"
-    })
+    filtered(upstream, RESPONSE_ALLOWED)
 }
 
 /// True when the client accepts an event-stream reply.
@@ -62,23 +63,13 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-fn filtered(source: &HeaderMap, keep: impl Fn(&str) -> bool) -> HeaderMap {
-    // Headers named in `Connection` are hop-by-hop too.
-    let listed: Vec<String> = source
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
-    let mut out = HeaderMap::with_capacity(source.len());
+fn filtered(source: &HeaderMap, allowed: &[&str]) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(allowed.len());
     for (name, value) in source {
-        let lower = name.as_str();
-        if CONNECTION_HEADERS.contains(&lower) || listed.iter().any(|l| l == lower) || !keep(lower)
-        {
-            continue;
+        // `HeaderName`s are lower-case already.
+        if allowed.contains(&name.as_str()) {
+            out.append(name.clone(), value.clone());
         }
-        out.append(name.clone(), value.clone());
     }
     out
 }
@@ -108,7 +99,10 @@ mod tests {
             ("accept", "application/json, text/event-stream"),
             ("content-type", "application/json"),
             ("last-event-id", "9"),
-            ("x-custom", "kept"),
+            ("x-custom", "dropped"),
+            ("metadata-flavor", "Google"),
+            ("x-aws-ec2-metadata-token", "t"),
+            ("x-forwarded-for", "10.0.0.1"),
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
@@ -116,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn request_headers_never_carry_caller_credentials_or_hop_by_hop() {
+    fn only_allow_listed_request_headers_go_upstream() {
         let out = forward_request_headers(&client_headers());
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(
@@ -127,7 +121,6 @@ mod tests {
                 "accept",
                 "content-type",
                 "last-event-id",
-                "x-custom"
             ]
         );
         assert!(accepts_event_stream(&out));
@@ -139,8 +132,13 @@ mod tests {
         let mut upstream = client_headers();
         upstream.insert("www-authenticate", HeaderValue::from_static("Bearer"));
         upstream.insert("content-encoding", HeaderValue::from_static("gzip"));
+        upstream.insert("set-cookie", HeaderValue::from_static("a=b"));
+        upstream.insert("retry-after", HeaderValue::from_static("3"));
         let out = forward_response_headers(&upstream);
         assert!(out.get("www-authenticate").is_none());
+        assert!(out.get("set-cookie").is_none());
+        assert!(out.get("x-custom").is_none());
+        assert_eq!(out.get("retry-after").unwrap(), "3");
         assert!(out.get("content-length").is_none());
         assert!(out.get("content-encoding").is_none());
         assert_eq!(out.get(MCP_SESSION_ID).unwrap(), "s-1");

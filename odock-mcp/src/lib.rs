@@ -21,10 +21,13 @@
 //!   with a `Content-Length:` framing fallback, stderr to `tracing`. A crashed process fails requests
 //!   at once with [`McpError::Stdio`](odock_core::McpError::Stdio). Odock mints the session id.
 //!
-//! Every transport filters the client's headers itself ([`headers`]: the caller's `Authorization`,
-//! `x-api-key`, cookies, `Host`, `Content-Length` and hop-by-hop headers never go upstream) and
-//! injects the upstream's own credentials ([`auth`]: none, bearer, basic, OAuth2 client credentials
-//! with a token cache). Stream replies ([`McpReply::Stream`](odock_core::McpReply::Stream)) yield
+//! Every transport filters the client's headers itself ([`headers`]: an allow-list — only the MCP
+//! headers, `Accept` and `Content-Type` go upstream) and injects the upstream's own credentials
+//! ([`auth`]: none, bearer, basic, OAuth2 client credentials with a token cache). HTTP connections
+//! go only where the egress policy allows ([`egress`]: no loopback, private or link-local address
+//! by default, checked after DNS resolution), and stdio children are confined and capped
+//! ([`stdio`]: cleared environment, own process group, scratch directory, process limits; the
+//! pool starts only operator-approved or allow-listed commands). Stream replies ([`McpReply::Stream`](odock_core::McpReply::Stream)) yield
 //! **one complete serialised SSE event per item**.
 //!
 //! [`framing`] gives the gateway what governance needs: [`Payload`](framing::Payload) (one message or
@@ -63,6 +66,7 @@
 //! `odock_mcp::testing`, and the fake stdio server binary `odock-fake-mcp-stdio`.
 
 pub mod auth;
+pub mod egress;
 pub mod framing;
 pub mod headers;
 mod session;
@@ -76,6 +80,8 @@ pub mod testing;
 
 pub use auth::{McpAuth, UpstreamAuth};
 pub use sse::{SseOptions, SseTransport};
-pub use stdio::{StdioCommand, StdioFraming, StdioOptions, StdioTransport};
+pub use stdio::{
+    ProcessLimits, StdioAllowList, StdioCommand, StdioFraming, StdioOptions, StdioTransport,
+};
 pub use streamable_http::{HttpOptions, StreamableHttpTransport};
 pub use upstream::{McpTransportOptions, McpTransports, McpUpstream};

@@ -22,7 +22,8 @@ use odock_core::{Clock, McpError, McpMessage, McpReply, McpTransport, SystemCloc
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::auth::{reqwest_failure, McpAuth, UpstreamAuth};
+use crate::auth::{McpAuth, UpstreamAuth};
+use crate::egress::{check_url, read_capped, upstream_failure};
 use crate::framing::{error_codes, sse_events, Payload, SseEvent};
 use crate::headers::{
     accepts_event_stream, forward_request_headers, forward_response_headers, session_id,
@@ -117,7 +118,7 @@ impl SseTransport {
     /// `sse_url` is the server's event-stream URL (its `endpointUrl`).
     pub fn new(sse_url: &str, auth: McpAuth, options: SseOptions) -> Result<Self, McpError> {
         let client = options.http.client()?;
-        let auth = Arc::new(UpstreamAuth::new(auth, client.clone()));
+        let auth = Arc::new(options.http.auth(auth, client.clone()));
         Self::with_client(sse_url, client, auth, options)
     }
 
@@ -131,7 +132,7 @@ impl SseTransport {
         Ok(Self {
             inner: Arc::new(SseInner {
                 client,
-                sse_url: endpoint(sse_url)?,
+                sse_url: endpoint(sse_url, &options.http)?,
                 auth,
                 options,
                 sessions,
@@ -197,14 +198,16 @@ impl SseTransport {
         let response = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| McpError::Upstream("event stream did not open in time".into()))?
-            .map_err(|error| McpError::Upstream(reqwest_failure(&error).into()))?;
+            .map_err(|error| upstream_failure(&error))?;
         let status = response.status();
         if !status.is_success() {
             if status == StatusCode::UNAUTHORIZED {
                 self.inner.auth.invalidate().await;
             }
             let headers = forward_response_headers(response.headers());
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read_capped(response, self.inner.options.http.max_response_bytes)
+                .await
+                .unwrap_or_default();
             return Ok(Err(McpReply::Json {
                 status,
                 headers,
@@ -226,10 +229,7 @@ impl SseTransport {
         })
         .await
         .map_err(|_| McpError::Upstream("the upstream announced no endpoint in time".into()))??;
-        let post_url =
-            self.inner.sse_url.join(announced.trim()).map_err(|_| {
-                McpError::Upstream("the upstream announced an invalid endpoint".into())
-            })?;
+        let post_url = self.announced_endpoint(announced.trim())?;
         let inbox = Arc::new(Inbox::default());
         let reader = tokio::spawn(read_events(events, inbox.clone()));
         Ok(Ok(SseSession {
@@ -237,6 +237,26 @@ impl SseTransport {
             post_url,
             reader,
         }))
+    }
+
+    /// The endpoint the upstream announced, resolved against the event-stream URL. It must stay on
+    /// the event stream's origin (as the MCP SDKs require): client messages and the server's
+    /// credentials are posted there, and an upstream must not redirect them to another host.
+    fn announced_endpoint(&self, announced: &str) -> Result<reqwest::Url, McpError> {
+        let url =
+            self.inner.sse_url.join(announced).map_err(|_| {
+                McpError::Upstream("the upstream announced an invalid endpoint".into())
+            })?;
+        if url.origin() != self.inner.sse_url.origin() {
+            return Err(McpError::Upstream(
+                "the upstream announced an endpoint on another origin".into(),
+            ));
+        }
+        check_url(
+            url.as_str(),
+            &self.inner.options.http.egress,
+            "the announced endpoint",
+        )
     }
 
     async fn post(&self, message: McpMessage) -> Result<McpReply, McpError> {
@@ -294,11 +314,12 @@ impl SseTransport {
             .headers(headers)
             .body(message.body.clone());
         let auth = self.inner.auth.clone();
+        let max_body = self.inner.options.http.max_response_bytes;
         let send = async move {
             let response = tokio::time::timeout(timeout, request.send())
                 .await
                 .map_err(|_| McpError::Upstream("message POST timed out".into()))?
-                .map_err(|error| McpError::Upstream(reqwest_failure(&error).into()))?;
+                .map_err(|error| upstream_failure(&error))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(Sent::Accepted);
@@ -307,7 +328,7 @@ impl SseTransport {
                 auth.invalidate().await;
             }
             let headers = forward_response_headers(response.headers());
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read_capped(response, max_body).await.unwrap_or_default();
             Ok(Sent::Rejected(McpReply::Json {
                 status,
                 headers,

@@ -1,7 +1,9 @@
 //! The STREAMABLE_HTTP transport: each client message is one HTTP request to the server's
 //! `endpointUrl` (POST a message, GET the server stream, DELETE the session). JSON replies are
-//! relayed whole; event-stream replies are relayed event by event as they arrive. The upstream's
-//! status is relayed as is (4xx/5xx included); only a failure to get a response at all is an error.
+//! relayed whole (up to [`HttpOptions::max_response_bytes`]); event-stream replies are relayed event
+//! by event as they arrive. The upstream's status is relayed as is (4xx/5xx included); only a
+//! failure to get a response at all is an error. Connections go only where the egress policy
+//! allows ([`crate::egress`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,20 +12,26 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
+use odock_core::egress::EgressPolicy;
 use odock_core::{McpError, McpMessage, McpReply, McpTransport};
 
-use crate::auth::{reqwest_failure, McpAuth, UpstreamAuth};
+use crate::auth::{McpAuth, UpstreamAuth};
+use crate::egress::{check_url, guarded_client, read_capped, upstream_failure};
 use crate::framing::sse_events;
 use crate::headers::{forward_request_headers, forward_response_headers};
 
-/// Timeouts for HTTP upstreams.
-#[derive(Debug, Clone, Copy)]
+/// Timeouts, egress policy and body cap for HTTP upstreams.
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Establishing the TCP/TLS connection (default 10 s).
     pub connect_timeout: Duration,
     /// Until the response headers arrive, and for a JSON body until it is read (default 5 min).
     /// Event streams are not bounded once they have started.
     pub request_timeout: Duration,
+    /// Where connections may go (default: no loopback, private or link-local address).
+    pub egress: Arc<EgressPolicy>,
+    /// The largest JSON reply read (default 64 MiB); larger is an upstream error.
+    pub max_response_bytes: usize,
 }
 
 impl Default for HttpOptions {
@@ -31,34 +39,32 @@ impl Default for HttpOptions {
         Self {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            egress: Arc::new(EgressPolicy::default()),
+            max_response_bytes: crate::egress::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
 
 impl HttpOptions {
-    /// A client with these timeouts; share one across transports.
+    /// A client with these timeouts whose connections the egress policy guards; share one across
+    /// transports.
     pub fn client(&self) -> Result<reqwest::Client, McpError> {
-        reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .build()
-            .map_err(|_| McpError::Upstream("could not build the HTTP client".into()))
+        guarded_client(self.connect_timeout, self.egress.clone())
+    }
+
+    /// An [`UpstreamAuth`] for `auth` that fetches OAuth2 tokens through `client` under this
+    /// egress policy.
+    pub fn auth(&self, auth: McpAuth, client: reqwest::Client) -> UpstreamAuth {
+        UpstreamAuth::new(auth, client).with_egress(self.egress.clone())
     }
 }
 
-/// Parses an endpoint URL; empty is [`McpError::MissingEndpoint`].
-pub(crate) fn endpoint(url: &str) -> Result<reqwest::Url, McpError> {
+/// Parses an endpoint URL (see [`check_url`]); empty is [`McpError::MissingEndpoint`].
+pub(crate) fn endpoint(url: &str, options: &HttpOptions) -> Result<reqwest::Url, McpError> {
     if url.trim().is_empty() {
         return Err(McpError::MissingEndpoint);
     }
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|_| {
-        McpError::Upstream("the MCP server's endpoint URL is not a valid URL".into())
-    })?;
-    match parsed.scheme() {
-        "http" | "https" => Ok(parsed),
-        _ => Err(McpError::Upstream(
-            "the MCP server's endpoint URL must be http or https".into(),
-        )),
-    }
+    check_url(url, &options.egress, "the MCP server's endpoint URL")
 }
 
 /// See the module docs.
@@ -74,7 +80,7 @@ impl StreamableHttpTransport {
     /// A transport with its own HTTP client.
     pub fn new(endpoint_url: &str, auth: McpAuth, options: HttpOptions) -> Result<Self, McpError> {
         let client = options.client()?;
-        let auth = Arc::new(UpstreamAuth::new(auth, client.clone()));
+        let auth = Arc::new(options.auth(auth, client.clone()));
         Self::with_client(endpoint_url, client, auth, options)
     }
 
@@ -87,7 +93,7 @@ impl StreamableHttpTransport {
     ) -> Result<Self, McpError> {
         Ok(Self {
             client,
-            endpoint: endpoint(endpoint_url)?,
+            endpoint: endpoint(endpoint_url, &options)?,
             auth,
             options,
         })
@@ -132,7 +138,7 @@ impl McpTransport for StreamableHttpTransport {
         if method == Method::POST {
             request = request.body(message.body);
         }
-        send_and_relay(request, &self.auth, self.options.request_timeout).await
+        send_and_relay(request, &self.auth, &self.options).await
     }
 }
 
@@ -140,12 +146,13 @@ impl McpTransport for StreamableHttpTransport {
 pub(crate) async fn send_and_relay(
     request: reqwest::RequestBuilder,
     auth: &UpstreamAuth,
-    timeout: Duration,
+    options: &HttpOptions,
 ) -> Result<McpReply, McpError> {
+    let timeout = options.request_timeout;
     let response = tokio::time::timeout(timeout, request.send())
         .await
         .map_err(|_| McpError::Upstream(format!("no response within {}s", timeout.as_secs())))?
-        .map_err(|error| McpError::Upstream(reqwest_failure(&error).into()))?;
+        .map_err(|error| upstream_failure(&error))?;
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED {
         // A rejected OAuth2 token is refetched next time rather than reused until it expires.
@@ -162,10 +169,9 @@ pub(crate) async fn send_and_relay(
             events,
         });
     }
-    let body = tokio::time::timeout(timeout, response.bytes())
+    let body = tokio::time::timeout(timeout, read_capped(response, options.max_response_bytes))
         .await
-        .map_err(|_| McpError::Upstream("response body timed out".into()))?
-        .map_err(|error| McpError::Upstream(reqwest_failure(&error).into()))?;
+        .map_err(|_| McpError::Upstream("response body timed out".into()))??;
     Ok(McpReply::Json {
         status,
         headers,
@@ -186,12 +192,32 @@ mod tests {
 
     #[test]
     fn endpoint_urls_are_checked() {
-        assert_eq!(endpoint("  ").unwrap_err(), McpError::MissingEndpoint);
-        assert!(matches!(endpoint("not a url"), Err(McpError::Upstream(_))));
+        let options = HttpOptions::default();
+        assert_eq!(
+            endpoint("  ", &options).unwrap_err(),
+            McpError::MissingEndpoint
+        );
         assert!(matches!(
-            endpoint("file:///etc/passwd"),
+            endpoint("not a url", &options),
             Err(McpError::Upstream(_))
         ));
-        assert_eq!(endpoint("http://127.0.0.1:1/mcp").unwrap().path(), "/mcp");
+        assert!(matches!(
+            endpoint("file:///etc/passwd", &options),
+            Err(McpError::Upstream(_))
+        ));
+        assert!(matches!(
+            endpoint("http://127.0.0.1:1/mcp", &options),
+            Err(McpError::Forbidden(_))
+        ));
+        let loopback = HttpOptions {
+            egress: Arc::new(EgressPolicy::parse("127.0.0.0/8").unwrap()),
+            ..HttpOptions::default()
+        };
+        assert_eq!(
+            endpoint("http://127.0.0.1:1/mcp", &loopback)
+                .unwrap()
+                .path(),
+            "/mcp"
+        );
     }
 }

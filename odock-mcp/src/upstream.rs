@@ -1,16 +1,23 @@
 //! From an MCP server's configuration to a live transport: [`McpUpstream`] is what the gateway knows
 //! about the server, [`McpTransports`] keeps one transport per server (so stdio processes, SSE
 //! streams and OAuth2 tokens live across requests) and replaces it when the configuration changes.
+//!
+//! The pool is where the host policy is enforced at run time: a STDIO server starts only when its
+//! command was approved by the operator (a SUPER_ADMIN configured exactly this launch) or is on
+//! the operator's allow-list ([`McpTransportOptions::stdio_allow`]); HTTP transports connect only
+//! where the egress policy allows ([`McpTransportOptions::with_egress`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use odock_core::egress::EgressPolicy;
 use odock_core::{McpError, McpTransport, McpTransportKind};
 use parking_lot::Mutex;
 
-use crate::auth::{McpAuth, UpstreamAuth};
+use crate::auth::McpAuth;
 use crate::sse::{SseOptions, SseTransport};
-use crate::stdio::{StdioCommand, StdioOptions, StdioTransport};
+use crate::stdio::policy::STDIO_ALLOW_SETTING;
+use crate::stdio::{StdioAllowList, StdioCommand, StdioOptions, StdioTransport};
 use crate::streamable_http::{HttpOptions, StreamableHttpTransport};
 
 /// An MCP server's transport configuration, with its auth config already decrypted.
@@ -21,8 +28,14 @@ pub struct McpUpstream {
     pub endpoint_url: Option<String>,
     pub stdio_command: Option<String>,
     pub stdio_args: Vec<String>,
-    /// Added to the gateway's environment for the child (may hold credentials; never printed).
+    /// The child's environment besides `PATH`, `HOME` and `TMPDIR` (may hold credentials; never
+    /// printed).
     pub stdio_env: BTreeMap<String, String>,
+    /// True when the operator vouches for exactly this stdio launch (a SUPER_ADMIN configured
+    /// it); otherwise the command must be on the pool's allow-list to start.
+    pub stdio_approved: bool,
+    /// The organisation whose stdio process share a session counts against.
+    pub organisation_id: String,
     pub auth: McpAuth,
 }
 
@@ -34,6 +47,8 @@ impl std::fmt::Debug for McpUpstream {
             .field("stdio_command", &self.stdio_command)
             .field("stdio_args", &self.stdio_args)
             .field("stdio_env", &self.stdio_env.keys().collect::<Vec<_>>())
+            .field("stdio_approved", &self.stdio_approved)
+            .field("organisation_id", &self.organisation_id)
             .field("auth", &self.auth)
             .finish()
     }
@@ -48,11 +63,14 @@ impl McpUpstream {
             stdio_command: None,
             stdio_args: Vec::new(),
             stdio_env: BTreeMap::new(),
+            stdio_approved: false,
+            organisation_id: String::new(),
             auth: McpAuth::None,
         }
     }
 
-    /// A STDIO upstream.
+    /// A STDIO upstream the caller vouches for (`stdio_approved`: whoever builds it directly is
+    /// the operator).
     pub fn stdio(command: impl Into<String>, args: Vec<String>) -> Self {
         Self {
             transport: McpTransportKind::Stdio,
@@ -60,6 +78,8 @@ impl McpUpstream {
             stdio_command: Some(command.into()),
             stdio_args: args,
             stdio_env: BTreeMap::new(),
+            stdio_approved: true,
+            organisation_id: String::new(),
             auth: McpAuth::None,
         }
     }
@@ -91,8 +111,27 @@ impl McpUpstream {
 pub struct McpTransportOptions {
     pub http: HttpOptions,
     pub sse: SseOptions,
-    /// Its `processes` counter is shared by every stdio transport of the pool.
+    /// Its `processes` counter (and `limits`) is shared by every stdio transport of the pool.
     pub stdio: StdioOptions,
+    /// Commands that may start without the operator's approval (`ODOCK_MCP_STDIO_ALLOW`).
+    pub stdio_allow: StdioAllowList,
+}
+
+impl McpTransportOptions {
+    /// Sets the egress policy of the streamable-HTTP and SSE transports (and their token fetches).
+    pub fn with_egress(mut self, egress: EgressPolicy) -> Self {
+        let egress = Arc::new(egress);
+        self.http.egress = egress.clone();
+        self.sse.http.egress = egress;
+        self
+    }
+
+    /// Sets the largest JSON reply read from HTTP and SSE upstreams.
+    pub fn with_max_response_bytes(mut self, limit: usize) -> Self {
+        self.http.max_response_bytes = limit;
+        self.sse.http.max_response_bytes = limit;
+        self
+    }
 }
 
 enum Built {
@@ -205,27 +244,46 @@ impl McpTransports {
         match upstream.transport {
             McpTransportKind::StreamableHttp => {
                 let client = self.options.http.client()?;
-                let auth = Arc::new(UpstreamAuth::new(upstream.auth.clone(), client.clone()));
+                let auth = Arc::new(
+                    self.options
+                        .http
+                        .auth(upstream.auth.clone(), client.clone()),
+                );
                 let transport = StreamableHttpTransport::with_client(
                     endpoint,
                     client,
                     auth,
-                    self.options.http,
+                    self.options.http.clone(),
                 )?;
                 Ok((Arc::new(transport), Built::Http))
             }
             McpTransportKind::Sse => {
                 let client = self.options.sse.http.client()?;
-                let auth = Arc::new(UpstreamAuth::new(upstream.auth.clone(), client.clone()));
+                let auth = Arc::new(
+                    self.options
+                        .sse
+                        .http
+                        .auth(upstream.auth.clone(), client.clone()),
+                );
                 let transport =
                     SseTransport::with_client(endpoint, client, auth, self.options.sse.clone())?;
                 Ok((Arc::new(transport.clone()), Built::Sse(transport)))
             }
             McpTransportKind::Stdio => {
+                let command = upstream.stdio_command.clone().unwrap_or_default();
+                // Checked again here, at run time: a server stored before the allow-list shrank
+                // (or before this check existed) does not start on an ORG_ADMIN's say-so.
+                if !upstream.stdio_approved && !self.options.stdio_allow.allows(&command) {
+                    return Err(McpError::StdioNotAllowed(format!(
+                        "this MCP server's stdio command is not allowed: a SUPER_ADMIN must \
+                         configure it, or the operator must list it in {STDIO_ALLOW_SETTING}"
+                    )));
+                }
                 let command = StdioCommand {
-                    command: upstream.stdio_command.clone().unwrap_or_default(),
+                    command,
                     args: upstream.stdio_args.clone(),
                     env: upstream.stdio_env.clone(),
+                    organisation_id: upstream.organisation_id.clone(),
                 };
                 let transport = StdioTransport::new(command, self.options.stdio.clone())?;
                 Ok((Arc::new(transport.clone()), Built::Stdio(transport)))
@@ -263,9 +321,30 @@ mod tests {
         assert!(McpUpstream::stdio("server", vec![]).validate().is_ok());
     }
 
+    #[test]
+    fn stdio_commands_need_the_operators_approval_or_the_allow_list() {
+        let pool = McpTransports::new(McpTransportOptions::default());
+        let mut upstream = McpUpstream::stdio("/bin/sh", vec!["-c".into(), "id".into()]);
+        upstream.stdio_approved = false;
+        assert!(matches!(
+            pool.transport("srv", &upstream),
+            Err(McpError::StdioNotAllowed(_))
+        ));
+        upstream.stdio_approved = true;
+        assert!(pool.transport("srv", &upstream).is_ok());
+
+        let allowing = McpTransports::new(McpTransportOptions {
+            stdio_allow: StdioAllowList::parse("/bin/sh").unwrap(),
+            ..McpTransportOptions::default()
+        });
+        upstream.stdio_approved = false;
+        assert!(allowing.transport("srv", &upstream).is_ok());
+    }
+
     #[tokio::test]
     async fn the_pool_reuses_a_transport_until_its_config_changes() {
-        let pool = McpTransports::new(McpTransportOptions::default());
+        let loopback = EgressPolicy::parse("127.0.0.0/8").unwrap();
+        let pool = McpTransports::new(McpTransportOptions::default().with_egress(loopback));
         let upstream =
             McpUpstream::http(McpTransportKind::StreamableHttp, "http://127.0.0.1:9/mcp");
         let first = pool.transport("srv", &upstream).unwrap();

@@ -1,7 +1,9 @@
 //! HTTP plumbing shared by every provider: sending a request and waiting for its answer within
 //! the provider's timeout (`send`, `Answered`), presenting the provider key (`credential`),
-//! turning transport failures into [`ProviderError`]s, reading bounded bodies, and choosing which
-//! upstream response headers reach the client.
+//! turning transport failures into [`ProviderError`]s (an egress refusal into
+//! [`ProviderError::Forbidden`]), reading bounded bodies (unary answers up to the client's cap,
+//! error answers up to [`ERROR_BODY_LIMIT`]), and choosing which upstream response headers reach
+//! the client.
 //!
 //! Error messages are built from the transport error chain with the URL removed, and the
 //! provider's credential only ever travels in a header marked sensitive, so no message produced
@@ -12,11 +14,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::StatusCode;
 use http::{HeaderMap, HeaderValue};
 use odock_core::{ProviderBody, ProviderError, ProviderRequest, ProviderResponse};
 use tokio::time::Instant;
+
+use crate::client::{forbidden, UpstreamClient};
 
 /// The most bytes of an upstream error body that are read and relayed (1 MiB).
 pub const ERROR_BODY_LIMIT: usize = 1024 * 1024;
@@ -57,17 +61,35 @@ pub(crate) struct Answered {
     pub request_id: Option<String>,
 }
 
-/// When a request's answer must have arrived, and the timeout that set it (reported on expiry).
+/// When a request's answer must have arrived, the timeout that set it (reported on expiry), and
+/// the largest unary body that is read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
     pub at: Instant,
     pub timeout: Duration,
+    pub max_body: usize,
 }
 
 impl Deadline {
-    /// The whole body of `response`, before the deadline.
+    /// The deadline of a request sent now through `client` for `model`'s provider.
+    pub fn start(client: &UpstreamClient, model: &odock_core::ResolvedModel) -> Self {
+        let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        Self {
+            at: Instant::now() + timeout,
+            timeout,
+            max_body: client.max_response_bytes(),
+        }
+    }
+
+    /// The whole body of `response`, before the deadline; larger than the cap is
+    /// [`ProviderError::ResponseTooLarge`] (the rest is not read).
     pub async fn body(self, response: reqwest::Response) -> Result<Bytes, ProviderError> {
-        until(self.at, self.timeout, response.bytes()).await
+        match tokio::time::timeout_at(self.at, read_capped(response, self.max_body, self.timeout))
+            .await
+        {
+            Ok(result) => result,
+            Err(_elapsed) => Err(ProviderError::Timeout(self.timeout)),
+        }
     }
 
     /// At most [`ERROR_BODY_LIMIT`] bytes of an error answer's body, before the deadline.
@@ -103,17 +125,14 @@ impl Answered {
 /// Sends `upstream` for `request` and waits, within the provider's timeout, for the response
 /// headers. `request_id_header` names the header carrying the upstream's own request id.
 pub(crate) async fn send(
+    client: &UpstreamClient,
     request: &ProviderRequest,
     upstream: reqwest::RequestBuilder,
     request_id_header: &str,
 ) -> Result<Answered, ProviderError> {
     let model = &request.model;
-    let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let deadline = Deadline {
-        at: Instant::now() + timeout,
-        timeout,
-    };
-    let response = until(deadline.at, timeout, upstream.send()).await?;
+    let deadline = Deadline::start(client, model);
+    let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
     let status = response.status();
     let headers = relayed_headers(response.headers());
     let request_id = header_string(response.headers(), request_id_header);
@@ -136,13 +155,16 @@ pub(crate) async fn send(
 /// Maps a `reqwest` failure to a [`ProviderError`]. `timeout` is the limit that applied, reported
 /// when the failure was a timeout.
 ///
-/// A timeout becomes [`ProviderError::Timeout`]; everything else (refused or reset connections,
-/// TLS and DNS failures, a body cut off mid-way) is [`ProviderError::Unreachable`]. Bodies are
-/// relayed as bytes, never decoded by `reqwest`, so its "decode" errors are transport failures
-/// too.
+/// A timeout becomes [`ProviderError::Timeout`], a connection the egress policy refused
+/// [`ProviderError::Forbidden`]; everything else (refused or reset connections, TLS and DNS
+/// failures, a body cut off mid-way) is [`ProviderError::Unreachable`]. Bodies are relayed as
+/// bytes, never decoded by `reqwest`, so its "decode" errors are transport failures too.
 pub fn provider_error(error: reqwest::Error, timeout: Duration) -> ProviderError {
     if error.is_timeout() {
         return ProviderError::Timeout(timeout);
+    }
+    if let Some(denied) = forbidden(&error) {
+        return ProviderError::Forbidden(denied);
     }
     ProviderError::Unreachable(describe(&error.without_url()))
 }
@@ -194,6 +216,76 @@ pub async fn read_bounded(
     Ok(body.freeze())
 }
 
+/// The whole body of `response` when it is at most `limit` bytes, else
+/// [`ProviderError::ResponseTooLarge`] as soon as that is known (a declared `Content-Length`, or
+/// the first chunk past the limit): a runaway upstream cannot make the gateway buffer without end.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ProviderError> {
+    let too_large = || ProviderError::ResponseTooLarge { limit };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| provider_error(error, timeout))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The upstream's `Retry-After` as a duration: delta-seconds, or an HTTP date (time from now,
+/// zero when past). `None` when absent or unreadable.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// `text` as one URL path segment: every byte but the unreserved characters (`A-Z a-z 0-9 - . _ ~`)
+/// percent-encoded, so a model slug can never add segments, a query or a fragment to a URL. A
+/// segment that is all dots would still be read as `.`/`..` by URL parsers, so its dots are
+/// encoded too (model slugs with such segments are refused by the admin API anyway).
+pub fn path_segment(text: &str) -> String {
+    let all_dots = !text.is_empty() && text.bytes().all(|b| b == b'.');
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'~')
+            || (byte == b'.' && !all_dots);
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `text` as `/`-separated path segments, each encoded with [`path_segment`] (for Hugging Face
+/// model ids such as `org/name`).
+pub fn path_segments(text: &str) -> String {
+    text.split('/')
+        .map(path_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// True when the upstream answered with `text/event-stream`.
 pub fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
@@ -207,15 +299,18 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The upstream response headers the client may see: only `content-type`. Event streams also get
-/// `cache-control: no-cache` so nothing between the gateway and the client buffers them.
+/// The upstream response headers the client may see: `content-type`, and `retry-after` (an
+/// upstream 429 or 503 says when to come back). Event streams also get `cache-control: no-cache`
+/// so nothing between the gateway and the client buffers them.
 ///
 /// Everything else (upstream rate-limit and organisation headers, cookies, hop-by-hop headers,
 /// `content-length` of a body the gateway may change) stays behind.
 pub fn relayed_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if let Some(content_type) = upstream.get(CONTENT_TYPE) {
-        headers.insert(CONTENT_TYPE, content_type.clone());
+    for name in [CONTENT_TYPE, RETRY_AFTER] {
+        if let Some(value) = upstream.get(&name) {
+            headers.insert(name, value.clone());
+        }
     }
     if is_event_stream(upstream) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -247,9 +342,15 @@ mod tests {
         );
         upstream.insert("set-cookie", HeaderValue::from_static("a=b"));
         upstream.insert("openai-organization", HeaderValue::from_static("org-x"));
+        upstream.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("12"));
         let relayed = relayed_headers(&upstream);
         assert_eq!(relayed.len(), 1);
         assert_eq!(relayed[CONTENT_TYPE], "application/json");
+
+        upstream.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let relayed = relayed_headers(&upstream);
+        assert_eq!(relayed.len(), 2);
+        assert_eq!(relayed[RETRY_AFTER], "7");
 
         let mut upstream = HeaderMap::new();
         upstream.insert(
@@ -275,6 +376,33 @@ mod tests {
         assert!(!is_event_stream(&headers("application/json")));
         assert!(!is_event_stream(&headers("text/event")));
         assert!(!is_event_stream(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn path_segments_cannot_escape_their_place_in_the_url() {
+        assert_eq!(path_segment("gemini-1.5-pro_002~x"), "gemini-1.5-pro_002~x");
+        assert_eq!(path_segment("../../x#"), "..%2F..%2Fx%23");
+        assert_eq!(path_segment("a?b=c d%"), "a%3Fb%3Dc%20d%25");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("é"), "%C3%A9");
+        assert_eq!(path_segments("org/Model-1.0"), "org/Model-1.0");
+        assert_eq!(path_segments("org/../x#y"), "org/%2E%2E/x%23y");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            headers
+        };
+        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -21,9 +21,11 @@
 //! - [`sse`] is the one Server-Sent-Events adapter all providers share.
 //! - [`http`] holds the HTTP plumbing they share: sending within the provider's timeout, the
 //!   sensitive credential header, error mapping, bounded reads, relayed headers.
+//! - [`client`] is the one [`UpstreamClient`] they send through: the egress policy (no private
+//!   upstream unless allowed, checked after DNS resolution), URL checks, the unary body cap.
 //!
-//! The gateway builds one [`reqwest::Client`] with [`http_client`] and hands it to
-//! [`default_registry`], which maps provider types to providers:
+//! The gateway builds one [`UpstreamClient`] (here the safe default, [`http_client`]) and hands it
+//! to [`default_registry`], which maps provider types to providers:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -52,6 +54,7 @@ use std::time::Duration;
 use odock_core::{Provider, ProviderRegistry, ProviderType};
 
 pub mod anthropic;
+pub mod client;
 pub mod gemini;
 pub mod http;
 pub mod huggingface;
@@ -60,6 +63,7 @@ pub mod openai_compat;
 pub mod sse;
 pub mod vllm;
 
+pub use client::UpstreamClient;
 pub use huggingface::HuggingFaceProvider;
 pub use mistral::MistralProvider;
 pub use openai_compat::OpenAiCompatProvider;
@@ -72,15 +76,15 @@ pub const USER_AGENT: &str = concat!("odock/", env!("CARGO_PKG_VERSION"));
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an idle pooled connection is kept for reuse.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Idle pooled connections kept per upstream host.
-const POOL_MAX_IDLE_PER_HOST: usize = 64;
+pub(crate) const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
 /// The registry of every provider this crate implements, all sharing `client`: OpenAI, Azure
 /// OpenAI and Custom (one shared [`OpenAiCompatProvider`]), Anthropic, Google (Gemini), vLLM,
 /// Mistral and Hugging Face.
-pub fn default_registry(client: reqwest::Client) -> ProviderRegistry {
+pub fn default_registry(client: UpstreamClient) -> ProviderRegistry {
     let openai_compat: Arc<dyn Provider> = Arc::new(OpenAiCompatProvider::new(client.clone()));
     ProviderRegistry::new()
         .with(ProviderType::OpenAi, openai_compat.clone())
@@ -108,24 +112,15 @@ pub fn default_registry(client: reqwest::Client) -> ProviderRegistry {
         )
 }
 
-/// The HTTP client shared by every provider.
+/// The HTTP client shared by every provider, with the safe default egress policy (no loopback,
+/// private or link-local upstream; see [`client`]). Use [`UpstreamClient::new`] with an
+/// [`EgressPolicy`](odock_core::egress::EgressPolicy) to allow a vLLM on the LAN or a model on
+/// localhost.
 ///
 /// It has a connect timeout but no overall request timeout: a streamed answer may legitimately run
 /// for minutes, so providers bound the wait for headers and the gaps between events themselves,
 /// with the provider's configured timeout. Redirects are not followed: an upstream's answer is
 /// relayed, never chased with the provider's credential.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_else(|error| {
-            // Only fails when the TLS backend cannot initialise; a default client is the best we can do.
-            tracing::error!(%error, "could not build the upstream HTTP client; using defaults");
-            reqwest::Client::new()
-        })
+pub fn http_client() -> UpstreamClient {
+    UpstreamClient::default()
 }

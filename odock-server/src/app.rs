@@ -137,7 +137,17 @@ impl App {
             ));
         }
 
-        let providers = odock_providers::default_registry(odock_providers::http_client());
+        // Every upstream connection (providers, MCP servers, token endpoints) goes only where the
+        // egress policy allows; stdio commands need the operator's approval or the allow-list.
+        let egress = config
+            .egress_policy()
+            .map_err(|e| StartError::Config(format!("egress_allow: {e}")))?;
+        let stdio_allow = config
+            .stdio_allow_list()
+            .map_err(|e| StartError::Config(format!("mcp_stdio_allow: {e}")))?;
+        let upstream_client = odock_providers::UpstreamClient::new(egress.clone())
+            .with_max_response_bytes(config.upstream_max_response_bytes);
+        let providers = odock_providers::default_registry(upstream_client);
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
             .admission(governance.admission.clone());
@@ -147,7 +157,13 @@ impl App {
         let invalidator = governance.invalidator(Arc::new(InvalidatorSet::new(caches)));
 
         // One transport per MCP server (stdio sessions, SSE bridges, OAuth2 token caches).
-        let mcp_options = odock_mcp::McpTransportOptions::default();
+        let mut mcp_options = odock_mcp::McpTransportOptions {
+            stdio_allow: stdio_allow.clone(),
+            ..odock_mcp::McpTransportOptions::default()
+        }
+        .with_egress(egress.clone())
+        .with_max_response_bytes(config.upstream_max_response_bytes);
+        mcp_options.stdio.limits = config.stdio_limits();
         // Stdio/SSE sessions held here are recorded as this replica's; requests for sessions other
         // replicas hold are forwarded to them.
         let mcp_affinity = McpAffinity::new(
@@ -208,6 +224,10 @@ impl App {
         let router = router
             .merge(admin::router(AdminState {
                 pool: pool.clone(),
+                host: admin::host_policy::HostPolicy {
+                    egress: Arc::new(egress),
+                    stdio_allow,
+                },
                 master_key,
                 invalidator,
                 admin_token,

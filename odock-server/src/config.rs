@@ -102,6 +102,19 @@ pub struct FileConfig {
     /// How long a budget/quota hold outlives its last refresh (a crashed replica's holds are
     /// released this long after it died), in milliseconds.
     pub ledger_lease_ms: Option<u64>,
+    /// Non-public upstream addresses the gateway may connect to anyway: CIDRs, IPs, host names,
+    /// `*.suffix` wildcards, or `*` for everything (default: none — loopback, private, link-local,
+    /// CGNAT and ULA addresses are refused).
+    pub egress_allow: Option<Vec<String>>,
+    /// Stdio commands an ORG_ADMIN may configure for MCP servers: absolute paths or bare program
+    /// names (default: none; a SUPER_ADMIN may configure any).
+    pub mcp_stdio_allow: Option<Vec<String>>,
+    /// Most live stdio MCP server processes (default 64).
+    pub mcp_stdio_max: Option<usize>,
+    /// Most live stdio MCP server processes of one organisation (default a quarter of the maximum).
+    pub mcp_stdio_max_per_org: Option<usize>,
+    /// Largest unary upstream answer buffered, in bytes (default 64 MiB).
+    pub upstream_max_response_bytes: Option<usize>,
 }
 
 /// The checked configuration the server runs with.
@@ -142,6 +155,16 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     /// Budget/quota hold lease (`ODOCK_LEDGER_LEASE_MS`, default 30 s).
     pub ledger_lease_ms: u64,
+    /// `ODOCK_EGRESS_ALLOW` (comma-separated): non-public upstreams allowed anyway.
+    pub egress_allow: Vec<String>,
+    /// `ODOCK_MCP_STDIO_ALLOW` (comma-separated): stdio commands an ORG_ADMIN may configure.
+    pub mcp_stdio_allow: Vec<String>,
+    /// `ODOCK_MCP_STDIO_MAX` (default 64).
+    pub mcp_stdio_max: usize,
+    /// `ODOCK_MCP_STDIO_MAX_PER_ORG` (`None`: a quarter of `mcp_stdio_max`, at least 1).
+    pub mcp_stdio_max_per_org: Option<usize>,
+    /// `ODOCK_UPSTREAM_MAX_RESPONSE_BYTES` (default 64 MiB).
+    pub upstream_max_response_bytes: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -191,6 +214,11 @@ impl Default for Config {
             database_max_connections: 4,
             database_acquire_timeout_ms: 10_000,
             ledger_lease_ms: 30_000,
+            egress_allow: Vec::new(),
+            mcp_stdio_allow: Vec::new(),
+            mcp_stdio_max: odock_mcp::ProcessLimits::DEFAULT_MAX_TOTAL,
+            mcp_stdio_max_per_org: None,
+            upstream_max_response_bytes: odock_providers::client::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -281,6 +309,21 @@ impl Config {
         }
         if let Some(v) = file.ledger_lease_ms {
             self.ledger_lease_ms = v;
+        }
+        if let Some(v) = file.egress_allow {
+            self.egress_allow = v;
+        }
+        if let Some(v) = file.mcp_stdio_allow {
+            self.mcp_stdio_allow = v;
+        }
+        if let Some(v) = file.mcp_stdio_max {
+            self.mcp_stdio_max = v;
+        }
+        if let Some(v) = file.mcp_stdio_max_per_org {
+            self.mcp_stdio_max_per_org = Some(v);
+        }
+        if let Some(v) = file.upstream_max_response_bytes {
+            self.upstream_max_response_bytes = v;
         }
     }
 
@@ -386,6 +429,26 @@ impl Config {
         if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
             self.max_body_bytes = v.parse().map_err(|e| invalid("ODOCK_MAX_BODY_BYTES", e))?;
         }
+        if let Some(v) = get("ODOCK_EGRESS_ALLOW") {
+            self.egress_allow = comma_list(&v);
+        }
+        if let Some(v) = get("ODOCK_MCP_STDIO_ALLOW") {
+            self.mcp_stdio_allow = comma_list(&v);
+        }
+        if let Some(v) = get("ODOCK_MCP_STDIO_MAX") {
+            self.mcp_stdio_max = v.parse().map_err(|e| invalid("ODOCK_MCP_STDIO_MAX", e))?;
+        }
+        if let Some(v) = get("ODOCK_MCP_STDIO_MAX_PER_ORG") {
+            let max = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_MCP_STDIO_MAX_PER_ORG", e))?;
+            self.mcp_stdio_max_per_org = Some(max);
+        }
+        if let Some(v) = get("ODOCK_UPSTREAM_MAX_RESPONSE_BYTES") {
+            self.upstream_max_response_bytes = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_UPSTREAM_MAX_RESPONSE_BYTES", e))?;
+        }
         Ok(())
     }
 
@@ -455,7 +518,40 @@ impl Config {
                 "Redis timeouts must be positive",
             ));
         }
+        self.egress_policy()
+            .map_err(|e| invalid("egress_allow", e))?;
+        self.stdio_allow_list()
+            .map_err(|e| invalid("mcp_stdio_allow", e))?;
+        if self.mcp_stdio_max_per_org == Some(0) {
+            return Err(invalid("mcp_stdio_max_per_org", "must be positive"));
+        }
+        if self.upstream_max_response_bytes == 0 {
+            return Err(invalid("upstream_max_response_bytes", "must be positive"));
+        }
         Ok(())
+    }
+
+    /// The egress policy of every upstream connection (`egress_allow` over the safe default).
+    pub fn egress_policy(
+        &self,
+    ) -> Result<odock_core::egress::EgressPolicy, odock_core::egress::EgressConfigError> {
+        odock_core::egress::EgressPolicy::from_entries(&self.egress_allow)
+    }
+
+    /// The stdio commands an ORG_ADMIN may configure.
+    pub fn stdio_allow_list(
+        &self,
+    ) -> Result<odock_mcp::StdioAllowList, odock_mcp::stdio::policy::StdioAllowError> {
+        odock_mcp::StdioAllowList::from_entries(&self.mcp_stdio_allow)
+    }
+
+    /// The caps on live stdio processes (`mcp_stdio_max` = 0 refuses every stdio session).
+    pub fn stdio_limits(&self) -> odock_mcp::ProcessLimits {
+        let mut limits = odock_mcp::ProcessLimits::new(self.mcp_stdio_max);
+        if let Some(share) = self.mcp_stdio_max_per_org {
+            limits.max_per_organisation = share;
+        }
+        limits
     }
 
     /// How to reach Redis, when `redis_url` is set (production mode).
@@ -532,6 +628,13 @@ impl Config {
             self.database_max_connections,
             self.database_acquire_timeout_ms,
             self.ledger_lease_ms,
+        ) + &format!(
+            "egress_allow = {:?}\nmcp_stdio_allow = {:?}\nmcp_stdio_max = {}\nmcp_stdio_max_per_org = {}\nupstream_max_response_bytes = {}\n",
+            self.egress_allow,
+            self.mcp_stdio_allow,
+            self.mcp_stdio_max,
+            self.stdio_limits().max_per_organisation,
+            self.upstream_max_response_bytes,
         )
     }
 }
@@ -562,6 +665,16 @@ fn check_advertise_url(url: &str) -> Result<(), String> {
         return Err("must have no path or query".to_owned());
     }
     Ok(())
+}
+
+/// The non-empty, trimmed entries of a comma-separated setting.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn invalid(name: &'static str, message: impl std::fmt::Display) -> ConfigError {
@@ -721,6 +834,45 @@ mod tests {
         assert!(!format!("{settings:?}").contains("hunter2"));
         let bad = env(&[("ODOCK_REDIS_OUTAGE_POLICY", "sometimes")]);
         assert!(Config::load(&Cli::default(), bad).is_err());
+    }
+
+    #[test]
+    fn egress_and_stdio_settings_parse_and_bad_entries_are_refused() {
+        let config = Config::load(&Cli::default(), env(&[])).unwrap();
+        assert!(config
+            .egress_policy()
+            .unwrap()
+            .check_host("127.0.0.1")
+            .is_err());
+        assert!(config.stdio_allow_list().unwrap().is_empty());
+        assert_eq!(config.stdio_limits(), odock_mcp::ProcessLimits::new(64));
+        assert_eq!(config.upstream_max_response_bytes, 64 * 1024 * 1024);
+
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_EGRESS_ALLOW", "127.0.0.0/8, vllm.internal"),
+                ("ODOCK_MCP_STDIO_ALLOW", "npx,/usr/bin/uvx"),
+                ("ODOCK_MCP_STDIO_MAX", "8"),
+                ("ODOCK_MCP_STDIO_MAX_PER_ORG", "3"),
+                ("ODOCK_UPSTREAM_MAX_RESPONSE_BYTES", "1048576"),
+            ]),
+        )
+        .unwrap();
+        let egress = config.egress_policy().unwrap();
+        assert!(egress.check_host("127.0.0.1").is_ok());
+        assert!(egress.allows_host_name("vllm.internal"));
+        assert!(config.stdio_allow_list().unwrap().allows("npx"));
+        assert_eq!(config.stdio_limits().max_total, 8);
+        assert_eq!(config.stdio_limits().max_per_organisation, 3);
+        assert_eq!(config.upstream_max_response_bytes, 1_048_576);
+        assert!(config.describe().contains("mcp_stdio_max_per_org = 3"));
+
+        let refused = |pairs: &[(&str, &str)]| Config::load(&Cli::default(), env(pairs)).is_err();
+        assert!(refused(&[("ODOCK_EGRESS_ALLOW", "10.0.0.0/99")]));
+        assert!(refused(&[("ODOCK_MCP_STDIO_ALLOW", "./relative")]));
+        assert!(refused(&[("ODOCK_MCP_STDIO_MAX_PER_ORG", "0")]));
+        assert!(refused(&[("ODOCK_UPSTREAM_MAX_RESPONSE_BYTES", "0")]));
     }
 
     #[test]

@@ -72,6 +72,8 @@ async fn start_replica(database_url: &str, redis_url: &str, prefix: &str) -> Rep
         .env("ODOCK_MASTER_KEY", MASTER_KEY)
         .env("ODOCK_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("ODOCK_LEDGER_LEASE_MS", LEASE_MS.to_string())
+        // The fake upstream lives on loopback, which the default egress policy refuses.
+        .env("ODOCK_EGRESS_ALLOW", "127.0.0.0/8")
         .env("ODOCK_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

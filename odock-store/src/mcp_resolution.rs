@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::admin::mcp_servers::upstream_auth;
+use crate::admin::mcp_servers::{stdio_fingerprint, upstream_auth};
 use crate::admin::JsonObject;
 use crate::crypto::MasterKey;
 use crate::db::{Db, DbRow};
@@ -197,8 +197,8 @@ impl McpCache {
 }
 
 const SERVER_COLUMNS: &str = "id, organisation_id, name, slug, transport, endpoint_url, \
-    stdio_command, stdio_args, stdio_env, auth_type, auth_config, enabled, team_id, api_key_id, \
-    allowed_tools, blocked_tools, semantic_filter, pricing, updated_at";
+    stdio_command, stdio_args, stdio_env, stdio_env_preview, stdio_approval, auth_type, auth_config, \
+    enabled, team_id, api_key_id, allowed_tools, blocked_tools, semantic_filter, pricing, updated_at";
 
 async fn load_server(
     pool: &Db,
@@ -303,6 +303,24 @@ fn decode_server(
             (Err(reason), BTreeMap::new())
         }
     };
+    let stdio_command: Option<String> = row.try_get("stdio_command")?;
+    let stdio_args: Vec<String> = json_column(row, "stdio_args")?;
+    // Approved only while the launch is still the one a SUPER_ADMIN wrote (the environment's
+    // names are known even when its values could not be opened).
+    let approval: Option<String> = row.try_get("stdio_approval")?;
+    let env_names: Vec<String> = row
+        .try_get::<Option<String>, _>("stdio_env_preview")?
+        .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(&text).ok())
+        .map(|preview| preview.into_keys().collect())
+        .unwrap_or_default();
+    let stdio_approved = approval.is_some_and(|approval| {
+        approval
+            == stdio_fingerprint(
+                stdio_command.as_deref(),
+                &stdio_args,
+                env_names.iter().map(String::as_str),
+            )
+    });
     Ok(Some(ResolvedMcpServer {
         id: McpServerId::new(id),
         organisation_id: OrganisationId::new(row.try_get::<String, _>("organisation_id")?),
@@ -310,9 +328,10 @@ fn decode_server(
         slug: row.try_get("slug")?,
         transport,
         endpoint_url: row.try_get("endpoint_url")?,
-        stdio_command: row.try_get("stdio_command")?,
-        stdio_args: json_column(row, "stdio_args")?,
+        stdio_command,
+        stdio_args,
         stdio_env,
+        stdio_approved,
         auth,
         team_id: row
             .try_get::<Option<String>, _>("team_id")?
@@ -435,6 +454,98 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(server.auth.is_err());
+    }
+
+    #[tokio::test]
+    async fn only_the_operators_stdio_launch_is_approved_and_a_tenant_edit_withdraws_it() {
+        use crate::admin::mcp_servers::LaunchAuthor;
+        let pool = pool().await;
+        let a = org(&pool, "A").await;
+        let org_id = OrganisationId::new(a.as_str());
+        let (master_key, _) = MasterKey::generate();
+        let stdio = |slug: &str| {
+            mcp_servers::tests::new(
+                slug,
+                json!({"transport": "STDIO", "endpointUrl": null, "stdioCommand": "/usr/bin/server",
+                       "stdioArgs": ["--port", "1"], "stdioEnv": {"TOKEN": "t"}}),
+            )
+        };
+        let approved = |slug: &'static str| {
+            let pool = pool.clone();
+            let master_key = &master_key;
+            let org_id = org_id.clone();
+            async move {
+                cache()
+                    .server(&pool, master_key, &org_id, slug)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .stdio_approved
+            }
+        };
+        let patch = |value: Value| -> mcp_servers::McpServerPatch {
+            serde_json::from_value(value).unwrap()
+        };
+
+        let by_tenant = mcp_servers::create(&pool, &master_key, &a, stdio("tenant"))
+            .await
+            .unwrap();
+        assert!(!by_tenant.stdio_approved);
+        assert!(!approved("tenant").await);
+
+        let by_operator = mcp_servers::create_by(
+            &pool,
+            &master_key,
+            &a,
+            stdio("operator"),
+            LaunchAuthor::Operator,
+        )
+        .await
+        .unwrap();
+        assert!(by_operator.stdio_approved);
+        assert!(approved("operator").await);
+
+        // A tenant's patch that leaves the launch alone keeps the approval...
+        let renamed = mcp_servers::update(
+            &pool,
+            &master_key,
+            &a,
+            &by_operator.id,
+            patch(json!({"name": "renamed"})),
+        )
+        .await
+        .unwrap();
+        assert!(renamed.stdio_approved);
+        // ...one that touches it (arguments, environment, command, transport) withdraws it.
+        for change in [
+            json!({"stdioArgs": ["-c", "id"]}),
+            json!({"stdioEnv": {"LD_PRELOAD": "/tmp/x.so"}}),
+            json!({"stdioCommand": "/bin/sh"}),
+            json!({"transport": "STDIO"}),
+        ] {
+            mcp_servers::update_by(
+                &pool,
+                &master_key,
+                &a,
+                &by_operator.id,
+                patch(json!({"stdioArgs": ["--port", "1"]})),
+                LaunchAuthor::Operator,
+            )
+            .await
+            .unwrap();
+            assert!(approved("operator").await);
+            let edited = mcp_servers::update(
+                &pool,
+                &master_key,
+                &a,
+                &by_operator.id,
+                patch(change.clone()),
+            )
+            .await
+            .unwrap();
+            assert!(!edited.stdio_approved, "{change}");
+            assert!(!approved("operator").await, "{change}");
+        }
     }
 
     #[tokio::test]

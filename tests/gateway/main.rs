@@ -9,6 +9,7 @@ mod chat;
 mod embedding;
 mod errors;
 mod gemini;
+mod host_security;
 mod huggingface;
 mod keys;
 mod mcp;

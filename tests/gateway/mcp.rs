@@ -891,7 +891,12 @@ async fn stdio_process_gauge(server: &TestServer) -> u64 {
 
 #[tokio::test]
 async fn a_hundred_concurrent_stdio_sessions_leave_no_process_behind() {
-    let server = TestServer::start().await;
+    // Above the default caps (64, a quarter per organisation) on purpose: this is about cleanup.
+    let server = TestServer::start_with(|config| {
+        config.mcp_stdio_max = 100;
+        config.mcp_stdio_max_per_org = Some(100);
+    })
+    .await;
     let world = McpWorld::create(&server).await;
     let tag = odock::core::ids::random_hex(8);
     world

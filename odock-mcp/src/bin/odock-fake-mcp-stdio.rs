@@ -2,12 +2,16 @@
 //! odock-mcp's and the gateway's tests as a real child process.
 //!
 //! Tools are those of `odock_mcp::testing` (`echo`, `add`, `secret_tool`, `slow_progress`, `crash`),
-//! plus two unlisted ones: `env {name}` returns an environment variable (to test `stdioEnv`) and
-//! `never_answers` gets no response. Flags:
+//! plus unlisted ones: `env {name}` returns an environment variable (to test `stdioEnv`),
+//! `process_info` returns (as JSON text) its whole environment, working directory, pid, process
+//! group and the pid of the child `--spawn-grandchild` started, and `never_answers` gets no
+//! response. Flags:
 //! - `--content-length`: `Content-Length:` header framing both ways (input not framed that way is
 //!   ignored), instead of newline-delimited JSON (the MCP stdio transport);
 //! - `--start-delay-ms=N`: reads nothing for N ms after starting;
-//! - `--ignore-eof`: keeps running after stdin closes (only a kill ends it).
+//! - `--ignore-eof`: keeps running after stdin closes (only a kill ends it);
+//! - `--spawn-grandchild`: starts a child of its own (this binary with `--ignore-eof`) that
+//!   outlives it unless its process group is killed.
 //!
 //! Unknown arguments are ignored (tests tag processes with them).
 
@@ -29,6 +33,10 @@ fn main() {
         .unwrap_or(0);
     std::thread::sleep(std::time::Duration::from_millis(start_delay));
     let ignore_eof = std::env::args().any(|arg| arg == "--ignore-eof");
+    let grandchild = std::env::args()
+        .any(|arg| arg == "--spawn-grandchild")
+        .then(spawn_grandchild)
+        .flatten();
     eprintln!("odock-fake-mcp-stdio started (content-length framing: {content_length})");
     let stdin = io::stdin();
     let mut input = stdin.lock();
@@ -59,7 +67,7 @@ fn main() {
         if is_call_of(&value, "never_answers") {
             continue;
         }
-        let reply = match env_tool(&value) {
+        let reply = match env_tool(&value).or_else(|| process_info(&value, grandchild)) {
             Some(response) => fake_tools::FakeReply {
                 messages: vec![response],
                 crash: false,
@@ -95,6 +103,49 @@ fn env_tool(message: &Value) -> Option<Value> {
     Some(
         json!({"jsonrpc": "2.0", "id": message.get("id")?, "result": {"content": [{"type": "text", "text": text}]}}),
     )
+}
+
+/// `tools/call` of `process_info`: what this process runs with, as JSON text.
+fn process_info(message: &Value, grandchild: Option<u32>) -> Option<Value> {
+    if !is_call_of(message, "process_info") {
+        return None;
+    }
+    let env: serde_json::Map<String, Value> = std::env::vars()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
+    let cwd = std::env::current_dir()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
+    // /proc/self/stat: `pid (comm) state ppid pgrp …`.
+    let pgid = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let (_, after) = stat.rsplit_once(')')?;
+            after.split_whitespace().nth(2)?.parse::<u32>().ok()
+        });
+    let info = json!({
+        "env": env,
+        "cwd": cwd,
+        "pid": std::process::id(),
+        "pgid": pgid,
+        "grandchild": grandchild,
+    });
+    Some(
+        json!({"jsonrpc": "2.0", "id": message.get("id")?, "result": {"content": [{"type": "text", "text": info.to_string()}]}}),
+    )
+}
+
+/// A child of this process that ignores its (closed) input and so runs until killed.
+fn spawn_grandchild() -> Option<u32> {
+    let exe = std::env::current_exe().ok()?;
+    let child = std::process::Command::new(exe)
+        .args(["--ignore-eof", "--grandchild"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(child.id())
 }
 
 fn read_line(input: &mut impl BufRead) -> Option<Vec<u8>> {

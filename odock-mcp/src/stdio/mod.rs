@@ -9,6 +9,7 @@
 //! so no zombie is left. A process that exits makes in-flight and later requests fail at once with
 //! [`McpError::Stdio`].
 
+pub mod policy;
 mod process;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +21,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use odock_core::{Clock, McpError, McpMessage, McpReply, McpTransport, SystemClock};
 
+pub use policy::{ProcessLimits, StdioAllowList};
 use process::StdioProcess;
-pub use process::{ProcessCounter, StdioCommand, StdioFraming};
+pub use process::{ProcessCounter, StdioCommand, StdioFraming, CHILD_PATH};
 
 use crate::framing::Payload;
 use crate::headers::{accepts_event_stream, session_id};
@@ -49,6 +51,9 @@ pub struct StdioOptions {
     pub clock: Arc<dyn Clock>,
     /// Where live processes are counted (share one across transports for a global count).
     pub processes: ProcessCounter,
+    /// Caps on live processes, in total and per organisation, checked against `processes`
+    /// before a process starts.
+    pub limits: ProcessLimits,
 }
 
 impl Default for StdioOptions {
@@ -62,6 +67,7 @@ impl Default for StdioOptions {
             shutdown_grace: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             processes: ProcessCounter::default(),
+            limits: ProcessLimits::default(),
         }
     }
 }
@@ -75,6 +81,7 @@ impl std::fmt::Debug for StdioOptions {
             .field("framing", &self.framing)
             .field("content_length_probe", &self.content_length_probe)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }

@@ -1,10 +1,21 @@
 //! One MCP server child process: spawned with its command, args and env, fed JSON-RPC on stdin,
 //! read on stdout (newline-delimited, or `Content-Length:` framed when the server speaks that),
 //! stderr logged, killed **and reaped** when its session ends.
+//!
+//! The child is confined as far as a process can be without a sandbox:
+//! - a **cleared environment**: only a minimal `PATH`, `HOME` and `TMPDIR` (its scratch directory)
+//!   and the server's declared `stdioEnv` — never the gateway's own variables (admin token, master
+//!   key, database URL…);
+//! - its **own process group**, killed as a whole when the session ends, so what a launcher like
+//!   `npx` started goes too;
+//! - a fresh **scratch working directory**, removed once the process is reaped;
+//! - a slot under the global and per-organisation caps ([`ProcessLimits`]), taken before the
+//!   process starts: beyond them, nothing is spawned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +26,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use super::policy::ProcessLimits;
 use super::StdioOptions;
 use crate::session::Inbox;
 
@@ -23,12 +35,17 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest stderr line logged; the rest is cut.
 const MAX_LOG_LINE: usize = 2_000;
 
-/// What to run: `stdioCommand`, `stdioArgs`, `stdioEnv` (added to the gateway's environment).
+/// The `PATH` a child starts with (its `stdioEnv` may set another).
+pub const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// What to run: `stdioCommand`, `stdioArgs`, `stdioEnv` (the child's whole environment besides
+/// `PATH`, `HOME` and `TMPDIR`), and the organisation whose process share it counts against.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct StdioCommand {
     pub command: String,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    pub organisation_id: String,
 }
 
 impl std::fmt::Debug for StdioCommand {
@@ -38,6 +55,7 @@ impl std::fmt::Debug for StdioCommand {
             .field("command", &self.command)
             .field("args", &self.args)
             .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("organisation_id", &self.organisation_id)
             .finish()
     }
 }
@@ -57,31 +75,97 @@ pub enum StdioFraming {
 const NEWLINE: u8 = 0;
 const CONTENT_LENGTH: u8 = 1;
 
-/// Live (spawned and not yet reaped) child processes, shared by whoever wants to count them.
+/// Live (spawned and not yet reaped) child processes, in total and per organisation; shared by
+/// every transport that should count against the same caps.
 #[derive(Debug, Clone, Default)]
-pub struct ProcessCounter(Arc<AtomicUsize>);
+pub struct ProcessCounter(Arc<parking_lot::Mutex<Counts>>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_organisation: HashMap<String, usize>,
+}
 
 impl ProcessCounter {
+    /// Live processes.
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.lock().total
     }
 
-    fn slot(&self) -> ProcessSlot {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        ProcessSlot(self.0.clone())
+    /// Live processes of `organisation_id`.
+    pub fn of_organisation(&self, organisation_id: &str) -> usize {
+        self.0
+            .lock()
+            .per_organisation
+            .get(organisation_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A slot for one more process of `organisation_id`, unless that would exceed `limits`
+    /// ([`McpError::StdioBusy`], 503 `overloaded`).
+    fn acquire(
+        &self,
+        organisation_id: &str,
+        limits: ProcessLimits,
+    ) -> Result<ProcessSlot, McpError> {
+        let mut counts = self.0.lock();
+        if counts.total >= limits.max_total {
+            return Err(McpError::StdioBusy(format!(
+                "the gateway runs its maximum of {} stdio MCP server processes; retry later",
+                limits.max_total
+            )));
+        }
+        let mine = counts
+            .per_organisation
+            .entry(organisation_id.to_owned())
+            .or_insert(0);
+        if *mine >= limits.max_per_organisation {
+            return Err(McpError::StdioBusy(format!(
+                "this organisation runs its maximum of {} stdio MCP server processes; end a \
+                 session or retry later",
+                limits.max_per_organisation
+            )));
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(ProcessSlot {
+            counts: self.0.clone(),
+            organisation_id: organisation_id.to_owned(),
+        })
     }
 }
 
 /// Counts one process while alive; released when the process has been reaped (or dropped).
-struct ProcessSlot(Arc<AtomicUsize>);
+struct ProcessSlot {
+    counts: Arc<parking_lot::Mutex<Counts>>,
+    organisation_id: String,
+}
 
 impl Drop for ProcessSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut counts = self.counts.lock();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(mine) = counts.per_organisation.get_mut(&self.organisation_id) {
+            *mine = mine.saturating_sub(1);
+            if *mine == 0 {
+                counts.per_organisation.remove(&self.organisation_id);
+            }
+        }
     }
 }
 
-type ChildCell = Arc<Mutex<Option<(Child, ProcessSlot)>>>;
+/// A spawned child and what lives exactly as long as it.
+struct Running {
+    child: Child,
+    /// The child's process group (its pid: it leads its own group).
+    group: Option<u32>,
+    /// Removed (with everything the server wrote) once the child is reaped.
+    scratch: tempfile::TempDir,
+    slot: ProcessSlot,
+}
+
+type ChildCell = Arc<Mutex<Option<Running>>>;
 
 pub(crate) struct StdioProcess {
     pub(crate) inbox: Arc<Inbox>,
@@ -176,18 +260,35 @@ impl StdioProcess {
     pub(crate) fn spawn(command: &StdioCommand, options: &StdioOptions) -> Result<Self, McpError> {
         let framing = options.framing;
         let content_length_probe = options.content_length_probe;
-        let mut child = Command::new(&command.command)
+        // The slot first: beyond the caps, nothing starts.
+        let slot = options
+            .processes
+            .acquire(&command.organisation_id, options.limits)?;
+        let program = program_path(&command.command)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("odock-mcp-")
+            .tempdir()
+            .map_err(|error| {
+                McpError::Stdio(format!("could not create a working directory: {error}"))
+            })?;
+        let mut process = Command::new(&program);
+        process
             .args(&command.args)
+            .env_clear()
+            .env("PATH", CHILD_PATH)
+            .env("HOME", scratch.path())
+            .env("TMPDIR", scratch.path())
             .envs(&command.env)
+            .current_dir(scratch.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|error| {
-                McpError::Stdio(format!("could not start `{}`: {error}", command.command))
-            })?;
-        let slot = options.processes.slot();
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        process.process_group(0);
+        let mut child = process.spawn().map_err(|error| {
+            McpError::Stdio(format!("could not start `{}`: {error}", command.command))
+        })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -195,7 +296,12 @@ impl StdioProcess {
         };
         let pid = child.id().unwrap_or(0);
         let inbox = Arc::new(Inbox::default());
-        let child: ChildCell = Arc::new(Mutex::new(Some((child, slot))));
+        let child: ChildCell = Arc::new(Mutex::new(Some(Running {
+            group: child.id(),
+            child,
+            scratch,
+            slot,
+        })));
         let auto = framing == StdioFraming::Auto;
         let writer = Arc::new(Writer {
             stdin: Mutex::new(Some(stdin)),
@@ -258,20 +364,36 @@ impl Drop for StdioProcess {
         for task in &self.tasks {
             task.abort();
         }
+        // `kill_on_drop` kills only the child: its group goes too, while the (unreaped) child
+        // still pins the group id.
+        if let Ok(cell) = self.child.try_lock() {
+            if let Some(running) = cell.as_ref() {
+                kill_group(running.group);
+            }
+        }
         self.inbox.close("MCP session ended");
     }
 }
 
-/// Waits up to `grace` for the child to exit, kills it if it has not, and reaps it. The cell stays
-/// locked throughout, so a concurrent caller returns only once the process is gone.
+/// Waits up to `grace` for the child to exit, kills its process group if it has not, and reaps
+/// it; then kills what is left of the group (a launcher's children) and removes the scratch
+/// directory. The cell stays locked throughout, so a concurrent caller returns only once the
+/// process is gone.
 async fn reap(child: &ChildCell, grace: Duration) {
     let mut cell = child.lock().await;
-    let Some((mut child, slot)) = cell.take() else {
+    let Some(Running {
+        mut child,
+        group,
+        scratch,
+        slot,
+    }) = cell.take()
+    else {
         return;
     };
     let exited = match tokio::time::timeout(grace, child.wait()).await {
         Ok(exited) => exited,
         Err(_still_running) => {
+            kill_group(group);
             let _ = child.start_kill();
             child.wait().await
         }
@@ -280,7 +402,61 @@ async fn reap(child: &ChildCell, grace: Duration) {
         Ok(status) => tracing::debug!(%status, "MCP stdio process reaped"),
         Err(error) => tracing::warn!(%error, "could not reap MCP stdio process"),
     }
+    // The group id stays reserved while any member lives, so this reaches only our processes.
+    kill_group(group);
+    if let Err(error) = scratch.close() {
+        tracing::warn!(%error, "could not remove an MCP stdio working directory");
+    }
     drop(slot);
+}
+
+/// SIGKILL to every process of the group led by `group` (nothing when it is already empty).
+fn kill_group(group: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = group
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // ESRCH (the group is empty) is the usual, expected answer.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = group;
+}
+
+/// Where the program is: an absolute path as is; a relative path (with a `/`) from the gateway's
+/// working directory (the child's is its scratch directory); a bare name looked up on the
+/// gateway's own `PATH` — the one the operator's allow-list was written against — never on a
+/// `PATH` from the server's `stdioEnv`.
+fn program_path(command: &str) -> Result<PathBuf, McpError> {
+    let command = command.trim();
+    let path = Path::new(command);
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    if command.contains('/') {
+        let cwd = std::env::current_dir()
+            .map_err(|error| McpError::Stdio(format!("no working directory: {error}")))?;
+        return Ok(cwd.join(path));
+    }
+    let search = std::env::var_os("PATH").unwrap_or_else(|| CHILD_PATH.into());
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(command))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| McpError::Stdio(format!("`{command}` was not found on the gateway's PATH")))
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    metadata.is_file()
 }
 
 async fn read_stdout(
@@ -399,9 +575,42 @@ mod tests {
             command: "server".into(),
             args: vec![],
             env: BTreeMap::from([("API_TOKEN".to_owned(), "hunter2".to_owned())]),
+            organisation_id: "org".into(),
         };
         let printed = format!("{command:?}");
         assert!(printed.contains("API_TOKEN"));
         assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn the_caps_hold_globally_and_per_organisation() {
+        let counter = ProcessCounter::default();
+        let limits = ProcessLimits {
+            max_total: 3,
+            max_per_organisation: 2,
+        };
+        let a1 = counter.acquire("a", limits).unwrap();
+        let _a2 = counter.acquire("a", limits).unwrap();
+        assert!(matches!(
+            counter.acquire("a", limits),
+            Err(McpError::StdioBusy(_))
+        ));
+        let _b1 = counter.acquire("b", limits).unwrap();
+        assert!(matches!(
+            counter.acquire("c", limits),
+            Err(McpError::StdioBusy(_))
+        ));
+        assert_eq!(counter.get(), 3);
+        drop(a1);
+        assert_eq!(counter.of_organisation("a"), 1);
+        assert!(counter.acquire("c", limits).is_ok());
+    }
+
+    #[test]
+    fn bare_programs_are_found_on_the_gateways_path() {
+        assert_eq!(program_path("/opt/x").unwrap(), PathBuf::from("/opt/x"));
+        let sh = program_path("sh").unwrap();
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
+        assert!(program_path("odock-no-such-program").is_err());
     }
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use http::StatusCode;
 use odock_core::{GatewayError, ManualClock, McpError, Secret};
 use odock_mcp::testing::{FakeHttpMcpServer, FakeOptions};
-use odock_mcp::{HttpOptions, McpAuth, StreamableHttpTransport, UpstreamAuth};
+use odock_mcp::{McpAuth, StreamableHttpTransport, UpstreamAuth};
 use serde_json::json;
 
 use crate::support::*;
@@ -23,13 +23,8 @@ fn oauth(fake: &FakeHttpMcpServer) -> McpAuth {
 }
 
 fn transport(fake: &FakeHttpMcpServer, auth: Arc<UpstreamAuth>) -> StreamableHttpTransport {
-    StreamableHttpTransport::with_client(
-        &fake.url(),
-        reqwest::Client::new(),
-        auth,
-        HttpOptions::default(),
-    )
-    .unwrap()
+    StreamableHttpTransport::with_client(&fake.url(), reqwest::Client::new(), auth, http_options())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -40,11 +35,14 @@ async fn oauth2_tokens_are_cached_until_expiry_then_refetched() {
     })
     .await;
     let clock = ManualClock::new(Utc::now());
-    let auth = Arc::new(UpstreamAuth::with_clock(
-        oauth(&fake),
-        reqwest::Client::new(),
-        Arc::new(clock.clone()),
-    ));
+    let auth = Arc::new(
+        UpstreamAuth::with_clock(
+            oauth(&fake),
+            reqwest::Client::new(),
+            Arc::new(clock.clone()),
+        )
+        .with_egress(loopback()),
+    );
     let transport = transport(&fake, auth.clone());
 
     let session = session_of(&post(&transport, None, &initialize(1), false).await);
@@ -113,7 +111,8 @@ async fn oauth2_tokens_are_cached_until_expiry_then_refetched() {
 #[tokio::test]
 async fn concurrent_calls_share_one_token_fetch() {
     let fake = FakeHttpMcpServer::start().await;
-    let auth = Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()));
+    let auth =
+        Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()).with_egress(loopback()));
     let mut calls = Vec::new();
     for _ in 0..10 {
         let auth = auth.clone();
@@ -130,7 +129,8 @@ async fn concurrent_calls_share_one_token_fetch() {
 #[tokio::test]
 async fn an_upstream_401_drops_the_cached_token() {
     let fake = FakeHttpMcpServer::start().await;
-    let auth = Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()));
+    let auth =
+        Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()).with_egress(loopback()));
     let transport = transport(&fake, auth.clone());
     assert_eq!(
         status(&post(&transport, None, &initialize(1), false).await),
@@ -159,7 +159,8 @@ async fn a_failing_token_endpoint_is_an_auth_error_that_leaks_no_secret() {
         ..FakeOptions::default()
     })
     .await;
-    let auth = Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()));
+    let auth =
+        Arc::new(UpstreamAuth::new(oauth(&fake), reqwest::Client::new()).with_egress(loopback()));
     let transport = transport(&fake, auth);
     let error = odock_core::McpTransport::send(
         &transport,
@@ -195,7 +196,8 @@ async fn a_failing_token_endpoint_is_an_auth_error_that_leaks_no_secret() {
             audience: None,
         },
         reqwest::Client::new(),
-    );
+    )
+    .with_egress(loopback());
     let error = unreachable.authorization().await.unwrap_err();
     assert!(matches!(&error, McpError::Auth(m) if !m.contains("client-secret-value")));
 }

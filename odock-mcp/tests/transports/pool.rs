@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use odock_core::{McpError, McpTransportKind};
 use odock_mcp::testing::FakeHttpMcpServer;
-use odock_mcp::{McpTransportOptions, McpTransports, McpUpstream};
+use odock_mcp::{McpTransports, McpUpstream};
 use serde_json::json;
 
 use crate::support::*;
@@ -27,7 +27,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn stdio_sessions_live_across_requests_and_end_when_the_config_changes() {
-    let pool = McpTransports::new(McpTransportOptions::default());
+    let pool = McpTransports::new(pool_options());
     let mut upstream = McpUpstream::stdio(FAKE, vec![]);
     upstream
         .stdio_env
@@ -79,7 +79,7 @@ async fn stdio_sessions_live_across_requests_and_end_when_the_config_changes() {
 
 #[tokio::test]
 async fn the_pool_validates_configs_and_serves_http_servers() {
-    let pool = McpTransports::new(McpTransportOptions::default());
+    let pool = McpTransports::new(pool_options());
     let missing = McpUpstream::http(McpTransportKind::StreamableHttp, "");
     assert_eq!(
         pool.transport("a", &missing).err(),

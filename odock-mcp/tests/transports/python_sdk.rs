@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use odock_core::{McpReply, McpTransport};
 use odock_mcp::{
-    HttpOptions, McpAuth, SseOptions, SseTransport, StdioCommand, StdioOptions, StdioTransport,
-    StreamableHttpTransport,
+    McpAuth, SseTransport, StdioCommand, StdioOptions, StdioTransport, StreamableHttpTransport,
 };
 use serde_json::{json, Value};
 
@@ -166,6 +165,11 @@ async fn stdio_against_the_python_sdk_server() {
         StdioCommand {
             command: "python3".into(),
             args: vec![SCRIPT.into(), "stdio".into()],
+            // Children start with a cleared environment: keep the SDK findable when it was
+            // installed in the user's site-packages.
+            env: std::env::var("HOME")
+                .map(|home| std::collections::BTreeMap::from([("HOME".to_owned(), home)]))
+                .unwrap_or_default(),
             ..Default::default()
         },
         StdioOptions::default(),
@@ -182,8 +186,7 @@ async fn streamable_http_against_the_python_sdk_server() {
     }
     let (_server, port) = start_http_server("streamable-http").await;
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let transport =
-        StreamableHttpTransport::new(&url, McpAuth::None, HttpOptions::default()).unwrap();
+    let transport = StreamableHttpTransport::new(&url, McpAuth::None, http_options()).unwrap();
     exercise(&transport).await;
 }
 
@@ -194,6 +197,6 @@ async fn sse_against_the_python_sdk_server() {
     }
     let (_server, port) = start_http_server("sse").await;
     let url = format!("http://127.0.0.1:{port}/sse");
-    let transport = SseTransport::new(&url, McpAuth::None, SseOptions::default()).unwrap();
+    let transport = SseTransport::new(&url, McpAuth::None, sse_options()).unwrap();
     exercise(&transport).await;
 }

@@ -25,7 +25,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_session_runs_initialize_list_call_and_progress_over_the_event_stream() {
     let fake = FakeSseMcpServer::start().await;
-    let transport = SseTransport::new(&fake.url(), McpAuth::None, SseOptions::default()).unwrap();
+    let transport = SseTransport::new(&fake.url(), McpAuth::None, sse_options()).unwrap();
 
     let reply = post(&transport, None, &initialize(1), true).await;
     assert_eq!(status(&reply), StatusCode::OK);
@@ -119,7 +119,7 @@ async fn upstream_auth_is_injected_on_the_stream_and_the_posts() {
         McpAuth::Bearer {
             token: Secret::new("legacy-token"),
         },
-        SseOptions::default(),
+        sse_options(),
     )
     .unwrap();
     let session = session_of(&post(&transport, None, &initialize(1), false).await);
@@ -146,7 +146,7 @@ async fn upstream_auth_is_injected_on_the_stream_and_the_posts() {
     }
 
     // Without the right credentials the upstream's refusal is relayed.
-    let refused = SseTransport::new(&fake.url(), McpAuth::None, SseOptions::default()).unwrap();
+    let refused = SseTransport::new(&fake.url(), McpAuth::None, sse_options()).unwrap();
     let reply = post(&refused, None, &initialize(1), false).await;
     assert_eq!(status(&reply), StatusCode::UNAUTHORIZED);
     assert_eq!(refused.session_count(), 0);
@@ -169,7 +169,7 @@ async fn an_upstream_that_announces_no_endpoint_is_an_upstream_error() {
     });
     let options = SseOptions {
         endpoint_timeout: Duration::from_millis(200),
-        ..SseOptions::default()
+        ..sse_options()
     };
     let transport = SseTransport::new(&url, McpAuth::None, options).unwrap();
     let error = transport

@@ -19,6 +19,7 @@ fn command(args: &[&str]) -> StdioCommand {
         command: FAKE.to_owned(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         env: BTreeMap::new(),
+        organisation_id: "org_test".into(),
     }
 }
 
@@ -223,10 +224,154 @@ async fn env_and_args_reach_the_process() {
     assert_eq!(transport.process_count(), 0);
 }
 
+/// `process_info` of the session's server: its environment, working directory and process ids.
+async fn process_info(transport: &StdioTransport, session: &str) -> Value {
+    let reply = json_body(
+        post(
+            transport,
+            Some(session),
+            &call(2, "process_info", json!({})),
+            false,
+        )
+        .await,
+    );
+    serde_json::from_str(tool_text(&reply)).unwrap()
+}
+
+/// True while `pid` is a live process (a zombie waiting for its reaper counts as gone).
+fn alive(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn children_get_a_cleared_environment_a_scratch_directory_and_their_own_group() {
+    // A variable of the gateway's own environment (as ODOCK_ADMIN_TOKEN would be). Set once,
+    // before any child of this test starts; nothing else in this binary reads it.
+    std::env::set_var("ODOCK_TEST_GATEWAY_SECRET", "gateway-only");
+    let mut command = command(&["--spawn-grandchild"]);
+    command
+        .env
+        .insert("DECLARED_TOKEN".into(), "declared-value".into());
+    let transport = StdioTransport::new(command, StdioOptions::default()).unwrap();
+    let session = open_session(&transport).await;
+    let info = process_info(&transport, &session).await;
+
+    let env = info["env"].as_object().unwrap();
+    let mut names: Vec<&str> = env.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["DECLARED_TOKEN", "HOME", "PATH", "TMPDIR"],
+        "{env:?}"
+    );
+    assert_eq!(env["DECLARED_TOKEN"], "declared-value");
+    assert_eq!(env["PATH"], odock_mcp::stdio::CHILD_PATH);
+    assert!(std::env::var("ODOCK_TEST_GATEWAY_SECRET").is_ok());
+
+    // A fresh scratch directory is its working directory and home.
+    let cwd = std::path::PathBuf::from(info["cwd"].as_str().unwrap());
+    assert_eq!(env["HOME"].as_str(), cwd.to_str());
+    assert!(cwd.is_dir());
+    assert_ne!(cwd, std::env::current_dir().unwrap());
+
+    // Its own process group, which its own children share.
+    let pid = info["pid"].as_u64().unwrap();
+    assert_eq!(info["pgid"].as_u64(), Some(pid));
+    let grandchild = info["grandchild"].as_u64().unwrap();
+    assert!(alive(grandchild));
+
+    // Ending the session kills the whole group and removes the directory.
+    delete(&transport, &session).await;
+    assert_eq!(transport.process_count(), 0);
+    assert!(!alive(pid));
+    wait_until("the grandchild is killed with its group", || {
+        !alive(grandchild)
+    })
+    .await;
+    assert!(!cwd.exists(), "the scratch directory is removed");
+}
+
+#[tokio::test]
+async fn the_process_caps_refuse_sessions_before_anything_starts() {
+    let tag = "--tag=capped-sessions";
+    let counter = odock_mcp::stdio::ProcessCounter::default();
+    let limits = odock_mcp::ProcessLimits {
+        max_total: 3,
+        max_per_organisation: 2,
+    };
+    let for_org = |organisation: &str| {
+        let mut command = command(&[tag]);
+        command.organisation_id = organisation.into();
+        StdioTransport::new(
+            command,
+            StdioOptions {
+                processes: counter.clone(),
+                limits,
+                ..StdioOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (a, b) = (for_org("org_a"), for_org("org_b"));
+    let first = open_session(&a).await;
+    open_session(&a).await;
+    let refused = a
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(None, false),
+            body: initialize(1).to_string().into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, McpError::StdioBusy(_)), "{refused:?}");
+    assert_eq!(odock_core::GatewayError::from(refused).code(), "overloaded");
+    // Another organisation still has room, up to the global cap.
+    open_session(&b).await;
+    let refused = b
+        .send(odock_core::McpMessage {
+            method: http::Method::POST,
+            headers: client_headers(None, false),
+            body: initialize(1).to_string().into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, McpError::StdioBusy(_)));
+    assert_eq!(counter.get(), 3);
+    assert_eq!(
+        tagged_children(tag).len(),
+        3,
+        "refused sessions start nothing"
+    );
+
+    // A slot comes back when a session ends.
+    delete(&a, &first).await;
+    open_session(&b).await;
+    a.shutdown().await;
+    b.shutdown().await;
+    assert_eq!(counter.get(), 0);
+}
+
 #[tokio::test]
 async fn a_hundred_concurrent_sessions_leave_no_process_behind() {
     let tag = "--tag=hundred-sessions";
-    let transport = transport(&[tag]);
+    // Above the default caps on purpose: this is about cleanup, not admission.
+    let transport = StdioTransport::new(
+        command(&[tag]),
+        StdioOptions {
+            limits: odock_mcp::ProcessLimits {
+                max_total: 100,
+                max_per_organisation: 100,
+            },
+            ..StdioOptions::default()
+        },
+    )
+    .unwrap();
     let mut tasks = Vec::new();
     for n in 0..100 {
         let transport = transport.clone();
@@ -700,6 +845,7 @@ read rest"#;
             command: "sh".into(),
             args: vec!["-c".into(), script.into()],
             env: BTreeMap::new(),
+            organisation_id: "org_test".into(),
         },
         StdioOptions {
             content_length_probe: None,

@@ -1,11 +1,39 @@
 //! Helpers shared by the transport tests: building client messages and reading replies.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use odock_core::egress::EgressPolicy;
 use odock_core::{McpMessage, McpReply, McpTransport};
 use odock_mcp::framing::SseEvent;
+use odock_mcp::{HttpOptions, McpTransportOptions, SseOptions};
 use serde_json::{json, Value};
+
+/// The egress policy of tests against fake servers on loopback: `127.0.0.0/8` allowed
+/// explicitly (the default refuses loopback, as it must in production).
+pub fn loopback() -> Arc<EgressPolicy> {
+    Arc::new(EgressPolicy::parse("127.0.0.0/8").unwrap())
+}
+
+pub fn http_options() -> HttpOptions {
+    HttpOptions {
+        egress: loopback(),
+        ..HttpOptions::default()
+    }
+}
+
+pub fn sse_options() -> SseOptions {
+    SseOptions {
+        http: http_options(),
+        ..SseOptions::default()
+    }
+}
+
+pub fn pool_options() -> McpTransportOptions {
+    McpTransportOptions::default().with_egress(EgressPolicy::parse("127.0.0.0/8").unwrap())
+}
 
 pub fn request(id: i64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})

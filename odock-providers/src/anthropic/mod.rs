@@ -42,10 +42,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::http::{accept, credential, send, Answered};
+use crate::http::{accept, credential, retry_after, send, Answered};
 use crate::openai_compat::forward::not_a_json_object;
 use crate::openai_compat::rewrite::rewrite_body;
 use crate::sse;
+use crate::UpstreamClient;
 
 use self::stream::{ChunkTranslator, NativeRelay};
 
@@ -63,12 +64,12 @@ const UPSTREAM_REQUEST_ID: &str = "request-id";
 /// Calls Anthropic's Messages API. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl AnthropicProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 }
@@ -149,10 +150,12 @@ impl AnthropicProvider {
         } = answered;
 
         if !status.is_success() {
+            let wait = retry_after(response.headers());
             let bytes = deadline.error_body(response).await?;
             return Err(ProviderError::Upstream {
                 status: status.as_u16(),
                 message: convert::error_message(status.as_u16(), &bytes),
+                retry_after: wait,
             });
         }
 
@@ -201,7 +204,7 @@ impl AnthropicProvider {
         );
         let mut upstream = self
             .client
-            .post(url)
+            .post(&url)?
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static(accept(request.stream)))
             .header("anthropic-version", anthropic_version(model))
@@ -209,7 +212,7 @@ impl AnthropicProvider {
         if let Some(key) = &model.provider_key {
             upstream = upstream.header("x-api-key", credential(key.secret.expose())?);
         }
-        send(request, upstream, UPSTREAM_REQUEST_ID).await
+        send(&self.client, request, upstream, UPSTREAM_REQUEST_ID).await
     }
 }
 

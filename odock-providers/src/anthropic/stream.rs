@@ -184,6 +184,7 @@ impl ChunkTranslator {
                 return Err(ProviderError::Upstream {
                     status: error.status(),
                     message: error.message,
+                    retry_after: None,
                 });
             }
             StreamEvent::ContentBlockStop { .. } | StreamEvent::Ping | StreamEvent::Other => {}
@@ -412,7 +413,8 @@ mod tests {
             translator.translate(&error).unwrap_err(),
             ProviderError::Upstream {
                 status: 529,
-                message: "Overloaded".into()
+                message: "Overloaded".into(),
+                retry_after: None,
             }
         );
         // The native relay passes it on as sent.

@@ -7,7 +7,8 @@
 //!   (`https://generativelanguage.googleapis.com`); `apiVersion` comes from the provider's
 //!   `config.apiVersion` (default `v1beta`), unless the base URL already ends in a version segment
 //!   (`…/v1beta`), which is then used as is. A slug may be written `models/…`; a `tunedModels/…`
-//!   slug addresses a tuned model.
+//!   slug addresses a tuned model. The model name is percent-encoded as one path segment, so a
+//!   slug can never add segments, a query or a fragment to the URL.
 //! - **Auth:** `x-goog-api-key: <provider key>`, marked sensitive. No client header and no client
 //!   query parameter is forwarded (the gateway sets `alt=sse` itself), so the client's virtual key
 //!   never reaches the upstream whichever carrier it used.
@@ -28,8 +29,14 @@ pub(crate) mod stream;
 pub(crate) mod usage;
 pub mod wire;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::http::{
+    accept, credential, is_event_stream, path_segment, relayed_headers, retry_after, until,
+    Deadline,
+};
+use crate::sse;
+use crate::UpstreamClient;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -39,12 +46,6 @@ use odock_core::{
     Endpoint, Provider, ProviderBody, ProviderError, ProviderRequest, ProviderResponse,
     ResolvedModel, ResolvedProvider,
 };
-use tokio::time::Instant;
-
-use crate::http::{
-    accept, credential, is_event_stream, read_bounded, relayed_headers, until, ERROR_BODY_LIMIT,
-};
-use crate::sse;
 use wire::{ErrorEnvelope, GenerateContentResponse};
 
 pub use crate::http::DEFAULT_TIMEOUT;
@@ -61,12 +62,12 @@ const ERROR_MESSAGE_LIMIT: usize = 512;
 /// Calls Gemini upstreams. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl GeminiProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 
@@ -77,36 +78,35 @@ impl GeminiProvider {
         model: &ResolvedModel,
         body: Bytes,
         stream: bool,
-    ) -> Result<(reqwest::Response, Instant, Duration), ProviderError> {
-        let timeout = model.provider.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    ) -> Result<(reqwest::Response, Deadline), ProviderError> {
         let mut upstream = self
             .client
-            .post(upstream_url(&model.provider, &model.slug, stream))
+            .post(&upstream_url(&model.provider, &model.slug, stream))?
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static(accept(stream)))
             .body(body);
         if let Some(key) = &model.provider_key {
             upstream = upstream.header(API_KEY_HEADER, credential(key.secret.expose())?);
         }
-        let deadline = Instant::now() + timeout;
-        let response = until(deadline, timeout, upstream.send()).await?;
+        let deadline = Deadline::start(&self.client, model);
+        let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
         tracing::debug!(
             provider = %model.provider.name,
             status = response.status().as_u16(),
             "upstream answered"
         );
-        Ok((response, deadline, timeout))
+        Ok((response, deadline))
     }
 
     /// `generateContent` / `streamGenerateContent`: the client's bytes in, the upstream's out.
     async fn native(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         let stream = request.endpoint == Endpoint::GeminiStreamGenerateContent;
-        let (response, deadline, timeout) = self.send(&request.model, request.body, stream).await?;
+        let (response, deadline) = self.send(&request.model, request.body, stream).await?;
         let status = response.status();
         let headers = relayed_headers(response.headers());
 
         if !status.is_success() {
-            let bytes = until(deadline, timeout, read_bounded(response, ERROR_BODY_LIMIT)).await?;
+            let bytes = deadline.error_body(response).await?;
             return Ok(ProviderResponse {
                 status,
                 headers,
@@ -116,7 +116,7 @@ impl GeminiProvider {
         }
 
         if stream && is_event_stream(response.headers()) {
-            let chunks = sse::events(response.bytes_stream(), timeout)
+            let chunks = sse::events(response.bytes_stream(), deadline.timeout)
                 .map(|event| event.map(|event| stream::native_chunk(&event)))
                 .boxed();
             return Ok(ProviderResponse {
@@ -128,7 +128,7 @@ impl GeminiProvider {
         }
 
         // A unary answer (or a stream the upstream sent as one JSON array): relayed as sent.
-        let bytes = until(deadline, timeout, response.bytes()).await?;
+        let bytes = deadline.body(response).await?;
         let (response_id, usage) = usage::response_facts(&bytes);
         Ok(ProviderResponse {
             status,
@@ -150,12 +150,13 @@ impl GeminiProvider {
             ProviderError::InvalidResponse(format!("could not encode the Gemini request: {e}"))
         })?;
         let model = &request.model;
-        let (response, deadline, timeout) = self.send(model, body.into(), request.stream).await?;
+        let (response, deadline) = self.send(model, body.into(), request.stream).await?;
         let status = response.status();
 
         if !status.is_success() {
-            let bytes = until(deadline, timeout, read_bounded(response, ERROR_BODY_LIMIT)).await?;
-            return Err(upstream_error(status.as_u16(), &bytes));
+            let wait = retry_after(response.headers());
+            let bytes = deadline.error_body(response).await?;
+            return Err(upstream_error(status.as_u16(), &bytes, wait));
         }
 
         let fallback_id = format!("chatcmpl-{}", request.request_id);
@@ -171,8 +172,10 @@ impl GeminiProvider {
                 unix_now(),
                 request.client_wants_usage,
             );
-            let chunks =
-                stream::translated(sse::events(response.bytes_stream(), timeout), translator);
+            let chunks = stream::translated(
+                sse::events(response.bytes_stream(), deadline.timeout),
+                translator,
+            );
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -184,7 +187,7 @@ impl GeminiProvider {
             });
         }
 
-        let bytes = until(deadline, timeout, response.bytes()).await?;
+        let bytes = deadline.body(response).await?;
         let answer: GenerateContentResponse = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::InvalidResponse(format!(
                 "Gemini answer is not a GenerateContentResponse: {e}"
@@ -229,10 +232,12 @@ pub fn upstream_url(provider: &ResolvedProvider, slug: &str, stream: bool) -> St
         _ => format!("{base}/{}", api_version(provider)),
     };
     let slug = slug.trim_start_matches('/');
-    let resource = if slug.starts_with("models/") || slug.starts_with("tunedModels/") {
-        slug.to_owned()
-    } else {
-        format!("models/{slug}")
+    let resource = match ["models/", "tunedModels/"]
+        .into_iter()
+        .find_map(|collection| Some((collection, slug.strip_prefix(collection)?)))
+    {
+        Some((collection, name)) => format!("{collection}{}", path_segment(name)),
+        None => format!("models/{}", path_segment(slug)),
     };
     if stream {
         format!("{versioned}/{resource}:streamGenerateContent?alt=sse")
@@ -267,8 +272,13 @@ fn is_api_version(segment: &str) -> bool {
 }
 
 /// A Gemini error answer as [`ProviderError::Upstream`], with Google's message when the body is
-/// the usual `{"error": {"message"}}` envelope, else (the start of) the body itself.
-pub(crate) fn upstream_error(status: u16, body: &[u8]) -> ProviderError {
+/// the usual `{"error": {"message"}}` envelope, else (the start of) the body itself, and the
+/// upstream's `Retry-After`.
+pub(crate) fn upstream_error(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<std::time::Duration>,
+) -> ProviderError {
     let message = serde_json::from_slice::<ErrorEnvelope>(body)
         .ok()
         .and_then(|envelope| envelope.error.message)
@@ -282,7 +292,11 @@ pub(crate) fn upstream_error(status: u16, body: &[u8]) -> ProviderError {
                 text.chars().take(ERROR_MESSAGE_LIMIT).collect()
             }
         });
-    ProviderError::Upstream { status, message }
+    ProviderError::Upstream {
+        status,
+        message,
+        retry_after,
+    }
 }
 
 fn json_headers() -> HeaderMap {
@@ -354,24 +368,28 @@ mod tests {
     fn upstream_errors_carry_googles_message() {
         let body = br#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}"#;
         assert_eq!(
-            upstream_error(400, body),
+            upstream_error(400, body, None),
             ProviderError::Upstream {
                 status: 400,
-                message: "API key not valid. Please pass a valid API key.".into()
+                message: "API key not valid. Please pass a valid API key.".into(),
+                retry_after: None,
             }
         );
         assert_eq!(
-            upstream_error(502, b"<html>Bad Gateway</html>"),
+            upstream_error(502, b"<html>Bad Gateway</html>", None),
             ProviderError::Upstream {
                 status: 502,
-                message: "<html>Bad Gateway</html>".into()
+                message: "<html>Bad Gateway</html>".into(),
+                retry_after: None,
             }
         );
+        let wait = Some(std::time::Duration::from_secs(9));
         assert_eq!(
-            upstream_error(503, b""),
+            upstream_error(429, b"", wait),
             ProviderError::Upstream {
-                status: 503,
-                message: "Gemini answered HTTP 503".into()
+                status: 429,
+                message: "Gemini answered HTTP 429".into(),
+                retry_after: wait,
             }
         );
     }

@@ -140,7 +140,11 @@ impl ChunkTranslator {
             }
         };
         if let Some(error) = &response.error {
-            return Err(upstream_error(error.code.unwrap_or(502), data.as_bytes()));
+            return Err(upstream_error(
+                error.code.unwrap_or(502),
+                data.as_bytes(),
+                None,
+            ));
         }
         if !self.id_from_upstream {
             if let Some(id) = response.response_id.as_ref().filter(|id| !id.is_empty()) {
@@ -492,7 +496,8 @@ mod tests {
             error,
             ProviderError::Upstream {
                 status: 503,
-                message: "The model is overloaded.".into()
+                message: "The model is overloaded.".into(),
+                retry_after: None,
             }
         );
     }

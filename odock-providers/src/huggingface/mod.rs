@@ -30,12 +30,14 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::http::{path_segment, path_segments};
 use crate::openai_compat::forward::{
     forward, json_body, not_a_json_object, server_root, Outgoing, ReadAnswer,
 };
 use crate::openai_compat::rewrite::{Rewrite, StreamOptions};
 use crate::openai_compat::stream::ChatAnswer;
 use crate::sse::{encode_event, Event};
+use crate::UpstreamClient;
 
 /// The router's provider for Hugging Face's own serverless inference.
 const HF_INFERENCE: &str = "hf-inference";
@@ -47,12 +49,12 @@ const POLICIES: &[&str] = &["fastest", "cheapest", "preferred"];
 /// Calls the Hugging Face router. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct HuggingFaceProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl HuggingFaceProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 }
@@ -105,19 +107,26 @@ impl Provider for HuggingFaceProvider {
     }
 }
 
-/// Where a task request for `slug` goes below the router root `root`.
+/// Where a task request for `slug` goes below the router root `root`. The provider is one
+/// percent-encoded path segment and the model id (`org/name`) percent-encoded segment by segment,
+/// so a slug can never add a query or a fragment, or climb out of `models/`.
 pub fn task_url(root: &str, slug: &str) -> String {
-    match slug.rsplit_once(':') {
+    let (provider, model) = match slug.rsplit_once(':') {
         Some((model, provider))
             if !provider.is_empty()
                 && provider != HF_INFERENCE
                 && !POLICIES.contains(&provider) =>
         {
-            format!("{root}/{provider}/models/{model}")
+            (provider, model)
         }
-        Some((model, _)) => format!("{root}/{HF_INFERENCE}/models/{model}"),
-        None => format!("{root}/{HF_INFERENCE}/models/{slug}"),
-    }
+        Some((model, _)) => (HF_INFERENCE, model),
+        None => (HF_INFERENCE, slug),
+    };
+    format!(
+        "{root}/{}/models/{}",
+        path_segment(provider),
+        path_segments(model)
+    )
 }
 
 /// Task answers: relayed as they come, billed with the units counted from the request.

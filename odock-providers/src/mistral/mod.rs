@@ -31,6 +31,7 @@ use crate::openai_compat::forward::{forward, json_body, Outgoing, ReadAnswer};
 use crate::openai_compat::rewrite::StreamOptions;
 use crate::openai_compat::stream::ChatAnswer;
 use crate::sse::Event;
+use crate::UpstreamClient;
 
 /// The unit OCR is billed in.
 pub const OCR_UNIT: &str = "pages";
@@ -38,12 +39,12 @@ pub const OCR_UNIT: &str = "pages";
 /// Calls Mistral. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct MistralProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl MistralProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 }

@@ -33,8 +33,9 @@ use odock_core::{
 
 use super::rewrite::{Rewrite, StreamOptions};
 use super::unified::{self, upstream_error};
-use crate::http::{accept, credential, send, Answered};
+use crate::http::{accept, credential, retry_after, send, Answered};
 use crate::sse::{self, Event};
+use crate::UpstreamClient;
 
 /// `Content-Type` of every JSON request body.
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -92,14 +93,14 @@ pub(crate) trait ReadAnswer: Send + 'static {
 
 /// Sends `outgoing` for `request` and relays the answer, read by `answer`.
 pub(crate) async fn forward<A: ReadAnswer>(
-    client: &reqwest::Client,
+    client: &UpstreamClient,
     request: &ProviderRequest,
     outgoing: Outgoing,
     mut answer: A,
 ) -> Result<ProviderResponse, ProviderError> {
     let model = &request.model;
     let mut upstream = client
-        .post(outgoing.url)
+        .post(&outgoing.url)?
         .header(CONTENT_TYPE, outgoing.content_type)
         .header(ACCEPT, HeaderValue::from_static(outgoing.accept))
         .body(outgoing.body);
@@ -113,11 +114,12 @@ pub(crate) async fn forward<A: ReadAnswer>(
         };
     }
 
-    let answered = send(request, upstream, outgoing.request_id_header).await?;
+    let answered = send(client, request, upstream, outgoing.request_id_header).await?;
     if !answered.status.is_success() {
         if request.endpoint == Endpoint::UnifiedChat {
+            let wait = retry_after(answered.response.headers());
             let bytes = answered.deadline.error_body(answered.response).await?;
-            return Err(upstream_error(answered.status, &bytes));
+            return Err(upstream_error(answered.status, &bytes, wait));
         }
         return answered.relay_error().await;
     }

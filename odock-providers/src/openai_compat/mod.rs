@@ -68,18 +68,19 @@ use self::responses::ResponsesAnswer;
 use self::rewrite::StreamOptions;
 use self::route::Operation;
 use self::stream::ChatAnswer;
+use crate::UpstreamClient;
 
 pub use crate::http::DEFAULT_TIMEOUT;
 
 /// Calls OpenAI-compatible upstreams. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct OpenAiCompatProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl OpenAiCompatProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 }

@@ -82,8 +82,12 @@ fn fold_content_blocks(messages: &RawValue) -> Option<String> {
 /// An upstream error answer as a [`ProviderError::Upstream`], with the upstream's message:
 /// OpenAI's `error.message`, Hugging Face's `error` string, Mistral's and vLLM's `message`,
 /// FastAPI's `detail`; else the body's text; else the status' reason. At most [`MESSAGE_LIMIT`]
-/// bytes, ending in `…` when cut.
-pub(crate) fn upstream_error(status: StatusCode, body: &[u8]) -> ProviderError {
+/// bytes, ending in `…` when cut. `retry_after` is the upstream's `Retry-After`, relayed.
+pub(crate) fn upstream_error(
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<std::time::Duration>,
+) -> ProviderError {
     let from_json = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
         let text = |v: &Value| v.as_str().map(str::to_owned);
         v.pointer("/error/message")
@@ -110,6 +114,7 @@ pub(crate) fn upstream_error(status: StatusCode, body: &[u8]) -> ProviderError {
     ProviderError::Upstream {
         status: status.as_u16(),
         message,
+        retry_after,
     }
 }
 
@@ -198,33 +203,37 @@ mod tests {
         let error = upstream_error(
             StatusCode::TOO_MANY_REQUESTS,
             br#"{"error":{"message":"Rate limit reached for gpt-4o","type":"requests","code":"rate_limit_exceeded"}}"#,
+            Some(std::time::Duration::from_secs(3)),
         );
         assert_eq!(
             error,
             ProviderError::Upstream {
                 status: 429,
-                message: "Rate limit reached for gpt-4o".into()
+                message: "Rate limit reached for gpt-4o".into(),
+                retry_after: Some(std::time::Duration::from_secs(3)),
             }
         );
-        let error = upstream_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        let error = upstream_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", None);
         assert_eq!(
             error,
             ProviderError::Upstream {
                 status: 502,
-                message: "<html>bad gateway</html>".into()
+                message: "<html>bad gateway</html>".into(),
+                retry_after: None,
             }
         );
-        let error = upstream_error(StatusCode::SERVICE_UNAVAILABLE, b"");
+        let error = upstream_error(StatusCode::SERVICE_UNAVAILABLE, b"", None);
         assert_eq!(
             error,
             ProviderError::Upstream {
                 status: 503,
-                message: "Service Unavailable".into()
+                message: "Service Unavailable".into(),
+                retry_after: None,
             }
         );
         let long = "é".repeat(400);
         let ProviderError::Upstream { message, .. } =
-            upstream_error(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes())
+            upstream_error(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes(), None)
         else {
             unreachable!()
         };
@@ -234,7 +243,7 @@ mod tests {
 
     #[test]
     fn error_messages_are_found_in_every_upstream_shape() {
-        let message = |body: &[u8]| match upstream_error(StatusCode::BAD_REQUEST, body) {
+        let message = |body: &[u8]| match upstream_error(StatusCode::BAD_REQUEST, body, None) {
             ProviderError::Upstream { message, .. } => message,
             other => unreachable!("{other:?}"),
         };

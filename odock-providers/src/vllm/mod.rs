@@ -29,16 +29,17 @@ use crate::openai_compat::forward::{forward, json_body, multipart_body, server_r
 use crate::openai_compat::responses::ResponsesAnswer;
 use crate::openai_compat::rewrite::StreamOptions;
 use crate::openai_compat::stream::ChatAnswer;
+use crate::UpstreamClient;
 
 /// Calls vLLM servers. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct VllmProvider {
-    client: reqwest::Client,
+    client: UpstreamClient,
 }
 
 impl VllmProvider {
     /// A provider that sends its requests through `client` (see [`crate::http_client`]).
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: UpstreamClient) -> Self {
         Self { client }
     }
 }

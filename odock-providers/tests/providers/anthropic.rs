@@ -17,7 +17,9 @@ use odock_core::{
     StreamChunk, TokenUsage,
 };
 use odock_providers::anthropic::AnthropicProvider;
-use odock_providers::{default_registry, http_client};
+use odock_providers::default_registry;
+
+use crate::fake_upstream::http_client;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -602,7 +604,8 @@ async fn unified_upstream_errors_carry_the_upstream_status_and_message() {
                 error,
                 ProviderError::Upstream {
                     status: status.as_u16(),
-                    message: message.into()
+                    message: message.into(),
+                    retry_after: None,
                 },
                 "stream: {stream}"
             );

@@ -14,6 +14,14 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// The providers' client for tests against fake upstreams on loopback: the egress policy allows
+/// `127.0.0.0/8` explicitly (the default refuses loopback, as it must in production).
+pub fn http_client() -> odock_providers::UpstreamClient {
+    odock_providers::UpstreamClient::new(
+        odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap(),
+    )
+}
+
 /// Sent as `x-request-id` on every answer.
 pub const UPSTREAM_REQUEST_ID: &str = "req_upstream_1";
 
@@ -56,6 +64,14 @@ pub enum Reply {
     },
     /// Never answers.
     Hang,
+    /// A complete body with extra response headers.
+    WithHeaders {
+        status: StatusCode,
+        body: &'static str,
+        headers: &'static [(&'static str, &'static str)],
+    },
+    /// `200 application/json`: `size` bytes sent in 1 KiB chunks, without a `Content-Length`.
+    Chunked { size: usize },
 }
 
 impl Reply {
@@ -161,5 +177,28 @@ async fn answer(
             )),
         )),
         Reply::Hang => std::future::pending().await,
+        Reply::WithHeaders {
+            status,
+            body,
+            headers,
+        } => {
+            let mut builder = builder
+                .status(status)
+                .header("content-type", "application/json");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(Body::from(body)).unwrap()
+        }
+        Reply::Chunked { size } => {
+            let chunks = (0..size.div_ceil(1024)).map(move |i| {
+                let len = (size - i * 1024).min(1024);
+                Ok::<_, Infallible>(Bytes::from(vec![b' '; len]))
+            });
+            builder
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream::iter(chunks)))
+                .unwrap()
+        }
     }
 }

@@ -18,8 +18,10 @@ use odock_core::{
     ReportedUsage, RequestId, ResolvedModel, ResolvedProvider, ResolvedProviderKey, Secret,
     StreamChunk, TokenUsage,
 };
+use odock_providers::default_registry;
 use odock_providers::gemini::GeminiProvider;
-use odock_providers::{default_registry, http_client};
+
+use crate::fake_upstream::http_client;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -755,7 +757,8 @@ async fn unified_upstream_errors_carry_the_upstream_status_and_message() {
             error,
             ProviderError::Upstream {
                 status: 429,
-                message: "Resource has been exhausted (e.g. check quota).".into()
+                message: "Resource has been exhausted (e.g. check quota).".into(),
+                retry_after: None,
             },
             "stream: {stream}"
         );

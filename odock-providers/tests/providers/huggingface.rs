@@ -3,10 +3,10 @@
 
 use http::StatusCode;
 use odock_core::{Endpoint, HuggingFaceRoute, Provider, ProviderType, TokenUsage};
-use odock_providers::{http_client, HuggingFaceProvider};
+use odock_providers::HuggingFaceProvider;
 use serde_json::Value;
 
-use crate::fake_upstream::{FakeUpstream, Reply};
+use crate::fake_upstream::{http_client, FakeUpstream, Reply};
 use crate::vllm::{
     assert_bearer, client_text, collect_stream, full_body, json_request, resolved_model,
 };

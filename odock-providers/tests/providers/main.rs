@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod egress;
 mod fake_upstream;
 mod gemini;
 mod huggingface;

@@ -3,10 +3,10 @@
 
 use http::StatusCode;
 use odock_core::{Endpoint, MistralRoute, Provider, ProviderError, ProviderType, TokenUsage};
-use odock_providers::{http_client, MistralProvider};
+use odock_providers::MistralProvider;
 use serde_json::{json, Value};
 
-use crate::fake_upstream::{FakeUpstream, Reply};
+use crate::fake_upstream::{http_client, FakeUpstream, Reply};
 use crate::vllm::{
     assert_bearer, client_text, collect_stream, full_body, json_request, resolved_model,
 };
@@ -208,7 +208,8 @@ async fn the_unified_route_uses_chat_completions_and_types_upstream_errors() {
         error,
         ProviderError::Upstream {
             status: 400,
-            message: "Invalid model: odock".into()
+            message: "Invalid model: odock".into(),
+            retry_after: None,
         }
     );
     let received = upstream.only_request();

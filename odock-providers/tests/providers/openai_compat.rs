@@ -12,7 +12,9 @@ use odock_core::{
     RequestId, ResolvedModel, ResolvedProvider, ResolvedProviderKey, Secret, StreamChunk,
     TokenUsage,
 };
-use odock_providers::{default_registry, http_client, OpenAiCompatProvider};
+use odock_providers::{default_registry, OpenAiCompatProvider};
+
+use crate::fake_upstream::http_client;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 

@@ -17,7 +17,9 @@ use odock_core::{
     RequestId, ResolvedModel, ResolvedProvider, ResolvedProviderKey, Secret, StreamChunk,
     TokenUsage,
 };
-use odock_providers::{default_registry, http_client};
+use odock_providers::default_registry;
+
+use crate::fake_upstream::http_client;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -748,7 +750,8 @@ async fn unified_chat_turns_upstream_errors_into_provider_errors_with_their_mess
                 error,
                 ProviderError::Upstream {
                     status: status.as_u16(),
-                    message: message.to_owned()
+                    message: message.to_owned(),
+                    retry_after: None,
                 },
                 "stream: {stream}"
             );

@@ -12,7 +12,9 @@ use odock_core::{
     ReportedUsage, RequestId, ResolvedModel, ResolvedProvider, ResolvedProviderKey, Secret,
     StreamChunk, TokenUsage, VllmRoute,
 };
-use odock_providers::{default_registry, http_client, VllmProvider};
+use odock_providers::{default_registry, VllmProvider};
+
+use crate::fake_upstream::http_client;
 use serde_json::{json, Value};
 
 use crate::fake_upstream::{FakeUpstream, Received, Reply};
@@ -398,7 +400,8 @@ async fn upstream_errors_are_relayed_on_native_routes_and_typed_on_the_unified_r
         error,
         ProviderError::Upstream {
             status: 400,
-            message: "This model's maximum context length is 8192 tokens".into()
+            message: "This model's maximum context length is 8192 tokens".into(),
+            retry_after: None,
         }
     );
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// 403 `forbidden`: the caller may see the resource but not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `stdio_not_allowed`: a stdio command (or environment) only a SUPER_ADMIN may configure.
+    #[error("{0}")]
+    StdioNotAllowed(String),
     /// 404 `not_found`, also for objects of another organisation.
     #[error("{0}")]
     NotFound(String),
@@ -51,7 +54,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::StdioNotAllowed(_) => "stdio_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
@@ -82,7 +86,7 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::PayloadTooLarge => "invalid_request_error",
             ApiError::Unauthorized => "authentication_error",
-            ApiError::Forbidden(_) => "permission_error",
+            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) => "permission_error",
             ApiError::Internal => "api_error",
         }
     }
@@ -153,6 +157,15 @@ mod tests {
         assert!(body["error"].get("field").is_none());
         assert_eq!(ApiError::Unauthorized.kind(), "authentication_error");
         assert_eq!(ApiError::Forbidden("no".into()).kind(), "permission_error");
+        let stdio = ApiError::StdioNotAllowed("no".into());
+        assert_eq!(
+            (stdio.status(), stdio.code(), stdio.kind()),
+            (
+                StatusCode::FORBIDDEN,
+                "stdio_not_allowed",
+                "permission_error"
+            )
+        );
         assert_eq!(
             ApiError::Internal.body()["error"]["message"],
             "internal error"

@@ -5,7 +5,7 @@
 //! key a grant touched), so the gateway applies it to the next request.
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use http::StatusCode;
 use odock_core::CacheKind;
 use odock_store::admin::mcp_grants::{self, GrantApiKeys, GrantMcpServers, McpGrant};
@@ -13,16 +13,24 @@ use odock_store::admin::mcp_servers::{self, McpServer, McpServerPatch, NewMcpSer
 use odock_store::admin::Page;
 use serde_json::{json, Map, Value};
 
+use super::authz::AdminPrincipal;
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
+use super::host_policy::HostPolicy;
 use super::AdminState;
 
+/// Creates a server. A stdio command outside `ODOCK_MCP_STDIO_ALLOW` is the SUPER_ADMIN's alone
+/// (403 `stdio_not_allowed`); a literal upstream address outside the egress policy is 400.
 pub async fn create(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path(org): Path<String>,
     AdminJson(input): AdminJson<NewMcpServer>,
 ) -> Result<(StatusCode, Json<McpServer>), ApiError> {
-    let server = mcp_servers::create(&state.pool, &state.master_key, &org, input).await?;
+    state.host.check_new_mcp_server(&principal, &input)?;
+    let author = HostPolicy::author(&principal);
+    let server =
+        mcp_servers::create_by(&state.pool, &state.master_key, &org, input, author).await?;
     state.invalidate(CacheKind::McpServer, &server.id);
     Ok((StatusCode::CREATED, Json(server)))
 }
@@ -54,12 +62,19 @@ pub async fn get(
     Ok(Json(mcp_servers::get(&state.pool, &org, &id).await?))
 }
 
+/// Updates a server, with the checks of [`create`] applied to what the patch changes (and to the
+/// command a STDIO server would run after it).
 pub async fn update(
     State(state): State<AdminState>,
+    Extension(principal): Extension<AdminPrincipal>,
     Path((org, id)): Path<(String, String)>,
     AdminJson(patch): AdminJson<McpServerPatch>,
 ) -> Result<Json<McpServer>, ApiError> {
-    let server = mcp_servers::update(&state.pool, &state.master_key, &org, &id, patch).await?;
+    let current = mcp_servers::get(&state.pool, &org, &id).await?;
+    state.host.check_mcp_patch(&principal, &current, &patch)?;
+    let author = HostPolicy::author(&principal);
+    let server =
+        mcp_servers::update_by(&state.pool, &state.master_key, &org, &id, patch, author).await?;
     state.invalidate(CacheKind::McpServer, &id);
     Ok(Json(server))
 }
@@ -179,6 +194,7 @@ pub fn openapi_schemas(schemas: &mut Map<String, Value>) {
         "id": string, "organisationId": string, "name": string, "slug": string, "description": opt_string,
         "transport": transport, "endpointUrl": opt_string, "stdioCommand": opt_string, "stdioArgs": strings,
         "stdioEnvPreview": string_map, "authType": auth_type, "authConfigPreview": map,
+        "stdioApproved": { "type": "boolean", "description": "True when a SUPER_ADMIN configured exactly the current stdio launch (command, arguments, environment names): it may then run a command that is not on ODOCK_MCP_STDIO_ALLOW." },
         "enabled": boolean, "publicInternet": boolean, "oauthRequired": boolean,
         "teamId": opt_string, "apiKeyId": opt_string, "allowedTools": strings, "blockedTools": strings,
         "semanticFilter": map, "metadata": map, "pricing": pricing, "policies": map,

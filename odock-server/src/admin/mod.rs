@@ -20,6 +20,7 @@ pub mod budgets;
 pub mod error;
 pub mod extract;
 pub mod grants;
+pub mod host_policy;
 pub mod invitations;
 pub mod invoices;
 pub mod mcp_servers;
@@ -61,6 +62,8 @@ use odock_store::MasterKey;
 #[derive(Clone)]
 pub struct AdminState {
     pub pool: Db,
+    /// What tenants may point the gateway at (egress) and run on its host (stdio commands).
+    pub host: host_policy::HostPolicy,
     pub master_key: Arc<MasterKey>,
     /// Called after every write that changes runtime state (keys, models, providers, grants, …).
     pub invalidator: Arc<dyn CacheInvalidator>,

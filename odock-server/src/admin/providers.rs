@@ -11,11 +11,16 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
 
+/// Creates a provider; a `baseUrl` whose host is a literal address outside the egress policy is
+/// 400 (names are checked when the gateway connects).
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
     AdminJson(input): AdminJson<NewProvider>,
 ) -> Result<(StatusCode, Json<Provider>), ApiError> {
+    if let Some(url) = &input.base_url {
+        state.host.check_url("baseUrl", url)?;
+    }
     let provider = providers::create(&state.pool, &org, input).await?;
     state.invalidate(CacheKind::Provider, &provider.id);
     Ok((StatusCode::CREATED, Json(provider)))
@@ -53,6 +58,9 @@ pub async fn update(
     Path((org, id)): Path<(String, String)>,
     AdminJson(patch): AdminJson<ProviderPatch>,
 ) -> Result<Json<Provider>, ApiError> {
+    if let Some(url) = &patch.base_url {
+        state.host.check_url("baseUrl", url)?;
+    }
     let provider = providers::update(&state.pool, &org, &id, patch).await?;
     state.invalidate(CacheKind::Provider, &id);
     Ok(Json(provider))

@@ -954,7 +954,8 @@ pub fn operations() -> Vec<Operation> {
         .access(Access::OrgAdmin)
         .describe(
             MCP_SERVERS,
-            "Create an MCP server (auth config and stdio env are sealed)",
+            "Create an MCP server (auth config and stdio env are sealed); a stdio command outside \
+             ODOCK_MCP_STDIO_ALLOW is SUPER_ADMIN-only (403 stdio_not_allowed)",
         )
         .body("NewMcpServer")
         .reply(Created("McpServer")),
@@ -992,7 +993,9 @@ pub fn operations() -> Vec<Operation> {
         .access(Access::OrgAdmin)
         .describe(
             MCP_SERVERS,
-            "Update an MCP server; authConfig / stdioEnv replace the stored secrets",
+            "Update an MCP server; authConfig / stdioEnv replace the stored secrets; changing the \
+             stdio launch to a command outside ODOCK_MCP_STDIO_ALLOW is SUPER_ADMIN-only (403 \
+             stdio_not_allowed)",
         )
         .body("McpServerPatch")
         .reply(Ok("McpServer")),

@@ -71,6 +71,11 @@ pub fn harness_on(pool: Db) -> Harness {
     let app = router_with(
         AdminState {
             pool: pool.clone(),
+            // Fixtures name loopback upstreams (never called): allowed explicitly.
+            host: super::host_policy::HostPolicy {
+                egress: Arc::new(odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap()),
+                ..Default::default()
+            },
             master_key: Arc::new(master_key),
             invalidator: invalidations.clone(),
             admin_token: Secret::new(ADMIN_TOKEN),

@@ -53,6 +53,7 @@ async fn harness() -> Harness {
     let invalidations = Arc::new(RecordingInvalidator::default());
     let app = router(AdminState {
         pool: pool.clone(),
+        host: super::host_policy::HostPolicy::default(),
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),

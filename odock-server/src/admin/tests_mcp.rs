@@ -44,6 +44,12 @@ async fn harness() -> Harness {
     let invalidations = Arc::new(Recorder::default());
     let app = router(AdminState {
         pool: pool.clone(),
+        host: super::host_policy::HostPolicy {
+            egress: std::sync::Arc::new(
+                odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap(),
+            ),
+            ..Default::default()
+        },
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),

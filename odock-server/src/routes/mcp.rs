@@ -184,6 +184,9 @@ fn upstream_config(server: &ResolvedMcpServer) -> Result<McpUpstream, McpError> 
             .iter()
             .map(|(name, value)| (name.clone(), value.expose().to_owned()))
             .collect(),
+        // The pool starts a command off the allow-list only when a SUPER_ADMIN approved it.
+        stdio_approved: server.stdio_approved,
+        organisation_id: server.organisation_id.as_str().to_owned(),
         auth,
     };
     upstream.validate()?;

@@ -6,6 +6,13 @@
 //! replaces them), are sealed with the master key, and never come back out of this module — the API
 //! object carries previews only (`authConfigPreview`, `stdioEnvPreview`), stored beside the
 //! envelopes so reads never decrypt.
+//!
+//! A STDIO server runs a command on the gateway's host. Whether it may start depends on who wrote
+//! its launch (command, arguments, environment): the operator's writes ([`LaunchAuthor::Operator`])
+//! record an approval — a fingerprint of the launch, [`stdio_fingerprint`] — and a tenant's writes
+//! withdraw it. The gateway starts a command that is not on its allow-list only while the stored
+//! launch still matches the approval (`stdioApproved`). Who may write which command is the admin
+//! API's business; this module only records it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +24,7 @@ use odock_core::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::organisations::ensure_exists;
@@ -61,8 +69,35 @@ pub struct McpServer {
     pub metadata: JsonObject,
     pub pricing: McpPricing,
     pub policies: JsonObject,
+    /// True when a SUPER_ADMIN configured exactly the current stdio launch (command, arguments,
+    /// environment names): the server may then run a command that is not on the allow-list.
+    #[serde(default)]
+    pub stdio_approved: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Who writes a server's stdio launch (command, arguments, environment, or the transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchAuthor {
+    /// A SUPER_ADMIN: the launch written is approved.
+    Operator,
+    /// Anyone else: any approval is withdrawn.
+    Tenant,
+}
+
+/// The fingerprint of a stdio launch an approval is bound to: command, arguments and the names
+/// of the environment variables (values are secrets, and a tenant cannot change them without
+/// withdrawing the approval anyway).
+pub fn stdio_fingerprint<'a>(
+    command: Option<&str>,
+    args: &[String],
+    env_names: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut names: Vec<&str> = env_names.into_iter().collect();
+    names.sort_unstable();
+    let launch = serde_json::json!(["v1", command.map(str::trim), args, names]);
+    hex::encode(Sha256::digest(launch.to_string().as_bytes()))
 }
 
 /// `POST .../mcp-servers`. `Debug` hides the auth config and the stdio environment.
@@ -171,6 +206,17 @@ pub struct McpServerPatch {
     pub metadata: Option<JsonObject>,
 }
 
+impl McpServerPatch {
+    /// True when the patch changes what a STDIO server would run: its transport, command,
+    /// arguments or environment.
+    pub fn touches_stdio_launch(&self) -> bool {
+        self.transport.is_some()
+            || self.stdio_command.is_some()
+            || self.stdio_args.is_some()
+            || self.stdio_env.is_some()
+    }
+}
+
 impl fmt::Debug for McpServerPatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpServerPatch")
@@ -184,7 +230,7 @@ impl fmt::Debug for McpServerPatch {
 const COLUMNS: &str = "id, organisation_id, name, slug, description, transport, endpoint_url, \
     stdio_command, stdio_args, stdio_env_preview, auth_type, auth_preview, enabled, public_internet, \
     oauth_required, team_id, api_key_id, allowed_tools, blocked_tools, semantic_filter, metadata, \
-    pricing, policies, created_at, updated_at";
+    pricing, policies, stdio_approval, created_at, updated_at";
 
 const SERVERS: Scoped<McpServer> = Scoped {
     table: "mcp_servers",
@@ -199,6 +245,19 @@ fn flag(row: &DbRow, column: &str) -> Result<bool, sqlx::Error> {
 }
 
 fn decode(row: &DbRow) -> Result<McpServer, sqlx::Error> {
+    let stdio_command: Option<String> = row.try_get("stdio_command")?;
+    let stdio_args: Vec<String> = from_json_text(row.try_get("stdio_args")?)?;
+    let stdio_env_preview: BTreeMap<String, String> =
+        from_json_text(row.try_get("stdio_env_preview")?)?;
+    let approval: Option<String> = row.try_get("stdio_approval")?;
+    let stdio_approved = approval.is_some_and(|approval| {
+        approval
+            == stdio_fingerprint(
+                stdio_command.as_deref(),
+                &stdio_args,
+                stdio_env_preview.keys().map(String::as_str),
+            )
+    });
     Ok(McpServer {
         id: row.try_get("id")?,
         organisation_id: row.try_get("organisation_id")?,
@@ -207,9 +266,9 @@ fn decode(row: &DbRow) -> Result<McpServer, sqlx::Error> {
         description: row.try_get("description")?,
         transport: parse_column(row.try_get::<&str, _>("transport")?)?,
         endpoint_url: row.try_get("endpoint_url")?,
-        stdio_command: row.try_get("stdio_command")?,
-        stdio_args: from_json_text(row.try_get("stdio_args")?)?,
-        stdio_env_preview: from_json_text(row.try_get("stdio_env_preview")?)?,
+        stdio_command,
+        stdio_args,
+        stdio_env_preview,
         auth_type: parse_column(row.try_get::<&str, _>("auth_type")?)?,
         auth_config_preview: from_json_text(row.try_get("auth_preview")?)?,
         enabled: flag(row, "enabled")?,
@@ -223,6 +282,7 @@ fn decode(row: &DbRow) -> Result<McpServer, sqlx::Error> {
         metadata: from_json_text(row.try_get("metadata")?)?,
         pricing: from_json_text(row.try_get("pricing")?)?,
         policies: from_json_text(row.try_get("policies")?)?,
+        stdio_approved,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
@@ -248,13 +308,7 @@ fn check_url(url: Option<String>) -> Result<Option<String>, AdminError> {
     let Some(url) = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    if !scheme_ok || url.chars().any(char::is_whitespace) {
-        return Err(AdminError::field(
-            "endpointUrl",
-            "endpointUrl must be an http:// or https:// URL",
-        ));
-    }
+    super::check_upstream_url("endpointUrl", &url)?;
     Ok(Some(url))
 }
 
@@ -371,13 +425,14 @@ fn check_auth(
         }
     }
     if auth_type == McpAuthType::OAuth2 {
-        check_url(
-            config
-                .get("tokenUrl")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        )
-        .map_err(|_| AdminError::field("authConfig", "tokenUrl must be an http(s) URL"))?;
+        if let Some(url) = config.get("tokenUrl").and_then(Value::as_str) {
+            super::check_upstream_url("authConfig", url).map_err(|_| {
+                AdminError::field(
+                    "authConfig",
+                    "tokenUrl must be an http(s) URL without a fragment or credentials",
+                )
+            })?;
+        }
     }
     Ok(config)
 }
@@ -496,11 +551,30 @@ fn duplicate_slug(slug: &str) -> String {
     format!("an MCP server with slug `{slug}` already exists in this organisation")
 }
 
+/// Creates a server whose stdio launch (if any) is not approved; see [`create_by`].
 pub async fn create(
     pool: &Db,
     master_key: &MasterKey,
     organisation_id: &str,
     input: NewMcpServer,
+) -> Result<McpServer, AdminError> {
+    create_by(
+        pool,
+        master_key,
+        organisation_id,
+        input,
+        LaunchAuthor::Tenant,
+    )
+    .await
+}
+
+/// Creates a server; when `author` is the operator, its stdio launch is approved.
+pub async fn create_by(
+    pool: &Db,
+    master_key: &MasterKey,
+    organisation_id: &str,
+    input: NewMcpServer,
+    author: LaunchAuthor,
 ) -> Result<McpServer, AdminError> {
     ensure_exists(pool, organisation_id).await?;
     let name = required_text("name", &input.name, 200)?;
@@ -524,15 +598,23 @@ pub async fn create(
     .await?;
     let (auth_envelope, auth_shown) = sealed_auth(master_key, auth_type, &auth_config)?;
     let (env_envelope, env_shown) = sealed_env(master_key, &env)?;
+    let stdio_args = input.stdio_args.unwrap_or_default();
+    let approval = (author == LaunchAuthor::Operator).then(|| {
+        stdio_fingerprint(
+            stdio_command.as_deref(),
+            &stdio_args,
+            env.keys().map(String::as_str),
+        )
+    });
     let now = now_ms();
     let id = new_object_id();
     sqlx::query(
         "INSERT INTO mcp_servers (id, organisation_id, name, slug, description, transport, endpoint_url, \
          stdio_command, stdio_args, stdio_env, stdio_env_preview, auth_type, auth_config, auth_preview, \
          enabled, public_internet, oauth_required, team_id, api_key_id, allowed_tools, blocked_tools, \
-         semantic_filter, metadata, pricing, policies, created_at, updated_at) \
+         semantic_filter, metadata, pricing, policies, created_at, updated_at, stdio_approval) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21, $22, $23, $24, $25, $26, $27)",
+         $20, $21, $22, $23, $24, $25, $26, $27, $28)",
     )
     .bind(&id)
     .bind(organisation_id)
@@ -542,7 +624,7 @@ pub async fn create(
     .bind(input.transport.as_str())
     .bind(&endpoint_url)
     .bind(&stdio_command)
-    .bind(to_json_text(&input.stdio_args.unwrap_or_default())?)
+    .bind(to_json_text(&stdio_args)?)
     .bind(&env_envelope)
     .bind(to_json_text(&env_shown)?)
     .bind(auth_type.as_str())
@@ -561,6 +643,7 @@ pub async fn create(
     .bind(to_json_text(&policies)?)
     .bind(now)
     .bind(now)
+    .bind(&approval)
     .execute(pool)
     .await
     .map_err(conflict(duplicate_slug(&slug)))?;
@@ -580,6 +663,8 @@ pub async fn list(
     SERVERS.list(pool, organisation_id, &[], page).await
 }
 
+/// Applies `patch` as a tenant would (touching the stdio launch withdraws its approval); see
+/// [`update_by`].
 pub async fn update(
     pool: &Db,
     master_key: &MasterKey,
@@ -587,6 +672,29 @@ pub async fn update(
     id: &str,
     patch: McpServerPatch,
 ) -> Result<McpServer, AdminError> {
+    update_by(
+        pool,
+        master_key,
+        organisation_id,
+        id,
+        patch,
+        LaunchAuthor::Tenant,
+    )
+    .await
+}
+
+/// Applies `patch`. When it touches the stdio launch (transport, command, arguments or
+/// environment), the resulting launch is approved if `author` is the operator, and any approval
+/// is withdrawn otherwise; other patches leave the approval as it is.
+pub async fn update_by(
+    pool: &Db,
+    master_key: &MasterKey,
+    organisation_id: &str,
+    id: &str,
+    patch: McpServerPatch,
+    author: LaunchAuthor,
+) -> Result<McpServer, AdminError> {
+    let touches_launch = patch.touches_stdio_launch();
     let mut current = get(pool, organisation_id, id).await?;
     if let Some(name) = patch.name {
         current.name = required_text("name", &name, 200)?;
@@ -703,6 +811,23 @@ pub async fn update(
         ));
         next += 2;
     }
+    let approval = touches_launch.then(|| {
+        (author == LaunchAuthor::Operator).then(|| {
+            let names: Vec<&str> = match &sealed_env {
+                Some((_, shown)) => shown.keys().map(String::as_str).collect(),
+                None => current
+                    .stdio_env_preview
+                    .keys()
+                    .map(String::as_str)
+                    .collect(),
+            };
+            stdio_fingerprint(current.stdio_command.as_deref(), &current.stdio_args, names)
+        })
+    });
+    if approval.is_some() {
+        sql.push_str(&format!(", stdio_approval = ${next}"));
+        next += 1;
+    }
     sql.push_str(&format!(
         " WHERE id = ${} AND organisation_id = ${}",
         next,
@@ -736,6 +861,9 @@ pub async fn update(
     }
     if let Some((envelope, shown)) = sealed_env {
         query = query.bind(envelope).bind(to_json_text(&shown)?);
+    }
+    if let Some(approval) = approval {
+        query = query.bind(approval);
     }
     let result = query
         .bind(id.to_owned())

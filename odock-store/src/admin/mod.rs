@@ -220,6 +220,34 @@ pub(crate) fn required_text(field: &str, value: &str, max: usize) -> Result<Stri
     Ok(value.to_owned())
 }
 
+/// An upstream URL a tenant configures (provider base URL, MCP endpoint, OAuth2 token URL): an
+/// absolute `http(s)://host…` URL without whitespace, without a fragment (a `#` would cut off the
+/// path the gateway appends) and without credentials (`user:pass@`; credentials belong in the
+/// sealed key or auth config). Whether its host may be reached is the egress policy's business,
+/// checked by the admin API and again at connect time.
+pub fn check_upstream_url(field: &str, url: &str) -> Result<(), AdminError> {
+    let url = url.trim();
+    let refuse = |why: &str| AdminError::field(field, format!("{field} {why}"));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(refuse("must not contain whitespace"));
+    }
+    if url.contains('#') {
+        return Err(refuse("must not contain a fragment (`#`)"));
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| refuse("must be an absolute http(s) URL"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if !scheme_ok || !host_ok {
+        return Err(refuse("must be an absolute http(s) URL"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(refuse("must not contain credentials (`user:pass@`)"));
+    }
+    Ok(())
+}
+
 /// Serialises a JSON column.
 pub(crate) fn to_json_text<T: Serialize>(value: &T) -> Result<String, AdminError> {
     serde_json::to_string(value).map_err(|e| AdminError::Database(sqlx::Error::Encode(e.into())))
@@ -284,6 +312,29 @@ pub(crate) fn dedup(ids: &[String]) -> Vec<String> {
         .filter(|id| seen.insert(id.as_str()))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::check_upstream_url;
+
+    #[test]
+    fn upstream_urls_carry_no_fragment_or_credentials() {
+        assert!(check_upstream_url("baseUrl", "https://api.openai.com/v1").is_ok());
+        assert!(check_upstream_url("baseUrl", "http://10.0.0.1:8000").is_ok());
+        for bad in [
+            "https://evil.example/#",
+            "https://evil.example/x#/v1",
+            "https://user:pw@api.openai.com/v1",
+            "https://user@api.openai.com",
+            "https://api.openai.com/v 1",
+            "ftp://api.openai.com",
+            "/relative",
+        ] {
+            let error = check_upstream_url("baseUrl", bad).unwrap_err();
+            assert!(error.to_string().contains("baseUrl"), "{bad}: {error}");
+        }
+    }
 }
 
 #[cfg(test)]

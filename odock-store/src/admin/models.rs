@@ -123,13 +123,32 @@ fn decode(row: &DbRow) -> Result<Model, sqlx::Error> {
     })
 }
 
-/// The upstream model id: any non-blank text without whitespace (`gpt-4o`, `meta-llama/Llama-3.1-8B`).
-fn check_slug(slug: &str) -> Result<String, AdminError> {
+/// The upstream model id (`gpt-4o`, `meta-llama/Llama-3.1-8B`, `ft:gpt-4o-mini:org::id`,
+/// `claude-3-5-sonnet@20240620`, `tunedModels/x`): ASCII letters, digits and `. _ - : / @` only,
+/// with no `.` or `..` segment and no empty segment but a leading `/`. Providers put slugs into
+/// URLs (Gemini, Azure, Hugging Face tasks) — percent-encoded, but a slug that could add a query,
+/// a fragment or climb the path is refused here in the first place.
+pub fn check_slug(slug: &str) -> Result<String, AdminError> {
     let slug = required_text("slug", slug, 300)?;
-    if slug.chars().any(char::is_whitespace) {
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '@');
+    if let Some(bad) = slug.chars().find(|c| !allowed(*c)) {
         return Err(AdminError::field(
             "slug",
-            "slug must not contain whitespace",
+            format!(
+                "slug may contain only letters, digits and . _ - : / @ (found `{}`)",
+                bad.escape_default()
+            ),
+        ));
+    }
+    let body = slug.strip_prefix('/').unwrap_or(&slug);
+    if body
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(AdminError::field(
+            "slug",
+            "slug must not contain empty, `.` or `..` path segments",
         ));
     }
     Ok(slug)
@@ -344,6 +363,28 @@ pub(crate) mod tests {
             "name": name, "slug": "gpt-4o-mini", "type": "chat", "providerId": provider_id,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn slugs_are_safe_to_put_in_a_url() {
+        for good in [
+            "gpt-4o",
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "ft:gpt-4o-mini-2024-07-18:org::AbC123",
+            "claude-3-5-sonnet@20240620",
+            "tunedModels/my-model_1",
+            "/models/llama-3",
+            "deepseek-ai/DeepSeek-R1:novita",
+        ] {
+            assert_eq!(check_slug(good).unwrap(), good);
+        }
+        for bad in [
+            "../../x#", "x#y", "x?y=1", "a b", "model%2F", "a/../b", "a//b", "a/./b", "café",
+            "x\\y",
+        ] {
+            let error = check_slug(bad).unwrap_err();
+            assert!(error.to_string().contains("slug"), "{bad}: {error}");
+        }
     }
 
     #[tokio::test]

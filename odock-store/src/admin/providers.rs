@@ -99,15 +99,16 @@ fn decode(row: &DbRow) -> Result<Provider, sqlx::Error> {
     })
 }
 
-/// An absolute `http(s)://host...` URL, stored without its trailing slash.
+/// An absolute `http(s)://host...` URL without query, fragment or credentials
+/// ([`super::check_upstream_url`]), stored without its trailing slash.
 pub fn check_base_url(url: &str) -> Result<String, AdminError> {
     let url = url.trim().trim_end_matches('/');
-    let refuse = || AdminError::field("baseUrl", "baseUrl must be an absolute http(s) URL");
-    let uri: http::Uri = url.parse().map_err(|_| refuse())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    if !scheme_ok || !host_ok || uri.query().is_some() {
-        return Err(refuse());
+    super::check_upstream_url("baseUrl", url)?;
+    if url.contains('?') {
+        return Err(AdminError::field(
+            "baseUrl",
+            "baseUrl must not contain a query",
+        ));
     }
     Ok(url.to_owned())
 }
@@ -246,6 +247,9 @@ mod tests {
         assert!(check_base_url("ftp://example.com").is_err());
         assert!(check_base_url("not a url").is_err());
         assert!(check_base_url("/relative").is_err());
+        assert!(check_base_url("https://api.openai.com/v1?x=1").is_err());
+        assert!(check_base_url("https://evil.example/#").is_err());
+        assert!(check_base_url("https://user:pw@api.openai.com/v1").is_err());
     }
 
     #[tokio::test]

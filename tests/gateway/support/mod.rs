@@ -55,6 +55,8 @@ impl TestServer {
             cache_invalidation_secret: Some(Secret::new(INVALIDATION_SECRET)),
             usage_flush_interval_ms: 10,
             shutdown_grace_secs: 5,
+            // The fake upstreams live on loopback, which the default egress policy refuses.
+            egress_allow: vec!["127.0.0.0/8".to_owned()],
             ..Config::default()
         };
         tweak(&mut config);

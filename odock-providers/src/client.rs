@@ -1,0 +1,226 @@
+//! The HTTP client every provider sends through: one `reqwest::Client` plus the egress policy it
+//! enforces and the largest unary answer it buffers.
+//!
+//! Provider base URLs are tenant configuration, so the client must never become a way into the
+//! gateway's own network. Every connection is checked against an [`EgressPolicy`]:
+//!
+//! - host names are resolved by [`GuardedResolver`], which hands the connector only the addresses
+//!   the policy allows — the check happens after resolution, at connect time, so a name that
+//!   (re-)resolves to a private address is refused too;
+//! - IP-literal hosts never reach a resolver, so [`UpstreamClient::post`] checks them before a
+//!   request exists; it also refuses URLs with a fragment (a `#` in a base URL would cut off the
+//!   path the gateway appends) or credentials;
+//! - redirects are not followed and system proxies (`HTTPS_PROXY`, …) are ignored: a proxy would
+//!   resolve and connect to the upstream where the policy cannot see.
+//!
+//! A refused connection is [`ProviderError::Forbidden`] (502 `upstream_forbidden`).
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use odock_core::egress::{EgressDenied, EgressPolicy, ResolveFailure};
+use odock_core::ProviderError;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::Url;
+
+use crate::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, USER_AGENT};
+
+/// The default for the largest unary upstream answer buffered (64 MiB): image generations with
+/// several base64 images and audio answers run to megabytes, never near this.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// See the module docs. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    /// `Err` only when the TLS backend could not initialise: every request then fails, rather
+    /// than going out through a client without the guarded resolver.
+    http: Result<reqwest::Client, String>,
+    egress: Arc<EgressPolicy>,
+    max_response_bytes: usize,
+}
+
+impl Default for UpstreamClient {
+    /// The safe default: no private upstream, [`DEFAULT_MAX_RESPONSE_BYTES`].
+    fn default() -> Self {
+        Self::new(EgressPolicy::default())
+    }
+}
+
+impl UpstreamClient {
+    /// A client that connects only where `egress` allows.
+    pub fn new(egress: EgressPolicy) -> Self {
+        let egress = Arc::new(egress);
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(egress.clone())))
+            .build()
+            .map_err(|error| {
+                tracing::error!(%error, "could not build the upstream HTTP client");
+                "the gateway's upstream HTTP client could not be built".to_owned()
+            });
+        Self {
+            http,
+            egress,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// The largest unary answer buffered; a larger one is [`ProviderError::ResponseTooLarge`].
+    pub fn with_max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit.max(1);
+        self
+    }
+
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.egress
+    }
+
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
+    /// A POST to `url`, once the URL passed [`UpstreamClient::check_url`].
+    pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let url = self.check_url(url)?;
+        let http = self
+            .http
+            .as_ref()
+            .map_err(|reason| ProviderError::Unreachable(reason.clone()))?;
+        Ok(http.post(url))
+    }
+
+    /// Parses an upstream URL and refuses what must never be sent: a scheme other than http(s),
+    /// a fragment, credentials, or an IP-literal host outside the egress policy. Messages never
+    /// repeat the URL (it is tenant configuration and may hold credentials).
+    pub fn check_url(&self, url: &str) -> Result<Url, ProviderError> {
+        let parsed = upstream_url(url).map_err(ProviderError::Unreachable)?;
+        if let Some(host) = parsed.host_str() {
+            self.egress
+                .check_host(host)
+                .map_err(ProviderError::Forbidden)?;
+        }
+        Ok(parsed)
+    }
+}
+
+/// `url` parsed, when it is usable as an upstream URL: http(s), a host, no fragment, no
+/// credentials. The error says what is wrong without quoting the URL.
+pub fn upstream_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url).map_err(|_| "the upstream URL is not a valid URL".to_owned())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("the upstream URL must be http:// or https://".to_owned());
+    }
+    if parsed.host_str().is_none() {
+        return Err("the upstream URL has no host".to_owned());
+    }
+    if parsed.fragment().is_some() {
+        return Err("the upstream URL must not contain a fragment (`#`)".to_owned());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("the upstream URL must not contain credentials (`user:pass@`)".to_owned());
+    }
+    Ok(parsed)
+}
+
+/// The egress refusal somewhere in `error`'s source chain (put there by [`GuardedResolver`]).
+pub fn egress_refusal(error: &(dyn std::error::Error + 'static)) -> Option<EgressDenied> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(denied) = cause.downcast_ref::<EgressDenied>() {
+            return Some(denied.clone());
+        }
+        current = cause.source();
+    }
+    None
+}
+
+/// Resolves host names through [`EgressPolicy::resolve`]: the connector only ever sees addresses
+/// the policy allows. A refusal travels as an [`EgressDenied`] in the error's source chain.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    policy: Arc<EgressPolicy>,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: Arc<EgressPolicy>) -> Self {
+        Self { policy }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            match policy.resolve(name.as_str()).await {
+                Ok(addresses) => Ok(Box::new(addresses.into_iter()) as Addrs),
+                Err(ResolveFailure::Denied(denied)) => Err(Box::new(denied) as _),
+                Err(ResolveFailure::Lookup(error)) => Err(Box::new(error) as _),
+            }
+        })
+    }
+}
+
+/// True when `error` (a `reqwest` failure) came from the egress policy.
+pub(crate) fn forbidden(error: &reqwest::Error) -> Option<EgressDenied> {
+    error.source().and_then(egress_refusal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_without_fragments_or_credentials() {
+        assert!(upstream_url("https://api.openai.com/v1").is_ok());
+        for bad in [
+            "https://api.openai.com/#",
+            "https://evil.example/x#/v1",
+            "https://user:pw@api.openai.com/v1",
+            "https://user@api.openai.com/v1",
+            "ftp://api.openai.com",
+            "not a url",
+        ] {
+            let error = upstream_url(bad).unwrap_err();
+            assert!(!error.contains("pw"), "{error}");
+        }
+    }
+
+    #[test]
+    fn literal_hosts_are_checked_before_sending() {
+        let client = UpstreamClient::default();
+        for url in [
+            "http://127.0.0.1:8080/v1",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::ffff:127.0.0.1]/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+        ] {
+            assert!(
+                matches!(client.check_url(url), Err(ProviderError::Forbidden(_))),
+                "{url}"
+            );
+        }
+        assert!(client.check_url("https://api.openai.com/v1").is_ok());
+        let open = UpstreamClient::new(EgressPolicy::parse("127.0.0.0/8").unwrap());
+        assert!(open.check_url("http://127.0.0.1:8080/v1").is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_refused_addresses_fail_at_connect_time() {
+        let client = UpstreamClient::default();
+        let error = client
+            .post("http://localhost:9/v1/chat/completions")
+            .unwrap()
+            .send()
+            .await
+            .unwrap_err();
+        let denied = forbidden(&error).expect("an egress refusal");
+        assert_eq!(denied.host, "localhost");
+    }
+}
