@@ -152,11 +152,13 @@ impl Spill {
 
     /// Called when a replayed file was stored whole: `records` fewer wait.
     pub fn replayed(&self, records: u64) {
-        let left = self
+        let before = self
             .pending
-            .fetch_sub(records.min(self.pending()), Ordering::Relaxed)
-            .saturating_sub(records);
-        if left == 0 {
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(records))
+            })
+            .unwrap_or(0);
+        if before.saturating_sub(records) == 0 {
             self.oldest_ms.store(0, Ordering::Relaxed);
         }
     }

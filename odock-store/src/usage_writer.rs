@@ -384,6 +384,9 @@ struct Writer {
 /// replayed from an earlier process's spill file have none).
 struct Batch {
     seqs: Vec<Option<u64>>,
+    /// How many of this process's records came back from the spill file (accounted as stored
+    /// before anyone waiting on a flush is told).
+    from_spill: u64,
     records: Vec<UsageRecord>,
     /// The MCP usage records of some of `records`.
     mcp: Vec<McpUsageRecord>,
@@ -393,6 +396,7 @@ impl Batch {
     fn with_capacity(capacity: usize) -> Self {
         Self {
             seqs: Vec::with_capacity(capacity),
+            from_spill: 0,
             records: Vec::with_capacity(capacity),
             mcp: Vec::new(),
         }
@@ -490,7 +494,6 @@ impl Writer {
                 tracing::error!(path = %file.display(), "usage spill file cannot be opened; retrying later");
                 return;
             };
-            let mut replayed = 0;
             loop {
                 let read = tokio::task::spawn_blocking(move || {
                     let records = reader.next_chunk(chunk);
@@ -510,7 +513,6 @@ impl Writer {
                     }
                 };
                 for entry in records {
-                    replayed += u64::from(entry.run == self.spill.run());
                     self.take_spilled(entry, batch);
                 }
                 self.write(batch).await;
@@ -518,7 +520,6 @@ impl Writer {
             if let Err(error) = std::fs::remove_file(&file) {
                 tracing::error!(%error, path = %file.display(), "replayed usage spill file not removed; it will be replayed again (harmlessly)");
             }
-            self.spill.replayed(replayed);
             tracing::info!(path = %file.display(), "usage records replayed from the spill file");
         }
     }
@@ -532,7 +533,9 @@ impl Writer {
             mcp,
         } = entry;
         record.ledger_charges = charges;
-        batch.seqs.push((run == self.spill.run()).then_some(seq));
+        let ours = run == self.spill.run();
+        batch.seqs.push(ours.then_some(seq));
+        batch.from_spill += u64::from(ours);
         batch.records.push(record);
         batch.mcp.extend(mcp);
     }
@@ -598,6 +601,7 @@ impl Writer {
         let ours = batch.seqs.iter().flatten().count() as u64;
         self.counters.depth.fetch_sub(ours, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.spill.replayed(std::mem::take(&mut batch.from_spill));
         for seq in batch.seqs.drain(..).flatten() {
             self.stored.mark(seq);
         }
@@ -608,6 +612,8 @@ impl Writer {
 
     /// Leaves the batch to the spill file (the writer is abandoned: the database cannot take it).
     fn spill_batch(&mut self, batch: &mut Batch) {
+        // Records that came from the spill file go back to it: count them out first.
+        self.spill.replayed(std::mem::take(&mut batch.from_spill));
         let mut mcp: std::collections::HashMap<String, McpUsageRecord> = batch
             .mcp
             .drain(..)
