@@ -18,7 +18,9 @@
 use std::error::Error as _;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use odock_core::egress::{EgressDenied, EgressPolicy, ResolveFailure};
+use parking_lot::RwLock;
 use odock_core::ProviderError;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
@@ -37,7 +39,13 @@ pub struct UpstreamClient {
     http: Result<reqwest::Client, String>,
     egress: Arc<EgressPolicy>,
     max_response_bytes: usize,
+    /// URLs already parsed and checked: parsing (with IDNA) was the largest single cost of an
+    /// upstream call. Bounded by configuration (base URLs × routes × slugs); emptied when full.
+    checked: Arc<RwLock<HashMap<String, Url>>>,
 }
+
+/// How many checked URLs are kept before the cache starts over.
+const CHECKED_URLS: usize = 4_096;
 
 impl Default for UpstreamClient {
     /// The safe default: no private upstream, [`DEFAULT_MAX_RESPONSE_BYTES`].
@@ -68,6 +76,7 @@ impl UpstreamClient {
             http,
             egress,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            checked: Arc::default(),
         }
     }
 
@@ -99,12 +108,20 @@ impl UpstreamClient {
     /// a fragment, credentials, or an IP-literal host outside the egress policy. Messages never
     /// repeat the URL (it is tenant configuration and may hold credentials).
     pub fn check_url(&self, url: &str) -> Result<Url, ProviderError> {
+        if let Some(parsed) = self.checked.read().get(url) {
+            return Ok(parsed.clone());
+        }
         let parsed = upstream_url(url).map_err(ProviderError::Unreachable)?;
         if let Some(host) = parsed.host_str() {
             self.egress
                 .check_host(host)
                 .map_err(ProviderError::Forbidden)?;
         }
+        let mut checked = self.checked.write();
+        if checked.len() >= CHECKED_URLS {
+            checked.clear();
+        }
+        checked.insert(url.to_owned(), parsed.clone());
         Ok(parsed)
     }
 }
