@@ -96,6 +96,22 @@ pub struct FileConfig {
     /// How long a budget/quota hold outlives its last refresh (a crashed replica's holds are
     /// released this long after it died), in milliseconds.
     pub ledger_lease_ms: Option<u64>,
+    /// The origin browsers reach the admin API on (`https://odock.example.com`). When set, only this
+    /// origin passes the CSRF check of cookie-authenticated writes; otherwise the request's own
+    /// host (`X-Forwarded-Host` from a trusted proxy, else `Host`) is the origin.
+    pub public_url: Option<String>,
+    /// A request head must arrive whole within this many milliseconds (default 10000).
+    pub header_read_timeout_ms: Option<u64>,
+    /// A request body must arrive whole within this many milliseconds of its head (default 60000).
+    pub body_read_timeout_ms: Option<u64>,
+    /// An idle keep-alive connection is closed after this many milliseconds (default 60000).
+    pub keep_alive_timeout_ms: Option<u64>,
+    /// Largest request head (request line + headers) in bytes (default 65536, at least 8192).
+    pub max_header_bytes: Option<usize>,
+    /// Requests served at once; beyond it, 503 `overloaded` (default 1024).
+    pub max_in_flight_requests: Option<usize>,
+    /// Bytes of request bodies held in memory at once; beyond it, 503 `overloaded` (default 128 MiB).
+    pub max_buffered_body_bytes: Option<usize>,
 }
 
 /// The checked configuration the server runs with.
@@ -132,6 +148,18 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     /// Budget/quota hold lease (`ODOCK_LEDGER_LEASE_MS`, default 30 s).
     pub ledger_lease_ms: u64,
+    /// The browser-facing origin (`ODOCK_PUBLIC_URL`) for the CSRF check; `None`: the request's host.
+    pub public_url: Option<String>,
+    /// `ODOCK_HEADER_READ_TIMEOUT_MS`, `ODOCK_BODY_READ_TIMEOUT_MS`, `ODOCK_KEEP_ALIVE_TIMEOUT_MS`.
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+    /// `ODOCK_MAX_HEADER_BYTES`.
+    pub max_header_bytes: usize,
+    /// `ODOCK_MAX_IN_FLIGHT_REQUESTS`.
+    pub max_in_flight_requests: usize,
+    /// `ODOCK_MAX_BUFFERED_BODY_BYTES`.
+    pub max_buffered_body_bytes: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -179,6 +207,13 @@ impl Default for Config {
             database_max_connections: 8,
             database_acquire_timeout_ms: 10_000,
             ledger_lease_ms: 30_000,
+            public_url: None,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 60_000,
+            keep_alive_timeout_ms: 60_000,
+            max_header_bytes: 64 * 1024,
+            max_in_flight_requests: 1_024,
+            max_buffered_body_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -263,6 +298,27 @@ impl Config {
         }
         if let Some(v) = file.ledger_lease_ms {
             self.ledger_lease_ms = v;
+        }
+        if let Some(v) = file.public_url.filter(|v| !v.is_empty()) {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = file.header_read_timeout_ms {
+            self.header_read_timeout_ms = v;
+        }
+        if let Some(v) = file.body_read_timeout_ms {
+            self.body_read_timeout_ms = v;
+        }
+        if let Some(v) = file.keep_alive_timeout_ms {
+            self.keep_alive_timeout_ms = v;
+        }
+        if let Some(v) = file.max_header_bytes {
+            self.max_header_bytes = v;
+        }
+        if let Some(v) = file.max_in_flight_requests {
+            self.max_in_flight_requests = v;
+        }
+        if let Some(v) = file.max_buffered_body_bytes {
+            self.max_buffered_body_bytes = v;
         }
     }
 
@@ -360,6 +416,39 @@ impl Config {
         if let Some(v) = get("ODOCK_MAX_BODY_BYTES") {
             self.max_body_bytes = v.parse().map_err(|e| invalid("ODOCK_MAX_BODY_BYTES", e))?;
         }
+        if let Some(v) = get("ODOCK_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        for (name, slot) in [
+            (
+                "ODOCK_HEADER_READ_TIMEOUT_MS",
+                &mut self.header_read_timeout_ms,
+            ),
+            ("ODOCK_BODY_READ_TIMEOUT_MS", &mut self.body_read_timeout_ms),
+            (
+                "ODOCK_KEEP_ALIVE_TIMEOUT_MS",
+                &mut self.keep_alive_timeout_ms,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = v.parse().map_err(|e| invalid(name, e))?;
+            }
+        }
+        for (name, slot) in [
+            ("ODOCK_MAX_HEADER_BYTES", &mut self.max_header_bytes),
+            (
+                "ODOCK_MAX_IN_FLIGHT_REQUESTS",
+                &mut self.max_in_flight_requests,
+            ),
+            (
+                "ODOCK_MAX_BUFFERED_BODY_BYTES",
+                &mut self.max_buffered_body_bytes,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = v.parse().map_err(|e| invalid(name, e))?;
+            }
+        }
         Ok(())
     }
 
@@ -381,6 +470,37 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.advertise_url {
             check_advertise_url(url).map_err(|message| invalid("advertise_url", message))?;
+        }
+        if let Some(url) = &self.public_url {
+            check_advertise_url(url).map_err(|message| invalid("public_url", message))?;
+        }
+        if let Some(token) = &self.admin_token {
+            crate::admin::auth::check_admin_token_strength(token.expose())
+                .map_err(|message| invalid("admin_token", message))?;
+        }
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("keep_alive_timeout_ms", self.keep_alive_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be positive"));
+            }
+        }
+        if self.max_header_bytes < crate::serve::MIN_HEADER_BYTES {
+            return Err(invalid(
+                "max_header_bytes",
+                format!("must be at least {}", crate::serve::MIN_HEADER_BYTES),
+            ));
+        }
+        if self.max_in_flight_requests == 0 {
+            return Err(invalid("max_in_flight_requests", "must be positive"));
+        }
+        if self.max_buffered_body_bytes < self.max_body_bytes {
+            return Err(invalid(
+                "max_buffered_body_bytes",
+                "must be at least max_body_bytes (else the largest allowed body could never be read)",
+            ));
         }
         match odock_store::db::Backend::of_url(&self.database_url) {
             None => {
@@ -468,7 +588,7 @@ impl Config {
     pub fn describe(&self) -> String {
         let mask = |s: &Option<Secret>| if s.is_some() { "***" } else { "(unset)" };
         format!(
-            "listen = {}\ndatabase_url = {}\nredis_url = {}\nredis_prefix = {}\nredis_outage_policy = {}\nredis_timeout_ms = {}\nredis_connect_timeout_ms = {}\nadvertise_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\n",
+            "listen = {}\ndatabase_url = {}\nredis_url = {}\nredis_prefix = {}\nredis_outage_policy = {}\nredis_timeout_ms = {}\nredis_connect_timeout_ms = {}\nadvertise_url = {}\nmaster_key = {}\nadmin_token = {}\ncache_invalidation_secret = {}\nlog = {}\nlog_format = {:?}\nmax_body_bytes = {}\nusage_batch_size = {}\nusage_flush_interval_ms = {}\nshutdown_grace_secs = {}\ntrusted_proxies = {:?}\nusage_retention_days = {:?}\ndatabase_max_connections = {}\ndatabase_acquire_timeout_ms = {}\nledger_lease_ms = {}\npublic_url = {}\nheader_read_timeout_ms = {}\nbody_read_timeout_ms = {}\nkeep_alive_timeout_ms = {}\nmax_header_bytes = {}\nmax_in_flight_requests = {}\nmax_buffered_body_bytes = {}\n",
             self.listen,
             self.database_url,
             mask(&self.redis_url),
@@ -491,6 +611,13 @@ impl Config {
             self.database_max_connections,
             self.database_acquire_timeout_ms,
             self.ledger_lease_ms,
+            self.public_url.as_deref().unwrap_or("(request host)"),
+            self.header_read_timeout_ms,
+            self.body_read_timeout_ms,
+            self.keep_alive_timeout_ms,
+            self.max_header_bytes,
+            self.max_in_flight_requests,
+            self.max_buffered_body_bytes,
         )
     }
 }
@@ -581,7 +708,7 @@ mod tests {
         let path = dir.path().join("odock.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token\"\n",
+            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token-0123456789abcdefghijklmnop\"\n",
         )
         .unwrap();
         let cli = Cli {
@@ -593,7 +720,7 @@ mod tests {
         assert_eq!(config.log, "debug");
         assert_eq!(
             config.admin_token.as_ref().map(Secret::expose),
-            Some("file-token")
+            Some("file-token-0123456789abcdefghijklmnop")
         );
 
         let cli = Cli {
@@ -687,7 +814,7 @@ mod tests {
         let config = Config::load(
             &Cli::default(),
             env(&[
-                ("ODOCK_ADMIN_TOKEN", "super-secret-token"),
+                ("ODOCK_ADMIN_TOKEN", "super-secret-token-0123456789abcdef"),
                 ("ODOCK_CACHE_INVALIDATION_SECRET", "inv-secret"),
             ]),
         )

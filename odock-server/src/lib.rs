@@ -9,6 +9,7 @@ pub mod config;
 pub mod governance;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod telemetry;
 
 pub use app::{App, StartError};

@@ -190,10 +190,15 @@ struct Guard {
 const MAX_PEEK_BYTES: usize = 1024 * 1024;
 
 async fn enforce(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let Some(principal) = authenticate(&guard.state, &guard.settings, request.headers()).await
-    else {
-        return ApiError::Unauthorized.into_response();
-    };
+    let client_ip = request
+        .extensions()
+        .get::<odock_core::layers::ClientIp>()
+        .map(|ip| ip.0);
+    let principal =
+        match authenticate(&guard.state, &guard.settings, request.headers(), client_ip).await {
+            Ok(principal) => principal,
+            Err(refusal) => return refusal.into_response(),
+        };
     let params = match request
         .extract_parts::<Path<HashMap<String, String>>>()
         .await
