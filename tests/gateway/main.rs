@@ -7,6 +7,7 @@ mod budgets;
 mod chat;
 mod errors;
 mod gemini;
+mod http_surface;
 mod huggingface;
 mod keys;
 mod mcp;
