@@ -392,9 +392,15 @@ mod tests {
             assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
         }
         pool.close().await;
-        assert_eq!(sqlite_file("sqlite://data/odock.db?mode=rwc"), Some("data/odock.db".into()));
+        assert_eq!(
+            sqlite_file("sqlite://data/odock.db?mode=rwc"),
+            Some("data/odock.db".into())
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("sqlite://file.db?mode=memory&cache=shared"), None);
+        assert_eq!(
+            sqlite_file("sqlite://file.db?mode=memory&cache=shared"),
+            None
+        );
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
     }
 

@@ -50,6 +50,8 @@ mod tests_mcp;
 mod tests_rbac;
 #[cfg(test)]
 mod tests_reports;
+#[cfg(test)]
+mod tests_security;
 
 use std::sync::Arc;
 

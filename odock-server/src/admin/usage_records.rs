@@ -96,7 +96,8 @@ pub async fn list(
     organisations::ensure_exists(&state.pool, &org).await?;
     let visibility = Visibility::of(&state, &principal).await?;
     let (filter, page) = params.filter(Some(org));
-    let slices = match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref()) {
+    let slices = match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref())
+    {
         None => return list_page(&state, filter, page).await,
         Some(RecordScope::Nothing) => return Ok(Json(Page::all(Vec::new()))),
         Some(RecordScope::Slices(slices)) => slices,
