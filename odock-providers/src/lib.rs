@@ -52,6 +52,8 @@ use std::time::Duration;
 use odock_core::{Provider, ProviderRegistry, ProviderType};
 
 pub mod anthropic;
+#[cfg(test)]
+mod fuzz;
 pub mod gemini;
 pub mod http;
 pub mod huggingface;
