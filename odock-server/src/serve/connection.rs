@@ -463,8 +463,8 @@ mod tests {
         let out = through(
             &[false],
             &[
-                chunked[..30].as_bytes(),
-                chunked[30..].as_bytes(),
+                &chunked.as_bytes()[..30],
+                &chunked.as_bytes()[30..],
                 hyper_400.as_bytes(),
             ],
         )
