@@ -390,3 +390,88 @@ async fn bodies_beyond_the_memory_budget_are_503_overloaded() {
         "admitted (and refused for its unknown key)"
     );
 }
+
+#[tokio::test]
+async fn http2_connections_are_served_through_the_guards() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let response = client.get(server.url("/v1/health")).send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+    }
+    let refused = client
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth("sk_x")
+        .json(&serde_json::json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}
+
+/// Signs in the bootstrap SUPER_ADMIN as a proxy would forward it: over HTTPS, for
+/// `odock.example`. Returns the `Set-Cookie` header and the session token.
+async fn sign_in_behind_a_proxy(server: &TestServer) -> (String, String) {
+    let response = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "odock.example")
+        .json(
+            &serde_json::json!({"email": "root@odock.test", "password": "a long root passphrase"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    (cookie, body["token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn forwarded_scheme_and_host_count_only_from_trusted_proxies() {
+    let start = |trusted: bool| {
+        TestServer::start_with(move |c| {
+            c.bootstrap_admin_email = Some("root@odock.test".into());
+            c.bootstrap_admin_password = Some(odock::core::Secret::new("a long root passphrase"));
+            if trusted {
+                c.trusted_proxies = vec!["127.0.0.1".into()];
+            }
+        })
+    };
+    for trusted in [true, false] {
+        let server = start(trusted).await;
+        let (cookie, token) = sign_in_behind_a_proxy(&server).await;
+        assert_eq!(cookie.contains("; Secure"), trusted, "{cookie}");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        // A console on https://odock.example behind the proxy writes with its cookie.
+        let write = server
+            .client
+            .post(server.url("/api/admin/organisations"))
+            .header("cookie", format!("odock_session={token}"))
+            .header("origin", "https://odock.example")
+            .header("x-forwarded-host", "odock.example")
+            .json(&serde_json::json!({"name": "Acme"}))
+            .send()
+            .await
+            .unwrap();
+        let status = write.status().as_u16();
+        let body: Value = write.json().await.unwrap();
+        if trusted {
+            assert_eq!(status, 201, "{body}");
+        } else {
+            assert_eq!(status, 403, "{body}");
+            assert_eq!(body["error"]["code"], "csrf_rejected");
+        }
+    }
+}

@@ -180,6 +180,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
         }
     }
 
+    /// Stops following the connection for good.
+    fn pass_through(&mut self) {
+        self.out = Out::Passthrough;
+        self.state.calls.stop();
+    }
+
     /// hyper flushes whole heads; a partial one at a flush is not what this tracker expects, so
     /// it is sent as it is and the connection is no longer followed.
     fn give_up_partial_head(&mut self) {
@@ -188,7 +194,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                 let mut owed = std::mem::take(&mut self.owed).to_vec();
                 owed.extend_from_slice(acc);
                 self.owed = Bytes::from(owed);
-                self.out = Out::Passthrough;
+                self.pass_through();
             }
         }
     }
@@ -230,7 +236,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                         }
                         Ok(span) => span,
                         Err(Unfollowable) => {
-                            self.out = Out::Passthrough;
+                            self.pass_through();
                             continue;
                         }
                     };
@@ -238,7 +244,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                     match framing.consume(&buf[..n]) {
                         Ok(true) => self.out = Out::Head(Vec::new()),
                         Ok(false) => {}
-                        Err(Unfollowable) => self.out = Out::Passthrough,
+                        Err(Unfollowable) => self.pass_through(),
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -257,7 +263,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                             let head = std::mem::take(acc);
                             let (bytes, next) = rewrite::decide(head, &self.state.calls);
                             self.owed = bytes;
-                            self.out = next;
+                            if matches!(next, Out::Passthrough) {
+                                self.pass_through();
+                            } else {
+                                self.out = next;
+                            }
                             // Start writing now; what the socket refuses waits for the flush.
                             if let Poll::Ready(Err(error)) = self.poll_owed(cx) {
                                 return Poll::Ready(Err(error));
@@ -267,7 +277,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                         None if not_http || acc.len() > rewrite::MAX_TRACKED_HEAD => {
                             // HTTP/2 frames, or something we will not follow: pass it all on.
                             self.owed = Bytes::from(std::mem::take(acc));
-                            self.out = Out::Passthrough;
+                            self.pass_through();
                             if let Poll::Ready(Err(error)) = self.poll_owed(cx) {
                                 return Poll::Ready(Err(error));
                             }
@@ -496,10 +506,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http2_is_passed_through() {
+    async fn http2_is_passed_through_and_its_calls_are_not_recorded() {
         let frames: &[u8] = b"\x00\x00\x12\x04\x00\x00\x00\x00\x00HTTP/1.1 400 x\r\n\r\n";
         let out = through(&[], &[frames]).await;
         assert_eq!(out.as_bytes(), frames);
+
+        let (_client, server) = tokio::io::duplex(1 << 16);
+        let state = ConnectionState::new();
+        let timeouts = ConnectionTimeouts {
+            header_read: Duration::from_secs(60),
+            keep_alive: Duration::from_secs(60),
+        };
+        let mut io = GuardedIo::new(server, state.clone(), timeouts);
+        io.write_all(frames).await.unwrap();
+        io.flush().await.unwrap();
+        assert!(state.calls.is_stopped());
+        state.request_started(false);
+        assert!(state.calls.is_stopped());
     }
 
     #[test]

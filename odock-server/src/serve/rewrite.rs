@@ -19,17 +19,37 @@ use parking_lot::Mutex;
 pub const MAX_TRACKED_HEAD: usize = 64 * 1024;
 
 /// The service calls of one connection whose response head has not been written yet, in order;
-/// `true` for a `HEAD` request (its response has no body whatever `Content-Length` says).
-#[derive(Debug, Default)]
-pub struct Calls(Mutex<VecDeque<bool>>);
+/// `true` for a `HEAD` request (its response has no body whatever `Content-Length` says). Once the
+/// connection is no longer followed ([`Calls::stop`]) nothing is recorded, so a long-lived HTTP/2
+/// connection does not accumulate entries.
+#[derive(Debug)]
+pub struct Calls(Mutex<Option<VecDeque<bool>>>);
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self(Mutex::new(Some(VecDeque::new())))
+    }
+}
 
 impl Calls {
     pub fn push(&self, is_head: bool) {
-        self.0.lock().push_back(is_head);
+        if let Some(calls) = self.0.lock().as_mut() {
+            calls.push_back(is_head);
+        }
     }
 
     fn pop(&self) -> Option<bool> {
-        self.0.lock().pop_front()
+        self.0.lock().as_mut().and_then(VecDeque::pop_front)
+    }
+
+    /// The connection is no longer followed: forget the calls and record no more.
+    pub fn stop(&self) {
+        *self.0.lock() = None;
+    }
+
+    #[cfg(test)]
+    pub fn is_stopped(&self) -> bool {
+        self.0.lock().is_none()
     }
 }
 
