@@ -860,4 +860,65 @@ mod tests {
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "0")]));
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "forever")]));
     }
+
+    #[test]
+    fn http_limits_and_the_public_url_are_read_and_checked() {
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_PUBLIC_URL", "https://odock.example.com"),
+                ("ODOCK_HEADER_READ_TIMEOUT_MS", "2000"),
+                ("ODOCK_BODY_READ_TIMEOUT_MS", "3000"),
+                ("ODOCK_KEEP_ALIVE_TIMEOUT_MS", "4000"),
+                ("ODOCK_MAX_HEADER_BYTES", "16384"),
+                ("ODOCK_MAX_IN_FLIGHT_REQUESTS", "10"),
+                ("ODOCK_MAX_BUFFERED_BODY_BYTES", "67108864"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://odock.example.com")
+        );
+        assert_eq!(
+            (
+                config.header_read_timeout_ms,
+                config.body_read_timeout_ms,
+                config.keep_alive_timeout_ms
+            ),
+            (2000, 3000, 4000)
+        );
+        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.max_in_flight_requests, 10);
+        assert_eq!(config.max_buffered_body_bytes, 67_108_864);
+        assert!(config.describe().contains("max_in_flight_requests = 10"));
+
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::load(&Cli::default(), env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused(&[("ODOCK_PUBLIC_URL", "https://odock.example.com/console")])
+                .contains("public_url")
+        );
+        assert!(
+            refused(&[("ODOCK_HEADER_READ_TIMEOUT_MS", "0")]).contains("header_read_timeout_ms")
+        );
+        assert!(refused(&[("ODOCK_MAX_HEADER_BYTES", "1024")]).contains("max_header_bytes"));
+        assert!(
+            refused(&[("ODOCK_MAX_IN_FLIGHT_REQUESTS", "0")]).contains("max_in_flight_requests")
+        );
+        assert!(refused(&[("ODOCK_MAX_BUFFERED_BODY_BYTES", "1000")])
+            .contains("max_buffered_body_bytes"));
+        let weak = refused(&[("ODOCK_ADMIN_TOKEN", "change-me")]);
+        assert!(
+            weak.contains("admin_token") && weak.contains("at least 32"),
+            "{weak}"
+        );
+        assert!(
+            !weak.contains("change-me"),
+            "the token never appears: {weak}"
+        );
+    }
 }
