@@ -13,7 +13,7 @@ use odock::server::{App, Config};
 use odock_mcp::testing::FakeHttpMcpServer;
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN: &str = "bench-admin-token";
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdefghij";
 
 struct Setup {
     gateway_url: String,

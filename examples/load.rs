@@ -26,7 +26,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN: &str = "load-admin-token";
+const ADMIN_TOKEN: &str = "load-admin-token-0123456789abcdefghijkl";
 
 struct Args {
     server: String,

@@ -168,6 +168,20 @@ pub enum McpError {
     StdioBusy(String),
 }
 
+/// Requests refused at the HTTP layer, before any route sees them: malformed or oversized heads
+/// (answered for hyper, which would send an empty body), and clients too slow to send a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("the request is not valid HTTP")]
+    Malformed,
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
+    #[error("the request URI is too long")]
+    UriTooLong,
+    #[error("the request was not received in time")]
+    Timeout,
+}
+
 /// Every way a gateway request can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -187,6 +201,8 @@ pub enum GatewayError {
     RateLimit(#[from] RateLimitError),
     #[error(transparent)]
     Mcp(#[from] McpError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -263,6 +279,12 @@ impl GatewayError {
                 | McpError::Forbidden(_) => StatusCode::BAD_GATEWAY,
                 McpError::StdioBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
+            GatewayError::Http(e) => match e {
+                HttpError::Malformed => StatusCode::BAD_REQUEST,
+                HttpError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
+                HttpError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            },
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -332,6 +354,12 @@ impl GatewayError {
                 McpError::Forbidden(_) => "upstream_forbidden",
                 McpError::StdioNotAllowed(_) => "stdio_not_allowed",
                 McpError::StdioBusy(_) => "overloaded",
+            },
+            GatewayError::Http(e) => match e {
+                HttpError::Malformed => "malformed_request",
+                HttpError::HeadersTooLarge => "headers_too_large",
+                HttpError::UriTooLong => "uri_too_long",
+                HttpError::Timeout => "request_timeout",
             },
             GatewayError::NotFound => "not_found",
             GatewayError::MethodNotAllowed => "method_not_allowed",
@@ -496,6 +524,10 @@ mod tests {
             (McpError::StdioBusy("busy".into()).into(), 503, "overloaded"),
             (GatewayError::MethodNotAllowed, 405, "method_not_allowed"),
             (GatewayError::Overloaded, 503, "overloaded"),
+            (HttpError::Malformed.into(), 400, "malformed_request"),
+            (HttpError::HeadersTooLarge.into(), 431, "headers_too_large"),
+            (HttpError::UriTooLong.into(), 414, "uri_too_long"),
+            (HttpError::Timeout.into(), 408, "request_timeout"),
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status().as_u16(), status, "{error:?}");

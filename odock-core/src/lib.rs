@@ -63,8 +63,8 @@ pub use endpoint::{
     BodyFormat, Endpoint, ErrorStyle, HuggingFaceRoute, MistralRoute, ModelSource, VllmRoute,
 };
 pub use error::{
-    AuthError, BudgetError, GatewayError, McpError, ProviderError, QuotaError, RateLimitError,
-    RequestError, ResolveError,
+    AuthError, BudgetError, GatewayError, HttpError, McpError, ProviderError, QuotaError,
+    RateLimitError, RequestError, ResolveError,
 };
 pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;

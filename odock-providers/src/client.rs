@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 use odock_core::egress::{EgressDenied, EgressPolicy, ResolveFailure};
-use parking_lot::RwLock;
 use odock_core::ProviderError;
+use parking_lot::RwLock;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 

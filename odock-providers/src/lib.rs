@@ -55,6 +55,8 @@ use odock_core::{Provider, ProviderRegistry, ProviderType};
 
 pub mod anthropic;
 pub mod client;
+#[cfg(test)]
+mod fuzz;
 pub mod gemini;
 pub mod http;
 pub mod huggingface;

@@ -2,13 +2,11 @@
 //! with graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post, post_service};
-use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use odock_core::layers::RequestIdLayer;
 use odock_core::{
@@ -23,8 +21,10 @@ use crate::config::Config;
 use crate::governance::Governance;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
 use crate::routes::client_ip::TrustedProxies;
+use crate::routes::limits::{LimitSettings, RequestLimits};
 use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
+use crate::serve::{ConnectionTimeouts, ServeOptions};
 use crate::single_writer::SingleWriter;
 
 /// How long shutdown waits for the usage writer to drain.
@@ -62,6 +62,8 @@ pub struct App {
     shutdown_grace: Duration,
     /// Embedded mode: this process is the database's only gateway while it holds this.
     _single_writer: SingleWriter,
+    /// Connection timeouts and head size (`ODOCK_HEADER_READ_TIMEOUT_MS`, …).
+    serve_options: ServeOptions,
 }
 
 impl std::fmt::Debug for App {
@@ -187,6 +189,14 @@ impl App {
             Box::new(move || processes.stdio_process_count() as u64),
         );
 
+        let limits = RequestLimits::new(LimitSettings {
+            max_in_flight: config.max_in_flight_requests,
+            max_buffered_body_bytes: config.max_buffered_body_bytes,
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+        });
+        register_limit_gauges(&metrics, &limits);
+
         let scrape = metrics.clone();
         let mut router = Router::new()
             .route("/v1/health", get(health::health))
@@ -222,23 +232,33 @@ impl App {
             );
         }
         let router = router
-            .merge(admin::router(AdminState {
-                pool: pool.clone(),
-                host: admin::host_policy::HostPolicy {
-                    egress: Arc::new(egress),
-                    stdio_allow,
+            .merge(admin::router_with(
+                AdminState {
+                    pool: pool.clone(),
+                    host: admin::host_policy::HostPolicy {
+                        egress: Arc::new(egress),
+                        stdio_allow,
+                    },
+                    master_key,
+                    invalidator,
+                    admin_token,
+                    live_windows: governance.live_windows.clone(),
                 },
-                master_key,
-                invalidator,
-                admin_token,
-                live_windows: governance.live_windows.clone(),
-            }))
+                admin::session::AuthSettings {
+                    csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
+                    ..admin::session::AuthSettings::default()
+                },
+            ))
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
             .layer(middleware::from_fn_with_state(metrics, metrics::track))
             .layer(middleware::from_fn_with_state(
                 trusted_proxies,
                 routes::client_ip::client_ip,
+            ))
+            .layer(middleware::from_fn_with_state(
+                limits,
+                routes::limits::limits,
             ))
             .layer(RequestIdLayer);
 
@@ -251,6 +271,13 @@ impl App {
             mcp_affinity,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             _single_writer: single_writer,
+            serve_options: ServeOptions {
+                timeouts: ConnectionTimeouts {
+                    header_read: Duration::from_millis(config.header_read_timeout_ms),
+                    keep_alive: Duration::from_millis(config.keep_alive_timeout_ms),
+                },
+                max_header_bytes: config.max_header_bytes,
+            },
         })
     }
 
@@ -285,18 +312,7 @@ impl App {
         if let Ok(bound) = listener.local_addr() {
             self.mcp_affinity.advertise_bound_address(bound);
         }
-        // Small writes (SSE events, short JSON answers) must not wait behind Nagle + delayed ACK.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let server = crate::serve::serve(listener, self.router, self.serve_options, async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
             signal.notify_one();
@@ -307,7 +323,7 @@ impl App {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            result = server => result?,
+            () = server => {}
             () = deadline => tracing::warn!(?grace, "grace period elapsed; closing remaining connections"),
         }
         for sweeper in &self.sweepers {
@@ -331,6 +347,30 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn register_limit_gauges(metrics: &Metrics, limits: &RequestLimits) {
+    let in_flight = limits.clone();
+    metrics.register(
+        "odock_http_requests_in_flight",
+        "gauge",
+        "Requests being served (ODOCK_MAX_IN_FLIGHT_REQUESTS bounds it).",
+        Box::new(move || in_flight.in_flight() as u64),
+    );
+    let buffered = limits.clone();
+    metrics.register(
+        "odock_http_buffered_body_bytes",
+        "gauge",
+        "Request-body bytes held in memory (ODOCK_MAX_BUFFERED_BODY_BYTES bounds it).",
+        Box::new(move || buffered.buffered_body_bytes() as u64),
+    );
+    let overloaded = limits.clone();
+    metrics.register(
+        "odock_http_overloaded_total",
+        "counter",
+        "Requests refused with 503 overloaded (in-flight limit or body memory budget).",
+        Box::new(move || overloaded.overloaded_total()),
+    );
 }
 
 fn register_gauges(metrics: &Metrics, usage: &Arc<SqlUsageSink>, key_store: &Arc<SqlKeyStore>) {
@@ -408,13 +448,19 @@ fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
 /// nobody knows, which leaves the admin API closed.
 fn load_admin_token(config: &Config) -> Result<Secret, StartError> {
     if let Some(token) = &config.admin_token {
+        admin::auth::check_admin_token_strength(token.expose())
+            .map_err(|message| StartError::Config(format!("ODOCK_ADMIN_TOKEN: {message}")))?;
         return Ok(token.clone());
     }
     let Some(path) = config.sibling_file("admin-token") else {
         tracing::warn!("no ODOCK_ADMIN_TOKEN configured: the admin API is closed");
         return Ok(Secret::new(odock_core::ids::random_hex(32)));
     };
-    read_or_create_token(&path).map_err(StartError::AdminToken)
+    let token = read_or_create_token(&path).map_err(StartError::AdminToken)?;
+    admin::auth::check_admin_token_strength(token.expose()).map_err(|message| {
+        StartError::Config(format!("admin token file {}: {message}", path.display()))
+    })?;
+    Ok(token)
 }
 
 fn read_or_create_token(path: &Path) -> std::io::Result<Secret> {

@@ -115,6 +115,22 @@ pub struct FileConfig {
     pub mcp_stdio_max_per_org: Option<usize>,
     /// Largest unary upstream answer buffered, in bytes (default 64 MiB).
     pub upstream_max_response_bytes: Option<usize>,
+    /// The origin browsers reach the admin API on (`https://odock.example.com`). When set, only this
+    /// origin passes the CSRF check of cookie-authenticated writes; otherwise the request's own
+    /// host (`X-Forwarded-Host` from a trusted proxy, else `Host`) is the origin.
+    pub public_url: Option<String>,
+    /// A request head must arrive whole within this many milliseconds (default 10000).
+    pub header_read_timeout_ms: Option<u64>,
+    /// A request body must arrive whole within this many milliseconds of its head (default 60000).
+    pub body_read_timeout_ms: Option<u64>,
+    /// An idle keep-alive connection is closed after this many milliseconds (default 60000).
+    pub keep_alive_timeout_ms: Option<u64>,
+    /// Largest request head (request line + headers) in bytes (default 65536, at least 8192).
+    pub max_header_bytes: Option<usize>,
+    /// Requests served at once; beyond it, 503 `overloaded` (default 1024).
+    pub max_in_flight_requests: Option<usize>,
+    /// Bytes of request bodies held in memory at once; beyond it, 503 `overloaded` (default 128 MiB).
+    pub max_buffered_body_bytes: Option<usize>,
 }
 
 /// The checked configuration the server runs with.
@@ -165,6 +181,18 @@ pub struct Config {
     pub mcp_stdio_max_per_org: Option<usize>,
     /// `ODOCK_UPSTREAM_MAX_RESPONSE_BYTES` (default 64 MiB).
     pub upstream_max_response_bytes: usize,
+    /// The browser-facing origin (`ODOCK_PUBLIC_URL`) for the CSRF check; `None`: the request's host.
+    pub public_url: Option<String>,
+    /// `ODOCK_HEADER_READ_TIMEOUT_MS`, `ODOCK_BODY_READ_TIMEOUT_MS`, `ODOCK_KEEP_ALIVE_TIMEOUT_MS`.
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
+    pub keep_alive_timeout_ms: u64,
+    /// `ODOCK_MAX_HEADER_BYTES`.
+    pub max_header_bytes: usize,
+    /// `ODOCK_MAX_IN_FLIGHT_REQUESTS`.
+    pub max_in_flight_requests: usize,
+    /// `ODOCK_MAX_BUFFERED_BODY_BYTES`.
+    pub max_buffered_body_bytes: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -219,6 +247,13 @@ impl Default for Config {
             mcp_stdio_max: odock_mcp::ProcessLimits::DEFAULT_MAX_TOTAL,
             mcp_stdio_max_per_org: None,
             upstream_max_response_bytes: odock_providers::client::DEFAULT_MAX_RESPONSE_BYTES,
+            public_url: None,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 60_000,
+            keep_alive_timeout_ms: 60_000,
+            max_header_bytes: 64 * 1024,
+            max_in_flight_requests: 1_024,
+            max_buffered_body_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -324,6 +359,27 @@ impl Config {
         }
         if let Some(v) = file.upstream_max_response_bytes {
             self.upstream_max_response_bytes = v;
+        }
+        if let Some(v) = file.public_url.filter(|v| !v.is_empty()) {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = file.header_read_timeout_ms {
+            self.header_read_timeout_ms = v;
+        }
+        if let Some(v) = file.body_read_timeout_ms {
+            self.body_read_timeout_ms = v;
+        }
+        if let Some(v) = file.keep_alive_timeout_ms {
+            self.keep_alive_timeout_ms = v;
+        }
+        if let Some(v) = file.max_header_bytes {
+            self.max_header_bytes = v;
+        }
+        if let Some(v) = file.max_in_flight_requests {
+            self.max_in_flight_requests = v;
+        }
+        if let Some(v) = file.max_buffered_body_bytes {
+            self.max_buffered_body_bytes = v;
         }
     }
 
@@ -449,6 +505,39 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid("ODOCK_UPSTREAM_MAX_RESPONSE_BYTES", e))?;
         }
+        if let Some(v) = get("ODOCK_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        for (name, slot) in [
+            (
+                "ODOCK_HEADER_READ_TIMEOUT_MS",
+                &mut self.header_read_timeout_ms,
+            ),
+            ("ODOCK_BODY_READ_TIMEOUT_MS", &mut self.body_read_timeout_ms),
+            (
+                "ODOCK_KEEP_ALIVE_TIMEOUT_MS",
+                &mut self.keep_alive_timeout_ms,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = v.parse().map_err(|e| invalid(name, e))?;
+            }
+        }
+        for (name, slot) in [
+            ("ODOCK_MAX_HEADER_BYTES", &mut self.max_header_bytes),
+            (
+                "ODOCK_MAX_IN_FLIGHT_REQUESTS",
+                &mut self.max_in_flight_requests,
+            ),
+            (
+                "ODOCK_MAX_BUFFERED_BODY_BYTES",
+                &mut self.max_buffered_body_bytes,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = v.parse().map_err(|e| invalid(name, e))?;
+            }
+        }
         Ok(())
     }
 
@@ -470,6 +559,37 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.advertise_url {
             check_advertise_url(url).map_err(|message| invalid("advertise_url", message))?;
+        }
+        if let Some(url) = &self.public_url {
+            check_advertise_url(url).map_err(|message| invalid("public_url", message))?;
+        }
+        if let Some(token) = &self.admin_token {
+            crate::admin::auth::check_admin_token_strength(token.expose())
+                .map_err(|message| invalid("admin_token", message))?;
+        }
+        for (name, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("keep_alive_timeout_ms", self.keep_alive_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be positive"));
+            }
+        }
+        if self.max_header_bytes < crate::serve::MIN_HEADER_BYTES {
+            return Err(invalid(
+                "max_header_bytes",
+                format!("must be at least {}", crate::serve::MIN_HEADER_BYTES),
+            ));
+        }
+        if self.max_in_flight_requests == 0 {
+            return Err(invalid("max_in_flight_requests", "must be positive"));
+        }
+        if self.max_buffered_body_bytes < self.max_body_bytes {
+            return Err(invalid(
+                "max_buffered_body_bytes",
+                "must be at least max_body_bytes (else the largest allowed body could never be read)",
+            ));
         }
         match odock_store::db::Backend::of_url(&self.database_url) {
             None => {
@@ -635,6 +755,15 @@ impl Config {
             self.mcp_stdio_max,
             self.stdio_limits().max_per_organisation,
             self.upstream_max_response_bytes,
+        ) + &format!(
+            "public_url = {}\nheader_read_timeout_ms = {}\nbody_read_timeout_ms = {}\nkeep_alive_timeout_ms = {}\nmax_header_bytes = {}\nmax_in_flight_requests = {}\nmax_buffered_body_bytes = {}\n",
+            self.public_url.as_deref().unwrap_or("(request host)"),
+            self.header_read_timeout_ms,
+            self.body_read_timeout_ms,
+            self.keep_alive_timeout_ms,
+            self.max_header_bytes,
+            self.max_in_flight_requests,
+            self.max_buffered_body_bytes,
         )
     }
 }
@@ -735,7 +864,7 @@ mod tests {
         let path = dir.path().join("odock.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token\"\n",
+            "listen = \"127.0.0.1:1000\"\nlog = \"debug\"\nadmin_token = \"file-token-0123456789abcdefghijklmnop\"\n",
         )
         .unwrap();
         let cli = Cli {
@@ -747,7 +876,7 @@ mod tests {
         assert_eq!(config.log, "debug");
         assert_eq!(
             config.admin_token.as_ref().map(Secret::expose),
-            Some("file-token")
+            Some("file-token-0123456789abcdefghijklmnop")
         );
 
         let cli = Cli {
@@ -880,7 +1009,7 @@ mod tests {
         let config = Config::load(
             &Cli::default(),
             env(&[
-                ("ODOCK_ADMIN_TOKEN", "super-secret-token"),
+                ("ODOCK_ADMIN_TOKEN", "super-secret-token-0123456789abcdef"),
                 ("ODOCK_CACHE_INVALIDATION_SECRET", "inv-secret"),
             ]),
         )
@@ -925,5 +1054,66 @@ mod tests {
         )]));
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "0")]));
         assert!(refused(&[("ODOCK_USAGE_RETENTION_DAYS", "forever")]));
+    }
+
+    #[test]
+    fn http_limits_and_the_public_url_are_read_and_checked() {
+        let config = Config::load(
+            &Cli::default(),
+            env(&[
+                ("ODOCK_PUBLIC_URL", "https://odock.example.com"),
+                ("ODOCK_HEADER_READ_TIMEOUT_MS", "2000"),
+                ("ODOCK_BODY_READ_TIMEOUT_MS", "3000"),
+                ("ODOCK_KEEP_ALIVE_TIMEOUT_MS", "4000"),
+                ("ODOCK_MAX_HEADER_BYTES", "16384"),
+                ("ODOCK_MAX_IN_FLIGHT_REQUESTS", "10"),
+                ("ODOCK_MAX_BUFFERED_BODY_BYTES", "67108864"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://odock.example.com")
+        );
+        assert_eq!(
+            (
+                config.header_read_timeout_ms,
+                config.body_read_timeout_ms,
+                config.keep_alive_timeout_ms
+            ),
+            (2000, 3000, 4000)
+        );
+        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.max_in_flight_requests, 10);
+        assert_eq!(config.max_buffered_body_bytes, 67_108_864);
+        assert!(config.describe().contains("max_in_flight_requests = 10"));
+
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::load(&Cli::default(), env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused(&[("ODOCK_PUBLIC_URL", "https://odock.example.com/console")])
+                .contains("public_url")
+        );
+        assert!(
+            refused(&[("ODOCK_HEADER_READ_TIMEOUT_MS", "0")]).contains("header_read_timeout_ms")
+        );
+        assert!(refused(&[("ODOCK_MAX_HEADER_BYTES", "1024")]).contains("max_header_bytes"));
+        assert!(
+            refused(&[("ODOCK_MAX_IN_FLIGHT_REQUESTS", "0")]).contains("max_in_flight_requests")
+        );
+        assert!(refused(&[("ODOCK_MAX_BUFFERED_BODY_BYTES", "1000")])
+            .contains("max_buffered_body_bytes"));
+        let weak = refused(&[("ODOCK_ADMIN_TOKEN", "change-me")]);
+        assert!(
+            weak.contains("admin_token") && weak.contains("at least 32"),
+            "{weak}"
+        );
+        assert!(
+            !weak.contains("change-me"),
+            "the token never appears: {weak}"
+        );
     }
 }

@@ -174,7 +174,7 @@ mod tests {
             "ODOCK_REDIS_URL" => Some(redis.to_owned()),
             "ODOCK_REDIS_PREFIX" => Some(prefix.to_owned()),
             "ODOCK_REDIS_CONNECT_TIMEOUT_MS" => Some("300".to_owned()),
-            "ODOCK_ADMIN_TOKEN" => Some("test-admin-token".to_owned()),
+            "ODOCK_ADMIN_TOKEN" => Some("test-admin-token-0123456789abcdefghij".to_owned()),
             _ => None,
         };
         Config::load(&Cli::default(), lookup).unwrap()

@@ -9,6 +9,7 @@ pub mod config;
 pub mod governance;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod single_writer;
 pub mod telemetry;
 

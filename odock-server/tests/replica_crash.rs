@@ -15,7 +15,7 @@ use axum::Router;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN: &str = "crash-test-admin-token";
+const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789abcdef";
 /// 32 bytes, base64: both replicas must share the master key.
 const MASTER_KEY: &str = "Y3Jhc2gtdGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
 const LEASE_MS: u64 = 600;

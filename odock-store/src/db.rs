@@ -28,6 +28,11 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database file {path}: {source}")]
+    CreateFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Which database a pool talks to.
@@ -109,6 +114,9 @@ pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, DbError> {
         .acquire_timeout(options.acquire_timeout);
     let pool = match backend {
         Backend::Sqlite => {
+            if let Some(path) = sqlite_file(url) {
+                create_private(&path)?;
+            }
             pool_options
                 .after_connect(|conn, _| {
                     Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(|_| ()) })
@@ -146,6 +154,59 @@ pub async fn migrate(pool: &Db) -> Result<(), DbError> {
         Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(pool).await?,
     }
     Ok(())
+}
+
+/// The file behind a `sqlite://path` / `sqlite:path` URL; `None` for in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path.contains(":memory:") || query.contains("mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates a missing SQLite file readable by its owner only (0600, whatever the umask), before
+/// SQLite opens it: SQLite gives the `-wal` and `-shm` files it creates the main file's mode, so
+/// they are private too. An existing file is left as it is, with a warning when others may read it.
+fn create_private(path: &std::path::Path) -> Result<(), DbError> {
+    let failed = |source| DbError::CreateFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(file) => {
+            // The mode given at creation is masked by the umask; set it outright.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(failed)?;
+            }
+            drop(file);
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path) {
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "the database file is readable by other users; `chmod 600` it (and its -wal/-shm files)");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(error) => Err(failed(error)),
+    }
 }
 
 /// `sqlite://path` with `mode=rwc` so a missing database file is created.
@@ -309,6 +370,41 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odock.db");
+        let pool = connect(
+            &format!("sqlite://{}", path.display()),
+            &DbOptions::default(),
+        )
+        .await
+        .unwrap();
+        // A write, so the WAL and shared-memory files exist.
+        sqlx::query("INSERT INTO sign_in_throttle (scope, failures, window_start, locked_until, updated_at) VALUES ('x', 1, 0, 0, 0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("odock.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+        }
+        pool.close().await;
+        assert_eq!(
+            sqlite_file("sqlite://data/odock.db?mode=rwc"),
+            Some("data/odock.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(
+            sqlite_file("sqlite://file.db?mode=memory&cache=shared"),
+            None
+        );
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
 
     #[test]
     fn builder_numbers_placeholders_in_order() {

@@ -10,6 +10,7 @@ mod embedding;
 mod errors;
 mod gemini;
 mod host_security;
+mod http_surface;
 mod huggingface;
 mod keys;
 mod mcp;

@@ -4,6 +4,8 @@
 //! Everything here is pure and total: malformed input is a [`FramingError`], never a panic.
 
 mod event_stream;
+#[cfg(test)]
+mod fuzz;
 mod jsonrpc;
 mod tools_list;
 

@@ -190,10 +190,15 @@ struct Guard {
 const MAX_PEEK_BYTES: usize = 1024 * 1024;
 
 async fn enforce(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let Some(principal) = authenticate(&guard.state, &guard.settings, request.headers()).await
-    else {
-        return ApiError::Unauthorized.into_response();
-    };
+    let client_ip = request
+        .extensions()
+        .get::<odock_core::layers::ClientIp>()
+        .map(|ip| ip.0);
+    let principal =
+        match authenticate(&guard.state, &guard.settings, request.headers(), client_ip).await {
+            Ok(principal) => principal,
+            Err(refusal) => return refusal.into_response(),
+        };
     let params = match request
         .extract_parts::<Path<HashMap<String, String>>>()
         .await
@@ -545,8 +550,9 @@ impl Visibility {
     }
 
     /// How to narrow a usage-record query asking for `team` / `user`; `None` when the caller sees
-    /// every record. A MANAGER sees the team it asks for if it manages it (or its only managed
-    /// team when it asks for none), otherwise its own records; a USER its own records.
+    /// every record. A MANAGER sees the records of every team it manages and its own; a USER its
+    /// own. Each visible part, narrowed by what the query asks, is one [`RecordSlice`]; the list is
+    /// their union.
     pub fn record_scope(&self, team: Option<&str>, user: Option<&str>) -> Option<RecordScope> {
         let Visibility::Limited {
             user_id,
@@ -556,20 +562,28 @@ impl Visibility {
         else {
             return None;
         };
+        let mut slices = Vec::new();
         if *manager {
-            match (team, memberships.managed.as_slice()) {
-                (Some(team), _) if memberships.manages(team) => {
-                    return Some(RecordScope::Team(team.to_owned()))
+            for managed in &memberships.managed {
+                if team.is_none_or(|asked| asked == managed) {
+                    slices.push(RecordSlice {
+                        team: Some(managed.clone()),
+                        user: user.map(str::to_owned),
+                    });
                 }
-                (Some(_), _) => return Some(RecordScope::Nothing),
-                (None, [only]) if user.is_none() => return Some(RecordScope::Team(only.clone())),
-                (None, _) => {}
             }
         }
-        match user {
-            Some(asked) if asked != user_id => Some(RecordScope::Nothing),
-            _ => Some(RecordScope::User(user_id.clone())),
+        if user.is_none_or(|asked| asked == user_id) {
+            slices.push(RecordSlice {
+                team: team.map(str::to_owned),
+                user: Some(user_id.clone()),
+            });
         }
+        Some(if slices.is_empty() {
+            RecordScope::Nothing
+        } else {
+            RecordScope::Slices(slices)
+        })
     }
 
     /// Rules owned by a managed team or the caller, and rules on keys in `visible_keys`.
@@ -610,12 +624,62 @@ impl Visibility {
 /// How a usage-record list is narrowed for a caller who sees only part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordScope {
-    /// The records of this (managed) team.
-    Team(String),
-    /// The caller's own records.
-    User(String),
+    /// The records of any of these slices.
+    Slices(Vec<RecordSlice>),
     /// Nothing the query asks for is visible.
     Nothing,
+}
+
+/// Records of a team and/or a user (`None`: any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSlice {
+    pub team: Option<String>,
+    pub user: Option<String>,
+}
+
+/// A page of a list ordered newest first by `(created at, id)` that is the union of several
+/// lists fetched one by one (`fetch(slice, cursor, limit)`): each gives at most `limit` items after
+/// the cursor, they are merged in order, duplicates (a record of a managed team that is also the
+/// caller's) kept once. The next cursor is `<created at ms>:<id>` of the last item, the format
+/// the store's lists use, so every slice resumes after it.
+pub async fn merged_page<T, S, Fetch, Fut>(
+    slices: &[S],
+    cursor: Option<&str>,
+    limit: u32,
+    mut fetch: Fetch,
+    key: fn(&T) -> (i64, &str),
+) -> Result<(Vec<T>, Option<String>), sqlx::Error>
+where
+    Fetch: FnMut(&S, Option<&str>, u32) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), sqlx::Error>>,
+{
+    let limit = limit.max(1);
+    let mut merged: Vec<T> = Vec::new();
+    let mut more = false;
+    for slice in slices {
+        let (items, next) = fetch(slice, cursor, limit).await?;
+        more |= next.is_some();
+        merged.extend(items);
+    }
+    merged.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1))
+    });
+    merged.dedup_by(|a, b| key(a) == key(b));
+    let limit = limit as usize;
+    if merged.len() > limit {
+        merged.truncate(limit);
+        more = true;
+    }
+    let next = if more {
+        merged.last().map(|item| {
+            let (created_at, id) = key(item);
+            format!("{created_at}:{id}")
+        })
+    } else {
+        None
+    };
+    Ok((merged, next))
 }
 
 /// One page of an id-ordered list holding only the items `keep` accepts (see [`collect_visible`]).

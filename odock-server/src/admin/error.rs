@@ -3,7 +3,8 @@
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::StatusCode;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, StatusCode};
 use odock_store::admin::AdminError;
 use serde_json::{json, Map, Value};
 
@@ -25,6 +26,10 @@ pub enum ApiError {
     /// 403 `stdio_not_allowed`: a stdio command (or environment) only a SUPER_ADMIN may configure.
     #[error("{0}")]
     StdioNotAllowed(String),
+    /// 403 `csrf_rejected`: a cookie-authenticated (or sign-in) write that a browser on another
+    /// origin could have sent.
+    #[error("{0}")]
+    CsrfRejected(String),
     /// 404 `not_found`, also for objects of another organisation.
     #[error("{0}")]
     NotFound(String),
@@ -37,6 +42,9 @@ pub enum ApiError {
     /// 413 `payload_too_large`.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// 429 `too_many_attempts` with `Retry-After`: too many failed credential tries.
+    #[error("too many failed attempts; try again later")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// 500 `internal_error`; the cause is logged where it happens, never sent.
     #[error("internal error")]
     Internal,
@@ -54,11 +62,14 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) | ApiError::CsrfRejected(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,10 +80,12 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::StdioNotAllowed(_) => "stdio_not_allowed",
+            ApiError::CsrfRejected(_) => "csrf_rejected",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::Internal => "internal_error",
         }
     }
@@ -86,7 +99,10 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::PayloadTooLarge => "invalid_request_error",
             ApiError::Unauthorized => "authentication_error",
-            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) => "permission_error",
+            ApiError::Forbidden(_) | ApiError::StdioNotAllowed(_) | ApiError::CsrfRejected(_) => {
+                "permission_error"
+            }
+            ApiError::TooManyAttempts { .. } => "rate_limit_error",
             ApiError::Internal => "api_error",
         }
     }
@@ -109,7 +125,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }
 

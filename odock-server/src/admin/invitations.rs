@@ -8,7 +8,7 @@
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{HeaderMap, StatusCode};
+use http::{StatusCode, Uri};
 use odock_store::admin::invitations::{
     self, AcceptInvitation, Invitation, InvitationError, IssuedInvitation, NewInvitation,
     NewOrganisationInvitation, PublicInvitation,
@@ -19,8 +19,9 @@ use serde_json::json;
 use super::authz::AdminPrincipal;
 use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
-use super::session::{start_session, AuthSettings};
+use super::session::{request_over_https, start_session, AuthSettings};
 use super::AdminState;
+use crate::routes::client_ip::ForwardedBy;
 
 /// The public routes' refusals: 404 for an unknown token, 410 with a specific code for a dead one,
 /// the admin API's errors otherwise.
@@ -183,14 +184,12 @@ pub async fn accept(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedBy>>,
+    uri: Uri,
     AdminJson(input): AdminJson<AcceptInvitation>,
 ) -> Result<Response, InvitationRefusal> {
     let user = invitations::accept(&state.pool, &token, input, settings.now_ms()).await?;
     tracing::info!(user_id = %user.id, "invitation accepted");
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let secure = request_over_https(&uri, forwarded.as_ref());
     Ok(start_session(&state, &settings, user, StatusCode::OK, secure).await?)
 }

@@ -11,7 +11,7 @@ use odock_store::mcp_usage::{self, McpUsageFilter};
 use odock_store::usage_records::is_invalid_cursor;
 use serde::Deserialize;
 
-use super::authz::{AdminPrincipal, RecordScope, Visibility};
+use super::authz::{merged_page, AdminPrincipal, RecordScope, RecordSlice, Visibility};
 use super::error::ApiError;
 use super::extract::AdminQuery;
 use super::routes::QueryParam;
@@ -146,14 +146,43 @@ pub async fn list(
 ) -> Result<Json<Page<McpUsageRecord>>, ApiError> {
     organisations::ensure_exists(&state.pool, &org).await?;
     let visibility = Visibility::of(&state, &principal).await?;
-    let (mut filter, page) = params.filter(Some(org));
-    match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref()) {
-        None => {}
-        Some(RecordScope::Team(team)) => filter.team_id = Some(team),
-        Some(RecordScope::User(user)) => filter.user_id = Some(user),
+    let (filter, page) = params.filter(Some(org));
+    let slices = match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref())
+    {
+        None => return list_page(&state, filter, page).await,
         Some(RecordScope::Nothing) => return Ok(Json(Page::all(Vec::new()))),
+        Some(RecordScope::Slices(slices)) => slices,
+    };
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ApiError::invalid(Some("from"), "from must not be after to"));
+        }
     }
-    list_page(&state, filter, page).await
+    let pool = &state.pool;
+    let (data, next_cursor) = merged_page(
+        &slices,
+        page.cursor.as_deref(),
+        page.limit,
+        |slice: &RecordSlice, cursor, limit| {
+            let filter = McpUsageFilter {
+                team_id: slice.team.clone(),
+                user_id: slice.user.clone(),
+                ..filter.clone()
+            };
+            let cursor = cursor.map(str::to_owned);
+            async move { mcp_usage::list(pool, &filter, cursor.as_deref(), limit).await }
+        },
+        |record: &McpUsageRecord| (record.created_at.timestamp_millis(), record.id.as_str()),
+    )
+    .await
+    .map_err(|error| {
+        if is_invalid_cursor(&error) {
+            ApiError::invalid(Some("cursor"), "cursor is not one this list returned")
+        } else {
+            ApiError::from(error)
+        }
+    })?;
+    Ok(Json(Page { data, next_cursor }))
 }
 
 pub async fn list_all(

@@ -17,6 +17,7 @@ pub mod auth;
 mod auth_schemas;
 pub mod authz;
 pub mod budgets;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod grants;
@@ -50,6 +51,8 @@ mod tests_mcp;
 mod tests_rbac;
 #[cfg(test)]
 mod tests_reports;
+#[cfg(test)]
+mod tests_security;
 
 use std::sync::Arc;
 
@@ -97,6 +100,16 @@ pub fn router_with(state: AdminState, settings: session::AuthSettings) -> Router
     for operation in routes::operations() {
         let handler = auditor.wrap(&operation, operation.handler.clone());
         let handler = authz::guard(handler, operation.access, &state, &settings);
+        // Outermost: a forged browser write is refused before anything else runs.
+        let handler = if operation.verb == routes::Verb::Get {
+            handler
+        } else {
+            let route = csrf::Route {
+                json_body: operation.request.is_some(),
+                signs_in: operation.public,
+            };
+            csrf::guard(handler, &settings.csrf, route)
+        };
         router = router.route(operation.path, handler);
     }
     router

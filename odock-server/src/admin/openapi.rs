@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::routes::{operations, Operation, Reply};
+use super::routes::{operations, Operation, Reply, Verb};
 
 /// Serves the document (built once).
 pub async fn serve() -> Json<Value> {
@@ -143,11 +143,27 @@ fn describe(operation: &Operation, schemas: &Map<String, Value>) -> Value {
             error_response("invalid_request (with `field` when one is at fault)"),
         );
     }
+    let write = operation.verb != Verb::Get;
     if !operation.public {
         responses.insert("401".into(), error_response("unauthorized"));
         responses.insert(
             "403".into(),
-            error_response("forbidden (the caller's role does not allow this)"),
+            error_response(if write {
+                "forbidden (the caller's role does not allow this); csrf_rejected (a cookie-authenticated write from another origin or not JSON)"
+            } else {
+                "forbidden (the caller's role does not allow this)"
+            }),
+        );
+        responses.insert(
+            "429".into(),
+            error_response(
+                "too_many_attempts (repeated wrong admin tokens from this IP), with Retry-After",
+            ),
+        );
+    } else if write {
+        responses.insert(
+            "403".into(),
+            error_response("csrf_rejected (sent by a page of another origin, or not JSON)"),
         );
     }
     if operation.path.contains('{') {

@@ -3,13 +3,14 @@
 //!
 //! Sign-in answers an opaque 256-bit session token (stored hashed, with an absolute expiry,
 //! [`AuthSettings::session_ttl`], 12 hours by default) as JSON and as the `odock_session` cookie
-//! (HttpOnly, SameSite=Lax, Path=/, Secure when the request came over HTTPS). How later requests
-//! present it is [`super::auth`].
+//! (HttpOnly, SameSite=Strict, Path=/, Secure when the request came over HTTPS — directly, or as
+//! a trusted proxy says). How later requests present it is [`super::auth`].
 //!
 //! Sign-in is throttled per account and per client IP (ADMIN_API.md): 5 failures for one account
 //! within 15 minutes lock it for 15 minutes, 20 failures per minute from one IP lock that IP for a
 //! minute; a locked sign-in is refused with 429 `too_many_attempts` and `Retry-After`, even with the
-//! right password. Passwords and tokens are never logged.
+//! right password. A password change checks the current password under the same throttle and
+//! scopes (a stolen session cannot be used to guess it). Passwords and tokens are never logged.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use http::header::{RETRY_AFTER, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http::{HeaderValue, StatusCode, Uri};
 use odock_core::layers::ClientIp;
 use odock_core::{Clock, Role, SystemClock, UserStatus};
 use odock_store::admin::organisations::{self, Organisation};
@@ -31,9 +32,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::authz::AdminPrincipal;
+use super::csrf::CsrfPolicy;
 use super::error::ApiError;
 use super::extract::AdminJson;
 use super::AdminState;
+use crate::routes::client_ip::{over_https, ForwardedBy};
 
 /// The session cookie's name (ADMIN_API.md).
 pub const SESSION_COOKIE: &str = "odock_session";
@@ -47,6 +50,10 @@ pub struct AuthSettings {
     pub session_ttl: Duration,
     pub account_rule: ThrottleRule,
     pub ip_rule: ThrottleRule,
+    /// Admin-token tries per client IP ([`super::auth`]).
+    pub token_rule: ThrottleRule,
+    /// Which origins may send cookie-authenticated writes ([`super::csrf`]).
+    pub csrf: CsrfPolicy,
 }
 
 impl Default for AuthSettings {
@@ -56,6 +63,8 @@ impl Default for AuthSettings {
             session_ttl: Duration::hours(12),
             account_rule: ACCOUNT_RULE,
             ip_rule: IP_RULE,
+            token_rule: IP_RULE,
+            csrf: CsrfPolicy::default(),
         }
     }
 }
@@ -128,19 +137,17 @@ impl IntoResponse for SignInError {
     }
 }
 
-/// Whether the client reached us over HTTPS (directly or through a proxy that says so).
-fn over_https(headers: &HeaderMap, request_scheme: Option<&str>) -> bool {
-    request_scheme == Some("https")
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+/// Whether the request reached Odock over HTTPS, as far as may be believed: `X-Forwarded-Proto`
+/// counts only from a trusted proxy (the client IP middleware inserts [`ForwardedBy`] then).
+pub fn request_over_https(uri: &Uri, forwarded: Option<&Extension<ForwardedBy>>) -> bool {
+    over_https(uri, forwarded.map(|Extension(f)| f))
 }
 
+/// `SameSite=Strict`: no other site's page, link or form can make a browser send it.
 fn cookie(value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
     ))
     .ok()
 }
@@ -211,7 +218,7 @@ pub async fn start_session(
 }
 
 /// `Retry-After` seconds for a lock ending in `ms` milliseconds (rounded up, at least 1).
-fn whole_seconds(ms: i64) -> u64 {
+pub(crate) fn whole_seconds(ms: i64) -> u64 {
     u64::try_from(ms.saturating_add(999) / 1000)
         .unwrap_or(1)
         .max(1)
@@ -229,22 +236,46 @@ async fn locked(
         }))
 }
 
+/// The throttle scope of the caller's IP.
+fn ip_scope(client_ip: Option<&Extension<ClientIp>>) -> String {
+    throttle::ip_scope(
+        &client_ip
+            .map(|Extension(ClientIp(ip))| ip.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    )
+}
+
+/// Counts a failed password check against the account and the IP; the longest lock it started,
+/// if any.
+async fn record_failures(
+    state: &AdminState,
+    settings: &AuthSettings,
+    account: &str,
+    ip: &str,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut lock = None;
+    for (scope, rule) in [(account, settings.account_rule), (ip, settings.ip_rule)] {
+        if let Some(ms) = throttle::record_failure(&state.pool, scope, rule, now).await? {
+            tracing::warn!(scope = %scope, "sign-in locked after repeated failures");
+            lock = Some(lock.unwrap_or(0).max(ms));
+        }
+    }
+    Ok(lock)
+}
+
 pub async fn login(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
     client_ip: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedBy>>,
     uri: Uri,
     AdminJson(login): AdminJson<Login>,
 ) -> Result<Response, SignInError> {
-    let secure = over_https(&headers, uri.scheme_str());
+    let secure = request_over_https(&uri, forwarded.as_ref());
     let now = settings.now_ms();
     let account = throttle::account_scope(&login.email);
-    let ip = throttle::ip_scope(
-        &client_ip
-            .map(|Extension(ClientIp(ip))| ip.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    );
+    let ip = ip_scope(client_ip.as_ref());
     for scope in [&ip, &account] {
         if let Some(refusal) = locked(&state, scope, now).await? {
             tracing::warn!(scope = %scope, "sign-in refused: locked after repeated failures");
@@ -265,20 +296,15 @@ pub async fn login(
     let user = match found {
         Some(found) if verified && found.user.status == UserStatus::Active => found.user,
         _ => {
-            let mut lock = None;
-            for (scope, rule) in [(&account, settings.account_rule), (&ip, settings.ip_rule)] {
-                if let Some(ms) = throttle::record_failure(&state.pool, scope, rule, now).await? {
-                    tracing::warn!(scope = %scope, "sign-in locked after repeated failures");
-                    lock = Some(lock.unwrap_or(0).max(ms));
-                }
-            }
             tracing::info!("sign-in failed");
-            return Err(match lock {
-                Some(ms) => SignInError::TooManyAttempts {
-                    retry_after_secs: whole_seconds(ms),
+            return Err(
+                match record_failures(&state, &settings, &account, &ip, now).await? {
+                    Some(ms) => SignInError::TooManyAttempts {
+                        retry_after_secs: whole_seconds(ms),
+                    },
+                    None => SignInError::InvalidCredentials,
                 },
-                None => SignInError::InvalidCredentials,
-            });
+            );
         }
     };
     throttle::clear(&state.pool, &account, now).await?;
@@ -291,13 +317,14 @@ pub async fn login(
 pub async fn logout(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
-    headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedBy>>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     if let Some(session) = &principal.session_id {
         sessions::delete(&state.pool, session).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Some(clear) = cookie("", 0, over_https(&headers, None)) {
+    if let Some(clear) = cookie("", 0, request_over_https(&uri, forwarded.as_ref())) {
         response.headers_mut().insert(SET_COOKIE, clear);
     }
     Ok(response)
@@ -341,10 +368,13 @@ pub struct PasswordChange {
 }
 
 /// Changes the signed-in user's password after checking the current one; every other session of
-/// the user ends. 204.
+/// the user ends. 204. The check is throttled like sign-in, on the same account and IP scopes: a
+/// locked account or IP is 429 `too_many_attempts`, even with the right current password.
 pub async fn change_password(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
+    Extension(settings): Extension<AuthSettings>,
+    client_ip: Option<Extension<ClientIp>>,
     AdminJson(change): AdminJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let Some(user) = &principal.user_id else {
@@ -353,16 +383,35 @@ pub async fn change_password(
             "the admin token has no password; sign in as a user",
         ));
     };
+    let now = settings.now_ms();
+    let email = users::get_by_id(&state.pool, user).await?.email;
+    let account = throttle::account_scope(&email);
+    let ip = ip_scope(client_ip.as_ref());
+    for scope in [&ip, &account] {
+        if let Some(ms) = throttle::locked_for(&state.pool, scope, now).await? {
+            tracing::warn!(scope = %scope, "password change refused: locked after repeated failures");
+            return Err(ApiError::TooManyAttempts {
+                retry_after_secs: whole_seconds(ms),
+            });
+        }
+    }
     let stored = users::password_hash_of(&state.pool, user).await?;
     if !stored
         .as_deref()
         .is_some_and(|hash| verify_password(&change.current_password, hash))
     {
+        tracing::info!(user_id = %user, "password change: wrong current password");
+        if let Some(ms) = record_failures(&state, &settings, &account, &ip, now).await? {
+            return Err(ApiError::TooManyAttempts {
+                retry_after_secs: whole_seconds(ms),
+            });
+        }
         return Err(ApiError::invalid(
             Some("currentPassword"),
             "currentPassword is wrong",
         ));
     }
+    throttle::clear(&state.pool, &account, now).await?;
     users::change_password(
         &state.pool,
         user,

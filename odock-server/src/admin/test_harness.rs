@@ -61,13 +61,19 @@ pub async fn harness() -> Harness {
 
 /// A harness on a given database.
 pub fn harness_on(pool: Db) -> Harness {
+    harness_with(pool, |_| {})
+}
+
+/// A harness whose sign-in settings `tweak` adjusts (throttle rules, CSRF policy).
+pub fn harness_with(pool: Db, tweak: impl FnOnce(&mut AuthSettings)) -> Harness {
     let (master_key, _) = MasterKey::generate();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
     let invalidations = Arc::new(RecordingInvalidator::default());
-    let settings = AuthSettings {
+    let mut settings = AuthSettings {
         clock: Arc::new(clock.clone()),
         ..AuthSettings::default()
     };
+    tweak(&mut settings);
     let app = router_with(
         AdminState {
             pool: pool.clone(),

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::session::bootstrap_admin;
 use super::test_harness::{assert_error, harness, Answer, Harness, ADMIN_TOKEN};
+use crate::routes::client_ip::ForwardedBy;
 
 const ALICE_PASSWORD: &str = "alice's long passphrase";
 
@@ -85,7 +86,7 @@ async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it
         cookie.starts_with(&format!("odock_session={token};")),
         "{cookie}"
     );
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
@@ -106,19 +107,34 @@ async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it
         .await;
     assert_eq!(by_cookie.status, StatusCode::OK, "{}", by_cookie.text);
 
-    // Behind an HTTPS proxy the cookie is Secure.
-    let https = h
-        .send(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/api/auth/login")
-                .header("x-forwarded-proto", "https")
-                .body(Body::from(
-                    json!({"email": "alice@acme.test", "password": ALICE_PASSWORD}).to_string(),
-                ))
-                .unwrap(),
-        )
-        .await;
+    // Behind an HTTPS proxy the cookie is Secure, but only when the proxy is trusted (the client
+    // IP middleware then hands its word on as `ForwardedBy`); anyone else's header is ignored.
+    let login_via = |forwarded: Option<ForwardedBy>| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/login")
+            .header("content-type", "application/json")
+            .header("x-forwarded-proto", "https")
+            .body(Body::from(
+                json!({"email": "alice@acme.test", "password": ALICE_PASSWORD}).to_string(),
+            ))
+            .unwrap();
+        if let Some(forwarded) = forwarded {
+            request.extensions_mut().insert(forwarded);
+        }
+        h.send(request)
+    };
+    let spoofed = login_via(None).await;
+    let cookie = spoofed.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        !cookie.contains("Secure"),
+        "untrusted X-Forwarded-Proto: {cookie}"
+    );
+    let https = login_via(Some(ForwardedBy {
+        proto: Some("https".into()),
+        host: None,
+    }))
+    .await;
     assert!(https.headers["set-cookie"]
         .to_str()
         .unwrap()
@@ -934,7 +950,7 @@ async fn the_server_bootstraps_its_first_super_admin_from_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let config = crate::config::Config {
         database_url: format!("sqlite://{}", dir.path().join("odock.db").display()),
-        admin_token: Some(Secret::new("boot-test-admin-token")),
+        admin_token: Some(Secret::new("boot-test-admin-token-0123456789abcdef")),
         bootstrap_admin_email: Some("root@odock.test".into()),
         bootstrap_admin_password: Some(Secret::new("root passphrase!")),
         ..crate::config::Config::default()

@@ -9,7 +9,7 @@ use odock_store::admin::{organisations, Page, PageRequest};
 use odock_store::usage_records::{self, UsageFilter};
 use serde::Deserialize;
 
-use super::authz::{AdminPrincipal, RecordScope, Visibility};
+use super::authz::{merged_page, AdminPrincipal, RecordScope, RecordSlice, Visibility};
 use super::error::ApiError;
 use super::extract::AdminQuery;
 use super::AdminState;
@@ -55,31 +55,38 @@ impl UsageParams {
     }
 }
 
-async fn list_page(
-    state: &AdminState,
-    filter: UsageFilter,
-    page: PageRequest,
-) -> Result<Json<Page<UsageRecord>>, ApiError> {
+fn list_error(error: sqlx::Error) -> ApiError {
+    if usage_records::is_invalid_cursor(&error) {
+        ApiError::invalid(Some("cursor"), "cursor is not one this list returned")
+    } else {
+        ApiError::from(error)
+    }
+}
+
+fn check_period(filter: &UsageFilter) -> Result<(), ApiError> {
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
             return Err(ApiError::invalid(Some("from"), "from must not be after to"));
         }
     }
+    Ok(())
+}
+
+async fn list_page(
+    state: &AdminState,
+    filter: UsageFilter,
+    page: PageRequest,
+) -> Result<Json<Page<UsageRecord>>, ApiError> {
+    check_period(&filter)?;
     let (data, next_cursor) =
         usage_records::list(&state.pool, &filter, page.cursor.as_deref(), page.limit)
             .await
-            .map_err(|error| {
-                if usage_records::is_invalid_cursor(&error) {
-                    ApiError::invalid(Some("cursor"), "cursor is not one this list returned")
-                } else {
-                    ApiError::from(error)
-                }
-            })?;
+            .map_err(list_error)?;
     Ok(Json(Page { data, next_cursor }))
 }
 
-/// The records the caller may see: all for admins; for a MANAGER those of the team it manages (the
-/// `teamId` it asks for, or its only managed team), else its own; for a USER its own.
+/// The records the caller may see: all for admins; for a MANAGER those of every team it manages
+/// and its own; for a USER its own — each narrowed by the query's `teamId` / `userId`.
 pub async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -88,14 +95,33 @@ pub async fn list(
 ) -> Result<Json<Page<UsageRecord>>, ApiError> {
     organisations::ensure_exists(&state.pool, &org).await?;
     let visibility = Visibility::of(&state, &principal).await?;
-    let (mut filter, page) = params.filter(Some(org));
-    match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref()) {
-        None => {}
-        Some(RecordScope::Team(team)) => filter.team_id = Some(team),
-        Some(RecordScope::User(user)) => filter.user_id = Some(user),
+    let (filter, page) = params.filter(Some(org));
+    let slices = match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref())
+    {
+        None => return list_page(&state, filter, page).await,
         Some(RecordScope::Nothing) => return Ok(Json(Page::all(Vec::new()))),
-    }
-    list_page(&state, filter, page).await
+        Some(RecordScope::Slices(slices)) => slices,
+    };
+    check_period(&filter)?;
+    let pool = &state.pool;
+    let (data, next_cursor) = merged_page(
+        &slices,
+        page.cursor.as_deref(),
+        page.limit,
+        |slice: &RecordSlice, cursor, limit| {
+            let filter = UsageFilter {
+                team_id: slice.team.clone(),
+                user_id: slice.user.clone(),
+                ..filter.clone()
+            };
+            let cursor = cursor.map(str::to_owned);
+            async move { usage_records::list(pool, &filter, cursor.as_deref(), limit).await }
+        },
+        |record: &UsageRecord| (record.created_at.timestamp_millis(), record.id.as_str()),
+    )
+    .await
+    .map_err(list_error)?;
+    Ok(Json(Page { data, next_cursor }))
 }
 
 pub async fn list_all(

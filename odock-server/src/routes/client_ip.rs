@@ -5,6 +5,10 @@
 //! from the right, skipping trusted hops, and the first address not trusted is the client. A
 //! client cannot spoof its address by sending its own header: entries left of the first untrusted
 //! hop are never believed, and a header from an untrusted peer is ignored entirely.
+//!
+//! The same rule holds for `X-Forwarded-Proto` and `X-Forwarded-Host` ([`ForwardedBy`]): they are
+//! believed only from a trusted proxy. They decide the session cookie's `Secure` flag and the
+//! origin the admin API's CSRF check compares against.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -70,7 +74,47 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<SocketAddr>().ok().map(|addr| addr.ip())
 }
 
-/// Middleware: inserts [`ClientIp`] for the layers and handlers behind it.
+/// What a trusted proxy said about the original request: its scheme (`X-Forwarded-Proto`) and
+/// host (`X-Forwarded-Host`), first value of each. Inserted only when the TCP peer is one of
+/// `ODOCK_TRUSTED_PROXIES`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedBy {
+    pub proto: Option<String>,
+    pub host: Option<String>,
+}
+
+impl ForwardedBy {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let first = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            proto: first("x-forwarded-proto"),
+            host: first("x-forwarded-host"),
+        }
+    }
+
+    /// Whether the client reached the proxy over HTTPS.
+    pub fn https(&self) -> bool {
+        self.proto
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    }
+}
+
+/// Whether the client reached Odock over HTTPS: the request URI says so (TLS terminated here), or
+/// a trusted proxy does.
+pub fn over_https(uri: &http::Uri, forwarded: Option<&ForwardedBy>) -> bool {
+    uri.scheme_str() == Some("https") || forwarded.is_some_and(ForwardedBy::https)
+}
+
+/// Middleware: inserts [`ClientIp`] (and, behind a trusted proxy, [`ForwardedBy`]) for the layers
+/// and handlers behind it.
 pub async fn client_ip(
     State(trusted): State<TrustedProxies>,
     mut request: Request,
@@ -83,6 +127,10 @@ pub async fn client_ip(
     {
         let client = trusted.client(peer.ip(), request.headers());
         request.extensions_mut().insert(ClientIp(client));
+        if trusted.trusts(peer.ip()) {
+            let forwarded = ForwardedBy::from_headers(request.headers());
+            request.extensions_mut().insert(forwarded);
+        }
     }
     next.run(request).await
 }

@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod health;
 pub mod internal;
+pub mod limits;
 pub mod llm;
 pub mod mcp;
 pub mod mcp_affinity;

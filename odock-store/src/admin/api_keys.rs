@@ -152,27 +152,10 @@ fn check_expiry(expires_at: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc
     }
 }
 
-/// An IANA zone name by shape (`UTC`, `Europe/Paris`, `America/Argentina/Buenos_Aires`, `Etc/GMT+2`);
-/// whether the zone exists is checked where windows are computed.
+/// An existing IANA zone (`UTC`, `Europe/Paris`); absent means `UTC`. The same check as budgets
+/// and quotas: a name of the right shape that names no zone (`Nowhere/Land`) is a 400.
 fn check_timezone(timezone: Option<String>) -> Result<String, AdminError> {
-    let Some(timezone) = timezone else {
-        return Ok("UTC".to_owned());
-    };
-    let timezone = timezone.trim();
-    let valid = !timezone.is_empty()
-        && timezone.len() <= 64
-        && timezone.starts_with(|c: char| c.is_ascii_alphabetic())
-        && timezone
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
-    if valid {
-        Ok(timezone.to_owned())
-    } else {
-        Err(AdminError::field(
-            "timezone",
-            "timezone must be an IANA zone name such as `Europe/Paris`",
-        ))
-    }
+    super::schedule::check_timezone(timezone.as_deref())
 }
 
 /// A key has exactly the owner its type names.

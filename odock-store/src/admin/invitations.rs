@@ -192,7 +192,7 @@ pub async fn create(
         ));
     }
     let email = normalise_email("email", &input.email)?;
-    users::ensure_invitable(pool, Some(organisation_id), &email).await?;
+    users::ensure_invitable_into(pool, organisation_id, &email).await?;
     ensure_no_pending(pool, Some(organisation_id), &email, now_ms).await?;
     insert(
         pool,
@@ -248,9 +248,10 @@ async fn ensure_no_pending(
     .fetch_optional(pool)
     .await?;
     match found {
-        Some(_) => Err(AdminError::Conflict(format!(
-            "a pending invitation for `{email}` already exists; resend it instead"
-        ))),
+        Some(_) => Err(AdminError::Conflict(
+            "a pending invitation for this email address already exists; resend it instead"
+                .to_owned(),
+        )),
         None => Ok(()),
     }
 }

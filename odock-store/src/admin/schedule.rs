@@ -98,7 +98,7 @@ pub(crate) async fn check_owner(
 }
 
 /// An existing IANA zone (`UTC`, `Europe/Paris`); absent means `UTC`.
-fn check_timezone(timezone: Option<&str>) -> Result<String, AdminError> {
+pub(crate) fn check_timezone(timezone: Option<&str>) -> Result<String, AdminError> {
     let Some(timezone) = timezone else {
         return Ok("UTC".to_owned());
     };

@@ -136,8 +136,12 @@ fn clean_name(name: Option<String>) -> Result<Option<String>, AdminError> {
         .transpose()
 }
 
-fn duplicate_email(email: &str) -> String {
-    format!("a user with email `{email}` already exists")
+/// The 409 for a taken email: the same words whoever holds it, naming neither the address nor
+/// an organisation. (Emails are unique across the installation, so a create still cannot succeed
+/// for another organisation's user; invitations are the way in that reveals nothing, see
+/// [`ensure_invitable_into`].)
+fn duplicate_email(_email: &str) -> String {
+    "a user with this email address already exists".to_owned()
 }
 
 /// Creates a user of the organisation.
@@ -437,6 +441,25 @@ pub(crate) async fn ensure_invitable(
             Ok(())
         }
         Some(_) => Err(AdminError::Conflict(duplicate_email(email))),
+    }
+}
+
+/// Whether an organisation may invite `email`: only a user of that same organisation who is not
+/// `PENDING` makes it a 409. A user of another organisation is not revealed: the invitation is
+/// created like any other, and accepting it fails for that person alone (who knows their account).
+pub(crate) async fn ensure_invitable_into(
+    pool: &Db,
+    organisation_id: &str,
+    email: &str,
+) -> Result<(), AdminError> {
+    match credentials(pool, email).await? {
+        Some(found)
+            if found.user.organisation_id.as_deref() == Some(organisation_id)
+                && found.user.status != UserStatus::Pending =>
+        {
+            Err(AdminError::Conflict(duplicate_email(email)))
+        }
+        _ => Ok(()),
     }
 }
 

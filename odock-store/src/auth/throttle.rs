@@ -43,6 +43,12 @@ pub fn ip_scope(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// The scope key of admin-token tries from a client address (kept apart from sign-in's, so a
+/// script with a wrong token does not lock people out of signing in).
+pub fn admin_token_scope(ip: &str) -> String {
+    format!("admin-token-ip:{ip}")
+}
+
 /// Milliseconds until the scope's lock ends, or `None` when it is not locked.
 pub async fn locked_for(pool: &Db, scope: &str, now_ms: i64) -> Result<Option<i64>, sqlx::Error> {
     let row = sqlx::query("SELECT locked_until FROM sign_in_throttle WHERE scope = $1")

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 pub use fake_openai::FakeOpenAi;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdefghij";
 pub const INVALIDATION_SECRET: &str = "test-invalidation-secret";
 pub const UPSTREAM_SECRET: &str = "sk-upstream-real-secret-123456";
 

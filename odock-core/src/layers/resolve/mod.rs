@@ -9,6 +9,8 @@
 //! request's estimate) in the extensions for the policy gate, the ledgers and the provider call.
 
 mod decode;
+#[cfg(test)]
+mod fuzz;
 pub mod multipart;
 
 use std::sync::Arc;
