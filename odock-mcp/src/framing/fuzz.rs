@@ -141,7 +141,7 @@ fn exercise(payload: &Payload) {
 }
 
 fn filter(ids: Vec<RequestId>) -> ToolsListFilter {
-    let allow: ToolPredicate = Arc::new(|name: &str| name.len() % 2 == 0);
+    let allow: ToolPredicate = Arc::new(|name: &str| name.len().is_multiple_of(2));
     ToolsListFilter::new(ids, allow)
 }
 
