@@ -252,7 +252,9 @@ fn admit(
     Ok(held)
 }
 
-fn refusal(rule: &LedgerRule, window: &Window, now: DateTime<Utc>) -> GatewayError {
+/// How a rule refuses a request in `window`: 402 for a budget, 429 with `Retry-After` (the
+/// window's end) for a quota.
+pub fn refusal(rule: &LedgerRule, window: &Window, now: DateTime<Utc>) -> GatewayError {
     match rule.kind {
         RuleKind::Budget => BudgetError::Exceeded {
             budget: rule.name.clone(),

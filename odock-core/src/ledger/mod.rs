@@ -32,7 +32,7 @@ use crate::domain::QuotaMetric;
 use crate::ids::OrganisationId;
 
 pub use cache::{OrgRules, RuleCache, DEFAULT_REFRESH_AFTER};
-pub use memory::{InMemoryLedger, LedgerHold, WindowTotals};
+pub use memory::{refusal, InMemoryLedger, LedgerHold, WindowTotals};
 pub use rules::{
     LedgerRule, RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow,
 };

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use odock_core::ledger::{hold_amount, OrgRules};
+use odock_core::ledger::{hold_amount, refusal, OrgRules};
 use odock_core::rate_limit::ScopeLimits;
 use odock_core::windows::Window;
 use odock_core::{
@@ -496,20 +496,6 @@ impl Inner {
             tracing::info!(released, "released expired ledger leases");
         }
         Ok(released)
-    }
-}
-
-fn refusal(rule: &LedgerRule, window: &Window, now: DateTime<Utc>) -> GatewayError {
-    match rule.kind {
-        RuleKind::Budget => BudgetError::Exceeded {
-            budget: rule.name.clone(),
-        }
-        .into(),
-        RuleKind::Quota(_) => QuotaError::Exceeded {
-            quota: rule.name.clone(),
-            retry_after: (window.end - now).to_std().unwrap_or_default(),
-        }
-        .into(),
     }
 }
 
