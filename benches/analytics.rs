@@ -5,8 +5,8 @@
 //! `cargo bench --bench analytics`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use odock::store::analytics::synthetic::{generate, insert, SyntheticKey, SyntheticSpec};
-use odock::store::analytics::{summary, GroupBy, UsageScope};
+use odock::admin::analytics::synthetic::{generate, insert, SyntheticKey, SyntheticSpec};
+use odock::admin::analytics::{summary, GroupBy, UsageScope};
 
 const RECORDS: usize = 1_000_000;
 const DAY_MS: i64 = 86_400_000;
@@ -90,7 +90,7 @@ fn analytics(c: &mut Criterion) {
             async move {
                 let from = odock::store::db::from_ms(START_MS);
                 let to = odock::store::db::from_ms(START_MS + 30 * DAY_MS);
-                odock::store::invoices::build(&pool, &scope, from, to)
+                odock::admin::invoices::build(&pool, &scope, from, to)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"))
             }

@@ -16,7 +16,6 @@ use odock_store::db::Db;
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use tokio::net::TcpListener;
 
-use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::governance::Governance;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
@@ -26,6 +25,7 @@ use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
 use crate::serve::{ConnectionTimeouts, ServeOptions};
 use crate::single_writer::SingleWriter;
+use odock_admin::api::{self as admin, AdminState};
 
 /// How long shutdown waits for the usage writer to drain.
 const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);

@@ -564,7 +564,7 @@ impl Config {
             check_advertise_url(url).map_err(|message| invalid("public_url", message))?;
         }
         if let Some(token) = &self.admin_token {
-            crate::admin::auth::check_admin_token_strength(token.expose())
+            odock_admin::api::auth::check_admin_token_strength(token.expose())
                 .map_err(|message| invalid("admin_token", message))?;
         }
         for (name, value) in [

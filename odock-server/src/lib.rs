@@ -1,9 +1,8 @@
 //! # odock-server
 //!
-//! The reference server: configuration, the gateway routes, the admin API and metrics, assembled by
-//! [`App`]. `main.rs` only parses flags, loads [`Config`] and calls [`App::serve`].
+//! The reference server: configuration, the gateway routes, metrics and the admin API (from
+//! `odock-admin`), assembled by [`App`]. `main.rs` only parses flags, loads [`Config`] and calls [`App::serve`].
 
-pub mod admin;
 pub mod app;
 pub mod config;
 pub mod governance;

@@ -2,22 +2,21 @@
 //!
 //! Persistence for Odock: the SQLite and PostgreSQL schemas and migrations, secret envelopes,
 //! virtual-key hashing, the cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer,
-//! the durable side of budgets and quotas ([`SqlRuleSource`], window totals) and the admin
-//! repositories. Shared runtime state for several replicas lives in `odock-redis`.
+//! the durable side of budgets and quotas ([`SqlRuleSource`], window totals) and usage retention.
+//! The management plane (admin services over these tables, sign-in, reports, the admin API) lives
+//! in `odock-admin`; shared runtime state for several replicas lives in `odock-redis`.
 
-pub mod admin;
-pub mod analytics;
-pub mod audit;
-pub mod auth;
 pub mod crypto;
 pub mod db;
-pub mod invoices;
 pub mod key_store;
 pub mod keys;
 pub mod ledger;
+pub mod mcp_config;
 mod mcp_resolution;
 pub mod mcp_usage;
 pub mod retention;
+#[cfg(test)]
+mod test_fixtures;
 pub mod testing;
 pub mod usage_records;
 pub mod usage_spill;

@@ -20,10 +20,9 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::admin::mcp_servers::{stdio_fingerprint, upstream_auth};
-use crate::admin::JsonObject;
 use crate::crypto::MasterKey;
 use crate::db::{Db, DbRow};
+use crate::mcp_config::{stdio_fingerprint, upstream_auth, JsonObject};
 
 type ServerKey = (OrganisationId, String);
 
@@ -354,9 +353,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::admin::test_support::{org, pool};
-    use crate::admin::{api_keys, mcp_grants, mcp_servers};
-    use odock_core::{ApiKeyType, McpUpstreamAuth};
+    use crate::test_fixtures::{self as fixtures, org, pool};
+    use odock_core::McpUpstreamAuth;
 
     fn cache() -> McpCache {
         McpCache::new(100, Duration::from_secs(60), Duration::from_secs(5))
@@ -367,20 +365,18 @@ mod tests {
         let pool = pool().await;
         let a = org(&pool, "A").await;
         let (master_key, _) = MasterKey::generate();
-        let created = mcp_servers::create(
+        let created = fixtures::mcp_server(
             &pool,
             &master_key,
             &a,
-            mcp_servers::tests::new(
-                "tools",
-                json!({"authType": "BASIC", "authConfig": {"username": "bob", "password": "pw-123"},
-                       "stdioEnv": {"TOKEN": "env-secret"}, "allowedTools": ["echo"],
-                       "semanticFilter": {"blockedKeywords": ["secret"]},
-                       "pricing": {"callNanosUsd": 5}}),
-            ),
+            "tools",
+            json!({"authType": "BASIC", "authConfig": {"username": "bob", "password": "pw-123"},
+                   "stdioEnv": {"TOKEN": "env-secret"}, "allowedTools": ["echo"],
+                   "semanticFilter": {"blockedKeywords": ["secret"]},
+                   "pricing": {"callNanosUsd": 5}}),
+            false,
         )
-        .await
-        .unwrap();
+        .await;
         let org_id = OrganisationId::new(a.as_str());
         let cache = cache();
         let by_slug = cache
@@ -389,7 +385,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let by_id = cache
-            .server(&pool, &master_key, &org_id, &created.id)
+            .server(&pool, &master_key, &org_id, &created)
             .await
             .unwrap()
             .unwrap();
@@ -412,15 +408,19 @@ mod tests {
             .is_none());
 
         // Disabled: not found once the cache hears of the change.
-        mcp_servers::update(
-            &pool,
-            &master_key,
-            &a,
-            &created.id,
-            serde_json::from_value(json!({"enabled": false})).unwrap(),
-        )
-        .await
-        .unwrap();
+        let set_enabled = |enabled: &'static str| {
+            let pool = pool.clone();
+            let created = created.clone();
+            async move {
+                fixtures::execute(
+                    &pool,
+                    &format!("UPDATE mcp_servers SET enabled = {enabled} WHERE id = $1"),
+                    &[&created],
+                )
+                .await
+            }
+        };
+        set_enabled("0").await;
         assert!(cache
             .server(&pool, &master_key, &org_id, "tools")
             .await
@@ -428,7 +428,7 @@ mod tests {
             .is_some());
         cache.invalidate(&InvalidationCommand::new(
             CacheKind::McpServer,
-            created.id.as_str(),
+            created.as_str(),
         ));
         assert!(cache
             .server(&pool, &master_key, &org_id, "tools")
@@ -438,15 +438,7 @@ mod tests {
 
         // Under another master key the credentials are unusable, not guessed.
         let (other, _) = MasterKey::generate();
-        mcp_servers::update(
-            &pool,
-            &master_key,
-            &a,
-            &created.id,
-            serde_json::from_value(json!({"enabled": true})).unwrap(),
-        )
-        .await
-        .unwrap();
+        set_enabled("1").await;
         let fresh = McpCache::new(10, Duration::from_secs(60), Duration::from_secs(5));
         let server = fresh
             .server(&pool, &other, &org_id, "tools")
@@ -457,19 +449,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_the_operators_stdio_launch_is_approved_and_a_tenant_edit_withdraws_it() {
-        use crate::admin::mcp_servers::LaunchAuthor;
+    async fn a_stdio_approval_counts_only_while_the_launch_matches_its_fingerprint() {
         let pool = pool().await;
         let a = org(&pool, "A").await;
         let org_id = OrganisationId::new(a.as_str());
         let (master_key, _) = MasterKey::generate();
-        let stdio = |slug: &str| {
-            mcp_servers::tests::new(
-                slug,
-                json!({"transport": "STDIO", "endpointUrl": null, "stdioCommand": "/usr/bin/server",
-                       "stdioArgs": ["--port", "1"], "stdioEnv": {"TOKEN": "t"}}),
-            )
-        };
+        let stdio = json!({"transport": "STDIO", "endpointUrl": null,
+                           "stdioCommand": "/usr/bin/server", "stdioArgs": ["--port", "1"],
+                           "stdioEnv": {"TOKEN": "t"}});
         let approved = |slug: &'static str| {
             let pool = pool.clone();
             let master_key = &master_key;
@@ -483,68 +470,29 @@ mod tests {
                     .stdio_approved
             }
         };
-        let patch = |value: Value| -> mcp_servers::McpServerPatch {
-            serde_json::from_value(value).unwrap()
-        };
-
-        let by_tenant = mcp_servers::create(&pool, &master_key, &a, stdio("tenant"))
-            .await
-            .unwrap();
-        assert!(!by_tenant.stdio_approved);
+        fixtures::mcp_server(&pool, &master_key, &a, "tenant", stdio.clone(), false).await;
         assert!(!approved("tenant").await);
-
-        let by_operator = mcp_servers::create_by(
-            &pool,
-            &master_key,
-            &a,
-            stdio("operator"),
-            LaunchAuthor::Operator,
-        )
-        .await
-        .unwrap();
-        assert!(by_operator.stdio_approved);
+        let operator = fixtures::mcp_server(&pool, &master_key, &a, "operator", stdio, true).await;
         assert!(approved("operator").await);
 
-        // A tenant's patch that leaves the launch alone keeps the approval...
-        let renamed = mcp_servers::update(
-            &pool,
-            &master_key,
-            &a,
-            &by_operator.id,
-            patch(json!({"name": "renamed"})),
-        )
-        .await
-        .unwrap();
-        assert!(renamed.stdio_approved);
-        // ...one that touches it (arguments, environment, command, transport) withdraws it.
-        for change in [
-            json!({"stdioArgs": ["-c", "id"]}),
-            json!({"stdioEnv": {"LD_PRELOAD": "/tmp/x.so"}}),
-            json!({"stdioCommand": "/bin/sh"}),
-            json!({"transport": "STDIO"}),
+        // A launch changed behind the approval's back (arguments, command, environment names)
+        // no longer matches it.
+        for (column, value) in [
+            ("stdio_args", r#"["-c","id"]"#),
+            ("stdio_command", "/bin/sh"),
+            ("stdio_env_preview", r#"{"LD_PRELOAD":"…"}"#),
         ] {
-            mcp_servers::update_by(
-                &pool,
-                &master_key,
-                &a,
-                &by_operator.id,
-                patch(json!({"stdioArgs": ["--port", "1"]})),
-                LaunchAuthor::Operator,
-            )
-            .await
-            .unwrap();
-            assert!(approved("operator").await);
-            let edited = mcp_servers::update(
-                &pool,
-                &master_key,
-                &a,
-                &by_operator.id,
-                patch(change.clone()),
-            )
-            .await
-            .unwrap();
-            assert!(!edited.stdio_approved, "{change}");
-            assert!(!approved("operator").await, "{change}");
+            let before: Option<String> =
+                sqlx::query_scalar(&format!("SELECT {column} FROM mcp_servers WHERE id = $1"))
+                    .bind(&operator)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let update = format!("UPDATE mcp_servers SET {column} = $1 WHERE id = $2");
+            fixtures::execute(&pool, &update, &[value, &operator]).await;
+            assert!(!approved("operator").await, "{column}");
+            fixtures::execute(&pool, &update, &[before.as_deref().unwrap(), &operator]).await;
+            assert!(approved("operator").await, "{column}");
         }
     }
 
@@ -553,32 +501,20 @@ mod tests {
         let pool = pool().await;
         let a = org(&pool, "A").await;
         let (master_key, _) = MasterKey::generate();
-        let server = mcp_servers::create(
-            &pool,
-            &master_key,
-            &a,
-            mcp_servers::tests::new("tools", json!({})),
-        )
-        .await
-        .unwrap();
-        let key = api_keys::create(&pool, &a, api_keys::tests::new(ApiKeyType::Organisation))
-            .await
-            .unwrap()
-            .api_key;
+        let server = fixtures::mcp_server(&pool, &master_key, &a, "tools", json!({}), false).await;
+        let key = fixtures::api_key(&pool, &a).await;
         let cache = cache();
         let (key_id, server_id) = (
-            ApiKeyId::new(key.id.as_str()),
-            McpServerId::new(server.id.as_str()),
+            ApiKeyId::new(key.as_str()),
+            McpServerId::new(server.as_str()),
         );
         assert!(!cache.has_grant(&pool, &key_id, &server_id).await.unwrap());
-        mcp_grants::grant_servers(&pool, &a, &key.id, std::slice::from_ref(&server.id))
-            .await
-            .unwrap();
+        fixtures::grant_mcp(&pool, &key, &server).await;
         assert!(
             !cache.has_grant(&pool, &key_id, &server_id).await.unwrap(),
             "cached"
         );
-        cache.invalidate(&InvalidationCommand::new(CacheKind::Grant, key.id.as_str()));
+        cache.invalidate(&InvalidationCommand::new(CacheKind::Grant, key.as_str()));
         assert!(cache.has_grant(&pool, &key_id, &server_id).await.unwrap());
     }
 }

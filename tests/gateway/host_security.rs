@@ -168,7 +168,7 @@ async fn an_org_admin_cannot_run_commands_on_the_host() {
     // API's back) does not start: 403 at run time, and no process ran.
     // Nothing is sealed for this server, so any master key will do.
     let pool = server.pool().await;
-    let stored = odock_store::admin::mcp_servers::create(
+    let stored = odock_admin::services::mcp_servers::create(
         &pool,
         &odock_store::MasterKey::generate().0,
         &world.org,

@@ -74,44 +74,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<SocketAddr>().ok().map(|addr| addr.ip())
 }
 
-/// What a trusted proxy said about the original request: its scheme (`X-Forwarded-Proto`) and
-/// host (`X-Forwarded-Host`), first value of each. Inserted only when the TCP peer is one of
-/// `ODOCK_TRUSTED_PROXIES`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ForwardedBy {
-    pub proto: Option<String>,
-    pub host: Option<String>,
-}
-
-impl ForwardedBy {
-    fn from_headers(headers: &HeaderMap) -> Self {
-        let first = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        Self {
-            proto: first("x-forwarded-proto"),
-            host: first("x-forwarded-host"),
-        }
-    }
-
-    /// Whether the client reached the proxy over HTTPS.
-    pub fn https(&self) -> bool {
-        self.proto
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
-    }
-}
-
-/// Whether the client reached Odock over HTTPS: the request URI says so (TLS terminated here), or
-/// a trusted proxy does.
-pub fn over_https(uri: &http::Uri, forwarded: Option<&ForwardedBy>) -> bool {
-    uri.scheme_str() == Some("https") || forwarded.is_some_and(ForwardedBy::https)
-}
+pub use odock_admin::api::forwarded::{over_https, ForwardedBy};
 
 /// Middleware: inserts [`ClientIp`] (and, behind a trusted proxy, [`ForwardedBy`]) for the layers
 /// and handlers behind it.

@@ -8,27 +8,19 @@ use odock_core::{
 use serde_json::json;
 
 use super::{apply_charges, window_used, SqlRuleSource};
-use crate::admin::test_support::{org, pool};
-use crate::admin::{api_keys, budgets, quotas};
 use crate::db::Db;
+use crate::test_fixtures::{self as fixtures, org, pool};
 
 async fn budget(pool: &Db, org: &str, body: serde_json::Value) -> String {
-    budgets::create(pool, org, serde_json::from_value(body).unwrap())
-        .await
-        .unwrap()
-        .id
+    fixtures::budget(pool, org, body).await
 }
 
 async fn quota(pool: &Db, org: &str, body: serde_json::Value) -> String {
-    quotas::create(pool, org, serde_json::from_value(body).unwrap())
-        .await
-        .unwrap()
-        .id
+    fixtures::quota(pool, org, body).await
 }
 
 async fn key(pool: &Db, org: &str) -> String {
-    let input = serde_json::from_value(json!({"name": "k", "type": "ORGANISATION"})).unwrap();
-    api_keys::create(pool, org, input).await.unwrap().api_key.id
+    fixtures::api_key(pool, org).await
 }
 
 fn charge(kind: LedgerKind, rule: &str, metric: Option<QuotaMetric>, used: i64) -> WindowCharge {
@@ -70,14 +62,7 @@ async fn the_rule_source_reads_active_rules_of_one_organisation_with_their_owner
         "period": "DAILY"}),
     )
     .await;
-    budgets::update(
-        &pool,
-        &acme,
-        &off,
-        serde_json::from_value(json!({"active": false})).unwrap(),
-    )
-    .await
-    .unwrap();
+    fixtures::set_active(&pool, "budgets", &off, false).await;
     budget(
         &pool,
         &other,

@@ -1,0 +1,76 @@
+//! `/api/organisations/{organisationId}/providers` and the cross-organisation `/api/admin/providers`.
+
+use crate::services::providers::{self, NewProvider, Provider, ProviderPatch};
+use crate::services::Page;
+use axum::extract::{Path, State};
+use axum::Json;
+use http::StatusCode;
+use odock_core::CacheKind;
+
+use super::error::ApiError;
+use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
+use super::AdminState;
+
+/// Creates a provider; a `baseUrl` whose host is a literal address outside the egress policy is
+/// 400 (names are checked when the gateway connects).
+pub async fn create(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminJson(input): AdminJson<NewProvider>,
+) -> Result<(StatusCode, Json<Provider>), ApiError> {
+    if let Some(url) = &input.base_url {
+        state.host.check_url("baseUrl", url)?;
+    }
+    let provider = providers::create(&state.pool, &org, input).await?;
+    state.invalidate(CacheKind::Provider, &provider.id);
+    Ok((StatusCode::CREATED, Json(provider)))
+}
+
+pub async fn list(
+    State(state): State<AdminState>,
+    Path(org): Path<String>,
+    AdminQuery(params): AdminQuery<ListParams>,
+) -> Result<Json<Page<Provider>>, ApiError> {
+    Ok(Json(
+        providers::list(&state.pool, Some(&org), &params.page()).await?,
+    ))
+}
+
+pub async fn list_all(
+    State(state): State<AdminState>,
+    AdminQuery(params): AdminQuery<AdminListParams>,
+) -> Result<Json<Page<Provider>>, ApiError> {
+    let org = params.organisation_id.as_deref();
+    Ok(Json(
+        providers::list(&state.pool, org, &params.page()).await?,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Provider>, ApiError> {
+    Ok(Json(providers::get(&state.pool, &org, &id).await?))
+}
+
+pub async fn update(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+    AdminJson(patch): AdminJson<ProviderPatch>,
+) -> Result<Json<Provider>, ApiError> {
+    if let Some(url) = &patch.base_url {
+        state.host.check_url("baseUrl", url)?;
+    }
+    let provider = providers::update(&state.pool, &org, &id, patch).await?;
+    state.invalidate(CacheKind::Provider, &id);
+    Ok(Json(provider))
+}
+
+pub async fn delete(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    providers::delete(&state.pool, &org, &id).await?;
+    state.invalidate(CacheKind::Provider, &id);
+    Ok(StatusCode::NO_CONTENT)
+}

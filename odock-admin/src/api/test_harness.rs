@@ -1,0 +1,192 @@
+//! What the sign-in and authorisation tests share: the admin router over an in-memory database
+//! with a manual clock, users inserted with a password, and sessions.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::auth::passwords::hash_password;
+use crate::auth::sessions;
+use axum::body::Body;
+use axum::Router;
+use chrono::{TimeZone, Utc};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use odock_core::{CacheInvalidator, InvalidationCommand, ManualClock, Role, Secret};
+use odock_store::db::Db;
+use odock_store::MasterKey;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::session::AuthSettings;
+use super::{router_with, AdminState};
+
+pub const ADMIN_TOKEN: &str = "rbac-admin-token";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Remembers every invalidation it is sent.
+#[derive(Default)]
+pub struct RecordingInvalidator(pub Mutex<Vec<InvalidationCommand>>);
+
+impl CacheInvalidator for RecordingInvalidator {
+    fn invalidate(&self, command: &InvalidationCommand) {
+        self.0.lock().push(command.clone());
+    }
+}
+
+pub struct Harness {
+    pub app: Router,
+    pub pool: Db,
+    pub clock: ManualClock,
+    pub invalidations: Arc<RecordingInvalidator>,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+/// `PASSWORD`'s hash, computed once (argon2id is slow on purpose).
+fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password(PASSWORD).unwrap())
+}
+
+/// A harness on the suite's database (SQLite, or PostgreSQL with `ODOCK_TEST_BACKEND=postgres`).
+pub async fn harness() -> Harness {
+    harness_on(odock_store::testing::database().await)
+}
+
+/// A harness on a given database.
+pub fn harness_on(pool: Db) -> Harness {
+    harness_with(pool, |_| {})
+}
+
+/// A harness whose sign-in settings `tweak` adjusts (throttle rules, CSRF policy).
+pub fn harness_with(pool: Db, tweak: impl FnOnce(&mut AuthSettings)) -> Harness {
+    let (master_key, _) = MasterKey::generate();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
+    let invalidations = Arc::new(RecordingInvalidator::default());
+    let mut settings = AuthSettings {
+        clock: Arc::new(clock.clone()),
+        ..AuthSettings::default()
+    };
+    tweak(&mut settings);
+    let app = router_with(
+        AdminState {
+            pool: pool.clone(),
+            // Fixtures name loopback upstreams (never called): allowed explicitly.
+            host: super::host_policy::HostPolicy {
+                egress: Arc::new(odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap()),
+                ..Default::default()
+            },
+            master_key: Arc::new(master_key),
+            invalidator: invalidations.clone(),
+            admin_token: Secret::new(ADMIN_TOKEN),
+            live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
+        },
+        settings,
+    );
+    Harness {
+        app,
+        pool,
+        clock,
+        invalidations,
+    }
+}
+
+impl Harness {
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = body.map(Value::to_string).unwrap_or_default();
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// A request with the static admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        self.call(method, path, Some(ADMIN_TOKEN), body).await
+    }
+
+    /// Creates with the admin token, asserts 201, returns the id.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let reply = self.admin(Method::POST, path, Some(&body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{path}: {}", reply.text);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An ACTIVE user with password [`PASSWORD`], inserted directly (hashing once per process).
+    pub async fn user(&self, organisation: Option<&str>, email: &str, role: Role) -> String {
+        let id = odock_core::new_object_id();
+        let now = self.clock_ms();
+        sqlx::query(
+            "INSERT INTO users (id, organisation_id, email, name, role, status, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'Test', $4, 'ACTIVE', $5, $6, $6)",
+        )
+        .bind(&id)
+        .bind(organisation)
+        .bind(email)
+        .bind(role.as_str())
+        .bind(password_hash())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    /// A session token for the user, as sign-in would issue it.
+    pub async fn session(&self, user_id: &str) -> String {
+        sessions::create(&self.pool, user_id, self.clock_ms(), 3_600_000)
+            .await
+            .unwrap()
+            .token
+            .expose()
+            .to_owned()
+    }
+
+    pub fn clock_ms(&self) -> i64 {
+        odock_core::Clock::now(&self.clock).timestamp_millis()
+    }
+}
+
+/// Asserts the error body's status and code.
+pub fn assert_error(reply: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
+    assert!(reply.body["error"]["message"].is_string(), "{}", reply.text);
+    assert!(reply.body["error"]["type"].is_string(), "{}", reply.text);
+}
