@@ -79,7 +79,9 @@ pub struct Admit<S> {
 
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
-/// The checks that consume nothing: IP lists, request size, tokens per request.
+/// The checks that consume nothing: IP lists, request size, tokens per request. IP lists fail
+/// closed: a policy with IP rules refuses a request whose client address is unknown (an embedder
+/// that forgot to insert [`ClientIp`] gets refusals it can see, not silently unchecked traffic).
 fn check_request(
     policies: &ScopedPolicies,
     client_ip: Option<IpAddr>,
@@ -88,8 +90,19 @@ fn check_request(
 ) -> Result<(), GatewayError> {
     for scoped in policies.iter() {
         let p = &scoped.policy;
-        if client_ip.is_some_and(|ip| !p.ip_allowed(ip)) {
-            return Err(RateLimitError::IpNotAllowed.into());
+        let has_ip_rules = !p.ip_allowlist.is_empty() || !p.ip_blocklist.is_empty();
+        match client_ip {
+            Some(ip) if has_ip_rules && !p.ip_allowed(ip) => {
+                return Err(RateLimitError::IpNotAllowed.into())
+            }
+            None if has_ip_rules => {
+                tracing::warn!(
+                    scope = scoped.scope,
+                    "IP rules apply but the client address is unknown (no ClientIp extension); refused"
+                );
+                return Err(RateLimitError::IpNotAllowed.into());
+            }
+            _ => {}
         }
         if p.max_request_bytes > 0 && body_len > p.max_request_bytes {
             return Err(RequestError::PayloadTooLarge {
@@ -185,5 +198,43 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::{Policy, ScopedPolicy};
+
+    fn policies(policy: Policy) -> ScopedPolicies {
+        vec![ScopedPolicy {
+            scope: "api_key",
+            id: "k".into(),
+            policy,
+        }]
+    }
+
+    #[test]
+    fn ip_rules_check_the_client_and_fail_closed_without_one() {
+        let allow_lan = policies(Policy {
+            ip_allowlist: vec!["10.0.0.0/8".into()],
+            ..Policy::default()
+        });
+        let lan = Some("10.1.2.3".parse().unwrap());
+        let outside = Some("192.0.2.1".parse().unwrap());
+        assert!(check_request(&allow_lan, lan, 10, 10).is_ok());
+        assert_eq!(
+            check_request(&allow_lan, outside, 10, 10)
+                .unwrap_err()
+                .code(),
+            "ip_not_allowed"
+        );
+        assert_eq!(
+            check_request(&allow_lan, None, 10, 10).unwrap_err().code(),
+            "ip_not_allowed",
+            "an unknown client address must not pass an allow-list"
+        );
+        // Without IP rules the client address is not needed.
+        assert!(check_request(&policies(Policy::default()), None, 10, 10).is_ok());
     }
 }

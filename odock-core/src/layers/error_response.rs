@@ -26,13 +26,19 @@ impl<S> Layer<S> for ErrorResponseLayer {
     type Service = ErrorResponse<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorResponse { inner }
+        ErrorResponse {
+            inner,
+            not_ready: None,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct ErrorResponse<S> {
     inner: S,
+    /// The inner service failed to become ready: the next call answers this error instead of
+    /// calling it (tower forbids calling a service that is not ready).
+    not_ready: Option<GatewayError>,
 }
 
 impl<S, B> Service<Request<B>> for ErrorResponse<S>
@@ -44,11 +50,17 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // An inner service that cannot become ready is an overloaded gateway, not a dead one.
+        if self.not_ready.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        // An inner service that cannot become ready is an overloaded gateway, not a dead one: the
+        // request it was polled for is answered with the error, and the inner service is polled
+        // afresh for the next one.
         match self.inner.poll_ready(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(error)) => {
                 tracing::error!(%error, "gateway service failed to become ready");
+                self.not_ready = Some(error);
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => Poll::Pending,
@@ -60,18 +72,29 @@ where
             .extensions()
             .get::<Endpoint>()
             .map_or(ErrorStyle::OpenAi, |e| e.error_style());
-        ResponseFuture {
-            inner: self.inner.call(req),
-            style,
-        }
+        let state = match self.not_ready.take() {
+            Some(error) => State::NotReady { error: Some(error) },
+            None => State::Called {
+                inner: self.inner.call(req),
+            },
+        };
+        ResponseFuture { state, style }
     }
 }
 
 pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
         style: ErrorStyle,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Called { #[pin] inner: F },
+        NotReady { error: Option<GatewayError> },
     }
 }
 
@@ -83,10 +106,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match std::task::ready!(this.inner.poll(cx)) {
-            Ok(response) => Poll::Ready(Ok(response)),
-            Err(error) => Poll::Ready(Ok(error_response(&error, *this.style))),
-        }
+        let outcome = match this.state.project() {
+            StateProj::Called { inner } => std::task::ready!(inner.poll(cx)),
+            StateProj::NotReady { error } => Err(error
+                .take()
+                .unwrap_or_else(|| GatewayError::Internal("polled after completion".into()))),
+        };
+        Poll::Ready(Ok(match outcome {
+            Ok(response) => response,
+            Err(error) => error_response(&error, *this.style),
+        }))
     }
 }
 
@@ -115,4 +144,31 @@ pub fn error_response(error: &GatewayError, style: ErrorStyle) -> Response<Gatew
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::Service;
+    use tower_test::mock;
+
+    use super::*;
+
+    /// tower forbids calling a service that did not report ready: an inner readiness failure is
+    /// answered as an error response without calling the inner service.
+    #[tokio::test]
+    async fn an_inner_readiness_failure_is_answered_without_calling_the_inner_service() {
+        let (service, mut handle) = mock::pair::<Request<()>, Response<GatewayBody>>();
+        let mut service = ErrorResponse {
+            inner: tower::util::MapErr::new(service, |_| {
+                GatewayError::Internal("inner service broke".into())
+            }),
+            not_ready: None,
+        };
+        handle.send_error("broken");
+        let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
+        assert!(ready.is_ok());
+        // The mock panics if it is called without having reported ready.
+        let response = service.call(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), 500);
+    }
 }
