@@ -44,6 +44,7 @@ pub mod principal;
 pub mod provider;
 pub mod rate_limit;
 pub mod secret;
+pub mod telemetry;
 pub mod testing;
 pub mod unified;
 pub mod usage;
@@ -85,6 +86,7 @@ pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
 pub use secret::Secret;
+pub use telemetry::{RequestTrace, Tracing};
 pub use usage::{
     InMemoryUsageSink, McpUsageRecord, ReportedUsage, RequestOutcome, TokenUsage, UsageMetadata,
     UsageRecord, UsageSink, UsageSinkError,
