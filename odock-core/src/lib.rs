@@ -71,7 +71,7 @@ pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
-    crossed_thresholds, Actuals, BudgetAlerts, Estimate, InMemoryLedger, LedgerError, LedgerHold,
+    crossed_thresholds, thresholds_of, Actuals, QUOTA_THRESHOLDS, BudgetAlerts, Estimate, InMemoryLedger, LedgerError, LedgerHold,
     LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache, RuleKind, RuleOwner, RuleSet,
     RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly, ThresholdCrossing, WindowCharge,
     WindowTotals,

@@ -48,8 +48,9 @@ pub struct ObservabilityFile {
     pub access_log: Option<AccessLogMode>,
     /// Share of successful requests written to the access log, 0..=1 (default 1).
     pub access_log_sample_ratio: Option<f64>,
-    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtps://…` (TLS), or
-    /// `smtp://host:port?tls=required`. Unset: no e-mail (invitations return their link).
+    /// `smtps://user:pass@host:465` (TLS), `smtp://user:pass@host:587?tls=required` (STARTTLS),
+    /// `?tls=opportunistic`, or plain `smtp://host:25` (a local relay). Unset: no e-mail
+    /// (invitations return their link).
     pub smtp_url: Option<String>,
     /// The `From` address of Odock's e-mail.
     pub smtp_from: Option<String>,
