@@ -357,6 +357,11 @@ impl App {
         }
     }
 
+    /// The trace exporter (to flush it from outside, e.g. in tests, after `serve` took the app).
+    pub fn trace_export(&self) -> Option<TraceExport> {
+        self.traces.clone()
+    }
+
     /// Raises alerts from outside the ledgers (provider health, once it exists).
     pub fn alerter(&self) -> Alerter {
         self.alerter.clone()
