@@ -160,9 +160,8 @@ impl Endpoint {
             | Endpoint::Vllm(VllmRoute::ChatCompletions | VllmRoute::Responses)
             | Endpoint::Mistral(MistralRoute::ChatCompletions)
             | Endpoint::HuggingFace(HuggingFaceRoute::ChatCompletions) => "chat",
-            Endpoint::Vllm(VllmRoute::Completions) | Endpoint::Mistral(MistralRoute::FimCompletions) => {
-                "text_completion"
-            }
+            Endpoint::Vllm(VllmRoute::Completions)
+            | Endpoint::Mistral(MistralRoute::FimCompletions) => "text_completion",
             Endpoint::Embeddings
             | Endpoint::Vllm(VllmRoute::Embeddings)
             | Endpoint::Mistral(MistralRoute::Embeddings)

@@ -55,10 +55,10 @@ use crate::layers::{
     AdmissionLayer, AuthLayer, ErrorResponseLayer, McpRefLayer, McpResolveLayer, MeteringLayer,
     RequestIdLayer, ResolveLayer, TraceLayer, TraceStageLayer,
 };
-use crate::telemetry::{stage, Tracing};
 use crate::ledger::InMemoryLedger;
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
+use crate::telemetry::{stage, Tracing};
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).

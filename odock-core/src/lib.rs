@@ -71,10 +71,10 @@ pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
-    crossed_thresholds, thresholds_of, Actuals, QUOTA_THRESHOLDS, BudgetAlerts, Estimate, InMemoryLedger, LedgerError, LedgerHold,
-    LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache, RuleKind, RuleOwner, RuleSet,
-    RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly, ThresholdCrossing, WindowCharge,
-    WindowTotals,
+    crossed_thresholds, thresholds_of, Actuals, BudgetAlerts, Estimate, InMemoryLedger,
+    LedgerError, LedgerHold, LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache,
+    RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly,
+    ThresholdCrossing, WindowCharge, WindowTotals, QUOTA_THRESHOLDS,
 };
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};

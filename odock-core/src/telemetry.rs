@@ -19,8 +19,7 @@ use std::time::SystemTime;
 
 use http::HeaderValue;
 use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer,
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
 };
 use opentelemetry::{Context, KeyValue};
 use parking_lot::Mutex;
@@ -66,7 +65,13 @@ impl Tracing {
         }
     }
 
-    fn child(&self, parent: &Context, name: impl Into<Cow<'static, str>>, kind: SpanKind, attributes: Vec<KeyValue>) -> Context {
+    fn child(
+        &self,
+        parent: &Context,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Context {
         let span = self
             .tracer
             .span_builder(name)
@@ -86,7 +91,10 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> 
     }
     let version = hex_byte(&value[0..2])?;
     // Version 00 is exactly 55 bytes; later versions may append fields after a dash.
-    if version == 0xff || (version == 0 && value.len() != 55) || (value.len() > 55 && value[55] != b'-') {
+    if version == 0xff
+        || (version == 0 && value.len() != 55)
+        || (value.len() > 55 && value[55] != b'-')
+    {
         return None;
     }
     let mut trace = [0u8; 16];
@@ -143,7 +151,9 @@ pub struct RequestTrace(Arc<TraceInner>);
 
 impl std::fmt::Debug for RequestTrace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("RequestTrace").field(&self.trace_id()).finish()
+        f.debug_tuple("RequestTrace")
+            .field(&self.trace_id())
+            .finish()
     }
 }
 
@@ -182,7 +192,8 @@ impl RequestTrace {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<TraceState>().ok())
                     .unwrap_or_default();
-                Context::new().with_remote_span_context(SpanContext::new(trace, span, flags, true, state))
+                Context::new()
+                    .with_remote_span_context(SpanContext::new(trace, span, flags, true, state))
             });
         let server = tracing.child(
             &parent,
@@ -221,7 +232,10 @@ impl RequestTrace {
 
     /// Ends the open stage (if any) and opens `name` as a child of the server span.
     pub fn begin_stage(&self, name: &'static str) {
-        let child = self.0.tracing.child(&self.0.server, name, SpanKind::Internal, Vec::new());
+        let child = self
+            .0
+            .tracing
+            .child(&self.0.server, name, SpanKind::Internal, Vec::new());
         let mut state = self.0.state.lock();
         if state.ended {
             return;
@@ -310,15 +324,27 @@ impl RequestTrace {
     pub fn usage(&self, record: &UsageRecord) {
         let mut attributes = Vec::with_capacity(10);
         if !record.provider.is_empty() {
-            attributes.push(KeyValue::new("gen_ai.provider.name", record.provider.clone()));
+            attributes.push(KeyValue::new(
+                "gen_ai.provider.name",
+                record.provider.clone(),
+            ));
         }
         if let Some(model) = &record.model {
             attributes.push(KeyValue::new("gen_ai.request.model", model.clone()));
         }
-        attributes.push(KeyValue::new("gen_ai.usage.input_tokens", record.tokens.input as i64));
-        attributes.push(KeyValue::new("gen_ai.usage.output_tokens", record.tokens.output as i64));
+        attributes.push(KeyValue::new(
+            "gen_ai.usage.input_tokens",
+            record.tokens.input as i64,
+        ));
+        attributes.push(KeyValue::new(
+            "gen_ai.usage.output_tokens",
+            record.tokens.output as i64,
+        ));
         attributes.push(KeyValue::new("odock.cost_nanos_usd", record.cost_nanos_usd));
-        attributes.push(KeyValue::new("odock.usage_record_id", record.id.to_string()));
+        attributes.push(KeyValue::new(
+            "odock.usage_record_id",
+            record.id.to_string(),
+        ));
         if let Some(code) = &record.error_code {
             attributes.push(KeyValue::new("odock.error_code", code.clone()));
         }
@@ -361,7 +387,10 @@ impl RequestTrace {
             upstream.span().end();
         }
         let span = self.0.server.span();
-        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status)));
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
         if status >= 500 {
             span.set_status(Status::error(format!("HTTP {status}")));
         }
@@ -400,7 +429,10 @@ mod tests {
         assert_eq!(span.to_string(), "00f067aa0ba902b7");
         assert!(flags.is_sampled());
         // A later version may append fields.
-        assert!(parse_traceparent(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz").is_some());
+        assert!(
+            parse_traceparent(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz")
+                .is_some()
+        );
         for bad in [
             &b""[..],
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",

@@ -80,7 +80,14 @@ impl AccessLog {
     }
 
     /// The line of a request no usage record describes.
-    pub fn request(&self, method: &http::Method, route: &str, status: u16, request_id: &str, latency: Duration) {
+    pub fn request(
+        &self,
+        method: &http::Method,
+        route: &str,
+        status: u16,
+        request_id: &str,
+        latency: Duration,
+    ) {
         if !self.keeps(status) {
             return;
         }

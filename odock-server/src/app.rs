@@ -18,17 +18,17 @@ use tokio::net::TcpListener;
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
-use crate::notify::email::{html_escape, Mailer};
-use crate::notify::{Alerter, Notifier, NotifySettings, ServerAlerts};
-use crate::telemetry::{self, TraceExport};
 use crate::governance::Governance;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
+use crate::notify::email::{html_escape, Mailer};
+use crate::notify::{Alerter, Notifier, NotifySettings, ServerAlerts};
 use crate::routes::client_ip::TrustedProxies;
 use crate::routes::limits::{LimitSettings, RequestLimits};
 use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
 use crate::serve::{ConnectionTimeouts, ServeOptions};
 use crate::single_writer::SingleWriter;
+use crate::telemetry::{self, TraceExport};
 use odock_admin::api::{self as admin, AdminState};
 
 /// How long shutdown waits for the usage writer to drain.
@@ -132,7 +132,8 @@ impl App {
             metrics.clone(),
             access_log,
         ));
-        let traces = telemetry::start_trace_export(&obs.trace_settings()).map_err(StartError::Config)?;
+        let traces =
+            telemetry::start_trace_export(&obs.trace_settings()).map_err(StartError::Config)?;
 
         // Alerts: threshold crossings (reported by the ledgers), expiring keys; delivered to the
         // organisations' webhooks (through the egress policy: tenants choose those URLs) and e-mail.
@@ -157,9 +158,8 @@ impl App {
             NotifySettings {
                 retry_base: Duration::from_millis(obs.notify_retry_base_ms),
                 max_attempts: obs.notify_max_attempts,
-                key_expiry_warning: (obs.key_expiry_warning_days > 0).then(|| {
-                    Duration::from_secs(u64::from(obs.key_expiry_warning_days) * 86_400)
-                }),
+                key_expiry_warning: (obs.key_expiry_warning_days > 0)
+                    .then(|| Duration::from_secs(u64::from(obs.key_expiry_warning_days) * 86_400)),
             },
             metrics.clone(),
             wake.clone(),
@@ -282,23 +282,23 @@ impl App {
             );
         }
         let mut admin_router = admin::router_with(
-                AdminState {
-                    pool: pool.clone(),
-                    host: admin::host_policy::HostPolicy {
-                        egress: Arc::new(egress),
-                        stdio_allow,
-                    },
-                    master_key,
-                    invalidator,
-                    admin_token,
-                    live_windows: governance.live_windows.clone(),
+            AdminState {
+                pool: pool.clone(),
+                host: admin::host_policy::HostPolicy {
+                    egress: Arc::new(egress),
+                    stdio_allow,
                 },
-                admin::session::AuthSettings {
-                    csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
-                    ..admin::session::AuthSettings::default()
-                },
-            )
-            .layer(Extension(admin::notifications::AlertWaker(wake)));
+                master_key,
+                invalidator,
+                admin_token,
+                live_windows: governance.live_windows.clone(),
+            },
+            admin::session::AuthSettings {
+                csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
+                ..admin::session::AuthSettings::default()
+            },
+        )
+        .layer(Extension(admin::notifications::AlertWaker(wake)));
         if let Some(mailer) = mailer {
             let invitations: admin::invitations::Mailer = Arc::new(EmailInvitations {
                 mailer,
@@ -599,7 +599,15 @@ impl admin::invitations::InvitationMailer for EmailInvitations {
         tokio::spawn(async move {
             let mut delay = Duration::from_secs(1);
             for attempt in 1..=3 {
-                match mailer.send(std::slice::from_ref(&to), &subject, text.clone(), html.clone()).await {
+                match mailer
+                    .send(
+                        std::slice::from_ref(&to),
+                        &subject,
+                        text.clone(),
+                        html.clone(),
+                    )
+                    .await
+                {
                     Ok(()) => {
                         tracing::info!(invitation_id = %id, "invitation e-mailed");
                         return;

@@ -122,7 +122,12 @@ const TOKEN_CLASSES: [&str; 5] = ["input", "output", "cached", "reasoning", "bil
 
 /// Admission outcomes of `odock_admission_decisions_total{decision}`, read off usage records: a
 /// request that reached the upstream was admitted; the others are the refusal's code.
-const DECISIONS: [&str; 4] = ["admitted", "rate_limited", "quota_exceeded", "budget_exceeded"];
+const DECISIONS: [&str; 4] = [
+    "admitted",
+    "rate_limited",
+    "quota_exceeded",
+    "budget_exceeded",
+];
 
 /// Notification outcomes by channel kind.
 const CHANNELS: [&str; 3] = ["webhook", "email", "deleted"];
@@ -211,16 +216,20 @@ impl Metrics {
         }
         let code = record.error_code.as_deref().unwrap_or("");
         if reached_upstream
-            && (record.http_status >= 500 || code.starts_with("upstream_") || code.starts_with("mcp_"))
+            && (record.http_status >= 500
+                || code.starts_with("upstream_")
+                || code.starts_with("mcp_"))
         {
             series.errors.fetch_add(1, Ordering::Relaxed);
         }
         let t = &record.tokens;
-        for (slot, n) in series
-            .tokens
-            .iter()
-            .zip([t.input, t.output, t.cached_input, t.reasoning, record.billable_tokens])
-        {
+        for (slot, n) in series.tokens.iter().zip([
+            t.input,
+            t.output,
+            t.cached_input,
+            t.reasoning,
+            record.billable_tokens,
+        ]) {
             if n > 0 {
                 slot.fetch_add(n, Ordering::Relaxed);
             }
@@ -325,7 +334,10 @@ impl Metrics {
             );
         }
         out.push_str("# HELP odock_quota_threshold_crossings_total Quota windows whose use crossed a warning threshold (percent of the limit).\n# TYPE odock_quota_threshold_crossings_total counter\n");
-        for (threshold, count) in odock_core::QUOTA_THRESHOLDS.iter().zip(&self.quota_crossings) {
+        for (threshold, count) in odock_core::QUOTA_THRESHOLDS
+            .iter()
+            .zip(&self.quota_crossings)
+        {
             let _ = writeln!(
                 out,
                 "odock_quota_threshold_crossings_total{{threshold=\"{threshold}\"}} {}",
@@ -483,10 +495,7 @@ pub async fn track(State(tracked): State<Tracked>, request: Request, next: Next)
     let access = tracked.access_log.enabled().then(|| {
         (
             request.method().clone(),
-            request
-                .extensions()
-                .get::<odock_core::RequestId>()
-                .cloned(),
+            request.extensions().get::<odock_core::RequestId>().cloned(),
         )
     });
     let started = Instant::now();
@@ -498,7 +507,9 @@ pub async fn track(State(tracked): State<Tracked>, request: Request, next: Next)
     if let Some((method, request_id)) = access {
         if !crate::access_log::metered(label, status) {
             let id = request_id.as_ref().map_or("", |id| id.as_str());
-            tracked.access_log.request(&method, label, status, id, elapsed);
+            tracked
+                .access_log
+                .request(&method, label, status, id, elapsed);
         }
     }
     response

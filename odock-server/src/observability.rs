@@ -113,7 +113,10 @@ fn invalid(name: &'static str, message: impl std::fmt::Display) -> crate::config
 }
 
 impl Observability {
-    pub(crate) fn apply_file(&mut self, file: ObservabilityFile) -> Result<(), crate::config::ConfigError> {
+    pub(crate) fn apply_file(
+        &mut self,
+        file: ObservabilityFile,
+    ) -> Result<(), crate::config::ConfigError> {
         if let Some(v) = file.otel_endpoint.filter(|v| !v.is_empty()) {
             self.otel_endpoint = Some(v);
         }
@@ -161,7 +164,10 @@ impl Observability {
         if let Some(v) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             self.otel_traces_endpoint = Some(v);
         }
-        for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+        for name in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ] {
             if let Some(v) = get(name) {
                 self.otel_protocol = v.parse().map_err(|e| invalid(name, e))?;
             }
@@ -185,7 +191,9 @@ impl Observability {
             self.otel_service_name = v;
         }
         if let Some(v) = get("ODOCK_OTEL_SAMPLE_RATIO") {
-            self.otel_sample_ratio = v.parse().map_err(|e| invalid("ODOCK_OTEL_SAMPLE_RATIO", e))?;
+            self.otel_sample_ratio = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_OTEL_SAMPLE_RATIO", e))?;
         }
         if let Some(v) = get("ODOCK_ACCESS_LOG") {
             self.access_log = v.parse().map_err(|e| invalid("ODOCK_ACCESS_LOG", e))?;
@@ -202,10 +210,14 @@ impl Observability {
             self.smtp_from = Some(v);
         }
         if let Some(v) = get("ODOCK_NOTIFY_RETRY_BASE_MS") {
-            self.notify_retry_base_ms = v.parse().map_err(|e| invalid("ODOCK_NOTIFY_RETRY_BASE_MS", e))?;
+            self.notify_retry_base_ms = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_NOTIFY_RETRY_BASE_MS", e))?;
         }
         if let Some(v) = get("ODOCK_NOTIFY_MAX_ATTEMPTS") {
-            self.notify_max_attempts = v.parse().map_err(|e| invalid("ODOCK_NOTIFY_MAX_ATTEMPTS", e))?;
+            self.notify_max_attempts = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_NOTIFY_MAX_ATTEMPTS", e))?;
         }
         if let Some(v) = get("ODOCK_KEY_EXPIRY_WARNING_DAYS") {
             self.key_expiry_warning_days = v
@@ -225,13 +237,15 @@ impl Observability {
             }
         }
         if let Some(endpoint) = self.trace_settings().endpoint {
-            let url = reqwest::Url::parse(&endpoint).map_err(|e| invalid("otel_endpoint", format!("not a URL ({e})")))?;
+            let url = reqwest::Url::parse(&endpoint)
+                .map_err(|e| invalid("otel_endpoint", format!("not a URL ({e})")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid("otel_endpoint", "expected http(s)://host[:port]"));
             }
         }
         if let Some(url) = &self.smtp_url {
-            crate::notify::email::check_smtp_url(url.expose()).map_err(|e| invalid("smtp_url", e))?;
+            crate::notify::email::check_smtp_url(url.expose())
+                .map_err(|e| invalid("smtp_url", e))?;
             if self.smtp_from.is_none() {
                 return Err(invalid("smtp_from", "required with smtp_url"));
             }

@@ -69,7 +69,12 @@ impl Receiver {
     }
 
     /// Waits (flushing) until `trace` has a span named `name`.
-    async fn wait_for(&self, server: &TestServer, trace: &str, name: &str) -> HashMap<String, Span> {
+    async fn wait_for(
+        &self,
+        server: &TestServer,
+        trace: &str,
+        name: &str,
+    ) -> HashMap<String, Span> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             server.flush_traces().await;
@@ -77,7 +82,11 @@ impl Receiver {
             if spans.contains_key(name) {
                 return spans;
             }
-            assert!(Instant::now() < deadline, "no span {name} in {:?}", spans.keys());
+            assert!(
+                Instant::now() < deadline,
+                "no span {name} in {:?}",
+                spans.keys()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -143,32 +152,78 @@ async fn an_llm_call_is_traced_from_the_clients_traceparent_to_the_upstream() {
         .wait_for(&server, CLIENT_TRACE, "odock.usage.enqueue")
         .await;
     let root = &spans["POST /v1/chat/completions"];
-    assert_eq!(id(&root.parent_span_id), CLIENT_SPAN, "server span's parent is the client's");
+    assert_eq!(
+        id(&root.parent_span_id),
+        CLIENT_SPAN,
+        "server span's parent is the client's"
+    );
     assert_eq!(root.kind, 2, "SERVER");
-    assert_eq!(attribute(root, "http.response.status_code"), Some(json!(200)));
-    assert_eq!(attribute(root, "odock.organisation_id"), Some(json!(world.org)));
-    assert_eq!(attribute(root, "odock.api_key_id"), Some(json!(world.key_id)));
-    assert_eq!(attribute(root, "odock.request_id"), Some(json!("traced-llm-1")));
+    assert_eq!(
+        attribute(root, "http.response.status_code"),
+        Some(json!(200))
+    );
+    assert_eq!(
+        attribute(root, "odock.organisation_id"),
+        Some(json!(world.org))
+    );
+    assert_eq!(
+        attribute(root, "odock.api_key_id"),
+        Some(json!(world.key_id))
+    );
+    assert_eq!(
+        attribute(root, "odock.request_id"),
+        Some(json!("traced-llm-1"))
+    );
     assert!(attribute(root, "odock.cost_nanos_usd").is_some());
-    for stage in ["odock.auth", "odock.resolve", "odock.admission", "odock.usage.enqueue"] {
-        let span = spans.get(stage).unwrap_or_else(|| panic!("no {stage} span"));
-        assert_eq!(span.parent_span_id, root.span_id, "{stage} is a child of the server span");
+    for stage in [
+        "odock.auth",
+        "odock.resolve",
+        "odock.admission",
+        "odock.usage.enqueue",
+    ] {
+        let span = spans
+            .get(stage)
+            .unwrap_or_else(|| panic!("no {stage} span"));
+        assert_eq!(
+            span.parent_span_id, root.span_id,
+            "{stage} is a child of the server span"
+        );
     }
     let call = &spans["chat gpt-4o"];
     assert_eq!(call.kind, 3, "CLIENT");
     assert_eq!(call.parent_span_id, root.span_id);
-    assert_eq!(id(&call.span_id), parent, "the upstream's parent is the client span");
-    assert_eq!(attribute(call, "gen_ai.operation.name"), Some(json!("chat")));
-    assert_eq!(attribute(call, "gen_ai.provider.name"), Some(json!("openai")));
-    assert_eq!(attribute(call, "gen_ai.request.model"), Some(json!("gpt-4o")));
-    assert_eq!(attribute(call, "gen_ai.response.model"), Some(json!("gpt-4o-upstream")));
+    assert_eq!(
+        id(&call.span_id),
+        parent,
+        "the upstream's parent is the client span"
+    );
+    assert_eq!(
+        attribute(call, "gen_ai.operation.name"),
+        Some(json!("chat"))
+    );
+    assert_eq!(
+        attribute(call, "gen_ai.provider.name"),
+        Some(json!("openai"))
+    );
+    assert_eq!(
+        attribute(call, "gen_ai.request.model"),
+        Some(json!("gpt-4o"))
+    );
+    assert_eq!(
+        attribute(call, "gen_ai.response.model"),
+        Some(json!("gpt-4o-upstream"))
+    );
     assert!(attribute(call, "gen_ai.usage.input_tokens").is_some());
     assert!(attribute(call, "gen_ai.usage.output_tokens").is_some());
     assert!(call.events.iter().any(|e| e.name == "odock.first_byte"));
     // No content: the prompt is on no span.
     for span in spans.values() {
         for kv in &span.attributes {
-            assert!(!format!("{:?}", kv.value).contains("hello"), "{} carries content", kv.key);
+            assert!(
+                !format!("{:?}", kv.value).contains("hello"),
+                "{} carries content",
+                kv.key
+            );
         }
     }
 
@@ -183,7 +238,9 @@ async fn an_mcp_call_is_traced_to_the_mcp_server() {
     let server = traced_server(&receiver).await;
     let fake = FakeHttpMcpServer::start().await;
     let world = McpWorld::create(&server).await;
-    world.http_server(&server, "tools", &fake.url(), json!({})).await;
+    world
+        .http_server(&server, "tools", &fake.url(), json!({}))
+        .await;
 
     let response = server
         .client
@@ -191,32 +248,38 @@ async fn an_mcp_call_is_traced_to_the_mcp_server() {
         .bearer_auth(&world.key)
         .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
         .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-03-26", "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"}}}))
+            "clientInfo": {"name": "t", "version": "1"}}}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap();
 
-    let sent = fake.requests().last().cloned().expect("the MCP server was called");
+    let sent = fake
+        .requests()
+        .last()
+        .cloned()
+        .expect("the MCP server was called");
     let (trace, parent) = parts(sent.header("traceparent").expect("traceparent upstream"));
     assert_eq!(trace, CLIENT_TRACE);
 
     let spans = receiver
         .wait_for(&server, CLIENT_TRACE, "odock.usage.enqueue")
         .await;
-    let root = spans
-        .values()
-        .find(|s| s.kind == 2)
-        .expect("a server span");
+    let root = spans.values().find(|s| s.kind == 2).expect("a server span");
     assert_eq!(id(&root.parent_span_id), CLIENT_SPAN);
     let call = &spans["initialize tools"];
     assert_eq!(call.kind, 3, "CLIENT");
     assert_eq!(call.parent_span_id, root.span_id);
     assert_eq!(id(&call.span_id), parent);
-    assert_eq!(attribute(call, "mcp.method.name"), Some(json!("initialize")));
+    assert_eq!(
+        attribute(call, "mcp.method.name"),
+        Some(json!("initialize"))
+    );
     assert_eq!(attribute(call, "gen_ai.provider.name"), Some(json!("mcp")));
 }
 
@@ -268,7 +331,10 @@ async fn metrics_expose_the_documented_families() {
     let upstream = FakeOpenAi::start().await;
     let world = World::create(&server, &upstream).await;
     let ok = server
-        .chat(&world.key, json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .chat(
+            &world.key,
+            json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .await;
     assert_eq!(ok.status(), 200);
     ok.bytes().await.unwrap();
@@ -320,7 +386,11 @@ impl Webhook {
             calls: Arc::default(),
             failures: Arc::new(Mutex::new(failures)),
         };
-        async fn receive(State(hook): State<Webhook>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        async fn receive(
+            State(hook): State<Webhook>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
             hook.calls.lock().unwrap().push((headers, body));
             let mut failures = hook.failures.lock().unwrap();
             if *failures > 0 {
@@ -363,7 +433,8 @@ impl SmtpSink {
                     let mut recipients = Vec::new();
                     while let Ok(Some(line)) = lines.next_line().await {
                         let upper = line.to_ascii_uppercase();
-                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO")
+                        {
                             b"250-sink\r\n250 8BITMIME\r\n"
                         } else if upper.starts_with("RCPT TO:") {
                             recipients.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
@@ -378,7 +449,10 @@ impl SmtpSink {
                                 data.push_str(&line);
                                 data.push('\n');
                             }
-                            sink.0.lock().unwrap().push((std::mem::take(&mut recipients), data));
+                            sink.0
+                                .lock()
+                                .unwrap()
+                                .push((std::mem::take(&mut recipients), data));
                             b"250 queued\r\n"
                         } else if upper.starts_with("QUIT") {
                             let _ = write.write_all(b"221 bye\r\n").await;
@@ -435,8 +509,10 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
         .admin_ok(
             Method::POST,
             &channels,
-            Some(json!({"name": "ops", "type": "WEBHOOK", "url": hook_url, "secret": secret,
-                         "events": ["budget.threshold"]})),
+            Some(
+                json!({"name": "ops", "type": "WEBHOOK", "url": hook_url, "secret": secret,
+                         "events": ["budget.threshold"]}),
+            ),
         )
         .await;
     assert_eq!(webhook["hasSecret"], true);
@@ -456,9 +532,16 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
             Some(json!({"name": "x", "type": "WEBHOOK", "url": "http://10.1.2.3/hook"})),
         )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let (status, _) = server
-        .admin(Method::POST, &channels, Some(json!({"name": "x", "type": "EMAIL", "emails": []})))
+        .admin(
+            Method::POST,
+            &channels,
+            Some(json!({"name": "x", "type": "EMAIL", "emails": []})),
+        )
         .await;
     assert_eq!(status, 400);
 
@@ -467,8 +550,10 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
         .admin_ok(
             Method::POST,
             &format!("/api/organisations/{org}/budgets"),
-            Some(json!({"name": "monthly", "ownerType": "ORG", "amountNanos": 1_000_000_000_000i64,
-                         "period": "MONTHLY", "thresholds": [50]})),
+            Some(
+                json!({"name": "monthly", "ownerType": "ORG", "amountNanos": 1_000_000_000_000i64,
+                         "period": "MONTHLY", "thresholds": [50]}),
+            ),
         )
         .await;
     // Make the model expensive enough that one call ($30 per input token) crosses 50% of $1,000.
@@ -540,9 +625,16 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("odock_alerts_raised_total{event=\"budget.threshold\"} 1"), "{metrics}");
-    assert!(metrics.contains("odock_notifications_total{channel=\"webhook\",outcome=\"retried\"} 1"));
-    assert!(metrics.contains("odock_notifications_total{channel=\"webhook\",outcome=\"delivered\"} 1"));
+    assert!(
+        metrics.contains("odock_alerts_raised_total{event=\"budget.threshold\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("odock_notifications_total{channel=\"webhook\",outcome=\"retried\"} 1")
+    );
+    assert!(
+        metrics.contains("odock_notifications_total{channel=\"webhook\",outcome=\"delivered\"} 1")
+    );
     assert_eq!(hook.calls().len(), 2);
     assert_eq!(smtp.messages().len(), 1);
 }

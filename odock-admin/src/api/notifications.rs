@@ -10,8 +10,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::services::notifications::{
-    self, Alert, ChannelType, NewNotificationChannel, NotificationChannel,
-    NotificationChannelPatch,
+    self, Alert, ChannelType, NewNotificationChannel, NotificationChannel, NotificationChannelPatch,
 };
 use crate::services::Page;
 
@@ -116,5 +115,7 @@ pub async fn get_alert(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<Alert>, ApiError> {
-    Ok(Json(notifications::get_alert(&state.pool, &org, &id).await?))
+    Ok(Json(
+        notifications::get_alert(&state.pool, &org, &id).await?,
+    ))
 }

@@ -666,14 +666,24 @@ pub fn schemas() -> Map<String, Value> {
     );
 
     let channel_type = enum_of(&["WEBHOOK", "EMAIL"]);
-    let events = json!({ "type": "array", "items": enum_of(crate::services::notifications::EVENTS) });
+    let events =
+        json!({ "type": "array", "items": enum_of(crate::services::notifications::EVENTS) });
     let emails = json!({ "type": "array", "items": { "type": "string", "format": "email" } });
     add(
         "NotificationChannel",
         object(
             &[
-                "id", "organisationId", "name", "type", "url", "emails", "hasSecret", "events",
-                "enabled", "createdAt", "updatedAt",
+                "id",
+                "organisationId",
+                "name",
+                "type",
+                "url",
+                "emails",
+                "hasSecret",
+                "events",
+                "enabled",
+                "createdAt",
+                "updatedAt",
             ],
             json!({
                 "id": string, "organisationId": string, "name": string, "type": channel_type,
@@ -711,7 +721,15 @@ pub fn schemas() -> Map<String, Value> {
     add(
         "AlertDelivery",
         object(
-            &["id", "channelId", "channelType", "status", "attempts", "lastError", "deliveredAt"],
+            &[
+                "id",
+                "channelId",
+                "channelType",
+                "status",
+                "attempts",
+                "lastError",
+                "deliveredAt",
+            ],
             json!({
                 "id": string, "channelId": string, "channelType": channel_type,
                 "status": enum_of(&["PENDING", "SENDING", "DELIVERED", "FAILED"]),
@@ -723,7 +741,14 @@ pub fn schemas() -> Map<String, Value> {
     add(
         "Alert",
         object(
-            &["id", "organisationId", "event", "data", "occurredAt", "deliveries"],
+            &[
+                "id",
+                "organisationId",
+                "event",
+                "data",
+                "occurredAt",
+                "deliveries",
+            ],
             json!({
                 "id": string, "organisationId": string, "event": string, "data": map,
                 "occurredAt": time,

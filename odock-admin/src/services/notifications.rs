@@ -153,9 +153,9 @@ fn decode(row: &DbRow) -> Result<NotificationChannel, sqlx::Error> {
         channel_type: ChannelType::parse(&kind).unwrap_or(ChannelType::Webhook),
         url: row.try_get("url")?,
         emails: json_list(&row.try_get::<String, _>("emails")?),
-        has_secret: row.try_get::<bool, _>("has_secret").or_else(|_| {
-            row.try_get::<i64, _>("has_secret").map(|v| v != 0)
-        })?,
+        has_secret: row
+            .try_get::<bool, _>("has_secret")
+            .or_else(|_| row.try_get::<i64, _>("has_secret").map(|v| v != 0))?,
         events: json_list(&row.try_get::<String, _>("events")?),
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         created_at: from_ms(row.try_get("created_at")?),
@@ -172,7 +172,10 @@ fn check_events(events: Vec<String>) -> Result<Vec<String>, AdminError> {
         if !EVENTS.contains(&event.as_str()) {
             return Err(AdminError::field(
                 "events",
-                format!("unknown event `{event}` (expected one of {})", EVENTS.join(", ")),
+                format!(
+                    "unknown event `{event}` (expected one of {})",
+                    EVENTS.join(", ")
+                ),
             ));
         }
         if !checked.contains(&event) {
@@ -194,10 +197,12 @@ fn check_emails(emails: Vec<String>) -> Result<Vec<String>, AdminError> {
         .map(|email| {
             let email = email.trim().to_owned();
             let valid = email.len() <= 254
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ',')
-                && email
-                    .split_once('@')
-                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+                && !email.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || c == '<' || c == '>' || c == ','
+                })
+                && email.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && domain.contains('.') && !domain.contains('@')
+                });
             if valid {
                 Ok(email)
             } else {
@@ -220,7 +225,10 @@ fn check_url(url: &str) -> Result<String, AdminError> {
         return Err(AdminError::field("url", "expected http(s)://host/path"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(AdminError::field("url", "url must not carry credentials (use secret)"));
+        return Err(AdminError::field(
+            "url",
+            "url must not carry credentials (use secret)",
+        ));
     }
     Ok(url.to_owned())
 }
@@ -232,7 +240,10 @@ fn reqwest_url(url: &str) -> Option<reqwest::Url> {
 fn check_secret(secret: &str) -> Result<&str, AdminError> {
     let secret = secret.trim();
     if secret.len() < 16 || secret.len() > 512 {
-        return Err(AdminError::field("secret", "secret must be 16 to 512 characters"));
+        return Err(AdminError::field(
+            "secret",
+            "secret must be 16 to 512 characters",
+        ));
     }
     Ok(secret)
 }
@@ -247,7 +258,12 @@ pub async fn create(
     let events = check_events(input.events.unwrap_or_default())?;
     let (url, emails, envelope) = match input.channel_type {
         ChannelType::Webhook => {
-            let url = check_url(input.url.as_deref().ok_or_else(|| AdminError::field("url", "a WEBHOOK channel needs url"))?)?;
+            let url = check_url(
+                input
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| AdminError::field("url", "a WEBHOOK channel needs url"))?,
+            )?;
             if input.emails.is_some() {
                 return Err(AdminError::field("emails", "emails are for EMAIL channels"));
             }
@@ -263,7 +279,10 @@ pub async fn create(
         }
         ChannelType::Email => {
             if input.url.is_some() || input.secret.is_some() {
-                return Err(AdminError::field("url", "url and secret are for WEBHOOK channels"));
+                return Err(AdminError::field(
+                    "url",
+                    "url and secret are for WEBHOOK channels",
+                ));
             }
             let emails = check_emails(input.emails.unwrap_or_default())?;
             (None, emails, None)
@@ -357,7 +376,10 @@ pub async fn update(
         }
         ChannelType::Email => {
             if patch.url.is_some() || matches!(patch.secret, Some(Some(_))) {
-                return Err(AdminError::field("url", "url and secret are for WEBHOOK channels"));
+                return Err(AdminError::field(
+                    "url",
+                    "url and secret are for WEBHOOK channels",
+                ));
             }
             let emails = match patch.emails {
                 Some(emails) => check_emails(emails)?,
@@ -404,11 +426,12 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    let deleted = sqlx::query("DELETE FROM notification_channels WHERE id = $1 AND organisation_id = $2")
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
+    let deleted =
+        sqlx::query("DELETE FROM notification_channels WHERE id = $1 AND organisation_id = $2")
+            .bind(id)
+            .bind(organisation_id)
+            .execute(pool)
+            .await?;
     if deleted.rows_affected() == 0 {
         return Err(AdminError::NotFound("notification channel"));
     }
@@ -493,7 +516,8 @@ pub async fn list_alerts(
 }
 
 async fn deliveries_of(pool: &Db, alert_id: &str) -> Result<Vec<AlertDelivery>, AdminError> {
-    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE alert_id = $1 ORDER BY id");
+    let sql =
+        format!("SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE alert_id = $1 ORDER BY id");
     let rows = sqlx::query(&sql).bind(alert_id).fetch_all(pool).await?;
     Ok(rows
         .iter()
@@ -546,7 +570,10 @@ pub async fn raise(
         return Ok(None);
     }
     let sql = "SELECT id, channel_type, events, enabled FROM notification_channels WHERE organisation_id = $1";
-    let rows = sqlx::query(sql).bind(organisation_id).fetch_all(pool).await?;
+    let rows = sqlx::query(sql)
+        .bind(organisation_id)
+        .fetch_all(pool)
+        .await?;
     for row in rows {
         let channel_id: String = row.try_get("id")?;
         let subscribed = match only_channel {
@@ -619,7 +646,11 @@ pub async fn claim_due(
         "SELECT {DELIVERY_COLUMNS}, next_attempt_at FROM alert_deliveries \
          WHERE status IN ('PENDING', 'SENDING') AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2"
     );
-    let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(pool).await?;
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     let mut claimed = Vec::new();
     for row in rows {
         let (alert_id, delivery) = decode_delivery(&row)?;
@@ -638,7 +669,11 @@ pub async fn claim_due(
             continue;
         }
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-        let Some(alert) = sqlx::query(&sql).bind(&alert_id).fetch_optional(pool).await? else {
+        let Some(alert) = sqlx::query(&sql)
+            .bind(&alert_id)
+            .fetch_optional(pool)
+            .await?
+        else {
             continue;
         };
         let alert = decode_alert(&alert)?;

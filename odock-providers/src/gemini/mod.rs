@@ -103,7 +103,14 @@ impl GeminiProvider {
     /// `generateContent` / `streamGenerateContent`: the client's bytes in, the upstream's out.
     async fn native(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         let stream = request.endpoint == Endpoint::GeminiStreamGenerateContent;
-        let (response, deadline) = self.send(&request.model, request.body, stream, request.traceparent.clone()).await?;
+        let (response, deadline) = self
+            .send(
+                &request.model,
+                request.body,
+                stream,
+                request.traceparent.clone(),
+            )
+            .await?;
         let status = response.status();
         let headers = relayed_headers(response.headers());
 
@@ -152,7 +159,14 @@ impl GeminiProvider {
             ProviderError::InvalidResponse(format!("could not encode the Gemini request: {e}"))
         })?;
         let model = &request.model;
-        let (response, deadline) = self.send(model, body.into(), request.stream, request.traceparent.clone()).await?;
+        let (response, deadline) = self
+            .send(
+                model,
+                body.into(),
+                request.stream,
+                request.traceparent.clone(),
+            )
+            .await?;
         let status = response.status();
 
         if !status.is_success() {

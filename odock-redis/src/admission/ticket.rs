@@ -7,7 +7,8 @@ use std::time::Duration;
 use odock_core::ledger::used_amount;
 use odock_core::rate_limit::ScopeLimits;
 use odock_core::{
-    crossed_thresholds, thresholds_of, Actuals, QuotaMetric, RuleKind, Settlement, ThresholdCrossing, UsageRecord,
+    crossed_thresholds, thresholds_of, Actuals, QuotaMetric, RuleKind, Settlement,
+    ThresholdCrossing, UsageRecord,
 };
 use redis::Value;
 

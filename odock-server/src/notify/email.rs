@@ -24,7 +24,9 @@ pub struct Mailer {
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailer").field("from", &self.from.to_string()).finish()
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish()
     }
 }
 
@@ -35,14 +37,18 @@ impl Mailer {
             .map_err(|_| "invalid SMTP URL".to_owned())?
             .timeout(Some(std::time::Duration::from_secs(20)))
             .build();
-        let from = from
-            .parse()
-            .map_err(|e| format!("smtp_from: {e}"))?;
+        let from = from.parse().map_err(|e| format!("smtp_from: {e}"))?;
         Ok(Self { transport, from })
     }
 
     /// Sends one message to `to` (every address in `To`).
-    pub async fn send(&self, to: &[String], subject: &str, text: String, html: String) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        to: &[String],
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<(), String> {
         let mut builder = Message::builder().from(self.from.clone()).subject(subject);
         for address in to {
             let mailbox: Mailbox = address
@@ -53,8 +59,16 @@ impl Mailer {
         let message = builder
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
             )
             .map_err(|e| format!("message: {e}"))?;
         self.transport

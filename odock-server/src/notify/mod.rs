@@ -70,7 +70,10 @@ impl AlertEvent {
             None => Self {
                 organisation_id: crossing.organisation_id.clone(),
                 event: store::BUDGET_THRESHOLD,
-                dedupe_key: format!("budget:{}:{}:{}", crossing.budget_id, window, crossing.threshold),
+                dedupe_key: format!(
+                    "budget:{}:{}:{}",
+                    crossing.budget_id, window, crossing.threshold
+                ),
                 data: json!({
                     "budgetId": crossing.budget_id,
                     "budgetName": crossing.budget_name,
@@ -84,7 +87,10 @@ impl AlertEvent {
             Some(metric) => Self {
                 organisation_id: crossing.organisation_id.clone(),
                 event: store::QUOTA_THRESHOLD,
-                dedupe_key: format!("quota:{}:{}:{}", crossing.budget_id, window, crossing.threshold),
+                dedupe_key: format!(
+                    "quota:{}:{}:{}",
+                    crossing.budget_id, window, crossing.threshold
+                ),
                 data: json!({
                     "quotaId": crossing.budget_id,
                     "quotaName": crossing.budget_name,
@@ -100,7 +106,12 @@ impl AlertEvent {
     }
 
     /// An upstream provider is failing (the hook provider health reports through, once it exists).
-    pub fn provider_unhealthy(organisation_id: &str, provider_id: &str, since: chrono::DateTime<Utc>, detail: &str) -> Self {
+    pub fn provider_unhealthy(
+        organisation_id: &str,
+        provider_id: &str,
+        since: chrono::DateTime<Utc>,
+        detail: &str,
+    ) -> Self {
         Self {
             organisation_id: organisation_id.to_owned(),
             event: store::PROVIDER_UNHEALTHY,
@@ -217,7 +228,16 @@ async fn store_alerts(
     while let Some(event) = rx.recv().await {
         let mut delay = Duration::from_millis(200);
         for attempt in 0..8 {
-            match store::raise(&pool, &event.organisation_id, event.event, &event.dedupe_key, &event.data, None).await {
+            match store::raise(
+                &pool,
+                &event.organisation_id,
+                event.event,
+                &event.dedupe_key,
+                &event.data,
+                None,
+            )
+            .await
+            {
                 Ok(Some(_)) => {
                     metrics.alert_raised(event.event);
                     wake.notify_one();
@@ -251,7 +271,9 @@ async fn deliver_loop(deliverer: Arc<Deliverer>) {
             Err(error) => tracing::warn!(%error, "could not read the notification queue"),
         }
         let sleep = match store::next_due(&deliverer.pool).await {
-            Ok(Some(due)) => Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(POLL),
+            Ok(Some(due)) => {
+                Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(POLL)
+            }
             _ => POLL,
         };
         tokio::select! {
@@ -263,15 +285,21 @@ async fn deliver_loop(deliverer: Arc<Deliverer>) {
 
 impl Deliverer {
     async fn deliver(&self, delivery: DueDelivery) {
-        let kind = delivery.channel.as_ref().map_or("deleted", |c| match c.channel_type {
-            ChannelType::Webhook => "webhook",
-            ChannelType::Email => "email",
-        });
+        let kind = delivery
+            .channel
+            .as_ref()
+            .map_or("deleted", |c| match c.channel_type {
+                ChannelType::Webhook => "webhook",
+                ChannelType::Email => "email",
+            });
         let result = match &delivery.channel {
             None => Err(("the channel was deleted".to_owned(), false)),
             Some(channel) => match channel.channel_type {
                 ChannelType::Webhook => self.send_webhook(&delivery, channel).await,
-                ChannelType::Email => self.send_email(&delivery, channel).await.map_err(|e| (e, true)),
+                ChannelType::Email => self
+                    .send_email(&delivery, channel)
+                    .await
+                    .map_err(|e| (e, true)),
             },
         };
         let outcome = match result {
@@ -283,7 +311,9 @@ impl Deliverer {
                 }
             },
             Err((error, retryable)) => {
-                let attempt = u32::try_from(delivery.attempts).unwrap_or(u32::MAX).saturating_add(1);
+                let attempt = u32::try_from(delivery.attempts)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1);
                 let retry_at = (retryable && attempt < self.settings.max_attempts).then(|| {
                     let backoff = self
                         .settings
@@ -293,7 +323,9 @@ impl Deliverer {
                     now_ms() + i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX / 2)
                 });
                 tracing::warn!(alert = %delivery.alert.id, channel = kind, attempt, %error, retry = retry_at.is_some(), "notification not delivered");
-                if let Err(error) = store::mark_failed_attempt(&self.pool, &delivery.id, &error, retry_at).await {
+                if let Err(error) =
+                    store::mark_failed_attempt(&self.pool, &delivery.id, &error, retry_at).await
+                {
                     tracing::warn!(%error, "a failed notification could not be marked");
                 }
                 if retry_at.is_some() {
@@ -312,7 +344,10 @@ impl Deliverer {
         delivery: &DueDelivery,
         channel: &store::ChannelTarget,
     ) -> Result<(), (String, bool)> {
-        let url = channel.url.as_deref().ok_or(("the webhook has no url".to_owned(), false))?;
+        let url = channel
+            .url
+            .as_deref()
+            .ok_or(("the webhook has no url".to_owned(), false))?;
         let body = webhook_body(&delivery.alert);
         let mut request = self
             .http
@@ -334,11 +369,18 @@ impl Deliverer {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err((format!("the webhook answered HTTP {}", response.status().as_u16()), true))
+            Err((
+                format!("the webhook answered HTTP {}", response.status().as_u16()),
+                true,
+            ))
         }
     }
 
-    async fn send_email(&self, delivery: &DueDelivery, channel: &store::ChannelTarget) -> Result<(), String> {
+    async fn send_email(
+        &self,
+        delivery: &DueDelivery,
+        channel: &store::ChannelTarget,
+    ) -> Result<(), String> {
         let mailer = self
             .mailer
             .as_ref()
@@ -400,7 +442,12 @@ fn transport_error(error: &reqwest::Error) -> String {
 /// Subject and first line of an alert's e-mail.
 fn describe(alert: &store::Alert) -> (String, String) {
     let data = &alert.data;
-    let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let number = |key: &str| data.get(key).map(Value::to_string).unwrap_or_default();
     match alert.event.as_str() {
         store::BUDGET_THRESHOLD => (

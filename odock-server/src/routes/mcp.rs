@@ -27,13 +27,13 @@ use hyper::body::Frame;
 use odock_core::layers::{McpRequest, Meter};
 use odock_core::telemetry::{parse_traceparent, TRACEPARENT, TRACESTATE};
 use odock_core::RequestTrace;
-use opentelemetry::KeyValue;
 use odock_core::{
     full, BoxError, GatewayBody, GatewayBuilder, GatewayError, McpError, McpMessage, McpReply,
     McpUpstreamAuth, ResolvedMcpServer,
 };
 use odock_mcp::framing::{Payload, ToolsListFilter};
 use odock_mcp::{McpAuth, McpTransports, McpUpstream};
+use opentelemetry::KeyValue;
 use tower::Service;
 
 /// The error code recorded when the upstream answered with an error status or broke its stream.

@@ -17,12 +17,12 @@ use crate::layers::request_id::RequestStart;
 use crate::mcp_server::ResolvedMcpServer;
 use crate::model::ResolvedModel;
 use crate::pricing::{bill, bill_mcp};
-use crate::telemetry::RequestTrace;
-use opentelemetry::trace::TraceContextExt;
 use crate::principal::Principal;
+use crate::telemetry::RequestTrace;
 use crate::usage::{
     McpUsageRecord, ReportedUsage, TokenUsage, UsageMetadata, UsageRecord, UsageSink,
 };
+use opentelemetry::trace::TraceContextExt;
 
 /// Rough bytes-per-token ratio used when an upstream never reported usage (aborted streams).
 const BYTES_PER_TOKEN: u64 = 4;
