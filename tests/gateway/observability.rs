@@ -416,7 +416,10 @@ impl Webhook {
 
 /// A minimal SMTP sink on loopback: accepts every message and keeps its DATA.
 #[derive(Clone, Default)]
-struct SmtpSink(Arc<Mutex<Vec<(Vec<String>, String)>>>);
+struct SmtpSink(Arc<Mutex<Vec<Mail>>>);
+
+/// The recipients and DATA of one message.
+type Mail = (Vec<String>, String);
 
 impl SmtpSink {
     async fn start(&self) -> String {
@@ -468,7 +471,7 @@ impl SmtpSink {
         format!("smtp://{addr}")
     }
 
-    fn messages(&self) -> Vec<(Vec<String>, String)> {
+    fn messages(&self) -> Vec<Mail> {
         self.0.lock().unwrap().clone()
     }
 }
