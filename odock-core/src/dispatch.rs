@@ -23,6 +23,8 @@ use crate::layers::metering::Meter;
 use crate::layers::resolve::LlmRequest;
 use crate::model::ResolvedModel;
 use crate::provider::{ProviderBody, ProviderRegistry, ProviderRequest, StreamChunk};
+use crate::telemetry::{RequestTrace, TRACEPARENT};
+use opentelemetry::KeyValue;
 
 /// Calls the provider registered for the resolved model's provider type.
 #[derive(Clone, Debug)]
@@ -70,6 +72,7 @@ impl Service<Request<Bytes>> for ProviderService {
                 .cloned()
                 .unwrap_or_else(RequestId::generate);
             let meter = parts.extensions.get::<Meter>().cloned();
+            let trace = parts.extensions.get::<RequestTrace>().cloned();
 
             let provider_type = model.provider.provider_type;
             let provider = providers.get(provider_type).ok_or_else(|| {
@@ -79,6 +82,23 @@ impl Service<Request<Bytes>> for ProviderService {
             let query = forwarded_query(parts.uri.query());
             let family = model.provider.provider_type.family();
             let model_name = model.name.clone();
+            let traceparent = match &trace {
+                Some(trace) => {
+                    trace.upstream_started(
+                        endpoint.gen_ai_operation(),
+                        &model.name,
+                        vec![
+                            KeyValue::new("gen_ai.operation.name", endpoint.gen_ai_operation()),
+                            KeyValue::new("gen_ai.provider.name", family),
+                            KeyValue::new("gen_ai.request.model", model.name.clone()),
+                            KeyValue::new("gen_ai.response.model", model.slug.clone()),
+                            KeyValue::new("odock.stream", llm.stream),
+                        ],
+                    );
+                    trace.upstream_traceparent()
+                }
+                None => parts.headers.get(TRACEPARENT).cloned(),
+            };
             let request = ProviderRequest {
                 endpoint,
                 model,
@@ -88,11 +108,29 @@ impl Service<Request<Bytes>> for ProviderService {
                 stream: llm.stream,
                 client_wants_usage: llm.client_wants_usage,
                 request_id,
+                traceparent,
             };
             if let Some(meter) = &meter {
                 meter.upstream_started();
             }
-            let answer = provider.call(request).await?;
+            let answer = match provider.call(request).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    if let Some(trace) = &trace {
+                        trace.upstream_failed(GatewayError::from(error.clone()).code());
+                    }
+                    return Err(error.into());
+                }
+            };
+            if let Some(trace) = &trace {
+                trace.upstream_attributes([KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(answer.status.as_u16()),
+                )]);
+                if !answer.status.is_success() {
+                    trace.upstream_failed("upstream_error");
+                }
+            }
             if let Some(meter) = &meter {
                 meter.set_provider_request_id(answer.provider_request_id.clone());
                 meter.set_status(answer.status.as_u16());

@@ -148,6 +148,32 @@ impl Endpoint {
     ];
 
     /// The gateway route (axum path syntax), as recorded on usage records and metrics.
+    /// The OpenTelemetry GenAI operation name (`gen_ai.operation.name`) of a call on this route.
+    pub const fn gen_ai_operation(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions
+            | Endpoint::Responses
+            | Endpoint::AnthropicMessages
+            | Endpoint::GeminiGenerateContent
+            | Endpoint::GeminiStreamGenerateContent
+            | Endpoint::UnifiedChat
+            | Endpoint::Vllm(VllmRoute::ChatCompletions | VllmRoute::Responses)
+            | Endpoint::Mistral(MistralRoute::ChatCompletions)
+            | Endpoint::HuggingFace(HuggingFaceRoute::ChatCompletions) => "chat",
+            Endpoint::Vllm(VllmRoute::Completions)
+            | Endpoint::Mistral(MistralRoute::FimCompletions) => "text_completion",
+            Endpoint::Embeddings
+            | Endpoint::Vllm(VllmRoute::Embeddings)
+            | Endpoint::Mistral(MistralRoute::Embeddings)
+            | Endpoint::HuggingFace(HuggingFaceRoute::FeatureExtraction) => "embeddings",
+            Endpoint::ImageGenerations | Endpoint::ImageEdits | Endpoint::ImageVariations => {
+                "generate_content"
+            }
+            Endpoint::Mcp => "execute_tool",
+            _ => "generate_content",
+        }
+    }
+
     pub const fn route(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",

@@ -5,6 +5,13 @@
 //! 1. **Endpoint** — writes [`Endpoint`] (what this route serves).
 //! 2. **Request id** ([`RequestIdLayer`]) — writes [`RequestId`](crate::RequestId) and
 //!    [`RequestStart`](crate::layers::RequestStart); echoes `X-Request-Id` on every response.
+//!    - **Trace** ([`TraceLayer`], only with [`GatewayBuilder::tracing`]) — reads `RequestId`,
+//!      `Endpoint` and the client's `traceparent`; writes [`RequestTrace`](crate::RequestTrace)
+//!      (the server span, ended with the response body). A stage marker
+//!      ([`TraceStageLayer`]) before authentication, resolution and admission opens each stage's
+//!      span; the provider (or MCP) call opens the upstream span. Routing, when it exists, opens
+//!      one upstream span per attempt through `RequestTrace::upstream_started` /
+//!      `upstream_failed`.
 //! 3. **Error → response** ([`ErrorResponseLayer`]) — reads `Endpoint`; the only place typed errors
 //!    become JSON responses.
 //! 4. **Authentication** ([`AuthLayer`]) — writes [`Principal`](crate::Principal).
@@ -46,11 +53,12 @@ use crate::key_store::KeyStore;
 use crate::layers::resolve::DEFAULT_MAX_BODY_BYTES;
 use crate::layers::{
     AdmissionLayer, AuthLayer, ErrorResponseLayer, McpRefLayer, McpResolveLayer, MeteringLayer,
-    RequestIdLayer, ResolveLayer,
+    RequestIdLayer, ResolveLayer, TraceLayer, TraceStageLayer,
 };
 use crate::ledger::InMemoryLedger;
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
+use crate::telemetry::{stage, Tracing};
 use crate::usage::UsageSink;
 
 /// A complete gateway route: never fails (errors are responses).
@@ -65,6 +73,8 @@ pub struct GatewayBuilder {
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
     admission: Arc<dyn Admission>,
+    /// Request spans; `None` (the default) leaves every trace layer out of the stack.
+    tracing: Option<Tracing>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -89,7 +99,23 @@ impl GatewayBuilder {
             clock: Arc::new(SystemClock),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admission: Arc::new(LocalAdmission::default()),
+            tracing: None,
         }
+    }
+
+    /// Traces every LLM and MCP request with `tracing` (see [`crate::telemetry`]): a server span,
+    /// stage spans, the upstream call's span. Without it the trace layers are not in the stack.
+    pub fn tracing(mut self, tracing: Option<Tracing>) -> Self {
+        self.tracing = tracing;
+        self
+    }
+
+    fn trace_layer(&self) -> Option<TraceLayer> {
+        self.tracing.clone().map(TraceLayer::new)
+    }
+
+    fn stage(&self, name: &'static str) -> Option<TraceStageLayer> {
+        self.tracing.as_ref().map(|_| TraceStageLayer::new(name))
     }
 
     /// Enforces budgets and quotas with `ledger`, and rate limits in this process.
@@ -141,10 +167,14 @@ impl GatewayBuilder {
                 req
             })
             .layer(RequestIdLayer)
+            .option_layer(self.trace_layer())
             .layer(ErrorResponseLayer)
+            .option_layer(self.stage(stage::AUTH))
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
+            .option_layer(self.stage(stage::RESOLVE))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())
             .service(ProviderService::new(self.providers.clone()));
         BoxCloneSyncService::new(service)
@@ -171,11 +201,15 @@ impl GatewayBuilder {
                 req
             })
             .layer(RequestIdLayer)
+            .option_layer(self.trace_layer())
             .layer(ErrorResponseLayer)
             .layer(McpRefLayer)
+            .option_layer(self.stage(stage::AUTH))
             .layer(self.auth_layer())
             .layer(MeteringLayer::new(self.usage.clone()))
+            .option_layer(self.stage(stage::RESOLVE))
             .layer(McpResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())
             .service(call);
         BoxCloneSyncService::new(service)

@@ -44,6 +44,7 @@ pub mod principal;
 pub mod provider;
 pub mod rate_limit;
 pub mod secret;
+pub mod telemetry;
 pub mod testing;
 pub mod unified;
 pub mod usage;
@@ -70,10 +71,10 @@ pub use gateway::{GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
-    crossed_thresholds, Actuals, BudgetAlerts, Estimate, InMemoryLedger, LedgerError, LedgerHold,
-    LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache, RuleKind, RuleOwner, RuleSet,
-    RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly, ThresholdCrossing, WindowCharge,
-    WindowTotals,
+    crossed_thresholds, thresholds_of, Actuals, BudgetAlerts, Estimate, InMemoryLedger,
+    LedgerError, LedgerHold, LedgerKind, LedgerRule, LiveWindows, LogBudgetAlerts, RuleCache,
+    RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly,
+    ThresholdCrossing, WindowCharge, WindowTotals, QUOTA_THRESHOLDS,
 };
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
@@ -85,6 +86,7 @@ pub use provider::{
     Provider, ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
 pub use secret::Secret;
+pub use telemetry::{RequestTrace, Tracing};
 pub use usage::{
     InMemoryUsageSink, McpUsageRecord, ReportedUsage, RequestOutcome, TokenUsage, UsageMetadata,
     UsageRecord, UsageSink, UsageSinkError,

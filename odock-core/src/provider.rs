@@ -33,6 +33,9 @@ pub struct ProviderRequest {
     /// `include_usage`); when false the provider strips the usage-only chunk it requested for billing.
     pub client_wants_usage: bool,
     pub request_id: RequestId,
+    /// The W3C `traceparent` the upstream request carries: the upstream span's when tracing is
+    /// on, else the client's own (passed through), else none.
+    pub traceparent: Option<http::HeaderValue>,
 }
 
 /// One piece of a streamed response.

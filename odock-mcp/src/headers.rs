@@ -2,7 +2,8 @@
 //! **allow-lists**, so a header nobody thought of never crosses.
 //!
 //! Upstream, only what the MCP transport needs goes: `Mcp-Session-Id`, `MCP-Protocol-Version`,
-//! `Last-Event-ID`, `Accept` and `Content-Type`. The caller's credentials for Odock
+//! `Last-Event-ID`, `Accept` and `Content-Type`, plus the W3C trace context (`traceparent`,
+//! `tracestate`; the gateway replaces the client's with its own span's when tracing is on). The caller's credentials for Odock
 //! (`Authorization`, `x-api-key`, cookies) never reach the upstream — upstream auth is injected
 //! separately, after governance — and neither does anything a caller could use to steer an
 //! upstream that trusts headers (`Metadata-Flavor`, `X-aws-ec2-metadata-token`, `X-Forwarded-*`,
@@ -25,6 +26,8 @@ const REQUEST_ALLOWED: &[&str] = &[
     "last-event-id",
     "accept",
     "content-type",
+    "traceparent",
+    "tracestate",
 ];
 
 /// The upstream headers that may go back to the client (lower-case).

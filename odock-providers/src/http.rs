@@ -122,6 +122,18 @@ impl Answered {
     }
 }
 
+/// Adds the W3C `traceparent` the request carries upstream (see
+/// [`ProviderRequest::traceparent`]).
+pub(crate) fn with_traceparent(
+    upstream: reqwest::RequestBuilder,
+    traceparent: Option<&HeaderValue>,
+) -> reqwest::RequestBuilder {
+    match traceparent {
+        Some(value) => upstream.header(odock_core::telemetry::TRACEPARENT, value.clone()),
+        None => upstream,
+    }
+}
+
 /// Sends `upstream` for `request` and waits, within the provider's timeout, for the response
 /// headers. `request_id_header` names the header carrying the upstream's own request id.
 pub(crate) async fn send(
@@ -132,6 +144,7 @@ pub(crate) async fn send(
 ) -> Result<Answered, ProviderError> {
     let model = &request.model;
     let deadline = Deadline::start(client, model);
+    let upstream = with_traceparent(upstream, request.traceparent.as_ref());
     let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
     let status = response.status();
     let headers = relayed_headers(response.headers());

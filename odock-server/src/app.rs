@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{get, post, post_service};
-use axum::{middleware, Router};
+use axum::{middleware, Extension, Router};
 use odock_core::layers::RequestIdLayer;
 use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
@@ -16,15 +16,19 @@ use odock_store::db::Db;
 use odock_store::{KeyStoreOptions, MasterKey, SqlKeyStore, SqlUsageSink, UsageWriterOptions};
 use tokio::net::TcpListener;
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::governance::Governance;
 use crate::metrics::{self, Metrics, ObservedUsageSink};
+use crate::notify::email::{html_escape, Mailer};
+use crate::notify::{Alerter, Notifier, NotifySettings, ServerAlerts};
 use crate::routes::client_ip::TrustedProxies;
 use crate::routes::limits::{LimitSettings, RequestLimits};
 use crate::routes::mcp_affinity::{self, McpAffinity};
 use crate::routes::{self, health, internal};
 use crate::serve::{ConnectionTimeouts, ServeOptions};
 use crate::single_writer::SingleWriter;
+use crate::telemetry::{self, TraceExport};
 use odock_admin::api::{self as admin, AdminState};
 
 /// How long shutdown waits for the usage writer to drain.
@@ -64,6 +68,12 @@ pub struct App {
     _single_writer: SingleWriter,
     /// Connection timeouts and head size (`ODOCK_HEADER_READ_TIMEOUT_MS`, …).
     serve_options: ServeOptions,
+    /// The OTLP trace exporter, when trace export is on.
+    traces: Option<TraceExport>,
+    /// Alert storing, delivery and the expiring-key scan.
+    notifier: Notifier,
+    /// Raises alerts (budget/quota crossings arrive through the ledgers; this is for the rest).
+    alerter: Alerter,
 }
 
 impl std::fmt::Debug for App {
@@ -115,8 +125,47 @@ impl App {
             .map_err(|entry| StartError::Config(format!("trusted proxy `{entry}`")))?;
         let metrics = Metrics::new();
         register_gauges(&metrics, &usage, &key_store);
-        let observed: Arc<dyn UsageSink> =
-            Arc::new(ObservedUsageSink::new(usage.clone(), metrics.clone()));
+        let obs = &config.observability;
+        let access_log = AccessLog::new(obs.access_log, obs.access_log_sample_ratio);
+        let observed: Arc<dyn UsageSink> = Arc::new(ObservedUsageSink::new(
+            usage.clone(),
+            metrics.clone(),
+            access_log,
+        ));
+        let traces =
+            telemetry::start_trace_export(&obs.trace_settings()).map_err(StartError::Config)?;
+
+        // Alerts: threshold crossings (reported by the ledgers), expiring keys; delivered to the
+        // organisations' webhooks (through the egress policy: tenants choose those URLs) and e-mail.
+        let mailer = match &obs.smtp_url {
+            Some(url) => Some(
+                Mailer::new(url.expose(), obs.smtp_from.as_deref().unwrap_or_default())
+                    .map_err(StartError::Config)?,
+            ),
+            None => None,
+        };
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let webhook_client = odock_providers::UpstreamClient::new(
+            config
+                .egress_policy()
+                .map_err(|e| StartError::Config(format!("egress_allow: {e}")))?,
+        );
+        let (notifier, alerter) = Notifier::start(
+            pool.clone(),
+            master_key.clone(),
+            webhook_client,
+            mailer.clone(),
+            NotifySettings {
+                retry_base: Duration::from_millis(obs.notify_retry_base_ms),
+                max_attempts: obs.notify_max_attempts,
+                key_expiry_warning: (obs.key_expiry_warning_days > 0)
+                    .then(|| Duration::from_secs(u64::from(obs.key_expiry_warning_days) * 86_400)),
+            },
+            metrics.clone(),
+            wake.clone(),
+        );
+        let budget_alerts: Arc<dyn odock_core::BudgetAlerts> =
+            Arc::new(ServerAlerts::new(metrics.clone(), alerter.clone()));
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         // With ODOCK_REDIS_URL, budgets, quotas, rate limits and cache invalidation are shared by
@@ -125,9 +174,9 @@ impl App {
         let mut governance = match config.redis_settings() {
             Some(settings) => {
                 let lease = Duration::from_millis(config.ledger_lease_ms);
-                Governance::redis(&settings, &pool, clock, metrics.clone(), lease).await?
+                Governance::redis(&settings, &pool, clock, budget_alerts, lease).await?
             }
-            None => Governance::embedded(&pool, clock, metrics.clone()),
+            None => Governance::embedded(&pool, clock, budget_alerts),
         };
         let mut sweepers = Vec::new();
         if let Some(days) = config.usage_retention_days {
@@ -152,7 +201,8 @@ impl App {
         let providers = odock_providers::default_registry(upstream_client);
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
-            .admission(governance.admission.clone());
+            .admission(governance.admission.clone())
+            .tracing(traces.as_ref().map(|(tracing, _)| tracing.clone()));
         let mut caches: Vec<Arc<dyn CacheInvalidator>> = vec![key_store.clone()];
         caches.extend(governance.caches.iter().cloned());
         // Admin writes and `/v1/internal/cache/invalidate` evict here and, with Redis, everywhere.
@@ -231,27 +281,43 @@ impl App {
                 post(internal::invalidate).with_state(state),
             );
         }
+        let mut admin_router = admin::router_with(
+            AdminState {
+                pool: pool.clone(),
+                host: admin::host_policy::HostPolicy {
+                    egress: Arc::new(egress),
+                    stdio_allow,
+                },
+                master_key,
+                invalidator,
+                admin_token,
+                live_windows: governance.live_windows.clone(),
+            },
+            admin::session::AuthSettings {
+                csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
+                ..admin::session::AuthSettings::default()
+            },
+        )
+        .layer(Extension(admin::notifications::AlertWaker(wake)));
+        if let Some(mailer) = mailer {
+            let invitations: admin::invitations::Mailer = Arc::new(EmailInvitations {
+                mailer,
+                base_url: config
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.listen)),
+            });
+            admin_router = admin_router.layer(Extension(invitations));
+        }
+        let tracked = metrics::Tracked {
+            metrics,
+            access_log,
+        };
         let router = router
-            .merge(admin::router_with(
-                AdminState {
-                    pool: pool.clone(),
-                    host: admin::host_policy::HostPolicy {
-                        egress: Arc::new(egress),
-                        stdio_allow,
-                    },
-                    master_key,
-                    invalidator,
-                    admin_token,
-                    live_windows: governance.live_windows.clone(),
-                },
-                admin::session::AuthSettings {
-                    csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
-                    ..admin::session::AuthSettings::default()
-                },
-            ))
+            .merge(admin_router)
             .fallback(routes::not_found)
             .method_not_allowed_fallback(routes::method_not_allowed)
-            .layer(middleware::from_fn_with_state(metrics, metrics::track))
+            .layer(middleware::from_fn_with_state(tracked, metrics::track))
             .layer(middleware::from_fn_with_state(
                 trusted_proxies,
                 routes::client_ip::client_ip,
@@ -278,7 +344,27 @@ impl App {
                 },
                 max_header_bytes: config.max_header_bytes,
             },
+            traces: traces.map(|(_, export)| export),
+            notifier,
+            alerter,
         })
+    }
+
+    /// Exports every finished span now (tests, shutdown).
+    pub async fn flush_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.flush().await;
+        }
+    }
+
+    /// The trace exporter (to flush it from outside, e.g. in tests, after `serve` took the app).
+    pub fn trace_export(&self) -> Option<TraceExport> {
+        self.traces.clone()
+    }
+
+    /// Raises alerts from outside the ledgers (provider health, once it exists).
+    pub fn alerter(&self) -> Alerter {
+        self.alerter.clone()
     }
 
     /// The complete router (for in-process tests and embedding).
@@ -329,6 +415,7 @@ impl App {
         for sweeper in &self.sweepers {
             sweeper.abort();
         }
+        self.notifier.stop();
         let mut governance = self.governance;
         governance.shutdown().await;
         // The writer retries while the database is down; don't let that hold the process forever.
@@ -343,6 +430,9 @@ impl App {
                     "usage records could not be stored in time; left in the spill file for the next start"
                 );
             }
+        }
+        if let Some(traces) = &self.traces {
+            traces.shutdown().await;
         }
         tracing::info!("stopped");
         Ok(())
@@ -473,5 +563,62 @@ fn read_or_create_token(path: &Path) -> std::io::Result<Secret> {
             Ok(Secret::new(token))
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Invitation e-mail: the accept link (on `ODOCK_PUBLIC_URL`) in plain text and HTML, sent in the
+/// background with a few retries. A message that cannot be sent is logged (never its link); the
+/// inviter can resend.
+struct EmailInvitations {
+    mailer: Mailer,
+    base_url: String,
+}
+
+impl admin::invitations::InvitationMailer for EmailInvitations {
+    fn send_invitation(&self, invitation: &odock_admin::services::invitations::IssuedInvitation) {
+        let link = format!("{}{}", self.base_url.trim_end_matches('/'), invitation.url);
+        let to = invitation.invitation.email.clone();
+        let organisation = invitation
+            .invitation
+            .organisation_name
+            .clone()
+            .unwrap_or_else(|| "a new organisation".to_owned());
+        let expires = invitation.invitation.expires_at.to_rfc3339();
+        let subject = format!("You are invited to {organisation} on Odock");
+        let text = format!(
+            "You have been invited to join {organisation} on Odock.\n\nAccept the invitation: {link}\n\nThe link works once and expires at {expires}."
+        );
+        let html = format!(
+            "<p>You have been invited to join <strong>{}</strong> on Odock.</p><p><a href=\"{}\">Accept the invitation</a></p><p>The link works once and expires at {}.</p>",
+            html_escape(&organisation),
+            html_escape(&link),
+            html_escape(&expires)
+        );
+        let mailer = self.mailer.clone();
+        let id = invitation.invitation.id.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            for attempt in 1..=3 {
+                match mailer
+                    .send(
+                        std::slice::from_ref(&to),
+                        &subject,
+                        text.clone(),
+                        html.clone(),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(invitation_id = %id, "invitation e-mailed");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(invitation_id = %id, attempt, %error, "invitation e-mail not sent");
+                        tokio::time::sleep(delay).await;
+                        delay *= 4;
+                    }
+                }
+            }
+        });
     }
 }

@@ -131,6 +131,28 @@ pub struct FileConfig {
     pub max_in_flight_requests: Option<usize>,
     /// Bytes of request bodies held in memory at once; beyond it, 503 `overloaded` (default 128 MiB).
     pub max_buffered_body_bytes: Option<usize>,
+    /// OTLP base endpoint (like `OTEL_EXPORTER_OTLP_ENDPOINT`); setting it turns trace export on.
+    pub otel_endpoint: Option<String>,
+    /// `http/protobuf` (default) or `grpc`.
+    pub otel_protocol: Option<String>,
+    /// `service.name` of exported spans (default `odock`).
+    pub otel_service_name: Option<String>,
+    /// Share of new traces sampled, 0..=1 (default 1; a client's sampled flag is followed).
+    pub otel_sample_ratio: Option<f64>,
+    /// Access log: `all` (default), `errors` or `off`.
+    pub access_log: Option<crate::observability::AccessLogMode>,
+    /// Share of successful requests written to the access log, 0..=1 (default 1).
+    pub access_log_sample_ratio: Option<f64>,
+    /// `smtp://user:pass@host:port` or `smtps://…`: invitations and alerts by e-mail.
+    pub smtp_url: Option<String>,
+    /// The `From` address of Odock's e-mail (required with `smtp_url`).
+    pub smtp_from: Option<String>,
+    /// First retry delay of a failed notification in milliseconds (default 1000, doubling).
+    pub notify_retry_base_ms: Option<u64>,
+    /// Delivery attempts before a notification is given up (default 8).
+    pub notify_max_attempts: Option<u32>,
+    /// Days before a key's expiry that `apikey.expiring` is sent (default 7; 0 = never).
+    pub key_expiry_warning_days: Option<u32>,
 }
 
 /// The checked configuration the server runs with.
@@ -193,6 +215,8 @@ pub struct Config {
     pub max_in_flight_requests: usize,
     /// `ODOCK_MAX_BUFFERED_BODY_BYTES`.
     pub max_buffered_body_bytes: usize,
+    /// Traces, access log, notifications, e-mail ([`crate::observability`]).
+    pub observability: crate::observability::Observability,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -254,6 +278,7 @@ impl Default for Config {
             max_header_bytes: 64 * 1024,
             max_in_flight_requests: 1_024,
             max_buffered_body_bytes: 128 * 1024 * 1024,
+            observability: crate::observability::Observability::default(),
         }
     }
 }
@@ -266,8 +291,12 @@ impl Config {
             None => FileConfig::default(),
         };
         let mut config = Config::default();
+        config.observability.apply_file(observability_keys(&file))?;
         config.apply_file(file);
         config.apply_env(&lookup)?;
+        config
+            .observability
+            .apply_env(&|name: &str| lookup(name).filter(|v| !v.is_empty()))?;
         config.apply_cli(cli);
         config.validate()?;
         Ok(config)
@@ -557,6 +586,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.observability.validate()?;
         if let Some(url) = &self.advertise_url {
             check_advertise_url(url).map_err(|message| invalid("advertise_url", message))?;
         }
@@ -764,7 +794,24 @@ impl Config {
             self.max_header_bytes,
             self.max_in_flight_requests,
             self.max_buffered_body_bytes,
-        )
+        ) + &self.observability.describe()
+    }
+}
+
+/// The observability keys of the file, read by [`crate::observability`].
+fn observability_keys(file: &FileConfig) -> crate::observability::ObservabilityFile {
+    crate::observability::ObservabilityFile {
+        otel_endpoint: file.otel_endpoint.clone(),
+        otel_protocol: file.otel_protocol.clone(),
+        otel_service_name: file.otel_service_name.clone(),
+        otel_sample_ratio: file.otel_sample_ratio,
+        access_log: file.access_log,
+        access_log_sample_ratio: file.access_log_sample_ratio,
+        smtp_url: file.smtp_url.clone(),
+        smtp_from: file.smtp_from.clone(),
+        notify_retry_base_ms: file.notify_retry_base_ms,
+        notify_max_attempts: file.notify_max_attempts,
+        key_expiry_warning_days: file.key_expiry_warning_days,
     }
 }
 

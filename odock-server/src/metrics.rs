@@ -19,6 +19,8 @@ use odock_core::{
 };
 use parking_lot::RwLock;
 
+use crate::access_log::AccessLog;
+
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -101,12 +103,43 @@ struct RouteSeries {
     duration: Histogram,
 }
 
-/// Per provider: usage records and upstream durations.
+/// Per provider: usage records, upstream durations, errors, tokens, streams, cost.
 #[derive(Default)]
 struct ProviderSeries {
     records: AtomicU64,
     upstream: Histogram,
+    /// Records whose upstream answered ≥ 500 or failed (`upstream_*` / `mcp_*` error codes).
+    errors: AtomicU64,
+    /// Tokens by [`TOKEN_CLASSES`].
+    tokens: [AtomicU64; TOKEN_CLASSES.len()],
+    streams: AtomicU64,
+    stream_duration: Histogram,
+    cost_nanos: AtomicU64,
 }
+
+/// Token classes of `odock_tokens_total{class}`.
+const TOKEN_CLASSES: [&str; 5] = ["input", "output", "cached", "reasoning", "billable"];
+
+/// Admission outcomes of `odock_admission_decisions_total{decision}`, read off usage records: a
+/// request that reached the upstream was admitted; the others are the refusal's code.
+const DECISIONS: [&str; 4] = [
+    "admitted",
+    "rate_limited",
+    "quota_exceeded",
+    "budget_exceeded",
+];
+
+/// Notification outcomes by channel kind.
+const CHANNELS: [&str; 3] = ["webhook", "email", "deleted"];
+const OUTCOMES: [&str; 3] = ["delivered", "retried", "failed"];
+/// Alert events of `odock_alerts_raised_total{event}`.
+const EVENTS: [&str; 5] = [
+    "budget.threshold",
+    "quota.threshold",
+    "apikey.expiring",
+    "provider.unhealthy",
+    "notification.test",
+];
 
 type GaugeFn = Box<dyn Fn() -> u64 + Send + Sync>;
 
@@ -115,6 +148,12 @@ pub struct Metrics {
     providers: Family<ProviderSeries>,
     /// Budget threshold crossings, by threshold (the percentages of [`THRESHOLDS`]).
     threshold_crossings: [AtomicU64; THRESHOLDS.len()],
+    /// Quota threshold crossings, by [`odock_core::QUOTA_THRESHOLDS`].
+    quota_crossings: [AtomicU64; odock_core::QUOTA_THRESHOLDS.len()],
+    decisions: [AtomicU64; DECISIONS.len()],
+    notifications: [[AtomicU64; OUTCOMES.len()]; CHANNELS.len()],
+    alerts: [AtomicU64; EVENTS.len()],
+    started: std::time::SystemTime,
     gauges: RwLock<Vec<(&'static str, &'static str, &'static str, GaugeFn)>>,
 }
 
@@ -124,6 +163,11 @@ impl Default for Metrics {
             routes: Family::new(),
             providers: Family::new(),
             threshold_crossings: Default::default(),
+            quota_crossings: Default::default(),
+            decisions: Default::default(),
+            notifications: Default::default(),
+            alerts: Default::default(),
+            started: std::time::SystemTime::now(),
             gauges: RwLock::new(Vec::new()),
         }
     }
@@ -166,8 +210,77 @@ impl Metrics {
         };
         let series = self.providers.get(provider);
         series.records.fetch_add(1, Ordering::Relaxed);
+        let reached_upstream = record.metadata.upstream_latency_ms.is_some();
         if let Some(ms) = record.metadata.upstream_latency_ms {
             series.upstream.observe(Duration::from_millis(ms));
+        }
+        let code = record.error_code.as_deref().unwrap_or("");
+        if reached_upstream
+            && (record.http_status >= 500
+                || code.starts_with("upstream_")
+                || code.starts_with("mcp_"))
+        {
+            series.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let t = &record.tokens;
+        for (slot, n) in series.tokens.iter().zip([
+            t.input,
+            t.output,
+            t.cached_input,
+            t.reasoning,
+            record.billable_tokens,
+        ]) {
+            if n > 0 {
+                slot.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        if record.stream {
+            series.streams.fetch_add(1, Ordering::Relaxed);
+            series
+                .stream_duration
+                .observe(Duration::from_millis(record.latency_ms));
+        }
+        if record.cost_nanos_usd > 0 {
+            series
+                .cost_nanos
+                .fetch_add(record.cost_nanos_usd as u64, Ordering::Relaxed);
+        }
+        let decision = match code {
+            "rate_limit_exceeded" => Some(1),
+            "quota_exceeded" => Some(2),
+            "budget_exceeded" => Some(3),
+            _ if reached_upstream => Some(0),
+            _ => None,
+        };
+        if let Some(i) = decision {
+            self.decisions[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a budget or quota threshold crossing.
+    pub fn threshold_crossed(&self, crossing: &ThresholdCrossing) {
+        let (thresholds, counters): (&[u32], &[AtomicU64]) = match crossing.quota_metric {
+            None => (&THRESHOLDS, &self.threshold_crossings),
+            Some(_) => (&odock_core::QUOTA_THRESHOLDS, &self.quota_crossings),
+        };
+        if let Some(i) = thresholds.iter().position(|&t| t == crossing.threshold) {
+            counters[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an alert stored for delivery.
+    pub fn alert_raised(&self, event: &str) {
+        if let Some(i) = EVENTS.iter().position(|&e| e == event) {
+            self.alerts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one delivery attempt's outcome.
+    pub fn notification(&self, channel: &str, outcome: &str) {
+        let c = CHANNELS.iter().position(|&x| x == channel);
+        let o = OUTCOMES.iter().position(|&x| x == outcome);
+        if let (Some(c), Some(o)) = (c, o) {
+            self.notifications[c][o].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -220,6 +333,20 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
+        out.push_str("# HELP odock_quota_threshold_crossings_total Quota windows whose use crossed a warning threshold (percent of the limit).\n# TYPE odock_quota_threshold_crossings_total counter\n");
+        for (threshold, count) in odock_core::QUOTA_THRESHOLDS
+            .iter()
+            .zip(&self.quota_crossings)
+        {
+            let _ = writeln!(
+                out,
+                "odock_quota_threshold_crossings_total{{threshold=\"{threshold}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        self.render_usage_families(&mut out, &providers);
+        self.render_notifications(&mut out);
+        render_process(&mut out, self.started);
         for (name, kind, help, read) in self.gauges.read().iter() {
             let _ = writeln!(
                 out,
@@ -231,36 +358,178 @@ impl Metrics {
     }
 }
 
-/// Threshold crossings are counted by threshold and logged as warnings.
+impl Metrics {
+    fn render_usage_families(&self, out: &mut String, providers: &[(String, Arc<ProviderSeries>)]) {
+        out.push_str("# HELP odock_provider_errors_total Upstream calls that failed or answered 5xx, by provider.\n# TYPE odock_provider_errors_total counter\n");
+        for (provider, series) in providers {
+            let _ = writeln!(
+                out,
+                "odock_provider_errors_total{{provider=\"{provider}\"}} {}",
+                series.errors.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP odock_tokens_total Tokens by provider and class (input, output, cached, reasoning, billable).\n# TYPE odock_tokens_total counter\n");
+        for (provider, series) in providers {
+            for (class, count) in TOKEN_CLASSES.iter().zip(&series.tokens) {
+                let _ = writeln!(
+                    out,
+                    "odock_tokens_total{{provider=\"{provider}\",class=\"{class}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP odock_cost_nanos_usd_total Cost charged, in nanos USD, by provider.\n# TYPE odock_cost_nanos_usd_total counter\n");
+        for (provider, series) in providers {
+            let _ = writeln!(
+                out,
+                "odock_cost_nanos_usd_total{{provider=\"{provider}\"}} {}",
+                series.cost_nanos.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP odock_stream_sessions_total Streamed responses, by provider.\n# TYPE odock_stream_sessions_total counter\n");
+        for (provider, series) in providers {
+            let _ = writeln!(
+                out,
+                "odock_stream_sessions_total{{provider=\"{provider}\"}} {}",
+                series.streams.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP odock_stream_duration_seconds Duration of streamed responses (to the last byte), by provider.\n# TYPE odock_stream_duration_seconds histogram\n");
+        for (provider, series) in providers {
+            series.stream_duration.render(
+                out,
+                "odock_stream_duration_seconds",
+                &format!("provider=\"{provider}\""),
+            );
+        }
+        out.push_str("# HELP odock_admission_decisions_total Governed requests by admission outcome (admitted, rate_limited, quota_exceeded, budget_exceeded).\n# TYPE odock_admission_decisions_total counter\n");
+        for (decision, count) in DECISIONS.iter().zip(&self.decisions) {
+            let _ = writeln!(
+                out,
+                "odock_admission_decisions_total{{decision=\"{decision}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    fn render_notifications(&self, out: &mut String) {
+        out.push_str("# HELP odock_alerts_raised_total Alerts stored for delivery, by event.\n# TYPE odock_alerts_raised_total counter\n");
+        for (event, count) in EVENTS.iter().zip(&self.alerts) {
+            let _ = writeln!(
+                out,
+                "odock_alerts_raised_total{{event=\"{event}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP odock_notifications_total Notification delivery attempts, by channel kind and outcome.\n# TYPE odock_notifications_total counter\n");
+        for (channel, row) in CHANNELS.iter().zip(&self.notifications) {
+            for (outcome, count) in OUTCOMES.iter().zip(row) {
+                let _ = writeln!(
+                    out,
+                    "odock_notifications_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+    }
+}
+
+/// Process metrics in the Prometheus client conventions (Linux `/proc`; elsewhere only the
+/// start time and uptime).
+fn render_process(out: &mut String, started: std::time::SystemTime) {
+    let start = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let uptime = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(out, "# HELP process_start_time_seconds Start time of the process since the epoch.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {start}");
+    let _ = writeln!(out, "# HELP odock_uptime_seconds Seconds since the server started.\n# TYPE odock_uptime_seconds gauge\nodock_uptime_seconds {uptime}");
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command (which may contain spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the command and
+        // state; rss (pages) is field 24; threads field 20.
+        let ticks = 100.0; // USER_HZ on Linux.
+        let cpu = fields
+            .get(11)
+            .zip(fields.get(12))
+            .and_then(|(u, s)| Some(u.parse::<f64>().ok()? + s.parse::<f64>().ok()?))
+            .map(|t| t / ticks);
+        if let Some(cpu) = cpu {
+            let _ = writeln!(out, "# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}");
+        }
+        if let Some(rss) = fields.get(21).and_then(|v| v.parse::<u64>().ok()) {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}", rss * 4096);
+        }
+        if let Some(threads) = fields.get(17).and_then(|v| v.parse::<u64>().ok()) {
+            let _ = writeln!(out, "# HELP process_threads OS threads of the process.\n# TYPE process_threads gauge\nprocess_threads {threads}");
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(out, "# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {}", fds.count());
+    }
+}
+
+/// Threshold crossings are counted by threshold and logged as warnings (the server itself uses
+/// [`crate::notify::ServerAlerts`], which also raises the alert).
 impl BudgetAlerts for Metrics {
     fn threshold_crossed(&self, crossing: &ThresholdCrossing) {
-        if let Some(i) = THRESHOLDS.iter().position(|&t| t == crossing.threshold) {
-            self.threshold_crossings[i].fetch_add(1, Ordering::Relaxed);
-        }
+        Metrics::threshold_crossed(self, crossing);
         LogBudgetAlerts.threshold_crossed(crossing);
     }
 }
 
-/// Axum middleware recording every request (route label = the matched route pattern).
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+/// What the metrics middleware needs: the registry and the access log.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+}
+
+/// Axum middleware recording every request (route label = the matched route pattern), and writing
+/// the access line of requests no usage record describes.
+pub async fn track(State(tracked): State<Tracked>, request: Request, next: Next) -> Response {
     // `MatchedPath` holds an `Arc<str>`: cloning it avoids copying the route per request.
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let access = tracked.access_log.enabled().then(|| {
+        (
+            request.method().clone(),
+            request.extensions().get::<odock_core::RequestId>().cloned(),
+        )
+    });
     let started = Instant::now();
     let response = next.run(request).await;
     let label = route.as_ref().map_or("unmatched", |p| p.as_str());
-    metrics.observe_request(label, response.status().as_u16(), started.elapsed());
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    tracked.metrics.observe_request(label, status, elapsed);
+    if let Some((method, request_id)) = access {
+        if !crate::access_log::metered(label, status) {
+            let id = request_id.as_ref().map_or("", |id| id.as_str());
+            tracked
+                .access_log
+                .request(&method, label, status, id, elapsed);
+        }
+    }
     response
 }
 
-/// Wraps a usage sink to count records and observe upstream latency as they pass.
+/// Wraps a usage sink to count records, observe upstream latency and tokens, and write the access
+/// line of each governed request as its record passes.
 pub struct ObservedUsageSink {
     inner: Arc<dyn UsageSink>,
     metrics: Arc<Metrics>,
+    access_log: AccessLog,
 }
 
 impl ObservedUsageSink {
-    pub fn new(inner: Arc<dyn UsageSink>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    pub fn new(inner: Arc<dyn UsageSink>, metrics: Arc<Metrics>, access_log: AccessLog) -> Self {
+        Self {
+            inner,
+            metrics,
+            access_log,
+        }
     }
 }
 
@@ -268,11 +537,13 @@ impl ObservedUsageSink {
 impl UsageSink for ObservedUsageSink {
     fn enqueue(&self, record: UsageRecord) {
         self.metrics.observe_usage(&record);
+        self.access_log.record(&record);
         self.inner.enqueue(record);
     }
 
     fn enqueue_mcp(&self, record: UsageRecord, mcp: odock_core::McpUsageRecord) {
         self.metrics.observe_usage(&record);
+        self.access_log.record(&record);
         self.inner.enqueue_mcp(record, mcp);
     }
 

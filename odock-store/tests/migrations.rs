@@ -28,6 +28,9 @@ const TABLES: &[&str] = &[
     "budget_requests",
     "budget_reservations",
     "quota_reservations",
+    "notification_channels",
+    "alerts",
+    "alert_deliveries",
 ];
 
 async fn tables(pool: &Db) -> Vec<String> {

@@ -15,6 +15,7 @@ mod huggingface;
 mod keys;
 mod mcp;
 mod mistral;
+mod observability;
 mod openai_routes;
 mod ops;
 mod rate_limits;

@@ -46,8 +46,9 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     issued_properties["token"] = json!({ "type": "string", "description": "The invitation token, shown only in this response." });
     issued_properties["url"] =
         json!({ "type": "string", "description": "The accept page's path for this token." });
+    issued_properties["emailed"] = json!({ "type": "boolean", "description": "True when the invitation was e-mailed to its address (SMTP configured)." });
     let mut issued_required = invitation_required.to_vec();
-    issued_required.extend(["token", "url"]);
+    issued_required.extend(["token", "url", "emailed"]);
 
     vec![
         (

@@ -2,8 +2,11 @@
 //! and `/api/admin/invitations` (CREATE_ORGANISATION, SUPER_ADMIN), read and accepted by the invitee
 //! at the public `/api/invitations/{token}`.
 //!
-//! There is no mail sender: create and resend return the token and the accept link once, and the
-//! inviter passes the link on.
+//! Create and resend return the token and the accept link once. When the server has a mailer
+//! ([`InvitationMailer`], SMTP configured) they also e-mail the link to the invitee (`emailed:
+//! true`); without one the inviter passes the link on.
+
+use std::sync::Arc;
 
 use crate::services::invitations::{
     self, AcceptInvitation, Invitation, InvitationError, IssuedInvitation, NewInvitation,
@@ -65,10 +68,28 @@ impl IntoResponse for InvitationRefusal {
     }
 }
 
+/// Sends invitation e-mail. Must not block: implementations queue the message and return.
+pub trait InvitationMailer: Send + Sync + 'static {
+    fn send_invitation(&self, invitation: &IssuedInvitation);
+}
+
+/// The mailer the server installed (an `Extension<Mailer>` on the admin router), if any.
+pub type Mailer = Arc<dyn InvitationMailer>;
+
+/// Hands `issued` to the mailer, when there is one, and says so in the answer.
+fn mail(mailer: Option<Extension<Mailer>>, mut issued: IssuedInvitation) -> IssuedInvitation {
+    if let Some(Extension(mailer)) = mailer {
+        mailer.send_invitation(&issued);
+        issued.emailed = true;
+    }
+    issued
+}
+
 pub async fn create(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
     Extension(principal): Extension<AdminPrincipal>,
+    mailer: Option<Extension<Mailer>>,
     Path(org): Path<String>,
     AdminJson(input): AdminJson<NewInvitation>,
 ) -> Result<(StatusCode, Json<IssuedInvitation>), ApiError> {
@@ -80,13 +101,14 @@ pub async fn create(
         settings.now_ms(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(issued)))
+    Ok((StatusCode::CREATED, Json(mail(mailer, issued))))
 }
 
 pub async fn create_for_new_organisation(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
     Extension(principal): Extension<AdminPrincipal>,
+    mailer: Option<Extension<Mailer>>,
     AdminJson(input): AdminJson<NewOrganisationInvitation>,
 ) -> Result<(StatusCode, Json<IssuedInvitation>), ApiError> {
     let issued = invitations::create_for_new_organisation(
@@ -96,7 +118,7 @@ pub async fn create_for_new_organisation(
         settings.now_ms(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(issued)))
+    Ok((StatusCode::CREATED, Json(mail(mailer, issued))))
 }
 
 pub async fn list(
@@ -132,10 +154,11 @@ pub async fn get(
 pub async fn resend(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
+    mailer: Option<Extension<Mailer>>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<IssuedInvitation>, ApiError> {
     let issued = invitations::resend(&state.pool, Some(&org), &id, settings.now_ms()).await?;
-    Ok(Json(issued))
+    Ok(Json(mail(mailer, issued)))
 }
 
 pub async fn revoke(
@@ -151,10 +174,11 @@ pub async fn revoke(
 pub async fn resend_for_new_organisation(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
+    mailer: Option<Extension<Mailer>>,
     Path(id): Path<String>,
 ) -> Result<Json<IssuedInvitation>, ApiError> {
     let issued = invitations::resend(&state.pool, None, &id, settings.now_ms()).await?;
-    Ok(Json(issued))
+    Ok(Json(mail(mailer, issued)))
 }
 
 /// `POST /api/admin/invitations/{id}/revoke` (CREATE_ORGANISATION invitations).

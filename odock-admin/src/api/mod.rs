@@ -28,6 +28,7 @@ pub mod invoices;
 pub mod mcp_servers;
 pub mod mcp_usage;
 pub mod models;
+pub mod notifications;
 pub mod openapi;
 pub mod organisations;
 pub mod provider_keys;

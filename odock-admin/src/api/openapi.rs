@@ -665,6 +665,99 @@ pub fn schemas() -> Map<String, Value> {
         ),
     );
 
+    let channel_type = enum_of(&["WEBHOOK", "EMAIL"]);
+    let events =
+        json!({ "type": "array", "items": enum_of(crate::services::notifications::EVENTS) });
+    let emails = json!({ "type": "array", "items": { "type": "string", "format": "email" } });
+    add(
+        "NotificationChannel",
+        object(
+            &[
+                "id",
+                "organisationId",
+                "name",
+                "type",
+                "url",
+                "emails",
+                "hasSecret",
+                "events",
+                "enabled",
+                "createdAt",
+                "updatedAt",
+            ],
+            json!({
+                "id": string, "organisationId": string, "name": string, "type": channel_type,
+                "url": opt_string, "emails": emails, "hasSecret": boolean, "events": events,
+                "enabled": boolean, "createdAt": time, "updatedAt": time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NewNotificationChannel",
+        object(
+            &["name", "type"],
+            json!({
+                "name": string, "type": channel_type, "url": { "type": "string", "description": "WEBHOOK: where alerts are POSTed (egress policy applies)." },
+                "emails": emails,
+                "secret": { "type": "string", "writeOnly": true, "description": "WEBHOOK: HMAC-SHA256 key of X-Odock-Signature (16-512 characters); sealed at rest, never returned." },
+                "events": events, "enabled": boolean,
+            }),
+            false,
+        ),
+    );
+    add(
+        "NotificationChannelPatch",
+        object(
+            &[],
+            json!({
+                "name": string, "url": string, "emails": emails,
+                "secret": { "type": ["string", "null"], "writeOnly": true },
+                "events": events, "enabled": boolean,
+            }),
+            false,
+        ),
+    );
+    add(
+        "AlertDelivery",
+        object(
+            &[
+                "id",
+                "channelId",
+                "channelType",
+                "status",
+                "attempts",
+                "lastError",
+                "deliveredAt",
+            ],
+            json!({
+                "id": string, "channelId": string, "channelType": channel_type,
+                "status": enum_of(&["PENDING", "SENDING", "DELIVERED", "FAILED"]),
+                "attempts": int, "lastError": opt_string, "deliveredAt": opt_time,
+            }),
+            false,
+        ),
+    );
+    add(
+        "Alert",
+        object(
+            &[
+                "id",
+                "organisationId",
+                "event",
+                "data",
+                "occurredAt",
+                "deliveries",
+            ],
+            json!({
+                "id": string, "organisationId": string, "event": string, "data": map,
+                "occurredAt": time,
+                "deliveries": { "type": "array", "items": { "$ref": "#/components/schemas/AlertDelivery" } },
+            }),
+            false,
+        ),
+    );
+
     add(
         "TokenRates",
         object(

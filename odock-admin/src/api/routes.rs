@@ -9,8 +9,8 @@ use crate::auth::access::RuleTable;
 use super::authz::{Access, Op};
 use super::AdminState;
 use super::{
-    analytics, api_keys, audit, budgets, grants, invitations, invoices, models, openapi,
-    organisations, provider_keys, providers, quotas, session, teams, usage_records, users,
+    analytics, api_keys, audit, budgets, grants, invitations, invoices, models, notifications,
+    openapi, organisations, provider_keys, providers, quotas, session, teams, usage_records, users,
 };
 
 /// An HTTP method the admin API uses.
@@ -363,6 +363,7 @@ const AUDIT: &str = "Audit log";
 const AUTH: &str = "Sign-in";
 const USERS: &str = "Users";
 const INVITATIONS: &str = "Invitations";
+const NOTIFICATIONS: &str = "Notifications and alerts";
 
 /// Every route of the admin API.
 pub fn operations() -> Vec<Operation> {
@@ -1358,5 +1359,86 @@ pub fn operations() -> Vec<Operation> {
             .describe(AUDIT, "Admin writes of every organisation, newest first")
             .query(ADMIN_LIST)
             .reply(List("AuditEntry")),
+        // Notification channels and alerts.
+        post(
+            "/api/organisations/{organisationId}/notification-channels",
+            "createNotificationChannel",
+            notifications::create,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            NOTIFICATIONS,
+            "Add a WEBHOOK (signed with secret, write-only) or EMAIL channel for alerts",
+        )
+        .body("NewNotificationChannel")
+        .reply(Created("NotificationChannel")),
+        get(
+            "/api/organisations/{organisationId}/notification-channels",
+            "listNotificationChannels",
+            notifications::list,
+        )
+        .access(Access::OrgAdmin)
+        .describe(NOTIFICATIONS, "List the organisation's notification channels")
+        .query(PAGINATION)
+        .reply(List("NotificationChannel")),
+        get(
+            "/api/organisations/{organisationId}/notification-channels/{id}",
+            "getNotificationChannel",
+            notifications::get,
+        )
+        .access(Access::OrgAdmin)
+        .describe(NOTIFICATIONS, "Read a notification channel (never its secret)")
+        .reply(Ok("NotificationChannel")),
+        patch(
+            "/api/organisations/{organisationId}/notification-channels/{id}",
+            "updateNotificationChannel",
+            notifications::update,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            NOTIFICATIONS,
+            "Update a notification channel (`secret: null` removes the signature)",
+        )
+        .body("NotificationChannelPatch")
+        .reply(Ok("NotificationChannel")),
+        delete(
+            "/api/organisations/{organisationId}/notification-channels/{id}",
+            "deleteNotificationChannel",
+            notifications::delete,
+        )
+        .access(Access::OrgAdmin)
+        .describe(NOTIFICATIONS, "Delete a notification channel (its alert history stays)")
+        .reply(NoContent),
+        post(
+            "/api/organisations/{organisationId}/notification-channels/{id}/test",
+            "testNotificationChannel",
+            notifications::test,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            NOTIFICATIONS,
+            "Queue a notification.test alert to this channel; read the alert to see it delivered",
+        )
+        .reply(Ok("Alert")),
+        get(
+            "/api/organisations/{organisationId}/alerts",
+            "listAlerts",
+            notifications::list_alerts,
+        )
+        .access(Access::OrgAdmin)
+        .describe(
+            NOTIFICATIONS,
+            "Alerts raised for the organisation (thresholds, expiring keys, tests) and their deliveries",
+        )
+        .query(PAGINATION)
+        .reply(List("Alert")),
+        get(
+            "/api/organisations/{organisationId}/alerts/{id}",
+            "getAlert",
+            notifications::get_alert,
+        )
+        .access(Access::OrgAdmin)
+        .describe(NOTIFICATIONS, "Read an alert and its deliveries")
+        .reply(Ok("Alert")),
     ]
 }

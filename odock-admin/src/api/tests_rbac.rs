@@ -195,6 +195,15 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
         ("getInvoice", ORG_MEMBER),
         ("listAuditLog", ORG_ADMIN),
         ("listAllAuditLog", SUPER_ONLY),
+        // Notification channels and alerts.
+        ("createNotificationChannel", ORG_ADMIN),
+        ("listNotificationChannels", ORG_ADMIN),
+        ("getNotificationChannel", ORG_ADMIN),
+        ("updateNotificationChannel", ORG_ADMIN),
+        ("deleteNotificationChannel", ORG_ADMIN),
+        ("testNotificationChannel", ORG_ADMIN),
+        ("listAlerts", ORG_ADMIN),
+        ("getAlert", ORG_ADMIN),
     ];
     let mut table = BTreeMap::new();
     for (id, outcomes) in rows {
@@ -353,6 +362,20 @@ impl World {
                 json!({"email": "founder@initech.test", "organisationName": "Initech"}),
             )
             .await;
+        let channel = h
+            .create(
+                &format!("{base}/notification-channels"),
+                json!({"name": "ops", "type": "EMAIL", "emails": ["ops@acme.test"]}),
+            )
+            .await;
+        let alert = h
+            .admin(
+                Method::POST,
+                &format!("{base}/notification-channels/{channel}/test"),
+                None,
+            )
+            .await;
+        assert_eq!(alert.status, StatusCode::OK, "{}", alert.text);
 
         let mut tokens = HashMap::new();
         for (name, id) in [
@@ -389,6 +412,8 @@ impl World {
                 invitation.body["token"].as_str().unwrap().to_owned(),
             ),
             ("newOrgInvitation", new_org_invitation),
+            ("channel", channel),
+            ("alert", alert.body["id"].as_str().unwrap().to_owned()),
         ]);
         World { h, ids, tokens }
     }
@@ -437,6 +462,8 @@ impl World {
                 ("invitations", "id") if admin_path => "newOrgInvitation",
                 ("invitations", "id") => "invitation",
                 ("invitations", "token") => "invitationToken",
+                ("notification-channels", "id") => "channel",
+                ("alerts", "id") => "alert",
                 _ => {
                     return Err(format!(
                         "no fixture for {{{param}}} in {template}: add one to World::path"
@@ -484,6 +511,10 @@ impl World {
             }),
             "createProvider" => json!({"type": "ANTHROPIC", "name": "Anthropic"}),
             "createProviderKey" => json!({"name": "second", "key": "sk-another-upstream-key-42"}),
+            "createNotificationChannel" => {
+                json!({"name": "hooks", "type": "EMAIL", "emails": ["hooks@acme.test"]})
+            }
+            "updateNotificationChannel" => json!({"name": "renamed"}),
             "createModel" => json!({
                 "name": "smart", "slug": "gpt-4o", "type": "chat", "providerId": self.id("provider")
             }),

@@ -61,6 +61,9 @@ pub struct IssuedInvitation {
     pub token: String,
     /// The web UI's accept page for this token (a path; prefix it with the server's address).
     pub url: String,
+    /// Whether the invitation was handed to the mailer (SMTP configured).
+    #[serde(default)]
+    pub emailed: bool,
 }
 
 /// `POST /api/organisations/{organisationId}/invitations`.
@@ -167,6 +170,7 @@ fn issued(invitation: Invitation, token: String) -> IssuedInvitation {
         url: format!("/invitations/{token}"),
         invitation,
         token,
+        emailed: false,
     }
 }
 

@@ -29,6 +29,7 @@ pub mod invitations;
 pub mod mcp_grants;
 pub mod mcp_servers;
 pub mod models;
+pub mod notifications;
 pub mod organisations;
 pub mod policies;
 pub mod provider_keys;

@@ -9,6 +9,7 @@ pub mod mcp;
 pub mod metering;
 pub mod request_id;
 pub mod resolve;
+pub mod trace;
 
 pub use admission::{AdmissionLayer, Admit, ClientIp};
 pub use auth::{AuthLayer, Authenticate};
@@ -18,6 +19,7 @@ pub use mcp::{McpRef, McpRefLayer, McpRequest, McpResolveLayer};
 pub use metering::{Meter, Metering, MeteringLayer};
 pub use request_id::{RequestIdLayer, RequestStart, SetRequestId};
 pub use resolve::{LlmRequest, Resolve, ResolveLayer};
+pub use trace::{Trace, TraceLayer, TraceStage, TraceStageLayer};
 
 /// An extension an earlier layer must have inserted; its absence is a stack-assembly bug, reported
 /// as an internal error naming the layer and what it missed.

@@ -27,7 +27,9 @@ use parking_lot::{Mutex, RwLock};
 
 use super::cache::{OrgRules, RuleCache, DEFAULT_REFRESH_AFTER};
 use super::rules::{LedgerRule, RuleKind, RuleSource};
-use super::thresholds::{crossed_thresholds, BudgetAlerts, LogBudgetAlerts, ThresholdCrossing};
+use super::thresholds::{
+    crossed_thresholds, thresholds_of, BudgetAlerts, LogBudgetAlerts, ThresholdCrossing,
+};
 use super::{admits, hold_amount, used_amount, Actuals, Estimate, WindowCharge};
 use crate::cache::{CacheInvalidator, InvalidationCommand};
 use crate::clock::{Clock, SystemClock};
@@ -327,9 +329,7 @@ impl LedgerHold {
                     if used > 0 {
                         let before = counters.used;
                         counters.used = counters.used.saturating_add(used);
-                        if hold.rule.kind == RuleKind::Budget {
-                            crossings.extend(crossings_of(&hold, before, counters.used));
-                        }
+                        crossings.extend(crossings_of(&hold, before, counters.used));
                     }
                 }
                 if used > 0 {
@@ -367,12 +367,13 @@ impl Drop for LedgerHold {
 
 fn crossings_of(hold: &Held, before: i64, after: i64) -> Vec<ThresholdCrossing> {
     let rule = &hold.rule;
-    crossed_thresholds(before, after, rule.limit, &rule.thresholds)
+    crossed_thresholds(before, after, rule.limit, thresholds_of(rule))
         .into_iter()
         .map(|threshold| ThresholdCrossing {
             organisation_id: rule.organisation_id.as_str().to_owned(),
             budget_id: rule.id.to_string(),
             budget_name: rule.name.clone(),
+            quota_metric: rule.kind.metric(),
             threshold,
             used_nanos: after,
             amount_nanos: rule.limit,

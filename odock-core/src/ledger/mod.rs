@@ -36,7 +36,10 @@ pub use memory::{refusal, InMemoryLedger, LedgerHold, WindowTotals};
 pub use rules::{
     LedgerRule, RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow,
 };
-pub use thresholds::{crossed_thresholds, BudgetAlerts, LogBudgetAlerts, ThresholdCrossing};
+pub use thresholds::{
+    crossed_thresholds, thresholds_of, BudgetAlerts, LogBudgetAlerts, ThresholdCrossing,
+    QUOTA_THRESHOLDS,
+};
 
 /// What a request is expected to consume (admitted against every matching window).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

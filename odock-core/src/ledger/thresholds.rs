@@ -1,15 +1,36 @@
-//! Budget warning thresholds: spend crossing 50/80/90/100 % of a budget is reported once per window
-//! and threshold, by the settlement that moved it across. Thresholds warn; they never refuse.
+//! Warning thresholds: spend crossing 50/80/90/100 % of a budget (the budget's own thresholds), or
+//! use crossing [`QUOTA_THRESHOLDS`] of a quota, is reported once per window and threshold, by the
+//! settlement that moved it across. Thresholds warn; they never refuse.
 
 use chrono::{DateTime, Utc};
 
-/// A budget window's spend crossed one of the budget's warning thresholds (percent of its amount)
-/// when a request was settled. Thresholds warn; they never refuse.
+use crate::domain::QuotaMetric;
+use crate::ledger::rules::{LedgerRule, RuleKind};
+
+/// The thresholds (percent of the limit) at which a quota window's use is reported: quotas carry
+/// no thresholds of their own.
+pub const QUOTA_THRESHOLDS: [u32; 2] = [80, 100];
+
+/// The thresholds reported for `rule`: a budget's own, or [`QUOTA_THRESHOLDS`].
+pub fn thresholds_of(rule: &LedgerRule) -> &[u32] {
+    match rule.kind {
+        RuleKind::Budget => &rule.thresholds,
+        RuleKind::Quota(_) => &QUOTA_THRESHOLDS,
+    }
+}
+
+/// A budget window's spend crossed one of the budget's warning thresholds (percent of its amount),
+/// or a quota window's use one of [`QUOTA_THRESHOLDS`], when a request was settled. Thresholds
+/// warn; they never refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThresholdCrossing {
     pub organisation_id: String,
+    /// The budget's id (or the quota's, when `quota_metric` is set).
     pub budget_id: String,
     pub budget_name: String,
+    /// `None` for a budget; the quota's metric for a quota (then `used_nanos` / `amount_nanos` are
+    /// in the metric's unit).
+    pub quota_metric: Option<QuotaMetric>,
     /// The percentage crossed (50, 80, 90 or 100).
     pub threshold: u32,
     pub used_nanos: i64,
@@ -33,6 +54,7 @@ impl BudgetAlerts for LogBudgetAlerts {
             organisation_id = %c.organisation_id,
             budget_id = %c.budget_id,
             budget = %c.budget_name,
+            quota_metric = c.quota_metric.map(|m| m.as_str()),
             threshold = c.threshold,
             used_nanos = c.used_nanos,
             amount_nanos = c.amount_nanos,

@@ -78,6 +78,7 @@ impl GeminiProvider {
         model: &ResolvedModel,
         body: Bytes,
         stream: bool,
+        traceparent: Option<HeaderValue>,
     ) -> Result<(reqwest::Response, Deadline), ProviderError> {
         let mut upstream = self
             .client
@@ -88,6 +89,7 @@ impl GeminiProvider {
         if let Some(key) = &model.provider_key {
             upstream = upstream.header(API_KEY_HEADER, credential(key.secret.expose())?);
         }
+        let upstream = crate::http::with_traceparent(upstream, traceparent.as_ref());
         let deadline = Deadline::start(&self.client, model);
         let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
         tracing::debug!(
@@ -101,7 +103,14 @@ impl GeminiProvider {
     /// `generateContent` / `streamGenerateContent`: the client's bytes in, the upstream's out.
     async fn native(&self, request: ProviderRequest) -> Result<ProviderResponse, ProviderError> {
         let stream = request.endpoint == Endpoint::GeminiStreamGenerateContent;
-        let (response, deadline) = self.send(&request.model, request.body, stream).await?;
+        let (response, deadline) = self
+            .send(
+                &request.model,
+                request.body,
+                stream,
+                request.traceparent.clone(),
+            )
+            .await?;
         let status = response.status();
         let headers = relayed_headers(response.headers());
 
@@ -150,7 +159,14 @@ impl GeminiProvider {
             ProviderError::InvalidResponse(format!("could not encode the Gemini request: {e}"))
         })?;
         let model = &request.model;
-        let (response, deadline) = self.send(model, body.into(), request.stream).await?;
+        let (response, deadline) = self
+            .send(
+                model,
+                body.into(),
+                request.stream,
+                request.traceparent.clone(),
+            )
+            .await?;
         let status = response.status();
 
         if !status.is_success() {

@@ -61,6 +61,7 @@ fn request(endpoint: Endpoint, model: Arc<ResolvedModel>, body: &str) -> Provide
         stream: false,
         client_wants_usage: false,
         request_id: RequestId::generate(),
+        traceparent: None,
     }
 }
 

@@ -204,6 +204,7 @@ fn request(endpoint: Endpoint, model: Arc<ResolvedModel>, body: &str) -> Provide
         stream: endpoint == Endpoint::GeminiStreamGenerateContent,
         client_wants_usage: false,
         request_id: RequestId::parse("req_gemini_1").unwrap(),
+        traceparent: None,
     }
 }
 

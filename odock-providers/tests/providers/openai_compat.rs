@@ -85,6 +85,7 @@ fn request(
         stream,
         client_wants_usage,
         request_id: RequestId::generate(),
+        traceparent: None,
     }
 }
 

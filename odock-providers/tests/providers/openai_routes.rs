@@ -188,6 +188,7 @@ fn json_request(endpoint: Endpoint, model: Arc<ResolvedModel>, body: &str) -> Pr
         stream,
         client_wants_usage: false,
         request_id: RequestId::generate(),
+        traceparent: None,
     }
 }
 
@@ -472,6 +473,7 @@ fn multipart_request(
         stream: false,
         client_wants_usage: false,
         request_id: RequestId::generate(),
+        traceparent: None,
     }
 }
 

@@ -73,6 +73,7 @@ pub fn json_request(
         stream,
         client_wants_usage,
         request_id: RequestId::generate(),
+        traceparent: None,
     }
 }
 

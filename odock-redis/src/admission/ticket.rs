@@ -7,7 +7,8 @@ use std::time::Duration;
 use odock_core::ledger::used_amount;
 use odock_core::rate_limit::ScopeLimits;
 use odock_core::{
-    crossed_thresholds, Actuals, QuotaMetric, RuleKind, Settlement, ThresholdCrossing, UsageRecord,
+    crossed_thresholds, thresholds_of, Actuals, QuotaMetric, RuleKind, Settlement,
+    ThresholdCrossing, UsageRecord,
 };
 use redis::Value;
 
@@ -176,15 +177,13 @@ impl Ending {
                 continue;
             };
             let rule = &window.rule;
-            if rule.kind != RuleKind::Budget {
-                continue;
-            }
             let before = after.saturating_sub(*added);
-            for threshold in crossed_thresholds(before, *after, rule.limit, &rule.thresholds) {
+            for threshold in crossed_thresholds(before, *after, rule.limit, thresholds_of(rule)) {
                 self.inner.alerts.threshold_crossed(&ThresholdCrossing {
                     organisation_id: rule.organisation_id.as_str().to_owned(),
                     budget_id: rule.id.to_string(),
                     budget_name: rule.name.clone(),
+                    quota_metric: rule.kind.metric(),
                     threshold,
                     used_nanos: *after,
                     amount_nanos: rule.limit,

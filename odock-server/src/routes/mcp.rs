@@ -25,12 +25,15 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use odock_core::layers::{McpRequest, Meter};
+use odock_core::telemetry::{parse_traceparent, TRACEPARENT, TRACESTATE};
+use odock_core::RequestTrace;
 use odock_core::{
     full, BoxError, GatewayBody, GatewayBuilder, GatewayError, McpError, McpMessage, McpReply,
     McpUpstreamAuth, ResolvedMcpServer,
 };
 use odock_mcp::framing::{Payload, ToolsListFilter};
 use odock_mcp::{McpAuth, McpTransports, McpUpstream};
+use opentelemetry::KeyValue;
 use tower::Service;
 
 /// The error code recorded when the upstream answered with an error status or broke its stream.
@@ -100,20 +103,62 @@ async fn forward(
         .ok_or_else(|| missing("a decoded MCP request"))?
         .lists_tools();
     let meter = parts.extensions.get::<Meter>().cloned();
+    let trace = parts.extensions.get::<RequestTrace>().cloned();
+    let mut headers = parts.headers;
 
     let upstream = upstream_config(&server)?;
     let transport = transports.transport(server.id.as_str(), &upstream)?;
     if let Some(meter) = &meter {
         meter.upstream_started();
     }
+    match &trace {
+        // The upstream sees this call's span as its parent.
+        Some(trace) => {
+            let method = parts
+                .extensions
+                .get::<McpRequest>()
+                .map(McpRequest::rpc_method)
+                .unwrap_or_default();
+            trace.upstream_started(
+                &method,
+                &server.slug,
+                vec![
+                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                    KeyValue::new("mcp.method.name", method.clone()),
+                    KeyValue::new("odock.mcp.server", server.slug.clone()),
+                    KeyValue::new("odock.mcp.transport", server.transport.as_str()),
+                ],
+            );
+            headers.remove(TRACESTATE);
+            match trace.upstream_traceparent() {
+                Some(value) => headers.insert(TRACEPARENT, value),
+                None => headers.remove(TRACEPARENT),
+            };
+        }
+        // Tracing off: a valid client traceparent passes through, anything else stays behind.
+        None => {
+            if headers
+                .get(TRACEPARENT)
+                .is_some_and(|v| parse_traceparent(v.as_bytes()).is_none())
+            {
+                headers.remove(TRACEPARENT);
+                headers.remove(TRACESTATE);
+            }
+        }
+    }
     let filter = lists_tools.then(|| tools_filter(&server, &body)).flatten();
     let reply = transport
         .send(McpMessage {
             method: parts.method,
-            headers: parts.headers,
+            headers,
             body,
         })
-        .await?;
+        .await
+        .inspect_err(|error| {
+            if let Some(trace) = &trace {
+                trace.upstream_failed(GatewayError::from(error.clone()).code());
+            }
+        })?;
     let (status, headers, body) = match reply {
         McpReply::Json {
             status,
@@ -146,6 +191,12 @@ async fn forward(
         if !status.is_success() {
             meter.set_error_code(UPSTREAM_ERROR);
         }
+    }
+    if let Some(trace) = &trace {
+        trace.upstream_attributes([KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        )]);
     }
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -34,6 +34,7 @@ pub struct TestServer {
     /// runs with `ODOCK_TEST_BACKEND=postgres`).
     pub database_url: String,
     usage: std::sync::Arc<odock_store::SqlUsageSink>,
+    traces: Option<odock::server::telemetry::TraceExport>,
 }
 
 impl TestServer {
@@ -62,6 +63,7 @@ impl TestServer {
         tweak(&mut config);
         let app = App::build(&config).await.expect("app builds");
         let usage = app.usage_writer();
+        let traces = app.trace_export();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -79,6 +81,7 @@ impl TestServer {
             // The tweak may have pointed the server elsewhere (several replicas on one database).
             database_url: config.database_url.clone(),
             usage,
+            traces,
         }
     }
 
@@ -86,6 +89,13 @@ impl TestServer {
     pub async fn flush_usage(&self) {
         use odock::core::UsageSink;
         self.usage.flush().await.expect("usage records flushed");
+    }
+
+    /// Exports every finished span now (when trace export is on).
+    pub async fn flush_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.flush().await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -18,9 +18,11 @@ use crate::mcp_server::ResolvedMcpServer;
 use crate::model::ResolvedModel;
 use crate::pricing::{bill, bill_mcp};
 use crate::principal::Principal;
+use crate::telemetry::RequestTrace;
 use crate::usage::{
     McpUsageRecord, ReportedUsage, TokenUsage, UsageMetadata, UsageRecord, UsageSink,
 };
+use opentelemetry::trace::TraceContextExt;
 
 /// Rough bytes-per-token ratio used when an upstream never reported usage (aborted streams).
 const BYTES_PER_TOKEN: u64 = 4;
@@ -75,6 +77,9 @@ struct MeterState {
     provider_request_id: Option<String>,
     mcp: Option<McpFacts>,
     hooks: Vec<FinishHook>,
+    /// The request's spans (tracing on) and the trace id the record keeps.
+    trace: Option<RequestTrace>,
+    trace_id: Option<String>,
 }
 
 impl Meter {
@@ -105,6 +110,8 @@ impl Meter {
                 provider_request_id: None,
                 mcp: None,
                 hooks: Vec::new(),
+                trace: None,
+                trace_id: None,
             }),
             response_bytes: AtomicU64::new(0),
         }))
@@ -124,6 +131,14 @@ impl Meter {
             tool_call_count: request.tool_call_count(),
             input_bytes: request.body_bytes,
         });
+    }
+
+    /// Links the record to its trace: `trace` (tracing on) gets the record's facts as span
+    /// attributes and a span around the enqueue; `trace_id` (32 hex) goes on the record.
+    pub fn set_trace(&self, trace: Option<RequestTrace>, trace_id: Option<String>) {
+        let mut state = self.0.state.lock();
+        state.trace = trace;
+        state.trace_id = trace_id;
     }
 
     /// Counts response body bytes as they reach the client.
@@ -233,9 +248,17 @@ fn finish_state(
     for hook in state.hooks.drain(..) {
         hook(&mut record);
     }
+    record.trace_id = state.trace_id.take();
+    let usage_span = state.trace.take().map(|trace| {
+        trace.usage(&record);
+        trace.usage_span()
+    });
     match mcp {
         Some(mcp) => sink.enqueue_mcp(record, mcp),
         None => sink.enqueue(record),
+    }
+    if let Some(span) = usage_span {
+        span.span().end();
     }
 }
 

@@ -28,6 +28,7 @@ use crate::error::GatewayError;
 use crate::ids::RequestId;
 use crate::layers::request_id::RequestStart;
 use crate::principal::Principal;
+use crate::telemetry::{incoming_trace_id, RequestTrace};
 use crate::usage::UsageSink;
 
 #[derive(Clone)]
@@ -101,7 +102,18 @@ where
             .copied()
             .unwrap_or_else(RequestStart::now);
         let endpoint = req.extensions().get::<Endpoint>().copied();
+        let trace = req.extensions().get::<RequestTrace>().cloned();
+        let trace_id = match &trace {
+            Some(trace) => {
+                trace.principal(&principal);
+                Some(trace.trace_id())
+            }
+            None => incoming_trace_id(req.headers()),
+        };
         let meter = Meter::new(self.sink.clone(), request_id, principal, endpoint, start);
+        if trace.is_some() || trace_id.is_some() {
+            meter.set_trace(trace, trace_id);
+        }
         req.extensions_mut().insert(meter.clone());
         Box::pin(async move {
             match inner.call(req).await {
