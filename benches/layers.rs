@@ -84,6 +84,7 @@ fn gateway() -> GatewayBuilder {
             secret: Secret::new("sk-upstream"),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(pricing()),
         max_output_tokens: None,
         config: serde_json::Value::Null,

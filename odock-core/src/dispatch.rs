@@ -22,19 +22,151 @@ use crate::ids::RequestId;
 use crate::layers::metering::Meter;
 use crate::layers::resolve::LlmRequest;
 use crate::model::ResolvedModel;
-use crate::provider::{ProviderBody, ProviderRegistry, ProviderRequest, StreamChunk};
+use crate::provider::{
+    ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
+};
+use crate::routing::{retry_after, routed_call, CircuitBreakers, KeyPools, RoutePlan};
 use crate::telemetry::{RequestTrace, TRACEPARENT};
 use opentelemetry::KeyValue;
 
-/// Calls the provider registered for the resolved model's provider type.
+/// Calls the provider registered for the resolved model's provider type — or, when routing left
+/// a [`RoutePlan`], makes the plan's attempts (see [`crate::routing`]).
 #[derive(Clone, Debug)]
 pub struct ProviderService {
     providers: Arc<ProviderRegistry>,
+    breakers: Option<Arc<CircuitBreakers>>,
+    pools: Option<Arc<KeyPools>>,
 }
 
 impl ProviderService {
     pub fn new(providers: Arc<ProviderRegistry>) -> Self {
-        Self { providers }
+        Self {
+            providers,
+            breakers: None,
+            pools: None,
+        }
+    }
+
+    /// Rotates the keys of pooled models (see [`KeyPools`]).
+    pub fn with_key_pools(mut self, pools: Arc<KeyPools>) -> Self {
+        self.pools = Some(pools);
+        self
+    }
+
+    /// Routed attempts consult and feed `breakers` (requests without a plan never do).
+    pub fn with_breakers(mut self, breakers: Arc<CircuitBreakers>) -> Self {
+        self.breakers = Some(breakers);
+        self
+    }
+}
+
+/// What every attempt of one request shares.
+pub(crate) struct CallContext {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) body: Bytes,
+    pub(crate) content_type: Option<http::HeaderValue>,
+    pub(crate) query: Option<String>,
+    pub(crate) stream: bool,
+    pub(crate) client_wants_usage: bool,
+    pub(crate) request_id: RequestId,
+    pub(crate) meter: Option<Meter>,
+    pub(crate) trace: Option<RequestTrace>,
+    /// The client's own `traceparent`, passed through when tracing is off.
+    pub(crate) client_traceparent: Option<http::HeaderValue>,
+}
+
+impl CallContext {
+    /// The provider request for one attempt on `model`; opens the attempt's upstream span.
+    pub(crate) fn request(&self, model: Arc<ResolvedModel>) -> ProviderRequest {
+        let traceparent = match &self.trace {
+            Some(trace) => {
+                trace.upstream_started(
+                    self.endpoint.gen_ai_operation(),
+                    &model.name,
+                    vec![
+                        KeyValue::new("gen_ai.operation.name", self.endpoint.gen_ai_operation()),
+                        KeyValue::new(
+                            "gen_ai.provider.name",
+                            model.provider.provider_type.family(),
+                        ),
+                        KeyValue::new("gen_ai.request.model", model.name.clone()),
+                        KeyValue::new("gen_ai.response.model", model.slug.clone()),
+                        KeyValue::new("odock.stream", self.stream),
+                    ],
+                );
+                trace.upstream_traceparent()
+            }
+            None => self.client_traceparent.clone(),
+        };
+        ProviderRequest {
+            endpoint: self.endpoint,
+            model,
+            body: self.body.clone(),
+            content_type: self.content_type.clone(),
+            query: self.query.clone(),
+            stream: self.stream,
+            client_wants_usage: self.client_wants_usage,
+            request_id: self.request_id.clone(),
+            traceparent,
+        }
+    }
+
+    /// The upstream attempt failed before answering.
+    pub(crate) fn failed(&self, error: &ProviderError) {
+        if let Some(trace) = &self.trace {
+            trace.upstream_failed(GatewayError::from(error.clone()).code());
+        }
+    }
+
+    /// Turns `model`'s answer into the client's response, feeding the meter and the span.
+    pub(crate) fn respond(
+        &self,
+        model: &ResolvedModel,
+        answer: ProviderResponse,
+    ) -> Response<GatewayBody> {
+        let endpoint = self.endpoint;
+        let meter = self.meter.clone();
+        if let Some(trace) = &self.trace {
+            trace.upstream_attributes([KeyValue::new(
+                "http.response.status_code",
+                i64::from(answer.status.as_u16()),
+            )]);
+            if !answer.status.is_success() {
+                trace.upstream_failed("upstream_error");
+            }
+        }
+        if let Some(meter) = &meter {
+            meter.set_provider_request_id(answer.provider_request_id.clone());
+            meter.set_status(answer.status.as_u16());
+            if !answer.status.is_success() {
+                meter.set_error_code("upstream_error");
+            }
+        }
+        let family = model.provider.provider_type.family();
+        let body = match answer.body {
+            ProviderBody::Full { bytes, usage } => {
+                if let (Some(meter), Some(usage)) = (&meter, usage) {
+                    meter.record_usage(usage);
+                }
+                let bytes = match endpoint {
+                    Endpoint::UnifiedChat if answer.status.is_success() => {
+                        crate::unified::normalize_completion(family, &model.name, &bytes)
+                            .unwrap_or(bytes)
+                    }
+                    _ => bytes,
+                };
+                full(bytes)
+            }
+            ProviderBody::Stream(chunks) => UpstreamStreamBody {
+                chunks: Some(chunks),
+                meter,
+            }
+            .boxed_unsync(),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = answer.status;
+        *response.headers_mut() = answer.headers;
+        response
     }
 }
 
@@ -49,8 +181,10 @@ impl Service<Request<Bytes>> for ProviderService {
 
     fn call(&mut self, req: Request<Bytes>) -> Self::Future {
         let providers = self.providers.clone();
+        let breakers = self.breakers.clone();
+        let pools = self.pools.clone();
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
             let missing =
                 |what: &str| GatewayError::Internal(format!("provider call needs {what}"));
             let model = parts
@@ -66,6 +200,7 @@ impl Service<Request<Bytes>> for ProviderService {
                 .extensions
                 .get::<Endpoint>()
                 .ok_or_else(|| missing("an endpoint"))?;
+            let (stream, client_wants_usage) = (llm.stream, llm.client_wants_usage);
             let request_id = parts
                 .extensions
                 .get::<RequestId>()
@@ -73,95 +208,66 @@ impl Service<Request<Bytes>> for ProviderService {
                 .unwrap_or_else(RequestId::generate);
             let meter = parts.extensions.get::<Meter>().cloned();
             let trace = parts.extensions.get::<RequestTrace>().cloned();
+            let plan = parts.extensions.remove::<RoutePlan>();
+            let context = CallContext {
+                endpoint,
+                body,
+                content_type: parts.headers.get(http::header::CONTENT_TYPE).cloned(),
+                query: forwarded_query(parts.uri.query()),
+                stream,
+                client_wants_usage,
+                request_id,
+                meter,
+                trace,
+                client_traceparent: parts.headers.get(TRACEPARENT).cloned(),
+            };
+            if let Some(plan) = plan {
+                return routed_call(
+                    &providers,
+                    breakers.as_deref(),
+                    pools.as_deref(),
+                    &context,
+                    plan,
+                )
+                .await;
+            }
 
             let provider_type = model.provider.provider_type;
             let provider = providers.get(provider_type).ok_or_else(|| {
                 ResolveError::ProviderTypeUnsupported(provider_type.as_str().to_owned())
             })?;
-            let content_type = parts.headers.get(http::header::CONTENT_TYPE).cloned();
-            let query = forwarded_query(parts.uri.query());
-            let family = model.provider.provider_type.family();
-            let model_name = model.name.clone();
-            let traceparent = match &trace {
-                Some(trace) => {
-                    trace.upstream_started(
-                        endpoint.gen_ai_operation(),
-                        &model.name,
-                        vec![
-                            KeyValue::new("gen_ai.operation.name", endpoint.gen_ai_operation()),
-                            KeyValue::new("gen_ai.provider.name", family),
-                            KeyValue::new("gen_ai.request.model", model.name.clone()),
-                            KeyValue::new("gen_ai.response.model", model.slug.clone()),
-                            KeyValue::new("odock.stream", llm.stream),
-                        ],
-                    );
-                    trace.upstream_traceparent()
-                }
-                None => parts.headers.get(TRACEPARENT).cloned(),
+            let model = match &pools {
+                Some(pools) => pools.pick(&model),
+                None => model,
             };
-            let request = ProviderRequest {
-                endpoint,
-                model,
-                body,
-                content_type,
-                query,
-                stream: llm.stream,
-                client_wants_usage: llm.client_wants_usage,
-                request_id,
-                traceparent,
-            };
-            if let Some(meter) = &meter {
+            let request = context.request(model.clone());
+            if let Some(meter) = &context.meter {
                 meter.upstream_started();
             }
-            let answer = match provider.call(request).await {
-                Ok(answer) => answer,
+            match provider.call(request).await {
+                Ok(answer) => {
+                    if let Some(pools) = pools.as_ref().filter(|_| model.key_pool.len() > 1) {
+                        let status = answer.status.as_u16();
+                        pools.report(&model, status, retry_after(&answer.headers));
+                    }
+                    Ok(context.respond(&model, answer))
+                }
                 Err(error) => {
-                    if let Some(trace) = &trace {
-                        trace.upstream_failed(GatewayError::from(error.clone()).code());
+                    if let (
+                        Some(pools),
+                        ProviderError::Upstream {
+                            status,
+                            retry_after,
+                            ..
+                        },
+                    ) = (&pools, &error)
+                    {
+                        pools.report(&model, *status, *retry_after);
                     }
-                    return Err(error.into());
-                }
-            };
-            if let Some(trace) = &trace {
-                trace.upstream_attributes([KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(answer.status.as_u16()),
-                )]);
-                if !answer.status.is_success() {
-                    trace.upstream_failed("upstream_error");
+                    context.failed(&error);
+                    Err(error.into())
                 }
             }
-            if let Some(meter) = &meter {
-                meter.set_provider_request_id(answer.provider_request_id.clone());
-                meter.set_status(answer.status.as_u16());
-                if !answer.status.is_success() {
-                    meter.set_error_code("upstream_error");
-                }
-            }
-            let body = match answer.body {
-                ProviderBody::Full { bytes, usage } => {
-                    if let (Some(meter), Some(usage)) = (&meter, usage) {
-                        meter.record_usage(usage);
-                    }
-                    let bytes = match endpoint {
-                        Endpoint::UnifiedChat if answer.status.is_success() => {
-                            crate::unified::normalize_completion(family, &model_name, &bytes)
-                                .unwrap_or(bytes)
-                        }
-                        _ => bytes,
-                    };
-                    full(bytes)
-                }
-                ProviderBody::Stream(chunks) => UpstreamStreamBody {
-                    chunks: Some(chunks),
-                    meter,
-                }
-                .boxed_unsync(),
-            };
-            let mut response = Response::new(body);
-            *response.status_mut() = answer.status;
-            *response.headers_mut() = answer.headers;
-            Ok(response)
         })
     }
 }

@@ -21,10 +21,16 @@
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
 //!    writes [`LlmRequest`](crate::layers::LlmRequest), `Arc<ResolvedModel>` and
 //!    [`Governed`](crate::layers::Governed) (policy target + estimate).
+//!    - **Routing** ([`RoutingLayer`], only with [`GatewayBuilder::routing`]) — reads
+//!      `Principal`, `Endpoint`, `LlmRequest`, `Arc<ResolvedModel>`; when the key has a policy for
+//!      the model's type (and its organisation routing on), writes a
+//!      [`RoutePlan`](crate::routing::RoutePlan) and raises `Governed`'s estimate to the most
+//!      expensive candidate.
 //! 7. **Admission** ([`AdmissionLayer`]) — reads `Principal`, `Governed`, `Meter`, `ClientIp`,
 //!    `RequestId`; checks every scope's policy, then admits rate limits, quotas and budgets in one
 //!    all-or-nothing step through the [`Admission`] and registers the ticket on the meter.
-//! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream.
+//! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream, or
+//!    makes the `RoutePlan`'s attempts.
 //!
 //! The MCP route ([`GatewayBuilder::mcp`]) is the same stack with two MCP layers: the reference
 //! check ([`McpRefLayer`], between 3 and 4: a path without a server reference is 400 before
@@ -58,6 +64,7 @@ use crate::layers::{
 use crate::ledger::InMemoryLedger;
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
+use crate::routing::{Routing, RoutingLayer};
 use crate::telemetry::{stage, Tracing};
 use crate::usage::UsageSink;
 
@@ -75,6 +82,8 @@ pub struct GatewayBuilder {
     admission: Arc<dyn Admission>,
     /// Request spans; `None` (the default) leaves every trace layer out of the stack.
     tracing: Option<Tracing>,
+    /// Routing policies and circuit breakers; `None` (the default) leaves routing out.
+    routing: Option<Arc<Routing>>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -100,6 +109,30 @@ impl GatewayBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admission: Arc::new(LocalAdmission::default()),
             tracing: None,
+            routing: None,
+        }
+    }
+
+    /// Routes requests by the keys' routing policies (see [`crate::routing`]). Without it every
+    /// request calls its model directly.
+    pub fn routing(mut self, routing: Option<Arc<Routing>>) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    fn routing_layer(&self) -> Option<RoutingLayer> {
+        self.routing
+            .clone()
+            .map(|routing| RoutingLayer::new(routing, self.key_store.clone()))
+    }
+
+    fn provider_service(&self) -> ProviderService {
+        let service = ProviderService::new(self.providers.clone());
+        match &self.routing {
+            Some(routing) => service
+                .with_breakers(routing.breakers().clone())
+                .with_key_pools(routing.key_pools().clone()),
+            None => service,
         }
     }
 
@@ -174,9 +207,10 @@ impl GatewayBuilder {
             .layer(MeteringLayer::new(self.usage.clone()))
             .option_layer(self.stage(stage::RESOLVE))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(self.routing_layer())
             .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())
-            .service(ProviderService::new(self.providers.clone()));
+            .service(self.provider_service());
         BoxCloneSyncService::new(service)
     }
 

@@ -41,6 +41,7 @@ fn model(name: &str, provider_type: ProviderType) -> ResolvedModel {
             secret: Secret::new("sk-upstream"),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing {
             input: TokenRates {
                 text: 2_000_000_000,

@@ -43,6 +43,7 @@ pub mod pricing;
 pub mod principal;
 pub mod provider;
 pub mod rate_limit;
+pub mod routing;
 pub mod secret;
 pub mod telemetry;
 pub mod testing;

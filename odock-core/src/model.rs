@@ -48,6 +48,10 @@ pub struct ResolvedModel {
     pub provider: ResolvedProvider,
     /// `None` when no usable key is configured for the model's provider.
     pub provider_key: Option<ResolvedProviderKey>,
+    /// Every active key of the provider when the model names no key of its own and the provider
+    /// has several (`provider_key` is the first); requests rotate over them
+    /// ([`KeyPools`](crate::routing::KeyPools)). Empty otherwise.
+    pub key_pool: Arc<[ResolvedProviderKey]>,
     pub pricing: Arc<ModelPricing>,
     /// The model's configured output cap (`config.maxOutputTokens`), used for estimates.
     pub max_output_tokens: Option<u64>,
@@ -96,6 +100,7 @@ impl ResolvedModel {
             enabled: true,
             provider,
             provider_key: None,
+            key_pool: Arc::default(),
             pricing: Arc::new(ModelPricing::default()),
             max_output_tokens: None,
             config: Value::Null,

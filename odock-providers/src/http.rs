@@ -145,7 +145,13 @@ pub(crate) async fn send(
     let model = &request.model;
     let deadline = Deadline::start(client, model);
     let upstream = with_traceparent(upstream, request.traceparent.as_ref());
-    let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
+    // The answer's head may have a shorter limit than the whole exchange (a dead upstream is
+    // detected in seconds while a stream may run for minutes).
+    let (head_at, head_timeout) = match first_byte_timeout(&model.provider) {
+        Some(limit) if Instant::now() + limit < deadline.at => (Instant::now() + limit, limit),
+        _ => (deadline.at, deadline.timeout),
+    };
+    let response = until(head_at, head_timeout, upstream.send()).await?;
     let status = response.status();
     let headers = relayed_headers(response.headers());
     let request_id = header_string(response.headers(), request_id_header);
@@ -164,6 +170,20 @@ pub(crate) async fn send(
         request_id,
     })
 }
+
+/// The provider's `config.firstByteTimeoutMs`: how long the answer's head may take, within the
+/// provider's overall `timeoutMs`.
+pub(crate) fn first_byte_timeout(provider: &odock_core::ResolvedProvider) -> Option<Duration> {
+    provider
+        .config
+        .get(FIRST_BYTE_TIMEOUT)
+        .and_then(serde_json::Value::as_u64)
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
+
+/// The provider setting naming the first-byte timeout in milliseconds.
+pub const FIRST_BYTE_TIMEOUT: &str = "firstByteTimeoutMs";
 
 /// Maps a `reqwest` failure to a [`ProviderError`]. `timeout` is the limit that applied, reported
 /// when the failure was a timeout.

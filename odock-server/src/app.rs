@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::routing::{get, post, post_service};
 use axum::{middleware, Extension, Router};
 use odock_core::layers::RequestIdLayer;
+use odock_core::routing::{CircuitBreakers, CircuitSettings, CircuitState, KeyPools, Routing};
 use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
 };
@@ -86,6 +87,15 @@ impl App {
     /// Connects the database (migrating it), loads or creates the master key and admin token,
     /// and assembles every route.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with `circuit_clock` as the clock of the circuit breakers and key pools
+    /// (tests move it by hand to open and half-open circuits without waiting).
+    pub async fn build_with_clock(
+        config: &Config,
+        circuit_clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         let single_writer = SingleWriter::claim(config)
             .await
             .map_err(StartError::Config)?;
@@ -199,11 +209,29 @@ impl App {
         let upstream_client = odock_providers::UpstreamClient::new(egress.clone())
             .with_max_response_bytes(config.upstream_max_response_bytes);
         let providers = odock_providers::default_registry(upstream_client);
+        // Routing policies (cached per key, evicted with the other caches) and this replica's
+        // circuit breakers.
+        let routing_policies = Arc::new(odock_store::SqlRoutingPolicySource::new(
+            pool.clone(),
+            &KeyStoreOptions::default(),
+        ));
+        let breakers = Arc::new(CircuitBreakers::new(
+            CircuitSettings::default(),
+            circuit_clock.clone(),
+        ));
+        register_circuit_gauges(&metrics, &breakers);
+        let key_pools = Arc::new(KeyPools::new(circuit_clock));
+        let routing = Arc::new(
+            Routing::new(routing_policies.clone(), breakers.clone())
+                .with_key_pools(key_pools.clone()),
+        );
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
             .admission(governance.admission.clone())
+            .routing(Some(routing))
             .tracing(traces.as_ref().map(|(tracing, _)| tracing.clone()));
-        let mut caches: Vec<Arc<dyn CacheInvalidator>> = vec![key_store.clone()];
+        let mut caches: Vec<Arc<dyn CacheInvalidator>> =
+            vec![key_store.clone(), routing_policies, key_pools.clone()];
         caches.extend(governance.caches.iter().cloned());
         // Admin writes and `/v1/internal/cache/invalidate` evict here and, with Redis, everywhere.
         let invalidator = governance.invalidator(Arc::new(InvalidatorSet::new(caches)));
@@ -298,7 +326,11 @@ impl App {
                 ..admin::session::AuthSettings::default()
             },
         )
-        .layer(Extension(admin::notifications::AlertWaker(wake)));
+        .layer(Extension(admin::notifications::AlertWaker(wake)))
+        .layer(Extension(admin::routing::ProviderHealth {
+            breakers,
+            pools: key_pools,
+        }));
         if let Some(mailer) = mailer {
             let invitations: admin::invitations::Mailer = Arc::new(EmailInvitations {
                 mailer,
@@ -437,6 +469,23 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn register_circuit_gauges(metrics: &Metrics, breakers: &Arc<CircuitBreakers>) {
+    let open = breakers.clone();
+    metrics.register(
+        "odock_circuit_breakers_open",
+        "gauge",
+        "Open circuits (providers and provider keys routed requests skip) on this replica.",
+        Box::new(move || open.count(CircuitState::Open)),
+    );
+    let half_open = breakers.clone();
+    metrics.register(
+        "odock_circuit_breakers_half_open",
+        "gauge",
+        "Half-open circuits (waiting on a probe) on this replica.",
+        Box::new(move || half_open.count(CircuitState::HalfOpen)),
+    );
 }
 
 fn register_limit_gauges(metrics: &Metrics, limits: &RequestLimits) {

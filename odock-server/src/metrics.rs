@@ -141,6 +141,102 @@ const EVENTS: [&str; 5] = [
     "notification.test",
 ];
 
+/// Routing strategies of `odock_routing_decisions_total{strategy,rerouted}`.
+const STRATEGIES: [&str; 4] = ["failover", "priority", "round_robin", "weighted"];
+/// Upper bounds of `odock_routing_attempts` (attempts per routed request; at most 11).
+const ATTEMPT_BOUNDS: [u64; 5] = [1, 2, 3, 5, 11];
+/// Why a routed attempt failed, `odock_routing_attempt_failures_total{reason}`.
+const ATTEMPT_FAILURES: [&str; 5] = ["5xx", "timeout", "rate_limit", "circuit_open", "other"];
+
+/// Routing facts read off usage records (low cardinality: no model or key labels).
+#[derive(Default)]
+struct RoutingSeries {
+    /// By strategy, then `rerouted` (false, true).
+    decisions: [[AtomicU64; 2]; STRATEGIES.len()],
+    attempts: [AtomicU64; ATTEMPT_BOUNDS.len()],
+    attempts_count: AtomicU64,
+    attempts_sum: AtomicU64,
+    failures: [AtomicU64; ATTEMPT_FAILURES.len()],
+}
+
+impl RoutingSeries {
+    fn observe(&self, routing: &serde_json::Value) {
+        let strategy = routing["strategy"].as_str().unwrap_or_default();
+        let Some(s) = STRATEGIES.iter().position(|n| *n == strategy) else {
+            return;
+        };
+        let rerouted = routing["rerouted"].as_bool().unwrap_or(false);
+        self.decisions[s][usize::from(rerouted)].fetch_add(1, Ordering::Relaxed);
+        let attempts = routing["attempts"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        let n = attempts.len() as u64;
+        for (bound, bucket) in ATTEMPT_BOUNDS.iter().zip(&self.attempts) {
+            if n <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.attempts_count.fetch_add(1, Ordering::Relaxed);
+        self.attempts_sum.fetch_add(n, Ordering::Relaxed);
+        for attempt in attempts {
+            if attempt["outcome"] == "success" {
+                continue;
+            }
+            let status = attempt["status"].as_u64().unwrap_or(0);
+            let error = attempt["error"].as_str().unwrap_or_default();
+            let reason = if error == "circuit_open" {
+                3
+            } else if error == "upstream_timeout" {
+                1
+            } else if status == 429 {
+                2
+            } else if status >= 500 {
+                0
+            } else {
+                4
+            };
+            self.failures[reason].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str("# HELP odock_routing_decisions_total Routed requests by strategy and whether another candidate than the first answered.\n# TYPE odock_routing_decisions_total counter\n");
+        for (strategy, by_rerouted) in STRATEGIES.iter().zip(&self.decisions) {
+            for (rerouted, count) in ["false", "true"].iter().zip(by_rerouted) {
+                let _ = writeln!(
+                    out,
+                    "odock_routing_decisions_total{{strategy=\"{strategy}\",rerouted=\"{rerouted}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out.push_str("# HELP odock_routing_attempts Upstream attempts per routed request.\n# TYPE odock_routing_attempts histogram\n");
+        for (bound, bucket) in ATTEMPT_BOUNDS.iter().zip(&self.attempts) {
+            let _ = writeln!(
+                out,
+                "odock_routing_attempts_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.attempts_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "odock_routing_attempts_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "odock_routing_attempts_sum {}",
+            self.attempts_sum.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "odock_routing_attempts_count {count}");
+        out.push_str("# HELP odock_routing_attempt_failures_total Failed routed attempts by reason (5xx, timeout, rate_limit, circuit_open, other).\n# TYPE odock_routing_attempt_failures_total counter\n");
+        for (reason, count) in ATTEMPT_FAILURES.iter().zip(&self.failures) {
+            let _ = writeln!(
+                out,
+                "odock_routing_attempt_failures_total{{reason=\"{reason}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 type GaugeFn = Box<dyn Fn() -> u64 + Send + Sync>;
 
 pub struct Metrics {
@@ -153,6 +249,7 @@ pub struct Metrics {
     decisions: [AtomicU64; DECISIONS.len()],
     notifications: [[AtomicU64; OUTCOMES.len()]; CHANNELS.len()],
     alerts: [AtomicU64; EVENTS.len()],
+    routing: RoutingSeries,
     started: std::time::SystemTime,
     gauges: RwLock<Vec<(&'static str, &'static str, &'static str, GaugeFn)>>,
 }
@@ -167,6 +264,7 @@ impl Default for Metrics {
             decisions: Default::default(),
             notifications: Default::default(),
             alerts: Default::default(),
+            routing: RoutingSeries::default(),
             started: std::time::SystemTime::now(),
             gauges: RwLock::new(Vec::new()),
         }
@@ -254,6 +352,9 @@ impl Metrics {
         };
         if let Some(i) = decision {
             self.decisions[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(routing) = &record.routing {
+            self.routing.observe(routing);
         }
     }
 
@@ -346,6 +447,7 @@ impl Metrics {
         }
         self.render_usage_families(&mut out, &providers);
         self.render_notifications(&mut out);
+        self.routing.render(&mut out);
         render_process(&mut out, self.started);
         for (name, kind, help, read) in self.gauges.read().iter() {
             let _ = writeln!(

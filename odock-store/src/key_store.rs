@@ -322,44 +322,56 @@ impl SqlKeyStore {
             return Ok(None);
         };
 
-        let key_row: Option<ProviderKeyRow> = match &row.provider_key_id {
+        // A model naming its key uses it; otherwise every active key of the provider is its pool
+        // (rotated per request by the dispatch), the oldest first.
+        let key_rows: Vec<ProviderKeyRow> = match &row.provider_key_id {
             Some(key_id) => {
                 sqlx::query_as("SELECT id, envelope, revoked FROM provider_api_keys WHERE id = $1")
                     .bind(key_id)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(unavailable)?
+                    .into_iter()
+                    .collect()
             }
             None => sqlx::query_as(
                 "SELECT id, envelope, revoked FROM provider_api_keys
                  WHERE provider_id = $1 AND revoked = 0
-                 ORDER BY created_at ASC, id ASC LIMIT 1",
+                 ORDER BY created_at ASC, id ASC LIMIT 64",
             )
             .bind(&row.provider_id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?,
         };
-        let provider_key = match key_row {
-            None => None,
-            Some(key) => {
-                let secret = self.master_key.open(&key.envelope).map_err(|error| {
-                    tracing::error!(
-                        provider_key_id = %key.id,
-                        model_id = %row.id,
-                        %error,
-                        "cannot decrypt provider API key"
-                    );
-                    ResolveError::ProviderKeyNotConfigured
-                })?;
-                Some(ResolvedProviderKey {
+        let found = key_rows.len();
+        let mut keys = Vec::with_capacity(found);
+        for key in key_rows {
+            match self.master_key.open(&key.envelope) {
+                Ok(secret) => keys.push(ResolvedProviderKey {
                     id: ProviderKeyId::new(key.id),
                     secret,
                     revoked: key.revoked != 0,
-                })
+                }),
+                Err(error) => tracing::error!(
+                    provider_key_id = %key.id,
+                    model_id = %row.id,
+                    %error,
+                    "cannot decrypt provider API key"
+                ),
             }
-        };
-        row.into_model(provider_key).map(Some)
+        }
+        if found > 0 && keys.is_empty() {
+            return Err(ResolveError::ProviderKeyNotConfigured);
+        }
+        let provider_key = keys.first().cloned();
+        let key_pool: Arc<[ResolvedProviderKey]> =
+            if row.provider_key_id.is_none() && keys.len() > 1 {
+                keys.into()
+            } else {
+                Arc::default()
+            };
+        row.into_model(provider_key, key_pool).map(Some)
     }
 
     async fn load_grants(&self, key: &ApiKeyId) -> Result<HashSet<ModelId>, ResolveError> {
@@ -620,6 +632,7 @@ impl ModelRow {
     fn into_model(
         self,
         provider_key: Option<ResolvedProviderKey>,
+        key_pool: Arc<[ResolvedProviderKey]>,
     ) -> Result<ResolvedModel, ResolveError> {
         let invalid = |what: &str, error: &dyn std::fmt::Display| {
             tracing::error!(model_id = %self.id, %error, "model row has invalid {what}");
@@ -674,6 +687,7 @@ impl ModelRow {
                 config: provider_config,
             },
             provider_key,
+            key_pool,
             pricing: Arc::new(pricing),
             max_output_tokens,
             config,

@@ -15,6 +15,7 @@ pub mod mcp_config;
 mod mcp_resolution;
 pub mod mcp_usage;
 pub mod retention;
+pub mod routing_policies;
 #[cfg(test)]
 mod test_fixtures;
 pub mod testing;
@@ -26,4 +27,5 @@ pub use crypto::{CryptoError, MasterKey};
 pub use db::{connect, connect_in_memory, DbError, DbOptions};
 pub use key_store::{CacheStats, KeyStoreOptions, SqlKeyStore};
 pub use ledger::SqlRuleSource;
+pub use routing_policies::SqlRoutingPolicySource;
 pub use usage_writer::{SqlUsageSink, UsageWriterOptions};

@@ -21,6 +21,7 @@ mod ops;
 mod rate_limits;
 mod replicas;
 mod replicas_mcp;
+mod routing;
 mod sdk;
 mod support;
 mod vllm;

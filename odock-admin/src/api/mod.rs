@@ -36,6 +36,7 @@ pub mod providers;
 pub mod quotas;
 mod report_schemas;
 pub mod routes;
+pub mod routing;
 pub mod session;
 pub mod teams;
 pub mod usage_records;

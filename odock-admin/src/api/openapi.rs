@@ -925,6 +925,45 @@ pub fn schemas() -> Map<String, Value> {
         object(&["modelIds"], json!({ "modelIds": ids }), false),
     );
     add(
+        "RoutingCandidate",
+        object(
+            &["modelId"],
+            json!({ "modelId": string, "priority": int, "weight": int }),
+            false,
+        ),
+    );
+    add(
+        "RoutingPolicy",
+        object(
+            &["modelType", "strategy", "candidates"],
+            json!({
+                "modelType": { "type": "string", "enum": ["chat", "reasoning", "image", "embeddings", "audio", "moderation", "transcription", "tts", "ocr"] },
+                "strategy": { "type": "string", "enum": ["failover", "priority", "round_robin", "weighted"] },
+                "candidates": { "type": "array", "items": schema_ref("RoutingCandidate") },
+                "maxRetries": { "type": "integer", "minimum": 0, "maximum": 10, "default": 0 },
+                "retryDelayMs": { "type": "integer", "minimum": 0, "maximum": 60000, "default": 0 },
+                "triggers": { "type": "array", "items": { "type": "string", "enum": ["5xx", "timeout", "rate_limit", "any"] }, "default": ["5xx", "timeout"] },
+            }),
+            false,
+        ),
+    );
+    add(
+        "RoutingDocument",
+        object(
+            &[],
+            json!({ "policies": { "type": "array", "items": schema_ref("RoutingPolicy") } }),
+            false,
+        ),
+    );
+    add(
+        "ProviderHealthList",
+        object(
+            &["data"],
+            json!({ "data": { "type": "array", "items": { "type": "object", "description": "{providerId, name, type, health:{state, since, consecutiveFailures, lastError, lastErrorAt}, keys:[{providerKeyId, name, revoked, health}]}" } }, "nextCursor": opt_string }),
+            false,
+        ),
+    );
+    add(
         "GrantApiKeys",
         object(&["apiKeyIds"], json!({ "apiKeyIds": ids }), false),
     );

@@ -18,6 +18,7 @@ use super::{
 pub enum Verb {
     Get,
     Post,
+    Put,
     Patch,
     Delete,
 }
@@ -28,6 +29,7 @@ impl Verb {
         match self {
             Verb::Get => "get",
             Verb::Post => "post",
+            Verb::Put => "put",
             Verb::Patch => "patch",
             Verb::Delete => "delete",
         }
@@ -37,6 +39,7 @@ impl Verb {
         match self {
             Verb::Get => http::Method::GET,
             Verb::Post => http::Method::POST,
+            Verb::Put => http::Method::PUT,
             Verb::Patch => http::Method::PATCH,
             Verb::Delete => http::Method::DELETE,
         }
@@ -46,6 +49,7 @@ impl Verb {
         match self {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
             Verb::Patch => MethodFilter::PATCH,
             Verb::Delete => MethodFilter::DELETE,
         }
@@ -327,6 +331,14 @@ fn post<H: Handler<T, AdminState>, T: 'static>(
     Operation::new(Verb::Post, path, id, handler)
 }
 
+fn put<H: Handler<T, AdminState>, T: 'static>(
+    path: &'static str,
+    id: &'static str,
+    handler: H,
+) -> Operation {
+    Operation::new(Verb::Put, path, id, handler)
+}
+
 fn patch<H: Handler<T, AdminState>, T: 'static>(
     path: &'static str,
     id: &'static str,
@@ -349,6 +361,7 @@ const PROVIDER_KEYS: &str = "Provider keys";
 const MODELS: &str = "Models";
 const API_KEYS: &str = "API keys";
 const GRANTS: &str = "Model grants";
+const ROUTING: &str = "Routing";
 const MCP_SERVERS: &str = "MCP servers";
 const MCP_GRANTS: &str = "MCP grants";
 const MCP_USAGE: &str = "MCP usage";
@@ -946,6 +959,40 @@ pub fn operations() -> Vec<Operation> {
         .access(Access::ApiKey(Op::Manage))
         .describe(GRANTS, "Remove one model grant")
         .reply(NoContent),
+        // Routing policies and provider health.
+        get(
+            "/api/organisations/{organisationId}/apikeys/{id}/routing",
+            "getApiKeyRouting",
+            super::routing::get,
+        )
+        .access(Access::ApiKey(Op::Read))
+        .describe(ROUTING, "The API key's routing policies (one per model type)")
+        .reply(Ok("RoutingDocument")),
+        put(
+            "/api/organisations/{organisationId}/apikeys/{id}/routing",
+            "putApiKeyRouting",
+            super::routing::put,
+        )
+        .access(Access::ApiKey(Op::Manage))
+        .describe(
+            ROUTING,
+            "Replace the API key's routing policies; candidates must be models of the organisation, \
+             of the policy's type, granted to the key (400 naming the candidate otherwise)",
+        )
+        .body("RoutingDocument")
+        .reply(Ok("RoutingDocument")),
+        get(
+            "/api/organisations/{organisationId}/provider-health",
+            "getProviderHealth",
+            super::routing::provider_health,
+        )
+        .access(Access::OrgStaff)
+        .describe(
+            ROUTING,
+            "Circuit-breaker state of the organisation's providers and provider keys, as the \
+             replica answering sees it (breakers are per replica)",
+        )
+        .reply(Ok("ProviderHealthList")),
         // MCP servers, their grants (from both sides) and their usage.
         post(
             "/api/organisations/{organisationId}/mcp-servers",

@@ -173,6 +173,9 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
         ("listApiKeyModelAccess", TEAM_MANAGER),
         ("grantModelsToApiKey", TEAM_MANAGER),
         ("revokeModelFromApiKey", TEAM_MANAGER),
+        ("getApiKeyRouting", TEAM_MANAGER),
+        ("putApiKeyRouting", TEAM_MANAGER),
+        ("getProviderHealth", ORG_STAFF),
         // Usage records (the path names the user's record on the team's key).
         ("listUsageRecords", ORG_MEMBER),
         ("getUsageRecord", OWN_RECORD),
@@ -522,6 +525,7 @@ impl World {
             "grantModelToApiKeys" => json!({"apiKeyIds": [self.id("teamKey")]}),
             "createApiKey" => json!({"name": "another", "type": "TEAM", "teamId": team}),
             "grantModelsToApiKey" => json!({"modelIds": [self.id("model")]}),
+            "putApiKeyRouting" => json!({"policies": []}),
             "createMcpServer" => json!({
                 "name": "Search", "slug": "search", "transport": "STREAMABLE_HTTP",
                 "endpointUrl": "http://127.0.0.1:9/search"

@@ -35,6 +35,7 @@ pub mod policies;
 pub mod provider_keys;
 pub mod providers;
 pub mod quotas;
+pub mod routing;
 mod schedule;
 mod scoped;
 pub mod teams;

@@ -109,6 +109,7 @@ mod tests {
                 config,
             },
             provider_key: None,
+            key_pool: Default::default(),
             pricing: Arc::new(ModelPricing::default()),
             max_output_tokens: None,
             config: json!({}),

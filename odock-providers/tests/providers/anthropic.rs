@@ -188,6 +188,7 @@ fn model(base_url: &str, timeout: Option<Duration>, config: Value) -> Arc<Resolv
             secret: Secret::new(SECRET),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing::default()),
         max_output_tokens: Some(2048),
         config: json!({}),

@@ -45,6 +45,7 @@ fn model(provider_type: ProviderType, base_url: &str, slug: &str) -> Arc<Resolve
             secret: Secret::new("sk-upstream"),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing::default()),
         max_output_tokens: None,
         config: json!({}),

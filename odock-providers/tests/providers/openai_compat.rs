@@ -64,6 +64,7 @@ fn model(base_url: &str, timeout: Option<Duration>) -> Arc<ResolvedModel> {
             secret: Secret::new(SECRET),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing::default()),
         max_output_tokens: None,
         config: json!({}),

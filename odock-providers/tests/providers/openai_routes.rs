@@ -159,6 +159,7 @@ fn model(provider_type: ProviderType, base_url: &str, config: Value) -> Arc<Reso
             secret: Secret::new(SECRET),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing::default()),
         max_output_tokens: None,
         config: json!({}),

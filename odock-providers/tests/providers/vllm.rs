@@ -50,6 +50,7 @@ pub fn resolved_model(
             secret: Secret::new(SECRET),
             revoked: false,
         }),
+        key_pool: Default::default(),
         pricing: Arc::new(ModelPricing::default()),
         max_output_tokens: None,
         config: json!({}),

@@ -44,6 +44,14 @@ impl TestServer {
 
     /// Starts with a configuration adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(tweak, std::sync::Arc::new(odock::core::SystemClock)).await
+    }
+
+    /// [`TestServer::start_with`] with `circuit_clock` driving the circuit breakers.
+    pub async fn start_with_clock(
+        tweak: impl FnOnce(&mut Config),
+        circuit_clock: std::sync::Arc<dyn odock::core::Clock>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = odock_store::testing::shared_database_url(dir.path()).await;
         let mut config = Config {
@@ -61,7 +69,9 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let app = App::build(&config).await.expect("app builds");
+        let app = App::build_with_clock(&config, circuit_clock)
+            .await
+            .expect("app builds");
         let usage = app.usage_writer();
         let traces = app.trace_export();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

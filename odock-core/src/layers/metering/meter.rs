@@ -76,6 +76,8 @@ struct MeterState {
     streamed_output_bytes: u64,
     provider_request_id: Option<String>,
     mcp: Option<McpFacts>,
+    /// The routing facts (strategy, attempts) of a routed request.
+    routing: Option<serde_json::Value>,
     hooks: Vec<FinishHook>,
     /// The request's spans (tracing on) and the trace id the record keeps.
     trace: Option<RequestTrace>,
@@ -109,6 +111,7 @@ impl Meter {
                 streamed_output_bytes: 0,
                 provider_request_id: None,
                 mcp: None,
+                routing: None,
                 hooks: Vec::new(),
                 trace: None,
                 trace_id: None,
@@ -119,6 +122,11 @@ impl Meter {
 
     pub fn set_model(&self, model: Arc<ResolvedModel>) {
         self.0.state.lock().model = Some(model);
+    }
+
+    /// The record's `routing` object (routed requests: strategy, whether rerouted, attempts).
+    pub fn set_routing(&self, routing: serde_json::Value) {
+        self.0.state.lock().routing = Some(routing);
     }
 
     /// Makes this an MCP exchange with `server`: the record names the server (provider `mcp`, model
@@ -396,7 +404,7 @@ fn build_record(state: &mut MeterState, outcome: Outcome) -> UsageRecord {
         cost_nanos_usd: billing.as_ref().map_or(0, |b| b.cost_nanos_usd),
         billing,
         provider_usage,
-        routing: None,
+        routing: state.routing.take(),
         metadata,
         provider_request_id: state.provider_request_id.take(),
         trace_id: None,

@@ -1,0 +1,312 @@
+//! [`RoutingLayer`]: between resolution and admission, turns the key's routing policy for the
+//! requested model's type into a [`RoutePlan`] — the models to attempt, in order — and raises the
+//! request's estimate to the most expensive of them, so the one admission covers any attempt.
+//!
+//! Needs [`Principal`], [`Endpoint`], [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (from
+//! resolution). Leaves [`RoutePlan`] for the provider dispatch, which makes the attempts. Without a
+//! policy (the organisation's `routingEnabled` off, or no policy for the type) the request passes
+//! untouched after one policy lookup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, Either};
+use http::{Request, Response};
+use parking_lot::Mutex;
+use rand::Rng;
+use tower::{Layer, Service};
+
+use super::breaker::CircuitBreakers;
+use super::policy::{RoutingPolicy, Strategy};
+use super::pool::KeyPools;
+use super::source::RoutingPolicySource;
+use crate::domain::ModelType;
+use crate::endpoint::Endpoint;
+use crate::error::{GatewayError, ResolveError};
+use crate::ids::ApiKeyId;
+use crate::key_store::KeyStore;
+use crate::layers::governed::{estimate, Governed};
+use crate::layers::required;
+use crate::layers::resolve::{check_model, check_provider_pin, LlmRequest};
+use crate::model::ResolvedModel;
+use crate::principal::Principal;
+
+/// What routing shares across requests: the policy source, the circuit breakers and the
+/// round-robin cursors (per key and model type, per replica).
+pub struct Routing {
+    source: Arc<dyn RoutingPolicySource>,
+    breakers: Arc<CircuitBreakers>,
+    pools: Arc<KeyPools>,
+    cursors: Mutex<HashMap<(ApiKeyId, ModelType), u64>>,
+}
+
+impl std::fmt::Debug for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routing")
+            .field("breakers", &self.breakers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Routing {
+    pub fn new(source: Arc<dyn RoutingPolicySource>, breakers: Arc<CircuitBreakers>) -> Self {
+        Self {
+            source,
+            breakers,
+            pools: Arc::default(),
+            cursors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Rotates pooled provider keys with `pools` (shared with the admin API's health view).
+    pub fn with_key_pools(mut self, pools: Arc<KeyPools>) -> Self {
+        self.pools = pools;
+        self
+    }
+
+    pub fn breakers(&self) -> &Arc<CircuitBreakers> {
+        &self.breakers
+    }
+
+    pub fn key_pools(&self) -> &Arc<KeyPools> {
+        &self.pools
+    }
+
+    /// The next round-robin start for the key and type.
+    fn next_cursor(&self, key: &ApiKeyId, model_type: ModelType) -> u64 {
+        let mut cursors = self.cursors.lock();
+        let cursor = cursors.entry((key.clone(), model_type)).or_insert(0);
+        let current = *cursor;
+        *cursor = cursor.wrapping_add(1);
+        current
+    }
+}
+
+/// Request extension: the attempts routing will make, in order (already wrapped around the
+/// candidate list, at most `1 + maxRetries`).
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    pub policy: Arc<RoutingPolicy>,
+    pub attempts: Vec<Arc<ResolvedModel>>,
+}
+
+impl RoutePlan {
+    pub fn retry_delay(&self) -> Duration {
+        self.policy.retry_delay()
+    }
+}
+
+#[derive(Clone)]
+pub struct RoutingLayer {
+    routing: Arc<Routing>,
+    store: Arc<dyn KeyStore>,
+}
+
+impl std::fmt::Debug for RoutingLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoutingLayer")
+    }
+}
+
+impl RoutingLayer {
+    pub fn new(routing: Arc<Routing>, store: Arc<dyn KeyStore>) -> Self {
+        Self { routing, store }
+    }
+}
+
+impl<S> Layer<S> for RoutingLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Route {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Route<S> {
+    inner: S,
+    layer: RoutingLayer,
+}
+
+/// The inner service's future untouched (no policy: the fast path), or the routing future.
+pub type ResponseFuture<F, R> = Either<F, BoxFuture<'static, Result<R, GatewayError>>>;
+
+impl<S, ResBody> Service<Request<Bytes>> for Route<S>
+where
+    S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = GatewayError;
+    type Future = ResponseFuture<S::Future, Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Bytes>) -> Self::Future {
+        // A cache hit answers synchronously; "no policy" then costs nothing more.
+        let cached = {
+            let extensions = req.extensions();
+            match (
+                extensions.get::<Principal>(),
+                extensions.get::<Arc<ResolvedModel>>(),
+            ) {
+                (Some(principal), Some(model)) => self
+                    .layer
+                    .routing
+                    .source
+                    .cached_policy(principal, model.model_type),
+                _ => None,
+            }
+        };
+        if let Some(None) = cached {
+            return Either::Left(self.inner.call(req));
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Either::Right(Box::pin(async move {
+            let extensions = req.extensions();
+            let principal = required::<Principal>(extensions, "routing", "a principal")?;
+            let model = required::<Arc<ResolvedModel>>(extensions, "routing", "a resolved model")?;
+            let policy = match cached {
+                Some(policy) => policy,
+                None => {
+                    layer
+                        .routing
+                        .source
+                        .policy(principal, model.model_type)
+                        .await?
+                }
+            };
+            if let Some(policy) = policy {
+                let endpoint = *required::<Endpoint>(extensions, "routing", "an endpoint")?;
+                let llm = required::<LlmRequest>(extensions, "routing", "a decoded request")?;
+                let plan = plan(
+                    &layer.routing,
+                    &*layer.store,
+                    principal,
+                    endpoint,
+                    llm,
+                    model,
+                    policy,
+                )
+                .await?;
+                if let Some(plan) = plan {
+                    let mode = endpoint.billing_mode();
+                    let mut governed =
+                        required::<Governed>(extensions, "routing", "what it governs")?.clone();
+                    for candidate in &plan.attempts {
+                        let e = estimate(llm, candidate, mode);
+                        governed.estimate.cost_nanos =
+                            governed.estimate.cost_nanos.max(e.cost_nanos);
+                        governed.estimate.tokens_in = governed.estimate.tokens_in.max(e.tokens_in);
+                        governed.estimate.tokens_out =
+                            governed.estimate.tokens_out.max(e.tokens_out);
+                    }
+                    let extensions = req.extensions_mut();
+                    extensions.insert(governed);
+                    extensions.insert(plan);
+                }
+            }
+            inner.call(req).await
+        }))
+    }
+}
+
+/// The attempts for a request under `policy`: the candidates the key may use on this route (same
+/// type, granted, family accepted, provider enabled and keyed — routing never bypasses a check
+/// resolution makes), ordered by the strategy, wrapped around to `1 + maxRetries`. `None` when no
+/// candidate is usable (the requested model is then called directly).
+async fn plan(
+    routing: &Routing,
+    store: &dyn KeyStore,
+    principal: &Principal,
+    endpoint: Endpoint,
+    llm: &LlmRequest,
+    requested: &Arc<ResolvedModel>,
+    policy: Arc<RoutingPolicy>,
+) -> Result<Option<RoutePlan>, GatewayError> {
+    let mut usable = Vec::with_capacity(policy.candidates.len());
+    for candidate in &policy.candidates {
+        let model = if candidate.model_id == requested.id {
+            requested.clone()
+        } else {
+            match store
+                .model(&principal.organisation_id, &candidate.model_name)
+                .await
+            {
+                Ok(model) => model,
+                Err(ResolveError::ModelNotFound(_) | ResolveError::ProviderKeyNotConfigured) => {
+                    continue
+                }
+                Err(other) => return Err(other.into()),
+            }
+        };
+        if model.id != candidate.model_id || model.model_type != requested.model_type {
+            continue;
+        }
+        match check_model(store, principal, endpoint, &model).await {
+            Ok(()) => {}
+            Err(e @ (ResolveError::LookupUnavailable | ResolveError::AccessUnavailable)) => {
+                return Err(e.into())
+            }
+            Err(_) => continue,
+        }
+        if check_provider_pin(llm, &model).is_err() {
+            continue;
+        }
+        usable.push((candidate, model));
+    }
+    if usable.is_empty() {
+        return Ok(None);
+    }
+    if policy.strategy == Strategy::Priority {
+        usable.sort_by_key(|(candidate, _)| candidate.priority.unwrap_or(0));
+    }
+    let n = usable.len();
+    let start = match policy.strategy {
+        Strategy::Failover | Strategy::Priority => 0,
+        Strategy::RoundRobin => {
+            (routing.next_cursor(&principal.api_key_id, requested.model_type) % n as u64) as usize
+        }
+        Strategy::Weighted => {
+            let weights: Vec<u64> = usable
+                .iter()
+                .map(|(c, _)| u64::from(c.weight.unwrap_or(1)))
+                .collect();
+            let total: u64 = weights.iter().sum();
+            if total == 0 {
+                0
+            } else {
+                let mut draw = rand::thread_rng().gen_range(0..total);
+                weights
+                    .iter()
+                    .position(|w| {
+                        if draw < *w {
+                            true
+                        } else {
+                            draw -= w;
+                            false
+                        }
+                    })
+                    .unwrap_or(0)
+            }
+        }
+    };
+    let attempts = (0..policy.max_attempts())
+        .map(|i| usable[(start + i) % n].1.clone())
+        .collect();
+    Ok(Some(RoutePlan { policy, attempts }))
+}
