@@ -706,3 +706,68 @@ async fn without_smtp_invitations_return_their_link_only() {
     assert_eq!(issued["emailed"], false);
     assert!(issued["url"].as_str().unwrap().starts_with("/invitations/"));
 }
+
+/// A key that expires within the warning period raises `apikey.expiring` at the next scan (one runs
+/// when the server starts), delivered once to a subscribed webhook and never again on later scans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_about_to_expire_is_announced_once() {
+    let (hook, hook_url) = Webhook::start(0).await;
+    let mut first = TestServer::start().await;
+    let org = first.create_org().await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let key = first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/apikeys"),
+            Some(json!({"name": "ci deploy", "type": "ORGANISATION", "expiresAt": expires_at})),
+        )
+        .await;
+    // A key far from its expiry and one without any: no alert for either.
+    let later = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/apikeys"),
+            Some(json!({"name": "later", "type": "ORGANISATION", "expiresAt": later})),
+        )
+        .await;
+    first.create_key(&org).await;
+    first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/notification-channels"),
+            Some(json!({"name": "ops", "type": "WEBHOOK", "url": hook_url, "secret": "whsec-expiry-0123456789",
+                        "events": ["apikey.expiring"]})),
+        )
+        .await;
+    first.stop().await;
+
+    // The scan runs when a server starts: restart on the same database, twice.
+    let database_url = first.database_url.clone();
+    let master_key = first.master_key_for_restart();
+    for _ in 0..2 {
+        let (database_url, master_key) = (database_url.clone(), master_key.clone());
+        let mut server = TestServer::start_with(move |config| {
+            config.database_url = database_url;
+            config.master_key = master_key;
+            config.observability.key_expiry_warning_days = 7;
+        })
+        .await;
+        wait_until("the expiry alert", || !hook.calls().is_empty()).await;
+        let alerts = server
+            .admin_ok(Method::GET, &format!("/api/organisations/{org}/alerts"), None)
+            .await;
+        let data = alerts["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "one alert per key and expiry: {alerts}");
+        assert_eq!(data[0]["event"], "apikey.expiring");
+        assert_eq!(data[0]["data"]["apiKeyId"], key["id"]);
+        server.stop().await;
+    }
+    let calls = hook.calls();
+    assert_eq!(calls.len(), 1, "delivered exactly once across restarts");
+    verify("whsec-expiry-0123456789", &calls[0].0, &calls[0].1);
+    let payload: Value = serde_json::from_slice(&calls[0].1).unwrap();
+    assert_eq!(payload["event"], "apikey.expiring");
+    assert_eq!(payload["data"]["apiKeyName"], "ci deploy");
+    assert!(!String::from_utf8_lossy(&calls[0].1).contains("sk_"), "no key material in alerts");
+}

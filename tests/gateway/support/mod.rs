@@ -35,6 +35,7 @@ pub struct TestServer {
     pub database_url: String,
     usage: std::sync::Arc<odock_store::SqlUsageSink>,
     traces: Option<odock::server::telemetry::TraceExport>,
+    master_key: Option<Secret>,
 }
 
 impl TestServer {
@@ -82,7 +83,14 @@ impl TestServer {
             database_url: config.database_url.clone(),
             usage,
             traces,
+            master_key: config.master_key.clone(),
         }
+    }
+
+    /// The master key a server restarted on this database must use (`None` on SQLite: the key
+    /// file beside the database is found again).
+    pub fn master_key_for_restart(&self) -> Option<Secret> {
+        self.master_key.clone()
     }
 
     /// Waits until every usage record enqueued so far is stored.
