@@ -1,5 +1,5 @@
 //! The access log as an operator reads it: the real `odock-server` binary with
-//! `ODOCK_LOG_FORMAT=json`, its stdout parsed line by line. One `odock::access` event per request
+//! `ODOCK_LOG_FORMAT=json`, its stdout parsed line by line. One access event per request
 //! with the documented fields, the governed line written from the usage record (tokens, cost), the
 //! `errors` mode keeping only failures, and never a key or the prompt in any line.
 
@@ -116,7 +116,8 @@ impl Server {
             .unwrap()
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|event| event["target"] == "odock::access")
+            // The JSON format flattens the event: its message is `access`.
+            .filter(|event| event["message"] == "access")
             .collect()
     }
 
@@ -241,12 +242,14 @@ async fn every_request_gets_one_structured_access_line_without_secrets() {
     assert_eq!(event["level"], "INFO");
     assert_eq!(event["api_key_id"], key_id.as_str());
     assert_eq!(event["status"], 200);
-    assert_eq!(event["route"], "chat_completions", "{event}");
+    assert_eq!(event["route"], "/v1/chat/completions", "{event}");
     assert_eq!(event["input_tokens"], 12);
     assert_eq!(event["output_tokens"], 3);
     // 12 × $2/1M + 3 × $8/1M = 48,000 nanos.
     assert_eq!(event["cost_nanos_usd"], 48_000);
-    assert!(event["organisation_id"].as_str().is_some_and(|o| !o.is_empty()));
+    assert!(event["organisation_id"]
+        .as_str()
+        .is_some_and(|o| !o.is_empty()));
     assert!(event["latency_ms"].is_u64());
 
     let (status, refused) = server.chat("sk_not_a_key_0123456789").await;

@@ -755,7 +755,11 @@ async fn a_key_about_to_expire_is_announced_once() {
         .await;
         wait_until("the expiry alert", || !hook.calls().is_empty()).await;
         let alerts = server
-            .admin_ok(Method::GET, &format!("/api/organisations/{org}/alerts"), None)
+            .admin_ok(
+                Method::GET,
+                &format!("/api/organisations/{org}/alerts"),
+                None,
+            )
             .await;
         let data = alerts["data"].as_array().unwrap();
         assert_eq!(data.len(), 1, "one alert per key and expiry: {alerts}");
@@ -769,5 +773,8 @@ async fn a_key_about_to_expire_is_announced_once() {
     let payload: Value = serde_json::from_slice(&calls[0].1).unwrap();
     assert_eq!(payload["event"], "apikey.expiring");
     assert_eq!(payload["data"]["apiKeyName"], "ci deploy");
-    assert!(!String::from_utf8_lossy(&calls[0].1).contains("sk_"), "no key material in alerts");
+    assert!(
+        !String::from_utf8_lossy(&calls[0].1).contains("sk_"),
+        "no key material in alerts"
+    );
 }
