@@ -92,6 +92,92 @@ impl Receiver {
     }
 }
 
+/// An OTLP/gRPC receiver on loopback (HTTP/2 with prior knowledge, as the exporter speaks it):
+/// `TraceService/Export` with length-prefixed protobuf frames, answered with an empty response and
+/// `grpc-status: 0` in the trailers. Written by hand so the test needs no gRPC server framework.
+impl Receiver {
+    async fn start_grpc(&self) -> String {
+        use http_body_util::{BodyExt, StreamBody};
+        async fn export(
+            State(rx): State<Receiver>,
+            body: axum::body::Body,
+        ) -> axum::response::Response {
+            let bytes = body.collect().await.unwrap().to_bytes();
+            // One gRPC message: compressed flag (0), big-endian length, the protobuf.
+            let length = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
+            assert_eq!(
+                (bytes[0], bytes.len()),
+                (0, 5 + length),
+                "one uncompressed message"
+            );
+            let request = ExportTraceServiceRequest::decode(&bytes[5..]).unwrap();
+            let mut spans = rx.0.lock().unwrap();
+            for resource in request.resource_spans {
+                for scope in resource.scope_spans {
+                    spans.extend(scope.spans);
+                }
+            }
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames = futures::stream::iter([
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(&[
+                    0, 0, 0, 0, 0,
+                ]))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            axum::response::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(axum::body::Body::new(StreamBody::new(frames)))
+                .unwrap()
+        }
+        let app = axum::Router::new()
+            .route(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                post(export),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_grpc_too() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start_grpc().await;
+    let server = TestServer::start_with(|config| {
+        config.observability.otel_endpoint = Some(endpoint);
+        config.observability.otel_protocol = odock::server::telemetry::OtlpProtocol::Grpc;
+    })
+    .await;
+    let upstream = FakeOpenAi::start().await;
+    let world = World::create(&server, &upstream).await;
+    let response = server
+        .client
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(&world.key)
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    let spans = receiver
+        .wait_for(&server, CLIENT_TRACE, "odock.usage.enqueue")
+        .await;
+    let root = &spans["POST /v1/chat/completions"];
+    assert_eq!(id(&root.parent_span_id), CLIENT_SPAN);
+    let call = &spans["chat gpt-4o"];
+    assert_eq!(call.parent_span_id, root.span_id);
+    assert_eq!(
+        attribute(call, "gen_ai.request.model"),
+        Some(json!("gpt-4o"))
+    );
+}
+
 fn attribute(span: &Span, key: &str) -> Option<Value> {
     let kv = span.attributes.iter().find(|kv| kv.key == key)?;
     match kv.value.as_ref()?.value.as_ref()? {
