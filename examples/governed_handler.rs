@@ -17,7 +17,7 @@ use odock::core::layers::{LlmRequest, Meter};
 use odock::core::{
     full, usd_to_nanos, BudgetPeriod, Endpoint, GatewayBody, GatewayBuilder, GatewayError,
     InMemoryKeyStore, InMemoryLedger, InMemoryUsageSink, LedgerRule, ModelPricing, Principal,
-    ProviderRegistry, ProviderType, ReportedUsage, ResolvedModel, ResolvedProvider,
+    ProviderRegistry, ProviderType, ReportedUsage, RequestError, ResolvedModel, ResolvedProvider,
     StaticRuleSource, TokenUsage,
 };
 use serde_json::{json, Value};
@@ -27,11 +27,21 @@ async fn echo(request: Request<Bytes>) -> Result<Response<GatewayBody>, GatewayE
     // The resolution layer has already decoded and validated the body.
     let body: Value = serde_json::from_slice(request.body()).unwrap_or_default();
     let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
-    let model = &request
+    // What the stack resolved travels in the extensions: the request's facts, the model, the meter.
+    let stream = request
         .extensions()
         .get::<LlmRequest>()
-        .expect("resolved")
-        .model;
+        .is_some_and(|r| r.stream);
+    if stream {
+        return Err(GatewayError::Request(RequestError::Invalid {
+            message: "this model does not stream".into(),
+            field: Some("stream"),
+        }));
+    }
+    let model = request
+        .extensions()
+        .get::<Arc<ResolvedModel>>()
+        .map(|m| m.slug.clone());
     let words = prompt.split_whitespace().count() as u64;
     if let Some(meter) = request.extensions().get::<Meter>() {
         let tokens = TokenUsage {
@@ -47,10 +57,12 @@ async fn echo(request: Request<Bytes>) -> Result<Response<GatewayBody>, GatewayE
     let answer = json!({"object": "chat.completion", "model": model, "choices": [{"index": 0,
         "message": {"role": "assistant", "content": prompt}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": words, "completion_tokens": words}});
-    Ok(Response::builder()
-        .header("content-type", "application/json")
-        .body(full(answer.to_string()))
-        .expect("valid response"))
+    let mut response = Response::new(full(answer.to_string()));
+    let json = http::HeaderValue::from_static("application/json");
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, json);
+    Ok(response)
 }
 
 pub fn app(usage: InMemoryUsageSink) -> Router {
