@@ -425,15 +425,7 @@ async fn metrics_expose_the_documented_families() {
     assert_eq!(ok.status(), 200);
     ok.bytes().await.unwrap();
     server.flush_usage().await;
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     for family in [
         "odock_requests_total{route=\"/v1/chat/completions\",status_class=\"2xx\"} 1",
         "odock_request_duration_seconds_bucket",
@@ -705,15 +697,7 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
         .await;
     response.bytes().await.unwrap();
     server.flush_usage().await;
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("odock_alerts_raised_total{event=\"budget.threshold\"} 1"),
         "{metrics}"
