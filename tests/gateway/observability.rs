@@ -149,7 +149,7 @@ async fn traces_are_exported_over_otlp_grpc_too() {
     let endpoint = receiver.start_grpc().await;
     let server = TestServer::start_with(|config| {
         config.observability.otel_endpoint = Some(endpoint);
-        config.observability.otel_protocol = odock::server::telemetry::OtlpProtocol::Grpc;
+        config.observability.otel_protocol = odock_server::telemetry::OtlpProtocol::Grpc;
     })
     .await;
     let upstream = FakeOpenAi::start().await;

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use odock::core::Secret;
-use odock::server::{App, Config};
+use odock_server::{App, Config};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -34,7 +34,7 @@ pub struct TestServer {
     /// runs with `ODOCK_TEST_BACKEND=postgres`).
     pub database_url: String,
     usage: std::sync::Arc<odock_store::SqlUsageSink>,
-    traces: Option<odock::server::telemetry::TraceExport>,
+    traces: Option<odock_server::telemetry::TraceExport>,
     master_key: Option<Secret>,
 }
 
