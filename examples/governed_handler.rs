@@ -7,13 +7,15 @@
 //!      -d '{"model":"echo","max_tokens":8,"messages":[{"role":"user","content":"hello there"}]}'
 //! ```
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
 use axum::routing::post_service;
 use axum::Router;
 use bytes::Bytes;
 use http::{Request, Response};
-use odock::core::layers::{LlmRequest, Meter};
+use odock::core::layers::{ClientIpLayer, LlmRequest, Meter, TrustedProxies};
 use odock::core::{
     full, usd_to_nanos, BudgetPeriod, Endpoint, GatewayBody, GatewayBuilder, GatewayError,
     InMemoryKeyStore, InMemoryLedger, InMemoryUsageSink, LedgerRule, ModelPricing, Principal,
@@ -89,15 +91,25 @@ pub fn app(usage: InMemoryUsageSink) -> Router {
     let gateway = GatewayBuilder::new(Arc::new(keys), ProviderRegistry::new(), Arc::new(usage))
         .ledger(ledger);
     let handler = tower::service_fn(echo);
-    Router::new().route(
-        "/v1/chat/completions",
-        post_service(gateway.llm_with(Endpoint::ChatCompletions, handler)),
-    )
+    // The client address for IP allow/block lists: the TCP peer (no proxies trusted here). Without
+    // it, keys with IP rules are refused, never silently unchecked.
+    let peer = |ext: &http::Extensions| ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post_service(gateway.llm_with(Endpoint::ChatCompletions, handler)),
+        )
+        .layer(ClientIpLayer::new(TrustedProxies::default(), peer))
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(InMemoryUsageSink::new())).await
+    let app = app(InMemoryUsageSink::new());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
