@@ -10,6 +10,7 @@
 //! - [`RedisInvalidator`] — applies cache invalidations locally and publishes them on
 //!   `{prefix}cache-invalidation`; its subscriber applies what other replicas publish.
 //! - [`RedisMcpSessionDirectory`] — which replica owns an MCP session.
+//! - [`RedisRoundRobinCursors`] — the `round_robin` routing counters, shared.
 //! - [`OutagePolicy`], [`RedisHealth`] — what happens while Redis is unreachable.
 //!
 //! Every key and the channel live under one prefix (`ODOCK_REDIS_PREFIX`, default `odock:`), so
@@ -20,6 +21,7 @@ mod connection;
 mod flusher;
 mod invalidation;
 mod outage;
+mod round_robin;
 mod sessions;
 
 #[cfg(test)]
@@ -30,4 +32,5 @@ pub use connection::{RedisConnection, RedisSettings, RedisStoreError};
 pub use flusher::RedisLedgerFlusher;
 pub use invalidation::{InvalidationSubscriber, RedisInvalidator};
 pub use outage::{OutagePolicy, RedisHealth};
+pub use round_robin::RedisRoundRobinCursors;
 pub use sessions::RedisMcpSessionDirectory;

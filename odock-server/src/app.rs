@@ -221,10 +221,13 @@ impl App {
         ));
         register_circuit_gauges(&metrics, &breakers);
         let key_pools = Arc::new(KeyPools::new(circuit_clock));
-        let routing = Arc::new(
-            Routing::new(routing_policies.clone(), breakers.clone())
-                .with_key_pools(key_pools.clone()),
-        );
+        let mut routing = Routing::new(routing_policies.clone(), breakers.clone())
+            .with_key_pools(key_pools.clone());
+        // Production mode: the replicas share the round-robin counters through Redis.
+        if let Some(cursors) = governance.round_robin() {
+            routing = routing.with_round_robin(cursors);
+        }
+        let routing = Arc::new(routing);
         let gateway = GatewayBuilder::new(key_store.clone(), providers, observed)
             .max_body_bytes(config.max_body_bytes)
             .admission(governance.admission.clone())

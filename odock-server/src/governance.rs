@@ -124,6 +124,15 @@ impl Governance {
     }
 
     /// The `redis` readiness check, when Redis is configured.
+    /// The `round_robin` routing counters shared through Redis (production mode); `None` in
+    /// embedded mode, where the routing's in-process counters are the only ones.
+    pub fn round_robin(&self) -> Option<Arc<dyn odock_core::routing::RoundRobinCursors>> {
+        self.redis.as_ref().map(|redis| {
+            Arc::new(odock_redis::RedisRoundRobinCursors::new(redis.conn.clone()))
+                as Arc<dyn odock_core::routing::RoundRobinCursors>
+        })
+    }
+
     pub fn health(&self) -> Option<RedisHealth> {
         self.redis
             .as_ref()

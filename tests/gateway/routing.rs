@@ -1126,3 +1126,44 @@ async fn a_providers_keys_are_a_pool_rotated_per_request_and_a_401_takes_a_key_o
         .filter(|k| k["providerKeyId"] != dead.as_str())
         .all(|k| k["rotation"].is_null()));
 }
+
+/// Production mode: three replicas on one PostgreSQL and Redis share a key's round-robin counter,
+/// so its requests spread over the candidates whichever replica serves them.
+#[tokio::test]
+async fn round_robin_is_shared_by_three_replicas() {
+    let Some(servers) = crate::support::replicas(3).await else {
+        return;
+    };
+    let fake = upstream(Arc::default()).await;
+    let org = Org::create(&servers[0], &fake).await;
+    let x = org
+        .model(&servers[0], &org.provider, "x", "ok-x", price(0, 0))
+        .await;
+    let y = org
+        .model(&servers[0], &org.provider, "y", "ok-y", price(0, 0))
+        .await;
+    let z = org
+        .model(&servers[0], &org.provider, "z", "ok-z", price(0, 0))
+        .await;
+    org.route(
+        &servers[0],
+        json!({"modelType": "chat", "strategy": "round_robin", "maxRetries": 0, "retryDelayMs": 0,
+               "candidates": [{"modelId": x}, {"modelId": y}, {"modelId": z}]}),
+    )
+    .await;
+    let mut answered = Vec::new();
+    for i in 0..6 {
+        answered.push(chat(&servers[i % 3], &org.key, "x").await.content());
+    }
+    assert_eq!(
+        answered,
+        [
+            "from ok-x",
+            "from ok-y",
+            "from ok-z",
+            "from ok-x",
+            "from ok-y",
+            "from ok-z"
+        ]
+    );
+}

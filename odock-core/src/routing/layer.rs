@@ -7,7 +7,6 @@
 //! policy (the organisation's `routingEnabled` off, or no policy for the type) the request passes
 //! untouched after one policy lookup.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,18 +14,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::{BoxFuture, Either};
 use http::{Request, Response};
-use parking_lot::Mutex;
 use rand::Rng;
 use tower::{Layer, Service};
 
 use super::breaker::CircuitBreakers;
+use super::cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
 use super::policy::{RoutingPolicy, Strategy};
 use super::pool::KeyPools;
 use super::source::RoutingPolicySource;
-use crate::domain::ModelType;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, ResolveError};
-use crate::ids::ApiKeyId;
 use crate::key_store::KeyStore;
 use crate::layers::governed::{estimate, Governed};
 use crate::layers::required;
@@ -35,12 +32,12 @@ use crate::model::ResolvedModel;
 use crate::principal::Principal;
 
 /// What routing shares across requests: the policy source, the circuit breakers and the
-/// round-robin cursors (per key and model type, per replica).
+/// round-robin cursors (per key and model type: in this process unless shared).
 pub struct Routing {
     source: Arc<dyn RoutingPolicySource>,
     breakers: Arc<CircuitBreakers>,
     pools: Arc<KeyPools>,
-    cursors: Mutex<HashMap<(ApiKeyId, ModelType), u64>>,
+    cursors: Arc<dyn RoundRobinCursors>,
 }
 
 impl std::fmt::Debug for Routing {
@@ -57,8 +54,15 @@ impl Routing {
             source,
             breakers,
             pools: Arc::default(),
-            cursors: Mutex::new(HashMap::new()),
+            cursors: Arc::new(InMemoryRoundRobinCursors::default()),
         }
+    }
+
+    /// Takes `round_robin` starts from `cursors` (shared by the replicas through Redis in
+    /// production mode) instead of this process's counters.
+    pub fn with_round_robin(mut self, cursors: Arc<dyn RoundRobinCursors>) -> Self {
+        self.cursors = cursors;
+        self
     }
 
     /// Rotates pooled provider keys with `pools` (shared with the admin API's health view).
@@ -73,15 +77,6 @@ impl Routing {
 
     pub fn key_pools(&self) -> &Arc<KeyPools> {
         &self.pools
-    }
-
-    /// The next round-robin start for the key and type.
-    fn next_cursor(&self, key: &ApiKeyId, model_type: ModelType) -> u64 {
-        let mut cursors = self.cursors.lock();
-        let cursor = cursors.entry((key.clone(), model_type)).or_insert(0);
-        let current = *cursor;
-        *cursor = cursor.wrapping_add(1);
-        current
     }
 }
 
@@ -279,7 +274,11 @@ async fn plan(
     let start = match policy.strategy {
         Strategy::Failover | Strategy::Priority => 0,
         Strategy::RoundRobin => {
-            (routing.next_cursor(&principal.api_key_id, requested.model_type) % n as u64) as usize
+            let cursor = routing
+                .cursors
+                .next(&principal.api_key_id, requested.model_type)
+                .await;
+            (cursor % n as u64) as usize
         }
         Strategy::Weighted => {
             let weights: Vec<u64> = usable

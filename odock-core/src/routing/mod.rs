@@ -39,6 +39,7 @@
 
 mod attempts;
 mod breaker;
+mod cursor;
 mod layer;
 mod policy;
 mod pool;
@@ -48,6 +49,7 @@ mod tests;
 
 pub(crate) use attempts::routed_call;
 pub use breaker::{BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState};
+pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
 pub use layer::{ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
 pub use policy::{
     RoutingCandidate, RoutingDocument, RoutingPolicy, Strategy, Trigger, DEFAULT_TRIGGERS,
