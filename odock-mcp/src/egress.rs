@@ -4,7 +4,7 @@
 //! configuration (or chosen by the upstream). Every connection is checked against the
 //! [`EgressPolicy`] of [`HttpOptions`](crate::HttpOptions):
 //!
-//! - host names are resolved by [`GuardedResolver`], which hands the connector only the addresses
+//! - host names are resolved by `GuardedResolver`, which hands the connector only the addresses
 //!   the policy allows (checked after resolution, at connect time, so DNS rebinding cannot slip a
 //!   private address in);
 //! - IP-literal hosts never reach a resolver, so [`check_url`] checks them before any request;
