@@ -8,6 +8,7 @@
 
 pub mod crypto;
 pub mod db;
+mod fast_cache;
 pub mod key_store;
 pub mod keys;
 pub mod ledger;

@@ -20,7 +20,8 @@ use odock_core::{
 use parking_lot::Mutex;
 
 use crate::db::Db;
-use crate::key_store::{FastCache, KeyStoreOptions};
+use crate::fast_cache::FastCache;
+use crate::key_store::KeyStoreOptions;
 
 /// A key's policies, by model type (empty: no routing).
 type KeyRouting = Arc<Vec<Arc<RoutingPolicy>>>;

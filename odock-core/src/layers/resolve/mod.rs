@@ -8,7 +8,7 @@
 //! [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (the model's policy target and the
 //! request's estimate) in the extensions for the policy gate, the ledgers and the provider call.
 
-mod decode;
+pub(crate) mod decode;
 #[cfg(test)]
 mod fuzz;
 pub mod multipart;
