@@ -1,4 +1,4 @@
-//! The innermost gateway service: hands the governed request to the model's [`Provider`] and turns
+//! The innermost gateway service: hands the governed request to the model's [`Provider`](crate::Provider) and turns
 //! its answer into an HTTP response, feeding upstream timing and usage into the [`Meter`].
 
 use std::pin::Pin;

@@ -14,7 +14,7 @@
 //!      `upstream_failed`.
 //! 3. **Error → response** ([`ErrorResponseLayer`]) — reads `Endpoint`; the only place typed errors
 //!    become JSON responses.
-//! 4. **Authentication** ([`AuthLayer`]) — writes [`Principal`](crate::Principal).
+//! 4. **Authentication** ([`AuthLayer`]) — writes [`Principal`].
 //! 5. **Metering** ([`MeteringLayer`]) — reads `Principal`, `RequestId`, `RequestStart`,
 //!    `Endpoint`; writes [`Meter`](crate::layers::Meter); enqueues one usage record per
 //!    authenticated request when the response body ends or is dropped, or when the request fails.
