@@ -1167,3 +1167,48 @@ async fn round_robin_is_shared_by_three_replicas() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_candidate_whose_own_policy_refuses_the_request_is_skipped() {
+    let fake = upstream(Arc::default()).await;
+    let server = TestServer::start().await;
+    let org = Org::create(&server, &fake).await;
+    let a = org
+        .model(&server, &org.provider, "a", "fail-500-a", price(0, 0))
+        .await;
+    let b = org
+        .model(&server, &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    let c = org
+        .model(&server, &org.provider, "c", "ok-c", price(0, 0))
+        .await;
+    server
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/organisations/{}/models/{b}", org.id),
+            Some(json!({"policies": {"maxTokensPerRequest": 10}})),
+        )
+        .await;
+    org.route(&server, failover(&[&a, &b, &c], 2)).await;
+    let answer = call(
+        &server,
+        &org.key,
+        "/v1/chat/completions",
+        json!({"model": "a", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(answer.content(), "from ok-c", "{}", answer.text);
+    assert_eq!(
+        slugs(&fake),
+        ["fail-500-a", "ok-c"],
+        "b's policy refuses 100 tokens"
+    );
+    let record = server.usage_record(&org.id, &answer.request_id).await;
+    let tried: Vec<&str> = record["routing"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| attempt["modelId"].as_str().unwrap())
+        .collect();
+    assert_eq!(tried, [a.as_str(), c.as_str()]);
+}

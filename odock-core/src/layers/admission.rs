@@ -82,7 +82,7 @@ pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 /// The checks that consume nothing: IP lists, request size, tokens per request. IP lists fail
 /// closed: a policy with IP rules refuses a request whose client address is unknown (an embedder
 /// that forgot to insert [`ClientIp`] gets refusals it can see, not silently unchecked traffic).
-fn check_request(
+pub(crate) fn check_request(
     policies: &ScopedPolicies,
     client_ip: Option<IpAddr>,
     body_len: u64,

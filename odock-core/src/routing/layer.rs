@@ -7,6 +7,7 @@
 //! policy (the organisation's `routingEnabled` off, or no policy for the type) the request passes
 //! untouched after one policy lookup.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,11 +26,13 @@ use super::source::RoutingPolicySource;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, ResolveError};
 use crate::key_store::KeyStore;
+use crate::layers::admission::{check_request, ClientIp};
 use crate::layers::governed::{estimate, Governed};
 use crate::layers::required;
 use crate::layers::resolve::{check_model, check_provider_pin, LlmRequest};
 use crate::model::ResolvedModel;
 use crate::principal::Principal;
+use crate::rate_limit::ScopedPolicies;
 
 /// What routing shares across requests: the policy source, the circuit breakers and the
 /// round-robin cursors (per key and model type: in this process unless shared).
@@ -188,16 +191,14 @@ where
             if let Some(policy) = policy {
                 let endpoint = *required::<Endpoint>(extensions, "routing", "an endpoint")?;
                 let llm = required::<LlmRequest>(extensions, "routing", "a decoded request")?;
-                let plan = plan(
-                    &layer.routing,
-                    &*layer.store,
+                let facts = RequestFacts {
                     principal,
                     endpoint,
                     llm,
-                    model,
-                    policy,
-                )
-                .await?;
+                    client_ip: extensions.get::<ClientIp>().map(|ip| ip.0),
+                    body_len: req.body().len() as u64,
+                };
+                let plan = plan(&layer.routing, &*layer.store, &facts, model, policy).await?;
                 if let Some(plan) = plan {
                     let mode = endpoint.billing_mode();
                     let mut governed =
@@ -220,6 +221,16 @@ where
     }
 }
 
+/// What the plan needs to know about the request.
+#[derive(Clone, Copy)]
+struct RequestFacts<'a> {
+    principal: &'a Principal,
+    endpoint: Endpoint,
+    llm: &'a LlmRequest,
+    client_ip: Option<IpAddr>,
+    body_len: u64,
+}
+
 /// The attempts for a request under `policy`: the candidates the key may use on this route (same
 /// type, granted, family accepted, provider enabled and keyed — routing never bypasses a check
 /// resolution makes), ordered by the strategy, wrapped around to `1 + maxRetries`. `None` when no
@@ -227,12 +238,17 @@ where
 async fn plan(
     routing: &Routing,
     store: &dyn KeyStore,
-    principal: &Principal,
-    endpoint: Endpoint,
-    llm: &LlmRequest,
+    facts: &RequestFacts<'_>,
     requested: &Arc<ResolvedModel>,
     policy: Arc<RoutingPolicy>,
 ) -> Result<Option<RoutePlan>, GatewayError> {
+    let RequestFacts {
+        principal,
+        endpoint,
+        llm,
+        client_ip,
+        body_len,
+    } = *facts;
     let mut usable = Vec::with_capacity(policy.candidates.len());
     for candidate in &policy.candidates {
         let model = if candidate.model_id == requested.id {
@@ -261,6 +277,24 @@ async fn plan(
         }
         if check_provider_pin(llm, &model).is_err() {
             continue;
+        }
+        // Another model's own policy applies to its attempts too (the requested model's was
+        // checked by admission): a candidate whose IP lists, request size or tokens per request
+        // refuse this request is skipped.
+        if model.id != requested.id {
+            let policies = store.policies(principal, &model.id).await?;
+            let own: ScopedPolicies = policies
+                .iter()
+                .filter(|p| p.scope == "model")
+                .cloned()
+                .collect();
+            if !own.is_empty() {
+                let e = estimate(llm, &model, endpoint.billing_mode());
+                let tokens = e.tokens_in.saturating_add(e.tokens_out);
+                if check_request(&own, client_ip, body_len, tokens).is_err() {
+                    continue;
+                }
+            }
         }
         usable.push((candidate, model));
     }
