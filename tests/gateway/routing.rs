@@ -1212,3 +1212,74 @@ async fn a_candidate_whose_own_policy_refuses_the_request_is_skipped() {
         .collect();
     assert_eq!(tried, [a.as_str(), c.as_str()]);
 }
+
+/// The official SDKs see routing as ordinary answers: on `/v1/llm/chat` (OpenAI SDK) an OpenAI
+/// candidate's 500 fails over to an Anthropic one, unary and streamed; natively the OpenAI route
+/// keeps to its family, and the Anthropic route (Anthropic SDK) fails over within its own.
+#[tokio::test]
+async fn the_official_sdks_see_routed_answers() {
+    if !crate::support::python_module_available("openai", "openai")
+        || !crate::support::python_module_available("anthropic", "anthropic")
+    {
+        return;
+    }
+    let fake = upstream(Arc::default()).await;
+    let anthropic = FakeAnthropic::start().await;
+    let server = TestServer::start().await;
+    let org = Org::create(&server, &fake).await;
+    let claude_provider =
+        provider(&server, &org.id, "ANTHROPIC", &anthropic.base_url(), 2_000).await;
+    let gpt = org
+        .model(&server, &org.provider, "gpt", "fail-500-gpt", price(0, 0))
+        .await;
+    let broken_claude = org
+        .model(
+            &server,
+            &claude_provider,
+            "claude-broken",
+            "fail-429",
+            price(0, 0),
+        )
+        .await;
+    let claude = org
+        .model(
+            &server,
+            &claude_provider,
+            "claude",
+            "claude-upstream",
+            price(0, 0),
+        )
+        .await;
+    let mut policy = failover(&[&gpt, &broken_claude, &claude], 2);
+    policy["triggers"] = json!(["5xx", "rate_limit"]);
+    org.route(&server, policy).await;
+
+    let result = crate::support::run_python_script(
+        "routing_sdk.py",
+        &[&server.base, &org.key, "gpt", "claude-broken"],
+    )
+    .await;
+    assert_eq!(result["unified"]["provider"], "anthropic", "{result}");
+    assert_eq!(result["unified"]["model"], "claude");
+    assert_eq!(result["unified"]["content"], "Hello world");
+    assert_eq!(result["unified_stream"], "Hello world");
+    assert_eq!(result["native_openai_status"], 500);
+    assert_eq!(result["native_anthropic"]["text"], "Hello world");
+    let models: Vec<String> = anthropic
+        .received()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    // Unified unary and stream: the 429 then the healthy model; native: the same.
+    assert_eq!(
+        models,
+        [
+            "fail-429",
+            "claude-upstream",
+            "fail-429",
+            "claude-upstream",
+            "fail-429",
+            "claude-upstream"
+        ]
+    );
+}
