@@ -17,6 +17,9 @@ pub fn columns(title: &str, points: &[(String, f64)], format: &dyn Fn(f64) -> St
     let height = 220.0;
     let (left, bottom, top) = (8.0, 28.0, 22.0);
     let max = points.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
+    if points.is_empty() || max <= 0.0 {
+        return empty_chart(title);
+    }
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -24,15 +27,6 @@ pub fn columns(title: &str, points: &[(String, f64)], format: &dyn Fn(f64) -> St
         escape(title),
         escape(title)
     );
-    if points.is_empty() || max <= 0.0 {
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle" class="muted">No data in this period</text></svg>"#,
-            width / 2.0,
-            height / 2.0
-        );
-        return svg;
-    }
     let slot = (width - left * 2.0) / points.len() as f64;
     let bar = (slot * 0.7).max(1.0);
     let plot = height - bottom - top;
@@ -68,29 +62,25 @@ pub fn columns(title: &str, points: &[(String, f64)], format: &dyn Fn(f64) -> St
 
 /// Horizontal bars, largest first, with the name and value written beside each bar.
 pub fn bars(title: &str, items: &[(String, f64)], format: &dyn Fn(f64) -> String) -> String {
-    let row = 26.0;
-    let width = 720.0;
+    let row = 28.0;
+    let width = 560.0;
     let height = (items.len().max(1) as f64) * row + 8.0;
-    let label_width = 220.0;
+    let label_width = 170.0;
     let max = items.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
+    if items.is_empty() || max <= 0.0 {
+        return empty_chart(title);
+    }
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{}"><title>{}</title>"#,
+        r#"<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="{}"><title>{}</title>"#,
         escape(title),
         escape(title)
     );
-    if items.is_empty() || max <= 0.0 {
-        let _ = write!(
-            svg,
-            r#"<text x="8" y="20" class="muted">No data in this period</text></svg>"#
-        );
-        return svg;
-    }
     for (i, (label, value)) in items.iter().enumerate() {
         let y = i as f64 * row + 4.0;
-        let w = (value / max * (width - label_width - 120.0)).max(1.0);
-        let name: String = label.chars().take(30).collect();
+        let w = (value / max * (width - label_width - 110.0)).max(1.0);
+        let name: String = label.chars().take(20).collect();
         let _ = write!(
             svg,
             r#"<text x="{}" y="{:.1}" text-anchor="end" class="axis">{}</text><rect class="bar" x="{label_width}" y="{y:.1}" width="{w:.1}" height="{:.1}"><title>{}: {}</title></rect><text x="{:.1}" y="{:.1}" class="axis">{}</text>"#,
@@ -107,6 +97,37 @@ pub fn bars(title: &str, items: &[(String, f64)], format: &dyn Fn(f64) -> String
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The chart of a period without data: one short line saying so.
+fn empty_chart(title: &str) -> String {
+    format!(
+        r#"<svg class="chart" viewBox="0 0 720 32" role="img" aria-label="{0}: no data"><title>{0}</title><text x="8" y="20" class="muted">No data in this period</text></svg>"#,
+        escape(title)
+    )
+}
+
+/// Daily `(YYYY-MM-DD, value)` points with the days between `from` and `to` that have no data
+/// added as zeros, so each column is one day wide whatever the data.
+pub fn fill_days(
+    points: &[(String, f64)],
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Vec<(String, f64)> {
+    let known: std::collections::HashMap<&str, f64> =
+        points.iter().map(|(day, v)| (day.as_str(), *v)).collect();
+    let mut filled = Vec::new();
+    let mut day = from;
+    while day <= to && filled.len() < 400 {
+        let label = day.format("%Y-%m-%d").to_string();
+        let value = known.get(label.as_str()).copied().unwrap_or(0.0);
+        filled.push((label, value));
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    filled
 }
 
 /// One stacked bar of successes and errors, with counts written on it.
@@ -143,6 +164,11 @@ mod tests {
         assert!(svg.contains(">2<"));
         let empty = columns("Daily", &[], &|v| format!("{v}"));
         assert!(empty.contains("No data"));
+        let from = chrono::NaiveDate::from_ymd_opt(2026, 2, 27).unwrap();
+        let to = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let filled = fill_days(&[("2026-03-01".into(), 4.0)], from, to);
+        assert_eq!(filled.len(), 4);
+        assert_eq!(filled[2], ("2026-03-01".to_owned(), 4.0));
         assert!(gauge(5, 3, 10).contains("limit 10"));
     }
 }

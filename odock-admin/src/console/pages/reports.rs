@@ -175,13 +175,22 @@ pub async fn dashboard(ctx: Ctx, Path(org): Path<String>) -> Page {
             }
         }
     };
-    let top = |summary: &Value| -> Vec<(String, f64)> {
+    // Top five by cost; by requests when nothing is priced.
+    let top = |summary: &Value| -> (Vec<(String, f64)>, Box<dyn Fn(f64) -> String>) {
         let mut items = series(summary, "cost");
+        let mut format = metric_format("cost");
         if items.iter().all(|(_, v)| *v == 0.0) {
             items = series(summary, "requests");
+            format = metric_format("requests");
         }
         items.truncate(5);
-        items
+        (items, format)
+    };
+    let (top_models, models_format) = top(&top_models);
+    let (top_keys, keys_format) = top(&top_keys);
+    let today = Utc::now().date_naive();
+    let days = |metric: &str| {
+        charts::fill_days(&series(&daily, metric), today - Duration::days(30), today)
     };
     let content = html! {
         section aria-label="Counts" {
@@ -199,8 +208,16 @@ pub async fn dashboard(ctx: Ctx, Path(org): Path<String>) -> Page {
             @if daily.is_null() { (layout::empty("Usage is not available to your role.")) }
             @else {
                 (stats_kpis(&daily["totals"]))
-                (layout::raw(charts::columns("Requests per day", &series(&daily, "requests"), &|v: f64| format!("{v:.0}"))))
-                (layout::raw(charts::columns("Cost per day (USD)", &series(&daily, "cost"), &|v: f64| format!("${v:.4}"))))
+                div.grid2 {
+                    figure {
+                        figcaption { "Requests per day" }
+                        (layout::raw(charts::columns("Requests per day", &days("requests"), &|v: f64| format!("{v:.0}"))))
+                    }
+                    figure {
+                        figcaption { "Cost per day (USD)" }
+                        (layout::raw(charts::columns("Cost per day (USD)", &days("cost"), &|v: f64| format!("${v:.4}"))))
+                    }
+                }
             }
         }
         @if !spend.is_empty() {
@@ -221,11 +238,11 @@ pub async fn dashboard(ctx: Ctx, Path(org): Path<String>) -> Page {
         div.grid2 {
             section aria-labelledby="tm-h" {
                 h2 #tm-h { "Top models" }
-                (layout::raw(charts::bars("Top models", &top(&top_models), &|v: f64| format!("{v:.4}"))))
+                (layout::raw(charts::bars("Top models", &top_models, &*models_format)))
             }
             section aria-labelledby="tk-h" {
                 h2 #tk-h { "Top keys" }
-                (layout::raw(charts::bars("Top API keys", &top(&top_keys), &|v: f64| format!("{v:.4}"))))
+                (layout::raw(charts::bars("Top API keys", &top_keys, &*keys_format)))
             }
         }
         section aria-labelledby="err-h" {
@@ -312,6 +329,17 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         _ => "model",
     };
     let top = ctx.get(&format!("{summary_base}&groupBy={group}")).await?;
+    // One column per day of the period (all time: only the days with data).
+    let daily_points = match &period {
+        Some((from, to)) => {
+            let day = |t: &str| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.date_naive());
+            match (day(from), day(to)) {
+                (Ok(from), Ok(to)) => charts::fill_days(&series(&daily, metric), from, to),
+                _ => series(&daily, metric),
+            }
+        }
+        None => series(&daily, metric),
+    };
     let mut top_items = series(&top, metric);
     top_items.sort_by(|a, b| b.1.total_cmp(&a.1));
     top_items.truncate(10);
@@ -385,7 +413,7 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         div.grid2 {
             section aria-labelledby="daily-h" {
                 h2 #daily-h { "Daily " (metric) }
-                (layout::raw(charts::columns(&format!("Daily {metric}"), &series(&daily, metric), &*fmt)))
+                (layout::raw(charts::columns(&format!("Daily {metric}"), &daily_points, &*fmt)))
             }
             section aria-labelledby="status-h" {
                 h2 #status-h { "Status" }
