@@ -15,7 +15,7 @@ fn escape(text: &str) -> String {
 pub fn columns(title: &str, points: &[(String, f64)], format: &dyn Fn(f64) -> String) -> String {
     let width = 720.0;
     let height = 220.0;
-    let (left, bottom, top) = (8.0, 28.0, 22.0);
+    let (left, bottom, top) = (28.0, 28.0, 24.0);
     let max = points.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
     if points.is_empty() || max <= 0.0 {
         return empty_chart(title);
@@ -32,7 +32,7 @@ pub fn columns(title: &str, points: &[(String, f64)], format: &dyn Fn(f64) -> St
     let plot = height - bottom - top;
     let _ = write!(
         svg,
-        r#"<text x="{left}" y="14" class="muted">max {}</text>"#,
+        r#"<text x="{left}" y="16" class="muted">max {}</text>"#,
         escape(&format(max))
     );
     let label_every = (points.len() / 8).max(1);
@@ -102,7 +102,7 @@ pub fn bars(title: &str, items: &[(String, f64)], format: &dyn Fn(f64) -> String
 /// The chart of a period without data: one short line saying so.
 fn empty_chart(title: &str) -> String {
     format!(
-        r#"<svg class="chart" viewBox="0 0 720 32" role="img" aria-label="{0}: no data"><title>{0}</title><text x="8" y="20" class="muted">No data in this period</text></svg>"#,
+        r#"<p class="empty">{}: no data in this period.</p>"#,
         escape(title)
     )
 }
@@ -132,11 +132,14 @@ pub fn fill_days(
 
 /// One stacked bar of successes and errors, with counts written on it.
 pub fn status_bar(successes: i64, errors: i64) -> String {
-    let total = (successes + errors).max(1) as f64;
+    if successes + errors == 0 {
+        return empty_chart("Status");
+    }
+    let total = (successes + errors) as f64;
     let width = 720.0;
     let ok = successes as f64 / total * width;
     format!(
-        r#"<svg class="chart" viewBox="0 0 {width} 44" role="img" aria-label="{successes} successful, {errors} failed"><rect class="ok" x="0" y="4" width="{ok:.1}" height="22"><title>{successes} successful</title></rect><rect class="err" x="{ok:.1}" y="4" width="{:.1}" height="22"><title>{errors} failed</title></rect><text x="4" y="40" class="axis">{successes} successful</text><text x="{width}" y="40" text-anchor="end" class="axis">{errors} failed</text></svg>"#,
+        r#"<svg class="chart" viewBox="0 0 {width} 52" role="img" aria-label="{successes} successful, {errors} failed"><rect class="ok" x="0" y="4" width="{ok:.1}" height="22"><title>{successes} successful</title></rect><rect class="err" x="{ok:.1}" y="4" width="{:.1}" height="22"><title>{errors} failed</title></rect><text x="4" y="46" class="axis">{successes} successful</text><text x="{width}" y="46" text-anchor="end" class="axis">{errors} failed</text></svg>"#,
         width - ok
     )
 }
@@ -163,7 +166,7 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
         assert!(svg.contains(">2<"));
         let empty = columns("Daily", &[], &|v| format!("{v}"));
-        assert!(empty.contains("No data"));
+        assert!(empty.contains("no data"));
         let from = chrono::NaiveDate::from_ymd_opt(2026, 2, 27).unwrap();
         let to = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         let filled = fill_days(&[("2026-03-01".into(), 4.0)], from, to);

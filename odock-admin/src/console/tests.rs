@@ -606,6 +606,17 @@ async fn budgets_go_through_a_recap_and_show_their_consumption() {
             && detail.text.contains("$50.000000")
     );
 
+    // The key and team pages link to a wizard preset for their owner.
+    let preset = w
+        .get(&format!("{base}/quotas?owner=TEAM:{}", w.team), &w.admin)
+        .await;
+    assert!(
+        preset
+            .text
+            .contains(&format!(r#"<option value="TEAM:{}" selected>"#, w.team)),
+        "{}",
+        preset.text
+    );
     let quota = w.post(&format!("{base}/quotas"), &w.admin, &format!("step=create&name=req&owner=TEAM%3A{}&period=DAILY&metric=REQUESTS&limit=100&active=on", w.team)).await;
     assert_eq!(quota.status, StatusCode::SEE_OTHER, "{}", quota.text);
     let detail = w

@@ -301,6 +301,11 @@ async fn detail_page(
         .await
         .unwrap_or(Value::Null);
     let model_names = names(&models);
+    let mcp_names = ctx
+        .get_opt(&api(org, "/mcp-servers?limit=500"))
+        .await
+        .map(|l| names(&l))
+        .unwrap_or_default();
     let revoked = key["revoked"].as_bool().unwrap_or(false);
     let manages =
         grants.is_some() && matches!(ctx.role, Role::SuperAdmin | Role::OrgAdmin | Role::Manager);
@@ -376,7 +381,7 @@ async fn detail_page(
             @match &mcp {
                 Some(g) if !rows(g).is_empty() => {
                     (table(&["MCP server", "Granted"], rows(g), |r| html! { tr {
-                        td { (text(r, "mcpServerId")) } td { (layout::when(r, "createdAt")) }
+                        td { (mcp_names.get(s(r, "mcpServerId")).map_or(s(r, "mcpServerId"), String::as_str)) } td { (layout::when(r, "createdAt")) }
                     } }))
                 }
                 _ => { (layout::empty("No MCP server is granted to this key.")) }
@@ -413,6 +418,12 @@ async fn detail_page(
                 (layout::empty("No budget or quota is set on this key itself (organisation and team rules still apply)."))
             }
             @for b in &key_budgets { p { a href={ (base) "/budgets/" (s(b, "id")) } { "Budget: " (s(b, "name")) } " — " (layout::usd(layout::int(b, "amountNanos"))) " per " (s(b, "period")) } }
+            @if manages {
+                p.actions {
+                    a href={ (base) "/budgets?owner=APIKEY:" (id) } { "Add a budget for this key" }
+                    a href={ (base) "/quotas?owner=APIKEY:" (id) } { "Add a quota for this key" }
+                }
+            }
             @for q in &key_quotas { p { a href={ (base) "/quotas/" (s(q, "id")) } { "Quota: " (s(q, "name")) } " — " (text(q, "limit")) " " (s(q, "metric")) " per " (s(q, "period")) } }
         }
     };

@@ -125,6 +125,14 @@ async fn team_page(ctx: &Ctx, org: &str, id: &str, state: &FormState, status: St
                 }))
             }
         }
+        p.actions {
+            a href={ (base) "/usage?teamId=" (id) } { "Team usage" }
+            a href={ (base) "/budgets?ownerType=TEAM" } { "Team budgets" }
+            @if is_admin(ctx) || ctx.role == odock_core::Role::Manager {
+                a href={ (base) "/budgets?owner=TEAM:" (id) } { "Add a team budget" }
+                a href={ (base) "/quotas?owner=TEAM:" (id) } { "Add a team quota" }
+            }
+        }
         section aria-labelledby="tkeys-h" {
             h2 #tkeys-h { "Team keys" }
             @match &keys {

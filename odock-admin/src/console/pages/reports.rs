@@ -112,7 +112,10 @@ fn series(summary: &Value, metric: &str) -> Vec<(String, f64)> {
         .unwrap_or_default()
 }
 
-fn metric_format(metric: &str) -> Box<dyn Fn(f64) -> String> {
+/// How a metric's values are written on charts.
+type Formatter = Box<dyn Fn(f64) -> String>;
+
+fn metric_format(metric: &str) -> Formatter {
     match metric {
         "cost" => Box::new(|v| format!("${v:.4}")),
         _ => Box::new(|v| format!("{v:.0}")),
@@ -176,7 +179,7 @@ pub async fn dashboard(ctx: Ctx, Path(org): Path<String>) -> Page {
         }
     };
     // Top five by cost; by requests when nothing is priced.
-    let top = |summary: &Value| -> (Vec<(String, f64)>, Box<dyn Fn(f64) -> String>) {
+    let top = |summary: &Value| -> (Vec<(String, f64)>, Formatter) {
         let mut items = series(summary, "cost");
         let mut format = metric_format("cost");
         if items.iter().all(|(_, v)| *v == 0.0) {

@@ -320,6 +320,18 @@ async fn list_page(
     ))
 }
 
+/// The wizard preset from `?owner=TYPE:id` (the key and team pages link here), or empty.
+fn preset(query: &HashMap<String, String>) -> FormState {
+    match query.get("owner").filter(|o| o.contains(':')) {
+        Some(owner) => FormState::sent(Fields(vec![
+            ("owner".into(), owner.clone()),
+            ("active".into(), "on".into()),
+            ("timezone".into(), "UTC".into()),
+        ])),
+        None => FormState::default(),
+    }
+}
+
 pub async fn budgets(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -330,7 +342,7 @@ pub async fn budgets(
         Kind::Budget,
         &org,
         &query,
-        &FormState::default(),
+        &preset(&query),
         StatusCode::OK,
         None,
     )
@@ -347,7 +359,7 @@ pub async fn quotas(
         Kind::Quota,
         &org,
         &query,
-        &FormState::default(),
+        &preset(&query),
         StatusCode::OK,
         None,
     )
