@@ -5,8 +5,8 @@
 //! `cargo bench --bench analytics`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use odock::admin::analytics::synthetic::{generate, insert, SyntheticKey, SyntheticSpec};
-use odock::admin::analytics::{summary, GroupBy, UsageScope};
+use odock_admin::analytics::synthetic::{generate, insert, SyntheticKey, SyntheticSpec};
+use odock_admin::analytics::{summary, GroupBy, UsageScope};
 
 const RECORDS: usize = 1_000_000;
 const DAY_MS: i64 = 86_400_000;
@@ -45,19 +45,19 @@ fn analytics(c: &mut Criterion) {
     let url = format!("sqlite://{}", dir.path().join("analytics.db").display());
     let pool = runtime
         .block_on(async {
-            let pool = odock::store::connect(&url, &odock::store::DbOptions::default()).await?;
+            let pool = odock_store::connect(&url, &odock_store::DbOptions::default()).await?;
             insert(&pool, &generate(&spec("org-main", RECORDS, 42)))
                 .await
-                .map_err(odock::store::DbError::from)?;
+                .map_err(odock_store::DbError::from)?;
             insert(&pool, &generate(&spec("org-other", RECORDS / 10, 7)))
                 .await
-                .map_err(odock::store::DbError::from)?;
+                .map_err(odock_store::DbError::from)?;
             // Fresh statistics, as a long-running database would have.
             sqlx::query("ANALYZE")
                 .execute(&pool)
                 .await
-                .map_err(odock::store::DbError::from)?;
-            Ok::<_, odock::store::DbError>(pool)
+                .map_err(odock_store::DbError::from)?;
+            Ok::<_, odock_store::DbError>(pool)
         })
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -88,9 +88,9 @@ fn analytics(c: &mut Criterion) {
             let pool = pool.clone();
             let scope = scope.clone();
             async move {
-                let from = odock::store::db::from_ms(START_MS);
-                let to = odock::store::db::from_ms(START_MS + 30 * DAY_MS);
-                odock::admin::invoices::build(&pool, &scope, from, to)
+                let from = odock_store::db::from_ms(START_MS);
+                let to = odock_store::db::from_ms(START_MS + 30 * DAY_MS);
+                odock_admin::invoices::build(&pool, &scope, from, to)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"))
             }

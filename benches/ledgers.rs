@@ -21,9 +21,9 @@ use odock::core::{
     QuotaMetric, RequestId, RequestOutcome, RuleKind, RuleOwner, StaticRuleSource, SystemClock,
     TokenUsage, UsageMetadata, UsageRecord, UsageRecordId,
 };
-use odock::redis::{RedisAdmission, RedisAdmissionOptions, RedisConnection, RedisSettings};
-use odock::store::db::Db;
-use odock::store::{connect, DbOptions, SqlRuleSource};
+use odock_redis::{RedisAdmission, RedisAdmissionOptions, RedisConnection, RedisSettings};
+use odock_store::db::Db;
+use odock_store::{connect, DbOptions, SqlRuleSource};
 
 const ORG: &str = "org_bench";
 const KEY: &str = "key_bench";
@@ -221,7 +221,7 @@ fn ledgers(c: &mut Criterion) {
     bench_admission(c, &rt, "local", Arc::new(local));
 
     let Some(postgres) = rt.block_on(async {
-        let url = odock::store::testing::postgres_url().await?;
+        let url = odock_store::testing::postgres_url().await?;
         let options = DbOptions {
             max_connections: 4,
             ..DbOptions::default()

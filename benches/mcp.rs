@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use odock::core::Secret;
-use odock::server::{App, Config};
 use odock_mcp::testing::FakeHttpMcpServer;
+use odock_server::{App, Config};
 use serde_json::{json, Value};
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdefghij";

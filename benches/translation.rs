@@ -7,11 +7,11 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures::StreamExt;
-use odock::providers::anthropic::{
+use odock_providers::anthropic::{
     convert as anthropic, stream::ChunkTranslator, wire::MessagesResponse,
 };
-use odock::providers::gemini::{convert as gemini, wire::GenerateContentResponse};
-use odock::providers::sse;
+use odock_providers::gemini::{convert as gemini, wire::GenerateContentResponse};
+use odock_providers::sse;
 use std::time::Duration;
 
 const ANTHROPIC_CHAT_REQUEST: &str =

@@ -11,7 +11,7 @@ use odock::core::{
     BillingMode, ModelPricing, RequestId, RequestOutcome, TokenRates, TokenUsage, UsageMetadata,
     UsageRecord, UsageRecordId,
 };
-use odock::store::usage_records::insert_batch;
+use odock_store::usage_records::insert_batch;
 
 fn record() -> UsageRecord {
     let tokens = TokenUsage {
@@ -80,9 +80,9 @@ fn writer(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let pool = runtime
-        .block_on(odock::store::connect(
+        .block_on(odock_store::connect(
             &url,
-            &odock::store::DbOptions::default(),
+            &odock_store::DbOptions::default(),
         ))
         .unwrap_or_else(|e| panic!("{e}"));
     let pool = Arc::new(pool);

@@ -1,6 +1,6 @@
 //! Odock's governance in your own axum app: `POST /v1/chat/completions` through the full stack
 //! (auth, metering, grants, rate limits, a budget) over in-memory stores and a local stand-in for
-//! OpenAI, next to a route of your own.
+//! OpenAI (`StaticProvider`, a test double of the `testing` feature), next to a route of your own.
 //! ```text
 //! cargo run --example embed_axum
 //! curl -s localhost:3000/v1/chat/completions -H 'authorization: Bearer sk_demo' \

@@ -1,15 +1,18 @@
 //! # odock
 //!
 //! One dependency for embedding Odock, the AI governance gateway: re-exports the core layers and
-//! traits ([`core`]), and — behind default features — the upstream providers ([`providers`]), the
-//! SQL stores ([`store`]), the management plane ([`admin`]), the Redis shared state for several replicas ([`redis`]) and the reference
-//! server ([`server`]).
+//! traits ([`core`]) — the default, with in-memory key store, ledgers and usage sink — and, behind
+//! opt-in features, the MCP transports (`mcp`), the upstream providers (`providers`), the SQL stores
+//! (`store`), the management plane (`admin`), the Redis shared state for several replicas (`redis`)
+//! and the reference server (`server`, which brings all of them).
 //!
-//! See `examples/embed_axum.rs` for mounting the governance stack in your own axum app.
+//! See `examples/embed_axum.rs` for mounting the governance stack in your own axum app, and
+//! `examples/governed_handler.rs` for putting it in front of a handler of your own.
 
 #[cfg(feature = "admin")]
 pub use odock_admin as admin;
 pub use odock_core as core;
+#[cfg(feature = "mcp")]
 pub use odock_mcp as mcp;
 #[cfg(feature = "providers")]
 pub use odock_providers as providers;

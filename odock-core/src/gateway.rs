@@ -161,6 +161,26 @@ impl GatewayBuilder {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        self.llm_with(endpoint, ProviderService::new(self.providers.clone()))
+    }
+
+    /// The same stack as [`llm`](Self::llm) in front of `inner` instead of the provider dispatch:
+    /// an embedder's own handler or upstream client receives requests that are authenticated,
+    /// resolved and admitted — the buffered body, with [`Principal`], `Arc<ResolvedModel>`,
+    /// [`LlmRequest`](crate::layers::LlmRequest) and the [`Meter`](crate::layers::Meter) in its
+    /// extensions — and reports what it served with [`Meter::record_usage`](crate::layers::Meter::record_usage),
+    /// which bills the request and settles its budget holds.
+    pub fn llm_with<B, S>(&self, endpoint: Endpoint, inner: S) -> GatewayService<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let service = ServiceBuilder::new()
             .map_request(move |mut req: Request<B>| {
                 req.extensions_mut().insert(endpoint);
@@ -176,14 +196,10 @@ impl GatewayBuilder {
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
             .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())
-            .service(ProviderService::new(self.providers.clone()));
+            .service(inner);
         BoxCloneSyncService::new(service)
     }
 
-    /// The governed MCP route (`GET|POST|DELETE /v1/mcp/{ref}[/{path}]`) over `call`, the service
-    /// that forwards the governed request to the MCP server (it finds `Arc<ResolvedMcpServer>`,
-    /// `McpRequest` and the `Meter` in the extensions, and must call
-    /// [`Meter::upstream_started`](crate::layers::Meter::upstream_started) before it sends).
     pub fn mcp<B, S>(&self, call: S) -> GatewayService<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,

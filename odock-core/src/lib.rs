@@ -45,6 +45,9 @@ pub mod provider;
 pub mod rate_limit;
 pub mod secret;
 pub mod telemetry;
+/// Test doubles (a local provider answering in the OpenAI wire format); behind the `testing`
+/// feature so they never ship in an embedder's build by accident.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod unified;
 pub mod usage;

@@ -119,3 +119,30 @@ impl Provider for StaticProvider {
         })
     }
 }
+
+/// Runs the calling test alone, in a child process of the test binary, and returns `true` in the
+/// parent once the child passed (the caller then returns); returns `false` in the child, which runs
+/// the test's body. For tests that capture logs with a thread-local subscriber: while other tests
+/// register the same tracing callsites on other threads, a callsite can cache "no interest" and
+/// the capture misses lines.
+///
+/// `test_path` is the test's full name in its binary (`module::test_name`).
+pub fn run_alone(test_path: &str) -> bool {
+    const CHILD: &str = "ODOCK_TEST_RUN_ALONE";
+    if std::env::var_os(CHILD).is_some() {
+        return false;
+    }
+    let binary = std::env::current_exe().unwrap_or_else(|e| panic!("test binary: {e}"));
+    let output = std::process::Command::new(binary)
+        .args([test_path, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running {test_path} alone: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test_path} failed in its own process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    true
+}

@@ -173,15 +173,7 @@ async fn a_budget_admits_exactly_what_it_can_pay_for_under_200_concurrent_reques
     .await;
     // Spend went 4/7 → 6/7 → 7/7 of the amount across settlements: each warning threshold was
     // crossed exactly once, and the metrics say so.
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     for threshold in [50, 80, 90, 100] {
         let line = format!("odock_budget_threshold_crossings_total{{threshold=\"{threshold}\"}} 1");
         assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");

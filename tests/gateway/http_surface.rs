@@ -72,15 +72,7 @@ fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
 async fn wait_for_metric(server: &TestServer, metric: &str, value: u64) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let text = server
-            .client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics_text().await;
         let current = text
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{metric} ")))

@@ -874,15 +874,7 @@ fn children_tagged(tag: &str) -> usize {
 }
 
 async fn stdio_process_gauge(server: &TestServer) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix("odock_mcp_stdio_processes "))
         .and_then(|value| value.trim().parse().ok())

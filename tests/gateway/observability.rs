@@ -92,6 +92,92 @@ impl Receiver {
     }
 }
 
+/// An OTLP/gRPC receiver on loopback (HTTP/2 with prior knowledge, as the exporter speaks it):
+/// `TraceService/Export` with length-prefixed protobuf frames, answered with an empty response and
+/// `grpc-status: 0` in the trailers. Written by hand so the test needs no gRPC server framework.
+impl Receiver {
+    async fn start_grpc(&self) -> String {
+        use http_body_util::{BodyExt, StreamBody};
+        async fn export(
+            State(rx): State<Receiver>,
+            body: axum::body::Body,
+        ) -> axum::response::Response {
+            let bytes = body.collect().await.unwrap().to_bytes();
+            // One gRPC message: compressed flag (0), big-endian length, the protobuf.
+            let length = u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize;
+            assert_eq!(
+                (bytes[0], bytes.len()),
+                (0, 5 + length),
+                "one uncompressed message"
+            );
+            let request = ExportTraceServiceRequest::decode(&bytes[5..]).unwrap();
+            let mut spans = rx.0.lock().unwrap();
+            for resource in request.resource_spans {
+                for scope in resource.scope_spans {
+                    spans.extend(scope.spans);
+                }
+            }
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames = futures::stream::iter([
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(&[
+                    0, 0, 0, 0, 0,
+                ]))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            axum::response::Response::builder()
+                .header("content-type", "application/grpc")
+                .body(axum::body::Body::new(StreamBody::new(frames)))
+                .unwrap()
+        }
+        let app = axum::Router::new()
+            .route(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                post(export),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_grpc_too() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start_grpc().await;
+    let server = TestServer::start_with(|config| {
+        config.observability.otel_endpoint = Some(endpoint);
+        config.observability.otel_protocol = odock_server::telemetry::OtlpProtocol::Grpc;
+    })
+    .await;
+    let upstream = FakeOpenAi::start().await;
+    let world = World::create(&server, &upstream).await;
+    let response = server
+        .client
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(&world.key)
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    let spans = receiver
+        .wait_for(&server, CLIENT_TRACE, "odock.usage.enqueue")
+        .await;
+    let root = &spans["POST /v1/chat/completions"];
+    assert_eq!(id(&root.parent_span_id), CLIENT_SPAN);
+    let call = &spans["chat gpt-4o"];
+    assert_eq!(call.parent_span_id, root.span_id);
+    assert_eq!(
+        attribute(call, "gen_ai.request.model"),
+        Some(json!("gpt-4o"))
+    );
+}
+
 fn attribute(span: &Span, key: &str) -> Option<Value> {
     let kv = span.attributes.iter().find(|kv| kv.key == key)?;
     match kv.value.as_ref()?.value.as_ref()? {
@@ -339,15 +425,7 @@ async fn metrics_expose_the_documented_families() {
     assert_eq!(ok.status(), 200);
     ok.bytes().await.unwrap();
     server.flush_usage().await;
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     for family in [
         "odock_requests_total{route=\"/v1/chat/completions\",status_class=\"2xx\"} 1",
         "odock_request_duration_seconds_bucket",
@@ -619,15 +697,7 @@ async fn a_crossed_budget_threshold_reaches_a_webhook_and_an_inbox_exactly_once(
         .await;
     response.bytes().await.unwrap();
     server.flush_usage().await;
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("odock_alerts_raised_total{event=\"budget.threshold\"} 1"),
         "{metrics}"
@@ -705,4 +775,76 @@ async fn without_smtp_invitations_return_their_link_only() {
         .await;
     assert_eq!(issued["emailed"], false);
     assert!(issued["url"].as_str().unwrap().starts_with("/invitations/"));
+}
+
+/// A key that expires within the warning period raises `apikey.expiring` at the next scan (one runs
+/// when the server starts), delivered once to a subscribed webhook and never again on later scans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_about_to_expire_is_announced_once() {
+    let (hook, hook_url) = Webhook::start(0).await;
+    let mut first = TestServer::start().await;
+    let org = first.create_org().await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let key = first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/apikeys"),
+            Some(json!({"name": "ci deploy", "type": "ORGANISATION", "expiresAt": expires_at})),
+        )
+        .await;
+    // A key far from its expiry and one without any: no alert for either.
+    let later = (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339();
+    first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/apikeys"),
+            Some(json!({"name": "later", "type": "ORGANISATION", "expiresAt": later})),
+        )
+        .await;
+    first.create_key(&org).await;
+    first
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{org}/notification-channels"),
+            Some(json!({"name": "ops", "type": "WEBHOOK", "url": hook_url, "secret": "whsec-expiry-0123456789",
+                        "events": ["apikey.expiring"]})),
+        )
+        .await;
+    first.stop().await;
+
+    // The scan runs when a server starts: restart on the same database, twice.
+    let database_url = first.database_url.clone();
+    let master_key = first.master_key_for_restart();
+    for _ in 0..2 {
+        let (database_url, master_key) = (database_url.clone(), master_key.clone());
+        let mut server = TestServer::start_with(move |config| {
+            config.database_url = database_url;
+            config.master_key = master_key;
+            config.observability.key_expiry_warning_days = 7;
+        })
+        .await;
+        wait_until("the expiry alert", || !hook.calls().is_empty()).await;
+        let alerts = server
+            .admin_ok(
+                Method::GET,
+                &format!("/api/organisations/{org}/alerts"),
+                None,
+            )
+            .await;
+        let data = alerts["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "one alert per key and expiry: {alerts}");
+        assert_eq!(data[0]["event"], "apikey.expiring");
+        assert_eq!(data[0]["data"]["apiKeyId"], key["id"]);
+        server.stop().await;
+    }
+    let calls = hook.calls();
+    assert_eq!(calls.len(), 1, "delivered exactly once across restarts");
+    verify("whsec-expiry-0123456789", &calls[0].0, &calls[0].1);
+    let payload: Value = serde_json::from_slice(&calls[0].1).unwrap();
+    assert_eq!(payload["event"], "apikey.expiring");
+    assert_eq!(payload["data"]["apiKeyName"], "ci deploy");
+    assert!(
+        !String::from_utf8_lossy(&calls[0].1).contains("sk_"),
+        "no key material in alerts"
+    );
 }

@@ -51,15 +51,7 @@ async fn metrics_count_requests_by_route_and_status_class() {
         401
     );
 
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     assert!(
         text.contains(r#"odock_requests_total{route="/v1/chat/completions",status_class="2xx"} 1"#),
         "{text}"

@@ -13,15 +13,7 @@ use crate::support::{replicas, TestServer};
 
 /// The value of the `odock_mcp_stdio_processes` gauge on `server`.
 async fn stdio_processes(server: &TestServer) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix("odock_mcp_stdio_processes "))
         .unwrap_or_else(|| panic!("no stdio process gauge in\n{text}"))

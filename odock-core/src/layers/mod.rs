@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client_ip;
 pub mod error_response;
 pub mod governed;
 pub mod mcp;
@@ -13,6 +14,7 @@ pub mod trace;
 
 pub use admission::{AdmissionLayer, Admit, ClientIp};
 pub use auth::{AuthLayer, Authenticate};
+pub use client_ip::{ClientIpLayer, SetClientIp, TrustedProxies};
 pub use error_response::{ErrorResponse, ErrorResponseLayer};
 pub use governed::{estimate, Governed, PolicyTarget, DEFAULT_OUTPUT_ESTIMATE};
 pub use mcp::{McpRef, McpRefLayer, McpRequest, McpResolveLayer};

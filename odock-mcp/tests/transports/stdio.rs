@@ -795,6 +795,9 @@ impl CapturedLogs {
 // A current-thread runtime: the process's tasks log on this thread, under this subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn stderr_goes_to_the_logs_and_env_secrets_do_not() {
+    if odock_core::testing::run_alone("stdio::stderr_goes_to_the_logs_and_env_secrets_do_not") {
+        return;
+    }
     let logs = CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use odock::core::Secret;
-use odock::server::{App, Config};
+use odock_server::{App, Config};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -34,7 +34,8 @@ pub struct TestServer {
     /// runs with `ODOCK_TEST_BACKEND=postgres`).
     pub database_url: String,
     usage: std::sync::Arc<odock_store::SqlUsageSink>,
-    traces: Option<odock::server::telemetry::TraceExport>,
+    traces: Option<odock_server::telemetry::TraceExport>,
+    master_key: Option<Secret>,
 }
 
 impl TestServer {
@@ -82,7 +83,14 @@ impl TestServer {
             database_url: config.database_url.clone(),
             usage,
             traces,
+            master_key: config.master_key.clone(),
         }
+    }
+
+    /// The master key a server restarted on this database must use (`None` on SQLite: the key
+    /// file beside the database is found again).
+    pub fn master_key_for_restart(&self) -> Option<Secret> {
+        self.master_key.clone()
     }
 
     /// Waits until every usage record enqueued so far is stored.
@@ -96,6 +104,16 @@ impl TestServer {
         if let Some(traces) = &self.traces {
             traces.flush().await;
         }
+    }
+
+    /// The Prometheus exposition of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     pub fn url(&self, path: &str) -> String {
