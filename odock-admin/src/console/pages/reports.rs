@@ -63,9 +63,12 @@ fn range(preset: &str) -> Option<(String, String)> {
     };
     let now = Utc::now();
     let from = now - Duration::days(days);
+    // `to` is exclusive and written in whole seconds: one second ahead, so a record of this very
+    // second is in.
+    let to = now + Duration::seconds(1);
     Some((
         from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     ))
 }
 
@@ -492,6 +495,8 @@ fn invoice_period(query: &HashMap<String, String>) -> (String, String) {
             .unwrap_or(now)
     };
     let this_month = month_start(now.year(), now.month());
+    // Exclusive and in whole seconds: one second ahead, so this second's records are in.
+    let end = now + Duration::seconds(1);
     let (from, to) = match query.get("period").map(String::as_str) {
         Some("last-month") => {
             let (y, m) = if now.month() == 1 {
@@ -501,7 +506,7 @@ fn invoice_period(query: &HashMap<String, String>) -> (String, String) {
             };
             (month_start(y, m), this_month)
         }
-        Some("last-30-days") => (now - Duration::days(30), now),
+        Some("last-30-days") => (now - Duration::days(30), end),
         Some("custom") => {
             let day = |k: &str| {
                 query
@@ -513,12 +518,12 @@ fn invoice_period(query: &HashMap<String, String>) -> (String, String) {
                     f.and_hms_opt(0, 0, 0).map_or(this_month, |d| d.and_utc()),
                     (t + Duration::days(1))
                         .and_hms_opt(0, 0, 0)
-                        .map_or(now, |d| d.and_utc()),
+                        .map_or(end, |d| d.and_utc()),
                 ),
-                _ => (this_month, now),
+                _ => (this_month, end),
             }
         }
-        _ => (this_month, now),
+        _ => (this_month, end),
     };
     (
         from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
