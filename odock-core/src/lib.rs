@@ -49,6 +49,7 @@ pub mod telemetry;
 /// feature so they never ship in an embedder's build by accident.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tokens;
 pub mod unified;
 pub mod usage;
 pub mod windows;

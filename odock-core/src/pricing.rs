@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::usage::TokenUsage;
+use crate::tokens::TokenUsage;
 
 /// Token rates for one direction, in nanos USD per 1M tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,90 +11,20 @@ use serde_json::Value;
 use crate::ids::{
     ApiKeyId, McpServerId, ModelId, OrganisationId, RequestId, TeamId, UsageRecordId, UserId,
 };
+use crate::ledger::{Actuals, WindowCharge};
 use crate::pricing::{Bill, McpBill};
+pub use crate::tokens::TokenUsage;
 
-/// Token counts normalised across providers. `input` includes cached, audio and image input tokens;
-/// `output` includes reasoning, audio and image output tokens (the OpenAI convention).
-///
-/// On the wire (usage records) it reads `{input, output, cached, reasoning, total, …}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "TokenUsageWire", from = "TokenUsageWire")]
-pub struct TokenUsage {
-    pub input: u64,
-    pub output: u64,
-    pub cached_input: u64,
-    pub reasoning: u64,
-    pub input_audio: u64,
-    pub output_audio: u64,
-    pub input_image: u64,
-    pub output_image: u64,
-    /// Per-unit endpoints (pages, images, …).
-    pub units: u64,
-    pub unit_kind: Option<String>,
-}
-
-/// The serialised shape of [`TokenUsage`]; `total` is derived, never trusted on input.
-#[derive(Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct TokenUsageWire {
-    input: u64,
-    output: u64,
-    cached: u64,
-    reasoning: u64,
-    total: u64,
-    input_audio: u64,
-    output_audio: u64,
-    input_image: u64,
-    output_image: u64,
-    units: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unit_kind: Option<String>,
-}
-
-impl Default for TokenUsageWire {
-    fn default() -> Self {
-        TokenUsage::default().into()
-    }
-}
-
-impl From<TokenUsage> for TokenUsageWire {
-    fn from(t: TokenUsage) -> Self {
+impl Actuals {
+    /// The actuals of a finished request's usage record.
+    pub fn of(record: &UsageRecord) -> Self {
         Self {
-            total: t.total(),
-            input: t.input,
-            output: t.output,
-            cached: t.cached_input,
-            reasoning: t.reasoning,
-            input_audio: t.input_audio,
-            output_audio: t.output_audio,
-            input_image: t.input_image,
-            output_image: t.output_image,
-            units: t.units,
-            unit_kind: t.unit_kind,
+            tokens_in: record.tokens.input,
+            tokens_out: record.tokens.output,
+            cost_nanos: record.cost_nanos_usd,
+            errors: u64::from(record.http_status >= 400 || record.error_code.is_some()),
+            latency_ms: record.latency_ms,
         }
-    }
-}
-
-impl From<TokenUsageWire> for TokenUsage {
-    fn from(w: TokenUsageWire) -> Self {
-        Self {
-            input: w.input,
-            output: w.output,
-            cached_input: w.cached,
-            reasoning: w.reasoning,
-            input_audio: w.input_audio,
-            output_audio: w.output_audio,
-            input_image: w.input_image,
-            output_image: w.output_image,
-            units: w.units,
-            unit_kind: w.unit_kind,
-        }
-    }
-}
-
-impl TokenUsage {
-    pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output)
     }
 }
 
@@ -142,7 +72,7 @@ pub struct UsageRecord {
     /// What settling this request added to budget and quota windows, for the usage writer to store
     /// with the record (in-process ledger only; never part of the API's record).
     #[serde(skip)]
-    pub ledger_charges: Vec<crate::ledger::WindowCharge>,
+    pub ledger_charges: Vec<WindowCharge>,
 }
 
 /// How a request ended, as recorded.

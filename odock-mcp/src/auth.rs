@@ -222,7 +222,7 @@ impl UpstreamAuth {
                 Some(denied) => McpError::Forbidden(denied),
                 None => McpError::Auth(format!(
                     "token endpoint unreachable ({})",
-                    reqwest_failure(&error)
+                    crate::egress::reqwest_failure(&error)
                 )),
             })?;
         let status = response.status();
@@ -266,21 +266,6 @@ fn sensitive(value: &str) -> Result<HeaderValue, McpError> {
         .map_err(|_| McpError::Auth("credential is not a valid header value".into()))?;
     header.set_sensitive(true);
     Ok(header)
-}
-
-/// A short description of a reqwest failure without its URL (which may embed credentials).
-pub(crate) fn reqwest_failure(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else if error.is_body() || error.is_decode() {
-        "broken response body"
-    } else if error.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    }
 }
 
 #[cfg(test)]

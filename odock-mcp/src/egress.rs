@@ -4,7 +4,7 @@
 //! configuration (or chosen by the upstream). Every connection is checked against the
 //! [`EgressPolicy`] of [`HttpOptions`](crate::HttpOptions):
 //!
-//! - host names are resolved by [`GuardedResolver`], which hands the connector only the addresses
+//! - host names are resolved by `GuardedResolver`, which hands the connector only the addresses
 //!   the policy allows (checked after resolution, at connect time, so DNS rebinding cannot slip a
 //!   private address in);
 //! - IP-literal hosts never reach a resolver, so [`check_url`] checks them before any request;
@@ -99,7 +99,22 @@ pub(crate) fn refusal(error: &reqwest::Error) -> Option<EgressDenied> {
 pub(crate) fn upstream_failure(error: &reqwest::Error) -> McpError {
     match refusal(error) {
         Some(denied) => McpError::Forbidden(denied),
-        None => McpError::Upstream(crate::auth::reqwest_failure(error).into()),
+        None => McpError::Upstream(reqwest_failure(error).into()),
+    }
+}
+
+/// A short description of a reqwest failure without its URL (which may embed credentials).
+pub(crate) fn reqwest_failure(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "broken response body"
+    } else if error.is_request() {
+        "request failed"
+    } else {
+        "transport error"
     }
 }
 

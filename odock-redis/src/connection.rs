@@ -183,3 +183,20 @@ impl RedisConnection {
         }
     }
 }
+
+/// The `redis` readiness check of `/v1/healthz`.
+#[derive(Debug, Clone)]
+pub struct RedisHealth {
+    conn: RedisConnection,
+}
+
+impl RedisHealth {
+    pub fn new(conn: RedisConnection) -> Self {
+        Self { conn }
+    }
+
+    /// `"ok"`, or the error that made the check fail.
+    pub async fn check(&self) -> Result<(), String> {
+        self.conn.ping().await.map_err(|error| error.to_string())
+    }
+}

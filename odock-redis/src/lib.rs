@@ -26,8 +26,8 @@ mod sessions;
 mod tests;
 
 pub use admission::{RedisAdmission, RedisAdmissionOptions};
-pub use connection::{RedisConnection, RedisSettings, RedisStoreError};
+pub use connection::{RedisConnection, RedisHealth, RedisSettings, RedisStoreError};
 pub use flusher::RedisLedgerFlusher;
 pub use invalidation::{InvalidationSubscriber, RedisInvalidator};
-pub use outage::{OutagePolicy, RedisHealth};
+pub use outage::OutagePolicy;
 pub use sessions::RedisMcpSessionDirectory;

@@ -1,4 +1,5 @@
-//! What the gateway does while Redis is unreachable, and the readiness check that reports it.
+//! What the gateway does while Redis is unreachable (the readiness check that reports it is
+//! `RedisHealth`, beside the connection).
 //!
 //! - **Budgets and quotas** fail closed by default: admission answers 503 `budget_unavailable` /
 //!   `quota_unavailable`, because admitting without a shared ledger could overspend. With
@@ -11,8 +12,6 @@
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
-
-use super::connection::RedisConnection;
 
 /// Budget/quota admission while Redis is unreachable (`fail-closed` or `fail-open` in config).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -75,23 +74,6 @@ impl OutageLog {
                 .last_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-    }
-}
-
-/// The `redis` readiness check of `/v1/healthz`.
-#[derive(Debug, Clone)]
-pub struct RedisHealth {
-    conn: RedisConnection,
-}
-
-impl RedisHealth {
-    pub fn new(conn: RedisConnection) -> Self {
-        Self { conn }
-    }
-
-    /// `"ok"`, or the error that made the check fail.
-    pub async fn check(&self) -> Result<(), String> {
-        self.conn.ping().await.map_err(|error| error.to_string())
     }
 }
 

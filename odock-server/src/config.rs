@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use odock_core::Secret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use crate::config_error::ConfigError;
+pub use crate::telemetry::LogFormat;
 
 /// Command-line flags of `odock-server`.
 #[derive(Debug, Clone, Default, Parser)]
@@ -30,14 +33,6 @@ pub struct Cli {
     /// Validate the configuration, print it (secrets masked) and exit.
     #[arg(long)]
     pub check_config: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Pretty,
-    Json,
 }
 
 /// The configuration file (every field optional; unknown fields are errors, so typos are caught).
@@ -225,19 +220,6 @@ pub struct Config {
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://odock.db";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("invalid config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid {name}: {message}")]
-    Invalid { name: &'static str, message: String },
-}
 
 impl Default for Config {
     fn default() -> Self {

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod app;
 pub mod config;
+mod config_error;
 pub mod governance;
 pub mod metrics;
 pub mod notify;

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    telemetry::init(&config);
+    telemetry::init(&config.log, config.log_format);
     let app = match App::build(&config).await {
         Ok(app) => app,
         Err(error) => {

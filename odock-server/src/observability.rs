@@ -105,8 +105,11 @@ impl Default for Observability {
     }
 }
 
-fn invalid(name: &'static str, message: impl std::fmt::Display) -> crate::config::ConfigError {
-    crate::config::ConfigError::Invalid {
+fn invalid(
+    name: &'static str,
+    message: impl std::fmt::Display,
+) -> crate::config_error::ConfigError {
+    crate::config_error::ConfigError::Invalid {
         name,
         message: message.to_string(),
     }
@@ -116,7 +119,7 @@ impl Observability {
     pub(crate) fn apply_file(
         &mut self,
         file: ObservabilityFile,
-    ) -> Result<(), crate::config::ConfigError> {
+    ) -> Result<(), crate::config_error::ConfigError> {
         if let Some(v) = file.otel_endpoint.filter(|v| !v.is_empty()) {
             self.otel_endpoint = Some(v);
         }
@@ -157,7 +160,7 @@ impl Observability {
     pub(crate) fn apply_env(
         &mut self,
         get: &impl Fn(&str) -> Option<String>,
-    ) -> Result<(), crate::config::ConfigError> {
+    ) -> Result<(), crate::config_error::ConfigError> {
         if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             self.otel_endpoint = Some(v);
         }
@@ -227,7 +230,7 @@ impl Observability {
         Ok(())
     }
 
-    pub(crate) fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), crate::config_error::ConfigError> {
         for (name, ratio) in [
             ("otel_sample_ratio", self.otel_sample_ratio),
             ("access_log_sample_ratio", self.access_log_sample_ratio),

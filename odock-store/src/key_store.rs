@@ -32,8 +32,7 @@ use crate::db::Db;
 use async_trait::async_trait;
 use moka::sync::Cache;
 
-/// The caches on the request path, with a fast (non-cryptographic, randomly seeded) hasher.
-pub(crate) type FastCache<K, V> = Cache<K, V, foldhash::fast::RandomState>;
+use crate::fast_cache::FastCache;
 use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 use odock_core::{
     ApiKeyId, ApiKeyType, AuthError, CacheInvalidator, CacheKind, Capability, InvalidationCommand,

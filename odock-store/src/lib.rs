@@ -1,13 +1,14 @@
 //! # odock-store
 //!
 //! Persistence for Odock: the SQLite and PostgreSQL schemas and migrations, secret envelopes,
-//! virtual-key hashing, the cached [`SqlKeyStore`](key_store::SqlKeyStore), the batched usage writer,
+//! virtual-key hashing, the cached [`SqlKeyStore`], the batched usage writer,
 //! the durable side of budgets and quotas ([`SqlRuleSource`], window totals) and usage retention.
 //! The management plane (admin services over these tables, sign-in, reports, the admin API) lives
 //! in `odock-admin`; shared runtime state for several replicas lives in `odock-redis`.
 
 pub mod crypto;
 pub mod db;
+mod fast_cache;
 pub mod key_store;
 pub mod keys;
 pub mod ledger;

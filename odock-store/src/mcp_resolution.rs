@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::key_store::FastCache;
+use crate::fast_cache::FastCache;
 use odock_core::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 use odock_core::{
     ApiKeyId, CacheKind, InvalidationCommand, McpAuthType, McpPricing, McpServerId,

@@ -682,7 +682,7 @@ where
     Ok((merged, next))
 }
 
-/// One page of an id-ordered list holding only the items `keep` accepts (see [`collect_visible`]).
+/// One page of an id-ordered list holding only the items `keep` accepts.
 pub async fn visible_page<T, Fetch, Fut>(
     page: &PageRequest,
     fetch: Fetch,

@@ -1,7 +1,7 @@
 //! Budgets (`/api/organisations/{organisationId}/budgets`): spending limits in nanos per calendar
 //! window (DECISIONS.md "Budgets and quotas"), and their windows.
 //!
-//! Owners, schedules and window listing are shared with [`super::quotas`] (see [`super::schedule`]).
+//! Owners, schedules and window listing are shared with [`super::quotas`] (see the `schedule` module).
 //!
 //! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
 //! from the budget's schedule, with zero usage when the ledger has not created its row yet.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::ResolveError;
 use crate::ids::{McpServerId, ModelId};
 use crate::key_store::KeyStore;
-use crate::layers::resolve::LlmRequest;
+use crate::layers::resolve::decode::LlmRequest;
 use crate::ledger::Estimate;
 use crate::model::ResolvedModel;
 use crate::pricing::{bill, BillingMode};

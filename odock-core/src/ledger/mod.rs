@@ -60,19 +60,6 @@ pub struct Actuals {
     pub latency_ms: u64,
 }
 
-impl Actuals {
-    /// The actuals of a finished request's usage record.
-    pub fn of(record: &crate::usage::UsageRecord) -> Self {
-        Self {
-            tokens_in: record.tokens.input,
-            tokens_out: record.tokens.output,
-            cost_nanos: record.cost_nanos_usd,
-            errors: u64::from(record.http_status >= 400 || record.error_code.is_some()),
-            latency_ms: record.latency_ms,
-        }
-    }
-}
-
 /// Why a ledger could not decide (its backing store is unreachable, …).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("ledger: {0}")]

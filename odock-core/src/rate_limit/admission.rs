@@ -6,8 +6,23 @@
 
 use std::time::Duration;
 
-use super::limiter::{Denied, Lease};
 use super::policy::ScopedPolicy;
+
+/// A rate-limit denial: which limit, and when to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    pub limit: &'static str,
+    pub retry_after: Duration,
+}
+
+/// A held concurrency slot; give it back with
+/// [`InMemoryRateLimiter::release`](super::InMemoryRateLimiter::release) (or
+/// [`finish_at`](super::InMemoryRateLimiter::finish_at)). Shared limiters use a random `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub id: u64,
+}
 
 /// How long a concurrency slot lives when the policy does not say.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);

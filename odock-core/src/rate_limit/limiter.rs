@@ -8,14 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::admission::{RateAdmission, RateDenied, RatePermit, ScopeLimits};
-
-/// A rate-limit denial: which limit, and when to retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Denied {
-    pub limit: &'static str,
-    pub retry_after: Duration,
-}
+use super::admission::{Denied, Lease, RateAdmission, RateDenied, RatePermit, ScopeLimits};
 
 /// GCRA state: the theoretical arrival time of the next request.
 #[derive(Debug, Clone, Copy)]
@@ -42,14 +35,6 @@ struct State {
     tokens: HashMap<String, TokenWindow>,
     leases: HashMap<String, Leases>,
     next_lease: u64,
-}
-
-/// A held concurrency slot; give it back with [`InMemoryRateLimiter::release`] (or
-/// [`InMemoryRateLimiter::finish_at`]). Shared limiters use a random `id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub key: String,
-    pub id: u64,
 }
 
 #[derive(Debug)]

@@ -6,6 +6,8 @@ mod admission;
 mod limiter;
 mod policy;
 
-pub use admission::{RateAdmission, RateDenied, RatePermit, ScopeLimits, DEFAULT_LEASE_TTL};
-pub use limiter::{Denied, InMemoryRateLimiter, Lease};
+pub use admission::{
+    Denied, Lease, RateAdmission, RateDenied, RatePermit, ScopeLimits, DEFAULT_LEASE_TTL,
+};
+pub use limiter::InMemoryRateLimiter;
 pub use policy::{IpRule, Policy, PolicyError, ScopedPolicies, ScopedPolicy};

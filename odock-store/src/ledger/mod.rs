@@ -4,7 +4,7 @@
 //! replicas); the database is the system of record they start from and write back to:
 //! - [`SqlRuleSource`] reads an organisation's active budgets and quotas and the stored totals of
 //!   their windows that have not ended (a [`RuleSource`](odock_core::RuleSource)).
-//! - [`apply_charges`] adds settled amounts ([`WindowCharge`]s) to `budget_windows` /
+//! - [`apply_charges`] adds settled amounts ([`WindowCharge`](odock_core::ledger::WindowCharge)s) to `budget_windows` /
 //!   `quota_windows`, creating rows lazily. The usage writer calls it in the transaction that
 //!   stores the records the charges belong to, for the records it newly stored only.
 //! - [`window_used`] and [`ensure_window`] serve the Redis ledger's rebuild of a window it lost.

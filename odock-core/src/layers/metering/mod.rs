@@ -3,7 +3,7 @@
 //! when the response body ends **or is dropped** (client abort), so nothing goes unrecorded and
 //! nothing is written on the hot path.
 //!
-//! Needs [`Principal`](crate::Principal) (auth layer) and [`RequestId`](crate::RequestId) before it.
+//! Needs [`Principal`] (auth layer) and [`RequestId`] before it.
 //! Leaves the [`Meter`] in the request extensions: resolution adds the model, the provider dispatch
 //! adds upstream timing and usage, and later ledgers register settlement hooks with
 //! [`Meter::on_finish`].

@@ -3,12 +3,12 @@
 //! provider family (`provider_not_allowed`), the provider being enabled (`provider_disabled`) and a
 //! usable provider key (`provider_api_key_not_configured`, `provider_api_key_revoked`).
 //!
-//! Needs [`Principal`](crate::Principal) and [`Endpoint`](crate::Endpoint) in the extensions (and
-//! uses the [`Meter`](super::Meter) when present). Turns `Request<B>` into `Request<Bytes>` and leaves
+//! Needs [`Principal`] and [`Endpoint`] in the extensions (and
+//! uses the [`Meter`] when present). Turns `Request<B>` into `Request<Bytes>` and leaves
 //! [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (the model's policy target and the
 //! request's estimate) in the extensions for the policy gate, the ledgers and the provider call.
 
-mod decode;
+pub(crate) mod decode;
 #[cfg(test)]
 mod fuzz;
 pub mod multipart;
