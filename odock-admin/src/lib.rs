@@ -7,7 +7,8 @@
 //! - [`auth`]: passwords, sessions, sign-in throttling and the access facts authorisation reads;
 //! - [`analytics`], [`invoices`] (JSON, CSV, PDF) and the [`audit_log`]: reports over usage and writes;
 //! - [`api`]: the JSON admin API under `/api` — the route table, OpenAPI document, authorisation
-//!   layer, CSRF check, session routes and audit middleware.
+//!   layer, CSRF check, session routes and audit middleware;
+//! - [`console`]: the web console, server-rendered pages over the same API operations.
 //!
 //! `odock-server` assembles it: it builds an [`api::AdminState`] and merges [`api::router`] into
 //! its application router.
@@ -16,5 +17,6 @@ pub mod analytics;
 pub mod api;
 pub mod audit_log;
 pub mod auth;
+pub mod console;
 pub mod invoices;
 pub mod services;

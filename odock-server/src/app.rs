@@ -312,6 +312,10 @@ impl App {
                 post(internal::invalidate).with_state(state),
             );
         }
+        let auth_settings = admin::session::AuthSettings {
+            csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
+            ..admin::session::AuthSettings::default()
+        };
         let mut admin_router = admin::router_with(
             AdminState {
                 pool: pool.clone(),
@@ -324,10 +328,7 @@ impl App {
                 admin_token,
                 live_windows: governance.live_windows.clone(),
             },
-            admin::session::AuthSettings {
-                csrf: admin::csrf::CsrfPolicy::new(config.public_url.as_deref()),
-                ..admin::session::AuthSettings::default()
-            },
+            auth_settings.clone(),
         )
         .layer(Extension(admin::notifications::AlertWaker(wake)))
         .layer(Extension(admin::routing::ProviderHealth {
@@ -347,6 +348,16 @@ impl App {
         let tracked = metrics::Tracked {
             metrics,
             access_log,
+        };
+        // The console calls the admin API's operations in process, so it gets the API router as
+        // the server built it (with its extensions); `ODOCK_UI=off` leaves it out entirely.
+        let router = if config.ui {
+            router.merge(odock_admin::console::router(
+                admin_router.clone(),
+                auth_settings,
+            ))
+        } else {
+            router
         };
         let router = router
             .merge(admin_router)

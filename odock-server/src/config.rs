@@ -114,6 +114,8 @@ pub struct FileConfig {
     /// origin passes the CSRF check of cookie-authenticated writes; otherwise the request's own
     /// host (`X-Forwarded-Host` from a trusted proxy, else `Host`) is the origin.
     pub public_url: Option<String>,
+    /// Serve the web console on the same port (default true; `false` for an API-only deployment).
+    pub ui: Option<bool>,
     /// A request head must arrive whole within this many milliseconds (default 10000).
     pub header_read_timeout_ms: Option<u64>,
     /// A request body must arrive whole within this many milliseconds of its head (default 60000).
@@ -200,6 +202,8 @@ pub struct Config {
     pub upstream_max_response_bytes: usize,
     /// The browser-facing origin (`ODOCK_PUBLIC_URL`) for the CSRF check; `None`: the request's host.
     pub public_url: Option<String>,
+    /// `ODOCK_UI` (`on` by default; `off` serves no console pages, for API-only deployments).
+    pub ui: bool,
     /// `ODOCK_HEADER_READ_TIMEOUT_MS`, `ODOCK_BODY_READ_TIMEOUT_MS`, `ODOCK_KEEP_ALIVE_TIMEOUT_MS`.
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
@@ -254,6 +258,7 @@ impl Default for Config {
             mcp_stdio_max_per_org: None,
             upstream_max_response_bytes: odock_providers::client::DEFAULT_MAX_RESPONSE_BYTES,
             public_url: None,
+            ui: true,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 60_000,
             keep_alive_timeout_ms: 60_000,
@@ -373,6 +378,9 @@ impl Config {
         }
         if let Some(v) = file.public_url.filter(|v| !v.is_empty()) {
             self.public_url = Some(v);
+        }
+        if let Some(v) = file.ui {
+            self.ui = v;
         }
         if let Some(v) = file.header_read_timeout_ms {
             self.header_read_timeout_ms = v;
@@ -518,6 +526,13 @@ impl Config {
         }
         if let Some(v) = get("ODOCK_PUBLIC_URL") {
             self.public_url = Some(v);
+        }
+        if let Some(v) = get("ODOCK_UI") {
+            self.ui = match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => return Err(invalid("ODOCK_UI", "expected `on` or `off`")),
+            };
         }
         for (name, slot) in [
             (

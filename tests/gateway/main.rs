@@ -6,6 +6,7 @@ mod anthropic;
 mod budgets;
 mod cancellation;
 mod chat;
+mod console;
 mod embedding;
 mod errors;
 mod gemini;

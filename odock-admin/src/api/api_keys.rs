@@ -127,3 +127,11 @@ async fn set_revoked(
     state.invalidate(CacheKind::ApiKey, &id);
     Ok(Json(key))
 }
+
+/// `GET .../apikeys/{id}/rotations`: the key's rotation history, newest first (previews only).
+pub async fn rotations(
+    State(state): State<AdminState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Page<api_keys::Rotation>>, ApiError> {
+    Ok(Json(api_keys::rotations(&state.pool, &org, &id).await?))
+}

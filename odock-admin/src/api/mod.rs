@@ -18,6 +18,7 @@ mod auth_schemas;
 pub mod authz;
 pub mod budgets;
 pub mod csrf;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod forwarded;
@@ -43,7 +44,7 @@ pub mod usage_records;
 pub mod users;
 
 #[cfg(test)]
-mod test_harness;
+pub(crate) mod test_harness;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

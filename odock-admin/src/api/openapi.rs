@@ -872,6 +872,51 @@ pub fn schemas() -> Map<String, Value> {
         object(&issued_required, issued_properties, false),
     );
     add(
+        "ApiKeyRotation",
+        object(
+            &[
+                "id",
+                "apiKeyId",
+                "previousPreview",
+                "previousExpiresAt",
+                "newExpiresAt",
+                "rotatedBy",
+                "rotatedAt",
+            ],
+            json!({
+                "id": string, "apiKeyId": string,
+                "previousPreview": { "type": "string", "description": "Preview of the secret this rotation replaced." },
+                "previousExpiresAt": { "type": ["string", "null"], "format": "date-time" },
+                "newExpiresAt": { "type": ["string", "null"], "format": "date-time" },
+                "rotatedBy": { "type": ["string", "null"], "description": "The user id, or `admin-token`." },
+                "rotatedAt": { "type": "string", "format": "date-time" },
+            }),
+            false,
+        ),
+    );
+    add(
+        "DashboardCounts",
+        object(
+            &[
+                "apiKeys",
+                "models",
+                "providers",
+                "mcpServers",
+                "teams",
+                "users",
+            ],
+            json!({
+                "apiKeys": { "type": "integer", "description": "The keys the caller sees." },
+                "models": { "type": "integer" },
+                "providers": { "type": ["integer", "null"], "description": "null for roles that may not list providers." },
+                "mcpServers": { "type": "integer" },
+                "teams": { "type": "integer", "description": "The teams the caller sees." },
+                "users": { "type": ["integer", "null"], "description": "null for roles that may not list users." },
+            }),
+            false,
+        ),
+    );
+    add(
         "NewApiKey",
         object(
             &["name", "type"],

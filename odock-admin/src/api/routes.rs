@@ -9,8 +9,9 @@ use crate::auth::access::RuleTable;
 use super::authz::{Access, Op};
 use super::AdminState;
 use super::{
-    analytics, api_keys, audit, budgets, grants, invitations, invoices, models, notifications,
-    openapi, organisations, provider_keys, providers, quotas, session, teams, usage_records, users,
+    analytics, api_keys, audit, budgets, dashboard, grants, invitations, invoices, models,
+    notifications, openapi, organisations, provider_keys, providers, quotas, session, teams,
+    usage_records, users,
 };
 
 /// An HTTP method the admin API uses.
@@ -930,6 +931,17 @@ pub fn operations() -> Vec<Operation> {
         .access(Access::ApiKey(Op::Manage))
         .describe(API_KEYS, "Restore a revoked API key")
         .reply(Ok("ApiKey")),
+        get(
+            "/api/organisations/{organisationId}/apikeys/{id}/rotations",
+            "listApiKeyRotations",
+            api_keys::rotations,
+        )
+        .access(Access::ApiKey(Op::Read))
+        .describe(
+            API_KEYS,
+            "The key's rotation history, newest first (previews of the replaced secrets only)",
+        )
+        .reply(List("ApiKeyRotation")),
         // Model grants, from the key's side.
         get(
             "/api/organisations/{organisationId}/apikeys/{id}/model-access",
@@ -1364,6 +1376,17 @@ pub fn operations() -> Vec<Operation> {
         .describe(TEAMS, "List the team's TEAM keys (previews only)")
         .query(PAGINATION)
         .reply(List("ApiKey")),
+        get(
+            "/api/organisations/{organisationId}/dashboard",
+            "getDashboardCounts",
+            dashboard::counts,
+        )
+        .access(Access::OrgFiltered)
+        .describe(
+            REPORTS,
+            "Counts of the organisation's keys, models, providers, MCP servers, teams and users, as far as the caller sees them",
+        )
+        .reply(Ok("DashboardCounts")),
         // Usage analytics, invoices and the audit log.
         get(
             "/api/organisations/{organisationId}/usage/summary",

@@ -170,6 +170,7 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
         ("rotateApiKey", TEAM_MANAGER),
         ("revokeApiKey", TEAM_MANAGER),
         ("unrevokeApiKey", TEAM_MANAGER),
+        ("listApiKeyRotations", TEAM_MANAGER),
         ("listApiKeyModelAccess", TEAM_MANAGER),
         ("grantModelsToApiKey", TEAM_MANAGER),
         ("revokeModelFromApiKey", TEAM_MANAGER),
@@ -195,6 +196,7 @@ fn expected() -> BTreeMap<&'static str, [Outcome; 7]> {
         ("listAllMcpUsageRecords", SUPER_ONLY),
         // Reports: everyone, over what they may see.
         ("getUsageSummary", ORG_MEMBER),
+        ("getDashboardCounts", ORG_MEMBER),
         ("getInvoice", ORG_MEMBER),
         ("listAuditLog", ORG_ADMIN),
         ("listAllAuditLog", SUPER_ONLY),

@@ -375,6 +375,58 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), Ad
     API_KEYS.delete(pool, organisation_id, id).await
 }
 
+/// One rotation of a key: what the previous secret looked like and who replaced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    pub id: String,
+    pub api_key_id: String,
+    /// The preview of the secret this rotation replaced.
+    pub previous_preview: String,
+    pub previous_expires_at: Option<DateTime<Utc>>,
+    pub new_expires_at: Option<DateTime<Utc>>,
+    /// The user id (or `admin-token`) that rotated it.
+    pub rotated_by: Option<String>,
+    pub rotated_at: DateTime<Utc>,
+}
+
+/// The key's rotations, newest first (a key is rotated rarely: the whole history is one page).
+pub async fn rotations(
+    pool: &Db,
+    organisation_id: &str,
+    id: &str,
+) -> Result<Page<Rotation>, AdminError> {
+    if !exists_in_org(pool, "api_keys", organisation_id, id).await? {
+        return Err(AdminError::NotFound("API key"));
+    }
+    let rows = sqlx::query(
+        "SELECT id, api_key_id, previous_preview, previous_expires_at, new_expires_at, rotated_by, \
+         rotated_at FROM api_key_rotations WHERE api_key_id = $1 ORDER BY rotated_at DESC, id DESC",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let data = rows
+        .iter()
+        .map(|row| {
+            Ok(Rotation {
+                id: row.try_get("id")?,
+                api_key_id: row.try_get("api_key_id")?,
+                previous_preview: row.try_get("previous_preview")?,
+                previous_expires_at: row
+                    .try_get::<Option<i64>, _>("previous_expires_at")?
+                    .map(from_ms),
+                new_expires_at: row
+                    .try_get::<Option<i64>, _>("new_expires_at")?
+                    .map(from_ms),
+                rotated_by: row.try_get("rotated_by")?,
+                rotated_at: from_ms(row.try_get("rotated_at")?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Page::all(data))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use chrono::Duration;

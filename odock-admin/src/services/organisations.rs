@@ -320,6 +320,40 @@ pub async fn update_settings(
 }
 
 /// Deletes the organisation and (by cascade) everything it owns.
+/// How many of each object the organisation has (the dashboard's counts).
+pub async fn object_count(pool: &Db, id: &str, table: ObjectTable) -> Result<i64, AdminError> {
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE organisation_id = $1",
+        table.as_str()
+    );
+    let row = sqlx::query(&sql).bind(id).fetch_one(pool).await?;
+    Ok(row.try_get::<i64, _>("n")?)
+}
+
+/// The tables [`object_count`] counts (names from code, never from clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectTable {
+    ApiKeys,
+    Models,
+    Providers,
+    McpServers,
+    Teams,
+    Users,
+}
+
+impl ObjectTable {
+    const fn as_str(self) -> &'static str {
+        match self {
+            ObjectTable::ApiKeys => "api_keys",
+            ObjectTable::Models => "models",
+            ObjectTable::Providers => "providers",
+            ObjectTable::McpServers => "mcp_servers",
+            ObjectTable::Teams => "teams",
+            ObjectTable::Users => "users",
+        }
+    }
+}
+
 pub async fn delete(pool: &Db, id: &str) -> Result<(), AdminError> {
     let result = sqlx::query("DELETE FROM organisations WHERE id = $1")
         .bind(id)

@@ -1,0 +1,768 @@
+//! Server-side tests of the console: every page renders for the roles that may use it, refuses
+//! (403/404) the others without showing their data, forms validate with field errors, CSRF is
+//! enforced, and secrets appear exactly once.
+
+use axum::body::Body;
+use axum::Router;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use odock_core::Role;
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::api::session::AuthSettings;
+use crate::api::test_harness::{harness, Harness, PASSWORD};
+
+const HOST: &str = "console.test";
+const ORIGIN: &str = "http://console.test";
+
+struct Page {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    text: String,
+}
+
+struct World {
+    h: Harness,
+    console: Router,
+    org: String,
+    other_org: String,
+    admin: String,
+    user: String,
+    super_admin: String,
+    team: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let h = harness().await;
+        let console = super::router(h.app.clone(), AuthSettings::default());
+        let org = h
+            .create("/api/admin/organisations", json!({"name": "Acme"}))
+            .await;
+        let other_org = h
+            .create(
+                "/api/admin/organisations",
+                json!({"name": "Globex Secret Corp"}),
+            )
+            .await;
+        let team = h
+            .create(
+                &format!("/api/organisations/{org}/teams"),
+                json!({"name": "core"}),
+            )
+            .await;
+        h.create(
+            &format!("/api/organisations/{other_org}/teams"),
+            json!({"name": "globex-hidden-team"}),
+        )
+        .await;
+        let admin_id = h.user(Some(&org), "admin@acme.test", Role::OrgAdmin).await;
+        let user_id = h.user(Some(&org), "user@acme.test", Role::User).await;
+        let super_id = h.user(None, "root@odock.test", Role::SuperAdmin).await;
+        let admin = h.session(&admin_id).await;
+        let user = h.session(&user_id).await;
+        let super_admin = h.session(&super_id).await;
+        Self {
+            h,
+            console,
+            org,
+            other_org,
+            admin,
+            user,
+            super_admin,
+            team,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&str>,
+        form: Option<&str>,
+        origin: Option<&str>,
+    ) -> Page {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", HOST);
+        if let Some(session) = session {
+            request = request.header("cookie", format!("odock_session={session}"));
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if form.is_some() {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        let body = Body::from(form.unwrap_or_default().to_owned());
+        let response = self
+            .console
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            headers,
+            text: String::from_utf8(bytes.to_vec()).unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str, session: &str) -> Page {
+        self.send(Method::GET, path, Some(session), None, None)
+            .await
+    }
+
+    /// A form post with the session's CSRF token and a same-origin `Origin`.
+    async fn post(&self, path: &str, session: &str, form: &str) -> Page {
+        let token = super::session::csrf_token(session);
+        let form = format!("_csrf={token}&{form}");
+        self.send(Method::POST, path, Some(session), Some(&form), Some(ORIGIN))
+            .await
+    }
+}
+
+const ORG_PAGES: &[&str] = &[
+    "dashboard",
+    "providers",
+    "models",
+    "mcp-servers",
+    "teams",
+    "users",
+    "apikeys",
+    "budgets",
+    "quotas",
+    "usage",
+    "invoices",
+    "playground",
+    "settings",
+];
+const ADMIN_PAGES: &[&str] = &[
+    "dashboard",
+    "organisations",
+    "teams",
+    "users",
+    "providers",
+    "models",
+    "mcp-servers",
+    "apikeys",
+    "budgets",
+    "quotas",
+    "usage",
+    "invoices",
+    "playground",
+    "settings",
+];
+
+fn assert_html(page: &Page, path: &str) {
+    assert!(
+        page.text.starts_with("<!DOCTYPE html>"),
+        "{path}: {}",
+        page.text
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert!(!page.text.contains("<script>"), "{path}: inline script");
+}
+
+#[tokio::test]
+async fn signed_out_visitors_are_sent_to_sign_in() {
+    let w = World::new().await;
+    let page = w
+        .send(
+            Method::GET,
+            &format!("/{}/dashboard", w.org),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let location = page.headers["location"].to_str().unwrap();
+    assert!(location.starts_with("/login?next=%2F"), "{location}");
+    let login = w.send(Method::GET, "/login", None, None, None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_html(&login, "/login");
+    assert!(login.text.contains(r#"<label for="f-email">"#));
+    // A stale cookie is no session.
+    let stale = w
+        .get(&format!("/{}/dashboard", w.org), "ods_notasession")
+        .await;
+    assert_eq!(stale.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sign_in_sets_the_session_cookie_and_refuses_cross_site_and_wrong_passwords() {
+    let w = World::new().await;
+    let form = format!(
+        "email=admin%40acme.test&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let page = w
+        .send(
+            Method::POST,
+            "/login?next=%2Fsomewhere",
+            None,
+            Some(&form),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text);
+    assert_eq!(page.headers["location"], "/somewhere");
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("odock_session=ods_") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+
+    let wrong = w
+        .send(
+            Method::POST,
+            "/login",
+            None,
+            Some("email=admin%40acme.test&password=nope"),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("The email or password is wrong."));
+    assert!(
+        wrong.text.contains(r#"id="f-password-error""#),
+        "the error sits next to the field"
+    );
+
+    let forged = w
+        .send(
+            Method::POST,
+            "/login",
+            None,
+            Some(&form),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.headers.get("set-cookie").is_none());
+
+    // Only same-site paths are followed.
+    let open = w
+        .send(
+            Method::POST,
+            "/login?next=%2F%2Fevil.example",
+            None,
+            Some(&form),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(open.headers["location"], "/");
+}
+
+#[tokio::test]
+async fn an_org_admin_sees_every_organisation_page_and_no_admin_page() {
+    let w = World::new().await;
+    for page in ORG_PAGES {
+        let path = format!("/{}/{page}", w.org);
+        let answer = w.get(&path, &w.admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+        assert_html(&answer, &path);
+        assert!(
+            !answer.text.contains("Globex") && !answer.text.contains("globex-hidden-team"),
+            "{path} leaks another organisation"
+        );
+    }
+    for page in ADMIN_PAGES {
+        let path = format!("/admin/{page}");
+        let answer = w.get(&path, &w.admin).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!answer.text.contains("Globex"), "{path} leaks");
+    }
+    // Another organisation's pages answer 404 and show nothing of it.
+    for page in ["dashboard", "teams", "apikeys", "usage"] {
+        let path = format!("/{}/{page}", w.other_org);
+        let answer = w.get(&path, &w.admin).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!answer.text.contains("globex-hidden-team"));
+    }
+}
+
+#[tokio::test]
+async fn a_user_sees_only_what_users_may() {
+    let w = World::new().await;
+    for page in [
+        "dashboard",
+        "models",
+        "mcp-servers",
+        "teams",
+        "apikeys",
+        "budgets",
+        "quotas",
+        "usage",
+        "invoices",
+        "playground",
+        "settings",
+    ] {
+        let path = format!("/{}/{page}", w.org);
+        let answer = w.get(&path, &w.user).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+        // No admin-only forms.
+        assert!(
+            !answer.text.contains("Add a provider") && !answer.text.contains("Invite a user"),
+            "{path}"
+        );
+    }
+    for page in ["providers", "users"] {
+        let path = format!("/{}/{page}", w.org);
+        assert_eq!(
+            w.get(&path, &w.user).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        w.get("/admin/dashboard", &w.user).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.get("/admin/organisations", &w.user).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // The team list shows only teams the user belongs to (none).
+    let teams = w.get(&format!("/{}/teams", w.org), &w.user).await;
+    assert!(!teams.text.contains(">core<"), "{}", teams.text);
+    // Writes the role may not make are refused by the API's rules.
+    let refused = w
+        .post(&format!("/{}/teams", w.org), &w.user, "name=sneaky")
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_super_admin_sees_every_page_of_both_families() {
+    let w = World::new().await;
+    for page in ADMIN_PAGES {
+        let path = format!("/admin/{page}");
+        let answer = w.get(&path, &w.super_admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+        assert_html(&answer, &path);
+    }
+    for page in ORG_PAGES {
+        let path = format!("/{}/{page}", w.other_org);
+        let answer = w.get(&path, &w.super_admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.text);
+    }
+    let orgs = w.get("/admin/organisations", &w.super_admin).await;
+    assert!(orgs.text.contains("Globex Secret Corp") && orgs.text.contains("Acme"));
+    // Creating an organisation through the form.
+    let created = w
+        .post(
+            "/admin/organisations",
+            &w.super_admin,
+            "name=Initech&contact=ops%40initech.test",
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    assert!(w
+        .get("/admin/organisations", &w.super_admin)
+        .await
+        .text
+        .contains("Initech"));
+}
+
+#[tokio::test]
+async fn form_writes_need_the_csrf_token_and_a_same_origin() {
+    let w = World::new().await;
+    let path = format!("/{}/teams", w.org);
+    let no_token = w
+        .send(
+            Method::POST,
+            &path,
+            Some(&w.admin),
+            Some("name=a"),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let token = super::session::csrf_token(&w.admin);
+    let cross = w
+        .send(
+            Method::POST,
+            &path,
+            Some(&w.admin),
+            Some(&format!("_csrf={token}&name=b")),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let other_session = super::session::csrf_token(&w.user);
+    let wrong = w
+        .send(
+            Method::POST,
+            &path,
+            Some(&w.admin),
+            Some(&format!("_csrf={other_session}&name=c")),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let teams =
+        w.h.admin(
+            Method::GET,
+            &format!("/api/organisations/{}/teams", w.org),
+            None,
+        )
+        .await;
+    assert_eq!(
+        teams.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+    let ok = w.post(&path, &w.admin, "name=platform").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    // Every page carries the token in its forms.
+    assert!(w.get(&path, &w.admin).await.text.contains(&token));
+}
+
+#[tokio::test]
+async fn provider_key_model_and_api_key_through_the_forms_show_the_secret_once() {
+    let w = World::new().await;
+    let base = format!("/{}", w.org);
+    let created = w
+        .post(
+            &format!("{base}/providers"),
+            &w.admin,
+            "name=Upstream&type=OPENAI&baseUrl=http%3A%2F%2F127.0.0.1%3A9%2Fv1&enabled=on",
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let provider_page = created.headers["location"].to_str().unwrap().to_owned();
+    let provider_id = provider_page.rsplit('/').next().unwrap().to_owned();
+
+    let key = w
+        .post(
+            &format!("{provider_page}/keys"),
+            &w.admin,
+            "name=Primary&key=sk-upstream-secret-123456",
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::SEE_OTHER, "{}", key.text);
+    let page = w.get(&format!("{provider_page}?added=1"), &w.admin).await;
+    assert!(
+        page.text.contains("Primary") && !page.text.contains("sk-upstream-secret-123456"),
+        "the provider secret is write-only"
+    );
+
+    // Pricing is validated by the console, next to its field.
+    let bad = w.post(&format!("{base}/models"), &w.admin, &format!("name=gpt&slug=gpt-4o-mini&type=chat&providerId={provider_id}&inputUsd=abc&enabled=on")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.text.contains(r#"id="f-inputUsd-error""#),
+        "{}",
+        bad.text
+    );
+    // The API's own validation comes back next to the field it names.
+    let dup = w
+        .post(
+            &format!("{base}/models"),
+            &w.admin,
+            &format!("name=&slug=x&type=chat&providerId={provider_id}"),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST, "{}", dup.text);
+    assert!(dup.text.contains("error-summary"));
+
+    let model = w.post(&format!("{base}/models"), &w.admin, &format!("name=gpt&slug=gpt-4o-mini&type=chat&providerId={provider_id}&inputUsd=0.15&outputUsd=0.6&enabled=on")).await;
+    assert_eq!(model.status, StatusCode::SEE_OTHER, "{}", model.text);
+    let models =
+        w.h.admin(
+            Method::GET,
+            &format!("/api/organisations/{}/models", w.org),
+            None,
+        )
+        .await;
+    let stored = &models.body["data"][0];
+    assert_eq!(
+        stored["pricing"]["input"]["text"], 150_000_000,
+        "USD per 1M tokens stored as nanos"
+    );
+    assert_eq!(stored["pricing"]["output"]["text"], 600_000_000);
+    let model_id = stored["id"].as_str().unwrap().to_owned();
+    assert!(w
+        .get(&format!("{base}/models"), &w.admin)
+        .await
+        .text
+        .contains("$0.15"));
+
+    let issued = w
+        .post(
+            &format!("{base}/apikeys"),
+            &w.admin,
+            &format!("name=ci&type=ORGANISATION&modelIds={model_id}"),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.text);
+    let start = issued.text.find("sk_").expect("the secret is shown");
+    let secret: String = issued.text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert!(secret.len() > 40, "{secret}");
+    assert!(issued.text.contains("access to 1 model"));
+    let keys =
+        w.h.admin(
+            Method::GET,
+            &format!("/api/organisations/{}/apikeys", w.org),
+            None,
+        )
+        .await;
+    let key_id = keys.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let detail = w.get(&format!("{base}/apikeys/{key_id}"), &w.admin).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(!detail.text.contains(&secret), "never shown again");
+    assert!(detail.text.contains("gpt"), "the grant is listed");
+
+    // Rotation shows the new secret once and lands in the history.
+    let rotated = w
+        .post(&format!("{base}/apikeys/{key_id}/rotate"), &w.admin, "")
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    assert!(rotated.text.contains("sk_") && !rotated.text.contains(&secret));
+    let history =
+        w.h.admin(
+            Method::GET,
+            &format!("/api/organisations/{}/apikeys/{key_id}/rotations", w.org),
+            None,
+        )
+        .await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+    assert_eq!(history.body["data"].as_array().unwrap().len(), 1);
+    let detail = w.get(&format!("{base}/apikeys/{key_id}"), &w.admin).await;
+    assert!(
+        detail.text.contains("Rotation history")
+            && !detail.text.contains("This key was never rotated")
+    );
+
+    let revoked = w
+        .post(&format!("{base}/apikeys/{key_id}/revoke"), &w.admin, "")
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert!(w
+        .get(&format!("{base}/apikeys/{key_id}?done=revoke"), &w.admin)
+        .await
+        .text
+        .contains("Unrevoke"));
+    // A user cannot reach an organisation key's page.
+    assert_eq!(
+        w.get(&format!("{base}/apikeys/{key_id}"), &w.user)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn budgets_go_through_a_recap_and_show_their_consumption() {
+    let w = World::new().await;
+    let base = format!("/{}", w.org);
+    let review = w.post(&format!("{base}/budgets"), &w.admin, "step=review&name=monthly&owner=ORG%3A&period=MONTHLY&timezone=UTC&amountUsd=50&thresholds=80&active=on").await;
+    assert_eq!(review.status, StatusCode::OK, "{}", review.text);
+    assert!(review.text.contains("4. Recap") && review.text.contains("$50.000000"));
+    let none =
+        w.h.admin(
+            Method::GET,
+            &format!("/api/organisations/{}/budgets", w.org),
+            None,
+        )
+        .await;
+    assert!(
+        none.body["data"].as_array().unwrap().is_empty(),
+        "the recap creates nothing"
+    );
+    let bad = w
+        .post(
+            &format!("{base}/budgets"),
+            &w.admin,
+            "step=review&name=x&owner=ORG%3A&period=MONTHLY&amountUsd=-3",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains(r#"id="f-amountUsd-error""#));
+    let created = w.post(&format!("{base}/budgets"), &w.admin, "step=create&name=monthly&owner=ORG%3A&period=MONTHLY&timezone=UTC&amountUsd=50&thresholds=80&active=on").await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let detail = w
+        .get(created.headers["location"].to_str().unwrap(), &w.admin)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
+    assert!(
+        detail.text.contains("Consumption")
+            && detail.text.contains("Current window")
+            && detail.text.contains("$50.000000")
+    );
+
+    // The key and team pages link to a wizard preset for their owner.
+    let preset = w
+        .get(&format!("{base}/quotas?owner=TEAM:{}", w.team), &w.admin)
+        .await;
+    assert!(
+        preset
+            .text
+            .contains(&format!(r#"<option value="TEAM:{}" selected>"#, w.team)),
+        "{}",
+        preset.text
+    );
+    let quota = w.post(&format!("{base}/quotas"), &w.admin, &format!("step=create&name=req&owner=TEAM%3A{}&period=DAILY&metric=REQUESTS&limit=100&active=on", w.team)).await;
+    assert_eq!(quota.status, StatusCode::SEE_OTHER, "{}", quota.text);
+    let detail = w
+        .get(quota.headers["location"].to_str().unwrap(), &w.admin)
+        .await;
+    assert!(detail.text.contains("100 REQUESTS"), "{}", detail.text);
+}
+
+#[tokio::test]
+async fn invitations_are_sent_shown_once_and_accepted_on_the_public_page() {
+    let w = World::new().await;
+    let base = format!("/{}", w.org);
+    let sent = w
+        .post(
+            &format!("{base}/users"),
+            &w.admin,
+            "op=invite&email=new%40acme.test&role=USER",
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    let start = sent
+        .text
+        .find("/invitations/")
+        .expect("the accept link is shown");
+    let link: String = sent.text[start..]
+        .chars()
+        .take_while(|c| *c != '<' && *c != '"')
+        .collect();
+    let page = w.send(Method::GET, &link, None, None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("Acme")
+            && page.text.contains("new@acme.test")
+            && page.text.contains("USER")
+    );
+    let short = w
+        .send(
+            Method::POST,
+            &link,
+            None,
+            Some("name=New&password=short"),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.text);
+    assert!(short.text.contains("error-summary"));
+    let accepted = w
+        .send(
+            Method::POST,
+            &link,
+            None,
+            Some("name=New+Person&password=a-long-enough-password"),
+            Some(ORIGIN),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.text);
+    assert!(accepted.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("odock_session="));
+    let used = w.send(Method::GET, &link, None, None, None).await;
+    assert_eq!(used.status, StatusCode::GONE);
+    assert!(used.text.contains("already accepted"));
+    let unknown = w
+        .send(Method::GET, "/invitations/nope", None, None, None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.text.contains("not valid"));
+}
+
+#[tokio::test]
+async fn dashboard_counts_follow_what_the_caller_sees() {
+    let w = World::new().await;
+    let path = format!("/api/organisations/{}/dashboard", w.org);
+    let admin = w.h.call(Method::GET, &path, Some(&w.admin), None).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text);
+    assert_eq!(admin.body["teams"], 1);
+    assert_eq!(admin.body["users"], 2);
+    assert_eq!(admin.body["providers"], 0);
+    let user = w.h.call(Method::GET, &path, Some(&w.user), None).await;
+    assert_eq!(user.body["teams"], 0);
+    assert!(user.body["users"].is_null() && user.body["providers"].is_null());
+    let outsider =
+        w.h.call(
+            Method::GET,
+            &format!("/api/organisations/{}/dashboard", w.other_org),
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(outsider.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn password_change_and_sign_out() {
+    let w = World::new().await;
+    let mismatch = w.post("/account/password", &w.admin, &format!("currentPassword={}&newPassword=another-long-password&confirmPassword=different-password", PASSWORD.replace(' ', "+"))).await;
+    assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
+    assert!(mismatch.text.contains(r#"id="f-confirmPassword-error""#));
+    let wrong = w.post("/account/password", &w.admin, "currentPassword=wrong&newPassword=another-long-password&confirmPassword=another-long-password").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        wrong.text.contains(r#"id="f-currentPassword-error""#),
+        "{}",
+        wrong.text
+    );
+    let ok = w.post("/account/password", &w.admin, &format!("currentPassword={}&newPassword=another-long-password&confirmPassword=another-long-password", PASSWORD.replace(' ', "+"))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(ok.text.contains("Your password was changed"));
+    let out = w.post("/logout", &w.admin, "").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        w.get(&format!("/{}/dashboard", w.org), &w.admin)
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "the session ended"
+    );
+}
+
+#[tokio::test]
+async fn non_id_paths_stay_json_404s_and_assets_are_served() {
+    let w = World::new().await;
+    let page = w.get("/v1/dashboard", &w.admin).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.text.starts_with('{'), "{}", page.text);
+    let css = w
+        .send(Method::GET, "/assets/console.css", None, None, None)
+        .await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let js = w
+        .send(Method::GET, "/assets/console.js", None, None, None)
+        .await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(
+        w.send(Method::GET, "/assets/nope.js", None, None, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
