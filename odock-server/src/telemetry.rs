@@ -50,7 +50,7 @@ impl std::str::FromStr for OtlpProtocol {
     }
 }
 
-/// Trace export settings (see [`Config`]): off while `endpoint` is `None`.
+/// Trace export settings (see [`Config`](crate::Config)): off while `endpoint` is `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSettings {
     /// Where spans go: the full traces URL for HTTP (`…/v1/traces`), the collector for gRPC.
