@@ -215,10 +215,10 @@ impl App {
             pool.clone(),
             &KeyStoreOptions::default(),
         ));
-        let breakers = Arc::new(CircuitBreakers::new(
-            CircuitSettings::default(),
-            circuit_clock.clone(),
-        ));
+        let breakers = Arc::new(
+            CircuitBreakers::new(CircuitSettings::default(), circuit_clock.clone())
+                .on_open(crate::notify::circuit_alerts(pool.clone(), alerter.clone())),
+        );
         register_circuit_gauges(&metrics, &breakers);
         let key_pools = Arc::new(KeyPools::new(circuit_clock));
         let mut routing = Routing::new(routing_policies.clone(), breakers.clone())

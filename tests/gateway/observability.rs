@@ -453,13 +453,13 @@ async fn metrics_expose_the_documented_families() {
 
 /// A webhook receiver: answers 500 to the first `failures` calls, then 200; records every call.
 #[derive(Clone)]
-struct Webhook {
+pub(crate) struct Webhook {
     calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     failures: Arc<Mutex<usize>>,
 }
 
 impl Webhook {
-    async fn start(failures: usize) -> (Self, String) {
+    pub(crate) async fn start(failures: usize) -> (Self, String) {
         let hook = Self {
             calls: Arc::default(),
             failures: Arc::new(Mutex::new(failures)),
@@ -487,7 +487,7 @@ impl Webhook {
         (hook, format!("http://{addr}/hook"))
     }
 
-    fn calls(&self) -> Vec<(HeaderMap, Bytes)> {
+    pub(crate) fn calls(&self) -> Vec<(HeaderMap, Bytes)> {
         self.calls.lock().unwrap().clone()
     }
 }
@@ -554,7 +554,7 @@ impl SmtpSink {
     }
 }
 
-async fn wait_until<F: Fn() -> bool>(what: &str, ready: F) {
+pub(crate) async fn wait_until<F: Fn() -> bool>(what: &str, ready: F) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

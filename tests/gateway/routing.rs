@@ -911,6 +911,16 @@ async fn circuits_open_after_consecutive_failures_and_a_half_open_probe_closes_t
         )
         .await;
     org.route(&server, failover(&[&primary, &backup], 1)).await;
+    // The organisation's on-call webhook hears about failing providers.
+    let (hook, hook_url) = crate::observability::Webhook::start(0).await;
+    server
+        .admin_ok(
+            Method::POST,
+            &format!("/api/organisations/{}/notification-channels", org.id),
+            Some(json!({"name": "oncall", "type": "WEBHOOK", "url": hook_url,
+                        "secret": "whsec-circuits-0123456789", "events": ["provider.unhealthy"]})),
+        )
+        .await;
 
     let threshold = odock::core::routing::CircuitSettings::DEFAULT_FAILURE_THRESHOLD as usize;
     for _ in 0..threshold {
@@ -982,6 +992,19 @@ async fn circuits_open_after_consecutive_failures_and_a_half_open_probe_closes_t
         "{metrics}"
     );
 
+    // One alert: the provider's circuit opened (its key's circuit raises none).
+    crate::observability::wait_until("the provider.unhealthy alert", || !hook.calls().is_empty())
+        .await;
+    let calls = hook.calls();
+    assert_eq!(calls.len(), 1);
+    let alert: Value = serde_json::from_slice(&calls[0].1).unwrap();
+    assert_eq!(alert["event"], "provider.unhealthy");
+    assert_eq!(alert["data"]["providerId"], org.provider.as_str());
+    assert!(
+        alert["data"]["detail"].as_str().unwrap().contains("500"),
+        "{alert}"
+    );
+
     // Still open before the time is up; the recovered upstream is probed once it is.
     failing.store(false, Ordering::SeqCst);
     clock.advance(chrono::Duration::seconds(29));
@@ -1034,6 +1057,10 @@ async fn circuits_open_after_consecutive_failures_and_a_half_open_probe_closes_t
         calls + 1,
         "reopened by the failed probe"
     );
+    // Two alerts: the circuit opened from closed twice (recovered in between); the failed probe
+    // re-opened it without a third.
+    crate::observability::wait_until("the second alert", || hook.calls().len() >= 2).await;
+    assert_eq!(hook.calls().len(), 2);
 }
 
 #[tokio::test]

@@ -759,6 +759,17 @@ pub async fn next_due(pool: &Db) -> Result<Option<i64>, AdminError> {
 
 /// Active keys of every organisation expiring between `now` and `until` (ms): `(organisation,
 /// key id, key name, expires_at ms)`.
+/// The organisation and name of provider `id`, for its health alerts (`None`: it is gone).
+pub async fn provider_owner(pool: &Db, id: &str) -> Result<Option<(String, String)>, AdminError> {
+    let row = sqlx::query("SELECT organisation_id, name FROM providers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|row| Ok((row.try_get("organisation_id")?, row.try_get("name")?)))
+        .transpose()
+        .map_err(|e: sqlx::Error| AdminError::from(e))
+}
+
 pub async fn keys_expiring(
     pool: &Db,
     now: i64,

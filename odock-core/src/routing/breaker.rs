@@ -92,11 +92,17 @@ struct Breaker {
     probing: bool,
 }
 
+/// Told when a closed circuit opens: what opened, since when, and the error that opened it.
+/// Called outside the breaker's lock on the request path, so it must not block (raise an alert,
+/// spawn a task).
+pub type OnOpen = Arc<dyn Fn(&BreakerKey, DateTime<Utc>, &str) + Send + Sync>;
+
 /// Every breaker of one replica.
 pub struct CircuitBreakers {
     settings: CircuitSettings,
     clock: Arc<dyn Clock>,
     breakers: RwLock<HashMap<BreakerKey, Arc<Mutex<Breaker>>>>,
+    on_open: Option<OnOpen>,
 }
 
 impl std::fmt::Debug for CircuitBreakers {
@@ -120,7 +126,15 @@ impl CircuitBreakers {
             settings,
             clock,
             breakers: RwLock::new(HashMap::new()),
+            on_open: None,
         }
+    }
+
+    /// Calls `observer` each time a closed circuit opens (not when a failed half-open probe
+    /// re-opens it: the upstream was already known to be failing).
+    pub fn on_open(mut self, observer: OnOpen) -> Self {
+        self.on_open = Some(observer);
+        self
     }
 
     pub fn settings(&self) -> CircuitSettings {
@@ -211,9 +225,14 @@ impl CircuitBreakers {
             CircuitState::Closed => status.consecutive_failures >= self.settings.failure_threshold,
             CircuitState::Open => false,
         };
+        let newly_failing = open && status.state == CircuitState::Closed;
         if open {
             status.state = CircuitState::Open;
             status.since = now;
+        }
+        drop(breaker);
+        if let (true, Some(observer)) = (newly_failing, &self.on_open) {
+            observer(key, now, error);
         }
     }
 

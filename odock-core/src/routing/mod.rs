@@ -48,7 +48,9 @@ mod source;
 mod tests;
 
 pub(crate) use attempts::routed_call;
-pub use breaker::{BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState};
+pub use breaker::{
+    BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState, OnOpen,
+};
 pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
 pub use layer::{ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
 pub use policy::{

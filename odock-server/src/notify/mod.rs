@@ -105,10 +105,11 @@ impl AlertEvent {
         }
     }
 
-    /// An upstream provider is failing (the hook provider health reports through, once it exists).
+    /// An upstream provider is failing: its circuit opened (once per opening).
     pub fn provider_unhealthy(
         organisation_id: &str,
         provider_id: &str,
+        provider_name: &str,
         since: chrono::DateTime<Utc>,
         detail: &str,
     ) -> Self {
@@ -116,9 +117,37 @@ impl AlertEvent {
             organisation_id: organisation_id.to_owned(),
             event: store::PROVIDER_UNHEALTHY,
             dedupe_key: format!("provider:{provider_id}:{}", since.to_rfc3339()),
-            data: json!({"providerId": provider_id, "since": since.to_rfc3339(), "detail": detail}),
+            data: json!({"providerId": provider_id, "providerName": provider_name,
+                         "since": since.to_rfc3339(), "detail": detail}),
         }
     }
+}
+
+/// The circuit breakers' observer: when a provider's circuit opens, its organisation is told
+/// (`provider.unhealthy`). The lookup of the provider's owner runs in a task of its own, off the
+/// request path. Provider-key circuits are shown by the health API but raise no alert: a failing
+/// key is usually one of several, and the provider's own circuit reports an outage.
+pub fn circuit_alerts(pool: Db, alerter: Alerter) -> odock_core::routing::OnOpen {
+    Arc::new(move |key, since, error| {
+        let odock_core::routing::BreakerKey::Provider(provider) = key else {
+            return;
+        };
+        let (pool, alerter) = (pool.clone(), alerter.clone());
+        let (provider, detail) = (provider.to_string(), error.to_owned());
+        tokio::spawn(async move {
+            match store::provider_owner(&pool, &provider).await {
+                Ok(Some((organisation, name))) => alerter.raise(AlertEvent::provider_unhealthy(
+                    &organisation,
+                    &provider,
+                    &name,
+                    since,
+                    &detail,
+                )),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not look up a failing provider"),
+            }
+        });
+    })
 }
 
 /// A handle to raise alerts (cheap to clone; never blocks).
@@ -477,8 +506,14 @@ fn describe(alert: &store::Alert) -> (String, String) {
             format!("API key \"{}\" expires at {}.", text("apiKeyName"), text("expiresAt")),
         ),
         store::PROVIDER_UNHEALTHY => (
-            "Odock: an upstream provider is failing".to_owned(),
-            format!("Provider {} is failing since {}: {}", text("providerId"), text("since"), text("detail")),
+            format!("Odock: provider \"{}\" is failing", text("providerName")),
+            format!(
+                "Provider \"{}\" ({}) has failed repeatedly since {}; requests skip it until it recovers. Last error: {}",
+                text("providerName"),
+                text("providerId"),
+                text("since"),
+                text("detail")
+            ),
         ),
         _ => ("Odock: test notification".to_owned(), "This is a test notification from Odock.".to_owned()),
     }
