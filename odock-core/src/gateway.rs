@@ -8,10 +8,10 @@
 //!    - **Trace** ([`TraceLayer`], only with [`GatewayBuilder::tracing`]) — reads `RequestId`,
 //!      `Endpoint` and the client's `traceparent`; writes [`RequestTrace`](crate::RequestTrace)
 //!      (the server span, ended with the response body). A stage marker
-//!      ([`TraceStageLayer`]) before authentication, resolution and admission opens each stage's
-//!      span; the provider (or MCP) call opens the upstream span. Routing, when it exists, opens
-//!      one upstream span per attempt through `RequestTrace::upstream_started` /
-//!      `upstream_failed`.
+//!      ([`TraceStageLayer`]) before authentication, resolution, routing and admission opens each
+//!      stage's span (routing's carries the plan's strategy and attempt count when a policy
+//!      applies); the provider (or MCP) call opens one upstream span per attempt through
+//!      `RequestTrace::upstream_started` / `upstream_failed`.
 //! 3. **Error → response** ([`ErrorResponseLayer`]) — reads `Endpoint`; the only place typed errors
 //!    become JSON responses.
 //! 4. **Authentication** ([`AuthLayer`]) — writes [`Principal`].
@@ -248,6 +248,12 @@ impl GatewayBuilder {
             .layer(MeteringLayer::new(self.usage.clone()))
             .option_layer(self.stage(stage::RESOLVE))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(
+                routing
+                    .is_some()
+                    .then(|| self.stage(stage::ROUTING))
+                    .flatten(),
+            )
             .option_layer(routing)
             .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())

@@ -37,6 +37,7 @@ pub const TRACESTATE: &str = "tracestate";
 pub mod stage {
     pub const AUTH: &str = "odock.auth";
     pub const RESOLVE: &str = "odock.resolve";
+    pub const ROUTING: &str = "odock.routing";
     pub const ADMISSION: &str = "odock.admission";
     pub const USAGE: &str = "odock.usage.enqueue";
 }
@@ -242,6 +243,14 @@ impl RequestTrace {
         }
         if let Some(previous) = state.stage.replace(child) {
             previous.span().end();
+        }
+    }
+
+    /// Adds attributes to the open stage's span (e.g. the routing plan).
+    pub fn annotate_stage(&self, attributes: Vec<KeyValue>) {
+        let state = self.0.state.lock();
+        if let Some(stage) = &state.stage {
+            stage.span().set_attributes(attributes);
         }
     }
 

@@ -264,6 +264,7 @@ async fn an_llm_call_is_traced_from_the_clients_traceparent_to_the_upstream() {
     for stage in [
         "odock.auth",
         "odock.resolve",
+        "odock.routing",
         "odock.admission",
         "odock.usage.enqueue",
     ] {

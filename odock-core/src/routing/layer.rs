@@ -211,6 +211,18 @@ where
                         governed.estimate.tokens_out =
                             governed.estimate.tokens_out.max(e.tokens_out);
                     }
+                    if let Some(trace) = extensions.get::<crate::telemetry::RequestTrace>() {
+                        trace.annotate_stage(vec![
+                            opentelemetry::KeyValue::new(
+                                "odock.routing.strategy",
+                                plan.policy.strategy.as_str(),
+                            ),
+                            opentelemetry::KeyValue::new(
+                                "odock.routing.attempts",
+                                plan.attempts.len() as i64,
+                            ),
+                        ]);
+                    }
                     let extensions = req.extensions_mut();
                     extensions.insert(governed);
                     extensions.insert(plan);
