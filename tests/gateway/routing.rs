@@ -115,7 +115,8 @@ async fn behave(received: Received, failing: Arc<AtomicBool>) -> Response {
         )
             .into_response(),
         s if s.starts_with("hang") => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // Never answers: the gateway's timeout ends the wait (and drops this connection).
+            std::future::pending::<()>().await;
             answer(&slug, streamed)
         }
         s if s.starts_with("close-before") => sse(broken(None)),

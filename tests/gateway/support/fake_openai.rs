@@ -128,14 +128,16 @@ async fn chat(body: &Bytes) -> Response {
         )
             .into_response(),
         "slow" => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // Never answers: the gateway's timeout ends the wait (and drops this connection).
+            std::future::pending::<()>().await;
             (StatusCode::OK, "late").into_response()
         }
         "hesitant" => {
             let first = chunk(&model, json!({"role": "assistant", "content": ""}), None);
             sse(stream::once(async move { first })
                 .chain(stream::once(async move {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    // Silent after its first chunk until the gateway's idle timeout closes it.
+                    std::future::pending::<()>().await;
                     chunk(&model, json!({"content": "finally"}), None)
                 }))
                 .boxed())
