@@ -122,9 +122,15 @@ fn rule(row: &DbRow) -> Result<Option<LedgerRule>, sqlx::Error> {
         tracing::warn!(rule = %id, %timezone, "unknown timezone; using UTC");
         Tz::UTC
     });
-    let thresholds = text("thresholds")?
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
+    let thresholds = match text("thresholds")? {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json).unwrap_or_else(|error| {
+            // Written only by the admin services; a row that holds something else alerts on no
+            // threshold rather than failing admission.
+            tracing::warn!(rule = %id, %error, "unreadable thresholds; none will alert");
+            Vec::new()
+        }),
+    };
     Ok(Some(LedgerRule {
         id: Arc::from(id),
         organisation_id: OrganisationId::new(row.try_get::<String, _>("organisation_id")?),
