@@ -94,7 +94,7 @@ fn writer(c: &mut Criterion) {
             let batch: Vec<UsageRecord> = (0..256).map(|_| record()).collect();
             async move {
                 let mut conn = pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
-                insert_batch(&mut conn, &batch)
+                insert_batch(&mut conn, &batch, &[])
                     .await
                     .unwrap_or_else(|e| panic!("{e}"))
             }

@@ -21,6 +21,7 @@ pub mod routing_policies;
 mod test_fixtures;
 pub mod testing;
 pub mod usage_records;
+pub mod usage_rollups;
 pub mod usage_spill;
 pub mod usage_writer;
 

@@ -227,14 +227,18 @@ fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use odock_core::UsageSink;
 
     use super::*;
     use crate::usage_records::tests::record;
     use crate::{SqlUsageSink, UsageWriterOptions};
 
-    fn sidecar(usage: &odock_core::UsageRecord, server: &str, tool: &str) -> McpUsageRecord {
+    pub(crate) fn sidecar(
+        usage: &odock_core::UsageRecord,
+        server: &str,
+        tool: &str,
+    ) -> McpUsageRecord {
         let pricing = odock_core::McpPricing {
             call_nanos_usd: 7,
             ..odock_core::McpPricing::default()

@@ -1,6 +1,7 @@
 //! Usage-record retention: records older than the configured number of days are deleted in small
 //! batches by a background task, so a large purge never holds a long lock or slows the writers.
-//! The daily rollup (`usage`) is kept: totals survive the raw records.
+//! The daily rollups are kept — totals survive the raw records — and the hourly rollups of the
+//! purged period go with them.
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub async fn purge_before(pool: &Db, cutoff: DateTime<Utc>) -> Result<u64, sqlx:
             tokio::task::yield_now().await;
         }
     }
+    crate::usage_rollups::purge_hours_before(pool, cutoff).await?;
     Ok(deleted)
 }
 
@@ -84,16 +86,24 @@ mod tests {
             .chain((0..3).map(|i| record(&format!("new{i}"), to_ms(day(20)))))
             .collect();
         let mut conn = pool.acquire().await.unwrap();
-        crate::usage_records::insert_batch(&mut conn, &records)
+        crate::usage_records::insert_batch(&mut conn, &records, &[])
             .await
             .unwrap();
         drop(conn);
-        let rollup_before = count(&pool, "usage").await;
+        let daily = "usage_rollups WHERE grain = 'd'";
+        let hourly = "usage_rollups WHERE grain = 'h'";
+        assert_eq!(
+            (count(&pool, daily).await, count(&pool, hourly).await),
+            (2, 2)
+        );
 
         let deleted = purge_before(&pool, day(10)).await.unwrap();
         assert_eq!(deleted, BATCH as u64 + 7);
         assert_eq!(count(&pool, "usage_records").await, 3);
-        assert_eq!(count(&pool, "usage").await, rollup_before);
+        assert_eq!(
+            (count(&pool, daily).await, count(&pool, hourly).await),
+            (2, 1)
+        );
         // Nothing more to do the second time.
         assert_eq!(purge_before(&pool, day(10)).await.unwrap(), 0);
     }

@@ -1,11 +1,11 @@
-//! The `usage_records` table: one row per governed request, plus the daily `usage` rollup the
-//! writer keeps in step with it.
+//! The `usage_records` table: one row per governed request. The writer keeps the
+//! [rollups](crate::usage_rollups) in step with it.
 //!
 //! Writes come from the batched [`SqlUsageSink`](crate::usage_writer::SqlUsageSink) through
 //! [`insert_batch`]; reads ([`list`], [`get`]) serve the admin API. Rows map back to
 //! [`odock_core::UsageRecord`] exactly, except that `createdAt` is stored with millisecond precision.
 //!
-//! Inserts are idempotent by record id (`ON CONFLICT(id) DO NOTHING`), and the rollup only counts
+//! Inserts are idempotent by record id (`ON CONFLICT(id) DO NOTHING`), and the rollups only count
 //! rows that were actually inserted, so a batch retried after an ambiguous failure is never counted
 //! twice.
 
@@ -13,16 +13,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use odock_core::{
-    ApiKeyId, ModelId, OrganisationId, RequestId, TeamId, TokenUsage, UsageRecord, UsageRecordId,
-    UserId,
+    ApiKeyId, McpUsageRecord, ModelId, OrganisationId, RequestId, TeamId, TokenUsage, UsageRecord,
+    UsageRecordId, UserId,
 };
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::db::{connection_backend, from_ms, now_ms, to_ms, Db, DbConnection, Param, SqlBuilder};
-
-/// SQLite's bound-parameter limit (`SQLITE_MAX_VARIABLE_NUMBER`, 32,766 since 3.32).
-const MAX_VARIABLES: usize = 32_766;
+use crate::db::{connection_backend, from_ms, to_ms, Db, DbConnection, Param, SqlBuilder};
 
 /// Rows per multi-row insert: the largest chunk, then halves down to one, so a batch of any size is
 /// written with statements of at most six shapes that stay prepared.
@@ -43,20 +40,21 @@ const COLUMNS: &str = "id, request_id, organisation_id, team_id, user_id, api_ke
     input_tokens, output_tokens, cached_tokens, reasoning_tokens, billable_tokens, cost_nanos_usd, \
     tokens, billing, provider_usage, routing, metadata, provider_request_id, trace_id, created_at";
 const COLUMN_COUNT: usize = 29;
-const ROLLUP_COLUMN_COUNT: usize = 11;
 
 /// The largest page [`list`] returns.
 pub const MAX_LIST_LIMIT: u32 = 1_000;
 
-/// Inserts `records`, folds them into the daily `usage` rollup and adds their ledger charges to the
-/// budget and quota windows, atomically: in a transaction of its own, or in a savepoint when `conn`
-/// is already inside one. Records whose id is already stored are skipped (neither counted nor
-/// charged again). Returns how many records were inserted.
+/// Inserts `records` and the MCP side of those that are MCP traffic (`mcp`), adds them to the
+/// hourly and daily [rollups](crate::usage_rollups) and adds their ledger charges to the budget and
+/// quota windows, atomically: in a transaction of its own, or in a savepoint when `conn` is already
+/// inside one. Records whose id is already stored are skipped (neither counted nor charged again).
+/// Returns how many usage records were inserted.
 pub async fn insert_batch(
     conn: &mut DbConnection,
     records: &[UsageRecord],
+    mcp: &[McpUsageRecord],
 ) -> Result<u64, sqlx::Error> {
-    if records.is_empty() {
+    if records.is_empty() && mcp.is_empty() {
         return Ok(0);
     }
     let backend = connection_backend(conn);
@@ -83,6 +81,7 @@ pub async fn insert_batch(
         }
     }
     let count = inserted.len() as u64;
+    crate::mcp_usage::insert_batch(&mut tx, mcp).await?;
 
     // Each inserted id counts once, even if the batch repeated it.
     let new: Vec<&UsageRecord> = records
@@ -90,98 +89,13 @@ pub async fn insert_batch(
         .filter(|r| inserted.remove(r.id.as_str()))
         .collect();
     crate::ledger::apply_charges(&mut tx, new.iter().flat_map(|r| &r.ledger_charges)).await?;
-    let rollup = DailyRollup::of(new.into_iter());
-    let now = now_ms();
-    let rows: Vec<_> = rollup.0.into_iter().collect();
-    for chunk in rows.chunks(MAX_VARIABLES / ROLLUP_COLUMN_COUNT) {
-        let mut builder = SqlBuilder::new(
-            "INSERT INTO usage (id, organisation_id, api_key_id, model_id, day, requests, errors, \
-             input_tokens, output_tokens, cost_nanos_usd, updated_at) VALUES ",
-        )
-        .for_backend(backend);
-        for (i, (key, totals)) in chunk.iter().enumerate() {
-            if i > 0 {
-                builder.push(", ");
-            }
-            builder.push_tuple([
-                Param::from(odock_core::new_object_id()),
-                key.organisation_id.as_str().into(),
-                key.api_key_id.as_str().into(),
-                key.model_id.as_str().into(),
-                key.day.as_str().into(),
-                totals.requests.into(),
-                totals.errors.into(),
-                totals.input_tokens.into(),
-                totals.output_tokens.into(),
-                totals.cost_nanos_usd.into(),
-                now.into(),
-            ]);
-        }
-        builder.push(
-            " ON CONFLICT(organisation_id, api_key_id, model_id, day) DO UPDATE SET \
-             requests = usage.requests + excluded.requests, \
-             errors = usage.errors + excluded.errors, \
-             input_tokens = usage.input_tokens + excluded.input_tokens, \
-             output_tokens = usage.output_tokens + excluded.output_tokens, \
-             cost_nanos_usd = usage.cost_nanos_usd + excluded.cost_nanos_usd, \
-             updated_at = excluded.updated_at",
-        );
-        builder.query().persistent(false).execute(&mut *tx).await?;
-    }
+    let mcp_server_of: HashMap<&str, &str> = mcp
+        .iter()
+        .map(|m| (m.usage_record_id.as_str(), m.mcp_server_id.as_str()))
+        .collect();
+    crate::usage_rollups::add(&mut tx, &new, &mcp_server_of).await?;
     tx.commit().await?;
     Ok(count)
-}
-
-#[derive(PartialEq, Eq, Hash)]
-struct RollupKey {
-    organisation_id: String,
-    api_key_id: String,
-    /// `''` when the request never resolved a model.
-    model_id: String,
-    /// `YYYY-MM-DD`, UTC.
-    day: String,
-}
-
-#[derive(Default)]
-struct RollupTotals {
-    requests: i64,
-    errors: i64,
-    input_tokens: i64,
-    output_tokens: i64,
-    cost_nanos_usd: i64,
-}
-
-struct DailyRollup(HashMap<RollupKey, RollupTotals>);
-
-impl DailyRollup {
-    fn of<'a>(records: impl Iterator<Item = &'a UsageRecord>) -> Self {
-        let mut rows: HashMap<RollupKey, RollupTotals> = HashMap::new();
-        for record in records {
-            let key = RollupKey {
-                organisation_id: record.organisation_id.as_str().to_owned(),
-                api_key_id: record.api_key_id.as_str().to_owned(),
-                model_id: record
-                    .model_id
-                    .as_ref()
-                    .map(|id| id.as_str().to_owned())
-                    .unwrap_or_default(),
-                day: record.created_at.format("%Y-%m-%d").to_string(),
-            };
-            let totals = rows.entry(key).or_default();
-            totals.requests = totals.requests.saturating_add(1);
-            totals.errors = totals
-                .errors
-                .saturating_add(i64::from(record.http_status >= 400));
-            totals.input_tokens = totals
-                .input_tokens
-                .saturating_add(to_i64(record.tokens.input));
-            totals.output_tokens = totals
-                .output_tokens
-                .saturating_add(to_i64(record.tokens.output));
-            totals.cost_nanos_usd = totals.cost_nanos_usd.saturating_add(record.cost_nanos_usd);
-        }
-        Self(rows)
-    }
 }
 
 /// Which records [`list`] returns. Every set field must match.
@@ -531,7 +445,7 @@ pub(crate) mod tests {
 
     async fn insert(pool: &Db, records: &[UsageRecord]) -> u64 {
         let mut conn = pool.acquire().await.unwrap();
-        insert_batch(&mut conn, records).await.unwrap()
+        insert_batch(&mut conn, records, &[]).await.unwrap()
     }
 
     #[tokio::test]
@@ -580,7 +494,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn rollup_counts_requests_errors_tokens_and_cost_per_day_once() {
+    async fn rollups_count_each_inserted_record_once_per_hour_and_day() {
         let pool = crate::testing::database().await;
         let day1 = Utc
             .with_ymd_and_hms(2024, 3, 1, 23, 59, 59)
@@ -589,6 +503,7 @@ pub(crate) mod tests {
         let day2 = day1 + 2_000;
         let mut failed = record("r2", day1);
         failed.http_status = 429;
+        failed.latency_ms = 3;
         let mut unresolved = record("r4", day2);
         unresolved.model_id = None;
         let batch = vec![record("r1", day1), failed, record("r3", day2), unresolved];
@@ -603,39 +518,136 @@ pub(crate) mod tests {
             1
         );
 
-        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT day, model_id, requests, errors, input_tokens, output_tokens, cost_nanos_usd
-             FROM usage ORDER BY day, model_id",
+        type Row = (
+            String,
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT grain, bucket_ms, model_id, team_id, status_class, requests, input_tokens, \
+                    cost_nanos_usd, latency_max_ms, lat_03, lat_19
+             FROM usage_rollups ORDER BY grain, bucket_ms, model_id, status_class",
         )
         .fetch_all(&pool)
         .await
         .unwrap();
+        let hour1 = day1 - 59 * 60_000 - 59_000;
+        let midnight = day2 - 1_000;
+        let day1_start = midnight - 86_400_000;
+        // 120 ms falls in bucket 19, (100, 130]; 3 ms in bucket 3.
+        let ok = |grain: &str, at: i64, model: &str, n: i64| {
+            (
+                grain.to_owned(),
+                at,
+                model.to_owned(),
+                "team1".to_owned(),
+                2,
+                n,
+                15 * n,
+                5_182_000 * n,
+                120,
+                0,
+                n,
+            )
+        };
+        let failed_row = |grain: &str, at: i64| {
+            (
+                grain.to_owned(),
+                at,
+                "m1".to_owned(),
+                "team1".to_owned(),
+                4,
+                1,
+                15,
+                5_182_000,
+                3,
+                1,
+                0,
+            )
+        };
         assert_eq!(
             rows,
             vec![
-                (
-                    "2024-03-01".into(),
-                    "m1".into(),
-                    3,
-                    1,
-                    45,
-                    1932,
-                    3 * 5_182_000
-                ),
-                ("2024-03-02".into(), "".into(), 1, 0, 15, 644, 5_182_000),
-                ("2024-03-02".into(), "m1".into(), 1, 0, 15, 644, 5_182_000),
+                ok("d", day1_start, "m1", 2),
+                failed_row("d", day1_start),
+                ok("d", midnight, "", 1),
+                ok("d", midnight, "m1", 1),
+                ok("h", hour1, "m1", 2),
+                failed_row("h", hour1),
+                ok("h", midnight, "", 1),
+                ok("h", midnight, "m1", 1),
             ]
         );
+    }
+
+    /// The migration's backfill and the writer agree: rebuilding from the stored records gives
+    /// the rows the writer maintained.
+    #[tokio::test]
+    async fn rebuilt_rollups_equal_the_written_ones() {
+        let pool = crate::testing::database().await;
+        let mut records: Vec<UsageRecord> = (0..300)
+            .map(|i| {
+                let mut r = record(&format!("r{i:04}"), 1_700_000_000_000 + i * 997_000);
+                r.latency_ms = (i as u64 * 37) % 90_000;
+                r.http_status = [200, 201, 400, 429, 500, 502][i as usize % 6];
+                if i % 7 == 0 {
+                    r.team_id = None;
+                    r.model_id = None;
+                }
+                r
+            })
+            .collect();
+        records[5].provider = "mcp".into();
+        let mcp = vec![McpUsageRecord {
+            usage_record_id: records[5].id.clone(),
+            ..crate::mcp_usage::tests::sidecar(&records[5], "s1", "echo")
+        }];
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(insert_batch(&mut conn, &records, &mcp).await.unwrap(), 300);
+        drop(conn);
+        let snapshot = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                let rows: Vec<(String, i64, String, String, i64, i64, i64, i64, i64)> =
+                    sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+                rows
+            }
+        };
+        let query = "SELECT grain, bucket_ms, model_id, mcp_server_id, status_class, requests, \
+                     cost_nanos_usd, latency_max_ms, lat_00 + 3 * lat_10 + 5 * lat_30 + 7 * lat_45 \
+                     FROM usage_rollups \
+                     ORDER BY grain, bucket_ms, model_id, mcp_server_id, status_class, team_id";
+        let written = snapshot(query).await;
+        let mut conn = pool.acquire().await.unwrap();
+        crate::usage_rollups::rebuild(&mut conn).await.unwrap();
+        drop(conn);
+        let rebuilt = snapshot(query).await;
+        assert!(written.len() > 100, "{} rows", written.len());
+        assert!(written.iter().any(|row| row.3 == "s1"));
+        assert_eq!(written, rebuilt);
     }
 
     #[tokio::test]
     async fn insert_batch_joins_an_outer_transaction() {
         let pool = crate::testing::database().await;
         let mut tx = pool.begin().await.unwrap();
-        assert_eq!(insert_batch(&mut tx, &[record("r1", 1)]).await.unwrap(), 1);
+        assert_eq!(
+            insert_batch(&mut tx, &[record("r1", 1)], &[])
+                .await
+                .unwrap(),
+            1
+        );
         tx.rollback().await.unwrap();
         assert_eq!(get(&pool, None, "r1").await.unwrap(), None);
-        let (rollups,): (i64,) = sqlx::query_as("SELECT count(*) FROM usage")
+        let (rollups,): (i64,) = sqlx::query_as("SELECT count(*) FROM usage_rollups")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -649,10 +661,12 @@ pub(crate) mod tests {
             .map(|i| record(&format!("r{i:05}"), 1_000 + i))
             .collect();
         assert_eq!(insert(&pool, &records).await, 2_500);
-        let (requests,): (i64,) = sqlx::query_as("SELECT CAST(SUM(requests) AS BIGINT) FROM usage")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let (requests,): (i64,) = sqlx::query_as(
+            "SELECT CAST(SUM(requests) AS BIGINT) FROM usage_rollups WHERE grain = 'd'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         assert_eq!(requests, 2_500);
     }
 

@@ -43,8 +43,8 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::usage_records;
 use crate::usage_spill::{Spill, SpillReader, SpilledRecord};
-use crate::{mcp_usage, usage_records};
 
 /// Writer tuning.
 #[derive(Debug, Clone)]
@@ -640,16 +640,9 @@ impl Writer {
         records: &[UsageRecord],
         mcp: &[McpUsageRecord],
     ) -> Result<(), sqlx::Error> {
-        if mcp.is_empty() {
-            let mut conn = self.pool.acquire().await?;
-            usage_records::insert_batch(&mut conn, records).await?;
-            return Ok(());
-        }
-        // MCP usage records are committed with their usage records, or not at all.
-        let mut tx = self.pool.begin().await?;
-        usage_records::insert_batch(&mut tx, records).await?;
-        mcp_usage::insert_batch(&mut tx, mcp).await?;
-        tx.commit().await?;
+        // MCP usage records are committed with their usage records (and rollups), or not at all.
+        let mut conn = self.pool.acquire().await?;
+        usage_records::insert_batch(&mut conn, records, mcp).await?;
         Ok(())
     }
 }
@@ -886,10 +879,12 @@ mod tests {
         sink.flush().await.unwrap();
         assert_eq!(stored_count(&pool).await, 1_600);
         assert_eq!(sink.written_total(), 1_600);
-        let (requests,): (i64,) = sqlx::query_as("SELECT CAST(SUM(requests) AS BIGINT) FROM usage")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let (requests,): (i64,) = sqlx::query_as(
+            "SELECT CAST(SUM(requests) AS BIGINT) FROM usage_rollups WHERE grain = 'h'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         assert_eq!(requests, 1_600);
     }
 

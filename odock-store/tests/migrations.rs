@@ -18,7 +18,7 @@ const TABLES: &[&str] = &[
     "api_key_model_access",
     "mcp_servers",
     "api_key_mcp_access",
-    "usage",
+    "usage_rollups",
     "usage_records",
     "mcp_usage_records",
     "budgets",

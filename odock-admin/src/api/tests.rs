@@ -992,7 +992,7 @@ async fn usage_records_are_listed_filtered_and_scoped() {
     ];
     {
         let mut conn = h.pool.acquire().await.unwrap();
-        odock_store::usage_records::insert_batch(&mut conn, &records)
+        odock_store::usage_records::insert_batch(&mut conn, &records, &[])
             .await
             .unwrap();
     }

@@ -590,7 +590,7 @@ async fn insert_record(
     };
     let id = record.id.to_string();
     let mut conn = h.pool.acquire().await.unwrap();
-    odock_store::usage_records::insert_batch(&mut conn, &[record])
+    odock_store::usage_records::insert_batch(&mut conn, &[record], &[])
         .await
         .unwrap();
     id

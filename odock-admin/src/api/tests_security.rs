@@ -660,7 +660,7 @@ async fn store_records(h: &Harness, records: &[SyntheticRecord]) {
         })
         .collect();
     let mut conn = h.pool.acquire().await.unwrap();
-    odock_store::usage_records::insert_batch(&mut conn, &records)
+    odock_store::usage_records::insert_batch(&mut conn, &records, &[])
         .await
         .unwrap();
 }
