@@ -1,13 +1,17 @@
-//! Usage analytics over `usage_records`, computed in SQL: totals and groups (by day, model, API key,
-//! team, user, provider or MCP server) of requests, successes, errors, tokens, cost (LLM and MCP)
-//! and latency percentiles.
+//! Usage analytics: totals and groups (by day, hour, model, API key, team, user, provider, MCP
+//! server or status class) of requests, successes, errors, tokens, cost (LLM and MCP) and latency
+//! percentiles.
 //!
-//! Every statement runs unchanged on SQLite and PostgreSQL: sums are `CAST(SUM(..) AS BIGINT)` (a
-//! PostgreSQL `SUM(bigint)` is `numeric`). Latency percentiles are exact nearest-rank values (the
-//! latency at rank `ceil(p · n / 100)`), read from a per-latency histogram that SQL counts — one
-//! `GROUP BY` instead of sorting every record with window functions. The
-//! `usage_records(organisation_id, created_at)` index bounds each scan to the organisation's
-//! period; migration 0004 adds the team and user variants the filters use.
+//! Counters are read from the hourly and daily rollups the usage writer maintains
+//! (`odock_store::usage_rollups`), with the records themselves only for the minutes at the edges
+//! of a period ([`query`]): a month of a million records is a few thousand rollup rows. Every
+//! statement runs unchanged on SQLite and PostgreSQL.
+//!
+//! Latency percentiles are exact nearest-rank values (the latency at rank `ceil(p · n / 100)`,
+//! from a per-latency histogram of the records) when a report covers at most
+//! [`EXACT_PERCENTILES_UP_TO`] records; above that they are estimated from the rollups'
+//! histogram buckets ([`latency`]), always within the bucket of the exact value, and the report
+//! says which ([`UsageSummary::latency_percentiles`]).
 //!
 //! What a caller may see is a parameter ([`UsageScope::visible`]), so the same queries serve an
 //! organisation admin (everything), a team manager (their teams) and a user (their own traffic).
@@ -22,20 +26,27 @@
 //! # Ok(()) }
 //! ```
 
+mod latency;
+mod query;
 pub mod synthetic;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use odock_store::db::{from_ms, Db, DbRow, SqlBuilder};
+use odock_store::db::{from_ms, Db, SqlBuilder};
+use odock_store::usage_rollups::{DAY_MS, HOUR_MS};
+
+use query::{Cell, Dim, Key};
 
 /// The `provider` of usage records written for MCP traffic; every other provider is LLM traffic.
 pub const MCP_PROVIDER: &str = "mcp";
 
-const DAY_MS: i64 = 86_400_000;
+/// Reports over at most this many records get exact latency percentiles (counting each latency
+/// of the records costs a scan of them; beyond this the rollups' histograms answer).
+pub const EXACT_PERCENTILES_UP_TO: i64 = 50_000;
 
 /// Which records a report covers. Bounds and lists that are empty do not narrow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,6 +60,13 @@ pub struct UsageScope {
     /// both empty: the whole organisation.
     pub team_ids: Vec<String>,
     pub api_key_ids: Vec<String>,
+    /// Records of these models (model ids).
+    pub model_ids: Vec<String>,
+    /// Records of these providers (`mcp` for MCP traffic).
+    pub providers: Vec<String>,
+    /// Records attributed to these users.
+    pub user_ids: Vec<String>,
+    pub status: Option<StatusFilter>,
     pub traffic: Traffic,
     /// What the caller may see; `None` is everything in the organisation.
     pub visible: Option<Visibility>,
@@ -82,12 +100,22 @@ pub enum Traffic {
     Mcp,
 }
 
+/// Successful requests (HTTP status below 400) or failed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    Success,
+    Error,
+}
+
 /// How [`summary`] groups records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum GroupBy {
     /// UTC calendar day; the group key is `YYYY-MM-DD`.
     Day,
+    /// UTC hour; the group key is `YYYY-MM-DDTHH:00:00Z`.
+    Hour,
     Model,
     #[serde(alias = "key")]
     ApiKey,
@@ -95,79 +123,60 @@ pub enum GroupBy {
     User,
     Provider,
     McpServer,
+    /// Status class; the group key is `2xx`, `4xx`, `5xx`, ….
+    Status,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 7] = [
+    pub const ALL: [GroupBy; 9] = [
         GroupBy::Day,
+        GroupBy::Hour,
         GroupBy::Model,
         GroupBy::ApiKey,
         GroupBy::Team,
         GroupBy::User,
         GroupBy::Provider,
         GroupBy::McpServer,
+        GroupBy::Status,
     ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             GroupBy::Day => "day",
+            GroupBy::Hour => "hour",
             GroupBy::Model => "model",
             GroupBy::ApiKey => "apiKey",
             GroupBy::Team => "team",
             GroupBy::User => "user",
             GroupBy::Provider => "provider",
             GroupBy::McpServer => "mcpServer",
+            GroupBy::Status => "status",
         }
     }
 
-    /// The group key, as TEXT so every grouping decodes alike (NULL: no team, no model, …).
-    fn key_sql(self) -> &'static str {
+    fn dim(self) -> Dim {
         match self {
-            GroupBy::Day => "CAST(CAST(r.created_at / 86400000 AS BIGINT) AS TEXT)",
-            GroupBy::Model => "r.model_id",
-            GroupBy::ApiKey => "r.api_key_id",
-            GroupBy::Team => "r.team_id",
-            GroupBy::User => "r.user_id",
-            GroupBy::Provider => "r.provider",
-            // MCP records carry their server in `mcp_usage_records`; looked up for those only.
-            GroupBy::McpServer => {
-                "CASE WHEN r.provider = 'mcp' THEN (SELECT MAX(m.mcp_server_id) \
-                 FROM mcp_usage_records m WHERE m.usage_record_id = r.id) END"
-            }
+            GroupBy::Day => Dim::Day,
+            GroupBy::Hour => Dim::Hour,
+            GroupBy::Model => Dim::Model,
+            GroupBy::ApiKey => Dim::ApiKey,
+            GroupBy::Team => Dim::Team,
+            GroupBy::User => Dim::User,
+            GroupBy::Provider => Dim::Provider,
+            GroupBy::McpServer => Dim::McpServer,
+            GroupBy::Status => Dim::Status,
         }
     }
 
-    /// A name for the key, read in the same statement: the recorded name, or the object's.
-    fn label_sql(self) -> (&'static str, &'static str) {
-        match self {
-            GroupBy::Day | GroupBy::Provider => ("", "NULL"),
-            GroupBy::Model => ("", "a.recorded_name"),
-            GroupBy::ApiKey => (" LEFT JOIN api_keys o ON o.id = a.g", "o.name"),
-            GroupBy::Team => (" LEFT JOIN teams o ON o.id = a.g", "o.name"),
-            GroupBy::User => (
-                " LEFT JOIN users o ON o.id = a.g",
-                "COALESCE(o.name, o.email)",
-            ),
-            GroupBy::McpServer => (
-                " LEFT JOIN mcp_servers o ON o.id = a.g",
-                "COALESCE(o.name, a.recorded_name)",
-            ),
-        }
-    }
-
-    fn recorded_name_sql(self) -> &'static str {
-        match self {
-            GroupBy::Model => "MAX(r.model)",
-            // The MCP server's slug, recorded as the model of MCP records.
-            GroupBy::McpServer => "MAX(r.model)",
-            _ => "NULL",
-        }
+    /// Groups in time order (days, hours, status classes) rather than by cost.
+    fn ordered_by_key(self) -> bool {
+        matches!(self, GroupBy::Day | GroupBy::Hour | GroupBy::Status)
     }
 
     /// What a group without a key is called.
     fn missing_label(self) -> &'static str {
         match self {
-            GroupBy::Day | GroupBy::Provider => "(none)",
+            GroupBy::Day | GroupBy::Hour | GroupBy::Provider | GroupBy::Status => "(none)",
             GroupBy::Model => "No model",
             GroupBy::ApiKey => "Unknown key",
             GroupBy::Team => "Direct organisation API keys",
@@ -198,9 +207,9 @@ pub struct UsageStats {
     pub cost_nanos_usd: i64,
     pub llm_cost_nanos_usd: i64,
     pub mcp_cost_nanos_usd: i64,
-    /// Nearest-rank median of `latencyMs`.
+    /// Median of `latencyMs` (see [`UsageSummary::latency_percentiles`]).
     pub latency_p50_ms: Option<i64>,
-    /// Nearest-rank 95th percentile of `latencyMs`.
+    /// 95th percentile of `latencyMs`.
     pub latency_p95_ms: Option<i64>,
 }
 
@@ -208,11 +217,22 @@ pub struct UsageStats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageGroup {
-    /// The day (`YYYY-MM-DD`), object id or provider; `null` for records without one.
+    /// The day (`YYYY-MM-DD`), hour, object id, provider or status class; `null` for records
+    /// without one.
     pub key: Option<String>,
     pub label: String,
     #[serde(flatten)]
     pub stats: UsageStats,
+}
+
+/// How a report's latency percentiles were computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Percentiles {
+    /// Nearest-rank values of the records' latencies.
+    Exact,
+    /// Estimated from histogram buckets: within the bucket of the exact value (≤ ~30 % wide).
+    Estimated,
 }
 
 /// The answer of `GET .../usage/summary`.
@@ -222,54 +242,201 @@ pub struct UsageSummary {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub group_by: Option<GroupBy>,
+    pub latency_percentiles: Percentiles,
     pub totals: UsageStats,
-    /// Days in order; other groupings by cost, then requests, descending.
+    /// Days, hours and status classes in order; other groupings by cost, then requests,
+    /// descending.
     pub groups: Vec<UsageGroup>,
 }
 
 /// Totals of `scope` and, with `group_by`, its groups (which add up to the totals: records without
 /// a key form a group of their own).
-///
-/// Two passes over the records: the counters (of the scope, or per group — the totals are then the
-/// groups' sums) and a latency histogram (per group when grouped), from which the exact
-/// nearest-rank percentiles are read. The histogram has one row per distinct latency, far fewer
-/// than records, and costs one `GROUP BY` instead of a sort with window functions.
 pub async fn summary(
     pool: &Db,
     scope: &UsageScope,
     group_by: Option<GroupBy>,
 ) -> Result<UsageSummary, sqlx::Error> {
-    let histograms = latency_histograms(pool, scope, group_by).await?;
-    let (totals, groups) = match group_by {
-        Some(group_by) => {
-            let mut groups = groups(pool, scope, group_by).await?;
-            let mut totals = UsageStats::default();
-            for group in &mut groups {
-                totals.add(&group.stats);
-                if let Some(histogram) = histograms.get(&group.key) {
-                    group.stats.latency_p50_ms = percentile(histogram, 50);
-                    group.stats.latency_p95_ms = percentile(histogram, 95);
-                }
-            }
-            totals.success_rate = rate(totals.successes, totals.requests);
-            (totals, groups)
+    summary_with(pool, scope, group_by, EXACT_PERCENTILES_UP_TO).await
+}
+
+/// [`summary`], with exact percentiles up to `exact_up_to` records instead of
+/// [`EXACT_PERCENTILES_UP_TO`].
+pub async fn summary_with(
+    pool: &Db,
+    scope: &UsageScope,
+    group_by: Option<GroupBy>,
+    exact_up_to: i64,
+) -> Result<UsageSummary, sqlx::Error> {
+    let dims: Vec<Dim> = group_by.map(GroupBy::dim).into_iter().collect();
+    let cells = query::cells(pool, scope, &dims).await?;
+    let mut totals = UsageStats::default();
+    let mut all_buckets = latency::Buckets::default();
+    for cell in cells.values() {
+        totals.add(&cell.stats);
+        all_buckets.add(&cell.buckets);
+    }
+    let exact = totals.requests <= exact_up_to;
+    let mut groups = match group_by {
+        Some(group_by) => groups_of(pool, group_by, &cells).await?,
+        None => Vec::new(),
+    };
+    if exact && totals.requests > 0 {
+        let spans = [(scope.from_ms.unwrap_or(0), scope.to_ms.unwrap_or(i64::MAX))];
+        let histograms = query::histograms(pool, scope, &dims, &spans).await?;
+        for group in &mut groups {
+            let histogram = histograms
+                .get(&vec![raw_key(group_by, group.key.as_deref())])
+                .map_or(&[][..], Vec::as_slice);
+            group.stats.latency_p50_ms = latency::exact_percentile(histogram, 50);
+            group.stats.latency_p95_ms = latency::exact_percentile(histogram, 95);
         }
-        None => (totals(pool, scope).await?, Vec::new()),
-    };
-    let mut merged: Vec<(i64, i64)> = histograms.into_values().flatten().collect();
-    merged.sort_unstable();
-    let totals = UsageStats {
-        latency_p50_ms: percentile(&merged, 50),
-        latency_p95_ms: percentile(&merged, 95),
-        ..totals
-    };
+        let mut merged: Vec<(i64, i64)> = histograms.into_values().flatten().collect();
+        merged.sort_unstable();
+        totals.latency_p50_ms = latency::exact_percentile(&merged, 50);
+        totals.latency_p95_ms = latency::exact_percentile(&merged, 95);
+    } else {
+        for group in &mut groups {
+            if let Some(cell) = cells.get(&vec![raw_key(group_by, group.key.as_deref())]) {
+                group.stats.latency_p50_ms = cell.buckets.percentile(50);
+                group.stats.latency_p95_ms = cell.buckets.percentile(95);
+            }
+        }
+        totals.latency_p50_ms = all_buckets.percentile(50);
+        totals.latency_p95_ms = all_buckets.percentile(95);
+    }
+    totals.success_rate = rate(totals.successes, totals.requests);
     Ok(UsageSummary {
         from: scope.from_ms.map(from_ms),
         to: scope.to_ms.map(from_ms),
         group_by,
+        latency_percentiles: if exact {
+            Percentiles::Exact
+        } else {
+            Percentiles::Estimated
+        },
         totals,
         groups,
     })
+}
+
+/// The additive counters of `scope` (latency percentiles left empty).
+pub async fn totals(pool: &Db, scope: &UsageScope) -> Result<UsageStats, sqlx::Error> {
+    let cells = query::cells(pool, scope, &[]).await?;
+    let mut totals = UsageStats::default();
+    for cell in cells.values() {
+        totals.add(&cell.stats);
+    }
+    totals.success_rate = rate(totals.successes, totals.requests);
+    Ok(totals)
+}
+
+/// The additive counters of `scope` per `group_by` key (latency percentiles left empty), ordered
+/// as [`UsageSummary::groups`].
+pub async fn groups(
+    pool: &Db,
+    scope: &UsageScope,
+    group_by: GroupBy,
+) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    let cells = query::cells(pool, scope, &[group_by.dim()]).await?;
+    groups_of(pool, group_by, &cells).await
+}
+
+/// The groups of single-dimension `cells`, labelled and sorted.
+async fn groups_of(
+    pool: &Db,
+    group_by: GroupBy,
+    cells: &HashMap<Key, Cell>,
+) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    let ids: Vec<&str> = cells
+        .keys()
+        .filter_map(|key| key.first().and_then(Option::as_deref))
+        .collect();
+    let names = names(pool, group_by, ids).await?;
+    let mut groups = Vec::with_capacity(cells.len());
+    for (key, cell) in cells {
+        if cell.stats.requests == 0 {
+            continue;
+        }
+        let raw = key.first().cloned().flatten();
+        let key = match group_by {
+            GroupBy::Day => raw
+                .as_deref()
+                .map(|days| bucket_label(days, DAY_MS))
+                .transpose()?,
+            GroupBy::Hour => raw
+                .as_deref()
+                .map(|hours| bucket_label(hours, HOUR_MS))
+                .transpose()?,
+            GroupBy::Status => raw.map(|class| format!("{class}xx")),
+            _ => raw,
+        };
+        let name = match group_by {
+            GroupBy::Day | GroupBy::Hour | GroupBy::Provider | GroupBy::Status => key.clone(),
+            GroupBy::Model => cell.recorded_name.clone(),
+            GroupBy::McpServer => key
+                .as_ref()
+                .and_then(|id| names.get(id).cloned())
+                .or_else(|| cell.recorded_name.clone()),
+            _ => key.as_ref().and_then(|id| names.get(id).cloned()),
+        };
+        let label = name
+            .or_else(|| key.as_ref().map(|id| fallback_label(group_by, id)))
+            .unwrap_or_else(|| group_by.missing_label().to_owned());
+        let mut stats = cell.stats.clone();
+        stats.success_rate = rate(stats.successes, stats.requests);
+        groups.push(UsageGroup { key, label, stats });
+    }
+    sort_groups(group_by, &mut groups);
+    Ok(groups)
+}
+
+/// The key a group was read under, from the key it is shown with.
+fn raw_key(group_by: Option<GroupBy>, key: Option<&str>) -> Option<String> {
+    let key = key?;
+    let ms = |unit: i64| {
+        let at = match unit {
+            DAY_MS => chrono::NaiveDate::parse_from_str(key, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)?
+                .and_utc(),
+            _ => DateTime::parse_from_rfc3339(key).ok()?.with_timezone(&Utc),
+        };
+        Some((at.timestamp_millis() / unit).to_string())
+    };
+    match group_by {
+        Some(GroupBy::Day) => ms(DAY_MS),
+        Some(GroupBy::Hour) => ms(HOUR_MS),
+        Some(GroupBy::Status) => key.strip_suffix("xx").map(str::to_owned),
+        _ => Some(key.to_owned()),
+    }
+}
+
+/// Names of the objects behind `ids`, for groupings of named objects.
+async fn names(
+    pool: &Db,
+    group_by: GroupBy,
+    ids: Vec<&str>,
+) -> Result<HashMap<String, String>, sqlx::Error> {
+    let (table, name) = match group_by {
+        GroupBy::ApiKey => ("api_keys", "name"),
+        GroupBy::Team => ("teams", "name"),
+        GroupBy::User => ("users", "COALESCE(name, email)"),
+        GroupBy::McpServer => ("mcp_servers", "name"),
+        _ => return Ok(HashMap::new()),
+    };
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = SqlBuilder::new(format!(
+            "SELECT id, {name} AS name FROM {table} WHERE id IN "
+        ));
+        sql.push_tuple(chunk.iter().copied());
+        for row in sql.query().fetch_all(pool).await? {
+            if let Some(name) = row.try_get::<Option<String>, _>("name")? {
+                out.insert(row.try_get("id")?, name);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn rate(successes: i64, requests: i64) -> Option<f64> {
@@ -296,80 +463,9 @@ impl UsageStats {
     }
 }
 
-/// The nearest-rank `p`th percentile of a histogram of `(latency, count)` sorted by latency: the
-/// latency of the record at rank `ceil(p · n / 100)`.
-fn percentile(histogram: &[(i64, i64)], p: i64) -> Option<i64> {
-    let n: i64 = histogram.iter().map(|(_, count)| count).sum();
-    if n == 0 {
-        return None;
-    }
-    let rank = (n * p + 99) / 100;
-    let mut seen = 0;
-    for (latency, count) in histogram {
-        seen += count;
-        if seen >= rank {
-            return Some(*latency);
-        }
-    }
-    histogram.last().map(|(latency, _)| *latency)
-}
-
-/// The additive counters of `scope` (latency percentiles left empty).
-pub async fn totals(pool: &Db, scope: &UsageScope) -> Result<UsageStats, sqlx::Error> {
-    let mut sql = SqlBuilder::new("SELECT ");
-    sql.push(SUMS).push(" FROM usage_records r");
-    push_filters(&mut sql, scope);
-    let row = sql.query().fetch_one(pool).await?;
-    decode_stats(&row)
-}
-
-/// The additive counters of `scope` per `group_by` key (latency percentiles left empty), ordered
-/// as [`UsageSummary::groups`].
-pub async fn groups(
-    pool: &Db,
-    scope: &UsageScope,
-    group_by: GroupBy,
-) -> Result<Vec<UsageGroup>, sqlx::Error> {
-    let key = group_by.key_sql();
-    let (label_join, label) = group_by.label_sql();
-    let mut sql = SqlBuilder::new(format!(
-        "SELECT a.*, {label} AS label FROM (SELECT {key} AS g, {recorded} AS recorded_name, {SUMS} \
-         FROM usage_records r",
-        recorded = group_by.recorded_name_sql(),
-    ));
-    push_filters(&mut sql, scope);
-    sql.push(&format!(" GROUP BY {key}) a{label_join}"));
-    let rows = sql.query().fetch_all(pool).await?;
-    let mut groups = rows
-        .iter()
-        .map(|row| {
-            let key: Option<String> = row.try_get("g")?;
-            let label: Option<String> = row.try_get("label")?;
-            let (key, label) = match group_by {
-                GroupBy::Day => {
-                    let day = key.as_deref().map(day_of).transpose()?;
-                    (day.clone(), day)
-                }
-                GroupBy::Provider => (key.clone(), key),
-                _ => (key, label),
-            };
-            let label = label
-                .or_else(|| key.as_ref().map(|id| fallback_label(group_by, id)))
-                .unwrap_or_else(|| group_by.missing_label().to_owned());
-            Ok(UsageGroup {
-                key,
-                label,
-                stats: decode_stats(row)?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    sort_groups(group_by, &mut groups);
-    Ok(groups)
-}
-
-/// Days in order; anything else by cost, then requests, descending.
+/// Days, hours and status classes in order; anything else by cost, then requests, descending.
 fn sort_groups(group_by: GroupBy, groups: &mut [UsageGroup]) {
-    if group_by == GroupBy::Day {
+    if group_by.ordered_by_key() {
         groups.sort_by(|a, b| a.key.cmp(&b.key));
     } else {
         groups.sort_by(|a, b| {
@@ -399,45 +495,44 @@ pub struct BreakdownRow {
     pub stats: UsageStats,
 }
 
-/// [`BreakdownRow`]s of `scope`, in one pass over the records: what the invoice folds into its
-/// totals and its breakdowns by team, key, model and MCP server (see [`fold`]), instead of one
-/// grouped scan per breakdown.
+/// [`BreakdownRow`]s of `scope`, in one read of the rollups: what the invoice folds into its
+/// totals and its breakdowns by team, key, model and MCP server (see [`fold`]).
 pub async fn breakdown(pool: &Db, scope: &UsageScope) -> Result<Vec<BreakdownRow>, sqlx::Error> {
-    let server = GroupBy::McpServer.key_sql();
-    let mut sql = SqlBuilder::new(format!(
-        "SELECT a.*, t.name AS team_name, k.name AS api_key_name, s.name AS mcp_server_name \
-         FROM (SELECT r.team_id AS team_id, r.api_key_id AS api_key_id, r.model_id AS model_id, \
-                 {server} AS mcp_server_id, {MCP_FLAG} AS is_mcp, MAX(r.model) AS recorded_name, \
-                 {SUMS} \
-               FROM usage_records r"
-    ));
-    push_filters(&mut sql, scope);
-    sql.push(&format!(
-        " GROUP BY r.team_id, r.api_key_id, r.model_id, {server}, {MCP_FLAG}) a \
-         LEFT JOIN teams t ON t.id = a.team_id \
-         LEFT JOIN api_keys k ON k.id = a.api_key_id \
-         LEFT JOIN mcp_servers s ON s.id = a.mcp_server_id"
-    ));
-    let rows = sql.query().fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(BreakdownRow {
-                team_id: row.try_get("team_id")?,
-                team_name: row.try_get("team_name")?,
-                api_key_id: row.try_get("api_key_id")?,
-                api_key_name: row.try_get("api_key_name")?,
-                model_id: row.try_get("model_id")?,
-                recorded_name: row.try_get("recorded_name")?,
-                mcp_server_id: row.try_get("mcp_server_id")?,
-                mcp_server_name: row.try_get("mcp_server_name")?,
-                mcp: row.try_get::<i64, _>("is_mcp")? != 0,
-                stats: decode_stats(row)?,
-            })
-        })
-        .collect()
+    let dims = [Dim::Team, Dim::ApiKey, Dim::Model, Dim::McpServer, Dim::Mcp];
+    let cells = query::cells(pool, scope, &dims).await?;
+    let ids = |at: usize| -> Vec<&str> {
+        let set: HashSet<&str> = cells.keys().filter_map(|key| key[at].as_deref()).collect();
+        set.into_iter().collect()
+    };
+    let teams = names(pool, GroupBy::Team, ids(0)).await?;
+    let keys = names(pool, GroupBy::ApiKey, ids(1)).await?;
+    let servers = names(pool, GroupBy::McpServer, ids(3)).await?;
+    let mut rows = Vec::with_capacity(cells.len());
+    for (key, cell) in cells {
+        if cell.stats.requests == 0 {
+            continue;
+        }
+        let [team_id, api_key_id, model_id, mcp_server_id, mcp]: [Option<String>; 5] =
+            key.try_into().unwrap_or_default();
+        let mut stats = cell.stats;
+        stats.success_rate = rate(stats.successes, stats.requests);
+        rows.push(BreakdownRow {
+            team_name: team_id.as_ref().and_then(|id| teams.get(id).cloned()),
+            team_id,
+            api_key_name: api_key_id.as_ref().and_then(|id| keys.get(id).cloned()),
+            api_key_id: api_key_id.unwrap_or_default(),
+            model_id,
+            recorded_name: cell.recorded_name,
+            mcp_server_name: mcp_server_id
+                .as_ref()
+                .and_then(|id| servers.get(id).cloned()),
+            mcp_server_id,
+            mcp: mcp.as_deref() == Some("1"),
+            stats,
+        });
+    }
+    Ok(rows)
 }
-
-const MCP_FLAG: &str = "CASE WHEN r.provider = 'mcp' THEN 1 ELSE 0 END";
 
 /// Folds `rows` into groups by `group_by` (team, API key, model or MCP server; other groupings
 /// are not in a breakdown and give no groups), sorted like [`UsageSummary::groups`]. The labels
@@ -448,6 +543,7 @@ pub fn fold<'a>(
 ) -> Vec<UsageGroup> {
     let mut groups: Vec<UsageGroup> = Vec::new();
     let mut index: HashMap<Option<String>, usize> = HashMap::new();
+    let mut names: HashMap<Option<String>, Option<String>> = HashMap::new();
     for row in rows {
         let (key, name) = match group_by {
             GroupBy::Team => (row.team_id.clone(), row.team_name.clone()),
@@ -459,15 +555,19 @@ pub fn fold<'a>(
                     .clone()
                     .or_else(|| row.recorded_name.clone()),
             ),
-            GroupBy::Day | GroupBy::User | GroupBy::Provider => continue,
+            GroupBy::Day | GroupBy::Hour | GroupBy::User | GroupBy::Provider | GroupBy::Status => {
+                continue
+            }
         };
+        // The largest recorded name of the group, as the summary's `MAX(model)` gives.
+        let best = names.entry(key.clone()).or_default();
+        if name > *best {
+            best.clone_from(&name);
+        }
         let at = *index.entry(key.clone()).or_insert_with(|| {
-            let label = name
-                .or_else(|| key.as_ref().map(|id| fallback_label(group_by, id)))
-                .unwrap_or_else(|| group_by.missing_label().to_owned());
             groups.push(UsageGroup {
                 key,
-                label,
+                label: String::new(),
                 stats: UsageStats::default(),
             });
             groups.len() - 1
@@ -478,6 +578,11 @@ pub fn fold<'a>(
     }
     for group in &mut groups {
         group.stats.success_rate = rate(group.stats.successes, group.stats.requests);
+        group.label = names
+            .remove(&group.key)
+            .flatten()
+            .or_else(|| group.key.as_ref().map(|id| fallback_label(group_by, id)))
+            .unwrap_or_else(|| group_by.missing_label().to_owned());
     }
     sort_groups(group_by, &mut groups);
     groups
@@ -491,92 +596,21 @@ fn fallback_label(group_by: GroupBy, id: &str) -> String {
     }
 }
 
-/// `YYYY-MM-DD` of a day number (days since the unix epoch).
-fn day_of(days: &str) -> Result<String, sqlx::Error> {
-    let days: i64 = days
+/// `YYYY-MM-DD` of a day number, or the RFC 3339 start of an hour number (periods since the
+/// unix epoch).
+fn bucket_label(periods: &str, unit: i64) -> Result<String, sqlx::Error> {
+    let periods: i64 = periods
         .parse()
         .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-    Ok(from_ms(days.saturating_mul(DAY_MS))
-        .format("%Y-%m-%d")
-        .to_string())
-}
-
-/// `(latency, count)` sorted by latency, per group key (`None` keys the whole scope when ungrouped).
-async fn latency_histograms(
-    pool: &Db,
-    scope: &UsageScope,
-    group_by: Option<GroupBy>,
-) -> Result<HashMap<Option<String>, Vec<(i64, i64)>>, sqlx::Error> {
-    let key = group_by.map_or("NULL", GroupBy::key_sql);
-    let mut sql = SqlBuilder::new(format!(
-        "SELECT {key} AS g, r.latency_ms AS latency_ms, COUNT(*) AS c FROM usage_records r"
-    ));
-    push_filters(&mut sql, scope);
-    match group_by {
-        Some(_) => sql.push(&format!(" GROUP BY {key}, r.latency_ms")),
-        None => sql.push(" GROUP BY r.latency_ms"),
-    };
-    let rows = sql.query().fetch_all(pool).await?;
-    let mut out: HashMap<Option<String>, Vec<(i64, i64)>> = HashMap::new();
-    for row in &rows {
-        let key: Option<String> = row.try_get("g")?;
-        let key = match (group_by, key) {
-            (Some(GroupBy::Day), Some(days)) => Some(day_of(&days)?),
-            (_, key) => key,
-        };
-        out.entry(key)
-            .or_default()
-            .push((row.try_get("latency_ms")?, row.try_get("c")?));
-    }
-    for histogram in out.values_mut() {
-        histogram.sort_unstable();
-    }
-    Ok(out)
-}
-
-/// The additive columns every report selects (aliases read by [`decode_stats`]).
-const SUMS: &str = "COUNT(*) AS requests, \
-    COALESCE(CAST(SUM(CASE WHEN r.http_status < 400 THEN 1 ELSE 0 END) AS BIGINT), 0) AS successes, \
-    COALESCE(CAST(SUM(CASE WHEN r.provider = 'mcp' THEN 1 ELSE 0 END) AS BIGINT), 0) AS mcp_requests, \
-    COALESCE(CAST(SUM(r.input_tokens) AS BIGINT), 0) AS input_tokens, \
-    COALESCE(CAST(SUM(r.output_tokens) AS BIGINT), 0) AS output_tokens, \
-    COALESCE(CAST(SUM(r.cached_tokens) AS BIGINT), 0) AS cached_tokens, \
-    COALESCE(CAST(SUM(r.reasoning_tokens) AS BIGINT), 0) AS reasoning_tokens, \
-    COALESCE(CAST(SUM(r.billable_tokens) AS BIGINT), 0) AS billable_tokens, \
-    COALESCE(CAST(SUM(r.cost_nanos_usd) AS BIGINT), 0) AS cost_nanos_usd, \
-    COALESCE(CAST(SUM(CASE WHEN r.provider = 'mcp' THEN r.cost_nanos_usd ELSE 0 END) AS BIGINT), 0) \
-      AS mcp_cost_nanos_usd";
-
-fn decode_stats(row: &DbRow) -> Result<UsageStats, sqlx::Error> {
-    let requests: i64 = row.try_get("requests")?;
-    let successes: i64 = row.try_get("successes")?;
-    let mcp_requests: i64 = row.try_get("mcp_requests")?;
-    let input_tokens: i64 = row.try_get("input_tokens")?;
-    let output_tokens: i64 = row.try_get("output_tokens")?;
-    let cost_nanos_usd: i64 = row.try_get("cost_nanos_usd")?;
-    let mcp_cost_nanos_usd: i64 = row.try_get("mcp_cost_nanos_usd")?;
-    Ok(UsageStats {
-        requests,
-        successes,
-        errors: requests - successes,
-        success_rate: rate(successes, requests),
-        llm_requests: requests - mcp_requests,
-        mcp_requests,
-        input_tokens,
-        output_tokens,
-        cached_tokens: row.try_get("cached_tokens")?,
-        reasoning_tokens: row.try_get("reasoning_tokens")?,
-        total_tokens: input_tokens.saturating_add(output_tokens),
-        billable_tokens: row.try_get("billable_tokens")?,
-        cost_nanos_usd,
-        llm_cost_nanos_usd: cost_nanos_usd - mcp_cost_nanos_usd,
-        mcp_cost_nanos_usd,
-        latency_p50_ms: None,
-        latency_p95_ms: None,
+    let at = from_ms(periods.saturating_mul(unit));
+    Ok(match unit {
+        DAY_MS => at.format("%Y-%m-%d").to_string(),
+        _ => at.format("%Y-%m-%dT%H:00:00Z").to_string(),
     })
 }
 
-/// ` WHERE …` selecting `scope` from `usage_records r`.
+/// ` WHERE …` selecting `scope` from `usage_records r` (organisation, period and every filter):
+/// for reports that list records themselves, such as the invoice's CSV.
 pub(crate) fn push_filters(sql: &mut SqlBuilder, scope: &UsageScope) {
     sql.push(" WHERE r.organisation_id = ")
         .push_bind(scope.organisation_id.as_str());
@@ -586,53 +620,7 @@ pub(crate) fn push_filters(sql: &mut SqlBuilder, scope: &UsageScope) {
     if let Some(to) = scope.to_ms {
         sql.push(" AND r.created_at < ").push_bind(to);
     }
-    match (scope.team_ids.is_empty(), scope.api_key_ids.is_empty()) {
-        (true, true) => {}
-        (false, true) => {
-            sql.push(" AND r.team_id IN ")
-                .push_tuple(scope.team_ids.iter().map(String::as_str));
-        }
-        (true, false) => {
-            sql.push(" AND r.api_key_id IN ")
-                .push_tuple(scope.api_key_ids.iter().map(String::as_str));
-        }
-        (false, false) => {
-            sql.push(" AND (r.team_id IN ")
-                .push_tuple(scope.team_ids.iter().map(String::as_str))
-                .push(" OR r.api_key_id IN ")
-                .push_tuple(scope.api_key_ids.iter().map(String::as_str))
-                .push(")");
-        }
-    }
-    match scope.traffic {
-        Traffic::All => {}
-        Traffic::Llm => {
-            sql.push(" AND r.provider <> ").push_bind(MCP_PROVIDER);
-        }
-        Traffic::Mcp => {
-            sql.push(" AND r.provider = ").push_bind(MCP_PROVIDER);
-        }
-    }
-    if let Some(visible) = &scope.visible {
-        let mut alternatives = 0;
-        sql.push(" AND (");
-        if !visible.team_ids.is_empty() {
-            sql.push("r.team_id IN ")
-                .push_tuple(visible.team_ids.iter().map(String::as_str));
-            alternatives += 1;
-        }
-        if let Some(user_id) = &visible.user_id {
-            if alternatives > 0 {
-                sql.push(" OR ");
-            }
-            sql.push("r.user_id = ").push_bind(user_id.as_str());
-            alternatives += 1;
-        }
-        if alternatives == 0 {
-            sql.push("1 = 0");
-        }
-        sql.push(")");
-    }
+    query::push_filters(sql, scope, query::Source::Records);
 }
 
 #[cfg(test)]

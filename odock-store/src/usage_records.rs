@@ -616,8 +616,8 @@ pub(crate) mod tests {
         let snapshot = |sql: &'static str| {
             let pool = pool.clone();
             async move {
-                let rows: Vec<(String, i64, String, String, i64, i64, i64, i64, i64)> =
-                    sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+                type Row = (String, i64, String, String, i64, i64, i64, i64, i64);
+                let rows: Vec<Row> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
                 rows
             }
         };

@@ -1,6 +1,7 @@
 //! Generated usage records for the analytics and invoice tests and benchmarks: deterministic
 //! (seeded), varied (statuses, latencies, tokens, costs, keys with and without teams and users,
-//! LLM and MCP traffic), and inserted fast (multi-row INSERTs in one transaction).
+//! LLM and MCP traffic), and inserted fast (multi-row INSERTs in one transaction, then the rollups
+//! rebuilt from them).
 //!
 //! The generated values are produced here, never taken from clients, so they are written as SQL
 //! literals: a million rows load in seconds instead of minutes of per-value binding.
@@ -252,6 +253,8 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
             .await?;
     }
     tx.commit().await?;
+    // Loaded behind the usage writer's back: roll everything up again.
+    odock_store::usage_rollups::rebuild(&mut *pool.acquire().await?).await?;
     // A bulk load outruns autovacuum: refresh the planner's statistics now, or PostgreSQL plans the
     // per-record MCP server lookups as if the tables were empty (a scan per record).
     if odock_store::db::backend(pool) == odock_store::db::Backend::Postgres {
@@ -259,6 +262,7 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
         sqlx::query("ANALYZE mcp_usage_records")
             .execute(pool)
             .await?;
+        sqlx::query("ANALYZE usage_rollups").execute(pool).await?;
     }
     Ok(())
 }

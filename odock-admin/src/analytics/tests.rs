@@ -130,6 +130,12 @@ async fn totals_and_every_grouping_match_the_records() {
             let members = records.iter().filter(|r| {
                 let key = match group_by {
                     GroupBy::Day => Some(from_ms(r.created_at).format("%Y-%m-%d").to_string()),
+                    GroupBy::Hour => Some(
+                        from_ms(r.created_at)
+                            .format("%Y-%m-%dT%H:00:00Z")
+                            .to_string(),
+                    ),
+                    GroupBy::Status => Some(format!("{}xx", r.http_status / 100)),
                     GroupBy::Model => r.model_id.clone(),
                     GroupBy::ApiKey => Some(r.api_key_id.clone()),
                     GroupBy::Team => r.team_id.clone(),
@@ -346,4 +352,140 @@ async fn the_one_pass_breakdown_folds_into_the_same_groups() {
         groups(&pool, &mcp, GroupBy::McpServer).await.unwrap()
     );
     assert!(fold(&rows, GroupBy::Day).is_empty());
+}
+
+/// Periods that start and end inside hours and days read whole days and hours from the rollups
+/// and the edges from the records, and still count exactly the records of the period.
+#[tokio::test]
+async fn ragged_periods_and_new_filters_count_exactly_the_records() {
+    let (pool, records) = loaded(4_000).await;
+    const MINUTE: i64 = 60_000;
+    let periods = [
+        // Inside one hour; across one day boundary; over several days with ragged edges.
+        (DAY0 + 61 * MINUTE + 17, DAY0 + 119 * MINUTE),
+        (
+            DAY0 + DAY_MS - 90 * MINUTE - 3,
+            DAY0 + DAY_MS + 150 * MINUTE + 11,
+        ),
+        (
+            DAY0 + 90 * MINUTE + 17_000,
+            DAY0 + 3 * DAY_MS + 303 * MINUTE,
+        ),
+        (DAY0 + 2 * DAY_MS, DAY0 + 4 * DAY_MS),
+    ];
+    for (from, to) in periods {
+        let scope = UsageScope {
+            from_ms: Some(from),
+            to_ms: Some(to),
+            ..UsageScope::organisation("org-1")
+        };
+        let inside = |r: &&SyntheticRecord| r.created_at >= from && r.created_at < to;
+        for group_by in [
+            None,
+            Some(GroupBy::Day),
+            Some(GroupBy::Hour),
+            Some(GroupBy::Model),
+        ] {
+            let report = summary(&pool, &scope, group_by).await.unwrap();
+            assert_eq!(
+                report.totals,
+                expected(records.iter().filter(inside)),
+                "{from}..{to} {group_by:?}"
+            );
+        }
+        let filtered = UsageScope {
+            model_ids: vec!["m-2".into()],
+            status: Some(StatusFilter::Success),
+            ..scope.clone()
+        };
+        let report = summary(&pool, &filtered, Some(GroupBy::Team))
+            .await
+            .unwrap();
+        assert_eq!(
+            report.totals,
+            expected(
+                records
+                    .iter()
+                    .filter(inside)
+                    .filter(|r| { r.model_id.as_deref() == Some("m-2") && r.http_status < 400 })
+            )
+        );
+    }
+    let check = |scope: UsageScope, keep: fn(&SyntheticRecord) -> bool| {
+        let pool = pool.clone();
+        let want = expected(records.iter().filter(|r| keep(r)));
+        async move {
+            let report = summary(&pool, &scope, Some(GroupBy::Status)).await.unwrap();
+            assert_eq!(report.totals, want, "{scope:?}");
+        }
+    };
+    let org = || UsageScope::organisation("org-1");
+    check(
+        UsageScope {
+            providers: vec![MCP_PROVIDER.into()],
+            ..org()
+        },
+        |r| r.provider == MCP_PROVIDER,
+    )
+    .await;
+    check(
+        UsageScope {
+            user_ids: vec!["user-1".into(), "user-2".into()],
+            ..org()
+        },
+        |r| r.user_id.is_some(),
+    )
+    .await;
+    check(
+        UsageScope {
+            status: Some(StatusFilter::Error),
+            ..org()
+        },
+        |r| r.http_status >= 400,
+    )
+    .await;
+}
+
+/// Over more records than the exact limit, percentiles come from the rollups' histograms: every
+/// counter stays exact, and each percentile falls in the bucket of the exact value.
+#[tokio::test]
+async fn estimated_percentiles_fall_in_the_bucket_of_the_exact_value() {
+    use odock_store::usage_rollups::latency_bucket;
+    let (pool, records) = loaded(3_000).await;
+    let scope = UsageScope {
+        from_ms: Some(DAY0 + 1_234_567),
+        ..UsageScope::organisation("org-1")
+    };
+    let inside = |r: &&SyntheticRecord| r.created_at >= DAY0 + 1_234_567;
+    let same_bucket = |estimate: Option<i64>, exact: Option<i64>| {
+        estimate.map(latency_bucket) == exact.map(latency_bucket)
+    };
+    for group_by in [None, Some(GroupBy::Model), Some(GroupBy::Day)] {
+        let exact = summary(&pool, &scope, group_by).await.unwrap();
+        assert_eq!(exact.latency_percentiles, Percentiles::Exact);
+        assert_eq!(exact.totals, expected(records.iter().filter(inside)));
+        let estimated = summary_with(&pool, &scope, group_by, 0).await.unwrap();
+        assert_eq!(estimated.latency_percentiles, Percentiles::Estimated);
+        assert_eq!(additive(&estimated.totals), additive(&exact.totals));
+        assert!(same_bucket(
+            estimated.totals.latency_p50_ms,
+            exact.totals.latency_p50_ms
+        ));
+        assert!(same_bucket(
+            estimated.totals.latency_p95_ms,
+            exact.totals.latency_p95_ms
+        ));
+        assert_eq!(estimated.groups.len(), exact.groups.len());
+        for (estimate, exact) in estimated.groups.iter().zip(&exact.groups) {
+            assert_eq!(estimate.key, exact.key);
+            assert_eq!(additive(&estimate.stats), additive(&exact.stats));
+            assert!(
+                same_bucket(estimate.stats.latency_p95_ms, exact.stats.latency_p95_ms),
+                "{group_by:?} {:?}: {:?} vs {:?}",
+                exact.key,
+                estimate.stats.latency_p95_ms,
+                exact.stats.latency_p95_ms
+            );
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! `GET /api/organisations/{organisationId}/usage/summary`: usage totals and groups, computed in
 //! SQL by `crate::analytics`. The query parameters here are shared with the invoices.
 
-use crate::analytics::{self, GroupBy, Traffic, UsageScope, UsageSummary, Visibility};
+use crate::analytics::{
+    self, GroupBy, StatusFilter, Traffic, UsageScope, UsageSummary, Visibility,
+};
 use crate::services::organisations;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -25,6 +27,14 @@ pub struct ReportParams {
     pub team_ids: Option<String>,
     /// Comma-separated API key ids.
     pub api_key_ids: Option<String>,
+    /// Comma-separated model ids.
+    pub model_ids: Option<String>,
+    /// Comma-separated providers (`mcp` for MCP traffic).
+    pub providers: Option<String>,
+    /// Comma-separated user ids.
+    pub user_ids: Option<String>,
+    /// `success` (status below 400) or `error`.
+    pub status: Option<StatusFilter>,
     /// Summary only.
     pub group_by: Option<GroupBy>,
     /// Summary only: `all` (default), `llm` or `mcp`.
@@ -42,6 +52,10 @@ impl ReportParams {
             to_ms: self.to.map(|at| at.timestamp_millis()),
             team_ids: split_ids(self.team_ids.as_deref()),
             api_key_ids: split_ids(self.api_key_ids.as_deref()),
+            model_ids: split_ids(self.model_ids.as_deref()),
+            providers: split_ids(self.providers.as_deref()),
+            user_ids: split_ids(self.user_ids.as_deref()),
+            status: self.status,
             traffic: self.traffic.unwrap_or_default(),
             visible,
         }
@@ -56,6 +70,9 @@ impl ReportParams {
         }
     }
 }
+
+/// The longest period an hourly summary covers (744 groups).
+const MAX_HOURLY_DAYS: i64 = 31;
 
 /// `a,b,,c ` → `[a, b, c]`.
 fn split_ids(ids: Option<&str>) -> Vec<String> {
@@ -112,6 +129,18 @@ pub async fn summary(
         ));
     }
     params.check_period()?;
+    if params.group_by == Some(GroupBy::Hour) {
+        let too_long = match (params.from, params.to) {
+            (Some(from), Some(to)) => to - from > chrono::Duration::days(MAX_HOURLY_DAYS),
+            _ => true,
+        };
+        if too_long {
+            return Err(ApiError::invalid(
+                Some("groupBy"),
+                "groupBy=hour needs from and to at most 31 days apart",
+            ));
+        }
+    }
     let scope = params.scope(organisation_id, visibility(&state, &extensions).await?);
     Ok(Json(
         analytics::summary(&state.pool, &scope, params.group_by).await?,

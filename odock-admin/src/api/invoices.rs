@@ -65,14 +65,19 @@ pub async fn invoice(
 ) -> Result<Response, ApiError> {
     organisations::ensure_exists(&state.pool, &organisation_id).await?;
     let format = Format::parse(params.format.as_deref())?;
-    if params.group_by.is_some() || params.traffic.is_some() {
+    // An invoice covers every billed request of its teams and keys; narrower cuts are reports.
+    let summary_only = [
+        ("groupBy", params.group_by.is_some()),
+        ("traffic", params.traffic.is_some()),
+        ("modelIds", params.model_ids.is_some()),
+        ("providers", params.providers.is_some()),
+        ("userIds", params.user_ids.is_some()),
+        ("status", params.status.is_some()),
+    ];
+    if let Some((field, _)) = summary_only.iter().find(|(_, set)| *set) {
         return Err(ApiError::invalid(
-            Some(if params.group_by.is_some() {
-                "groupBy"
-            } else {
-                "traffic"
-            }),
-            "groupBy and traffic apply to the usage summary only",
+            Some(field),
+            "groupBy, traffic, modelIds, providers, userIds and status apply to the usage summary only",
         ));
     }
     let (from, to) = period(&params)?;

@@ -20,7 +20,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     let time = json!({ "type": "string", "format": "date-time" });
     let opt_time = json!({ "type": ["string", "null"], "format": "date-time" });
     let usd = json!({ "type": "string", "description": "The amount in USD with nine decimals, exactly the nanos." });
-    let group_by = json!({ "type": ["string", "null"], "enum": ["day", "model", "apiKey", "team", "user", "provider", "mcpServer", null] });
+    let group_by = json!({ "type": ["string", "null"], "enum": ["day", "hour", "model", "apiKey", "team", "user", "provider", "mcpServer", "status", null] });
 
     let stats = json!({
         "requests": int, "successes": int, "errors": int,
@@ -69,9 +69,18 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         (
             "UsageSummary",
             object(
-                &["from", "to", "groupBy", "totals", "groups"],
+                &[
+                    "from",
+                    "to",
+                    "groupBy",
+                    "latencyPercentiles",
+                    "totals",
+                    "groups",
+                ],
                 json!({
                     "from": opt_time, "to": opt_time, "groupBy": group_by,
+                    "latencyPercentiles": { "type": "string", "enum": ["exact", "estimated"],
+                        "description": "exact nearest-rank values, or estimated from histogram buckets when the report covers more than 50,000 records" },
                     "totals": schema_ref("UsageStats"),
                     "groups": { "type": "array", "items": schema_ref("UsageGroup") },
                 }),

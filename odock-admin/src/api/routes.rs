@@ -208,7 +208,7 @@ pub const SUMMARY_PARAMS: &[QueryParam] = &[
     param(
         "groupBy",
         "string",
-        "Also return groups by day, model, apiKey (or key), team, user, provider or mcpServer.",
+        "Also return groups by day, hour (periods of at most 31 days), model, apiKey (or key), team, user, provider, mcpServer or status.",
     ),
     param(
         "teamIds",
@@ -221,6 +221,10 @@ pub const SUMMARY_PARAMS: &[QueryParam] = &[
         "Comma-separated API key ids: only their records (or those of teamIds).",
     ),
     param("traffic", "string", "all (default), llm or mcp."),
+    param("modelIds", "string", "Comma-separated model ids: only their records."),
+    param("providers", "string", "Comma-separated providers (mcp for MCP traffic): only their records."),
+    param("userIds", "string", "Comma-separated user ids: only records attributed to them."),
+    param("status", "string", "success (status below 400) or error."),
 ];
 
 pub const INVOICE_PARAMS: &[QueryParam] = &[

@@ -10,6 +10,7 @@ use axum::body::Body;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use odock_core::Role;
+use odock_store::usage_rollups::latency_bucket;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -229,14 +230,18 @@ async fn summary_and_invoices_agree_with_100k_usage_records() {
     let reply = h.admin(Method::GET, &base, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(stats_of(&reply.body["totals"]), all);
+    // 100,000 records: over the exact limit, so the percentiles are estimated from the rollups'
+    // histograms, in the bucket of the exact nearest-rank value.
+    assert_eq!(reply.body["latencyPercentiles"], "estimated");
     let latencies: Vec<i64> = f.records.iter().map(|r| r.latency_ms).collect();
+    let bucket = |v: &Value| v.as_i64().map(latency_bucket);
     assert_eq!(
-        reply.body["totals"]["latencyP50Ms"],
-        nearest_rank(latencies.clone(), 50)
+        bucket(&reply.body["totals"]["latencyP50Ms"]),
+        Some(latency_bucket(nearest_rank(latencies.clone(), 50)))
     );
     assert_eq!(
-        reply.body["totals"]["latencyP95Ms"],
-        nearest_rank(latencies, 95)
+        bucket(&reply.body["totals"]["latencyP95Ms"]),
+        Some(latency_bucket(nearest_rank(latencies, 95)))
     );
     for group_by in [
         "day",
@@ -247,6 +252,7 @@ async fn summary_and_invoices_agree_with_100k_usage_records() {
         "user",
         "provider",
         "mcpServer",
+        "status",
     ] {
         let reply = h
             .admin(Method::GET, &format!("{base}?groupBy={group_by}"), None)
@@ -300,6 +306,62 @@ async fn summary_and_invoices_agree_with_100k_usage_records() {
         stats_of(&reply.body["totals"]),
         sums(f.records.iter().filter(|r| in_june(r)))
     );
+    // Model, provider and status filters; hourly groups over at most 31 days.
+    let reply = h
+        .admin(
+            Method::GET,
+            &format!("{base}?from={FROM}&to={TO}&providers=mcp,openai&status=error&groupBy=hour"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let want = sums(f.records.iter().filter(|r| {
+        in_june(r) && (r.provider == "mcp" || r.provider == "openai") && r.http_status >= 400
+    }));
+    assert!(want.requests > 0);
+    assert_eq!(stats_of(&reply.body["totals"]), want);
+    assert_eq!(sum_groups(&reply.body["groups"]), want);
+    let model = f.records.iter().find_map(|r| r.model_id.clone()).unwrap();
+    let reply = h
+        .admin(
+            Method::GET,
+            &format!("{base}?modelIds={model}&status=success"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        stats_of(&reply.body["totals"]),
+        sums(
+            f.records.iter().filter(|r| {
+                r.model_id.as_deref() == Some(model.as_str()) && r.http_status < 400
+            })
+        )
+    );
+    for (query, field) in [
+        ("groupBy=hour", "groupBy"),
+        (
+            "groupBy=hour&from=2024-01-01T00:00:00Z&to=2024-02-01T00:00:01Z",
+            "groupBy",
+        ),
+        ("status=maybe", "status"),
+    ] {
+        let reply = h.admin(Method::GET, &format!("{base}?{query}"), None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.text
+        );
+        assert!(reply.text.contains(field), "{query}: {}", reply.text);
+    }
+    let reply = h
+        .admin(
+            Method::GET,
+            &format!("/api/organisations/{org}/invoices?status=error"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
 
     // The June invoice: totals and every breakdown agree with the records.
     let june = sums(f.records.iter().filter(|r| in_june(r)));
