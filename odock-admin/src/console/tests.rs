@@ -767,6 +767,15 @@ async fn non_id_paths_stay_json_404s_and_assets_are_served() {
     );
 }
 
+/// Every `id` of a page is unique (labels and error references point at one field).
+fn assert_unique_ids(page: &Page) {
+    let mut seen = std::collections::HashSet::new();
+    for part in page.text.split(" id=\"").skip(1) {
+        let id = part.split('"').next().unwrap();
+        assert!(seen.insert(id.to_owned()), "duplicate id {id}");
+    }
+}
+
 impl World {
     async fn api(&self, method: Method, path: &str) -> serde_json::Value {
         self.h
@@ -834,7 +843,7 @@ async fn providers_and_their_keys_are_edited_replaced_and_deleted() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(
-        bad.text.contains(r#"id="f-timeoutMs-error""#),
+        bad.text.contains(r#"id="f-edit-timeoutMs-error""#),
         "{}",
         bad.text
     );
@@ -1077,6 +1086,8 @@ async fn teams_members_and_users_are_edited_from_their_pages() {
     let page = w.get(&user_page, &w.admin).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains("member@acme.test") && page.text.contains("platform"));
+    assert_unique_ids(&page);
+    assert_unique_ids(&w.get(&team, &w.admin).await);
     let role = w
         .post(
             &format!("{user_page}/edit"),
@@ -1343,4 +1354,49 @@ async fn narrow_screens_get_a_menu_disclosure_instead_of_the_side_bar() {
         .send(Method::GET, "/assets/console.css", None, None, None)
         .await;
     assert!(css.text.contains("details.menu { display: none; }"));
+}
+
+#[tokio::test]
+async fn the_provider_page_shows_circuit_and_key_health() {
+    use odock_core::routing::{BreakerKey, CircuitBreakers, CircuitSettings, KeyPools};
+    use odock_core::{ProviderId, ProviderKeyId};
+    use std::sync::Arc;
+
+    let mut w = World::new().await;
+    let (provider, key, _) = w.catalog().await;
+    let clock: Arc<dyn odock_core::Clock> = Arc::new(w.h.clock.clone());
+    let breakers = Arc::new(CircuitBreakers::new(
+        CircuitSettings::default(),
+        clock.clone(),
+    ));
+    let threshold = CircuitSettings::DEFAULT_FAILURE_THRESHOLD;
+    for _ in 0..threshold {
+        breakers.record_failure(
+            &BreakerKey::Provider(ProviderId::new(provider.as_str())),
+            "upstream answered 503",
+        );
+    }
+    breakers.record_failure(
+        &BreakerKey::ProviderKey(ProviderKeyId::new(key.as_str())),
+        "upstream answered 401",
+    );
+    let health = crate::api::routing::ProviderHealth {
+        breakers,
+        pools: Arc::new(KeyPools::new(clock)),
+    };
+    w.console = super::router(
+        w.h.app.clone().layer(axum::Extension(health)),
+        AuthSettings::default(),
+    );
+    let page = w
+        .get(&format!("/{}/providers/{provider}", w.org), &w.admin)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let health = &page.text[page.text.find(r#"id="health-h""#).unwrap()..];
+    assert!(
+        health.contains(r#"<span class="badge bad">open</span>"#),
+        "{health}"
+    );
+    assert!(health.contains("upstream answered 503") && health.contains("upstream answered 401"));
+    assert!(health.contains("Primary") && health.contains("in rotation"));
 }

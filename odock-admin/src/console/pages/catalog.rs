@@ -175,7 +175,9 @@ fn provider_edit_form(ctx: &Ctx, here: &str, provider: &Value, state: &FormState
         super::prefilled(pairs)
     } else {
         state.clone()
-    };
+    }
+    // The add-key form on the same page has a `name` too.
+    .ids("edit-");
     disclosure(
         "Edit provider",
         state.open,

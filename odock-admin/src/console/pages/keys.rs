@@ -789,6 +789,7 @@ fn routing_values(kind: &str, policy: Option<&Value>) -> FormState {
         fields: Fields(pairs),
         error: None,
         open: false,
+        id_prefix: "",
     }
 }
 

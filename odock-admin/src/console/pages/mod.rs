@@ -187,6 +187,7 @@ pub fn prefilled(pairs: Vec<(&str, String)>) -> crate::console::forms::FormState
         ),
         error: None,
         open: false,
+        id_prefix: "",
     }
 }
 
