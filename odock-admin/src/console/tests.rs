@@ -1400,3 +1400,129 @@ async fn the_provider_page_shows_circuit_and_key_health() {
     assert!(health.contains("upstream answered 503") && health.contains("upstream answered 401"));
     assert!(health.contains("Primary") && health.contains("in rotation"));
 }
+
+/// A usage record of the organisation's user `user` costing `cost` nanos, `minutes_ago` old.
+fn usage_record(org: &str, user: &str, cost: i64, minutes_ago: i64) -> odock_core::UsageRecord {
+    use odock_core::*;
+    UsageRecord {
+        id: UsageRecordId::generate(),
+        request_id: RequestId::generate(),
+        organisation_id: OrganisationId::new(org),
+        team_id: None,
+        user_id: Some(UserId::new(user)),
+        api_key_id: ApiKeyId::new("key-1"),
+        provider: "openai".into(),
+        model: Some("fast".into()),
+        model_id: None,
+        endpoint: "/v1/chat/completions".into(),
+        http_status: 200,
+        error_code: None,
+        latency_ms: 100 + minutes_ago as u64,
+        gateway_overhead_us: 300,
+        stream: false,
+        tokens: TokenUsage {
+            input: 10,
+            output: 20,
+            ..TokenUsage::default()
+        },
+        billable_tokens: 30,
+        cost_nanos_usd: cost,
+        billing: None,
+        provider_usage: None,
+        routing: None,
+        metadata: UsageMetadata {
+            schema: "usage_metadata_v1".into(),
+            outcome: RequestOutcome::Completed,
+            usage_estimated: false,
+            upstream_latency_ms: None,
+            received_at: chrono::Utc::now(),
+            provider_type: None,
+            denied_by: None,
+        },
+        provider_request_id: None,
+        trace_id: None,
+        created_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        ledger_charges: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
+    let w = World::new().await;
+    let me =
+        w.h.call(Method::GET, "/api/auth/me", Some(&w.user), None)
+            .await
+            .body["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let costs = [3_000, 1_000, 5_000, 1_000, 4_000];
+    let records: Vec<_> = costs
+        .iter()
+        .enumerate()
+        .map(|(i, cost)| usage_record(&w.org, &me, *cost, 10 + i as i64))
+        .collect();
+    {
+        let mut conn = w.h.pool.acquire().await.unwrap();
+        odock_store::usage_records::insert_batch(&mut conn, &records)
+            .await
+            .unwrap();
+    }
+    // A USER's list is the merged view of its slices: it pages in the sort order too.
+    let base = format!("/api/organisations/{}/usage-records", w.org);
+    let read_all = |sort: &'static str| {
+        let w = &w;
+        let base = base.clone();
+        async move {
+            let mut costs = Vec::new();
+            let mut path = format!("{base}?sort={sort}&limit=2");
+            loop {
+                let page = w.h.call(Method::GET, &path, Some(&w.user), None).await;
+                assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+                for r in page.body["data"].as_array().unwrap() {
+                    costs.push(r["costNanosUsd"].as_i64().unwrap());
+                }
+                match page.body["nextCursor"].as_str() {
+                    Some(c) => path = format!("{base}?sort={sort}&limit=2&cursor={c}"),
+                    None => return costs,
+                }
+            }
+        }
+    };
+    assert_eq!(read_all("-cost").await, [5_000, 4_000, 3_000, 1_000, 1_000]);
+    assert_eq!(read_all("cost").await, [1_000, 1_000, 3_000, 4_000, 5_000]);
+    let bad =
+        w.h.call(
+            Method::GET,
+            &format!("{base}?sort=cost_nanos_usd"),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["field"], "sort");
+
+    // The page: the Cost header carries aria-sort and links to the other direction.
+    let page = w
+        .get(&format!("/{}/usage?range=7d&sort=-cost", w.org), &w.admin)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains(&format!(
+            r#"<th scope="col" aria-sort="descending"><a href="/{}/usage?range=7d&amp;sort=cost">Cost"#,
+            w.org
+        )),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(&format!(
+        r#"<a href="/{}/usage?range=7d&amp;sort=-latency">Latency"#,
+        w.org
+    )));
+    let first = page.text.find("$0.000005").unwrap();
+    let last = page.text.find("$0.000001").unwrap();
+    assert!(first < last, "highest cost first");
+    assert!(page
+        .text
+        .contains("Sorted by cost, highest or newest first."));
+}

@@ -20,36 +20,94 @@ type Params = Query<HashMap<String, String>>;
 
 /// A table of usage records, linked to their detail when `base` names the organisation.
 pub fn records_table(list: &Value, base: &str) -> Markup {
+    sorted_records_table(list, base, None)
+}
+
+/// The records table's sortable columns: header label and the API's `sort` name.
+const SORTABLE: &[(&str, &str)] = &[
+    ("Time", "time"),
+    ("Latency", "latency"),
+    ("Tokens", "tokens"),
+    ("Cost", "cost"),
+];
+
+/// A header cell: a link that sorts by its column (descending first, then toggling), with
+/// `aria-sort` on the column the table is sorted by.
+fn sort_header(label: &str, sort: Option<(&str, &str)>) -> Markup {
+    let Some((current, link)) = sort else {
+        return html! { th scope="col" { (label) } };
+    };
+    let Some((_, name)) = SORTABLE.iter().find(|(l, _)| *l == label) else {
+        return html! { th scope="col" { (label) } };
+    };
+    let descending = current == format!("-{name}");
+    let ascending = current == *name;
+    let aria = if descending {
+        Some("descending")
+    } else if ascending {
+        Some("ascending")
+    } else {
+        None
+    };
+    let next = if descending {
+        (*name).to_owned()
+    } else {
+        format!("-{name}")
+    };
+    let sep = if link.contains('?') { '&' } else { '?' };
+    html! {
+        th scope="col" aria-sort=[aria] {
+            a href={ (link) (sep) "sort=" (next) } {
+                (label)
+                @match aria {
+                    Some("descending") => { span aria-hidden="true" { " ↓" } }
+                    Some(_) => { span aria-hidden="true" { " ↑" } }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// The records table; with `sort` = `(current sort, link without sort and cursor)` its Time,
+/// Latency, Tokens and Cost headers sort the list.
+pub fn sorted_records_table(list: &Value, base: &str, sort: Option<(&str, &str)>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
         return layout::empty(
             "No usage records match. Records appear a few seconds after each gateway request.",
         );
     }
-    table(
-        &[
-            "Time", "Request", "Provider", "Model", "Status", "Latency", "Tokens", "Cost",
-        ],
-        items,
-        |r| {
-            let status = layout::int(r, "httpStatus");
-            let link = if base.is_empty() {
-                format!("/{}/usage/{}", s(r, "organisationId"), s(r, "id"))
-            } else {
-                format!("{base}/usage/{}", s(r, "id"))
-            };
-            html! { tr {
-                td { (layout::when(r, "createdAt")) }
-                td.mono { a href=(link) { (s(r, "requestId").chars().take(12).collect::<String>()) "…" } }
-                td { (s(r, "provider")) }
-                td { (text(r, "model")) }
-                td { (badge(&status.to_string(), status < 400)) }
-                td.num { (layout::int(r, "latencyMs")) " ms" }
-                td.num { (layout::int(&r["tokens"], "total")) }
-                td.num { (layout::usd(layout::int(r, "costNanosUsd"))) }
-            } }
-        },
-    )
+    let headers = [
+        "Time", "Request", "Provider", "Model", "Status", "Latency", "Tokens", "Cost",
+    ];
+    html! {
+        div.table-wrap {
+            table {
+                thead { tr { @for h in headers { (sort_header(h, sort)) } } }
+                tbody { @for item in items { (record_row(item, base)) } }
+            }
+        }
+    }
+}
+
+fn record_row(r: &Value, base: &str) -> Markup {
+    let status = layout::int(r, "httpStatus");
+    let link = if base.is_empty() {
+        format!("/{}/usage/{}", s(r, "organisationId"), s(r, "id"))
+    } else {
+        format!("{base}/usage/{}", s(r, "id"))
+    };
+    html! { tr {
+        td { (layout::when(r, "createdAt")) }
+        td.mono { a href=(link) { (s(r, "requestId").chars().take(12).collect::<String>()) "…" } }
+        td { (s(r, "provider")) }
+        td { (text(r, "model")) }
+        td { (badge(&status.to_string(), status < 400)) }
+        td.num { (layout::int(r, "latencyMs")) " ms" }
+        td.num { (layout::int(&r["tokens"], "total")) }
+        td.num { (layout::usd(layout::int(r, "costNanosUsd"))) }
+    } }
 }
 
 /// `[from, to)` of a range preset (`7d`, `30d`, `90d`, `365d`, `all`), as RFC 3339 query values.
@@ -320,6 +378,11 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
     if let Some(cursor) = query.get("cursor").filter(|v| !v.is_empty()) {
         record_query.push(format!("cursor={}", encode(cursor)));
     }
+    let sort = query
+        .get("sort")
+        .filter(|v| !v.is_empty())
+        .map_or("-time", String::as_str);
+    record_query.push(format!("sort={}", encode(sort)));
     record_query.push("limit=25".into());
     let records = ctx
         .get(&format!(
@@ -393,6 +456,33 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         .collect();
     page_query.sort();
     let here = format!("{base}/usage?{}", page_query.join("&"));
+    // The header links keep every filter but start the new order from its first page.
+    let unsorted: Vec<&String> = page_query
+        .iter()
+        .filter(|q| !q.starts_with("sort="))
+        .collect();
+    let sort_link = format!(
+        "{base}/usage?{}",
+        unsorted
+            .iter()
+            .map(|q| q.as_str())
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let order = match sort.trim_start_matches('-') {
+        "cost" => "cost",
+        "latency" => "latency",
+        "tokens" => "tokens",
+        _ => "time",
+    };
+    let order = format!(
+        "Sorted by {order}, {}.",
+        if sort.starts_with('-') {
+            "highest or newest first"
+        } else {
+            "lowest or oldest first"
+        }
+    );
     let content = html! {
         form.filters method="get" action={ (base) "/usage" } {
             (pick("range", "Period", &[("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "12 months"), ("all", "All time")], preset))
@@ -430,8 +520,8 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         }
         section aria-labelledby="records-h" {
             h2 #records-h { "Records" }
-            p.help { "Charts follow the period, team and key filters; the table follows every filter. Newest first." }
-            (records_table(&records, &base))
+            p.help { "Charts follow the period, team and key filters; the table follows every filter. " (order) " Select a column header to sort by it." }
+            (sorted_records_table(&records, &base, Some((sort, &sort_link))))
             (layout::pager(&records, &here))
         }
     };
