@@ -185,7 +185,8 @@ with sync_playwright() as p:
     page.locator("#routing").screenshot(path=os.path.join(SHOTS, "org-apikey-routing.png"))
 
     visit(page, f"/{ORG}/playground")
-    page.select_option("#p-saved", label="e2e key")
+    expect(page.locator("#p-why")).to_contain_text("only a hash")
+    page.select_option("#p-saved", value=key_page.rsplit("/", 1)[-1])
     assert page.input_value("#p-key") == rotated, "the saved key fills the secret"
     page.select_option("#p-model", "gpt-e2e")
     page.fill("#p-prompt", "Say hello")

@@ -1526,3 +1526,46 @@ async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
         .text
         .contains("Sorted by cost, highest or newest first."));
 }
+
+#[tokio::test]
+async fn the_playground_lists_the_callers_active_keys_and_says_why_it_needs_the_secret() {
+    let w = World::new().await;
+    let me =
+        w.h.call(Method::GET, "/api/auth/me", Some(&w.user), None)
+            .await
+            .body["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let other = w.h.user(Some(&w.org), "other@acme.test", Role::User).await;
+    let keys = format!("/api/organisations/{}/apikeys", w.org);
+    let mine =
+        w.h.create(
+            &keys,
+            json!({"name": "my-key", "type": "USER", "userId": me}),
+        )
+        .await;
+    let revoked =
+        w.h.create(
+            &keys,
+            json!({"name": "my-old-key", "type": "USER", "userId": me}),
+        )
+        .await;
+    w.h.admin(Method::POST, &format!("{keys}/{revoked}/revoke"), None)
+        .await;
+    w.h.create(
+        &keys,
+        json!({"name": "someone-elses", "type": "USER", "userId": other}),
+    )
+    .await;
+    let page = w.get(&format!("/{}/playground", w.org), &w.user).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("only a hash of each key"));
+    assert!(page
+        .text
+        .contains(&format!(r#"<option value="{mine}">my-key (sk_"#)));
+    assert!(!page.text.contains("my-old-key") && !page.text.contains("someone-elses"));
+    // The admin sees the organisation's keys but not another user's own key either.
+    let page = w.get(&format!("/{}/playground", w.org), &w.admin).await;
+    assert!(!page.text.contains("someone-elses") && !page.text.contains("my-key"));
+}

@@ -708,14 +708,24 @@ pub async fn invoices(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -
 
 /// The playground form; the call itself is made by the browser (`console.js`) with the pasted key,
 /// straight to the gateway's `/v1/chat/completions`, so it is exactly a client's call.
-pub fn playground_form(models: &[(String, String)], usage_api: Option<&str>) -> Markup {
+/// The playground: `keys` are the caller's usable keys as `(id, "name (preview)")`.
+pub fn playground_form(
+    models: &[(String, String)],
+    keys: &[(String, String)],
+    usage_api: Option<&str>,
+) -> Markup {
     html! {
         form #playground.card data-usage=[usage_api] {
-            p.help { "Odock never stores key secrets, so paste the secret of one of your keys (it stays in this page)." }
-            div.field #p-saved-field hidden {
-                label for="p-saved" { "One of your keys" }
-                select #p-saved { option value="" { "— paste a secret below —" } }
-                small.help { "Keys you chose to use in the playground in this tab, after creating or rotating them." }
+            p #p-why { "Odock keeps only a hash of each key, so it cannot fill in a secret for you: choose one of your keys and paste its secret (it stays in this page)." }
+            @if !keys.is_empty() {
+                div.field {
+                    label for="p-saved" { "Your key" }
+                    select #p-saved aria-describedby="p-saved-help" {
+                        option value="" { "— choose, or just paste a secret —" }
+                        @for (id, label) in keys { option value=(id) { (label) } }
+                    }
+                    small.help #p-saved-help { "Your active keys. A secret you chose to “use in the playground” after creating or rotating a key is filled in from this tab." }
+                }
             }
             div.field {
                 label for="p-key" { "API key secret" }
@@ -767,10 +777,36 @@ pub async fn playground(ctx: Ctx, Path(org): Path<String>) -> Page {
             )
         })
         .collect();
+    // Keys the caller may hold the secret of: active ones it sees, except other users' own keys.
+    let now = chrono::Utc::now();
+    let me = ctx.user_id.clone().unwrap_or_default();
+    let keys: Vec<(String, String)> = ctx
+        .get_opt(&api(&org, "/apikeys?limit=500"))
+        .await
+        .map(|list| {
+            rows(&list)
+                .iter()
+                .filter(|k| !k["revoked"].as_bool().unwrap_or(false))
+                .filter(|k| {
+                    k["expiresAt"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_none_or(|t| t > now)
+                })
+                .filter(|k| s(k, "type") != "USER" || s(k, "userId") == me)
+                .map(|k| {
+                    (
+                        s(k, "id").to_owned(),
+                        format!("{} ({})", s(k, "name"), s(k, "preview")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let usage_api = api(&org, "/usage-records");
     let content = html! {
         @if options.is_empty() { (layout::empty("No chat model in this organisation yet: add a provider and a model first.")) }
-        (playground_form(&options, Some(&usage_api)))
+        (playground_form(&options, &keys, Some(&usage_api)))
     };
     Ok(layout::ok(layout::page(
         &ctx,
