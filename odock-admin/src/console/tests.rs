@@ -1522,9 +1522,7 @@ async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
     let first = page.text.find("$0.000005").unwrap();
     let last = page.text.find("$0.000001").unwrap();
     assert!(first < last, "highest cost first");
-    assert!(page
-        .text
-        .contains("Sorted by cost, highest or newest first."));
+    assert!(page.text.contains("Sorted by cost, highest first."));
 }
 
 #[tokio::test]

@@ -249,7 +249,7 @@ fn health_section(health: &Option<Value>, id: &str) -> Markup {
                         dt { "Circuit" } dd { (state_badge(&p["health"])) }
                         dt { "Since" } dd { (layout::when(&p["health"], "since")) }
                         dt { "Consecutive failures" } dd { (text(&p["health"], "consecutiveFailures")) }
-                        dt { "Last error" } dd { (text(&p["health"], "lastError")) " " (layout::when(&p["health"], "lastErrorAt")) }
+                        dt { "Last error" } dd { (last_error(&p["health"])) }
                     }
                     @let keys = p["keys"].as_array().cloned().unwrap_or_default();
                     @if !keys.is_empty() {
@@ -257,13 +257,21 @@ fn health_section(health: &Option<Value>, id: &str) -> Markup {
                             td { (s(k, "name")) @if k["revoked"].as_bool().unwrap_or(false) { " " (badge("revoked", false)) } }
                             td { (state_badge(&k["health"])) }
                             td { (layout::when(&k["health"], "since")) }
-                            td { (text(&k["health"], "lastError")) " " (layout::when(&k["health"], "lastErrorAt")) }
+                            td { (last_error(&k["health"])) }
                             td { @if k["rotation"].is_object() { "out (" (text(&k["rotation"], "status")) ") until " (layout::when(&k["rotation"], "until")) } @else { "in rotation" } }
                         } }))
                     }
                 }
             }
         }
+    }
+}
+
+/// "none", or the last error with when it happened.
+fn last_error(health: &Value) -> String {
+    match health["lastError"].as_str() {
+        Some(error) => format!("{error} ({})", layout::when(health, "lastErrorAt")),
+        None => "none".into(),
     }
 }
 

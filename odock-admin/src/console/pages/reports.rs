@@ -475,14 +475,13 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         "tokens" => "tokens",
         _ => "time",
     };
-    let order = format!(
-        "Sorted by {order}, {}.",
-        if sort.starts_with('-') {
-            "highest or newest first"
-        } else {
-            "lowest or oldest first"
-        }
-    );
+    let first = match (order, sort.starts_with('-')) {
+        ("time", true) => "newest first",
+        ("time", false) => "oldest first",
+        (_, true) => "highest first",
+        (_, false) => "lowest first",
+    };
+    let order = format!("Sorted by {order}, {first}.");
     let content = html! {
         form.filters method="get" action={ (base) "/usage" } {
             (pick("range", "Period", &[("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "12 months"), ("all", "All time")], preset))
