@@ -917,17 +917,14 @@ async fn providers_and_their_keys_are_edited_replaced_and_deleted() {
         StatusCode::NOT_FOUND
     );
 
-    // Deletion: the model first (it uses the provider), then the provider.
-    let models = format!("/{}/models/{model}", w.org);
-    assert_eq!(
-        w.post(&format!("{models}/delete"), &w.admin, "")
-            .await
-            .status,
-        StatusCode::SEE_OTHER
-    );
+    // Deleting the provider deletes its models too (as the confirmation says).
+    let page = w.get(&here, &w.admin).await;
+    assert!(page.text.contains("every model that uses it"));
     let gone = w.post(&format!("{here}/delete"), &w.admin, "").await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text);
     assert_eq!(gone.headers["location"], format!("/{}/providers", w.org));
+    let models = format!("/{}/models/{model}", w.org);
+    assert_eq!(w.get(&models, &w.admin).await.status, StatusCode::NOT_FOUND);
     assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);
 }
 

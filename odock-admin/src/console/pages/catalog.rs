@@ -310,7 +310,7 @@ async fn provider_page(
         @if is_admin(ctx) {
             (provider_edit_form(ctx, &here, &provider, edit))
             div.actions {
-                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete provider…", "Deleting a provider removes its keys; models that use it must be deleted or moved first.", "Delete provider"))
+                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete provider…", "This also deletes its keys and every model that uses it (with those models' grants). Usage records stay.", "Delete provider"))
             }
         }
         (health_section(&health, id))

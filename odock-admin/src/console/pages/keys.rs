@@ -365,7 +365,7 @@ async fn detail_page(
                     } @else {
                         (confirm_button(ctx, &format!("{here}/unrevoke"), "Unrevoke", "Restore this key? Its secret will work again.", false))
                     }
-                    (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The key, its grants and routing are removed for good; its usage records stay.", "Delete key"))
+                    (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The key, its grants, routing, budgets and quotas are removed for good; its usage records stay.", "Delete key"))
                 }
                 (edit_form(ctx, &here, &key, &edit))
             }

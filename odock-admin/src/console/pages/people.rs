@@ -130,7 +130,7 @@ async fn team_page(
                 }
             }))
             div.actions {
-                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete team…", "Members stay in the organisation; the team's keys, budgets and quotas go with it or block the deletion.", "Delete team"))
+                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete team…", "The team's TEAM API keys, budgets and quotas are deleted with it; its members stay in the organisation.", "Delete team"))
             }
         }
         section aria-labelledby="members-h" {
@@ -525,7 +525,7 @@ async fn user_page(
                         (csrf_field(ctx)) button type="submit" { "Activate" }
                     }
                 }
-                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The account is removed for good.", "Delete user"))
+                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The account is removed for good, with its USER API keys, budgets and quotas.", "Delete user"))
             }
         }
         section aria-labelledby="uteams-h" {
