@@ -131,6 +131,10 @@ pub fn router(api: Router, settings: AuthSettings) -> Router {
         .route("/{org}/apikeys/{id}", get(keys::detail))
         .route("/{org}/apikeys/{id}/{action}", post(keys::action))
         .route(
+            "/{org}/apikeys/{id}/models/{model}/remove",
+            post(keys::remove_grant),
+        )
+        .route(
             "/{org}/budgets",
             get(rules::budgets).post(rules::create_budget),
         )

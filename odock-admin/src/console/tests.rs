@@ -1328,6 +1328,20 @@ async fn api_keys_are_edited_deleted_and_routed_between_granted_models() {
             "{action}"
         );
     }
+    // A grant is taken back behind its confirmation; a user may not.
+    let remove = format!("{here}/models/{second}/remove");
+    assert_eq!(
+        w.post(&remove, &w.user, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let removed = w.post(&remove, &w.admin, "").await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text);
+    let grants = w
+        .api(Method::GET, &format!("/apikeys/{key}/model-access"))
+        .await;
+    assert_eq!(grants["data"].as_array().unwrap().len(), 1);
+    assert_eq!(grants["data"][0]["modelId"], first.as_str());
+
     let deleted = w.post(&format!("{here}/delete"), &w.admin, "").await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
     assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);

@@ -376,9 +376,10 @@ async fn detail_page(
                 None => { (layout::empty("You may not see this key's grants.")) }
                 Some(g) if rows(g).is_empty() => { (layout::empty("This key may not call any model yet.")) }
                 Some(g) => {
-                    (table(&["Model", "Granted"], rows(g), |r| html! { tr {
+                    (table(&["Model", "Granted", ""], rows(g), |r| html! { tr {
                         td { (model_names.get(s(r, "modelId")).map_or(s(r, "modelId"), String::as_str)) }
                         td { (layout::when(r, "createdAt")) }
+                        td { @if manages { (super::confirm_action(ctx, &format!("{here}/models/{}/remove", s(r, "modelId")), "Remove", "The key can no longer call this model (a routing policy naming it must drop it first).", "Remove grant")) } }
                     } }))
                 }
             }
@@ -461,6 +462,7 @@ pub async fn detail(
         Some("revoke") => Some("The key was revoked."),
         Some("unrevoke") => Some("The key was restored."),
         Some("grant") => Some("The models were granted."),
+        Some("ungrant") => Some("The model grant was removed."),
         Some("edit") => Some("The key was saved."),
         Some("routing") => {
             Some("The routing policy was saved; the gateway uses it from the next request.")
@@ -859,4 +861,22 @@ fn routing_body(current: &Value, fields: &Fields) -> Result<Value, (String, &'st
         }));
     }
     Ok(json!({"policies": policies}))
+}
+
+/// `POST /{org}/apikeys/{id}/models/{modelId}/remove`: takes a model grant back.
+pub async fn remove_grant(
+    ctx: Ctx,
+    Path((org, id, model)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    super::write_then(
+        &ctx,
+        Method::DELETE,
+        &api(&org, &format!("/apikeys/{id}/model-access/{model}")),
+        None,
+        &format!("/{org}/apikeys/{id}?done=ungrant"),
+    )
+    .await
 }
