@@ -114,9 +114,91 @@ pub struct UsageFilter {
     pub request_id: Option<String>,
     /// HTTP status of the request.
     pub status: Option<u16>,
+    /// The order of the list (newest first by default).
+    pub sort: UsageSort,
 }
 
-/// One page of records matching `filter`, newest first, and the cursor of the next page (`None` on
+/// The columns [`list`] may order by: an allow-list, so no caller text reaches the SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortColumn {
+    #[default]
+    Time,
+    Cost,
+    Latency,
+    /// Input plus output tokens (what the records table shows).
+    Tokens,
+}
+
+/// The order of [`list`]: a column and a direction, ties broken by id in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageSort {
+    pub column: SortColumn,
+    pub descending: bool,
+}
+
+impl Default for UsageSort {
+    fn default() -> Self {
+        Self {
+            column: SortColumn::Time,
+            descending: true,
+        }
+    }
+}
+
+impl UsageSort {
+    const NAMES: [(&'static str, SortColumn); 4] = [
+        ("time", SortColumn::Time),
+        ("cost", SortColumn::Cost),
+        ("latency", SortColumn::Latency),
+        ("tokens", SortColumn::Tokens),
+    ];
+
+    /// `time`, `cost`, `latency` or `tokens` (ascending), or with a leading `-` (descending).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, text),
+        };
+        let column = Self::NAMES.iter().find(|(n, _)| *n == name)?.1;
+        Some(Self { column, descending })
+    }
+
+    /// The query value this order is spelled with ([`UsageSort::parse`]'s inverse).
+    pub fn name(self) -> String {
+        let name = Self::NAMES
+            .iter()
+            .find(|(_, c)| *c == self.column)
+            .map_or("time", |(n, _)| n);
+        if self.descending {
+            format!("-{name}")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    fn expression(self) -> &'static str {
+        match self.column {
+            SortColumn::Time => "created_at",
+            SortColumn::Cost => "cost_nanos_usd",
+            SortColumn::Latency => "latency_ms",
+            SortColumn::Tokens => "(input_tokens + output_tokens)",
+        }
+    }
+
+    /// The record's value of the sort column, as the cursor carries it.
+    pub fn key(self, record: &UsageRecord) -> i64 {
+        match self.column {
+            SortColumn::Time => record.created_at.timestamp_millis(),
+            SortColumn::Cost => record.cost_nanos_usd,
+            SortColumn::Latency => to_i64(record.latency_ms),
+            SortColumn::Tokens => {
+                to_i64(record.tokens.input).saturating_add(to_i64(record.tokens.output))
+            }
+        }
+    }
+}
+
+/// One page of records matching `filter`, in `filter.sort` order (newest first by default), and the cursor of the next page (`None` on
 /// the last page). `cursor` is a value returned by an earlier call; a malformed cursor is an
 /// [`sqlx::Error::InvalidArgument`] (see [`is_invalid_cursor`]; answer it with a 400). `limit` is
 /// clamped to `1..=`[`MAX_LIST_LIMIT`].
@@ -157,43 +239,50 @@ pub async fn list(
     if let Some(to) = filter.to {
         builder.push(" AND created_at < ").push_bind(to_ms(to));
     }
+    // Keyset paging on (sort value, id): the cursor is the last row's pair, so a page resumes
+    // strictly after it in either direction. (A cursor belongs to the sort it was issued for.)
+    let sort = filter.sort;
+    let (expression, beyond, direction) = if sort.descending {
+        (sort.expression(), "<", "DESC")
+    } else {
+        (sort.expression(), ">", "ASC")
+    };
     if let Some(after) = &after {
         builder
-            .push(" AND (created_at < ")
+            .push(&format!(" AND ({expression} {beyond} "))
             .push_bind(after.created_at)
-            .push(" OR (created_at = ")
+            .push(&format!(" OR ({expression} = "))
             .push_bind(after.created_at)
-            .push(" AND id < ")
+            .push(&format!(" AND id {beyond} "))
             .push_bind(after.id.clone())
             .push("))");
     }
     builder
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push(&format!(
+            " ORDER BY {expression} {direction}, id {direction} LIMIT "
+        ))
         .push_bind(i64::from(limit) + 1);
 
-    let mut rows = builder
+    let mut records = builder
         .query()
         .fetch_all(pool)
         .await?
         .iter()
         .map(<UsageRecordRow as sqlx::FromRow<'_, crate::db::DbRow>>::from_row)
+        .map(|row| row.and_then(UsageRecordRow::into_record))
         .collect::<Result<Vec<_>, _>>()?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| {
+    let next = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|record| {
             Cursor {
-                created_at: row.created_at,
-                id: row.id.clone(),
+                created_at: sort.key(record),
+                id: record.id.as_str().to_owned(),
             }
             .encode()
         })
     } else {
         None
     };
-    let records = rows
-        .into_iter()
-        .map(UsageRecordRow::into_record)
-        .collect::<Result<_, _>>()?;
     Ok((records, next))
 }
 
@@ -256,8 +345,10 @@ pub fn is_invalid_cursor(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::InvalidArgument(message) if message == INVALID_CURSOR)
 }
 
-/// Position after the last record of a page: `<created_at ms>:<id>`.
+/// Position after the last record of a page: `<sort value>:<id>` (the sort value is the
+/// `created_at` milliseconds in the default order).
 pub(crate) struct Cursor {
+    /// The sort column's value (named for the default order, time).
     pub(crate) created_at: i64,
     pub(crate) id: String,
 }
@@ -668,6 +759,78 @@ pub(crate) mod tests {
         .await
         .unwrap();
         assert_eq!(requests, 2_500);
+    }
+
+    /// Every id of `filter`'s list, read `size` records at a time through the cursors.
+    async fn all_pages(pool: &Db, filter: &UsageFilter, size: u32) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = list(pool, filter, cursor.as_deref(), size).await.unwrap();
+            seen.extend(page.into_iter().map(|r| r.id.as_str().to_owned()));
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return seen,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn list_sorts_by_cost_latency_and_tokens_and_pages_through_ties() {
+        let pool = crate::testing::database().await;
+        // Costs with ties (r1 = r3, r0 = r4), latencies and token totals in other orders.
+        let costs = [300, 100, 500, 100, 300, 200];
+        let records: Vec<_> = costs
+            .iter()
+            .enumerate()
+            .map(|(i, cost)| {
+                let mut r = record(&format!("r{i}"), 1_000 + i as i64);
+                r.cost_nanos_usd = *cost;
+                r.latency_ms = 60 - 10 * i as u64;
+                r.tokens.input = (i as u64 % 3) * 10;
+                r.tokens.output = i as u64;
+                r
+            })
+            .collect();
+        insert(&pool, &records).await;
+        let sorted = |name: &str| UsageFilter {
+            sort: UsageSort::parse(name).unwrap(),
+            ..UsageFilter::default()
+        };
+        for size in [1, 2, 4, 100] {
+            assert_eq!(
+                all_pages(&pool, &sorted("cost"), size).await,
+                ["r1", "r3", "r5", "r0", "r4", "r2"],
+                "ascending, ties by id ascending (page size {size})"
+            );
+            assert_eq!(
+                all_pages(&pool, &sorted("-cost"), size).await,
+                ["r2", "r4", "r0", "r5", "r3", "r1"],
+                "descending, ties by id descending (page size {size})"
+            );
+        }
+        assert_eq!(
+            all_pages(&pool, &sorted("latency"), 2).await,
+            ["r5", "r4", "r3", "r2", "r1", "r0"]
+        );
+        // Tokens: input (0, 10, 20, 0, 10, 20) + output (0..5) = 0, 11, 22, 3, 14, 25.
+        assert_eq!(
+            all_pages(&pool, &sorted("-tokens"), 2).await,
+            ["r5", "r2", "r4", "r1", "r3", "r0"]
+        );
+        assert_eq!(
+            all_pages(&pool, &sorted("time"), 4).await,
+            ["r0", "r1", "r2", "r3", "r4", "r5"]
+        );
+        assert_eq!(
+            all_pages(&pool, &UsageFilter::default(), 4).await,
+            ["r5", "r4", "r3", "r2", "r1", "r0"]
+        );
+        assert_eq!(UsageSort::parse("-cost").unwrap().name(), "-cost");
+        assert_eq!(UsageSort::parse("tokens").unwrap().name(), "tokens");
+        for bad in ["", "-", "id", "cost; DROP TABLE usage_records", "--cost"] {
+            assert!(UsageSort::parse(bad).is_none(), "{bad}");
+        }
     }
 
     #[tokio::test]

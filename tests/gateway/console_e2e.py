@@ -4,10 +4,11 @@ Usage: console_e2e.py '<json config>' — see tests/gateway/console.rs for the c
 summary on stdout; any failed expectation raises (non-zero exit, message on stderr).
 
 Flows: sign in as SUPER_ADMIN and visit every page of both families; as an ORG_ADMIN visit every
-organisation page, create a provider, a provider key, a model, an API key with a model grant (the
-secret shown once), rotate it, run a streamed playground call against the fake upstream and find
+organisation page, create a provider, a provider key, a model (then edit its pricing on its detail
+page), delete a team behind its confirmation, an API key with a model grant (the secret shown
+once), rotate it, give it a routing policy, run a streamed playground call against the fake upstream and find
 its record on the usage page, invite a user; accept the invitation in a fresh context; as a USER
-(at 390 px) see that the admin pages are refused. Every page is checked for console errors, page
+(at 390 px) use the menu button and see that the admin pages are refused. Every page is checked for console errors, page
 errors, failed requests and server errors; screenshots go to the configured directory.
 """
 
@@ -128,6 +129,28 @@ with sync_playwright() as p:
     expect(page.locator("table")).to_contain_text("gpt-e2e")
     expect(page.locator("table")).to_contain_text("$2")
 
+    # The model's detail page: edit its pricing (USD per 1M tokens, pre-filled).
+    with page.expect_navigation():
+        page.get_by_role("link", name="gpt-e2e", exact=True).click()
+    assert page.input_value("#f-outputUsd") == "8"
+    page.get_by_text("Edit model", exact=True).click()
+    page.fill("#f-outputUsd", "9")
+    submit(page, "Save model")
+    expect(page.locator(".notice")).to_contain_text("The model was saved")
+    expect(page.locator("dl.facts")).to_contain_text("$9")
+    page.screenshot(path=os.path.join(SHOTS, "org-model-detail.png"), full_page=True)
+
+    # A delete behind its no-script confirmation: a throwaway team.
+    visit(page, f"/{ORG}/teams")
+    page.get_by_text("Create a team", exact=True).click()
+    page.fill("#f-name", "short-lived")
+    submit(page, "Create team")
+    page.get_by_text("Delete team…", exact=True).click()
+    page.screenshot(path=os.path.join(SHOTS, "org-team-delete-confirm.png"), full_page=True)
+    submit(page, "Delete team")
+    assert page.url.endswith(f"/{ORG}/teams"), page.url
+    expect(page.locator("main")).not_to_contain_text("short-lived")
+
     visit(page, f"/{ORG}/apikeys")
     page.get_by_text("Create an API key", exact=True).click()
     page.fill("#f-name", "e2e key")
@@ -152,8 +175,18 @@ with sync_playwright() as p:
     expect(page.locator("#rotations")).not_to_contain_text("never rotated")
     assert rotated not in page.content()
 
+    # The routing tab: one chat policy over the granted model.
+    expect(page.locator("#routing")).to_contain_text("Organisation smart routing")
+    page.locator("#routing input[name^='order.']").first.fill("1")
+    page.fill("#f-chat-maxRetries", "1")
+    submit(page, "Save routing")
+    expect(page.locator(".notice")).to_contain_text("routing policy was saved")
+    expect(page.locator("#routing")).to_contain_text("policy set")
+    page.locator("#routing").screenshot(path=os.path.join(SHOTS, "org-apikey-routing.png"))
+
     visit(page, f"/{ORG}/playground")
-    page.select_option("#p-saved", label="e2e key")
+    expect(page.locator("#p-why")).to_contain_text("only a hash")
+    page.select_option("#p-saved", value=key_page.rsplit("/", 1)[-1])
     assert page.input_value("#p-key") == rotated, "the saved key fills the secret"
     page.select_option("#p-model", "gpt-e2e")
     page.fill("#p-prompt", "Say hello")
@@ -197,6 +230,17 @@ with sync_playwright() as p:
         visit(page, f"/{ORG}/{slug}", shot=f"user-390-{slug}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"/{slug} scrolls sideways at 390 px ({width} px wide)"
+    # At 390 px the pages sit behind a menu button (a disclosure), reached from the keyboard.
+    expect(page.locator("nav.side")).to_be_hidden()
+    menu = page.locator("details.menu > summary")
+    expect(menu).to_be_visible()
+    menu.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("details.menu nav")).to_be_visible()
+    page.screenshot(path=os.path.join(SHOTS, "user-390-menu.png"), full_page=False)
+    with page.expect_navigation():
+        page.locator("details.menu").get_by_role("link", name="Usage", exact=True).click()
+    assert page.url.endswith(f"/{ORG}/usage"), page.url
     for path in ["/admin/dashboard", "/admin/organisations", f"/{ORG}/providers"]:
         expected_refusals.add(BASE + path)
         visit(page, path, status=403)

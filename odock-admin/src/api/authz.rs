@@ -637,21 +637,23 @@ pub struct RecordSlice {
     pub user: Option<String>,
 }
 
-/// A page of a list ordered newest first by `(created at, id)` that is the union of several
-/// lists fetched one by one (`fetch(slice, cursor, limit)`): each gives at most `limit` items after
-/// the cursor, they are merged in order, duplicates (a record of a managed team that is also the
-/// caller's) kept once. The next cursor is `<created at ms>:<id>` of the last item, the format
-/// the store's lists use, so every slice resumes after it.
-pub async fn merged_page<T, S, Fetch, Fut>(
+/// A page of a list ordered by `key` — `(sort value, id)`, descending or ascending — that is the
+/// union of several lists fetched one by one (`fetch(slice, cursor, limit)`): each gives at most
+/// `limit` items after the cursor, they are merged in order, duplicates (a record of a managed team
+/// that is also the caller's) kept once. The next cursor is `<sort value>:<id>` of the last item,
+/// the format the store's lists use, so every slice resumes after it.
+pub async fn merged_page<T, S, Fetch, Fut, Key>(
     slices: &[S],
     cursor: Option<&str>,
     limit: u32,
+    descending: bool,
     mut fetch: Fetch,
-    key: fn(&T) -> (i64, &str),
+    key: Key,
 ) -> Result<(Vec<T>, Option<String>), sqlx::Error>
 where
     Fetch: FnMut(&S, Option<&str>, u32) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), sqlx::Error>>,
+    Key: Fn(&T) -> (i64, &str),
 {
     let limit = limit.max(1);
     let mut merged: Vec<T> = Vec::new();
@@ -662,8 +664,12 @@ where
         merged.extend(items);
     }
     merged.sort_by(|a, b| {
-        let (a, b) = (key(a), key(b));
-        b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1))
+        let order = key(a).cmp(&key(b));
+        if descending {
+            order.reverse()
+        } else {
+            order
+        }
     });
     merged.dedup_by(|a, b| key(a) == key(b));
     let limit = limit as usize;

@@ -163,6 +163,7 @@ pub async fn list(
         &slices,
         page.cursor.as_deref(),
         page.limit,
+        true,
         |slice: &RecordSlice, cursor, limit| {
             let filter = McpUsageFilter {
                 team_id: slice.team.clone(),

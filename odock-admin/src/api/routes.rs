@@ -159,6 +159,11 @@ pub const USAGE_FILTERS: &[QueryParam] = &[
     ),
     param("status", "integer", "Only records with this HTTP status."),
     param("requestId", "string", "Only the record of this request id."),
+    param(
+        "sort",
+        "string",
+        "time, cost, latency or tokens (input + output), ascending, or with a leading - descending; default -time. A cursor resumes the sort it came from.",
+    ),
     param("limit", "integer", "Page size, default 50, at most 500."),
     param("cursor", "string", "The previous page's nextCursor."),
 ];
@@ -185,6 +190,11 @@ pub const ADMIN_USAGE_FILTERS: &[QueryParam] = &[
     ),
     param("status", "integer", "Only records with this HTTP status."),
     param("requestId", "string", "Only the record of this request id."),
+    param(
+        "sort",
+        "string",
+        "time, cost, latency or tokens (input + output), ascending, or with a leading - descending; default -time. A cursor resumes the sort it came from.",
+    ),
     param("limit", "integer", "Page size, default 50, at most 500."),
     param("cursor", "string", "The previous page's nextCursor."),
     param(

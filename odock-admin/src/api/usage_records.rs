@@ -6,7 +6,7 @@ use axum::extract::{Extension, Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use odock_core::UsageRecord;
-use odock_store::usage_records::{self, UsageFilter};
+use odock_store::usage_records::{self, UsageFilter, UsageSort};
 use serde::Deserialize;
 
 use super::authz::{merged_page, AdminPrincipal, RecordScope, RecordSlice, Visibility};
@@ -34,10 +34,24 @@ pub struct UsageParams {
     pub organisation_id: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// `time`, `cost`, `latency` or `tokens`, `-` first for descending; default `-time`.
+    pub sort: Option<String>,
 }
 
 impl UsageParams {
-    fn filter(self, organisation_id: Option<String>) -> (UsageFilter, PageRequest) {
+    fn filter(
+        self,
+        organisation_id: Option<String>,
+    ) -> Result<(UsageFilter, PageRequest), ApiError> {
+        let sort = match self.sort.as_deref().filter(|s| !s.is_empty()) {
+            None => UsageSort::default(),
+            Some(text) => UsageSort::parse(text).ok_or_else(|| {
+                ApiError::invalid(
+                    Some("sort"),
+                    "sort is time, cost, latency or tokens, with a leading - for descending",
+                )
+            })?,
+        };
         let page = PageRequest::new(self.cursor, self.limit);
         let filter = UsageFilter {
             organisation_id,
@@ -50,8 +64,9 @@ impl UsageParams {
             provider: self.provider,
             request_id: self.request_id,
             status: self.status,
+            sort,
         };
-        (filter, page)
+        Ok((filter, page))
     }
 }
 
@@ -95,7 +110,7 @@ pub async fn list(
 ) -> Result<Json<Page<UsageRecord>>, ApiError> {
     organisations::ensure_exists(&state.pool, &org).await?;
     let visibility = Visibility::of(&state, &principal).await?;
-    let (filter, page) = params.filter(Some(org));
+    let (filter, page) = params.filter(Some(org))?;
     let slices = match visibility.record_scope(filter.team_id.as_deref(), filter.user_id.as_deref())
     {
         None => return list_page(&state, filter, page).await,
@@ -104,10 +119,12 @@ pub async fn list(
     };
     check_period(&filter)?;
     let pool = &state.pool;
+    let sort = filter.sort;
     let (data, next_cursor) = merged_page(
         &slices,
         page.cursor.as_deref(),
         page.limit,
+        sort.descending,
         |slice: &RecordSlice, cursor, limit| {
             let filter = UsageFilter {
                 team_id: slice.team.clone(),
@@ -117,7 +134,7 @@ pub async fn list(
             let cursor = cursor.map(str::to_owned);
             async move { usage_records::list(pool, &filter, cursor.as_deref(), limit).await }
         },
-        |record: &UsageRecord| (record.created_at.timestamp_millis(), record.id.as_str()),
+        |record: &UsageRecord| (sort.key(record), record.id.as_str()),
     )
     .await
     .map_err(list_error)?;
@@ -129,7 +146,7 @@ pub async fn list_all(
     AdminQuery(mut params): AdminQuery<UsageParams>,
 ) -> Result<Json<Page<UsageRecord>>, ApiError> {
     let org = params.organisation_id.take();
-    let (filter, page) = params.filter(org);
+    let (filter, page) = params.filter(org)?;
     list_page(&state, filter, page).await
 }
 

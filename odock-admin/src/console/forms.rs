@@ -18,6 +18,8 @@ pub struct FormState {
     pub error: Option<(Option<String>, String)>,
     /// Open the form's disclosure (it was sent and failed).
     pub open: bool,
+    /// Prefix of the field ids, for a second form on a page with the same field names.
+    pub id_prefix: &'static str,
 }
 
 impl FormState {
@@ -26,7 +28,14 @@ impl FormState {
             fields,
             error: None,
             open: true,
+            id_prefix: "",
         }
+    }
+
+    /// The same form with its field ids prefixed (`f-{prefix}{name}`).
+    pub fn ids(mut self, prefix: &'static str) -> Self {
+        self.id_prefix = prefix;
+        self
     }
 
     /// The form sent, failing with `message` on `field`.
@@ -35,6 +44,7 @@ impl FormState {
             fields,
             error: Some((field.map(str::to_owned), message.into())),
             open: true,
+            id_prefix: "",
         }
     }
 
@@ -67,23 +77,27 @@ impl FormState {
     }
 }
 
-fn id_of(name: &str) -> String {
-    format!("f-{}", name.replace(['.', '[', ']'], "-"))
+fn id_of(state: &FormState, name: &str) -> String {
+    format!(
+        "f-{}{}",
+        state.id_prefix,
+        name.replace(['.', '[', ']'], "-")
+    )
 }
 
 fn described(state: &FormState, name: &str, help: Option<&str>) -> Option<String> {
     let mut ids = Vec::new();
     if help.is_some() {
-        ids.push(format!("{}-help", id_of(name)));
+        ids.push(format!("{}-help", id_of(state, name)));
     }
     if state.error_for(name).is_some() {
-        ids.push(format!("{}-error", id_of(name)));
+        ids.push(format!("{}-error", id_of(state, name)));
     }
     (!ids.is_empty()).then(|| ids.join(" "))
 }
 
 fn after(state: &FormState, name: &str, help: Option<&str>) -> Markup {
-    let id = id_of(name);
+    let id = id_of(state, name);
     html! {
         @if let Some(help) = help { small.help id={ (id) "-help" } { (help) } }
         @if let Some(error) = state.error_for(name) { small.field-error id={ (id) "-error" } { (error) } }
@@ -99,7 +113,7 @@ pub fn input(
     required: bool,
     help: Option<&str>,
 ) -> Markup {
-    let id = id_of(name);
+    let id = id_of(state, name);
     // Passwords and secrets are never sent back into the page.
     let value = if kind == "password" {
         ""
@@ -135,7 +149,7 @@ pub fn input_default(
 
 /// A multi-line input.
 pub fn textarea(state: &FormState, name: &str, label: &str, help: Option<&str>) -> Markup {
-    let id = id_of(name);
+    let id = id_of(state, name);
     html! {
         div.field.invalid[state.error_for(name).is_some()] {
             label for=(id) { (label) }
@@ -155,7 +169,7 @@ pub fn select(
     options: &[(String, String)],
     help: Option<&str>,
 ) -> Markup {
-    let id = id_of(name);
+    let id = id_of(state, name);
     let chosen = state.value(name);
     html! {
         div.field.invalid[state.error_for(name).is_some()] {
@@ -174,7 +188,7 @@ pub fn select(
 
 /// A checkbox (checked by `default` until the form is sent).
 pub fn checkbox(state: &FormState, name: &str, label: &str, default: bool) -> Markup {
-    let id = id_of(name);
+    let id = id_of(state, name);
     let checked = if state.fields.0.is_empty() {
         default
     } else {
@@ -202,7 +216,7 @@ pub fn checkboxes(
             legend { (legend) }
             @if options.is_empty() { p.help { "Nothing to choose from yet." } }
             @for (i, (value, text)) in options.iter().enumerate() {
-                @let id = format!("{}-{i}", id_of(name));
+                @let id = format!("{}-{i}", id_of(state, name));
                 div.check {
                     input id=(id) name=(name) type="checkbox" value=(value) checked[chosen.contains(&value.as_str())];
                     label for=(id) { (text) }

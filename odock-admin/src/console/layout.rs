@@ -106,6 +106,29 @@ pub fn page(ctx: &Ctx, scope: &Scope, active: &str, title: &str, content: Markup
         .as_str()
         .or_else(|| ctx.user["email"].as_str())
         .unwrap_or("Admin token");
+    let pages: Vec<(String, &str)> = match scope {
+        Scope::Admin => ADMIN_PAGES
+            .iter()
+            .map(|(slug, label)| (format!("/admin/{slug}"), *label))
+            .collect(),
+        Scope::Org(id) => ORG_PAGES
+            .iter()
+            .filter(|(slug, _, _)| org_page_visible(ctx.role, slug))
+            .map(|(slug, label, _)| (format!("/{id}/{slug}"), *label))
+            .collect(),
+    };
+    let is_active = |href: &str| href.rsplit('/').next() == Some(active);
+    let current = pages
+        .iter()
+        .find(|(href, _)| is_active(href))
+        .map(|(_, l)| *l);
+    let links = html! {
+        ul {
+            @for (href, label) in &pages {
+                li { a href=(href) aria-current=[is_active(href).then_some("page")] { (label) } }
+            }
+        }
+    };
     document(
         title,
         html! {
@@ -130,21 +153,12 @@ pub fn page(ctx: &Ctx, scope: &Scope, active: &str, title: &str, content: Markup
                 }
             }
             div.shell {
-                nav.side aria-label="Pages" {
-                    ul {
-                        @match scope {
-                            Scope::Admin => {
-                                @for (slug, label) in ADMIN_PAGES {
-                                    li { a href={ "/admin/" (slug) } aria-current=[(active == *slug).then_some("page")] { (label) } }
-                                }
-                            }
-                            Scope::Org(id) => {
-                                @for (slug, label, _) in ORG_PAGES.iter().filter(|(s, _, _)| org_page_visible(ctx.role, s)) {
-                                    li { a href={ "/" (id) "/" (slug) } aria-current=[(active == *slug).then_some("page")] { (label) } }
-                                }
-                            }
-                        }
-                    }
+                // Wide screens: the side bar. Narrow screens: the same links behind a menu button
+                // (a disclosure, so it works from the keyboard and without script); CSS shows one.
+                nav.side aria-label="Pages" { (links) }
+                details.menu {
+                    summary { "Menu" @if let Some(label) = current { span.current { " · " (label) } } }
+                    nav aria-label="Pages (menu)" { (links) }
                 }
                 main #main tabindex="-1" {
                     h1 { (title) }

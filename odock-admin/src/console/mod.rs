@@ -92,32 +92,60 @@ pub fn router(api: Router, settings: AuthSettings) -> Router {
             post(catalog::create_provider_key),
         )
         .route(
+            "/{org}/providers/{id}/keys/{key}/{action}",
+            post(catalog::provider_key_action),
+        )
+        .route(
+            "/{org}/providers/{id}/{action}",
+            post(catalog::provider_action),
+        )
+        .route(
             "/{org}/models",
             get(catalog::models).post(catalog::create_model),
         )
+        .route("/{org}/models/{id}", get(catalog::model))
+        .route("/{org}/models/{id}/{action}", post(catalog::model_action))
         .route(
             "/{org}/mcp-servers",
             get(catalog::mcp_servers).post(catalog::create_mcp_server),
+        )
+        .route("/{org}/mcp-servers/{id}", get(catalog::mcp_server))
+        .route(
+            "/{org}/mcp-servers/{id}/{action}",
+            post(catalog::mcp_server_action),
         )
         .route("/{org}/teams", get(people::teams).post(people::create_team))
         .route(
             "/{org}/teams/{id}",
             get(people::team).post(people::add_member),
         )
+        .route("/{org}/teams/{id}/{action}", post(people::team_action))
+        .route(
+            "/{org}/teams/{id}/members/{user}/{action}",
+            post(people::member_action),
+        )
         .route("/{org}/users", get(people::users).post(people::invite))
+        .route("/{org}/users/{id}", get(people::user))
+        .route("/{org}/users/{id}/{action}", post(people::user_action))
         .route("/{org}/apikeys", get(keys::list).post(keys::create))
         .route("/{org}/apikeys/{id}", get(keys::detail))
         .route("/{org}/apikeys/{id}/{action}", post(keys::action))
+        .route(
+            "/{org}/apikeys/{id}/models/{model}/remove",
+            post(keys::remove_grant),
+        )
         .route(
             "/{org}/budgets",
             get(rules::budgets).post(rules::create_budget),
         )
         .route("/{org}/budgets/{id}", get(rules::budget))
+        .route("/{org}/budgets/{id}/{action}", post(rules::budget_action))
         .route(
             "/{org}/quotas",
             get(rules::quotas).post(rules::create_quota),
         )
         .route("/{org}/quotas/{id}", get(rules::quota))
+        .route("/{org}/quotas/{id}/{action}", post(rules::quota_action))
         .route("/{org}/usage", get(reports::usage))
         .route("/{org}/usage/{id}", get(reports::record))
         .route("/{org}/invoices", get(reports::invoices))

@@ -766,3 +766,815 @@ async fn non_id_paths_stay_json_404s_and_assets_are_served() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Every `id` of a page is unique (labels and error references point at one field).
+fn assert_unique_ids(page: &Page) {
+    let mut seen = std::collections::HashSet::new();
+    for part in page.text.split(" id=\"").skip(1) {
+        let id = part.split('"').next().unwrap();
+        assert!(seen.insert(id.to_owned()), "duplicate id {id}");
+    }
+}
+
+impl World {
+    async fn api(&self, method: Method, path: &str) -> serde_json::Value {
+        self.h
+            .admin(
+                method,
+                &format!("/api/organisations/{}{path}", self.org),
+                None,
+            )
+            .await
+            .body
+    }
+
+    /// A provider with one key and a priced chat model: `(provider, key, model)`.
+    async fn catalog(&self) -> (String, String, String) {
+        let base = format!("/api/organisations/{}", self.org);
+        let provider = self
+            .h
+            .create(
+                &format!("{base}/providers"),
+                json!({"name": "Upstream", "type": "OPENAI", "baseUrl": "http://127.0.0.1:9/v1"}),
+            )
+            .await;
+        let key = self
+            .h
+            .create(
+                &format!("{base}/providers/{provider}/keys"),
+                json!({"name": "Primary", "key": "sk-first-secret-0001"}),
+            )
+            .await;
+        let model = self
+            .h
+            .create(
+                &format!("{base}/models"),
+                json!({"name": "gpt", "slug": "gpt-4o-mini", "type": "chat", "providerId": provider,
+                       "pricing": {"input": {"text": 150_000_000}, "output": {"text": 600_000_000}}}),
+            )
+            .await;
+        (provider, key, model)
+    }
+}
+
+#[tokio::test]
+async fn providers_and_their_keys_are_edited_replaced_and_deleted() {
+    let w = World::new().await;
+    let (provider, key, model) = w.catalog().await;
+    let here = format!("/{}/providers/{provider}", w.org);
+    let page = w.get(&here, &w.admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("Edit provider") && page.text.contains("Health"));
+    assert!(
+        page.text.contains(r#"<details class="confirm">"#),
+        "deletes sit behind a disclosure, not a script"
+    );
+    assert!(
+        page.text.contains(r#"value="Upstream""#),
+        "the form is pre-filled"
+    );
+
+    let bad = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=Renamed&timeoutMs=soon",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.text.contains(r#"id="f-edit-timeoutMs-error""#),
+        "{}",
+        bad.text
+    );
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=Renamed&baseUrl=http%3A%2F%2F127.0.0.1%3A9%2Fv2&timeoutMs=5000&enabled=on",
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/providers/{provider}")).await;
+    assert_eq!(stored["name"], "Renamed");
+    assert_eq!(stored["timeoutMs"], 5000);
+
+    // Replacing a secret adds a key and revokes the old one; no secret is ever rendered.
+    let replaced = w
+        .post(
+            &format!("{here}/keys/{key}/replace"),
+            &w.admin,
+            "key=sk-second-secret-0002",
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::SEE_OTHER, "{}", replaced.text);
+    let keys = w
+        .api(Method::GET, &format!("/providers/{provider}/keys"))
+        .await;
+    let keys = keys["data"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let old = keys.iter().find(|k| k["id"] == key.as_str()).unwrap();
+    assert_eq!(old["revoked"], true);
+    let page = w.get(&format!("{here}?done=replace"), &w.admin).await;
+    assert!(!page.text.contains("sk-second-secret") && !page.text.contains("sk-first-secret"));
+    let deleted = w
+        .post(&format!("{here}/keys/{key}/delete"), &w.admin, "")
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let keys = w
+        .api(Method::GET, &format!("/providers/{provider}/keys"))
+        .await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1);
+
+    // A manager may read providers but not change them; a user may not even read them.
+    let manager_id =
+        w.h.user(Some(&w.org), "manager@acme.test", Role::Manager)
+            .await;
+    let manager = w.h.session(&manager_id).await;
+    let page = w.get(&here, &manager).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("Edit provider") && !page.text.contains("Delete provider"));
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &manager, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(w.get(&here, &w.user).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.post(&format!("{here}/edit"), &w.user, "name=x")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // Another organisation's admin finds nothing.
+    let other_admin =
+        w.h.user(Some(&w.other_org), "admin@globex.test", Role::OrgAdmin)
+            .await;
+    let other_admin = w.h.session(&other_admin).await;
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &other_admin, "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Deleting the provider deletes its models too (as the confirmation says).
+    let page = w.get(&here, &w.admin).await;
+    assert!(page.text.contains("every model that uses it"));
+    let gone = w.post(&format!("{here}/delete"), &w.admin, "").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text);
+    assert_eq!(gone.headers["location"], format!("/{}/providers", w.org));
+    let models = format!("/{}/models/{model}", w.org);
+    assert_eq!(w.get(&models, &w.admin).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn models_have_a_detail_page_with_pricing_grants_and_an_edit_form() {
+    let w = World::new().await;
+    let (_, _, model) = w.catalog().await;
+    let key =
+        w.h.create(
+            &format!("/api/organisations/{}/apikeys", w.org),
+            json!({"name": "granted-key", "type": "ORGANISATION"}),
+        )
+        .await;
+    w.h.admin(
+        Method::POST,
+        &format!("/api/organisations/{}/apikeys/{key}/model-access", w.org),
+        Some(&json!({"modelIds": [model]})),
+    )
+    .await;
+    let list = w.get(&format!("/{}/models", w.org), &w.admin).await;
+    assert!(
+        list.text.contains(&format!("/models/{model}")),
+        "the list links to the detail"
+    );
+    let here = format!("/{}/models/{model}", w.org);
+    let page = w.get(&here, &w.admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("$0.15") && page.text.contains("granted-key"));
+    assert!(
+        page.text.contains(r#"value="0.15""#),
+        "pricing pre-filled in USD per 1M"
+    );
+
+    let bad = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=gpt&slug=gpt-4o-mini&type=chat&inputUsd=1.2.3",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains(r#"id="f-inputUsd-error""#));
+    let provider = w.api(Method::GET, &format!("/models/{model}")).await["providerId"].clone();
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            &format!(
+                "name=gpt-renamed&slug=gpt-4o-mini&type=chat&providerId={}&inputUsd=0.2&outputUsd=1.25&enabled=on",
+                provider.as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/models/{model}")).await;
+    assert_eq!(stored["name"], "gpt-renamed");
+    assert_eq!(stored["pricing"]["input"]["text"], 200_000_000);
+    assert_eq!(stored["pricing"]["output"]["text"], 1_250_000_000);
+
+    // A user sees the model but no form, no grants, and may not change it.
+    let page = w.get(&here, &w.user).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text.contains("Edit model") && !page.text.contains("granted-key"));
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &w.user, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn mcp_servers_show_sealed_auth_only_as_configured_and_are_edited_and_deleted() {
+    let w = World::new().await;
+    let server =
+        w.h.create(
+            &format!("/api/organisations/{}/mcp-servers", w.org),
+            json!({"name": "Tools", "slug": "tools", "transport": "STREAMABLE_HTTP",
+                   "endpointUrl": "https://mcp.example.test/mcp", "authType": "BEARER",
+                   "authConfig": {"token": "mcp-sealed-token-123456"},
+                   "allowedTools": ["search"]}),
+        )
+        .await;
+    let list = w.get(&format!("/{}/mcp-servers", w.org), &w.admin).await;
+    assert!(list.text.contains(&format!("/mcp-servers/{server}")));
+    let here = format!("/{}/mcp-servers/{server}", w.org);
+    let page = w.get(&here, &w.admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("configured") && page.text.contains("search"));
+    assert!(!page.text.contains("mcp-sealed-token-123456"));
+    // An empty token field keeps the sealed token.
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=Tools+2&slug=tools&transport=STREAMABLE_HTTP&endpointUrl=https%3A%2F%2Fmcp.example.test%2Fmcp&authType=BEARER&authToken=&callUsd=0.001&enabled=on",
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/mcp-servers/{server}")).await;
+    assert_eq!(stored["name"], "Tools 2");
+    assert_eq!(stored["pricing"]["callNanosUsd"], 1_000_000);
+    assert!(!stored["authConfigPreview"].as_object().unwrap().is_empty());
+    let bad = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=Tools&slug=tools&transport=STREAMABLE_HTTP&callUsd=lots",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains(r#"id="f-callUsd-error""#));
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &w.user, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let gone = w.post(&format!("{here}/delete"), &w.admin, "").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn teams_members_and_users_are_edited_from_their_pages() {
+    let w = World::new().await;
+    let member = w.h.user(Some(&w.org), "member@acme.test", Role::User).await;
+    w.h.admin(
+        Method::POST,
+        &format!("/api/organisations/{}/teams/{}/members", w.org, w.team),
+        Some(&json!({"userId": member, "role": "MEMBER"})),
+    )
+    .await;
+    let team = format!("/{}/teams/{}", w.org, w.team);
+    let renamed = w
+        .post(&format!("{team}/edit"), &w.admin, "name=platform")
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.text);
+    assert_eq!(
+        w.api(Method::GET, &format!("/teams/{}", w.team)).await["name"],
+        "platform"
+    );
+    let promoted = w
+        .post(
+            &format!("{team}/members/{member}/role"),
+            &w.admin,
+            "role=MANAGER",
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::SEE_OTHER, "{}", promoted.text);
+    let members = w
+        .api(Method::GET, &format!("/teams/{}/members", w.team))
+        .await;
+    assert_eq!(members["data"][0]["role"], "MANAGER");
+
+    // The user's page lists the team; the user list links to it.
+    let users = w.get(&format!("/{}/users", w.org), &w.admin).await;
+    assert!(users.text.contains(&format!("/users/{member}")));
+    let user_page = format!("/{}/users/{member}", w.org);
+    let page = w.get(&user_page, &w.admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("member@acme.test") && page.text.contains("platform"));
+    assert_unique_ids(&page);
+    assert_unique_ids(&w.get(&team, &w.admin).await);
+    let role = w
+        .post(
+            &format!("{user_page}/edit"),
+            &w.admin,
+            "name=Member&role=MANAGER",
+        )
+        .await;
+    assert_eq!(role.status, StatusCode::SEE_OTHER, "{}", role.text);
+    assert_eq!(
+        w.api(Method::GET, &format!("/users/{member}")).await["role"],
+        "MANAGER"
+    );
+    let bad = w
+        .post(&format!("{user_page}/edit"), &w.admin, "role=SUPER_ADMIN")
+        .await;
+    assert!(bad.status.is_client_error(), "{}", bad.status);
+    assert!(bad.text.contains("error-summary"), "{}", bad.text);
+    let off = w
+        .post(&format!("{user_page}/deactivate"), &w.admin, "")
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.text);
+    assert_eq!(
+        w.api(Method::GET, &format!("/users/{member}")).await["status"],
+        "REVOKED"
+    );
+    assert!(w
+        .get(&format!("{user_page}?done=deactivate"), &w.admin)
+        .await
+        .text
+        .contains("Activate"));
+
+    // A user may change none of it.
+    for (path, form) in [
+        (format!("{team}/edit"), "name=x"),
+        (format!("{team}/members/{member}/remove"), ""),
+        (format!("{user_page}/deactivate"), ""),
+    ] {
+        let refused = w.post(&path, &w.user, form).await;
+        assert!(
+            matches!(
+                refused.status,
+                StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+            ),
+            "{path}: {}",
+            refused.status
+        );
+    }
+    assert_eq!(
+        w.get(&user_page, &w.user).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let removed = w
+        .post(&format!("{team}/members/{member}/remove"), &w.admin, "")
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    let members = w
+        .api(Method::GET, &format!("/teams/{}/members", w.team))
+        .await;
+    assert!(members["data"].as_array().unwrap().is_empty());
+    let deleted = w.post(&format!("{team}/delete"), &w.admin, "").await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.text);
+    assert_eq!(w.get(&team, &w.admin).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn budgets_and_quotas_are_edited_and_deleted() {
+    let w = World::new().await;
+    let budget = w
+        .h
+        .create(
+            &format!("/api/organisations/{}/budgets", w.org),
+            json!({"name": "monthly", "ownerType": "ORG", "period": "MONTHLY", "amountNanos": 50_000_000_000_i64, "thresholds": [80]}),
+        )
+        .await;
+    let here = format!("/{}/budgets/{budget}", w.org);
+    let page = w.get(&here, &w.admin).await;
+    assert!(
+        page.text.contains("Edit budget") && page.text.contains(r#"value="50""#),
+        "{}",
+        page.text
+    );
+    let bad = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=monthly&period=MONTHLY&amountUsd=lots",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains(r#"id="f-amountUsd-error""#));
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=bigger&period=MONTHLY&timezone=UTC&amountUsd=75.5&thresholds=90&active=on",
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/budgets/{budget}")).await;
+    assert_eq!(stored["amountNanos"], 75_500_000_000_i64);
+    assert_eq!(stored["ownerType"], "ORG", "the owner does not change");
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &w.user, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        w.post(&format!("{here}/delete"), &w.admin, "").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let quota = w
+        .h
+        .create(
+            &format!("/api/organisations/{}/quotas", w.org),
+            json!({"name": "req", "ownerType": "TEAM", "ownerId": w.team, "period": "DAILY", "metric": "REQUESTS", "limit": 100}),
+        )
+        .await;
+    let here = format!("/{}/quotas/{quota}", w.org);
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "name=req&period=DAILY&timezone=UTC&limit=250&active=on",
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/quotas/{quota}")).await;
+    assert_eq!(stored["limit"], 250);
+    assert_eq!(stored["metric"], "REQUESTS");
+}
+
+#[tokio::test]
+async fn api_keys_are_edited_deleted_and_routed_between_granted_models() {
+    let w = World::new().await;
+    let (provider, _, first) = w.catalog().await;
+    let second =
+        w.h.create(
+            &format!("/api/organisations/{}/models", w.org),
+            json!({"name": "backup", "slug": "gpt-4o", "type": "chat", "providerId": provider}),
+        )
+        .await;
+    let key =
+        w.h.create(
+            &format!("/api/organisations/{}/apikeys", w.org),
+            json!({"name": "routed", "type": "ORGANISATION"}),
+        )
+        .await;
+    w.h.admin(
+        Method::POST,
+        &format!("/api/organisations/{}/apikeys/{key}/model-access", w.org),
+        Some(&json!({"modelIds": [first, second]})),
+    )
+    .await;
+    let here = format!("/{}/apikeys/{key}", w.org);
+    let page = w.get(&here, &w.admin).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains(r#"id="routing""#) && page.text.contains("Organisation smart routing")
+    );
+    assert!(
+        page.text.contains(&format!("order.{second}")),
+        "granted chat models are candidates"
+    );
+
+    // Candidates in the order given; the API's bounds come back next to their field.
+    let form = format!(
+        "form=routing&modelType=chat&chat.strategy=failover&chat.triggers=5xx&chat.triggers=rate_limit&order.{first}=2&order.{second}=1&chat.maxRetries=2&chat.retryDelayMs=100"
+    );
+    let saved = w.post(&format!("{here}/routing"), &w.admin, &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let routing = w.api(Method::GET, &format!("/apikeys/{key}/routing")).await;
+    let policy = &routing["policies"][0];
+    assert_eq!(policy["candidates"][0]["modelId"], second.as_str());
+    assert_eq!(policy["candidates"][1]["modelId"], first.as_str());
+    assert_eq!(policy["maxRetries"], 2);
+    assert_eq!(policy["triggers"], json!(["5xx", "rate_limit"]));
+    let too_many = w
+        .post(
+            &format!("{here}/routing"),
+            &w.admin,
+            &format!("form=routing&modelType=chat&chat.strategy=failover&chat.triggers=5xx&order.{first}=1&chat.maxRetries=99"),
+        )
+        .await;
+    assert_eq!(
+        too_many.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        too_many.text
+    );
+    assert!(
+        too_many.text.contains(r#"id="f-chat-maxRetries-error""#),
+        "{}",
+        too_many.text
+    );
+    // No candidate left removes the type's policy.
+    let cleared = w
+        .post(
+            &format!("{here}/routing"),
+            &w.admin,
+            "form=routing&modelType=chat&chat.strategy=failover&chat.triggers=5xx",
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    let routing = w.api(Method::GET, &format!("/apikeys/{key}/routing")).await;
+    assert!(routing["policies"].as_array().unwrap().is_empty());
+
+    // Details and policies.
+    let bad = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "form=edit&name=routed&policies=%7Bnot+json",
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains(r#"id="f-policies-error""#));
+    let saved = w
+        .post(
+            &format!("{here}/edit"),
+            &w.admin,
+            "form=edit&name=renamed&expiresOn=2030-01-31&policies=%7B%22maxTokensPerRequest%22%3A+4096%7D",
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let stored = w.api(Method::GET, &format!("/apikeys/{key}")).await;
+    assert_eq!(stored["name"], "renamed");
+    assert_eq!(stored["policies"]["maxTokensPerRequest"], 4096);
+    assert!(stored["expiresAt"]
+        .as_str()
+        .unwrap()
+        .starts_with("2030-01-31"));
+
+    // A user may not see, route or delete an organisation key.
+    for action in ["routing", "edit", "delete"] {
+        assert_eq!(
+            w.post(&format!("{here}/{action}"), &w.user, "form=edit&name=x")
+                .await
+                .status,
+            StatusCode::FORBIDDEN,
+            "{action}"
+        );
+    }
+    // A grant is taken back behind its confirmation; a user may not.
+    let remove = format!("{here}/models/{second}/remove");
+    assert_eq!(
+        w.post(&remove, &w.user, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let removed = w.post(&remove, &w.admin, "").await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text);
+    let grants = w
+        .api(Method::GET, &format!("/apikeys/{key}/model-access"))
+        .await;
+    assert_eq!(grants["data"].as_array().unwrap().len(), 1);
+    assert_eq!(grants["data"][0]["modelId"], first.as_str());
+
+    let deleted = w.post(&format!("{here}/delete"), &w.admin, "").await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn narrow_screens_get_a_menu_disclosure_instead_of_the_side_bar() {
+    let w = World::new().await;
+    let page = w.get(&format!("/{}/usage", w.org), &w.admin).await;
+    let menu = page
+        .text
+        .find(r#"<details class="menu">"#)
+        .expect("the menu disclosure");
+    assert!(
+        page.text[menu..]
+            .contains("<summary>Menu<span class=\"current\"> · Usage</span></summary>"),
+        "{}",
+        &page.text[menu..menu + 300]
+    );
+    let css = w
+        .send(Method::GET, "/assets/console.css", None, None, None)
+        .await;
+    assert!(css.text.contains("details.menu { display: none; }"));
+}
+
+#[tokio::test]
+async fn the_provider_page_shows_circuit_and_key_health() {
+    use odock_core::routing::{BreakerKey, CircuitBreakers, CircuitSettings, KeyPools};
+    use odock_core::{ProviderId, ProviderKeyId};
+    use std::sync::Arc;
+
+    let mut w = World::new().await;
+    let (provider, key, _) = w.catalog().await;
+    let clock: Arc<dyn odock_core::Clock> = Arc::new(w.h.clock.clone());
+    let breakers = Arc::new(CircuitBreakers::new(
+        CircuitSettings::default(),
+        clock.clone(),
+    ));
+    let threshold = CircuitSettings::DEFAULT_FAILURE_THRESHOLD;
+    for _ in 0..threshold {
+        breakers.record_failure(
+            &BreakerKey::Provider(ProviderId::new(provider.as_str())),
+            "upstream answered 503",
+        );
+    }
+    breakers.record_failure(
+        &BreakerKey::ProviderKey(ProviderKeyId::new(key.as_str())),
+        "upstream answered 401",
+    );
+    let health = crate::api::routing::ProviderHealth {
+        breakers,
+        pools: Arc::new(KeyPools::new(clock)),
+    };
+    w.console = super::router(
+        w.h.app.clone().layer(axum::Extension(health)),
+        AuthSettings::default(),
+    );
+    let page = w
+        .get(&format!("/{}/providers/{provider}", w.org), &w.admin)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let health = &page.text[page.text.find(r#"id="health-h""#).unwrap()..];
+    assert!(
+        health.contains(r#"<span class="badge bad">open</span>"#),
+        "{health}"
+    );
+    assert!(health.contains("upstream answered 503") && health.contains("upstream answered 401"));
+    assert!(health.contains("Primary") && health.contains("in rotation"));
+}
+
+/// A usage record of the organisation's user `user` costing `cost` nanos, `minutes_ago` old.
+fn usage_record(org: &str, user: &str, cost: i64, minutes_ago: i64) -> odock_core::UsageRecord {
+    use odock_core::*;
+    UsageRecord {
+        id: UsageRecordId::generate(),
+        request_id: RequestId::generate(),
+        organisation_id: OrganisationId::new(org),
+        team_id: None,
+        user_id: Some(UserId::new(user)),
+        api_key_id: ApiKeyId::new("key-1"),
+        provider: "openai".into(),
+        model: Some("fast".into()),
+        model_id: None,
+        endpoint: "/v1/chat/completions".into(),
+        http_status: 200,
+        error_code: None,
+        latency_ms: 100 + minutes_ago as u64,
+        gateway_overhead_us: 300,
+        stream: false,
+        tokens: TokenUsage {
+            input: 10,
+            output: 20,
+            ..TokenUsage::default()
+        },
+        billable_tokens: 30,
+        cost_nanos_usd: cost,
+        billing: None,
+        provider_usage: None,
+        routing: None,
+        metadata: UsageMetadata {
+            schema: "usage_metadata_v1".into(),
+            outcome: RequestOutcome::Completed,
+            usage_estimated: false,
+            upstream_latency_ms: None,
+            received_at: chrono::Utc::now(),
+            provider_type: None,
+            denied_by: None,
+        },
+        provider_request_id: None,
+        trace_id: None,
+        created_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        ledger_charges: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
+    let w = World::new().await;
+    let me =
+        w.h.call(Method::GET, "/api/auth/me", Some(&w.user), None)
+            .await
+            .body["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let costs = [3_000, 1_000, 5_000, 1_000, 4_000];
+    let records: Vec<_> = costs
+        .iter()
+        .enumerate()
+        .map(|(i, cost)| usage_record(&w.org, &me, *cost, 10 + i as i64))
+        .collect();
+    {
+        let mut conn = w.h.pool.acquire().await.unwrap();
+        odock_store::usage_records::insert_batch(&mut conn, &records)
+            .await
+            .unwrap();
+    }
+    // A USER's list is the merged view of its slices: it pages in the sort order too.
+    let base = format!("/api/organisations/{}/usage-records", w.org);
+    let read_all = |sort: &'static str| {
+        let w = &w;
+        let base = base.clone();
+        async move {
+            let mut costs = Vec::new();
+            let mut path = format!("{base}?sort={sort}&limit=2");
+            loop {
+                let page = w.h.call(Method::GET, &path, Some(&w.user), None).await;
+                assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+                for r in page.body["data"].as_array().unwrap() {
+                    costs.push(r["costNanosUsd"].as_i64().unwrap());
+                }
+                match page.body["nextCursor"].as_str() {
+                    Some(c) => path = format!("{base}?sort={sort}&limit=2&cursor={c}"),
+                    None => return costs,
+                }
+            }
+        }
+    };
+    assert_eq!(read_all("-cost").await, [5_000, 4_000, 3_000, 1_000, 1_000]);
+    assert_eq!(read_all("cost").await, [1_000, 1_000, 3_000, 4_000, 5_000]);
+    let bad =
+        w.h.call(
+            Method::GET,
+            &format!("{base}?sort=cost_nanos_usd"),
+            Some(&w.user),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["field"], "sort");
+
+    // The page: the Cost header carries aria-sort and links to the other direction.
+    let page = w
+        .get(&format!("/{}/usage?range=7d&sort=-cost", w.org), &w.admin)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains(&format!(
+            r#"<th scope="col" aria-sort="descending"><a href="/{}/usage?range=7d&amp;sort=cost">Cost"#,
+            w.org
+        )),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(&format!(
+        r#"<a href="/{}/usage?range=7d&amp;sort=-latency">Latency"#,
+        w.org
+    )));
+    let first = page.text.find("$0.000005").unwrap();
+    let last = page.text.find("$0.000001").unwrap();
+    assert!(first < last, "highest cost first");
+    assert!(page.text.contains("Sorted by cost, highest first."));
+}
+
+#[tokio::test]
+async fn the_playground_lists_the_callers_active_keys_and_says_why_it_needs_the_secret() {
+    let w = World::new().await;
+    let me =
+        w.h.call(Method::GET, "/api/auth/me", Some(&w.user), None)
+            .await
+            .body["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let other = w.h.user(Some(&w.org), "other@acme.test", Role::User).await;
+    let keys = format!("/api/organisations/{}/apikeys", w.org);
+    let mine =
+        w.h.create(
+            &keys,
+            json!({"name": "my-key", "type": "USER", "userId": me}),
+        )
+        .await;
+    let revoked =
+        w.h.create(
+            &keys,
+            json!({"name": "my-old-key", "type": "USER", "userId": me}),
+        )
+        .await;
+    w.h.admin(Method::POST, &format!("{keys}/{revoked}/revoke"), None)
+        .await;
+    w.h.create(
+        &keys,
+        json!({"name": "someone-elses", "type": "USER", "userId": other}),
+    )
+    .await;
+    let page = w.get(&format!("/{}/playground", w.org), &w.user).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("only a hash of each key"));
+    assert!(page
+        .text
+        .contains(&format!(r#"<option value="{mine}">my-key (sk_"#)));
+    assert!(!page.text.contains("my-old-key") && !page.text.contains("someone-elses"));
+    // The admin sees the organisation's keys but not another user's own key either.
+    let page = w.get(&format!("/{}/playground", w.org), &w.admin).await;
+    assert!(!page.text.contains("someone-elses") && !page.text.contains("my-key"));
+}

@@ -447,7 +447,7 @@ pub async fn invoices(ctx: Ctx) -> Page {
 
 pub async fn playground(ctx: Ctx) -> Page {
     operator(&ctx)?;
-    let content = super::reports::playground_form(&[], None);
+    let content = super::reports::playground_form(&[], &[], None);
     Ok(layout::ok(layout::page(
         &ctx,
         &Scope::Admin,

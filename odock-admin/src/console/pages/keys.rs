@@ -319,11 +319,26 @@ async fn detail_page(
         .map(|m| (s(m, "id").to_owned(), s(m, "name").to_owned()))
         .collect();
     let here = format!("{base}/apikeys/{id}");
+    let routing = ctx
+        .get_opt(&api(org, &format!("/apikeys/{id}/routing")))
+        .await;
+    let settings = ctx.get_opt(&api(org, "/settings")).await;
+    // Each form shows the state only when it is the form that was sent.
+    let for_form = |name: &str| {
+        if state.fields.get("form") == name {
+            state.clone()
+        } else {
+            FormState::default()
+        }
+    };
+    let grant = for_form("grant");
+    let edit = for_form("edit");
+    let routing_state = for_form("routing");
     let content = html! {
         @if let Some(notice) = notice { (layout::notice(notice)) }
         nav.tabs aria-label="Sections" {
             a href="#details" { "Details" } a href="#models" { "Model access" } a href="#mcp" { "MCP access" }
-            a href="#rotations" { "Rotation history" } a href="#usage" { "Usage" } a href="#rules" { "Budgets & quotas" }
+            a href="#routing" { "Routing" } a href="#rotations" { "Rotation history" } a href="#usage" { "Usage" } a href="#rules" { "Budgets & quotas" }
         }
         section #details aria-labelledby="details-h" {
             h2 #details-h { "Details" }
@@ -350,7 +365,9 @@ async fn detail_page(
                     } @else {
                         (confirm_button(ctx, &format!("{here}/unrevoke"), "Unrevoke", "Restore this key? Its secret will work again.", false))
                     }
+                    (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The key, its grants, routing, budgets and quotas are removed for good; its usage records stay.", "Delete key"))
                 }
+                (edit_form(ctx, &here, &key, &edit))
             }
         }
         section #models aria-labelledby="models-h" {
@@ -359,18 +376,20 @@ async fn detail_page(
                 None => { (layout::empty("You may not see this key's grants.")) }
                 Some(g) if rows(g).is_empty() => { (layout::empty("This key may not call any model yet.")) }
                 Some(g) => {
-                    (table(&["Model", "Granted"], rows(g), |r| html! { tr {
+                    (table(&["Model", "Granted", ""], rows(g), |r| html! { tr {
                         td { (model_names.get(s(r, "modelId")).map_or(s(r, "modelId"), String::as_str)) }
                         td { (layout::when(r, "createdAt")) }
+                        td { @if manages { (super::confirm_action(ctx, &format!("{here}/models/{}/remove", s(r, "modelId")), "Remove", "The key can no longer call this model (a routing policy naming it must drop it first).", "Remove grant")) } }
                     } }))
                 }
             }
             @if manages && !grantable.is_empty() {
-                (disclosure("Grant models", state.open, html! {
+                (disclosure("Grant models", grant.open, html! {
                     form method="post" action={ (here) "/grant" } {
                         (csrf_field(ctx))
-                        (state.summary())
-                        (forms::checkboxes(state, "modelIds", "Models", &grantable))
+                        input type="hidden" name="form" value="grant";
+                        (grant.summary())
+                        (forms::checkboxes(&grant, "modelIds", "Models", &grantable))
                         button type="submit" { "Grant" }
                     }
                 }))
@@ -387,6 +406,7 @@ async fn detail_page(
                 _ => { (layout::empty("No MCP server is granted to this key.")) }
             }
         }
+        (routing_section(ctx, &here, &key, &routing, &routing_state, &models, &granted, settings.as_ref()))
         section #rotations aria-labelledby="rot-h" {
             h2 #rot-h { "Rotation history" }
             @match &rotations {
@@ -442,6 +462,11 @@ pub async fn detail(
         Some("revoke") => Some("The key was revoked."),
         Some("unrevoke") => Some("The key was restored."),
         Some("grant") => Some("The models were granted."),
+        Some("ungrant") => Some("The model grant was removed."),
+        Some("edit") => Some("The key was saved."),
+        Some("routing") => {
+            Some("The routing policy was saved; the gateway uses it from the next request.")
+        }
         _ => None,
     };
     detail_page(
@@ -480,6 +505,41 @@ pub async fn action(
             answer
         }
         "revoke" | "unrevoke" => ctx.call(Method::POST, &path(&action), None).await,
+        "delete" => {
+            return super::write_then(
+                &ctx,
+                Method::DELETE,
+                &api(&org, &format!("/apikeys/{id}")),
+                None,
+                &format!("/{org}/apikeys"),
+            )
+            .await
+        }
+        "edit" => match edit_body(&fields) {
+            Ok(body) => {
+                ctx.call(
+                    Method::PATCH,
+                    &api(&org, &format!("/apikeys/{id}")),
+                    Some(&body),
+                )
+                .await
+            }
+            Err((field, message)) => {
+                let state = FormState::failed(fields, Some(field), message);
+                return detail_page(&ctx, &org, &id, &state, None, StatusCode::BAD_REQUEST).await;
+            }
+        },
+        "routing" => {
+            let current = ctx.get(&path("routing")).await?;
+            match routing_body(&current, &fields) {
+                Ok(body) => ctx.call(Method::PUT, &path("routing"), Some(&body)).await,
+                Err((field, message)) => {
+                    let state = FormState::failed(fields, Some(&field), message);
+                    return detail_page(&ctx, &org, &id, &state, None, StatusCode::BAD_REQUEST)
+                        .await;
+                }
+            }
+        }
         "grant" => {
             let models = fields.all("modelIds");
             if models.is_empty() {
@@ -514,6 +574,309 @@ pub async fn action(
     if let Some(page) = super::refused(&ctx, &answer) {
         return Err(page);
     }
-    let state = FormState::from_answer(fields, &answer);
+    let kind = fields.get("modelType").to_owned();
+    let mut state = FormState::from_answer(fields, &answer);
+    if let Some((Some(field), _)) = &mut state.error {
+        if field == "expiresAt" {
+            *field = "expiresOn".into();
+        } else if action == "routing" {
+            // The API names the policy's field; the form prefixes it with the model type.
+            let name = field.rsplit('.').next().unwrap_or(field).to_owned();
+            *field = format!("{kind}.{name}");
+        }
+    }
     detail_page(&ctx, &org, &id, &state, None, answer.status).await
+}
+
+/// The edit form of a key's details: name, expiry and its own policies (JSON).
+fn edit_form(ctx: &Ctx, here: &str, key: &Value, state: &FormState) -> Markup {
+    let state = if state.open {
+        state.clone()
+    } else {
+        let expires = key["expiresAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let policies = match key["policies"].as_object() {
+            Some(p) if !p.is_empty() => serde_json::to_string_pretty(p).unwrap_or_default(),
+            _ => String::new(),
+        };
+        super::prefilled(vec![
+            ("name", s(key, "name").to_owned()),
+            ("expiresOn", expires),
+            ("policies", policies),
+        ])
+    };
+    disclosure(
+        "Edit details and policies",
+        state.open,
+        html! {
+            form method="post" action={ (here) "/edit" } {
+                (csrf_field(ctx))
+                input type="hidden" name="form" value="edit";
+                (state.summary())
+                (forms::input(&state, "name", "Name", "text", true, None))
+                (forms::input(&state, "expiresOn", "Expires on", "date", false, Some("Empty: never expires.")))
+                (forms::textarea(&state, "policies", "Policies (JSON object)", Some("The key's own policies, e.g. {\"maxTokensPerRequest\": 4096}; empty for none.")))
+                button type="submit" { "Save key" }
+            }
+        },
+    )
+}
+
+/// The PATCH body of the edit form, or the field at fault.
+fn edit_body(fields: &Fields) -> Result<Value, (&'static str, &'static str)> {
+    let expires = match fields.opt("expiresOn") {
+        None => Value::Null,
+        Some(day) => match chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+            Ok(day) => json!(format!("{day}T23:59:59Z")),
+            Err(_) => return Err(("expiresOn", "Enter a date like 2026-12-31.")),
+        },
+    };
+    let policies = match fields.opt("policies") {
+        None => json!({}),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value @ Value::Object(_)) => value,
+            _ => {
+                return Err((
+                    "policies",
+                    "Enter a JSON object, like {\"maxTokensPerRequest\": 4096}.",
+                ))
+            }
+        },
+    };
+    Ok(json!({"name": fields.get("name"), "expiresAt": expires, "policies": policies}))
+}
+
+const STRATEGIES: &[(&str, &str)] = &[
+    ("failover", "Failover: in the order below"),
+    ("priority", "Priority: lowest number first"),
+    ("round_robin", "Round robin: rotate the start"),
+    ("weighted", "Weighted: start drawn by weight"),
+];
+const TRIGGERS: &[(&str, &str)] = &[
+    ("5xx", "Upstream 5xx or connection failure"),
+    ("timeout", "Upstream timeout"),
+    ("rate_limit", "Upstream rate limit (429)"),
+    ("any", "Any upstream failure"),
+];
+
+/// The routing tab: the organisation switch, and one policy per model type among the key's
+/// granted models (candidates are those models; an empty order leaves a model out).
+#[allow(clippy::too_many_arguments)]
+fn routing_section(
+    ctx: &Ctx,
+    here: &str,
+    key: &Value,
+    routing: &Option<Value>,
+    state: &FormState,
+    models: &Value,
+    granted: &[String],
+    settings: Option<&Value>,
+) -> Markup {
+    let _ = key;
+    let org_base = here.split("/apikeys/").next().unwrap_or("");
+    let policies = routing
+        .as_ref()
+        .and_then(|r| r["policies"].as_array().cloned())
+        .unwrap_or_default();
+    // Granted models by type, in the catalog's order.
+    let mut types: Vec<(String, Vec<&Value>)> = Vec::new();
+    for model in rows(models) {
+        if !granted.iter().any(|g| g == s(model, "id")) {
+            continue;
+        }
+        let kind = s(model, "type").to_owned();
+        match types.iter_mut().find(|(t, _)| *t == kind) {
+            Some((_, list)) => list.push(model),
+            None => types.push((kind, vec![model])),
+        }
+    }
+    let manages = matches!(ctx.role, Role::SuperAdmin | Role::OrgAdmin | Role::Manager);
+    html! {
+        section #routing aria-labelledby="routing-h" {
+            h2 #routing-h { "Routing" }
+            p {
+                "Organisation smart routing: "
+                @match settings.and_then(|s| s["routingEnabled"].as_bool()) {
+                    Some(true) => { (badge("on", true)) }
+                    Some(false) => { (badge("off", false)) " — policies are kept but not applied until it is switched on" }
+                    None => { "ask an organisation administrator" }
+                }
+                " (" a href={ (org_base) "/settings" } { "settings" } ")."
+            }
+            @if routing.is_none() { (layout::empty("You may not see this key's routing.")) }
+            @else if types.is_empty() { (layout::empty("Grant models to this key first: a policy routes between granted models of one type.")) }
+            @for (kind, candidates) in &types {
+                @let policy = policies.iter().find(|p| s(p, "modelType") == kind).cloned();
+                @let sent = state.fields.get("modelType") == kind;
+                @let state = if sent { state.clone() } else { routing_values(kind, policy.as_ref()) };
+                div.card {
+                    h3 { "Type " (kind) ": " @if policy.is_some() { (badge("policy set", true)) } @else { "no policy (the requested model only)" } }
+                    @if manages {
+                        form method="post" action={ (here) "/routing" } {
+                            (csrf_field(ctx))
+                            input type="hidden" name="form" value="routing";
+                            input type="hidden" name="modelType" value=(kind);
+                            @if sent { (state.summary()) }
+                            (forms::select(&state, &format!("{kind}.strategy"), "Strategy", &STRATEGIES.iter().map(|(v, l)| ((*v).to_owned(), (*l).to_owned())).collect::<Vec<_>>(), None))
+                            (forms::checkboxes(&state, &format!("{kind}.triggers"), "Try the next candidate on", &TRIGGERS.iter().map(|(v, l)| ((*v).to_owned(), (*l).to_owned())).collect::<Vec<_>>()))
+                            fieldset.field.invalid[sent && state_error(&state, &format!("{kind}.candidates"))] {
+                                legend { "Candidates (granted " (kind) " models)" }
+                                p.help { "Give an order (1, 2, …) to each model to route to; leave it empty to leave the model out. Weights apply to the weighted strategy." }
+                                @for model in candidates {
+                                    @let mid = s(model, "id");
+                                    div.candidate {
+                                        span { (s(model, "name")) }
+                                        (forms::input(&state, &format!("order.{mid}"), "Order", "number", false, None))
+                                        (forms::input(&state, &format!("weight.{mid}"), "Weight", "number", false, None))
+                                    }
+                                }
+                                @if sent { @if let Some((Some(field), message)) = &state.error { @if *field == format!("{kind}.candidates") { small.field-error { (message) } } } }
+                            }
+                            (forms::input(&state, &format!("{kind}.maxRetries"), "Max retries", "number", false, Some("Extra attempts after the first, 0–10.")))
+                            (forms::input(&state, &format!("{kind}.retryDelayMs"), "Retry delay (ms)", "number", false, Some("Pause between attempts, 0–60000.")))
+                            button type="submit" { "Save routing" }
+                        }
+                    } @else if let Some(policy) = &policy {
+                        pre { (serde_json::to_string_pretty(policy).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn state_error(state: &FormState, field: &str) -> bool {
+    matches!(&state.error, Some((Some(f), _)) if f == field)
+}
+
+/// A stored policy as the routing form's fields.
+fn routing_values(kind: &str, policy: Option<&Value>) -> FormState {
+    let mut pairs: Vec<(String, String)> = vec![("modelType".into(), kind.to_owned())];
+    match policy {
+        None => {
+            pairs.push((format!("{kind}.strategy"), "failover".into()));
+            pairs.push((format!("{kind}.triggers"), "5xx".into()));
+            pairs.push((format!("{kind}.triggers"), "timeout".into()));
+        }
+        Some(policy) => {
+            pairs.push((format!("{kind}.strategy"), s(policy, "strategy").to_owned()));
+            for trigger in policy["triggers"].as_array().cloned().unwrap_or_default() {
+                pairs.push((
+                    format!("{kind}.triggers"),
+                    trigger.as_str().unwrap_or("").to_owned(),
+                ));
+            }
+            for (i, candidate) in policy["candidates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                let mid = s(candidate, "modelId");
+                let order = candidate["priority"].as_i64().unwrap_or(i as i64 + 1);
+                pairs.push((format!("order.{mid}"), order.to_string()));
+                if let Some(weight) = candidate["weight"].as_u64() {
+                    pairs.push((format!("weight.{mid}"), weight.to_string()));
+                }
+            }
+            pairs.push((format!("{kind}.maxRetries"), text(policy, "maxRetries")));
+            pairs.push((format!("{kind}.retryDelayMs"), text(policy, "retryDelayMs")));
+        }
+    }
+    FormState {
+        fields: Fields(pairs),
+        error: None,
+        open: false,
+        id_prefix: "",
+    }
+}
+
+/// The whole routing document with the sent type's policy replaced (or removed when no
+/// candidate has an order), or the field at fault. The form's fields are named
+/// `{modelType}.{field}` (one form per type on the page), candidates `order.{modelId}`.
+fn routing_body(current: &Value, fields: &Fields) -> Result<Value, (String, &'static str)> {
+    let kind = fields.get("modelType");
+    let field = |name: &str| format!("{kind}.{name}");
+    let number = |name: &str| -> Result<Option<i64>, ()> {
+        match fields.opt(name) {
+            None => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| ()),
+        }
+    };
+    let not_whole = || (field("candidates"), "Orders and weights are whole numbers.");
+    let mut candidates: Vec<(i64, usize, Value)> = Vec::new();
+    for (i, (name, _)) in fields.0.iter().enumerate() {
+        let Some(model) = name.strip_prefix("order.") else {
+            continue;
+        };
+        let order = number(name).map_err(|_| not_whole())?;
+        let weight = number(&format!("weight.{model}")).map_err(|_| not_whole())?;
+        if let Some(order) = order {
+            let mut candidate = json!({"modelId": model, "priority": order});
+            if let Some(weight) = weight {
+                if weight < 0 {
+                    return Err((field("candidates"), "Weights are 0 or more."));
+                }
+                candidate["weight"] = json!(weight);
+            }
+            candidates.push((order, i, candidate));
+        }
+    }
+    // Failover and the others read the list order: sort by the order given.
+    candidates.sort_by_key(|(order, i, _)| (*order, *i));
+    let retries = match fields.opt(&field("maxRetries")).map(str::parse::<u32>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Err((field("maxRetries"), "Enter a whole number from 0 to 10.")),
+    };
+    let delay = match fields.opt(&field("retryDelayMs")).map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return Err((
+                field("retryDelayMs"),
+                "Enter a whole number of milliseconds.",
+            ))
+        }
+    };
+    let mut policies: Vec<Value> = current["policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| s(p, "modelType") != kind)
+        .collect();
+    if !candidates.is_empty() {
+        policies.push(json!({
+            "modelType": kind,
+            "strategy": fields.get(&field("strategy")),
+            "triggers": fields.all(&field("triggers")),
+            "candidates": candidates.into_iter().map(|(_, _, c)| c).collect::<Vec<_>>(),
+            "maxRetries": retries,
+            "retryDelayMs": delay,
+        }));
+    }
+    Ok(json!({"policies": policies}))
+}
+
+/// `POST /{org}/apikeys/{id}/models/{modelId}/remove`: takes a model grant back.
+pub async fn remove_grant(
+    ctx: Ctx,
+    Path((org, id, model)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    super::write_then(
+        &ctx,
+        Method::DELETE,
+        &api(&org, &format!("/apikeys/{id}/model-access/{model}")),
+        None,
+        &format!("/{org}/apikeys/{id}?done=ungrant"),
+    )
+    .await
 }

@@ -131,3 +131,72 @@ pub fn disclosure(summary: &str, open: bool, content: Markup) -> Markup {
         }
     }
 }
+
+/// A destructive action behind a confirmation that needs no JavaScript: a disclosure whose
+/// content says what will happen, next to the real submit button.
+pub fn confirm_action(
+    ctx: &Ctx,
+    action: &str,
+    summary: &str,
+    warning: &str,
+    button: &str,
+) -> Markup {
+    html! {
+        details.confirm {
+            summary { (summary) }
+            div.confirm-body {
+                p { (warning) }
+                form.inline method="post" action=(action) {
+                    (layout::csrf_field(ctx))
+                    button.danger type="submit" { (button) }
+                }
+            }
+        }
+    }
+}
+
+/// A write with nothing to show on success but `back`; a refusal is its page and any other failure
+/// (a conflict such as "still in use") an error page with the API's message.
+pub async fn write_then(
+    ctx: &Ctx,
+    method: http::Method,
+    path: &str,
+    body: Option<&Value>,
+    back: &str,
+) -> Page {
+    let answer = ctx.call(method, path, body).await;
+    if answer.ok() {
+        return Ok(see_other(back));
+    }
+    if let Some(page) = refused(ctx, &answer) {
+        return Err(page);
+    }
+    Err(layout::error_in_shell(
+        ctx,
+        answer.status,
+        "Not done",
+        &answer.message(),
+    ))
+}
+
+/// A form state pre-filled from an object's current values (an edit form not sent yet).
+pub fn prefilled(pairs: Vec<(&str, String)>) -> crate::console::forms::FormState {
+    crate::console::forms::FormState {
+        fields: crate::console::session::Fields(
+            pairs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+        ),
+        error: None,
+        open: false,
+        id_prefix: "",
+    }
+}
+
+/// The page of an action path that does not exist.
+pub fn no_such_action(ctx: &Ctx) -> Response {
+    layout::error_in_shell(
+        ctx,
+        http::StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such action here.",
+    )
+}

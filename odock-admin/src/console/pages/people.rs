@@ -94,7 +94,15 @@ pub async fn create_team(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> P
     teams_page(&ctx, &org, &HashMap::new(), &state, answer.status).await
 }
 
-async fn team_page(ctx: &Ctx, org: &str, id: &str, state: &FormState, status: StatusCode) -> Page {
+async fn team_page(
+    ctx: &Ctx,
+    org: &str,
+    id: &str,
+    forms: (&FormState, &FormState),
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Page {
+    let (state, edit) = forms;
     let scope = org_scope(org)?;
     let base = scope.base();
     let team = ctx.get(&api(org, &format!("/teams/{id}"))).await?;
@@ -103,13 +111,46 @@ async fn team_page(ctx: &Ctx, org: &str, id: &str, state: &FormState, status: St
         .get_opt(&api(org, &format!("/teams/{id}/apikeys")))
         .await;
     let users = ctx.get_opt(&api(org, "/users?limit=500")).await;
+    let here = format!("{base}/teams/{id}");
+    let manages = is_admin(ctx) || ctx.role == odock_core::Role::Manager;
+    let edit = if edit.open {
+        edit.clone()
+    } else {
+        super::prefilled(vec![("name", s(&team, "name").to_owned())])
+    };
     let content = html! {
+        @if let Some(notice) = notice { (layout::notice(notice)) }
+        @if is_admin(ctx) {
+            (disclosure("Rename team", edit.open, html! {
+                form method="post" action={ (here) "/edit" } {
+                    (csrf_field(ctx))
+                    (edit.summary())
+                    (forms::input(&edit, "name", "Name", "text", true, None))
+                    button type="submit" { "Save team" }
+                }
+            }))
+            div.actions {
+                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete team…", "The team's TEAM API keys, budgets and quotas are deleted with it; its members stay in the organisation.", "Delete team"))
+            }
+        }
         section aria-labelledby="members-h" {
             h2 #members-h { "Members" }
             @if rows(&members).is_empty() { (layout::empty("No members yet.")) }
             @else {
-                (table(&["Name", "Email", "Team role", "Since"], rows(&members), |m| html! { tr {
+                (table(&["Name", "Email", "Team role", "Since", ""], rows(&members), |m| html! { tr {
                     td { (text(m, "name")) } td { (s(m, "email")) } td { (s(m, "role")) } td { (layout::when(m, "createdAt")) }
+                    td.actions {
+                        @if manages {
+                            @let action = format!("{here}/members/{}", s(m, "userId"));
+                            @let other = if s(m, "role") == "MANAGER" { "MEMBER" } else { "MANAGER" };
+                            form.inline method="post" action={ (action) "/role" } {
+                                (csrf_field(ctx))
+                                input type="hidden" name="role" value=(other);
+                                button type="submit" { "Make " (other.to_lowercase()) }
+                            }
+                            (super::confirm_action(ctx, &format!("{action}/remove"), "Remove", "They lose the team's keys and budgets; their own keys stay.", "Remove member"))
+                        }
+                    }
                 } }))
             }
             @if let Some(users) = users.as_ref().filter(|_| is_admin(ctx) || ctx.role == odock_core::Role::Manager) {
@@ -147,8 +188,69 @@ async fn team_page(ctx: &Ctx, org: &str, id: &str, state: &FormState, status: St
     ))
 }
 
-pub async fn team(ctx: Ctx, Path((org, id)): Path<(String, String)>) -> Page {
-    team_page(&ctx, &org, &id, &FormState::default(), StatusCode::OK).await
+pub async fn team(
+    ctx: Ctx,
+    Path((org, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Page {
+    let notice = match query.get("done").map(String::as_str) {
+        Some("edit") => Some("The team was saved."),
+        Some("remove") => Some("The member was removed."),
+        Some("role") => Some("The member's team role was changed."),
+        _ => None,
+    };
+    let none = FormState::default();
+    team_page(&ctx, &org, &id, (&none, &none), StatusCode::OK, notice).await
+}
+
+/// `POST /{org}/teams/{id}/{edit|delete}`.
+pub async fn team_action(
+    ctx: Ctx,
+    Path((org, id, action)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    let path = api(&org, &format!("/teams/{id}"));
+    match action.as_str() {
+        "delete" => {
+            super::write_then(&ctx, Method::DELETE, &path, None, &format!("/{org}/teams")).await
+        }
+        "edit" => {
+            let body = json!({"name": fields.get("name")});
+            let answer = ctx.call(Method::PATCH, &path, Some(&body)).await;
+            if answer.ok() {
+                return Ok(see_other(&format!("/{org}/teams/{id}?done=edit")));
+            }
+            if let Some(page) = super::refused(&ctx, &answer) {
+                return Err(page);
+            }
+            let state = FormState::from_answer(fields, &answer);
+            let none = FormState::default();
+            team_page(&ctx, &org, &id, (&none, &state), answer.status, None).await
+        }
+        _ => Err(super::no_such_action(&ctx)),
+    }
+}
+
+/// `POST /{org}/teams/{id}/members/{userId}/{role|remove}`.
+pub async fn member_action(
+    ctx: Ctx,
+    Path((org, id, user, action)): Path<(String, String, String, String)>,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    let path = api(&org, &format!("/teams/{id}/members/{user}"));
+    let back = format!("/{org}/teams/{id}?done={action}");
+    match action.as_str() {
+        "remove" => super::write_then(&ctx, Method::DELETE, &path, None, &back).await,
+        "role" => {
+            let body = json!({"role": fields.get("role")});
+            super::write_then(&ctx, Method::PATCH, &path, Some(&body), &back).await
+        }
+        _ => Err(super::no_such_action(&ctx)),
+    }
 }
 
 pub async fn add_member(ctx: Ctx, Path((org, id)): Path<(String, String)>, fields: Fields) -> Page {
@@ -169,20 +271,22 @@ pub async fn add_member(ctx: Ctx, Path((org, id)): Path<(String, String)>, field
         return Err(page);
     }
     let state = FormState::from_answer(fields, &answer);
-    team_page(&ctx, &org, &id, &state, answer.status).await
+    let none = FormState::default();
+    team_page(&ctx, &org, &id, (&state, &none), answer.status, None).await
 }
 
 // ---------------------------------------------------------------------------------------------
 // Users and invitations
 
-pub fn users_table(list: &Value) -> Markup {
+pub fn users_table(list: &Value, base: Option<&str>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
         return layout::empty("No users yet. Invite someone to join the organisation.");
     }
     table(&["Name", "Email", "Role", "Status", "Joined"], items, |u| {
         html! { tr {
-            td { (text(u, "name")) } td { (s(u, "email")) } td { (s(u, "role")) }
+            td { @if let Some(base) = base { a href={ (base) "/users/" (s(u, "id")) } { (text(u, "name")) } } @else { (text(u, "name")) } }
+            td { (s(u, "email")) } td { (s(u, "role")) }
             td { (badge(s(u, "status"), s(u, "status") == "ACTIVE")) }
             td { (layout::when(u, "createdAt")) }
         } }
@@ -236,7 +340,7 @@ async fn users_page(
                 }
             }))
         }
-        (users_table(&list))
+        (users_table(&list, Some(&base)))
         (pager(&list, &format!("{base}/users")))
         @if let Some(invitations) = &invitations {
             section aria-labelledby="inv-h" {
@@ -334,4 +438,193 @@ pub async fn invite(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     }
     let state = FormState::from_answer(fields, &answer);
     users_page(&ctx, &org, &HashMap::new(), &state, None, answer.status).await
+}
+
+/// A user's detail: role and status (with the changes the API allows), teams, keys, invitations.
+async fn user_page(
+    ctx: &Ctx,
+    org: &str,
+    id: &str,
+    edit: &FormState,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Page {
+    let scope = org_scope(org)?;
+    let base = scope.base();
+    let user = ctx.get(&api(org, &format!("/users/{id}"))).await?;
+    // Teams: the memberships of each team the caller sees (no per-user endpoint).
+    let mut teams = Vec::new();
+    if let Some(list) = ctx.get_opt(&api(org, "/teams?limit=100")).await {
+        for team in rows(&list) {
+            let members = ctx
+                .get_opt(&api(org, &format!("/teams/{}/members", s(team, "id"))))
+                .await;
+            if let Some(m) = members
+                .as_ref()
+                .and_then(|m| rows(m).iter().find(|m| s(m, "userId") == id).cloned())
+            {
+                teams.push((team.clone(), s(&m, "role").to_owned()));
+            }
+        }
+    }
+    let keys: Vec<Value> = ctx
+        .get_opt(&api(org, "/apikeys?limit=500"))
+        .await
+        .map(|k| {
+            rows(&k)
+                .iter()
+                .filter(|k| s(k, "userId") == id)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let invitations: Vec<Value> = ctx
+        .get_opt(&api(org, "/invitations?limit=100"))
+        .await
+        .map(|l| {
+            rows(&l)
+                .iter()
+                .filter(|i| s(i, "email").eq_ignore_ascii_case(s(&user, "email")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let here = format!("{base}/users/{id}");
+    let edit = if edit.open {
+        edit.clone()
+    } else {
+        super::prefilled(vec![
+            ("name", s(&user, "name").to_owned()),
+            ("role", s(&user, "role").to_owned()),
+        ])
+    };
+    let active = s(&user, "status") == "ACTIVE";
+    let content = html! {
+        @if let Some(notice) = notice { (layout::notice(notice)) }
+        dl.facts {
+            dt { "Email" } dd { (s(&user, "email")) }
+            dt { "Role" } dd { (s(&user, "role")) }
+            dt { "Status" } dd { (badge(s(&user, "status"), active)) }
+            dt { "Joined" } dd { (layout::when(&user, "createdAt")) }
+        }
+        @if is_admin(ctx) {
+            (disclosure("Edit user", edit.open, html! {
+                form method="post" action={ (here) "/edit" } {
+                    (csrf_field(ctx))
+                    (edit.summary())
+                    (forms::input(&edit, "name", "Name", "text", false, None))
+                    (forms::select(&edit, "role", "Role", &options(&["USER", "MANAGER", "ORG_ADMIN"]), None))
+                    button type="submit" { "Save user" }
+                }
+            }))
+            div.actions {
+                @if active {
+                    (super::confirm_action(ctx, &format!("{here}/deactivate"), "Deactivate…", "They are signed out and cannot sign in; their keys keep working until revoked.", "Deactivate user"))
+                } @else {
+                    form.inline method="post" action={ (here) "/activate" } {
+                        (csrf_field(ctx)) button type="submit" { "Activate" }
+                    }
+                }
+                (super::confirm_action(ctx, &format!("{here}/delete"), "Delete…", "The account is removed for good, with its USER API keys, budgets and quotas.", "Delete user"))
+            }
+        }
+        section aria-labelledby="uteams-h" {
+            h2 #uteams-h { "Teams" }
+            @if teams.is_empty() { (layout::empty("Not a member of any team you can see.")) }
+            @else {
+                ul { @for (team, role) in &teams { li { a href={ (base) "/teams/" (s(team, "id")) } { (s(team, "name")) } " — " (role) } } }
+            }
+        }
+        section aria-labelledby="ukeys-h" {
+            h2 #ukeys-h { "Keys" }
+            (super::keys::keys_table(&json!({"data": keys}), &base, &HashMap::new()))
+        }
+        @if is_admin(ctx) {
+            section aria-labelledby="uinv-h" {
+                h2 #uinv-h { "Invitations" }
+                @if invitations.is_empty() { (layout::empty("No invitation was sent to this address.")) }
+                @else {
+                    (table(&["Role", "Status", "Expires"], &invitations, |i| html! { tr {
+                        td { (s(i, "role")) } td { (s(i, "status")) } td { (layout::when(i, "expiresAt")) }
+                    } }))
+                }
+            }
+        }
+        p { a href={ (base) "/users" } { "← All users" } }
+    };
+    let title = user["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(s(&user, "email"))
+        .to_owned();
+    Ok(layout::respond(
+        status,
+        layout::page(ctx, &scope, "users", &title, content),
+    ))
+}
+
+pub async fn user(
+    ctx: Ctx,
+    Path((org, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Page {
+    let notice = match query.get("done").map(String::as_str) {
+        Some("edit") => Some("The user was saved."),
+        Some("deactivate") => Some("The user was deactivated."),
+        Some("activate") => Some("The user was activated."),
+        _ => None,
+    };
+    user_page(
+        &ctx,
+        &org,
+        &id,
+        &FormState::default(),
+        StatusCode::OK,
+        notice,
+    )
+    .await
+}
+
+/// `POST /{org}/users/{id}/{edit|deactivate|activate|delete}`.
+pub async fn user_action(
+    ctx: Ctx,
+    Path((org, id, action)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    let path = api(&org, &format!("/users/{id}"));
+    let back = format!("/{org}/users/{id}?done={action}");
+    match action.as_str() {
+        "delete" => {
+            super::write_then(&ctx, Method::DELETE, &path, None, &format!("/{org}/users")).await
+        }
+        "deactivate" => {
+            let body = json!({"status": "REVOKED"});
+            super::write_then(&ctx, Method::PATCH, &path, Some(&body), &back).await
+        }
+        "activate" => {
+            let body = json!({"status": "ACTIVE"});
+            super::write_then(&ctx, Method::PATCH, &path, Some(&body), &back).await
+        }
+        "edit" => {
+            let mut body = serde_json::Map::new();
+            if let Some(name) = fields.opt("name") {
+                body.insert("name".into(), json!(name));
+            }
+            body.insert("role".into(), json!(fields.get("role")));
+            let answer = ctx
+                .call(Method::PATCH, &path, Some(&Value::Object(body)))
+                .await;
+            if answer.ok() {
+                return Ok(see_other(&back));
+            }
+            if let Some(page) = super::refused(&ctx, &answer) {
+                return Err(page);
+            }
+            let state = FormState::from_answer(fields, &answer);
+            user_page(&ctx, &org, &id, &state, answer.status, None).await
+        }
+        _ => Err(super::no_such_action(&ctx)),
+    }
 }

@@ -20,36 +20,94 @@ type Params = Query<HashMap<String, String>>;
 
 /// A table of usage records, linked to their detail when `base` names the organisation.
 pub fn records_table(list: &Value, base: &str) -> Markup {
+    sorted_records_table(list, base, None)
+}
+
+/// The records table's sortable columns: header label and the API's `sort` name.
+const SORTABLE: &[(&str, &str)] = &[
+    ("Time", "time"),
+    ("Latency", "latency"),
+    ("Tokens", "tokens"),
+    ("Cost", "cost"),
+];
+
+/// A header cell: a link that sorts by its column (descending first, then toggling), with
+/// `aria-sort` on the column the table is sorted by.
+fn sort_header(label: &str, sort: Option<(&str, &str)>) -> Markup {
+    let Some((current, link)) = sort else {
+        return html! { th scope="col" { (label) } };
+    };
+    let Some((_, name)) = SORTABLE.iter().find(|(l, _)| *l == label) else {
+        return html! { th scope="col" { (label) } };
+    };
+    let descending = current == format!("-{name}");
+    let ascending = current == *name;
+    let aria = if descending {
+        Some("descending")
+    } else if ascending {
+        Some("ascending")
+    } else {
+        None
+    };
+    let next = if descending {
+        (*name).to_owned()
+    } else {
+        format!("-{name}")
+    };
+    let sep = if link.contains('?') { '&' } else { '?' };
+    html! {
+        th scope="col" aria-sort=[aria] {
+            a href={ (link) (sep) "sort=" (next) } {
+                (label)
+                @match aria {
+                    Some("descending") => { span aria-hidden="true" { " ↓" } }
+                    Some(_) => { span aria-hidden="true" { " ↑" } }
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// The records table; with `sort` = `(current sort, link without sort and cursor)` its Time,
+/// Latency, Tokens and Cost headers sort the list.
+pub fn sorted_records_table(list: &Value, base: &str, sort: Option<(&str, &str)>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
         return layout::empty(
             "No usage records match. Records appear a few seconds after each gateway request.",
         );
     }
-    table(
-        &[
-            "Time", "Request", "Provider", "Model", "Status", "Latency", "Tokens", "Cost",
-        ],
-        items,
-        |r| {
-            let status = layout::int(r, "httpStatus");
-            let link = if base.is_empty() {
-                format!("/{}/usage/{}", s(r, "organisationId"), s(r, "id"))
-            } else {
-                format!("{base}/usage/{}", s(r, "id"))
-            };
-            html! { tr {
-                td { (layout::when(r, "createdAt")) }
-                td.mono { a href=(link) { (s(r, "requestId").chars().take(12).collect::<String>()) "…" } }
-                td { (s(r, "provider")) }
-                td { (text(r, "model")) }
-                td { (badge(&status.to_string(), status < 400)) }
-                td.num { (layout::int(r, "latencyMs")) " ms" }
-                td.num { (layout::int(&r["tokens"], "total")) }
-                td.num { (layout::usd(layout::int(r, "costNanosUsd"))) }
-            } }
-        },
-    )
+    let headers = [
+        "Time", "Request", "Provider", "Model", "Status", "Latency", "Tokens", "Cost",
+    ];
+    html! {
+        div.table-wrap {
+            table {
+                thead { tr { @for h in headers { (sort_header(h, sort)) } } }
+                tbody { @for item in items { (record_row(item, base)) } }
+            }
+        }
+    }
+}
+
+fn record_row(r: &Value, base: &str) -> Markup {
+    let status = layout::int(r, "httpStatus");
+    let link = if base.is_empty() {
+        format!("/{}/usage/{}", s(r, "organisationId"), s(r, "id"))
+    } else {
+        format!("{base}/usage/{}", s(r, "id"))
+    };
+    html! { tr {
+        td { (layout::when(r, "createdAt")) }
+        td.mono { a href=(link) { (s(r, "requestId").chars().take(12).collect::<String>()) "…" } }
+        td { (s(r, "provider")) }
+        td { (text(r, "model")) }
+        td { (badge(&status.to_string(), status < 400)) }
+        td.num { (layout::int(r, "latencyMs")) " ms" }
+        td.num { (layout::int(&r["tokens"], "total")) }
+        td.num { (layout::usd(layout::int(r, "costNanosUsd"))) }
+    } }
 }
 
 /// `[from, to)` of a range preset (`7d`, `30d`, `90d`, `365d`, `all`), as RFC 3339 query values.
@@ -320,6 +378,11 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
     if let Some(cursor) = query.get("cursor").filter(|v| !v.is_empty()) {
         record_query.push(format!("cursor={}", encode(cursor)));
     }
+    let sort = query
+        .get("sort")
+        .filter(|v| !v.is_empty())
+        .map_or("-time", String::as_str);
+    record_query.push(format!("sort={}", encode(sort)));
     record_query.push("limit=25".into());
     let records = ctx
         .get(&format!(
@@ -393,6 +456,32 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         .collect();
     page_query.sort();
     let here = format!("{base}/usage?{}", page_query.join("&"));
+    // The header links keep every filter but start the new order from its first page.
+    let unsorted: Vec<&String> = page_query
+        .iter()
+        .filter(|q| !q.starts_with("sort="))
+        .collect();
+    let sort_link = format!(
+        "{base}/usage?{}",
+        unsorted
+            .iter()
+            .map(|q| q.as_str())
+            .collect::<Vec<_>>()
+            .join("&")
+    );
+    let order = match sort.trim_start_matches('-') {
+        "cost" => "cost",
+        "latency" => "latency",
+        "tokens" => "tokens",
+        _ => "time",
+    };
+    let first = match (order, sort.starts_with('-')) {
+        ("time", true) => "newest first",
+        ("time", false) => "oldest first",
+        (_, true) => "highest first",
+        (_, false) => "lowest first",
+    };
+    let order = format!("Sorted by {order}, {first}.");
     let content = html! {
         form.filters method="get" action={ (base) "/usage" } {
             (pick("range", "Period", &[("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "12 months"), ("all", "All time")], preset))
@@ -430,8 +519,8 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         }
         section aria-labelledby="records-h" {
             h2 #records-h { "Records" }
-            p.help { "Charts follow the period, team and key filters; the table follows every filter. Newest first." }
-            (records_table(&records, &base))
+            p.help { "Charts follow the period, team and key filters; the table follows every filter. " (order) " Select a column header to sort by it." }
+            (sorted_records_table(&records, &base, Some((sort, &sort_link))))
             (layout::pager(&records, &here))
         }
     };
@@ -618,14 +707,24 @@ pub async fn invoices(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -
 
 /// The playground form; the call itself is made by the browser (`console.js`) with the pasted key,
 /// straight to the gateway's `/v1/chat/completions`, so it is exactly a client's call.
-pub fn playground_form(models: &[(String, String)], usage_api: Option<&str>) -> Markup {
+/// The playground: `keys` are the caller's usable keys as `(id, "name (preview)")`.
+pub fn playground_form(
+    models: &[(String, String)],
+    keys: &[(String, String)],
+    usage_api: Option<&str>,
+) -> Markup {
     html! {
         form #playground.card data-usage=[usage_api] {
-            p.help { "Odock never stores key secrets, so paste the secret of one of your keys (it stays in this page)." }
-            div.field #p-saved-field hidden {
-                label for="p-saved" { "One of your keys" }
-                select #p-saved { option value="" { "— paste a secret below —" } }
-                small.help { "Keys you chose to use in the playground in this tab, after creating or rotating them." }
+            p #p-why { "Odock keeps only a hash of each key, so it cannot fill in a secret for you: choose one of your keys and paste its secret (it stays in this page)." }
+            @if !keys.is_empty() {
+                div.field {
+                    label for="p-saved" { "Your key" }
+                    select #p-saved aria-describedby="p-saved-help" {
+                        option value="" { "— choose, or just paste a secret —" }
+                        @for (id, label) in keys { option value=(id) { (label) } }
+                    }
+                    small.help #p-saved-help { "Your active keys. A secret you chose to “use in the playground” after creating or rotating a key is filled in from this tab." }
+                }
             }
             div.field {
                 label for="p-key" { "API key secret" }
@@ -677,10 +776,36 @@ pub async fn playground(ctx: Ctx, Path(org): Path<String>) -> Page {
             )
         })
         .collect();
+    // Keys the caller may hold the secret of: active ones it sees, except other users' own keys.
+    let now = chrono::Utc::now();
+    let me = ctx.user_id.clone().unwrap_or_default();
+    let keys: Vec<(String, String)> = ctx
+        .get_opt(&api(&org, "/apikeys?limit=500"))
+        .await
+        .map(|list| {
+            rows(&list)
+                .iter()
+                .filter(|k| !k["revoked"].as_bool().unwrap_or(false))
+                .filter(|k| {
+                    k["expiresAt"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_none_or(|t| t > now)
+                })
+                .filter(|k| s(k, "type") != "USER" || s(k, "userId") == me)
+                .map(|k| {
+                    (
+                        s(k, "id").to_owned(),
+                        format!("{} ({})", s(k, "name"), s(k, "preview")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let usage_api = api(&org, "/usage-records");
     let content = html! {
         @if options.is_empty() { (layout::empty("No chat model in this organisation yet: add a provider and a model first.")) }
-        (playground_form(&options, Some(&usage_api)))
+        (playground_form(&options, &keys, Some(&usage_api)))
     };
     Ok(layout::ok(layout::page(
         &ctx,

@@ -495,16 +495,95 @@ pub fn consumption(kind: Kind, rule: &Value, windows: &Value) -> Markup {
     }
 }
 
-async fn detail(ctx: Ctx, kind: Kind, org: String, id: String) -> Page {
-    let scope = org_scope(&org)?;
+/// The edit form of a rule: everything but its owner (and a quota's metric), which cannot change.
+fn edit_form(ctx: &Ctx, kind: Kind, here: &str, rule: &Value, state: &FormState) -> Markup {
+    let state = if state.open {
+        state.clone()
+    } else {
+        let start = rule["startAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let mut pairs = vec![
+            ("name", s(rule, "name").to_owned()),
+            ("period", s(rule, "period").to_owned()),
+            ("startAt", start),
+            ("timezone", s(rule, "timezone").to_owned()),
+        ];
+        match kind {
+            Kind::Budget => {
+                pairs.push((
+                    "amountUsd",
+                    layout::usd_plain(layout::int(rule, "amountNanos")),
+                ));
+                for t in rule["thresholds"].as_array().cloned().unwrap_or_default() {
+                    pairs.push(("thresholds", t.to_string()));
+                }
+            }
+            Kind::Quota => pairs.push(("limit", text(rule, "limit"))),
+        }
+        if rule["active"].as_bool().unwrap_or(false) {
+            pairs.push(("active", "on".into()));
+        }
+        super::prefilled(pairs)
+    };
+    let thresholds: Vec<(String, String)> = ["50", "80", "90", "100"]
+        .iter()
+        .map(|t| ((*t).to_owned(), format!("{t} %")))
+        .collect();
+    disclosure(
+        &format!("Edit {}", kind.one()),
+        state.open,
+        html! {
+            form method="post" action={ (here) "/edit" } {
+                (csrf_field(ctx))
+                (state.summary())
+                (forms::input(&state, "name", "Name", "text", true, None))
+                (forms::select(&state, "period", "Period", &options(PERIODS), None))
+                (forms::input(&state, "startAt", "Starts at (UTC)", "datetime-local", false, None))
+                (forms::input_default(&state, "timezone", "Timezone", "UTC", None))
+                @match kind {
+                    Kind::Budget => {
+                        (forms::input(&state, "amountUsd", "Amount (USD)", "text", true, None))
+                        (forms::checkboxes(&state, "thresholds", "Report when crossing", &thresholds))
+                    }
+                    Kind::Quota => {
+                        (forms::input(&state, "limit", "Limit per window", "number", true, None))
+                    }
+                }
+                (forms::checkbox(&state, "active", "Active", true))
+                button type="submit" { "Save " (kind.one()) }
+            }
+        },
+    )
+}
+
+async fn detail_page(
+    ctx: &Ctx,
+    kind: Kind,
+    org: &str,
+    id: &str,
+    edit: &FormState,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Page {
+    let scope = org_scope(org)?;
     let base = scope.base();
     let rule = ctx
-        .get(&api(&org, &format!("/{}/{id}", kind.slug())))
+        .get(&api(org, &format!("/{}/{id}", kind.slug())))
         .await?;
     let windows = ctx
-        .get(&api(&org, &format!("/{}/{id}/windows", kind.slug())))
+        .get(&api(org, &format!("/{}/{id}/windows", kind.slug())))
         .await?;
+    let here = format!("{base}/{}/{id}", kind.slug());
+    let manages = matches!(ctx.role, Role::SuperAdmin | Role::OrgAdmin | Role::Manager);
     let content = html! {
+        @if let Some(notice) = notice { (layout::notice(notice)) }
         dl.facts {
             dt { "Applies to" } dd { (s(&rule, "ownerType")) " " (text(&rule, "ownerId")) }
             dt { "Limit" } dd { (limit_of(kind, &rule)) " per " (s(&rule, "period")) }
@@ -513,22 +592,138 @@ async fn detail(ctx: Ctx, kind: Kind, org: String, id: String) -> Page {
             @if kind == Kind::Budget { dt { "Thresholds" } dd { (rule["thresholds"].to_string()) " %" } }
             dt { "Active" } dd { (text(&rule, "active")) }
         }
+        @if manages {
+            (edit_form(ctx, kind, &here, &rule, edit))
+            div.actions {
+                (super::confirm_action(ctx, &format!("{here}/delete"), &format!("Delete {}…", kind.one()), "Its windows and consumption history go with it; traffic is no longer limited by it.", &format!("Delete {}", kind.one())))
+            }
+        }
         (consumption(kind, &rule, &windows))
         p { a href={ (base) "/" (kind.slug()) } { "← All " (kind.slug()) } }
     };
-    Ok(layout::ok(layout::page(
+    Ok(layout::respond(
+        status,
+        layout::page(ctx, &scope, kind.slug(), s(&rule, "name"), content),
+    ))
+}
+
+async fn detail(
+    ctx: Ctx,
+    kind: Kind,
+    org: String,
+    id: String,
+    query: HashMap<String, String>,
+) -> Page {
+    let notice = (query.get("done").map(String::as_str) == Some("edit"))
+        .then_some("Saved. The current window keeps its consumption.");
+    detail_page(
         &ctx,
-        &scope,
-        kind.slug(),
-        s(&rule, "name"),
-        content,
-    )))
+        kind,
+        &org,
+        &id,
+        &FormState::default(),
+        StatusCode::OK,
+        notice,
+    )
+    .await
 }
 
-pub async fn budget(ctx: Ctx, Path((org, id)): Path<(String, String)>) -> Page {
-    detail(ctx, Kind::Budget, org, id).await
+pub async fn budget(
+    ctx: Ctx,
+    Path((org, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Page {
+    detail(ctx, Kind::Budget, org, id, query).await
 }
 
-pub async fn quota(ctx: Ctx, Path((org, id)): Path<(String, String)>) -> Page {
-    detail(ctx, Kind::Quota, org, id).await
+pub async fn quota(
+    ctx: Ctx,
+    Path((org, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Page {
+    detail(ctx, Kind::Quota, org, id, query).await
+}
+
+/// `POST /{org}/{budgets|quotas}/{id}/{edit|delete}`.
+async fn rule_action(
+    ctx: Ctx,
+    kind: Kind,
+    org: String,
+    id: String,
+    action: String,
+    fields: Fields,
+) -> Page {
+    org_scope(&org)?;
+    ctx.check_form(&fields)?;
+    let path = api(&org, &format!("/{}/{id}", kind.slug()));
+    match action.as_str() {
+        "delete" => {
+            super::write_then(
+                &ctx,
+                Method::DELETE,
+                &path,
+                None,
+                &format!("/{org}/{}", kind.slug()),
+            )
+            .await
+        }
+        "edit" => {
+            // The wizard's conversion, with a stand-in owner: the owner (and metric) cannot change,
+            // so they are left out of the patch.
+            let mut with_owner = fields.clone();
+            with_owner.0.push(("owner".into(), "ORG:".into()));
+            let mut body = match body_of(kind, &with_owner) {
+                Ok(body) => body,
+                Err((field, message)) => {
+                    let state = FormState::failed(fields, Some(field), message);
+                    return detail_page(
+                        &ctx,
+                        kind,
+                        &org,
+                        &id,
+                        &state,
+                        StatusCode::BAD_REQUEST,
+                        None,
+                    )
+                    .await;
+                }
+            };
+            if let Some(body) = body.as_object_mut() {
+                for fixed in ["ownerType", "ownerId", "metric"] {
+                    body.remove(fixed);
+                }
+            }
+            let answer = ctx.call(Method::PATCH, &path, Some(&body)).await;
+            if answer.ok() {
+                return Ok(see_other(&format!("/{org}/{}/{id}?done=edit", kind.slug())));
+            }
+            if let Some(page) = super::refused(&ctx, &answer) {
+                return Err(page);
+            }
+            let mut state = FormState::from_answer(fields, &answer);
+            if let Some((Some(field), _)) = &mut state.error {
+                if field == "amountNanos" {
+                    *field = "amountUsd".into();
+                }
+            }
+            detail_page(&ctx, kind, &org, &id, &state, answer.status, None).await
+        }
+        _ => Err(super::no_such_action(&ctx)),
+    }
+}
+
+pub async fn budget_action(
+    ctx: Ctx,
+    Path((org, id, action)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    rule_action(ctx, Kind::Budget, org, id, action, fields).await
+}
+
+pub async fn quota_action(
+    ctx: Ctx,
+    Path((org, id, action)): Path<(String, String, String)>,
+    fields: Fields,
+) -> Page {
+    rule_action(ctx, Kind::Quota, org, id, action, fields).await
 }

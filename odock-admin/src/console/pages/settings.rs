@@ -48,6 +48,7 @@ async fn settings_page(
             ),
             error: None,
             open: false,
+            id_prefix: "",
         },
         _ => state.clone(),
     };

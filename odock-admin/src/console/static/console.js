@@ -53,20 +53,19 @@ document.addEventListener("click", (event) => {
   };
   $("p-clear").addEventListener("click", () => { form.reset(); reset(); });
 
+  // The key picker: a secret this tab saved for the chosen key fills the field; otherwise the
+  // field asks for that key's secret (the server only knows its preview).
   const saved = $("p-saved");
-  for (let i = 0; i < window.sessionStorage.length; i++) {
-    const name = window.sessionStorage.key(i);
-    if (!name || !name.startsWith(SAVED_PREFIX)) continue;
-    try {
-      const entry = JSON.parse(window.sessionStorage.getItem(name));
-      const option = document.createElement("option");
-      option.value = entry.secret;
-      option.textContent = entry.name;
-      saved.appendChild(option);
-    } catch (_) { /* not ours */ }
+  if (saved) {
+    saved.addEventListener("change", () => {
+      const option = saved.selectedOptions[0];
+      let entry = null;
+      try { entry = JSON.parse(window.sessionStorage.getItem(SAVED_PREFIX + saved.value)); } catch (_) { /* none */ }
+      $("p-key").value = entry && entry.secret ? entry.secret : "";
+      $("p-key").placeholder = saved.value ? `secret of ${option.textContent}` : "sk_…";
+      if (!$("p-key").value) $("p-key").focus();
+    });
   }
-  if (saved.options.length > 1) $("p-saved-field").hidden = false;
-  saved.addEventListener("change", () => { $("p-key").value = saved.value; });
 
   const readImage = (file) => new Promise((resolve, reject) => {
     const reader = new FileReader();
