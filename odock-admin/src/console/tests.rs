@@ -1475,7 +1475,7 @@ async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
         .collect();
     {
         let mut conn = w.h.pool.acquire().await.unwrap();
-        odock_store::usage_records::insert_batch(&mut conn, &records)
+        odock_store::usage_records::insert_batch(&mut conn, &records, &[])
             .await
             .unwrap();
     }
