@@ -1241,6 +1241,109 @@ async fn a_candidate_whose_own_policy_refuses_the_request_is_skipped() {
     assert_eq!(tried, [a.as_str(), c.as_str()]);
 }
 
+/// Model-level rate limits count every attempted model: the requested model's in the one
+/// admission, another candidate's before its first attempt. `servers` take turns (two replicas
+/// sharing Redis in production mode: the count is shared).
+async fn candidate_rate_limits_count_each_attempted_model(servers: &[TestServer]) {
+    let fake = upstream(Arc::default()).await;
+    let server = |i: usize| &servers[i % servers.len()];
+    let org = Org::create(server(0), &fake).await;
+    let a = org
+        .model(server(0), &org.provider, "a", "fail-500-a", price(0, 0))
+        .await;
+    let b = org
+        .model(server(0), &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    let c = org
+        .model(server(0), &org.provider, "c", "ok-c", price(0, 0))
+        .await;
+    server(0)
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/organisations/{}/models/{b}", org.id),
+            Some(json!({"policies": {"requestsPerMinute": 1}})),
+        )
+        .await;
+    // The key's own limit counts the request once, however many models it tries.
+    server(0)
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/organisations/{}/apikeys/{}", org.id, org.key_id),
+            Some(json!({"policies": {"requestsPerMinute": 3}})),
+        )
+        .await;
+    org.route(server(0), failover(&[&a, &b, &c], 2)).await;
+
+    let first = chat(server(0), &org.key, "a").await;
+    assert_eq!(first.content(), "from ok-b", "{}", first.text);
+    // b's one request per minute is spent: the next request skips it.
+    let second = chat(server(1), &org.key, "a").await;
+    assert_eq!(second.content(), "from ok-c", "{}", second.text);
+    assert_eq!(
+        slugs(&fake),
+        ["fail-500-a", "ok-b", "fail-500-a", "ok-c"],
+        "b is not called over its limit"
+    );
+    let record = server(1).usage_record(&org.id, &second.request_id).await;
+    let attempts = record["routing"]["attempts"].as_array().unwrap().clone();
+    let tried: Vec<(&str, &str, Value)> = attempts
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["modelId"].as_str().unwrap(),
+                attempt["error"].as_str().unwrap_or("-"),
+                attempt["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            (a.as_str(), "upstream returned 500", json!(500)),
+            (b.as_str(), "model_rate_limited", json!(429)),
+            (c.as_str(), "-", json!(200)),
+        ],
+        "{record}"
+    );
+
+    // Every candidate refused by its own limit: the refusal, no upstream call.
+    org.route(server(0), failover(&[&b], 0)).await;
+    let refused = chat(server(0), &org.key, "a").await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(fake.received().len(), 4);
+    let record = server(0).usage_record(&org.id, &refused.request_id).await;
+    assert_eq!(
+        record["routing"]["attempts"][0]["error"], "model_rate_limited",
+        "{record}"
+    );
+    assert_eq!(
+        record["metadata"]["deniedBy"],
+        "rate limit `requests_per_minute` on scope `model`"
+    );
+    // Three requests so far: the key's limit (3 a minute) refuses the fourth, once.
+    let fourth = chat(server(1), &org.key, "a").await;
+    assert_eq!(fourth.status, 429, "{}", fourth.text);
+    let record = server(1).usage_record(&org.id, &fourth.request_id).await;
+    assert_eq!(
+        record["metadata"]["deniedBy"],
+        "rate limit `requests_per_minute` on scope `api_key`"
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_models_own_rate_limits_count_its_attempts() {
+    candidate_rate_limits_count_each_attempted_model(&[TestServer::start().await]).await;
+}
+
+#[tokio::test]
+async fn a_candidate_models_own_rate_limits_are_shared_by_replicas() {
+    let Some(servers) = crate::support::replicas(2).await else {
+        return;
+    };
+    candidate_rate_limits_count_each_attempted_model(&servers).await;
+}
+
 /// The official SDKs see routing as ordinary answers: on `/v1/llm/chat` (OpenAI SDK) an OpenAI
 /// candidate's 500 fails over to an Anthropic one, unary and streamed; natively the OpenAI route
 /// keeps to its family, and the Anthropic route (Anthropic SDK) fails over within its own.

@@ -52,7 +52,7 @@ pub use breaker::{
     BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState, OnOpen,
 };
 pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
-pub use layer::{ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
+pub use layer::{ModelLimits, ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
 pub use policy::{
     RoutingCandidate, RoutingDocument, RoutingPolicy, Strategy, Trigger, DEFAULT_TRIGGERS,
     MAX_RETRIES, MAX_RETRY_DELAY_MS,
