@@ -1064,6 +1064,99 @@ async fn circuits_open_after_consecutive_failures_and_a_half_open_probe_closes_t
     assert_eq!(hook.calls().len(), 2);
 }
 
+/// The slugs the fake received that start with `prefix`.
+fn calls_to(upstream: &FakeUpstream, prefix: &str) -> usize {
+    slugs(upstream)
+        .iter()
+        .filter(|slug| slug.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn circuit_settings_come_from_the_server_config_and_a_providers_own() {
+    let flaky = upstream(Arc::new(AtomicBool::new(true))).await;
+    let steady = upstream(Arc::default()).await;
+    let clock = odock::core::ManualClock::new(chrono::Utc::now());
+    let server = TestServer::start_with_clock(
+        |config| {
+            config.circuit_failure_threshold = 2;
+            config.circuit_open_ms = 5_000;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let org = Org::create(&server, &flaky).await;
+    let backup_provider = provider(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("{}/v1", steady.root()),
+        2_000,
+    )
+    .await;
+    let backup = org
+        .model(&server, &backup_provider, "backup", "ok-b", price(0, 0))
+        .await;
+    let primary = org
+        .model(&server, &org.provider, "primary", "toggle-1", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&primary, &backup], 1)).await;
+
+    // The server's threshold (2): the second failure opens the circuit, not the first.
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 1);
+    assert_eq!(
+        chat(&server, &org.key, "primary").await.content(),
+        "from ok-b"
+    );
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2, "still closed after one");
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2, "open after two");
+    // Open for the server's 5 s.
+    clock.advance(chrono::Duration::milliseconds(4_900));
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2);
+    clock.advance(chrono::Duration::milliseconds(100));
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 3, "the probe");
+
+    // A provider's own settings win: 3 failures, open for 1 s.
+    let own = provider_with(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("{}/v1", flaky.root()),
+        2_000,
+        json!({"circuitFailureThreshold": 3, "circuitOpenMs": 1_000}),
+    )
+    .await;
+    let second = org
+        .model(&server, &own, "second", "toggle-2", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&second, &backup], 1)).await;
+    for expected in 1..=3 {
+        chat(&server, &org.key, "second").await;
+        assert_eq!(calls_to(&flaky, "toggle-2"), expected);
+    }
+    chat(&server, &org.key, "second").await;
+    assert_eq!(calls_to(&flaky, "toggle-2"), 3, "open after three");
+    clock.advance(chrono::Duration::milliseconds(1_000));
+    chat(&server, &org.key, "second").await;
+    assert_eq!(calls_to(&flaky, "toggle-2"), 4, "probed after 1 s");
+
+    // Provider settings the gateway could not use are refused.
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/api/organisations/{}/providers/{own}", org.id),
+            Some(json!({"config": {"circuitFailureThreshold": 0}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    assert_eq!(body["error"]["field"], "config.circuitFailureThreshold");
+}
+
 #[tokio::test]
 async fn a_providers_keys_are_a_pool_rotated_per_request_and_a_401_takes_a_key_out() {
     let fake = upstream(Arc::default()).await;

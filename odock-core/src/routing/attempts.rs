@@ -112,9 +112,12 @@ fn record_health(
     failure: Option<(Failure, &str)>,
 ) {
     let Some(breakers) = breakers else { return };
+    let settings = breakers.settings().for_provider(&model.provider);
     for key in breaker_keys(model).iter().flatten() {
         match failure {
-            Some((failure, error)) if failure.unhealthy() => breakers.record_failure(key, error),
+            Some((failure, error)) if failure.unhealthy() => {
+                breakers.record_failure_with(key, error, settings)
+            }
             _ => breakers.record_success(key),
         }
     }
@@ -270,10 +273,11 @@ pub(crate) async fn routed_call(
             tokio::time::sleep(delay).await;
         }
         if let Some(breakers) = breakers {
+            let settings = breakers.settings().for_provider(&model.provider);
             let open = breaker_keys(model)
                 .iter()
                 .flatten()
-                .any(|key| !breakers.try_acquire(key));
+                .any(|key| !breakers.try_acquire_with(key, settings));
             if open {
                 attempts.push(model, false, None, Some("circuit_open"), None);
                 continue;

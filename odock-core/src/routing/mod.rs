@@ -50,6 +50,7 @@ mod tests;
 pub(crate) use attempts::routed_call;
 pub use breaker::{
     BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState, OnOpen,
+    CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_OPEN_MS,
 };
 pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
 pub use layer::{ModelLimits, ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
