@@ -1157,6 +1157,68 @@ async fn circuit_settings_come_from_the_server_config_and_a_providers_own() {
     assert_eq!(body["error"]["field"], "config.circuitFailureThreshold");
 }
 
+/// A loopback address that black-holes connections: a listener that never accepts, its one-slot
+/// queue filled, so the kernel drops further connection attempts (the connect hangs). Keep the
+/// returned values alive.
+async fn black_hole() -> (
+    tokio::net::TcpListener,
+    Vec<tokio::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    // Fill the queue: connect until an attempt no longer completes.
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => return (listener, queued, address),
+        }
+    }
+    panic!("the listener's queue never filled");
+}
+
+#[tokio::test]
+async fn a_providers_connect_timeout_fails_over_a_black_holed_upstream_within_it() {
+    let fake = upstream(Arc::default()).await;
+    let (_listener, _queued, address) = black_hole().await;
+    let server = TestServer::start().await;
+    let org = Org::create(&server, &fake).await;
+    // A minute for the exchange, 300 ms to connect.
+    let dead = provider_with(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("http://{address}/v1"),
+        60_000,
+        json!({"connectTimeoutMs": 300}),
+    )
+    .await;
+    let a = org.model(&server, &dead, "a", "ok-a", price(0, 0)).await;
+    let b = org
+        .model(&server, &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&a, &b], 1)).await;
+    let started = std::time::Instant::now();
+    let answer = chat(&server, &org.key, "a").await;
+    let took = started.elapsed();
+    assert_eq!(answer.content(), "from ok-b", "{}", answer.text);
+    // Neither the exchange's minute nor the client-wide 10 s connect limit was waited for.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let record = server.usage_record(&org.id, &answer.request_id).await;
+    let failed = &record["routing"]["attempts"][0];
+    assert_eq!(failed["modelId"], a.as_str(), "{record}");
+    assert_eq!(failed["error"], "upstream_timeout", "{record}");
+    assert!(failed["latencyMs"].as_u64().unwrap() >= 300, "{record}");
+}
+
 #[tokio::test]
 async fn a_providers_keys_are_a_pool_rotated_per_request_and_a_401_takes_a_key_out() {
     let fake = upstream(Arc::default()).await;
