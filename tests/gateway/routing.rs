@@ -1461,6 +1461,20 @@ async fn candidate_rate_limits_count_each_attempted_model(servers: &[TestServer]
         "{record}"
     );
 
+    let metrics = server(1)
+        .client
+        .get(server(1).url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("odock_routing_attempt_failures_total{reason=\"model_rate_limit\"} 1"),
+        "{metrics}"
+    );
+
     // Every candidate refused by its own limit: the refusal, no upstream call.
     org.route(server(0), failover(&[&b], 0)).await;
     let refused = chat(server(0), &org.key, "a").await;
