@@ -1,6 +1,8 @@
 //! Per-request overhead of the governance stack, in process: the full layer stack (request id,
 //! errors, auth, metering, resolution, provider dispatch) over in-memory stores and a local
-//! provider, unary and streaming; plus the request decoder and the billing calculator alone.
+//! provider, unary and streaming; the same with routing on as the server has it (the SQL policy
+//! source, warm, for a key without a policy: routing's "nothing applies" path); plus the request
+//! decoder and the billing calculator alone.
 //!
 //! `cargo bench --bench layers`
 
@@ -12,12 +14,14 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use odock::core::layers::LlmRequest;
 use odock::core::pricing::bill;
+use odock::core::routing::{CircuitBreakers, Routing};
 use odock::core::testing::StaticProvider;
 use odock::core::{
     ApiKeyType, BillingMode, Endpoint, GatewayBuilder, InMemoryKeyStore, ModelPricing, ModelType,
     Principal, ProviderRegistry, ProviderType, ResolvedModel, ResolvedProvider,
     ResolvedProviderKey, Secret, TokenRates, TokenUsage, UsageRecord, UsageSink, UsageSinkError,
 };
+use odock_store::{KeyStoreOptions, SqlRoutingPolicySource};
 use tower::ServiceExt;
 
 /// Discards records: the bench measures the request path, not storage.
@@ -112,6 +116,37 @@ fn stack(c: &mut Criterion) {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let service = gateway().llm::<Full<Bytes>>(Endpoint::ChatCompletions);
+    // As the server builds it: SQL policies (cached per key), circuit breakers, key pools.
+    let policies = runtime.block_on(odock_store::testing::database());
+    let routing = Routing::new(
+        Arc::new(SqlRoutingPolicySource::new(
+            policies,
+            &KeyStoreOptions::default(),
+        )),
+        Arc::new(CircuitBreakers::default()),
+    );
+    let routed = gateway()
+        .routing(Some(Arc::new(routing)))
+        .llm::<Full<Bytes>>(Endpoint::ChatCompletions);
+    c.bench_function("stack/unary_routing_no_policy", |b| {
+        b.to_async(&runtime).iter(|| {
+            let service = routed.clone();
+            async move {
+                let response = service
+                    .oneshot(request(BODY))
+                    .await
+                    .unwrap_or_else(|e| match e {});
+                criterion::black_box(
+                    response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .ok(),
+                )
+            }
+        })
+    });
     c.bench_function("stack/unary", |b| {
         b.to_async(&runtime).iter(|| {
             let service = service.clone();

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tower::Service;
 
+use crate::admission::Admission;
 use crate::body::{full, BoxError, GatewayBody};
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, ProviderError, ResolveError};
@@ -22,6 +23,7 @@ use crate::ids::RequestId;
 use crate::layers::metering::Meter;
 use crate::layers::resolve::LlmRequest;
 use crate::model::ResolvedModel;
+use crate::principal::Principal;
 use crate::provider::{
     ProviderBody, ProviderRegistry, ProviderRequest, ProviderResponse, StreamChunk,
 };
@@ -31,11 +33,22 @@ use opentelemetry::KeyValue;
 
 /// Calls the provider registered for the resolved model's provider type — or, when routing left
 /// a [`RoutePlan`], makes the plan's attempts (see [`crate::routing`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProviderService {
     providers: Arc<ProviderRegistry>,
     breakers: Option<Arc<CircuitBreakers>>,
     pools: Option<Arc<KeyPools>>,
+    admission: Option<Arc<dyn Admission>>,
+}
+
+impl std::fmt::Debug for ProviderService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderService")
+            .field("providers", &self.providers)
+            .field("breakers", &self.breakers)
+            .field("pools", &self.pools)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderService {
@@ -44,7 +57,15 @@ impl ProviderService {
             providers,
             breakers: None,
             pools: None,
+            admission: None,
         }
+    }
+
+    /// Routed attempts on another model than the requested one count against that model's own
+    /// rate limits through `admission` (the one the admission layer uses).
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// Rotates the keys of pooled models (see [`KeyPools`]).
@@ -183,6 +204,7 @@ impl Service<Request<Bytes>> for ProviderService {
         let providers = self.providers.clone();
         let breakers = self.breakers.clone();
         let pools = self.pools.clone();
+        let admission = self.admission.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let missing =
@@ -222,10 +244,12 @@ impl Service<Request<Bytes>> for ProviderService {
                 client_traceparent: parts.headers.get(TRACEPARENT).cloned(),
             };
             if let Some(plan) = plan {
+                let principal = parts.extensions.get::<Principal>();
                 return routed_call(
                     &providers,
                     breakers.as_deref(),
                     pools.as_deref(),
+                    (admission.as_deref(), principal),
                     &context,
                     plan,
                 )

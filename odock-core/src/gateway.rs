@@ -131,7 +131,8 @@ impl GatewayBuilder {
         match &self.routing {
             Some(routing) => service
                 .with_breakers(routing.breakers().clone())
-                .with_key_pools(routing.key_pools().clone()),
+                .with_key_pools(routing.key_pools().clone())
+                .with_admission(self.admission.clone()),
             None => service,
         }
     }

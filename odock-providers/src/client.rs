@@ -1,5 +1,7 @@
 //! The HTTP client every provider sends through: one `reqwest::Client` plus the egress policy it
-//! enforces and the largest unary answer it buffers.
+//! enforces and the largest unary answer it buffers. A provider with its own connect timeout
+//! (`config.connectTimeoutMs`) is sent through a client built with it, one per distinct timeout
+//! (a connect timeout is a property of the client's connector, not of a request).
 //!
 //! Provider base URLs are tenant configuration, so the client must never become a way into the
 //! gateway's own network. Every connection is checked against an [`EgressPolicy`]:
@@ -17,6 +19,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foldhash::HashMap;
 use odock_core::egress::{EgressDenied, EgressPolicy, ResolveFailure};
@@ -42,10 +45,29 @@ pub struct UpstreamClient {
     /// URLs already parsed and checked: parsing (with IDNA) was the largest single cost of an
     /// upstream call. Bounded by configuration (base URLs × routes × slugs); emptied when full.
     checked: Arc<RwLock<HashMap<String, Url>>>,
+    /// Clients of providers' own connect timeouts, built on first use.
+    by_connect_timeout: Arc<RwLock<HashMap<Duration, reqwest::Client>>>,
 }
 
 /// How many checked URLs are kept before the cache starts over.
 const CHECKED_URLS: usize = 4_096;
+
+/// How many distinct provider connect timeouts get a client of their own; beyond, the cache
+/// starts over (configuration has a handful).
+const CONNECT_TIMEOUT_CLIENTS: usize = 64;
+
+/// The provider setting naming its connect timeout in milliseconds.
+pub const CONNECT_TIMEOUT_SETTING: &str = "connectTimeoutMs";
+
+/// The provider's `config.connectTimeoutMs`: how long connecting (TCP and TLS) may take.
+pub fn connect_timeout(provider: &odock_core::ResolvedProvider) -> Option<Duration> {
+    provider
+        .config
+        .get(CONNECT_TIMEOUT_SETTING)
+        .and_then(serde_json::Value::as_u64)
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+}
 
 impl Default for UpstreamClient {
     /// The safe default: no private upstream, [`DEFAULT_MAX_RESPONSE_BYTES`].
@@ -58,25 +80,12 @@ impl UpstreamClient {
     /// A client that connects only where `egress` allows.
     pub fn new(egress: EgressPolicy) -> Self {
         let egress = Arc::new(egress);
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver::new(egress.clone())))
-            .build()
-            .map_err(|error| {
-                tracing::error!(%error, "could not build the upstream HTTP client");
-                "the gateway's upstream HTTP client could not be built".to_owned()
-            });
         Self {
-            http,
+            http: build(&egress, CONNECT_TIMEOUT),
             egress,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             checked: Arc::default(),
+            by_connect_timeout: Arc::default(),
         }
     }
 
@@ -104,6 +113,28 @@ impl UpstreamClient {
         Ok(http.post(url))
     }
 
+    /// A POST to `url` for `provider`: connecting within its `config.connectTimeoutMs` when it
+    /// has one (else [`CONNECT_TIMEOUT`]).
+    pub fn post_for(
+        &self,
+        provider: &odock_core::ResolvedProvider,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let Some(timeout) = connect_timeout(provider).filter(|t| *t != CONNECT_TIMEOUT) else {
+            return self.post(url);
+        };
+        let url = self.check_url(url)?;
+        if let Some(http) = self.by_connect_timeout.read().get(&timeout) {
+            return Ok(http.post(url));
+        }
+        let http = build(&self.egress, timeout).map_err(ProviderError::Unreachable)?;
+        let mut clients = self.by_connect_timeout.write();
+        if clients.len() >= CONNECT_TIMEOUT_CLIENTS {
+            clients.clear();
+        }
+        Ok(clients.entry(timeout).or_insert(http).post(url))
+    }
+
     /// Parses an upstream URL and refuses what must never be sent: a scheme other than http(s),
     /// a fragment, credentials, or an IP-literal host outside the egress policy. Messages never
     /// repeat the URL (it is tenant configuration and may hold credentials).
@@ -124,6 +155,25 @@ impl UpstreamClient {
         checked.insert(url.to_owned(), parsed.clone());
         Ok(parsed)
     }
+}
+
+/// The upstream client: egress-guarded resolution, no proxy, no redirects, `connect_timeout`.
+/// `Err` (logged) only when the TLS backend could not initialise.
+fn build(egress: &Arc<EgressPolicy>, connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(egress.clone())))
+        .build()
+        .map_err(|error| {
+            tracing::error!(%error, "could not build the upstream HTTP client");
+            "the gateway's upstream HTTP client could not be built".to_owned()
+        })
 }
 
 /// `url` parsed, when it is usable as an upstream URL: http(s), a host, no fragment, no

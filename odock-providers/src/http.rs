@@ -151,7 +151,7 @@ pub(crate) async fn send(
         Some(limit) if Instant::now() + limit < deadline.at => (Instant::now() + limit, limit),
         _ => (deadline.at, deadline.timeout),
     };
-    let response = until(head_at, head_timeout, upstream.send()).await?;
+    let response = send_until(&model.provider, head_at, head_timeout, upstream).await?;
     let status = response.status();
     let headers = relayed_headers(response.headers());
     let request_id = header_string(response.headers(), request_id_header);
@@ -169,6 +169,24 @@ pub(crate) async fn send(
         headers,
         request_id,
     })
+}
+
+/// Sends `upstream` and waits until `deadline` for the answer's head. A connection that could
+/// not be made within the provider's connect timeout is a timeout of that length.
+pub(crate) async fn send_until(
+    provider: &odock_core::ResolvedProvider,
+    deadline: Instant,
+    timeout: Duration,
+    upstream: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    match tokio::time::timeout_at(deadline, upstream.send()).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) if error.is_connect() && error.is_timeout() => Err(ProviderError::Timeout(
+            crate::client::connect_timeout(provider).unwrap_or(crate::CONNECT_TIMEOUT),
+        )),
+        Ok(Err(error)) => Err(provider_error(error, timeout)),
+        Err(_elapsed) => Err(ProviderError::Timeout(timeout)),
+    }
 }
 
 /// The provider's `config.firstByteTimeoutMs`: how long the answer's head may take, within the

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::routing::{get, post, post_service};
 use axum::{middleware, Extension, Router};
 use odock_core::layers::RequestIdLayer;
-use odock_core::routing::{CircuitBreakers, CircuitSettings, CircuitState, KeyPools, Routing};
+use odock_core::routing::{CircuitBreakers, CircuitState, KeyPools, Routing};
 use odock_core::{
     CacheInvalidator, Clock, GatewayBuilder, InvalidatorSet, Secret, SystemClock, UsageSink,
 };
@@ -216,7 +216,7 @@ impl App {
             &KeyStoreOptions::default(),
         ));
         let breakers = Arc::new(
-            CircuitBreakers::new(CircuitSettings::default(), circuit_clock.clone())
+            CircuitBreakers::new(config.circuit_settings(), circuit_clock.clone())
                 .on_open(crate::notify::circuit_alerts(pool.clone(), alerter.clone())),
         );
         register_circuit_gauges(&metrics, &breakers);

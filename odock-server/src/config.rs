@@ -128,6 +128,10 @@ pub struct FileConfig {
     pub max_in_flight_requests: Option<usize>,
     /// Bytes of request bodies held in memory at once; beyond it, 503 `overloaded` (default 128 MiB).
     pub max_buffered_body_bytes: Option<usize>,
+    /// Consecutive upstream failures that open a provider's (or key's) circuit (default 5).
+    pub circuit_failure_threshold: Option<u32>,
+    /// How long an open circuit skips its upstream before a probe, in milliseconds (default 30000).
+    pub circuit_open_ms: Option<u64>,
     /// OTLP base endpoint (like `OTEL_EXPORTER_OTLP_ENDPOINT`); setting it turns trace export on.
     pub otel_endpoint: Option<String>,
     /// `http/protobuf` (default) or `grpc`.
@@ -204,6 +208,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `ODOCK_UI` (`on` by default; `off` serves no console pages, for API-only deployments).
     pub ui: bool,
+    /// `ODOCK_CIRCUIT_FAILURE_THRESHOLD`, `ODOCK_CIRCUIT_OPEN_MS`: when circuit breakers open
+    /// and for how long (a provider's `config` may override both).
+    pub circuit_failure_threshold: u32,
+    pub circuit_open_ms: u64,
     /// `ODOCK_HEADER_READ_TIMEOUT_MS`, `ODOCK_BODY_READ_TIMEOUT_MS`, `ODOCK_KEEP_ALIVE_TIMEOUT_MS`.
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
@@ -259,6 +267,10 @@ impl Default for Config {
             upstream_max_response_bytes: odock_providers::client::DEFAULT_MAX_RESPONSE_BYTES,
             public_url: None,
             ui: true,
+            circuit_failure_threshold:
+                odock_core::routing::CircuitSettings::DEFAULT_FAILURE_THRESHOLD,
+            circuit_open_ms: odock_core::routing::CircuitSettings::DEFAULT_OPEN_FOR.as_millis()
+                as u64,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 60_000,
             keep_alive_timeout_ms: 60_000,
@@ -381,6 +393,12 @@ impl Config {
         }
         if let Some(v) = file.ui {
             self.ui = v;
+        }
+        if let Some(v) = file.circuit_failure_threshold {
+            self.circuit_failure_threshold = v;
+        }
+        if let Some(v) = file.circuit_open_ms {
+            self.circuit_open_ms = v;
         }
         if let Some(v) = file.header_read_timeout_ms {
             self.header_read_timeout_ms = v;
@@ -534,6 +552,14 @@ impl Config {
                 _ => return Err(invalid("ODOCK_UI", "expected `on` or `off`")),
             };
         }
+        if let Some(v) = get("ODOCK_CIRCUIT_FAILURE_THRESHOLD") {
+            self.circuit_failure_threshold = v
+                .parse()
+                .map_err(|e| invalid("ODOCK_CIRCUIT_FAILURE_THRESHOLD", e))?;
+        }
+        if let Some(v) = get("ODOCK_CIRCUIT_OPEN_MS") {
+            self.circuit_open_ms = v.parse().map_err(|e| invalid("ODOCK_CIRCUIT_OPEN_MS", e))?;
+        }
         for (name, slot) in [
             (
                 "ODOCK_HEADER_READ_TIMEOUT_MS",
@@ -598,6 +624,11 @@ impl Config {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("keep_alive_timeout_ms", self.keep_alive_timeout_ms),
+            ("circuit_open_ms", self.circuit_open_ms),
+            (
+                "circuit_failure_threshold",
+                u64::from(self.circuit_failure_threshold),
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be positive"));
@@ -690,6 +721,14 @@ impl Config {
         &self,
     ) -> Result<odock_mcp::StdioAllowList, odock_mcp::stdio::policy::StdioAllowError> {
         odock_mcp::StdioAllowList::from_entries(&self.mcp_stdio_allow)
+    }
+
+    /// When circuit breakers open and how long they stay open (a provider may override both).
+    pub fn circuit_settings(&self) -> odock_core::routing::CircuitSettings {
+        odock_core::routing::CircuitSettings {
+            failure_threshold: self.circuit_failure_threshold,
+            open_for: std::time::Duration::from_millis(self.circuit_open_ms),
+        }
     }
 
     /// The caps on live stdio processes (`mcp_stdio_max` = 0 refuses every stdio session).
@@ -791,6 +830,9 @@ impl Config {
             self.max_header_bytes,
             self.max_in_flight_requests,
             self.max_buffered_body_bytes,
+        ) + &format!(
+            "circuit_failure_threshold = {}\ncircuit_open_ms = {}\n",
+            self.circuit_failure_threshold, self.circuit_open_ms,
         ) + &self.observability.describe()
     }
 }
@@ -1112,9 +1154,20 @@ mod tests {
                 ("ODOCK_MAX_HEADER_BYTES", "16384"),
                 ("ODOCK_MAX_IN_FLIGHT_REQUESTS", "10"),
                 ("ODOCK_MAX_BUFFERED_BODY_BYTES", "67108864"),
+                ("ODOCK_CIRCUIT_FAILURE_THRESHOLD", "3"),
+                ("ODOCK_CIRCUIT_OPEN_MS", "1500"),
             ]),
         )
         .unwrap();
+        assert_eq!(
+            (config.circuit_failure_threshold, config.circuit_open_ms),
+            (3, 1500)
+        );
+        assert!(config.describe().contains("circuit_failure_threshold = 3"));
+        assert_eq!(
+            Config::default().circuit_settings(),
+            odock_core::routing::CircuitSettings::default()
+        );
         assert_eq!(
             config.public_url.as_deref(),
             Some("https://odock.example.com")
@@ -1145,6 +1198,9 @@ mod tests {
             refused(&[("ODOCK_HEADER_READ_TIMEOUT_MS", "0")]).contains("header_read_timeout_ms")
         );
         assert!(refused(&[("ODOCK_MAX_HEADER_BYTES", "1024")]).contains("max_header_bytes"));
+        assert!(refused(&[("ODOCK_CIRCUIT_FAILURE_THRESHOLD", "0")])
+            .contains("circuit_failure_threshold"));
+        assert!(refused(&[("ODOCK_CIRCUIT_OPEN_MS", "0")]).contains("circuit_open_ms"));
         assert!(
             refused(&[("ODOCK_MAX_IN_FLIGHT_REQUESTS", "0")]).contains("max_in_flight_requests")
         );

@@ -146,7 +146,15 @@ const STRATEGIES: [&str; 4] = ["failover", "priority", "round_robin", "weighted"
 /// Upper bounds of `odock_routing_attempts` (attempts per routed request; at most 11).
 const ATTEMPT_BOUNDS: [u64; 5] = [1, 2, 3, 5, 11];
 /// Why a routed attempt failed, `odock_routing_attempt_failures_total{reason}`.
-const ATTEMPT_FAILURES: [&str; 5] = ["5xx", "timeout", "rate_limit", "circuit_open", "other"];
+/// `model_rate_limit`: skipped by the candidate model's own rate limit (no upstream call).
+const ATTEMPT_FAILURES: [&str; 6] = [
+    "5xx",
+    "timeout",
+    "rate_limit",
+    "circuit_open",
+    "other",
+    "model_rate_limit",
+];
 
 /// Routing facts read off usage records (low cardinality: no model or key labels).
 #[derive(Default)]
@@ -186,6 +194,8 @@ impl RoutingSeries {
             let error = attempt["error"].as_str().unwrap_or_default();
             let reason = if error == "circuit_open" {
                 3
+            } else if error == "model_rate_limited" {
+                5
             } else if error == "upstream_timeout" {
                 1
             } else if status == 429 {
@@ -226,7 +236,7 @@ impl RoutingSeries {
             self.attempts_sum.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "odock_routing_attempts_count {count}");
-        out.push_str("# HELP odock_routing_attempt_failures_total Failed routed attempts by reason (5xx, timeout, rate_limit, circuit_open, other).\n# TYPE odock_routing_attempt_failures_total counter\n");
+        out.push_str("# HELP odock_routing_attempt_failures_total Failed routed attempts by reason (5xx, timeout, rate_limit, circuit_open, model_rate_limit, other).\n# TYPE odock_routing_attempt_failures_total counter\n");
         for (reason, count) in ATTEMPT_FAILURES.iter().zip(&self.failures) {
             let _ = writeln!(
                 out,

@@ -1064,6 +1064,161 @@ async fn circuits_open_after_consecutive_failures_and_a_half_open_probe_closes_t
     assert_eq!(hook.calls().len(), 2);
 }
 
+/// The slugs the fake received that start with `prefix`.
+fn calls_to(upstream: &FakeUpstream, prefix: &str) -> usize {
+    slugs(upstream)
+        .iter()
+        .filter(|slug| slug.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn circuit_settings_come_from_the_server_config_and_a_providers_own() {
+    let flaky = upstream(Arc::new(AtomicBool::new(true))).await;
+    let steady = upstream(Arc::default()).await;
+    let clock = odock::core::ManualClock::new(chrono::Utc::now());
+    let server = TestServer::start_with_clock(
+        |config| {
+            config.circuit_failure_threshold = 2;
+            config.circuit_open_ms = 5_000;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let org = Org::create(&server, &flaky).await;
+    let backup_provider = provider(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("{}/v1", steady.root()),
+        2_000,
+    )
+    .await;
+    let backup = org
+        .model(&server, &backup_provider, "backup", "ok-b", price(0, 0))
+        .await;
+    let primary = org
+        .model(&server, &org.provider, "primary", "toggle-1", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&primary, &backup], 1)).await;
+
+    // The server's threshold (2): the second failure opens the circuit, not the first.
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 1);
+    assert_eq!(
+        chat(&server, &org.key, "primary").await.content(),
+        "from ok-b"
+    );
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2, "still closed after one");
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2, "open after two");
+    // Open for the server's 5 s.
+    clock.advance(chrono::Duration::milliseconds(4_900));
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 2);
+    clock.advance(chrono::Duration::milliseconds(100));
+    chat(&server, &org.key, "primary").await;
+    assert_eq!(calls_to(&flaky, "toggle-1"), 3, "the probe");
+
+    // A provider's own settings win: 3 failures, open for 1 s.
+    let own = provider_with(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("{}/v1", flaky.root()),
+        2_000,
+        json!({"circuitFailureThreshold": 3, "circuitOpenMs": 1_000}),
+    )
+    .await;
+    let second = org
+        .model(&server, &own, "second", "toggle-2", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&second, &backup], 1)).await;
+    for expected in 1..=3 {
+        chat(&server, &org.key, "second").await;
+        assert_eq!(calls_to(&flaky, "toggle-2"), expected);
+    }
+    chat(&server, &org.key, "second").await;
+    assert_eq!(calls_to(&flaky, "toggle-2"), 3, "open after three");
+    clock.advance(chrono::Duration::milliseconds(1_000));
+    chat(&server, &org.key, "second").await;
+    assert_eq!(calls_to(&flaky, "toggle-2"), 4, "probed after 1 s");
+
+    // Provider settings the gateway could not use are refused.
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/api/organisations/{}/providers/{own}", org.id),
+            Some(json!({"config": {"circuitFailureThreshold": 0}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    assert_eq!(body["error"]["field"], "config.circuitFailureThreshold");
+}
+
+/// A loopback address that black-holes connections: a listener that never accepts, its one-slot
+/// queue filled, so the kernel drops further connection attempts (the connect hangs). Keep the
+/// returned values alive.
+async fn black_hole() -> (
+    tokio::net::TcpListener,
+    Vec<tokio::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    // Fill the queue: connect until an attempt no longer completes.
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => return (listener, queued, address),
+        }
+    }
+    panic!("the listener's queue never filled");
+}
+
+#[tokio::test]
+async fn a_providers_connect_timeout_fails_over_a_black_holed_upstream_within_it() {
+    let fake = upstream(Arc::default()).await;
+    let (_listener, _queued, address) = black_hole().await;
+    let server = TestServer::start().await;
+    let org = Org::create(&server, &fake).await;
+    // A minute for the exchange, 300 ms to connect.
+    let dead = provider_with(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("http://{address}/v1"),
+        60_000,
+        json!({"connectTimeoutMs": 300}),
+    )
+    .await;
+    let a = org.model(&server, &dead, "a", "ok-a", price(0, 0)).await;
+    let b = org
+        .model(&server, &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&a, &b], 1)).await;
+    let started = std::time::Instant::now();
+    let answer = chat(&server, &org.key, "a").await;
+    let took = started.elapsed();
+    assert_eq!(answer.content(), "from ok-b", "{}", answer.text);
+    // Neither the exchange's minute nor the client-wide 10 s connect limit was waited for.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let record = server.usage_record(&org.id, &answer.request_id).await;
+    let failed = &record["routing"]["attempts"][0];
+    assert_eq!(failed["modelId"], a.as_str(), "{record}");
+    assert_eq!(failed["error"], "upstream_timeout", "{record}");
+    assert!(failed["latencyMs"].as_u64().unwrap() >= 300, "{record}");
+}
+
 #[tokio::test]
 async fn a_providers_keys_are_a_pool_rotated_per_request_and_a_401_takes_a_key_out() {
     let fake = upstream(Arc::default()).await;
@@ -1239,6 +1394,123 @@ async fn a_candidate_whose_own_policy_refuses_the_request_is_skipped() {
         .map(|attempt| attempt["modelId"].as_str().unwrap())
         .collect();
     assert_eq!(tried, [a.as_str(), c.as_str()]);
+}
+
+/// Model-level rate limits count every attempted model: the requested model's in the one
+/// admission, another candidate's before its first attempt. `servers` take turns (two replicas
+/// sharing Redis in production mode: the count is shared).
+async fn candidate_rate_limits_count_each_attempted_model(servers: &[TestServer]) {
+    let fake = upstream(Arc::default()).await;
+    let server = |i: usize| &servers[i % servers.len()];
+    let org = Org::create(server(0), &fake).await;
+    let a = org
+        .model(server(0), &org.provider, "a", "fail-500-a", price(0, 0))
+        .await;
+    let b = org
+        .model(server(0), &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    let c = org
+        .model(server(0), &org.provider, "c", "ok-c", price(0, 0))
+        .await;
+    server(0)
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/organisations/{}/models/{b}", org.id),
+            Some(json!({"policies": {"requestsPerMinute": 1}})),
+        )
+        .await;
+    // The key's own limit counts the request once, however many models it tries.
+    server(0)
+        .admin_ok(
+            Method::PATCH,
+            &format!("/api/organisations/{}/apikeys/{}", org.id, org.key_id),
+            Some(json!({"policies": {"requestsPerMinute": 3}})),
+        )
+        .await;
+    org.route(server(0), failover(&[&a, &b, &c], 2)).await;
+
+    let first = chat(server(0), &org.key, "a").await;
+    assert_eq!(first.content(), "from ok-b", "{}", first.text);
+    // b's one request per minute is spent: the next request skips it.
+    let second = chat(server(1), &org.key, "a").await;
+    assert_eq!(second.content(), "from ok-c", "{}", second.text);
+    assert_eq!(
+        slugs(&fake),
+        ["fail-500-a", "ok-b", "fail-500-a", "ok-c"],
+        "b is not called over its limit"
+    );
+    let record = server(1).usage_record(&org.id, &second.request_id).await;
+    let attempts = record["routing"]["attempts"].as_array().unwrap().clone();
+    let tried: Vec<(&str, &str, Value)> = attempts
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["modelId"].as_str().unwrap(),
+                attempt["error"].as_str().unwrap_or("-"),
+                attempt["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tried,
+        [
+            (a.as_str(), "upstream returned 500", json!(500)),
+            (b.as_str(), "model_rate_limited", json!(429)),
+            (c.as_str(), "-", json!(200)),
+        ],
+        "{record}"
+    );
+
+    let metrics = server(1)
+        .client
+        .get(server(1).url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("odock_routing_attempt_failures_total{reason=\"model_rate_limit\"} 1"),
+        "{metrics}"
+    );
+
+    // Every candidate refused by its own limit: the refusal, no upstream call.
+    org.route(server(0), failover(&[&b], 0)).await;
+    let refused = chat(server(0), &org.key, "a").await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(fake.received().len(), 4);
+    let record = server(0).usage_record(&org.id, &refused.request_id).await;
+    assert_eq!(
+        record["routing"]["attempts"][0]["error"], "model_rate_limited",
+        "{record}"
+    );
+    assert_eq!(
+        record["metadata"]["deniedBy"],
+        "rate limit `requests_per_minute` on scope `model`"
+    );
+    // Three requests so far: the key's limit (3 a minute) refuses the fourth, once.
+    let fourth = chat(server(1), &org.key, "a").await;
+    assert_eq!(fourth.status, 429, "{}", fourth.text);
+    let record = server(1).usage_record(&org.id, &fourth.request_id).await;
+    assert_eq!(
+        record["metadata"]["deniedBy"],
+        "rate limit `requests_per_minute` on scope `api_key`"
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_models_own_rate_limits_count_its_attempts() {
+    candidate_rate_limits_count_each_attempted_model(&[TestServer::start().await]).await;
+}
+
+#[tokio::test]
+async fn a_candidate_models_own_rate_limits_are_shared_by_replicas() {
+    let Some(servers) = crate::support::replicas(2).await else {
+        return;
+    };
+    candidate_rate_limits_count_each_attempted_model(&servers).await;
 }
 
 /// The official SDKs see routing as ordinary answers: on `/v1/llm/chat` (OpenAI SDK) an OpenAI

@@ -123,6 +123,31 @@ fn check_timeout(timeout_ms: Option<u64>) -> Result<Option<u64>, AdminError> {
     }
 }
 
+/// The provider settings the gateway reads as positive integers: timeouts in milliseconds (at
+/// most [`MAX_TIMEOUT_MS`]) and circuit breaker overrides.
+const NUMERIC_SETTINGS: [(&str, u64); 4] = [
+    ("firstByteTimeoutMs", MAX_TIMEOUT_MS),
+    ("connectTimeoutMs", MAX_TIMEOUT_MS),
+    ("circuitFailureThreshold", u32::MAX as u64),
+    ("circuitOpenMs", MAX_TIMEOUT_MS),
+];
+
+/// Refuses a numeric setting the gateway would otherwise silently ignore.
+fn check_config(config: &JsonObject) -> Result<(), AdminError> {
+    for (name, max) in NUMERIC_SETTINGS {
+        let Some(value) = config.get(name) else {
+            continue;
+        };
+        if !value.as_u64().is_some_and(|v| v > 0 && v <= max) {
+            return Err(AdminError::field(
+                &format!("config.{name}"),
+                format!("config.{name} must be an integer between 1 and {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn timeout_column(timeout_ms: Option<u64>) -> Option<i64> {
     timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
 }
@@ -142,6 +167,7 @@ pub async fn create(
     )?;
     let timeout_ms = check_timeout(input.timeout_ms)?;
     let config = input.config.unwrap_or_default();
+    check_config(&config)?;
     let now = now_ms();
     let id = new_object_id();
     sqlx::query(
@@ -196,6 +222,7 @@ pub async fn update(
         current.enabled = enabled;
     }
     if let Some(config) = patch.config {
+        check_config(&config)?;
         current.config = config;
     }
     let result = sqlx::query(
@@ -250,6 +277,32 @@ mod tests {
         assert!(check_base_url("https://api.openai.com/v1?x=1").is_err());
         assert!(check_base_url("https://evil.example/#").is_err());
         assert!(check_base_url("https://user:pw@api.openai.com/v1").is_err());
+    }
+
+    #[test]
+    fn numeric_settings_must_be_positive_integers() {
+        let config = |value: serde_json::Value| {
+            serde_json::json!({ "connectTimeoutMs": value, "apiVersion": "x" })
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        assert!(check_config(&config(serde_json::json!(2_000))).is_ok());
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(-1),
+            serde_json::json!("2000"),
+            serde_json::json!(1.5),
+            serde_json::json!(MAX_TIMEOUT_MS + 1),
+        ] {
+            let refused = check_config(&config(bad.clone()));
+            assert!(
+                matches!(&refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "config.connectTimeoutMs"),
+                "{bad}: {refused:?}"
+            );
+        }
+        let threshold = serde_json::json!({ "circuitFailureThreshold": 0 });
+        assert!(check_config(threshold.as_object().unwrap()).is_err());
     }
 
     #[tokio::test]

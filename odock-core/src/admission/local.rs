@@ -56,6 +56,21 @@ impl Admission for LocalAdmission {
             None => None,
         }
         .filter(|hold| !hold.is_empty());
+        self.admit_with(hold, &request)
+    }
+
+    async fn admit_rates(&self, request: AdmissionRequest<'_>) -> Result<Admitted, GatewayError> {
+        self.admit_with(None, &request)
+    }
+}
+
+impl LocalAdmission {
+    /// Counts the request's rate limits; the ticket holds the permit and `hold` (if any).
+    fn admit_with(
+        &self,
+        hold: Option<LedgerHold>,
+        request: &AdmissionRequest<'_>,
+    ) -> Result<Admitted, GatewayError> {
         let rate = if request.limits.is_empty() {
             Default::default()
         } else {
@@ -221,6 +236,34 @@ mod tests {
         assert_eq!(reserved(&admission), 100);
         drop(first);
         assert_eq!(reserved(&admission), 0);
+    }
+
+    #[tokio::test]
+    async fn admitting_rates_only_counts_the_limits_and_holds_no_budget() {
+        let admission = admission(100);
+        let limits = limits(1, 0);
+        let (principal, request_id) = (principal(), RequestId::generate());
+        let request = |limits| AdmissionRequest {
+            principal: &principal,
+            request_id: &request_id,
+            limits,
+            estimate: Estimate {
+                tokens_in: 1,
+                tokens_out: 1,
+                cost_nanos: 1_000,
+            },
+        };
+        let held = admission.admit_rates(request(&limits)).await.unwrap();
+        assert_eq!(reserved(&admission), 0, "over budget, yet nothing held");
+        assert_eq!(
+            admission
+                .admit_rates(request(&limits))
+                .await
+                .unwrap_err()
+                .code(),
+            "rate_limit_exceeded"
+        );
+        drop(held);
     }
 
     #[tokio::test]

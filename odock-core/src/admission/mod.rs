@@ -63,6 +63,11 @@ pub struct Admitted {
 #[async_trait]
 pub trait Admission: Send + Sync + 'static {
     async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, GatewayError>;
+
+    /// Counts `request` against its `limits` only — no budget or quota is held. For a routed
+    /// request's attempt on another model than the one admitted: that model's own rate limits
+    /// apply to the attempt, while the request was counted once everywhere else.
+    async fn admit_rates(&self, request: AdmissionRequest<'_>) -> Result<Admitted, GatewayError>;
 }
 
 /// How an admitted request's holds end. Implementations release everything in `Drop` when they

@@ -6,6 +6,9 @@
 //! - A stream counts as answered once its first chunk arrived: a failure before it (a connection
 //!   closed before the first event) may fail over, one after it reaches the client as the
 //!   stream's error event, as without routing.
+//! - An attempt on another model than the requested one first counts against that model's own
+//!   rate limits (once per request and model); a model whose limit is exhausted is skipped
+//!   (`model_rate_limited`), and when no attempt could be made the client gets the refusal.
 //! - The meter gets the answering model (priced at its rates: failed attempts reported no usage)
 //!   and the `routing` object listing every attempt; gateway overhead ends at the first attempt.
 
@@ -17,13 +20,16 @@ use http::Response;
 use serde_json::{json, Value};
 
 use super::breaker::{BreakerKey, CircuitBreakers};
-use super::layer::RoutePlan;
+use super::layer::{ModelLimits, RoutePlan};
 use super::policy::{RoutingPolicy, Trigger};
 use super::pool::{retry_after, KeyPools};
+use crate::admission::{Admission, AdmissionRequest, Ticket};
 use crate::body::GatewayBody;
 use crate::dispatch::CallContext;
 use crate::error::{GatewayError, ProviderError, ResolveError};
+use crate::ids::ModelId;
 use crate::model::ResolvedModel;
+use crate::principal::Principal;
 use crate::provider::{ProviderBody, ProviderRegistry, ProviderResponse};
 
 /// How an attempt failed, as the triggers see it.
@@ -106,9 +112,12 @@ fn record_health(
     failure: Option<(Failure, &str)>,
 ) {
     let Some(breakers) = breakers else { return };
+    let settings = breakers.settings().for_provider(&model.provider);
     for key in breaker_keys(model).iter().flatten() {
         match failure {
-            Some((failure, error)) if failure.unhealthy() => breakers.record_failure(key, error),
+            Some((failure, error)) if failure.unhealthy() => {
+                breakers.record_failure_with(key, error, settings)
+            }
             _ => breakers.record_success(key),
         }
     }
@@ -175,14 +184,80 @@ impl Attempts {
     }
 }
 
+/// Counts attempted models against their own rate limits: each model once per request, its
+/// ticket held until the request ends (settled with the record when that model answered,
+/// released otherwise).
+struct ModelAdmissions<'a> {
+    admission: Option<&'a dyn Admission>,
+    principal: Option<&'a Principal>,
+    admitted: Vec<(ModelId, Ticket)>,
+    /// The last refusal, answered when no attempt could be made.
+    refused: Option<GatewayError>,
+}
+
+impl ModelAdmissions<'_> {
+    /// `Ok(false)`: `model`'s own rate limit refuses the attempt.
+    async fn admit(
+        &mut self,
+        context: &CallContext,
+        own: Option<&ModelLimits>,
+    ) -> Result<bool, GatewayError> {
+        let (Some(own), Some(admission), Some(principal)) = (own, self.admission, self.principal)
+        else {
+            return Ok(true);
+        };
+        if self.admitted.iter().any(|(id, _)| *id == own.model_id) {
+            return Ok(true);
+        }
+        match admission
+            .admit_rates(AdmissionRequest {
+                principal,
+                request_id: &context.request_id,
+                limits: &own.limits,
+                estimate: own.estimate,
+            })
+            .await
+        {
+            Ok(admitted) => {
+                self.admitted.push((own.model_id.clone(), admitted.ticket));
+                Ok(true)
+            }
+            Err(refusal @ GatewayError::RateLimit(_)) => {
+                self.refused = Some(refusal);
+                Ok(false)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The answering model's ticket is settled with the usage record.
+    fn answered(&mut self, context: &CallContext, model: &ResolvedModel) {
+        let Some(at) = self.admitted.iter().position(|(id, _)| *id == model.id) else {
+            return;
+        };
+        let (_, ticket) = self.admitted.swap_remove(at);
+        if let (Some(meter), false) = (&context.meter, ticket.is_empty()) {
+            meter.on_finish(Box::new(move |record| ticket.settle(record)));
+        }
+    }
+}
+
 /// Makes the plan's attempts; answers with the first success, or the last failure.
+/// `admission` and `principal` count attempted models against their own rate limits.
 pub(crate) async fn routed_call(
     providers: &ProviderRegistry,
     breakers: Option<&CircuitBreakers>,
     pools: Option<&KeyPools>,
+    (admission, principal): (Option<&dyn Admission>, Option<&Principal>),
     context: &CallContext,
     plan: RoutePlan,
 ) -> Result<Response<GatewayBody>, GatewayError> {
+    let mut model_admissions = ModelAdmissions {
+        admission,
+        principal,
+        admitted: Vec::new(),
+        refused: None,
+    };
     let total = plan.attempts.len();
     let delay = plan.retry_delay();
     let mut attempts = Attempts {
@@ -198,14 +273,20 @@ pub(crate) async fn routed_call(
             tokio::time::sleep(delay).await;
         }
         if let Some(breakers) = breakers {
+            let settings = breakers.settings().for_provider(&model.provider);
             let open = breaker_keys(model)
                 .iter()
                 .flatten()
-                .any(|key| !breakers.try_acquire(key));
+                .any(|key| !breakers.try_acquire_with(key, settings));
             if open {
                 attempts.push(model, false, None, Some("circuit_open"), None);
                 continue;
             }
+        }
+        let own = plan.model_limits.iter().find(|m| m.model_id == model.id);
+        if !model_admissions.admit(context, own).await? {
+            attempts.push(model, false, Some(429), Some("model_rate_limited"), None);
+            continue;
         }
         let provider_type = model.provider.provider_type;
         let Some(provider) = providers.get(provider_type) else {
@@ -242,6 +323,7 @@ pub(crate) async fn routed_call(
         match result {
             Ok(answer) if answer.status.is_success() => {
                 record_health(breakers, model, None);
+                model_admissions.answered(context, model);
                 attempts.push(
                     model,
                     true,
@@ -263,6 +345,7 @@ pub(crate) async fn routed_call(
                 record_health(breakers, model, Some((failure, &error)));
                 attempts.push(model, false, Some(status), Some(&error), Some(started));
                 if is_last || !retryable(&plan.policy, Some(failure)) {
+                    model_admissions.answered(context, model);
                     attempts.finish(context, &plan, model);
                     return Ok(context.respond(model, answer));
                 }
@@ -288,9 +371,11 @@ pub(crate) async fn routed_call(
             }
         }
     }
-    // The last planned attempts were skipped (open circuits): answer with the last failure.
+    // The last planned attempts were skipped (open circuits, exhausted model rate limits):
+    // answer with the last failure, or the refusal when no attempt was made.
     match last {
         Some((model, Ok(answer))) => {
+            model_admissions.answered(context, &model);
             attempts.finish(context, &plan, &model);
             Ok(context.respond(&model, answer))
         }
@@ -301,6 +386,9 @@ pub(crate) async fn routed_call(
         None => {
             if let Some(model) = plan.attempts.last() {
                 attempts.finish(context, &plan, model);
+            }
+            if let Some(refusal) = model_admissions.refused {
+                return Err(refusal);
             }
             Err(ProviderError::Unreachable(
                 "every candidate's circuit is open; retry shortly".to_owned(),

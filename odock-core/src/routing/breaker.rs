@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
 use crate::ids::{ProviderId, ProviderKeyId};
+use crate::model::ResolvedProvider;
 
 /// When circuits open and how long they stay open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,29 @@ pub struct CircuitSettings {
 impl CircuitSettings {
     pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
     pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
+
+    /// These settings with `provider`'s own over them: `config.circuitFailureThreshold` and
+    /// `config.circuitOpenMs` (positive integers; anything else is ignored).
+    pub fn for_provider(self, provider: &ResolvedProvider) -> Self {
+        let positive = |name: &str| {
+            provider
+                .config
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|v| *v > 0)
+        };
+        Self {
+            failure_threshold: positive(CIRCUIT_FAILURE_THRESHOLD)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(self.failure_threshold),
+            open_for: positive(CIRCUIT_OPEN_MS).map_or(self.open_for, Duration::from_millis),
+        }
+    }
 }
+
+/// The provider settings overriding the server's circuit breaker settings.
+pub const CIRCUIT_FAILURE_THRESHOLD: &str = "circuitFailureThreshold";
+pub const CIRCUIT_OPEN_MS: &str = "circuitOpenMs";
 
 impl Default for CircuitSettings {
     fn default() -> Self {
@@ -145,29 +168,33 @@ impl CircuitBreakers {
         self.breakers.read().get(key).cloned()
     }
 
-    fn open_for(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.settings.open_for).unwrap_or(chrono::Duration::MAX)
-    }
-
     /// Whether a request may go to what `key` guards now. In an open circuit whose time is up,
     /// this lets one probe through (half-open) and refuses the rest until it reports.
     pub fn try_acquire(&self, key: &BreakerKey) -> bool {
+        self.try_acquire_with(key, self.settings)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with `settings` (a provider's own) instead of these
+    /// breakers' defaults.
+    pub fn try_acquire_with(&self, key: &BreakerKey, settings: CircuitSettings) -> bool {
         let Some(breaker) = self.get(key) else {
             return true;
         };
+        let open_for =
+            chrono::Duration::from_std(settings.open_for).unwrap_or(chrono::Duration::MAX);
         let now = self.clock.now();
         let mut breaker = breaker.lock();
         let elapsed = now - breaker.status.since;
         match breaker.status.state {
             CircuitState::Closed => true,
-            CircuitState::Open if elapsed >= self.open_for() => {
+            CircuitState::Open if elapsed >= open_for => {
                 breaker.status.state = CircuitState::HalfOpen;
                 breaker.status.since = now;
                 breaker.probing = true;
                 true
             }
             CircuitState::Open => false,
-            CircuitState::HalfOpen if !breaker.probing || elapsed >= self.open_for() => {
+            CircuitState::HalfOpen if !breaker.probing || elapsed >= open_for => {
                 breaker.status.since = now;
                 breaker.probing = true;
                 true
@@ -193,6 +220,11 @@ impl CircuitBreakers {
 
     /// The upstream failed with `error`: counts towards opening (a failed probe reopens).
     pub fn record_failure(&self, key: &BreakerKey, error: &str) {
+        self.record_failure_with(key, error, self.settings);
+    }
+
+    /// [`record_failure`](Self::record_failure) with `settings` (a provider's own).
+    pub fn record_failure_with(&self, key: &BreakerKey, error: &str, settings: CircuitSettings) {
         let now = self.clock.now();
         let breaker = match self.get(key) {
             Some(breaker) => breaker,
@@ -222,7 +254,7 @@ impl CircuitBreakers {
         status.last_error_at = Some(now);
         let open = match status.state {
             CircuitState::HalfOpen => true,
-            CircuitState::Closed => status.consecutive_failures >= self.settings.failure_threshold,
+            CircuitState::Closed => status.consecutive_failures >= settings.failure_threshold,
             CircuitState::Open => false,
         };
         let newly_failing = open && status.state == CircuitState::Closed;

@@ -25,14 +25,16 @@ use super::pool::KeyPools;
 use super::source::RoutingPolicySource;
 use crate::endpoint::Endpoint;
 use crate::error::{GatewayError, ResolveError};
+use crate::ids::ModelId;
 use crate::key_store::KeyStore;
 use crate::layers::admission::{check_request, ClientIp};
 use crate::layers::governed::{estimate, Governed};
 use crate::layers::required;
 use crate::layers::resolve::{check_model, check_provider_pin, LlmRequest};
+use crate::ledger::Estimate;
 use crate::model::ResolvedModel;
 use crate::principal::Principal;
-use crate::rate_limit::ScopedPolicies;
+use crate::rate_limit::{ScopeLimits, ScopedPolicies};
 
 /// What routing shares across requests: the policy source, the circuit breakers and the
 /// round-robin cursors (per key and model type: in this process unless shared).
@@ -89,6 +91,17 @@ impl Routing {
 pub struct RoutePlan {
     pub policy: Arc<RoutingPolicy>,
     pub attempts: Vec<Arc<ResolvedModel>>,
+    /// The model-level rate limits of attempted models other than the requested one (whose
+    /// limits admission counted): each is admitted before that model's first attempt.
+    pub model_limits: Vec<ModelLimits>,
+}
+
+/// One candidate model's own counted rate limits and the estimate they are admitted with.
+#[derive(Debug, Clone)]
+pub struct ModelLimits {
+    pub model_id: ModelId,
+    pub limits: Vec<ScopeLimits>,
+    pub estimate: Estimate,
 }
 
 impl RoutePlan {
@@ -262,6 +275,7 @@ async fn plan(
         body_len,
     } = *facts;
     let mut usable = Vec::with_capacity(policy.candidates.len());
+    let mut model_limits = Vec::new();
     for candidate in &policy.candidates {
         let model = if candidate.model_id == requested.id {
             requested.clone()
@@ -292,7 +306,7 @@ async fn plan(
         }
         // Another model's own policy applies to its attempts too (the requested model's was
         // checked by admission): a candidate whose IP lists, request size or tokens per request
-        // refuse this request is skipped.
+        // refuse this request is skipped; its rate limits are admitted before its attempt.
         if model.id != requested.id {
             let policies = store.policies(principal, &model.id).await?;
             let own: ScopedPolicies = policies
@@ -305,6 +319,19 @@ async fn plan(
                 let tokens = e.tokens_in.saturating_add(e.tokens_out);
                 if check_request(&own, client_ip, body_len, tokens).is_err() {
                     continue;
+                }
+                let limits: Vec<ScopeLimits> =
+                    own.iter().filter_map(ScopeLimits::from_policy).collect();
+                if !limits.is_empty()
+                    && !model_limits
+                        .iter()
+                        .any(|m: &ModelLimits| m.model_id == model.id)
+                {
+                    model_limits.push(ModelLimits {
+                        model_id: model.id.clone(),
+                        limits,
+                        estimate: e,
+                    });
                 }
             }
         }
@@ -353,5 +380,9 @@ async fn plan(
     let attempts = (0..policy.max_attempts())
         .map(|i| usable[(start + i) % n].1.clone())
         .collect();
-    Ok(Some(RoutePlan { policy, attempts }))
+    Ok(Some(RoutePlan {
+        policy,
+        attempts,
+        model_limits,
+    }))
 }

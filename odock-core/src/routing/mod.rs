@@ -50,9 +50,10 @@ mod tests;
 pub(crate) use attempts::routed_call;
 pub use breaker::{
     BreakerKey, BreakerStatus, CircuitBreakers, CircuitSettings, CircuitState, OnOpen,
+    CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_OPEN_MS,
 };
 pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
-pub use layer::{ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
+pub use layer::{ModelLimits, ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
 pub use policy::{
     RoutingCandidate, RoutingDocument, RoutingPolicy, Strategy, Trigger, DEFAULT_TRIGGERS,
     MAX_RETRIES, MAX_RETRY_DELAY_MS,

@@ -204,7 +204,7 @@ impl AnthropicProvider {
         );
         let mut upstream = self
             .client
-            .post(&url)?
+            .post_for(&model.provider, &url)?
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static(accept(request.stream)))
             .header("anthropic-version", anthropic_version(model))

@@ -32,7 +32,7 @@ pub mod wire;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::{
-    accept, credential, is_event_stream, path_segment, relayed_headers, retry_after, until,
+    accept, credential, is_event_stream, path_segment, relayed_headers, retry_after, send_until,
     Deadline,
 };
 use crate::sse;
@@ -82,7 +82,10 @@ impl GeminiProvider {
     ) -> Result<(reqwest::Response, Deadline), ProviderError> {
         let mut upstream = self
             .client
-            .post(&upstream_url(&model.provider, &model.slug, stream))?
+            .post_for(
+                &model.provider,
+                &upstream_url(&model.provider, &model.slug, stream),
+            )?
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static(accept(stream)))
             .body(body);
@@ -91,7 +94,7 @@ impl GeminiProvider {
         }
         let upstream = crate::http::with_traceparent(upstream, traceparent.as_ref());
         let deadline = Deadline::start(&self.client, model);
-        let response = until(deadline.at, deadline.timeout, upstream.send()).await?;
+        let response = send_until(&model.provider, deadline.at, deadline.timeout, upstream).await?;
         tracing::debug!(
             provider = %model.provider.name,
             status = response.status().as_u16(),

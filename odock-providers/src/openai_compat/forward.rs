@@ -100,7 +100,7 @@ pub(crate) async fn forward<A: ReadAnswer>(
 ) -> Result<ProviderResponse, ProviderError> {
     let model = &request.model;
     let mut upstream = client
-        .post(&outgoing.url)?
+        .post_for(&model.provider, &outgoing.url)?
         .header(CONTENT_TYPE, outgoing.content_type)
         .header(ACCEPT, HeaderValue::from_static(outgoing.accept))
         .body(outgoing.body);

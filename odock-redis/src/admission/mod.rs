@@ -509,6 +509,24 @@ impl Admission for RedisAdmission {
             .await?;
         let now = inner.clock.now();
         let windows = inner.plan_windows(&rules, &request, now);
+        self.run_plan(windows, &request, now).await
+    }
+
+    async fn admit_rates(&self, request: AdmissionRequest<'_>) -> Result<Admitted, GatewayError> {
+        self.run_plan(Vec::new(), &request, self.inner.clock.now())
+            .await
+    }
+}
+
+impl RedisAdmission {
+    /// Admits `request`'s rate limits and `windows` in one script run.
+    async fn run_plan(
+        &self,
+        windows: Vec<PlannedWindow>,
+        request: &AdmissionRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Admitted, GatewayError> {
+        let inner = &self.inner;
         if windows.is_empty() && request.limits.is_empty() {
             return Ok(Admitted::default());
         }

@@ -321,6 +321,40 @@ async fn a_refusal_by_a_window_or_a_rate_takes_nothing_anywhere() {
     f.cleanup().await;
 }
 
+#[tokio::test]
+async fn admitting_rates_only_shares_the_limits_and_holds_no_window() {
+    let Some(f) = fixture("redis_admission_rates_only").await else {
+        return;
+    };
+    // A budget the estimate exceeds and a quota of one request: neither is consulted.
+    f.add_budget("b1", 10).await;
+    f.add_quota("q1", "REQUESTS", 1).await;
+    let [a, b] = &f.replicas;
+    let limits = [rpm(1)];
+    let (principal, request_id) = (principal(), RequestId::generate());
+    let request = |principal| AdmissionRequest {
+        principal,
+        request_id: &request_id,
+        limits: &limits,
+        estimate: cost(1_000),
+    };
+    let first = a.admit_rates(request(&principal)).await.unwrap();
+    assert_eq!(first.requests, Some((1, 0)));
+    assert_eq!(
+        f.totals(LedgerKind::Budget, "b1").await,
+        WindowTotals::default()
+    );
+    assert_eq!(
+        f.totals(LedgerKind::Quota, "q1").await,
+        WindowTotals::default()
+    );
+    // The other replica sees the spent request.
+    let refused = b.admit_rates(request(&principal)).await.unwrap_err();
+    assert_eq!(refused.code(), "rate_limit_exceeded");
+    first.ticket.settle(&mut record(0, 200));
+    f.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_tickets_and_abandoned_admissions_hold_nothing() {
     let Some(f) = fixture("redis_admission_cancelled").await else {
