@@ -1536,6 +1536,58 @@ async fn usage_records_sort_by_cost_through_the_api_and_the_page_headers() {
     assert!(page.text.contains("Sorted by cost, highest first."));
 }
 
+/// The usage page's charts and KPIs follow the model, provider and user filters (the usage
+/// summary takes them), and offer a breakdown by status class.
+#[tokio::test]
+async fn usage_charts_follow_the_provider_filter_and_break_down_by_status() {
+    let w = World::new().await;
+    let me =
+        w.h.call(Method::GET, "/api/auth/me", Some(&w.user), None)
+            .await
+            .body["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let mut records: Vec<_> = [3_000, 1_000, 5_000]
+        .iter()
+        .enumerate()
+        .map(|(i, cost)| usage_record(&w.org, &me, *cost, 10 + i as i64))
+        .collect();
+    records[2].provider = "anthropic".into();
+    records[1].http_status = 502;
+    {
+        let mut conn = w.h.pool.acquire().await.unwrap();
+        odock_store::usage_records::insert_batch(&mut conn, &records, &[])
+            .await
+            .unwrap();
+    }
+    let kpi = |label: &str, value: &str| {
+        format!(r#"<span class="kpi-label">{label}</span><span class="kpi-value">{value}</span>"#)
+    };
+    let all = w.get(&format!("/{}/usage?range=7d", w.org), &w.admin).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    assert!(all.text.contains(&kpi("Requests", "3")), "{}", all.text);
+    let anthropic = w
+        .get(
+            &format!(
+                "/{}/usage?range=7d&provider=anthropic&breakdown=status",
+                w.org
+            ),
+            &w.admin,
+        )
+        .await;
+    assert_eq!(anthropic.status, StatusCode::OK, "{}", anthropic.text);
+    assert!(
+        anthropic.text.contains(&kpi("Requests", "1")),
+        "{}",
+        anthropic.text
+    );
+    assert!(anthropic.text.contains(&kpi("Cost", "$0.000005")));
+    assert!(anthropic.text.contains("Top status by requests"));
+    assert!(anthropic.text.contains("2xx"));
+    assert!(!anthropic.text.contains("5xx"));
+}
+
 #[tokio::test]
 async fn the_playground_lists_the_callers_active_keys_and_says_why_it_needs_the_secret() {
     let w = World::new().await;

@@ -368,12 +368,18 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
             record_query.push(format!("{key}={}", encode(v)));
         }
     }
-    // The summary narrows by team and key (what the aggregates are kept by).
-    if let Some(team) = query.get("teamId").filter(|v| !v.is_empty()) {
-        summary_query.push(format!("teamIds={}", encode(team)));
-    }
-    if let Some(key) = query.get("apiKeyId").filter(|v| !v.is_empty()) {
-        summary_query.push(format!("apiKeyIds={}", encode(key)));
+    // The charts (the usage summary) follow every filter but the exact HTTP status and the request
+    // id, which only the records table can answer.
+    for (name, param) in [
+        ("teamId", "teamIds"),
+        ("apiKeyId", "apiKeyIds"),
+        ("modelId", "modelIds"),
+        ("provider", "providers"),
+        ("userId", "userIds"),
+    ] {
+        if let Some(value) = query.get(name).filter(|v| !v.is_empty()) {
+            summary_query.push(format!("{param}={}", encode(value)));
+        }
     }
     if let Some(cursor) = query.get("cursor").filter(|v| !v.is_empty()) {
         record_query.push(format!("cursor={}", encode(cursor)));
@@ -394,7 +400,7 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
     let summary_base = format!("{}?{}", api(org, "/usage/summary"), summary_query.join("&"));
     let daily = ctx.get(&format!("{summary_base}&groupBy=day")).await?;
     let group = match breakdown {
-        "apiKey" | "team" | "user" | "provider" | "model" => breakdown,
+        "apiKey" | "team" | "user" | "provider" | "model" | "status" => breakdown,
         _ => "model",
     };
     let top = ctx.get(&format!("{summary_base}&groupBy={group}")).await?;
@@ -501,7 +507,7 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
                 input #u-requestId name="requestId" type="search" value=(query.get("requestId").map(String::as_str).unwrap_or(""));
             }
             (pick("metric", "Metric", &[("requests", "Requests"), ("cost", "Cost"), ("tokens", "Tokens"), ("errors", "Errors")], metric))
-            (pick("breakdown", "Top by", &[("model", "Model"), ("apiKey", "API key"), ("team", "Team"), ("user", "User"), ("provider", "Provider")], group))
+            (pick("breakdown", "Top by", &[("model", "Model"), ("apiKey", "API key"), ("team", "Team"), ("user", "User"), ("provider", "Provider"), ("status", "Status class")], group))
             button type="submit" { "Apply" }
         }
         (stats_kpis(&daily["totals"]))
@@ -519,7 +525,7 @@ async fn usage_page(ctx: &Ctx, scope: &Scope, org: &str, query: &HashMap<String,
         }
         section aria-labelledby="records-h" {
             h2 #records-h { "Records" }
-            p.help { "Charts follow the period, team and key filters; the table follows every filter. " (order) " Select a column header to sort by it." }
+            p.help { "Charts follow every filter except the HTTP status and request id; the table follows every filter. " (order) " Select a column header to sort by it." }
             (sorted_records_table(&records, &base, Some((sort, &sort_link))))
             (layout::pager(&records, &here))
         }
