@@ -106,7 +106,9 @@ fn all_columns() -> String {
     )
 }
 
-/// The statement that creates the table (migration 0008 holds exactly this text; a test checks).
+/// The statement that creates the table, without its final `;` (migration 0008 holds exactly this
+/// text; a test checks). SQLite's migration adds `WITHOUT ROWID`, so rows are stored in key order
+/// and a period's rows are one sequential range instead of a lookup per row.
 pub fn create_table_sql() -> String {
     let mut sql = String::from(
         "CREATE TABLE usage_rollups (\n    organisation_id TEXT NOT NULL,\n    \
@@ -126,7 +128,7 @@ pub fn create_table_sql() -> String {
             latency_column(index)
         );
     }
-    let _ = write!(sql, "    PRIMARY KEY ({KEY_COLUMNS})\n);");
+    let _ = write!(sql, "    PRIMARY KEY ({KEY_COLUMNS})\n)");
     sql
 }
 

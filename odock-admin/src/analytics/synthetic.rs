@@ -157,6 +157,9 @@ pub fn generate(spec: &SyntheticSpec) -> Vec<SyntheticRecord> {
     out
 }
 
+/// The `metadata` of every generated record (valid, so the records list can read them back).
+const METADATA: &str = r#"{"schema":"usage_metadata_v1","outcome":"completed","usageEstimated":false,"receivedAt":"2024-06-01T00:00:00Z"}"#;
+
 /// Rows per INSERT statement.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -190,7 +193,7 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
                 sql,
                 "({id}, {id}, {org}, {team}, {user}, {key}, {provider}, {model}, {model_id}, \
                  '{endpoint}', {status}, {error_code}, {latency}, 50, 0, {input}, {output}, \
-                 {cached}, {reasoning}, {billable}, {cost}, '{{}}', '{{}}', {at})",
+                 {cached}, {reasoning}, {billable}, {cost}, '{{}}', '{metadata}', {at})",
                 id = literal(Some(&r.id)),
                 org = literal(Some(&r.organisation_id)),
                 team = literal(r.team_id.as_deref()),
@@ -208,6 +211,7 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
                 billable = r.billable_tokens,
                 cost = r.cost_nanos_usd,
                 at = r.created_at,
+                metadata = METADATA,
             );
         }
         sqlx::query(&sql)

@@ -74,7 +74,7 @@ CREATE TABLE usage_rollups (
     lat_44 BIGINT NOT NULL DEFAULT 0,
     lat_45 BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (organisation_id, grain, bucket_ms, team_id, user_id, api_key_id, model_id, provider, mcp_server_id, status_class)
-);
+) WITHOUT ROWID;
 INSERT INTO usage_rollups (organisation_id, grain, bucket_ms, team_id, user_id, api_key_id, model_id, provider, mcp_server_id, status_class, model, requests, input_tokens, output_tokens, cached_tokens, reasoning_tokens, billable_tokens, cost_nanos_usd, latency_max_ms, lat_00, lat_01, lat_02, lat_03, lat_04, lat_05, lat_06, lat_07, lat_08, lat_09, lat_10, lat_11, lat_12, lat_13, lat_14, lat_15, lat_16, lat_17, lat_18, lat_19, lat_20, lat_21, lat_22, lat_23, lat_24, lat_25, lat_26, lat_27, lat_28, lat_29, lat_30, lat_31, lat_32, lat_33, lat_34, lat_35, lat_36, lat_37, lat_38, lat_39, lat_40, lat_41, lat_42, lat_43, lat_44, lat_45)
 SELECT organisation_id, 'h', bucket_ms, team_id, user_id, api_key_id, model_id, provider, mcp_server_id, status_class, MAX(model), COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cached_tokens) AS BIGINT), CAST(SUM(reasoning_tokens) AS BIGINT), CAST(SUM(billable_tokens) AS BIGINT), CAST(SUM(cost_nanos_usd) AS BIGINT), MAX(latency_ms),
        CAST(SUM(CASE WHEN latency_ms <= 0 THEN 1 ELSE 0 END) AS BIGINT),
