@@ -1044,6 +1044,69 @@ async fn mcp_servers_show_sealed_auth_only_as_configured_and_are_edited_and_dele
     assert_eq!(w.get(&here, &w.admin).await.status, StatusCode::NOT_FOUND);
 }
 
+/// Basic and OAuth2 client-credentials upstream auth are set from the form (sealed, previews
+/// only), and a missing field is reported next to that field.
+#[tokio::test]
+async fn mcp_servers_take_basic_and_oauth2_upstream_auth_from_the_form() {
+    let w = World::new().await;
+    let create = |body: &'static str| {
+        let w = &w;
+        async move {
+            w.post(&format!("/{}/mcp-servers", w.org), &w.admin, body)
+                .await
+        }
+    };
+    let basic = create(
+        "name=Basic&slug=basic&transport=STREAMABLE_HTTP&endpointUrl=https%3A%2F%2Fmcp.example.test%2Fb\
+         &authType=BASIC&authToken=ignored&authUsername=robot&authPassword=basic-secret-9876&enabled=on",
+    )
+    .await;
+    assert_eq!(basic.status, StatusCode::SEE_OTHER, "{}", basic.text);
+    let oauth = create(
+        "name=OAuth&slug=oauth&transport=STREAMABLE_HTTP&endpointUrl=https%3A%2F%2Fmcp.example.test%2Fo\
+         &authType=OAUTH2&authTokenUrl=https%3A%2F%2Fidp.example.test%2Ftoken&authClientId=odock\
+         &authClientSecret=oauth-secret-5432&authScope=tools&enabled=on",
+    )
+    .await;
+    assert_eq!(oauth.status, StatusCode::SEE_OTHER, "{}", oauth.text);
+    let servers = w.api(Method::GET, "/mcp-servers").await;
+    let find = |slug: &str| {
+        servers["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slug"] == slug)
+            .unwrap()
+            .clone()
+    };
+    let (basic, oauth) = (find("basic"), find("oauth"));
+    assert_eq!(basic["authType"], "BASIC");
+    assert_eq!(oauth["authType"], "OAUTH2");
+    for (server, secret) in [(&basic, "basic-secret-9876"), (&oauth, "oauth-secret-5432")] {
+        assert!(!server["authConfigPreview"].as_object().unwrap().is_empty());
+        assert!(!server.to_string().contains(secret));
+        let page = w
+            .get(
+                &format!("/{}/mcp-servers/{}", w.org, server["id"].as_str().unwrap()),
+                &w.admin,
+            )
+            .await;
+        assert!(page.text.contains("configured") && !page.text.contains(secret));
+    }
+    // No password: the error is shown at the password field.
+    let missing = create(
+        "name=Half&slug=half&transport=STREAMABLE_HTTP&endpointUrl=https%3A%2F%2Fmcp.example.test%2Fh\
+         &authType=BASIC&authUsername=robot&enabled=on",
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{}", missing.text);
+    assert!(
+        missing.text.contains(r#"id="f-authPassword-error""#),
+        "{}",
+        missing.text
+    );
+}
+
 #[tokio::test]
 async fn teams_members_and_users_are_edited_from_their_pages() {
     let w = World::new().await;

@@ -950,6 +950,43 @@ pub fn mcp_table(list: &Value, base: Option<&str>) -> Markup {
     )
 }
 
+/// The upstream auth types' form fields: `(auth type, form field, authConfig key)`.
+const AUTH_FIELDS: &[(&str, &str, &str)] = &[
+    ("BEARER", "authToken", "token"),
+    ("BASIC", "authUsername", "username"),
+    ("BASIC", "authPassword", "password"),
+    ("OAUTH2", "authTokenUrl", "tokenUrl"),
+    ("OAUTH2", "authClientId", "clientId"),
+    ("OAUTH2", "authClientSecret", "clientSecret"),
+    ("OAUTH2", "authScope", "scope"),
+    ("OAUTH2", "authAudience", "audience"),
+];
+
+/// The `authConfig` of `auth_type` from the form's filled fields; `None` when none of them is
+/// filled (on edit: keep the sealed config).
+fn auth_config(fields: &Fields, auth_type: &str) -> Option<Value> {
+    let config: Map<String, Value> = AUTH_FIELDS
+        .iter()
+        .filter(|(kind, _, _)| *kind == auth_type)
+        .filter_map(|(_, field, key)| fields.opt(field).map(|v| ((*key).to_owned(), json!(v))))
+        .collect();
+    (!config.is_empty()).then_some(Value::Object(config))
+}
+
+/// The form field an API error about `authConfig` belongs next to: the key the field
+/// (`authConfig.<key>`) or the message (``needs `<key>` ``) names, else the type's first field.
+fn auth_form_field(api_field: &str, message: &str, auth_type: &str) -> String {
+    let key = api_field
+        .strip_prefix("authConfig.")
+        .or_else(|| message.split('`').nth(1));
+    AUTH_FIELDS
+        .iter()
+        .filter(|(kind, _, _)| *kind == auth_type)
+        .find(|(_, _, k)| key.is_none_or(|key| key == *k))
+        .map_or("authType", |(_, field, _)| field)
+        .to_owned()
+}
+
 /// The fields of the MCP server form (create and edit), per transport.
 fn mcp_fields(state: &FormState, token_help: &str) -> Markup {
     html! {
@@ -958,8 +995,25 @@ fn mcp_fields(state: &FormState, token_help: &str) -> Markup {
         (forms::select(state, "transport", "Transport", &options(&["STREAMABLE_HTTP", "SSE", "STDIO"]), None))
         (forms::input(state, "endpointUrl", "Endpoint URL", "url", false, Some("For streamable HTTP and SSE.")))
         (forms::input(state, "stdioCommand", "Command", "text", false, Some("For STDIO: an allowed program.")))
-        (forms::select(state, "authType", "Upstream auth", &options(&["NONE", "BEARER"]), None))
-        (forms::input(state, "authToken", "Bearer token", "password", false, Some(token_help)))
+        (forms::select(state, "authType", "Upstream auth", &options(&["NONE", "BEARER", "BASIC", "OAUTH2"]), None))
+        p.help { (token_help) " Fill in the fields of the chosen type; the others are ignored." }
+        fieldset {
+            legend { "Bearer" }
+            (forms::input(state, "authToken", "Bearer token", "password", false, None))
+        }
+        fieldset {
+            legend { "Basic" }
+            (forms::input(state, "authUsername", "Username", "text", false, None))
+            (forms::input(state, "authPassword", "Password", "password", false, None))
+        }
+        fieldset {
+            legend { "OAuth2 client credentials" }
+            (forms::input(state, "authTokenUrl", "Token URL", "url", false, None))
+            (forms::input(state, "authClientId", "Client id", "text", false, None))
+            (forms::input(state, "authClientSecret", "Client secret", "password", false, None))
+            (forms::input(state, "authScope", "Scope", "text", false, Some("Optional.")))
+            (forms::input(state, "authAudience", "Audience", "text", false, Some("Optional.")))
+        }
         (forms::input(state, "callUsd", "Price per tools/call (USD)", "text", false, None))
         (forms::checkbox(state, "enabled", "Enabled", true))
     }
@@ -1022,11 +1076,9 @@ pub async fn create_mcp_server(ctx: Ctx, Path(org): Path<String>, fields: Fields
         "authType".into(),
         json!(if auth.is_empty() { "NONE" } else { auth }),
     );
-    if auth == "BEARER" {
-        body.insert(
-            "authConfig".into(),
-            json!({"token": fields.get("authToken")}),
-        );
+    if !auth.is_empty() && auth != "NONE" {
+        let config = auth_config(&fields, auth).unwrap_or_else(|| json!({}));
+        body.insert("authConfig".into(), config);
     }
     if let Some(price) = fields.opt("callUsd") {
         match layout::parse_usd(price) {
@@ -1056,11 +1108,12 @@ pub async fn create_mcp_server(ctx: Ctx, Path(org): Path<String>, fields: Fields
     if let Some(page) = super::refused(&ctx, &answer) {
         return Err(page);
     }
+    let auth = auth.to_owned();
     let mut state = FormState::from_answer(fields, &answer);
     // The API names nested fields (`authConfig.token`); point at the form's own field.
-    if let Some((Some(field), _)) = &mut state.error {
+    if let Some((Some(field), message)) = &mut state.error {
         if field.starts_with("authConfig") {
-            *field = "authToken".into();
+            *field = auth_form_field(field, message, &auth);
         }
     }
     mcp_page(&ctx, &org, &HashMap::new(), &state, answer.status).await
@@ -1225,9 +1278,10 @@ pub async fn mcp_server_action(
             body.insert("authType".into(), json!(auth));
             if auth == "NONE" {
                 body.insert("authConfig".into(), Value::Null);
-            } else if let Some(token) = fields.opt("authToken") {
-                body.insert("authConfig".into(), json!({"token": token}));
+            } else if let Some(config) = auth_config(&fields, auth) {
+                body.insert("authConfig".into(), config);
             }
+            let auth = auth.to_owned();
             let call = match fields.opt("callUsd").map(layout::parse_usd) {
                 None => 0,
                 Some(Some(nanos)) => nanos,
@@ -1253,9 +1307,9 @@ pub async fn mcp_server_action(
                 return Err(page);
             }
             let mut state = FormState::from_answer(fields, &answer);
-            if let Some((Some(field), _)) = &mut state.error {
+            if let Some((Some(field), message)) = &mut state.error {
                 if field.starts_with("authConfig") {
-                    *field = "authToken".into();
+                    *field = auth_form_field(field, message, &auth);
                 }
             }
             mcp_server_page(&ctx, &org, &id, &state, answer.status, None).await
