@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use odock_store::db::{Db, DbRow, SqlBuilder};
+use odock_store::db::{end_report, report_connection, Db, DbRow, SqlBuilder};
 use odock_store::usage_rollups::{latency_column, Grain, DAY_MS, HOUR_MS, LATENCY_BUCKETS};
 use sqlx::Row;
 
@@ -155,9 +155,10 @@ pub(crate) async fn cells(
 ) -> Result<HashMap<Key, Cell>, sqlx::Error> {
     let plan = plan(scope.from_ms, scope.to_ms, dims.contains(&Dim::Hour));
     let mut cells: HashMap<Key, Cell> = HashMap::new();
+    let mut conn = report_connection(pool).await?;
     if !plan.rollups.is_empty() {
         let sql = grouped(scope, dims, Source::Rollups, &plan.rollups_spans());
-        for row in sql.query().fetch_all(pool).await? {
+        for row in sql.query().fetch_all(&mut *conn).await? {
             let cell = cells.entry(key_of(&row, dims.len())?).or_default();
             merge_counters(cell, &row)?;
             let mut buckets = Buckets {
@@ -181,16 +182,19 @@ pub(crate) async fn cells(
             .map(|&span| Piece::Records(span))
             .collect();
         let sql = grouped(scope, dims, Source::Records, &spans);
-        for row in sql.query().fetch_all(pool).await? {
+        for row in sql.query().fetch_all(&mut *conn).await? {
             let cell = cells.entry(key_of(&row, dims.len())?).or_default();
             merge_counters(cell, &row)?;
         }
+        end_report(conn).await?;
         for (key, histogram) in histograms(pool, scope, dims, &plan.records).await? {
             let cell = cells.entry(key).or_default();
             for (latency, count) in histogram {
                 cell.buckets.record(latency, count);
             }
         }
+    } else {
+        end_report(conn).await?;
     }
     Ok(cells)
 }
@@ -216,7 +220,10 @@ pub(crate) async fn histograms(
     }
     sql.push("r.latency_ms");
     let mut out: HashMap<Key, Vec<(i64, i64)>> = HashMap::new();
-    for row in sql.query().fetch_all(pool).await? {
+    let mut conn = report_connection(pool).await?;
+    let rows = sql.query().fetch_all(&mut *conn).await?;
+    end_report(conn).await?;
+    for row in rows {
         out.entry(key_of(&row, dims.len())?)
             .or_default()
             .push((row.try_get("latency_ms")?, row.try_get("c")?));
