@@ -495,8 +495,10 @@ mod tests {
         assert_eq!(SseEvent::message("x").event_type(), "message");
     }
 
-    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<&'static [u8], &'static str>> {
-        stream::iter(parts.to_vec().into_iter().map(Ok))
+    fn chunks(
+        parts: &'static [&'static [u8]],
+    ) -> impl Stream<Item = Result<&'static [u8], &'static str>> {
+        stream::iter(parts.iter().copied().map(Ok))
     }
 
     #[tokio::test]

@@ -34,13 +34,10 @@ mod tests {
 
     use super::*;
 
-    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-        stream::iter(
-            parts
-                .to_vec()
-                .into_iter()
-                .map(|part| Ok(Bytes::from_static(part))),
-        )
+    fn chunks(
+        parts: &'static [&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+        stream::iter(parts.iter().map(|part| Ok(Bytes::from_static(part))))
     }
 
     #[tokio::test]
