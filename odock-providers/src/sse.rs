@@ -100,6 +100,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn recorded_streams_decode_to_every_event() {
+        for (fixture, expected) in [
+            (
+                include_str!("openai_compat/fixtures/chat_completion_stream.sse"),
+                8,
+            ),
+            (include_str!("anthropic/fixtures/message_stream.sse"), 17),
+        ] {
+            let events: Vec<Event> = events(byte_stream(vec![fixture]), Duration::from_secs(5))
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(events.len(), expected);
+        }
+    }
+
+    #[tokio::test]
     async fn a_silent_upstream_times_out_once_and_the_stream_ends() {
         let idle = Duration::from_millis(50);
         let bytes = byte_stream(vec!["data: first\n\n"]).chain(stream::pending());
