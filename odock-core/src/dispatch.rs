@@ -346,9 +346,8 @@ impl Body for UpstreamStreamBody {
                         meter.set_error_code(error.code());
                     }
                     let event = json!({ "error": error.error_object() });
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
-                        "data: {event}\n\n"
-                    ))))));
+                    let event = crate::sse::encode_data(&event.to_string());
+                    return Poll::Ready(Some(Ok(Frame::data(event))));
                 }
                 None => {
                     this.chunks = None;

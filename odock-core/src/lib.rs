@@ -31,6 +31,7 @@ pub mod egress;
 pub mod endpoint;
 pub mod error;
 pub mod gateway;
+pub mod http_headers;
 pub mod ids;
 pub mod key_store;
 pub mod layers;
@@ -45,6 +46,7 @@ pub mod provider;
 pub mod rate_limit;
 pub mod routing;
 pub mod secret;
+pub mod sse;
 pub mod telemetry;
 /// Test doubles (a local provider answering in the OpenAI wire format); behind the `testing`
 /// feature so they never ship in an embedder's build by accident.

@@ -257,9 +257,9 @@ fn gemini_events() -> impl Strategy<Value = Vec<String>> {
 
 fn event(kind: &str, data: String) -> Event {
     Event {
-        event: kind.to_owned(),
+        event: Some(kind.to_owned()),
         data,
-        id: String::new(),
+        id: None,
         retry: None,
     }
 }

@@ -1,25 +1,22 @@
-//! The one Server-Sent-Events adapter every provider uses.
+//! Provider streams over the one event-stream codec ([`odock_core::sse`]).
 //!
-//! [`events`] turns an upstream byte stream into parsed [`Event`]s (via `eventsource-stream`),
-//! bounding the silence between two events by the provider's timeout; [`encode_event`] and
-//! [`encode_data`] write events back out for the client.
+//! [`events`] turns an upstream byte stream into parsed [`Event`]s, bounding the silence between
+//! two events by the provider's timeout; [`encode_event`] and [`encode_data`] write events back
+//! out for the client.
 //!
 //! The stream ends after its first error: a transport failure, an idle timeout or bytes that are
 //! not an event stream yield one `Err` and nothing more, so the gateway can close the client's
-//! stream cleanly.
+//! stream cleanly. An event the upstream cut off (no closing blank line) is dropped.
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use eventsource_stream::{EventStreamError, Eventsource};
+use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
+use odock_core::sse::{self as codec, SseStreamError, Tail};
 use odock_core::ProviderError;
 
-pub use eventsource_stream::Event;
-
-/// The event type `eventsource-stream` gives events that did not name one.
-const DEFAULT_EVENT_TYPE: &str = "message";
+pub use odock_core::sse::{encode_data, SseEvent as Event};
 
 /// Parses `bytes` as an event stream. Each wait for the next event may last at most
 /// `idle_timeout`; a longer silence yields [`ProviderError::Timeout`]`(idle_timeout)` and ends
@@ -31,7 +28,7 @@ pub fn events<S>(
 where
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
 {
-    let parsed = bytes.eventsource().boxed();
+    let parsed = codec::decode(bytes, Tail::Drop).boxed();
     stream::unfold(Some(parsed), move |state| async move {
         let mut parsed = state?;
         match tokio::time::timeout(idle_timeout, parsed.next()).await {
@@ -44,47 +41,22 @@ where
     .boxed()
 }
 
-fn stream_error(error: EventStreamError<reqwest::Error>, timeout: Duration) -> ProviderError {
+fn stream_error(error: SseStreamError<reqwest::Error>, timeout: Duration) -> ProviderError {
     match error {
-        EventStreamError::Transport(error) => crate::http::provider_error(error, timeout),
-        EventStreamError::Utf8(error) => {
-            ProviderError::InvalidResponse(format!("event stream is not UTF-8: {error}"))
-        }
-        EventStreamError::Parser(error) => {
+        SseStreamError::Transport(error) => crate::http::provider_error(error, timeout),
+        SseStreamError::Decode(error) => {
             ProviderError::InvalidResponse(format!("malformed event stream: {error}"))
         }
     }
 }
 
-/// `data` as one SSE event: `data: <line>\n` for each of its lines, then a blank line.
-pub fn encode_data(data: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + 8);
-    put_data(&mut out, data);
-    out.freeze()
-}
-
 /// `event` as the client should see it: its `event:` line when it named a type, then its data.
 /// Ids and retry hints are the upstream's business and are not relayed.
 pub fn encode_event(event: &Event) -> Bytes {
-    if event.event.is_empty() || event.event == DEFAULT_EVENT_TYPE {
-        return encode_data(&event.data);
+    match event.event_type() {
+        codec::DEFAULT_EVENT_TYPE => encode_data(&event.data),
+        kind => codec::encode_typed(kind, &event.data),
     }
-    let mut out = BytesMut::with_capacity(event.event.len() + event.data.len() + 16);
-    out.put_slice(b"event: ");
-    out.put_slice(event.event.as_bytes());
-    out.put_u8(b'\n');
-    put_data(&mut out, &event.data);
-    out.freeze()
-}
-
-fn put_data(out: &mut BytesMut, data: &str) {
-    // `split('\n')` rather than `lines()`: an empty trailing line is data too.
-    for line in data.split('\n') {
-        out.put_slice(b"data: ");
-        out.put_slice(line.as_bytes());
-        out.put_u8(b'\n');
-    }
-    out.put_u8(b'\n');
 }
 
 #[cfg(test)]
@@ -115,7 +87,7 @@ mod tests {
             .unwrap();
         let summary: Vec<(&str, &str)> = events
             .iter()
-            .map(|e| (e.event.as_str(), e.data.as_str()))
+            .map(|e| (e.event_type(), e.data.as_str()))
             .collect();
         assert_eq!(
             summary,
@@ -125,6 +97,23 @@ mod tests {
                 ("message", "[DONE]")
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn recorded_streams_decode_to_every_event() {
+        for (fixture, expected) in [
+            (
+                include_str!("openai_compat/fixtures/chat_completion_stream.sse"),
+                8,
+            ),
+            (include_str!("anthropic/fixtures/message_stream.sse"), 17),
+        ] {
+            let events: Vec<Event> = events(byte_stream(vec![fixture]), Duration::from_secs(5))
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(events.len(), expected);
+        }
     }
 
     #[tokio::test]
@@ -169,9 +158,9 @@ mod tests {
     #[test]
     fn named_events_keep_their_type() {
         let event = Event {
-            event: "error".into(),
+            event: Some("error".into()),
             data: "{\"x\":1}".into(),
-            id: "7".into(),
+            id: Some("7".into()),
             retry: None,
         };
         assert_eq!(
@@ -179,7 +168,7 @@ mod tests {
             Bytes::from_static(b"event: error\ndata: {\"x\":1}\n\n")
         );
         let plain = Event {
-            event: "message".into(),
+            event: Some("message".into()),
             data: "hi".into(),
             ..Event::default()
         };

@@ -31,7 +31,7 @@ use tower::ServiceExt;
 use super::authz::AdminPrincipal;
 use super::error::ApiError;
 use super::extract::AdminQuery;
-use super::routes::{operations, Operation, Reply, Verb};
+use super::operation::{Operation, Reply, Verb};
 use super::AdminState;
 
 /// Admin bodies are small JSON objects; larger ones are refused by the handlers' extractor anyway.
@@ -48,13 +48,14 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    pub fn new(state: &AdminState) -> Self {
+    /// An auditor for the routes of `operations` (the route table).
+    pub fn new(state: &AdminState, operations: &[Operation]) -> Self {
         let mut reader = Router::new();
         let mut readable = std::collections::HashSet::new();
-        for operation in operations() {
+        for operation in operations {
             if operation.verb == Verb::Get && !operation.public {
                 readable.insert(operation.path);
-                reader = reader.route(operation.path, operation.handler);
+                reader = reader.route(operation.path, operation.handler.clone());
             }
         }
         Self {

@@ -16,14 +16,14 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use crate::auth::sessions::{self, SESSION_TOKEN_PREFIX};
-use crate::auth::throttle;
-use http::header::{AUTHORIZATION, COOKIE};
+use crate::auth::throttle::{self, whole_seconds};
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use super::authz::AdminPrincipal;
+use super::auth_settings::AuthSettings;
+pub use super::credentials::{bearer, session_cookie};
 use super::error::ApiError;
-use super::session::{whole_seconds, AuthSettings, SESSION_COOKIE};
+use super::principal::AdminPrincipal;
 use super::AdminState;
 
 /// The shortest admin token the server starts with.
@@ -105,40 +105,9 @@ fn is_admin_token(presented: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// The value of the `odock_session` cookie.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
-
-    fn headers(name: http::HeaderName, value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(name, HeaderValue::from_str(value).unwrap());
-        headers
-    }
 
     #[test]
     fn weak_admin_tokens_are_refused_with_advice() {
@@ -159,26 +128,5 @@ mod tests {
         assert!(is_admin_token("s3cret", "s3cret"));
         assert!(!is_admin_token("s3cre", "s3cret"));
         assert!(!is_admin_token("", ""));
-    }
-
-    #[test]
-    fn bearer_tokens_and_the_session_cookie_are_read() {
-        assert_eq!(
-            bearer(&headers(AUTHORIZATION, "Bearer s3cret")),
-            Some("s3cret")
-        );
-        assert_eq!(
-            bearer(&headers(AUTHORIZATION, "bearer  s3cret ")),
-            Some("s3cret")
-        );
-        assert_eq!(bearer(&headers(AUTHORIZATION, "Basic s3cret")), None);
-        assert_eq!(bearer(&headers(AUTHORIZATION, "s3cret")), None);
-        assert_eq!(bearer(&headers(AUTHORIZATION, "Bearer ")), None);
-        assert_eq!(
-            session_cookie(&headers(COOKIE, "a=1; odock_session=ods_x ; b=2")),
-            Some("ods_x")
-        );
-        assert_eq!(session_cookie(&headers(COOKIE, "odock_session=")), None);
-        assert_eq!(session_cookie(&headers(COOKIE, "other=ods_x")), None);
     }
 }

@@ -36,8 +36,9 @@ use odock_core::{ApiKeyType, OwnerType, Role};
 use serde_json::Value;
 
 use super::auth::authenticate;
+use super::auth_settings::AuthSettings;
 use super::error::ApiError;
-use super::session::AuthSettings;
+pub use super::principal::AdminPrincipal;
 use super::AdminState;
 
 /// Whether a rule allows reading or also changing the object.
@@ -122,42 +123,6 @@ impl Access {
                 "ORG_ADMIN; a team MANAGER for its team's records; the user the record is attributed to."
             }
         }
-    }
-}
-
-/// Who is calling, inserted into the request extensions of every protected route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminPrincipal {
-    pub role: Role,
-    /// `None` for the static admin token.
-    pub user_id: Option<String>,
-    /// `None` for SUPER_ADMINs.
-    pub organisation_id: Option<String>,
-    /// The session the request came with, if any.
-    pub session_id: Option<String>,
-}
-
-impl AdminPrincipal {
-    /// The static `ODOCK_ADMIN_TOKEN`.
-    pub fn admin_token() -> Self {
-        Self {
-            role: Role::SuperAdmin,
-            user_id: None,
-            organisation_id: None,
-            session_id: None,
-        }
-    }
-
-    pub fn is_super_admin(&self) -> bool {
-        self.role == Role::SuperAdmin
-    }
-
-    fn in_organisation(&self, organisation_id: &str) -> bool {
-        self.organisation_id.as_deref() == Some(organisation_id)
-    }
-
-    fn is_user(&self, user_id: Option<&str>) -> bool {
-        user_id.is_some() && self.user_id.as_deref() == user_id
     }
 }
 

@@ -29,7 +29,7 @@ use axum::routing::MethodRouter;
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, Method, Uri};
 
-use super::auth::{bearer, session_cookie};
+use super::credentials::{bearer, session_cookie};
 use super::error::ApiError;
 use super::AdminState;
 use crate::api::forwarded::ForwardedBy;

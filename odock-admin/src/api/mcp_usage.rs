@@ -14,16 +14,8 @@ use serde::Deserialize;
 use super::authz::{merged_page, AdminPrincipal, RecordScope, RecordSlice, Visibility};
 use super::error::ApiError;
 use super::extract::AdminQuery;
-use super::routes::QueryParam;
+use super::operation::{param, QueryParam};
 use super::AdminState;
-
-const fn param(name: &'static str, kind: &'static str, description: &'static str) -> QueryParam {
-    QueryParam {
-        name,
-        kind,
-        description,
-    }
-}
 
 /// The query parameters of the organisation's list (the cross-organisation one adds
 /// `organisationId`).

@@ -15,8 +15,10 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 mod auth_schemas;
+pub mod auth_settings;
 pub mod authz;
 pub mod budgets;
+pub mod credentials;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
@@ -31,7 +33,9 @@ pub mod mcp_usage;
 pub mod models;
 pub mod notifications;
 pub mod openapi;
+pub mod operation;
 pub mod organisations;
+pub mod principal;
 pub mod provider_keys;
 pub mod providers;
 pub mod quotas;
@@ -100,8 +104,9 @@ pub fn router(state: AdminState) -> Router {
 pub fn router_with(state: AdminState, settings: session::AuthSettings) -> Router {
     let mut router = Router::new();
     // Inside the authorisation guard, so it sees the caller and never records a refused call.
-    let auditor = audit::Auditor::new(&state);
-    for operation in routes::operations() {
+    let operations = routes::operations();
+    let auditor = audit::Auditor::new(&state, &operations);
+    for operation in operations {
         let handler = auditor.wrap(&operation, operation.handler.clone());
         let handler = authz::guard(handler, operation.access, &state, &settings);
         // Outermost: a forged browser write is refused before anything else runs.

@@ -1,18 +1,9 @@
-//! `GET /api/openapi.json`: an OpenAPI 3.1 document built from the route table ([`super::routes`])
+//! The OpenAPI 3.1 document of a route table ([`super::routes`] serves it at `GET /api/openapi.json`)
 //! and the schemas below, which mirror the serde structs of `crate::services`.
 
-use std::sync::OnceLock;
-
-use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::routes::{operations, Operation, Reply, Verb};
-
-/// Serves the document (built once).
-pub async fn serve() -> Json<Value> {
-    static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(|| document(&operations())).clone())
-}
+use super::operation::{Operation, Reply, Verb};
 
 /// The document for `operations`.
 pub fn document(operations: &[Operation]) -> Value {

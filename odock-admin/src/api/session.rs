@@ -12,76 +12,30 @@
 //! right password. A password change checks the current password under the same throttle and
 //! scopes (a stolen session cannot be used to guess it). Passwords and tokens are never logged.
 
-use std::sync::Arc;
-
 use crate::auth::passwords::{burn_verification_time, verify_password};
 use crate::auth::sessions::{self, IssuedSession};
-use crate::auth::throttle::{self, ThrottleRule, ACCOUNT_RULE, IP_RULE};
+use crate::auth::throttle::{self, whole_seconds};
 use crate::services::organisations::{self, Organisation};
 use crate::services::users::{self, User};
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use http::header::{RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, StatusCode, Uri};
 use odock_core::layers::ClientIp;
-use odock_core::{Clock, Role, SystemClock, UserStatus};
+use odock_core::{Role, UserStatus};
 use odock_store::db::from_ms;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::authz::AdminPrincipal;
-use super::csrf::CsrfPolicy;
+pub use super::auth_settings::AuthSettings;
+use super::credentials::SESSION_COOKIE;
 use super::error::ApiError;
 use super::extract::AdminJson;
+use super::principal::AdminPrincipal;
 use super::AdminState;
 use crate::api::forwarded::{over_https, ForwardedBy};
-
-/// The session cookie's name (ADMIN_API.md).
-pub const SESSION_COOKIE: &str = "odock_session";
-
-/// How sign-in behaves; shared by every admin route through an `Extension`.
-#[derive(Clone)]
-pub struct AuthSettings {
-    /// Session expiry, throttling windows and invitation expiry read this clock.
-    pub clock: Arc<dyn Clock>,
-    /// How long a session lasts from sign-in.
-    pub session_ttl: Duration,
-    pub account_rule: ThrottleRule,
-    pub ip_rule: ThrottleRule,
-    /// Admin-token tries per client IP ([`super::auth`]).
-    pub token_rule: ThrottleRule,
-    /// Which origins may send cookie-authenticated writes ([`super::csrf`]).
-    pub csrf: CsrfPolicy,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            session_ttl: Duration::hours(12),
-            account_rule: ACCOUNT_RULE,
-            ip_rule: IP_RULE,
-            token_rule: IP_RULE,
-            csrf: CsrfPolicy::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("session_ttl", &self.session_ttl)
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuthSettings {
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now().timestamp_millis()
-    }
-}
 
 /// Answers of the sign-in routes besides the admin API's usual errors.
 #[derive(Debug, thiserror::Error)]
@@ -215,13 +169,6 @@ pub async fn start_session(
     )
     .await?;
     Ok(session_response(status, issued, user, settings, secure))
-}
-
-/// `Retry-After` seconds for a lock ending in `ms` milliseconds (rounded up, at least 1).
-pub(crate) fn whole_seconds(ms: i64) -> u64 {
-    u64::try_from(ms.saturating_add(999) / 1000)
-        .unwrap_or(1)
-        .max(1)
 }
 
 async fn locked(

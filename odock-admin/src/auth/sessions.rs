@@ -104,20 +104,6 @@ pub async fn delete(pool: &Db, session_id: &str) -> Result<DbQueryResult, sqlx::
         .await
 }
 
-/// Ends every session of the user except `keep` (the one changing the password).
-pub async fn delete_for_user(
-    pool: &Db,
-    user_id: &str,
-    keep: Option<&str>,
-) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-        .bind(user_id)
-        .bind(keep.unwrap_or(""))
-        .execute(pool)
-        .await?;
-    Ok(result.rows_affected())
-}
-
 /// Removes sessions that expired before `now_ms` (housekeeping; expired ones never authenticate).
 pub async fn delete_expired(pool: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
     let result = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")

@@ -115,6 +115,13 @@ pub async fn clear(pool: &Db, scope: &str, now_ms: i64) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// `Retry-After` seconds for a lock ending in `ms` milliseconds (rounded up, at least 1).
+pub fn whole_seconds(ms: i64) -> u64 {
+    u64::try_from(ms.saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

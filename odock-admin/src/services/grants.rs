@@ -1,5 +1,7 @@
-//! Model grants: which API keys may call which models (`api_key_model_access`), managed from either
-//! side (`/apikeys/{id}/model-access`, `/models/{id}/api-key-access`). Granting is idempotent.
+//! Grants: which API keys may call which targets, managed from either side. [`GrantTable`] is the
+//! logic for any grant table; this module also holds model grants (`api_key_model_access`,
+//! `/apikeys/{id}/model-access`, `/models/{id}/api-key-access`); MCP grants are
+//! [`super::mcp_grants`], the same table logic over `api_key_mcp_access`. Granting is idempotent.
 
 use chrono::{DateTime, Utc};
 use odock_store::db::Db;
@@ -38,20 +40,174 @@ pub struct GrantApiKeys {
     pub api_key_ids: Vec<String>,
 }
 
-const SELECT: &str =
-    "SELECT g.api_key_id, k.name AS api_key_name, g.model_id, m.name AS model_name, g.created_at \
-                      FROM api_key_model_access g \
-                      JOIN api_keys k ON k.id = g.api_key_id \
-                      JOIN models m ON m.id = g.model_id";
+/// One grant table: API keys on one side, one kind of target (models, MCP servers) on the other.
+/// Model and MCP grants are the same logic over two tables; this is that logic, written once.
+pub(crate) struct GrantTable<T> {
+    /// The grant table (`api_key_model_access`).
+    pub table: &'static str,
+    /// Its column naming the target (`model_id`).
+    pub target_column: &'static str,
+    /// The targets' table (`models`).
+    pub targets: &'static str,
+    /// A target in errors (`model`).
+    pub target_what: &'static str,
+    /// The request field listing targets (`modelIds`).
+    pub target_field: &'static str,
+    /// A grant in errors (`model grant`).
+    pub what: &'static str,
+    /// Selects grants as `g`, joined with their key as `k` and their target as `t`.
+    pub select: &'static str,
+    pub decode: fn(&DbRow) -> Result<T, sqlx::Error>,
+}
 
-fn decode(row: &DbRow) -> Result<ModelGrant, sqlx::Error> {
-    Ok(ModelGrant {
-        api_key_id: row.try_get("api_key_id")?,
-        api_key_name: row.try_get("api_key_name")?,
-        model_id: row.try_get("model_id")?,
-        model_name: row.try_get("model_name")?,
-        created_at: from_ms(row.try_get("created_at")?),
-    })
+impl<T> GrantTable<T> {
+    /// The targets the key may call, by target name.
+    pub async fn for_api_key(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        api_key_id: &str,
+    ) -> Result<Vec<T>, AdminError> {
+        ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
+        let sql = format!(
+            "{} WHERE g.api_key_id = $1 AND k.organisation_id = $2 ORDER BY t.name, g.{}",
+            self.select, self.target_column
+        );
+        self.fetch(pool, &sql, api_key_id, organisation_id).await
+    }
+
+    /// The keys that may call the target, by key name.
+    pub async fn for_target(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        target_id: &str,
+    ) -> Result<Vec<T>, AdminError> {
+        self.ensure_target(pool, organisation_id, target_id).await?;
+        let sql = format!(
+            "{} WHERE g.{} = $1 AND t.organisation_id = $2 ORDER BY k.name, g.api_key_id",
+            self.select, self.target_column
+        );
+        self.fetch(pool, &sql, target_id, organisation_id).await
+    }
+
+    /// Grants the key every target in `target_ids` (all must be in the organisation); returns
+    /// the key's complete grant list.
+    pub async fn grant_targets(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        api_key_id: &str,
+        target_ids: &[String],
+    ) -> Result<Vec<T>, AdminError> {
+        ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
+        let ids = check_ids(
+            pool,
+            self.targets,
+            self.target_field,
+            organisation_id,
+            target_ids,
+        )
+        .await?;
+        self.insert(pool, ids.iter().map(|t| (api_key_id, t.as_str())))
+            .await?;
+        self.for_api_key(pool, organisation_id, api_key_id).await
+    }
+
+    /// Grants every key in `api_key_ids` (all must be in the organisation) the target; returns
+    /// the target's complete grant list.
+    pub async fn grant_api_keys(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        target_id: &str,
+        api_key_ids: &[String],
+    ) -> Result<Vec<T>, AdminError> {
+        self.ensure_target(pool, organisation_id, target_id).await?;
+        let ids = check_ids(pool, "api_keys", "apiKeyIds", organisation_id, api_key_ids).await?;
+        self.insert(pool, ids.iter().map(|k| (k.as_str(), target_id)))
+            .await?;
+        self.for_target(pool, organisation_id, target_id).await
+    }
+
+    /// Removes one grant; 404 when the key, the target or the grant does not exist.
+    pub async fn revoke(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        api_key_id: &str,
+        target_id: &str,
+    ) -> Result<(), AdminError> {
+        ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
+        self.ensure_target(pool, organisation_id, target_id).await?;
+        let sql = format!(
+            "DELETE FROM {} WHERE api_key_id = $1 AND {} = $2",
+            self.table, self.target_column
+        );
+        let result = sqlx::query(&sql)
+            .bind(api_key_id)
+            .bind(target_id)
+            .execute(pool)
+            .await?;
+        touched(&result, self.what)?;
+        Ok(())
+    }
+
+    async fn ensure_target(
+        &self,
+        pool: &Db,
+        organisation_id: &str,
+        target_id: &str,
+    ) -> Result<(), AdminError> {
+        ensure_in_org(
+            pool,
+            self.targets,
+            organisation_id,
+            target_id,
+            self.target_what,
+        )
+        .await
+    }
+
+    async fn fetch(
+        &self,
+        pool: &Db,
+        sql: &str,
+        id: &str,
+        organisation_id: &str,
+    ) -> Result<Vec<T>, AdminError> {
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .bind(organisation_id)
+            .fetch_all(pool)
+            .await?;
+        Ok(rows.iter().map(self.decode).collect::<Result<_, _>>()?)
+    }
+
+    async fn insert(
+        &self,
+        pool: &Db,
+        pairs: impl Iterator<Item = (&str, &str)>,
+    ) -> Result<(), AdminError> {
+        let sql = format!(
+            "INSERT INTO {table} (api_key_id, {target}, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (api_key_id, {target}) DO NOTHING",
+            table = self.table,
+            target = self.target_column,
+        );
+        let now = now_ms();
+        let mut tx = pool.begin().await?;
+        for (api_key_id, target_id) in pairs {
+            sqlx::query(&sql)
+                .bind(api_key_id)
+                .bind(target_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Every id must name a row of `table` in the organisation; else a 400 on `field`.
@@ -80,22 +236,29 @@ pub(crate) async fn check_ids(
     Ok(ids)
 }
 
-async fn insert(pool: &Db, pairs: impl Iterator<Item = (&str, &str)>) -> Result<(), AdminError> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    for (api_key_id, model_id) in pairs {
-        sqlx::query(
-            "INSERT INTO api_key_model_access (api_key_id, model_id, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (api_key_id, model_id) DO NOTHING",
-        )
-        .bind(api_key_id)
-        .bind(model_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+const MODEL_GRANTS: GrantTable<ModelGrant> = GrantTable {
+    table: "api_key_model_access",
+    target_column: "model_id",
+    targets: "models",
+    target_what: "model",
+    target_field: "modelIds",
+    what: "model grant",
+    select: "SELECT g.api_key_id, k.name AS api_key_name, g.model_id, t.name AS model_name, \
+             g.created_at \
+             FROM api_key_model_access g \
+             JOIN api_keys k ON k.id = g.api_key_id \
+             JOIN models t ON t.id = g.model_id",
+    decode,
+};
+
+fn decode(row: &DbRow) -> Result<ModelGrant, sqlx::Error> {
+    Ok(ModelGrant {
+        api_key_id: row.try_get("api_key_id")?,
+        api_key_name: row.try_get("api_key_name")?,
+        model_id: row.try_get("model_id")?,
+        model_name: row.try_get("model_name")?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
 }
 
 /// The models the key may call, by model name.
@@ -104,16 +267,9 @@ pub async fn list_for_api_key(
     organisation_id: &str,
     api_key_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    let sql = format!(
-        "{SELECT} WHERE g.api_key_id = $1 AND k.organisation_id = $2 ORDER BY m.name, g.model_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(api_key_id)
-        .bind(organisation_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    MODEL_GRANTS
+        .for_api_key(pool, organisation_id, api_key_id)
+        .await
 }
 
 /// Grants the key every model in `model_ids` (all must be in the organisation); returns the key's
@@ -124,10 +280,9 @@ pub async fn grant_models(
     api_key_id: &str,
     model_ids: &[String],
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    let model_ids = check_ids(pool, "models", "modelIds", organisation_id, model_ids).await?;
-    insert(pool, model_ids.iter().map(|m| (api_key_id, m.as_str()))).await?;
-    list_for_api_key(pool, organisation_id, api_key_id).await
+    MODEL_GRANTS
+        .grant_targets(pool, organisation_id, api_key_id, model_ids)
+        .await
 }
 
 /// Removes one grant; 404 when the key, the model or the grant does not exist.
@@ -137,16 +292,9 @@ pub async fn revoke_model(
     api_key_id: &str,
     model_id: &str,
 ) -> Result<(), AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
-    let result =
-        sqlx::query("DELETE FROM api_key_model_access WHERE api_key_id = $1 AND model_id = $2")
-            .bind(api_key_id)
-            .bind(model_id)
-            .execute(pool)
-            .await?;
-    touched(&result, "model grant")?;
-    Ok(())
+    MODEL_GRANTS
+        .revoke(pool, organisation_id, api_key_id, model_id)
+        .await
 }
 
 /// The keys that may call the model, by key name.
@@ -155,16 +303,9 @@ pub async fn list_for_model(
     organisation_id: &str,
     model_id: &str,
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
-    let sql = format!(
-        "{SELECT} WHERE g.model_id = $1 AND m.organisation_id = $2 ORDER BY k.name, g.api_key_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(model_id)
-        .bind(organisation_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    MODEL_GRANTS
+        .for_target(pool, organisation_id, model_id)
+        .await
 }
 
 /// Grants every key in `api_key_ids` (all must be in the organisation) the model; returns the
@@ -175,11 +316,9 @@ pub async fn grant_api_keys(
     model_id: &str,
     api_key_ids: &[String],
 ) -> Result<Vec<ModelGrant>, AdminError> {
-    ensure_in_org(pool, "models", organisation_id, model_id, "model").await?;
-    let api_key_ids =
-        check_ids(pool, "api_keys", "apiKeyIds", organisation_id, api_key_ids).await?;
-    insert(pool, api_key_ids.iter().map(|k| (k.as_str(), model_id))).await?;
-    list_for_model(pool, organisation_id, model_id).await
+    MODEL_GRANTS
+        .grant_api_keys(pool, organisation_id, model_id, api_key_ids)
+        .await
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! MCP grants: which API keys may call which MCP servers (`api_key_mcp_access`), managed from either
-//! side (`/apikeys/{id}/mcp-access`, `/mcp-servers/{id}/api-key-access`). Granting is idempotent. A
-//! model grant never implies an MCP grant.
+//! side (`/apikeys/{id}/mcp-access`, `/mcp-servers/{id}/api-key-access`), on the one grant logic
+//! ([`GrantTable`]). Granting is idempotent. A model grant never implies an MCP grant.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::grants::check_ids;
-use super::{ensure_in_org, touched, AdminError};
-use odock_store::db::{from_ms, now_ms, Db, DbRow};
+use super::grants::GrantTable;
+use super::AdminError;
+use odock_store::db::{from_ms, Db, DbRow};
 
 /// One grant, as returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,11 +32,20 @@ pub struct GrantMcpServers {
 /// `POST .../mcp-servers/{id}/api-key-access` takes [`super::grants::GrantApiKeys`].
 pub use super::grants::GrantApiKeys;
 
-const SELECT: &str = "SELECT g.api_key_id, k.name AS api_key_name, g.mcp_server_id, \
-     s.name AS mcp_server_name, s.slug AS mcp_server_slug, g.created_at \
-     FROM api_key_mcp_access g \
-     JOIN api_keys k ON k.id = g.api_key_id \
-     JOIN mcp_servers s ON s.id = g.mcp_server_id";
+const MCP_GRANTS: GrantTable<McpGrant> = GrantTable {
+    table: "api_key_mcp_access",
+    target_column: "mcp_server_id",
+    targets: "mcp_servers",
+    target_what: "MCP server",
+    target_field: "mcpServerIds",
+    what: "MCP grant",
+    select: "SELECT g.api_key_id, k.name AS api_key_name, g.mcp_server_id, \
+             t.name AS mcp_server_name, t.slug AS mcp_server_slug, g.created_at \
+             FROM api_key_mcp_access g \
+             JOIN api_keys k ON k.id = g.api_key_id \
+             JOIN mcp_servers t ON t.id = g.mcp_server_id",
+    decode,
+};
 
 fn decode(row: &DbRow) -> Result<McpGrant, sqlx::Error> {
     Ok(McpGrant {
@@ -49,40 +58,15 @@ fn decode(row: &DbRow) -> Result<McpGrant, sqlx::Error> {
     })
 }
 
-async fn insert(pool: &Db, pairs: impl Iterator<Item = (&str, &str)>) -> Result<(), AdminError> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    for (api_key_id, server_id) in pairs {
-        sqlx::query(
-            "INSERT INTO api_key_mcp_access (api_key_id, mcp_server_id, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (api_key_id, mcp_server_id) DO NOTHING",
-        )
-        .bind(api_key_id)
-        .bind(server_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
 /// The MCP servers the key may call, by server name.
 pub async fn list_for_api_key(
     pool: &Db,
     organisation_id: &str,
     api_key_id: &str,
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    let sql = format!(
-        "{SELECT} WHERE g.api_key_id = $1 AND k.organisation_id = $2 ORDER BY s.name, g.mcp_server_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(api_key_id)
-        .bind(organisation_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    MCP_GRANTS
+        .for_api_key(pool, organisation_id, api_key_id)
+        .await
 }
 
 /// Grants the key every server in `server_ids` (all must be in the organisation); returns the key's
@@ -93,17 +77,9 @@ pub async fn grant_servers(
     api_key_id: &str,
     server_ids: &[String],
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    let server_ids = check_ids(
-        pool,
-        "mcp_servers",
-        "mcpServerIds",
-        organisation_id,
-        server_ids,
-    )
-    .await?;
-    insert(pool, server_ids.iter().map(|s| (api_key_id, s.as_str()))).await?;
-    list_for_api_key(pool, organisation_id, api_key_id).await
+    MCP_GRANTS
+        .grant_targets(pool, organisation_id, api_key_id, server_ids)
+        .await
 }
 
 /// Removes one grant; 404 when the key, the server or the grant does not exist.
@@ -113,23 +89,9 @@ pub async fn revoke_server(
     api_key_id: &str,
     server_id: &str,
 ) -> Result<(), AdminError> {
-    ensure_in_org(pool, "api_keys", organisation_id, api_key_id, "API key").await?;
-    ensure_in_org(
-        pool,
-        "mcp_servers",
-        organisation_id,
-        server_id,
-        "MCP server",
-    )
-    .await?;
-    let result =
-        sqlx::query("DELETE FROM api_key_mcp_access WHERE api_key_id = $1 AND mcp_server_id = $2")
-            .bind(api_key_id)
-            .bind(server_id)
-            .execute(pool)
-            .await?;
-    touched(&result, "MCP grant")?;
-    Ok(())
+    MCP_GRANTS
+        .revoke(pool, organisation_id, api_key_id, server_id)
+        .await
 }
 
 /// The keys that may call the server, by key name.
@@ -138,23 +100,9 @@ pub async fn list_for_server(
     organisation_id: &str,
     server_id: &str,
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(
-        pool,
-        "mcp_servers",
-        organisation_id,
-        server_id,
-        "MCP server",
-    )
-    .await?;
-    let sql = format!(
-        "{SELECT} WHERE g.mcp_server_id = $1 AND s.organisation_id = $2 ORDER BY k.name, g.api_key_id"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(server_id)
-        .bind(organisation_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+    MCP_GRANTS
+        .for_target(pool, organisation_id, server_id)
+        .await
 }
 
 /// Grants every key in `api_key_ids` (all must be in the organisation) the server; returns the
@@ -165,18 +113,9 @@ pub async fn grant_api_keys(
     server_id: &str,
     api_key_ids: &[String],
 ) -> Result<Vec<McpGrant>, AdminError> {
-    ensure_in_org(
-        pool,
-        "mcp_servers",
-        organisation_id,
-        server_id,
-        "MCP server",
-    )
-    .await?;
-    let api_key_ids =
-        check_ids(pool, "api_keys", "apiKeyIds", organisation_id, api_key_ids).await?;
-    insert(pool, api_key_ids.iter().map(|k| (k.as_str(), server_id))).await?;
-    list_for_server(pool, organisation_id, server_id).await
+    MCP_GRANTS
+        .grant_api_keys(pool, organisation_id, server_id, api_key_ids)
+        .await
 }
 
 #[cfg(test)]

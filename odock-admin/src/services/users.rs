@@ -21,7 +21,6 @@ use super::{
     Scoped,
 };
 use crate::auth::passwords::{hash_password, PasswordError};
-use crate::auth::sessions;
 use odock_store::db::{from_ms, now_ms, Db, DbRow};
 
 /// A user, as returned by the API (never the password hash).
@@ -92,6 +91,17 @@ pub(crate) fn decode(row: &DbRow) -> Result<User, sqlx::Error> {
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
+}
+
+/// Ends every session of the user except `keep` (the one changing the password). Here rather than
+/// in `auth::sessions`: ending them is part of revoking, resetting and deleting a user.
+async fn end_sessions(pool: &Db, user_id: &str, keep: Option<&str>) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// Trims and lower-cases an email and checks its shape (one `@`, no spaces, at most 320 chars).
@@ -268,7 +278,7 @@ pub async fn update(
     .map_err(conflict(duplicate_email(&current.email)))?;
     USERS.touched(&result)?;
     if revoked || hash.is_some() {
-        sessions::delete_for_user(pool, id, None).await?;
+        end_sessions(pool, id, None).await?;
     }
     get(pool, organisation_id, id).await
 }
@@ -304,7 +314,7 @@ pub async fn decide_pending(
         )));
     }
     if !approve {
-        sessions::delete_for_user(pool, id, None).await?;
+        end_sessions(pool, id, None).await?;
     }
     get(pool, organisation_id, id).await
 }
@@ -375,7 +385,7 @@ pub async fn change_password(
         .execute(pool)
         .await?;
     touched(&result, "user")?;
-    sessions::delete_for_user(pool, id, keep_session).await?;
+    end_sessions(pool, id, keep_session).await?;
     Ok(())
 }
 

@@ -94,7 +94,10 @@ impl ChunkTranslator {
             return Ok(StreamChunk::default());
         }
         let parsed = serde_json::from_str::<StreamEvent>(&event.data).map_err(|e| {
-            ProviderError::InvalidResponse(format!("unreadable `{}` event: {e}", event.event))
+            ProviderError::InvalidResponse(format!(
+                "unreadable `{}` event: {e}",
+                event.event_type()
+            ))
         })?;
         let mut chunk = StreamChunk::default();
         match parsed {
@@ -314,7 +317,7 @@ mod tests {
             .map(|block| {
                 let (event, data) = block.split_once('\n').unwrap();
                 Event {
-                    event: event.strip_prefix("event: ").unwrap().to_owned(),
+                    event: Some(event.strip_prefix("event: ").unwrap().to_owned()),
                     data: data.strip_prefix("data: ").unwrap().to_owned(),
                     ..Event::default()
                 }
@@ -404,7 +407,7 @@ mod tests {
     fn an_error_event_fails_the_translated_stream_with_the_upstream_message() {
         let mut translator = ChunkTranslator::new("claude", 1, false);
         let error = Event {
-            event: "error".into(),
+            event: Some("error".into()),
             data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
                 .into(),
             ..Event::default()
@@ -446,7 +449,7 @@ mod tests {
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"citations_delta","citation":{}}}"#,
         ] {
             let event = Event {
-                event: "x".into(),
+                event: Some("x".into()),
                 data: data.into(),
                 ..Event::default()
             };
@@ -456,7 +459,7 @@ mod tests {
             );
         }
         let garbage = Event {
-            event: "message_delta".into(),
+            event: Some("message_delta".into()),
             data: "{not json".into(),
             ..Event::default()
         };

@@ -321,7 +321,7 @@ mod tests {
             .split("\r\n\r\n")
             .filter(|block| !block.is_empty())
             .map(|block| Event {
-                event: "message".into(),
+                event: Some("message".into()),
                 data: block.strip_prefix("data: ").unwrap().to_owned(),
                 ..Event::default()
             })

@@ -49,7 +49,7 @@ impl ImageStream {
                 ..StreamChunk::default()
             };
         };
-        let kind = probe.kind.as_deref().unwrap_or(event.event.as_str());
+        let kind = probe.kind.as_deref().unwrap_or(event.event_type());
         if !kind.ends_with(COMPLETED) {
             return StreamChunk {
                 bytes,
@@ -106,7 +106,7 @@ mod tests {
 
     fn event(kind: &str, data: &str) -> Event {
         Event {
-            event: kind.into(),
+            event: Some(kind.into()),
             data: data.into(),
             ..Event::default()
         }

@@ -70,7 +70,7 @@ pub fn chunk_from_event(event: &Event) -> StreamChunk {
         };
     };
     // The data's `type` names the event; the SSE `event:` line repeats it.
-    let kind = probe.kind.as_deref().unwrap_or(event.event.as_str());
+    let kind = probe.kind.as_deref().unwrap_or(event.event_type());
     // Audio deltas are base64, not generated text.
     let output_text_bytes = if kind.ends_with(DELTA) && !kind.contains("audio") {
         probe.delta.0
@@ -102,7 +102,7 @@ mod tests {
             .map(|block| {
                 let (event, data) = block.split_once('\n').unwrap();
                 Event {
-                    event: event.strip_prefix("event: ").unwrap().to_owned(),
+                    event: Some(event.strip_prefix("event: ").unwrap().to_owned()),
                     data: data.strip_prefix("data: ").unwrap().to_owned(),
                     ..Event::default()
                 }
@@ -146,14 +146,14 @@ mod tests {
         assert_eq!(total, "Bonjour! Héllo wörld 👋".len() as u64);
 
         let arguments = Event {
-            event: "response.function_call_arguments.delta".into(),
+            event: Some("response.function_call_arguments.delta".into()),
             data: r#"{"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta":"{\"city\":"}"#.into(),
             ..Event::default()
         };
         assert_eq!(chunk_from_event(&arguments).output_text_bytes, 8);
 
         let audio = Event {
-            event: "response.audio.delta".into(),
+            event: Some("response.audio.delta".into()),
             data: r#"{"type":"response.audio.delta","delta":"AAAA"}"#.into(),
             ..Event::default()
         };
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn an_incomplete_response_still_reports_its_usage() {
         let event = Event {
-            event: "response.incomplete".into(),
+            event: Some("response.incomplete".into()),
             data: r#"{"type":"response.incomplete","response":{"status":"incomplete","usage":{"input_tokens":3,"output_tokens":16}}}"#.into(),
             ..Event::default()
         };
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn data_that_is_not_json_is_relayed_unchanged() {
         let event = Event {
-            event: "error".into(),
+            event: Some("error".into()),
             data: "upstream hiccup".into(),
             ..Event::default()
         };

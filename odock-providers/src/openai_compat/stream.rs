@@ -237,7 +237,7 @@ mod tests {
             .split("\n\n")
             .filter(|block| !block.is_empty())
             .map(|block| Event {
-                event: "message".into(),
+                event: Some("message".into()),
                 data: block.strip_prefix("data: ").unwrap().to_owned(),
                 ..Event::default()
             })

@@ -38,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
+use odock_core::http_headers::without_hop_by_hop;
 use odock_core::layers::error_response::error_response;
 use odock_core::mcp_sessions::{is_valid_session_id, McpSessionDirectory, UpstreamHeldSession};
 use odock_core::{ErrorStyle, GatewayError, McpError, RequestError, RequestId};
@@ -332,37 +333,6 @@ fn relay(answer: reqwest::Response) -> Response {
 fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = without_hop_by_hop(headers);
     out.remove(header::HOST);
-    out
-}
-
-fn without_hop_by_hop(headers: &HeaderMap) -> HeaderMap {
-    // Headers named in `Connection` are hop-by-hop too.
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let hop = matches!(
-            name.as_str(),
-            "connection"
-                | "keep-alive"
-                | "proxy-connection"
-                | "proxy-authenticate"
-                | "proxy-authorization"
-                | "te"
-                | "trailer"
-                | "transfer-encoding"
-                | "upgrade"
-                | "content-length"
-        ) || named.iter().any(|n| n == name.as_str());
-        if !hop {
-            out.append(name.clone(), value.clone());
-        }
-    }
     out
 }
 
