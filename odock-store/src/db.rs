@@ -129,7 +129,9 @@ pub async fn end_report(
     mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
 ) -> Result<(), sqlx::Error> {
     if connection_backend(&conn) == Backend::Sqlite {
-        sqlx::query(SQLITE_DEFAULT_CACHE).execute(&mut *conn).await?;
+        sqlx::query(SQLITE_DEFAULT_CACHE)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -133,7 +133,9 @@ pub fn create_table_sql() -> String {
 }
 
 /// The statement that rolls every stored record up at `grain` into an empty `usage_rollups`
-/// (migration 0008 backfills with exactly this text; [`rebuild`] runs it).
+/// (migration 0008 backfills with exactly this text; [`rebuild`] runs it). MCP servers come from
+/// one grouped join, not a lookup per record: a freshly loaded table without planner statistics
+/// would otherwise be scanned once per record on PostgreSQL.
 pub fn backfill_sql(grain: Grain) -> String {
     let mut buckets = String::new();
     for (index, bound) in LATENCY_BOUNDS_MS.iter().enumerate() {
@@ -162,11 +164,12 @@ pub fn backfill_sql(grain: Grain) -> String {
          FROM (SELECT r.organisation_id, CAST(r.created_at / {ms} AS BIGINT) * {ms} AS bucket_ms, \
          COALESCE(r.team_id, '') AS team_id, COALESCE(r.user_id, '') AS user_id, r.api_key_id, \
          COALESCE(r.model_id, '') AS model_id, r.provider, \
-         COALESCE((SELECT MAX(m.mcp_server_id) FROM mcp_usage_records m \
-         WHERE m.usage_record_id = r.id), '') AS mcp_server_id, \
+         COALESCE(m.mcp_server_id, '') AS mcp_server_id, \
          CAST(r.http_status / 100 AS BIGINT) AS status_class, r.model, r.input_tokens, \
          r.output_tokens, r.cached_tokens, r.reasoning_tokens, r.billable_tokens, \
-         r.cost_nanos_usd, r.latency_ms FROM usage_records r) s\n\
+         r.cost_nanos_usd, r.latency_ms FROM usage_records r \
+         LEFT JOIN (SELECT usage_record_id, MAX(mcp_server_id) AS mcp_server_id \
+         FROM mcp_usage_records GROUP BY usage_record_id) m ON m.usage_record_id = r.id) s\n\
          GROUP BY organisation_id, bucket_ms, team_id, user_id, api_key_id, model_id, provider, \
          mcp_server_id, status_class;",
         columns = all_columns(),

@@ -135,13 +135,19 @@ pub fn generate(spec: &SyntheticSpec) -> Vec<SyntheticRecord> {
                 record.cost_nanos_usd = 2_000 + rng.below(20_000) as i64;
             }
         } else {
-            record.provider = (*rng.pick(&PROVIDERS).unwrap_or(&"openai")).to_owned();
-            // One request in fifty never resolved a model (denied early).
-            if rng.below(50) != 0 {
-                if let Some((id, name)) = rng.pick(&spec.models) {
-                    record.model_id = Some(id.clone());
-                    record.model = Some(name.clone());
-                }
+            // A model belongs to one provider (as in Odock's catalog); a request that never
+            // resolved a model (one in fifty: denied early) names any provider.
+            let model = (rng.below(50) != 0)
+                .then(|| rng.below(spec.models.len() as u64) as usize)
+                .filter(|_| !spec.models.is_empty());
+            let provider = match model {
+                Some(index) => PROVIDERS[index % PROVIDERS.len()],
+                None => *rng.pick(&PROVIDERS).unwrap_or(&"openai"),
+            };
+            record.provider = provider.to_owned();
+            if let Some((id, name)) = model.and_then(|index| spec.models.get(index)) {
+                record.model_id = Some(id.clone());
+                record.model = Some(name.clone());
             }
             if http_status < 400 && record.model_id.is_some() {
                 record.input_tokens = 10 + rng.below(4_000) as i64;
@@ -257,15 +263,18 @@ pub async fn insert(pool: &Db, records: &[SyntheticRecord]) -> Result<(), sqlx::
             .await?;
     }
     tx.commit().await?;
-    // Loaded behind the usage writer's back: roll everything up again.
-    odock_store::usage_rollups::rebuild(&mut *pool.acquire().await?).await?;
     // A bulk load outruns autovacuum: refresh the planner's statistics now, or PostgreSQL plans the
     // per-record MCP server lookups as if the tables were empty (a scan per record).
-    if odock_store::db::backend(pool) == odock_store::db::Backend::Postgres {
+    let postgres = odock_store::db::backend(pool) == odock_store::db::Backend::Postgres;
+    if postgres {
         sqlx::query("ANALYZE usage_records").execute(pool).await?;
         sqlx::query("ANALYZE mcp_usage_records")
             .execute(pool)
             .await?;
+    }
+    // Loaded behind the usage writer's back: roll everything up again.
+    odock_store::usage_rollups::rebuild(&mut *pool.acquire().await?).await?;
+    if postgres {
         sqlx::query("ANALYZE usage_rollups").execute(pool).await?;
     }
     Ok(())
