@@ -304,7 +304,12 @@ async fn provider_page(
         dl.facts {
             dt { "Type" } dd { (s(&provider, "type")) }
             dt { "Base URL" } dd.mono { (text(&provider, "baseUrl")) }
-            dt { "Timeout" } dd { (text(&provider, "timeoutMs")) " ms" }
+            dt { "Timeout" } dd {
+                @match provider["timeoutMs"].as_i64() {
+                    Some(ms) => { (ms) " ms" }
+                    None => { "the gateway's default" }
+                }
+            }
             dt { "Enabled" } dd { (text(&provider, "enabled")) }
         }
         @if is_admin(ctx) {
