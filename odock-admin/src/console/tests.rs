@@ -360,6 +360,19 @@ async fn a_super_admin_sees_every_page_of_both_families() {
     }
     let orgs = w.get("/admin/organisations", &w.super_admin).await;
     assert!(orgs.text.contains("Globex Secret Corp") && orgs.text.contains("Acme"));
+    // Cross-organisation lists link each item to its detail page in its organisation.
+    let teams = w.get("/admin/teams", &w.super_admin).await;
+    assert!(
+        teams
+            .text
+            .contains(&format!(r#"href="/{}/teams/{}""#, w.org, w.team)),
+        "{}",
+        teams.text
+    );
+    let detail = w
+        .get(&format!("/{}/teams/{}", w.org, w.team), &w.super_admin)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
     // Creating an organisation through the form.
     let created = w
         .post(

@@ -67,8 +67,8 @@ fn org_filter(slug: &str, orgs: &Value, query: &HashMap<String, String>) -> Mark
     }
 }
 
-/// One cross-organisation list page: `columns` are `(header, cell)`; the name links into the
-/// organisation's own page for the item.
+/// One cross-organisation list page: `columns` are `(header, cell)`; the name links to the item's
+/// detail page in its organisation.
 async fn cross_list(
     ctx: Ctx,
     query: HashMap<String, String>,
@@ -92,7 +92,7 @@ async fn cross_list(
                 let org = s(item, "organisationId");
                 let name = item["name"].as_str().or_else(|| item["email"].as_str()).unwrap_or("—");
                 html! { tr {
-                    td { a href={ "/" (org) "/" (slug) } { (name) } }
+                    td { a href={ "/" (org) "/" (slug) "/" (s(item, "id")) } { (name) } }
                     td { a href={ "/" (org) "/dashboard" } { (org_names.get(org).map_or(org, String::as_str)) } }
                     @for (_, cell) in columns { td { (cell(item)) } }
                 } }
