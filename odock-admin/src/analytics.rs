@@ -276,6 +276,7 @@ pub async fn summary_with(
         all_buckets.add(&cell.buckets);
     }
     let exact = totals.requests <= exact_up_to;
+    // Each group beside the key it was read under (a day number, not its date), for the lookups.
     let mut groups = match group_by {
         Some(group_by) => groups_of(pool, group_by, &cells).await?,
         None => Vec::new(),
@@ -283,10 +284,8 @@ pub async fn summary_with(
     if exact && totals.requests > 0 {
         let spans = [(scope.from_ms.unwrap_or(0), scope.to_ms.unwrap_or(i64::MAX))];
         let histograms = query::histograms(pool, scope, &dims, &spans).await?;
-        for group in &mut groups {
-            let histogram = histograms
-                .get(&vec![raw_key(group_by, group.key.as_deref())])
-                .map_or(&[][..], Vec::as_slice);
+        for (raw, group) in &mut groups {
+            let histogram = histograms.get(*raw).map_or(&[][..], Vec::as_slice);
             group.stats.latency_p50_ms = latency::exact_percentile(histogram, 50);
             group.stats.latency_p95_ms = latency::exact_percentile(histogram, 95);
         }
@@ -295,8 +294,8 @@ pub async fn summary_with(
         totals.latency_p50_ms = latency::exact_percentile(&merged, 50);
         totals.latency_p95_ms = latency::exact_percentile(&merged, 95);
     } else {
-        for group in &mut groups {
-            if let Some(cell) = cells.get(&vec![raw_key(group_by, group.key.as_deref())]) {
+        for (raw, group) in &mut groups {
+            if let Some(cell) = cells.get(*raw) {
                 group.stats.latency_p50_ms = cell.buckets.percentile(50);
                 group.stats.latency_p95_ms = cell.buckets.percentile(95);
             }
@@ -315,7 +314,7 @@ pub async fn summary_with(
             Percentiles::Estimated
         },
         totals,
-        groups,
+        groups: groups.into_iter().map(|(_, group)| group).collect(),
     })
 }
 
@@ -338,26 +337,27 @@ pub async fn groups(
     group_by: GroupBy,
 ) -> Result<Vec<UsageGroup>, sqlx::Error> {
     let cells = query::cells(pool, scope, &[group_by.dim()]).await?;
-    groups_of(pool, group_by, &cells).await
+    let groups = groups_of(pool, group_by, &cells).await?;
+    Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
 
-/// The groups of single-dimension `cells`, labelled and sorted.
-async fn groups_of(
+/// The groups of single-dimension `cells`, labelled and sorted, each beside its cell's key.
+async fn groups_of<'a>(
     pool: &Db,
     group_by: GroupBy,
-    cells: &HashMap<Key, Cell>,
-) -> Result<Vec<UsageGroup>, sqlx::Error> {
+    cells: &'a HashMap<Key, Cell>,
+) -> Result<Vec<(&'a Key, UsageGroup)>, sqlx::Error> {
     let ids: Vec<&str> = cells
         .keys()
         .filter_map(|key| key.first().and_then(Option::as_deref))
         .collect();
     let names = names(pool, group_by, ids).await?;
     let mut groups = Vec::with_capacity(cells.len());
-    for (key, cell) in cells {
+    for (raw_key, cell) in cells {
         if cell.stats.requests == 0 {
             continue;
         }
-        let raw = key.first().cloned().flatten();
+        let raw = raw_key.first().cloned().flatten();
         let key = match group_by {
             GroupBy::Day => raw
                 .as_deref()
@@ -384,31 +384,10 @@ async fn groups_of(
             .unwrap_or_else(|| group_by.missing_label().to_owned());
         let mut stats = cell.stats.clone();
         stats.success_rate = rate(stats.successes, stats.requests);
-        groups.push(UsageGroup { key, label, stats });
+        groups.push((raw_key, UsageGroup { key, label, stats }));
     }
-    sort_groups(group_by, &mut groups);
+    groups.sort_by(|a, b| group_order(group_by, &a.1, &b.1));
     Ok(groups)
-}
-
-/// The key a group was read under, from the key it is shown with.
-fn raw_key(group_by: Option<GroupBy>, key: Option<&str>) -> Option<String> {
-    let key = key?;
-    let ms = |unit: i64| {
-        let at = match unit {
-            DAY_MS => chrono::NaiveDate::parse_from_str(key, "%Y-%m-%d")
-                .ok()?
-                .and_hms_opt(0, 0, 0)?
-                .and_utc(),
-            _ => DateTime::parse_from_rfc3339(key).ok()?.with_timezone(&Utc),
-        };
-        Some((at.timestamp_millis() / unit).to_string())
-    };
-    match group_by {
-        Some(GroupBy::Day) => ms(DAY_MS),
-        Some(GroupBy::Hour) => ms(HOUR_MS),
-        Some(GroupBy::Status) => key.strip_suffix("xx").map(str::to_owned),
-        _ => Some(key.to_owned()),
-    }
 }
 
 /// Names of the objects behind `ids`, for groupings of named objects.
@@ -464,17 +443,15 @@ impl UsageStats {
 }
 
 /// Days, hours and status classes in order; anything else by cost, then requests, descending.
-fn sort_groups(group_by: GroupBy, groups: &mut [UsageGroup]) {
+fn group_order(group_by: GroupBy, a: &UsageGroup, b: &UsageGroup) -> std::cmp::Ordering {
     if group_by.ordered_by_key() {
-        groups.sort_by(|a, b| a.key.cmp(&b.key));
+        a.key.cmp(&b.key)
     } else {
-        groups.sort_by(|a, b| {
-            (b.stats.cost_nanos_usd, b.stats.requests, &a.key).cmp(&(
-                a.stats.cost_nanos_usd,
-                a.stats.requests,
-                &b.key,
-            ))
-        });
+        (b.stats.cost_nanos_usd, b.stats.requests, &a.key).cmp(&(
+            a.stats.cost_nanos_usd,
+            a.stats.requests,
+            &b.key,
+        ))
     }
 }
 
@@ -512,15 +489,19 @@ pub async fn breakdown(pool: &Db, scope: &UsageScope) -> Result<Vec<BreakdownRow
         if cell.stats.requests == 0 {
             continue;
         }
-        let [team_id, api_key_id, model_id, mcp_server_id, mcp]: [Option<String>; 5] =
-            key.try_into().unwrap_or_default();
+        let decode = |what: &str| sqlx::Error::Decode(format!("breakdown row: {what}").into());
+        let [team_id, api_key_id, model_id, mcp_server_id, mcp]: [Option<String>; 5] = key
+            .try_into()
+            .map_err(|_| decode("expected five key columns"))?;
+        // `api_key_id` is NOT NULL in both tables the rows come from.
+        let api_key_id = api_key_id.ok_or_else(|| decode("no API key"))?;
         let mut stats = cell.stats;
         stats.success_rate = rate(stats.successes, stats.requests);
         rows.push(BreakdownRow {
             team_name: team_id.as_ref().and_then(|id| teams.get(id).cloned()),
             team_id,
-            api_key_name: api_key_id.as_ref().and_then(|id| keys.get(id).cloned()),
-            api_key_id: api_key_id.unwrap_or_default(),
+            api_key_name: keys.get(&api_key_id).cloned(),
+            api_key_id,
             model_id,
             recorded_name: cell.recorded_name,
             mcp_server_name: mcp_server_id
@@ -584,7 +565,7 @@ pub fn fold<'a>(
             .or_else(|| group.key.as_ref().map(|id| fallback_label(group_by, id)))
             .unwrap_or_else(|| group_by.missing_label().to_owned());
     }
-    sort_groups(group_by, &mut groups);
+    groups.sort_by(|a, b| group_order(group_by, a, b));
     groups
 }
 

@@ -157,7 +157,7 @@ pub(crate) async fn cells(
     let mut cells: HashMap<Key, Cell> = HashMap::new();
     let mut conn = report_connection(pool).await?;
     if !plan.rollups.is_empty() {
-        let sql = grouped(scope, dims, Source::Rollups, &plan.rollups_spans());
+        let sql = grouped(scope, dims, Source::Rollups, &plan.rollup_pieces());
         for row in sql.query().fetch_all(&mut *conn).await? {
             let cell = cells.entry(key_of(&row, dims.len())?).or_default();
             merge_counters(cell, &row)?;
@@ -176,25 +176,25 @@ pub(crate) async fn cells(
         }
     }
     if !plan.records.is_empty() {
-        let spans: Vec<Piece> = plan
+        let pieces: Vec<Piece> = plan
             .records
             .iter()
             .map(|&span| Piece::Records(span))
             .collect();
-        let sql = grouped(scope, dims, Source::Records, &spans);
+        let sql = grouped(scope, dims, Source::Records, &pieces);
         for row in sql.query().fetch_all(&mut *conn).await? {
             let cell = cells.entry(key_of(&row, dims.len())?).or_default();
             merge_counters(cell, &row)?;
         }
-        end_report(conn).await?;
+    }
+    end_report(conn).await?;
+    if !plan.records.is_empty() {
         for (key, histogram) in histograms(pool, scope, dims, &plan.records).await? {
             let cell = cells.entry(key).or_default();
             for (latency, count) in histogram {
                 cell.buckets.record(latency, count);
             }
         }
-    } else {
-        end_report(conn).await?;
     }
     Ok(cells)
 }
@@ -242,7 +242,7 @@ enum Piece {
 }
 
 impl Plan {
-    fn rollups_spans(&self) -> Vec<Piece> {
+    fn rollup_pieces(&self) -> Vec<Piece> {
         self.rollups
             .iter()
             .map(|&(grain, span)| Piece::Rollups(grain, span))

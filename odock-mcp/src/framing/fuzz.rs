@@ -220,7 +220,10 @@ proptest! {
             start = cut;
         }
         if let (Ok(expected), false) = (expected, failed) {
-            events.extend(split.finish().unwrap_or_default());
+            // Whole input decoded cleanly, so the split one must end cleanly too.
+            let tail = split.finish();
+            prop_assert!(tail.is_ok(), "split decode failed at the end: {:?}", tail);
+            events.extend(tail.unwrap_or_default());
             prop_assert_eq!(events, expected);
         }
         let _ = SseEvent::parse(&bytes);
