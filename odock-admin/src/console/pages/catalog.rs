@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
 use super::{api, cursor_query, disclosure, is_admin, names, org_scope, see_other, table, Page};
+use crate::console::client::Answer;
 use crate::console::forms::{self, options, FormState};
 use crate::console::layout::{self, badge, csrf_field, pager, rows, s, text};
 use crate::console::session::{Ctx, Fields};
@@ -992,6 +993,57 @@ fn auth_form_field(api_field: &str, message: &str, auth_type: &str) -> String {
         .to_owned()
 }
 
+const PRICE_HELP: &str = "Enter an amount in USD, like 0.001.";
+
+/// The API body of the MCP server form. On create, empty fields are left out; on edit they clear
+/// (a price becomes 0), except the auth fields: empty ones keep the sealed config. `None`: the
+/// price is not an amount.
+fn mcp_body(fields: &Fields, edit: bool) -> Option<Value> {
+    let mut body = Map::new();
+    for name in ["name", "slug", "transport"] {
+        body.insert(name.into(), json!(fields.get(name)));
+    }
+    for name in ["endpointUrl", "stdioCommand"] {
+        if edit || fields.opt(name).is_some() {
+            body.insert(name.into(), json!(fields.opt(name)));
+        }
+    }
+    let auth = fields.opt("authType").unwrap_or("NONE");
+    body.insert("authType".into(), json!(auth));
+    let config = match (auth, auth_config(fields, auth)) {
+        ("NONE", _) => edit.then_some(Value::Null),
+        (_, Some(config)) => Some(config),
+        // A new server without its auth fields: the API names the missing one.
+        (_, None) => (!edit).then(|| json!({})),
+    };
+    if let Some(config) = config {
+        body.insert("authConfig".into(), config);
+    }
+    let call = match fields.opt("callUsd").map(layout::parse_usd) {
+        Some(None) => return None,
+        Some(Some(nanos)) => Some(nanos),
+        None => edit.then_some(0),
+    };
+    if let Some(nanos) = call {
+        body.insert("pricing".into(), json!({ "callNanosUsd": nanos }));
+    }
+    body.insert("enabled".into(), json!(fields.checked("enabled")));
+    Some(Value::Object(body))
+}
+
+/// The MCP server form after the API refused it: the API names nested fields
+/// (`authConfig.token`), so an auth error moves to the form's own field.
+fn mcp_form_failed(fields: Fields, answer: &Answer) -> FormState {
+    let auth = fields.opt("authType").unwrap_or("NONE").to_owned();
+    let mut state = FormState::from_answer(fields, answer);
+    if let Some((Some(field), message)) = &mut state.error {
+        if field.starts_with("authConfig") {
+            *field = auth_form_field(field, message, &auth);
+        }
+    }
+    state
+}
+
 /// The fields of the MCP server form (create and edit), per transport.
 fn mcp_fields(state: &FormState, token_help: &str) -> Markup {
     html! {
@@ -1067,45 +1119,12 @@ pub async fn mcp_servers(ctx: Ctx, Path(org): Path<String>, Query(query): Params
 pub async fn create_mcp_server(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
-    let mut body = Map::new();
-    for name in ["name", "slug", "transport"] {
-        body.insert(name.into(), json!(fields.get(name)));
-    }
-    for name in ["endpointUrl", "stdioCommand"] {
-        if let Some(value) = fields.opt(name) {
-            body.insert(name.into(), json!(value));
-        }
-    }
-    let auth = fields.get("authType");
-    body.insert(
-        "authType".into(),
-        json!(if auth.is_empty() { "NONE" } else { auth }),
-    );
-    if !auth.is_empty() && auth != "NONE" {
-        let config = auth_config(&fields, auth).unwrap_or_else(|| json!({}));
-        body.insert("authConfig".into(), config);
-    }
-    if let Some(price) = fields.opt("callUsd") {
-        match layout::parse_usd(price) {
-            Some(nanos) => body.insert("pricing".into(), json!({"callNanosUsd": nanos})),
-            None => {
-                let state = FormState::failed(
-                    fields,
-                    Some("callUsd"),
-                    "Enter an amount in USD, like 0.001.",
-                );
-                return mcp_page(&ctx, &org, &HashMap::new(), &state, StatusCode::BAD_REQUEST)
-                    .await;
-            }
-        };
-    }
-    body.insert("enabled".into(), json!(fields.checked("enabled")));
+    let Some(body) = mcp_body(&fields, false) else {
+        let state = FormState::failed(fields, Some("callUsd"), PRICE_HELP);
+        return mcp_page(&ctx, &org, &HashMap::new(), &state, StatusCode::BAD_REQUEST).await;
+    };
     let answer = ctx
-        .call(
-            Method::POST,
-            &api(&org, "/mcp-servers"),
-            Some(&Value::Object(body)),
-        )
+        .call(Method::POST, &api(&org, "/mcp-servers"), Some(&body))
         .await;
     if answer.ok() {
         return Ok(see_other(&format!("/{org}/mcp-servers")));
@@ -1113,14 +1132,7 @@ pub async fn create_mcp_server(ctx: Ctx, Path(org): Path<String>, fields: Fields
     if let Some(page) = super::refused(&ctx, &answer) {
         return Err(page);
     }
-    let auth = auth.to_owned();
-    let mut state = FormState::from_answer(fields, &answer);
-    // The API names nested fields (`authConfig.token`); point at the form's own field.
-    if let Some((Some(field), message)) = &mut state.error {
-        if field.starts_with("authConfig") {
-            *field = auth_form_field(field, message, &auth);
-        }
-    }
+    let state = mcp_form_failed(fields, &answer);
     mcp_page(&ctx, &org, &HashMap::new(), &state, answer.status).await
 }
 
@@ -1272,51 +1284,19 @@ pub async fn mcp_server_action(
             .await
         }
         "edit" => {
-            let mut body = Map::new();
-            for name in ["name", "slug", "transport"] {
-                body.insert(name.into(), json!(fields.get(name)));
-            }
-            for name in ["endpointUrl", "stdioCommand"] {
-                body.insert(name.into(), json!(fields.opt(name)));
-            }
-            let auth = fields.opt("authType").unwrap_or("NONE");
-            body.insert("authType".into(), json!(auth));
-            if auth == "NONE" {
-                body.insert("authConfig".into(), Value::Null);
-            } else if let Some(config) = auth_config(&fields, auth) {
-                body.insert("authConfig".into(), config);
-            }
-            let auth = auth.to_owned();
-            let call = match fields.opt("callUsd").map(layout::parse_usd) {
-                None => 0,
-                Some(Some(nanos)) => nanos,
-                Some(None) => {
-                    let state = FormState::failed(
-                        fields,
-                        Some("callUsd"),
-                        "Enter an amount in USD, like 0.001.",
-                    );
-                    return mcp_server_page(&ctx, &org, &id, &state, StatusCode::BAD_REQUEST, None)
-                        .await;
-                }
+            let Some(body) = mcp_body(&fields, true) else {
+                let state = FormState::failed(fields, Some("callUsd"), PRICE_HELP);
+                return mcp_server_page(&ctx, &org, &id, &state, StatusCode::BAD_REQUEST, None)
+                    .await;
             };
-            body.insert("pricing".into(), json!({"callNanosUsd": call}));
-            body.insert("enabled".into(), json!(fields.checked("enabled")));
-            let answer = ctx
-                .call(Method::PATCH, &path, Some(&Value::Object(body)))
-                .await;
+            let answer = ctx.call(Method::PATCH, &path, Some(&body)).await;
             if answer.ok() {
                 return Ok(see_other(&format!("/{org}/mcp-servers/{id}?done=edit")));
             }
             if let Some(page) = super::refused(&ctx, &answer) {
                 return Err(page);
             }
-            let mut state = FormState::from_answer(fields, &answer);
-            if let Some((Some(field), message)) = &mut state.error {
-                if field.starts_with("authConfig") {
-                    *field = auth_form_field(field, message, &auth);
-                }
-            }
+            let state = mcp_form_failed(fields, &answer);
             mcp_server_page(&ctx, &org, &id, &state, answer.status, None).await
         }
         _ => Err(super::no_such_action(&ctx)),
