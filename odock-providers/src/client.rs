@@ -45,28 +45,38 @@ pub struct UpstreamClient {
     /// URLs already parsed and checked: parsing (with IDNA) was the largest single cost of an
     /// upstream call. Bounded by configuration (base URLs × routes × slugs); emptied when full.
     checked: Arc<RwLock<HashMap<String, Url>>>,
-    /// Clients of providers' own connect timeouts, built on first use.
+    /// Clients of providers' own connect timeouts (one per step), built on first use.
     by_connect_timeout: Arc<RwLock<HashMap<Duration, reqwest::Client>>>,
 }
 
 /// How many checked URLs are kept before the cache starts over.
 const CHECKED_URLS: usize = 4_096;
 
-/// How many distinct provider connect timeouts get a client of their own; beyond, the cache
-/// starts over (configuration has a handful).
-const CONNECT_TIMEOUT_CLIENTS: usize = 64;
+/// The connect timeouts a provider can get, in ms: its setting is rounded up to the next step.
+/// Every provider of every tenant shares these few clients, so a tenant that sets many distinct
+/// values cannot make the gateway build clients per request or evict other tenants' connection
+/// pools. Beyond the last step: the last step.
+const CONNECT_TIMEOUT_STEPS_MS: [u64; 10] = [
+    250, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 15_000, 30_000, 60_000,
+];
 
 /// The provider setting naming its connect timeout in milliseconds.
 pub const CONNECT_TIMEOUT_SETTING: &str = "connectTimeoutMs";
 
-/// The provider's `config.connectTimeoutMs`: how long connecting (TCP and TLS) may take.
+/// The provider's `config.connectTimeoutMs`, rounded up to one of [`CONNECT_TIMEOUT_STEPS_MS`]:
+/// how long connecting (TCP and TLS) may take.
 pub fn connect_timeout(provider: &odock_core::ResolvedProvider) -> Option<Duration> {
-    provider
+    let ms = provider
         .config
         .get(CONNECT_TIMEOUT_SETTING)
         .and_then(serde_json::Value::as_u64)
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
+        .filter(|ms| *ms > 0)?;
+    let last = CONNECT_TIMEOUT_STEPS_MS[CONNECT_TIMEOUT_STEPS_MS.len() - 1];
+    let step = CONNECT_TIMEOUT_STEPS_MS
+        .into_iter()
+        .find(|step| *step >= ms)
+        .unwrap_or(last);
+    Some(Duration::from_millis(step))
 }
 
 impl Default for UpstreamClient {
@@ -128,10 +138,8 @@ impl UpstreamClient {
             return Ok(http.post(url));
         }
         let http = build(&self.egress, timeout).map_err(ProviderError::Unreachable)?;
+        // At most one client per step: the map never grows past the steps.
         let mut clients = self.by_connect_timeout.write();
-        if clients.len() >= CONNECT_TIMEOUT_CLIENTS {
-            clients.clear();
-        }
         Ok(clients.entry(timeout).or_insert(http).post(url))
     }
 
@@ -241,6 +249,38 @@ pub(crate) fn forbidden(error: &reqwest::Error) -> Option<EgressDenied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tenants choose connect timeouts freely; the gateway builds at most one client per step.
+    #[test]
+    fn connect_timeouts_round_up_to_a_few_shared_steps() {
+        let with = |config: serde_json::Value| odock_core::ResolvedProvider {
+            id: odock_core::ProviderId::new("p"),
+            name: "p".into(),
+            provider_type: odock_core::ProviderType::OpenAi,
+            base_url: "https://api.example.test".into(),
+            timeout: None,
+            enabled: true,
+            config,
+        };
+        let ms = |config| connect_timeout(&with(config)).map(|d| d.as_millis());
+        assert_eq!(ms(serde_json::json!({})), None);
+        assert_eq!(ms(serde_json::json!({"connectTimeoutMs": 0})), None);
+        assert_eq!(ms(serde_json::json!({"connectTimeoutMs": 1})), Some(250));
+        assert_eq!(ms(serde_json::json!({"connectTimeoutMs": 300})), Some(500));
+        assert_eq!(
+            ms(serde_json::json!({"connectTimeoutMs": 1_000})),
+            Some(1_000)
+        );
+        assert_eq!(
+            ms(serde_json::json!({"connectTimeoutMs": 999_999})),
+            Some(60_000)
+        );
+        let steps: std::collections::HashSet<_> = (1..200_000)
+            .step_by(97)
+            .filter_map(|n| ms(serde_json::json!({ "connectTimeoutMs": n })))
+            .collect();
+        assert!(steps.len() <= CONNECT_TIMEOUT_STEPS_MS.len());
+    }
 
     #[test]
     fn upstream_urls_without_fragments_or_credentials() {
