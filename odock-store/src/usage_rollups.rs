@@ -231,8 +231,19 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Rows per upsert statement: well under SQLite's bound-parameter limit (32,766).
-const ROWS_PER_STATEMENT: usize = 256;
+/// The most rows one upsert statement carries (66 parameters each: far under SQLite's 32,766).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// The rows of the next upsert for `remaining` rows: the largest power of two that fits, so a
+/// batch is written with statements of at most seven shapes, each parsed once per connection and
+/// kept prepared. (Parsing the wide upsert on every batch cost more than executing it.)
+fn rows_in_next(remaining: usize) -> usize {
+    let mut size = ROWS_PER_STATEMENT;
+    while size > remaining {
+        size /= 2;
+    }
+    size.max(1)
+}
 
 /// Adds `records` (newly inserted ones only: each must count once) to their hourly and daily rows.
 /// `mcp_server_of` maps the usage record id of MCP traffic to its server. Rows are written in key
@@ -292,7 +303,10 @@ pub(crate) async fn add(
     }
     let backend = connection_backend(conn);
     let rows: Vec<_> = rows.into_iter().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(rows_in_next(rest.len()));
+        rest = tail;
         let mut sql = SqlBuilder::new(format!(
             "INSERT INTO usage_rollups ({}) VALUES ",
             all_columns()
@@ -321,7 +335,7 @@ pub(crate) async fn add(
             sql.push_tuple(params);
         }
         sql.push(&upsert_clause(backend));
-        sql.query().persistent(false).execute(&mut *conn).await?;
+        sql.query().persistent(true).execute(&mut *conn).await?;
     }
     Ok(())
 }
