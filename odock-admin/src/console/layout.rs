@@ -7,7 +7,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use odock_core::Role;
 use serde_json::Value;
 
-use super::session::{Ctx, CSRF_FIELD};
+use super::ctx::{Ctx, CSRF_FIELD};
 
 /// Which family of pages a page belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

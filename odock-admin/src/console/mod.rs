@@ -18,6 +18,7 @@
 pub mod assets;
 pub mod charts;
 pub mod client;
+pub mod ctx;
 pub mod forms;
 pub mod layout;
 pub mod pages;

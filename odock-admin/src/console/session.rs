@@ -21,14 +21,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::client::{self, Answer, Caller};
+pub use super::ctx::{Ctx, CSRF_FIELD};
 use super::layout;
 use super::Console;
 use crate::api::auth::session_cookie;
 use crate::api::csrf::Route;
 use crate::api::forwarded::{over_https, ForwardedBy};
-
-/// The name of the hidden CSRF field of every console form.
-pub const CSRF_FIELD: &str = "_csrf";
 
 /// The CSRF token of a session: derived from its secret, so nothing is stored and it changes with
 /// every sign-in.
@@ -71,33 +69,6 @@ pub fn check_origin(console: &Console, parts: &Parts) -> Result<(), Response> {
                 "This form was not sent from this site. Reload the page and try again.",
             )
         })
-}
-
-/// The signed-in caller of a console page.
-#[derive(Clone)]
-pub struct Ctx {
-    pub console: Console,
-    pub caller: Caller,
-    pub role: Role,
-    pub user_id: Option<String>,
-    /// `{id, name, email, role, …}`; `null` for the static admin token.
-    pub user: Value,
-    /// The caller's organisation id (`None` for SUPER_ADMIN).
-    pub organisation_id: Option<String>,
-    pub csrf: String,
-    /// Whether this request passed the origin check (meaningful for writes).
-    origin_ok: bool,
-    /// The path of this page, for the navigation and redirects.
-    pub path: String,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx")
-            .field("role", &self.role)
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where to go to sign in, coming back to `path` afterwards.
@@ -151,10 +122,6 @@ impl FromRequestParts<Console> for Ctx {
 }
 
 impl Ctx {
-    pub fn is_super_admin(&self) -> bool {
-        self.role == Role::SuperAdmin
-    }
-
     /// Both CSRF checks of a form write; the refusal page otherwise.
     pub fn check_form(&self, fields: &Fields) -> Result<(), Response> {
         let sent = fields.get(CSRF_FIELD);
