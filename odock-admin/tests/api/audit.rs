@@ -1,11 +1,11 @@
 //! The audit log: entries of real writes that never hold a secret.
 
-use http::{Method, StatusCode};
-use odock_core::Role;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 
+use http::{Method, StatusCode};
 use odock_admin::testing::{assert_error, harness, ADMIN_TOKEN};
+use odock_core::Role;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn admin_writes_are_audited_without_secrets() {

@@ -1,7 +1,6 @@
 //! Budgets and quotas: owners, schedules, metrics and limits validated; windows listed.
 
-use chrono::Duration;
-use chrono::Utc;
+use chrono::{Duration, Utc};
 use http::{Method, StatusCode};
 use odock_core::CacheKind;
 use serde_json::{json, Value};

@@ -39,7 +39,7 @@ pub async fn harness() -> Harness {
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),
-        live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
+        live_windows: Arc::new(odock_core::StoredWindowsOnly),
     });
     Harness {
         app,

@@ -2,19 +2,19 @@
 //! expected outcome written out here. A route without a row in [`expected`] fails the walk, so a
 //! route cannot be added without deciding who may call it.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::Utc;
 use http::{Method, StatusCode};
 use odock_admin::api::authz::Access;
 use odock_admin::api::openapi;
 use odock_admin::api::routes::operations;
+use odock_admin::testing::{harness, harness_on, Harness, PASSWORD};
 use odock_core::{
     ApiKeyId, OrganisationId, RequestId, Role, TeamId, TokenUsage, UsageRecord, UsageRecordId,
     UserId,
 };
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
-
-use odock_admin::testing::{harness, harness_on, Harness, PASSWORD};
 
 /// The callers every route is tried with, in the columns' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,11 @@ use odock_admin::analytics::synthetic::{
     generate, insert, SyntheticKey, SyntheticRecord, SyntheticSpec,
 };
 use odock_admin::analytics::MCP_PROVIDER;
+use odock_admin::testing::{assert_error, harness, Harness, ADMIN_TOKEN};
 use odock_core::Role;
 use odock_store::usage_rollups::latency_bucket;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-use odock_admin::testing::{assert_error, harness, Harness, ADMIN_TOKEN};
 
 const DAY_MS: i64 = 86_400_000;
 const START_MS: i64 = 1_717_200_000_000; // 2024-06-01T00:00:00Z

@@ -2,20 +2,20 @@
 //! and sign-in writes, throttled admin-token guesses and password changes, no cross-tenant email
 //! oracle, IANA timezones, and what a MANAGER of several teams sees of usage.
 
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+
 use axum::body::Body;
 use chrono::Duration;
 use http::{Method, Request, StatusCode};
 use odock_admin::analytics::synthetic::{generate, SyntheticKey, SyntheticRecord, SyntheticSpec};
 use odock_admin::auth::throttle::ThrottleRule;
-use odock_core::layers::ClientIp;
-use odock_core::Role;
-use serde_json::{json, Value};
-use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
-
 use odock_admin::testing::{
     assert_error, harness, harness_with, Answer, Harness, ADMIN_TOKEN, PASSWORD,
 };
+use odock_core::layers::ClientIp;
+use odock_core::Role;
+use serde_json::{json, Value};
 
 const HOST: &str = "odock.example:8080";
 const SAME_ORIGIN: &str = "http://odock.example:8080";

@@ -3,10 +3,10 @@
 
 use chrono::Duration;
 use http::{Method, StatusCode};
+use odock_admin::testing::{assert_error, harness};
 use serde_json::json;
 
 use super::{accept, acme, invite, login, lookup, me, token_of, ALICE_PASSWORD};
-use odock_admin::testing::{assert_error, harness};
 
 #[tokio::test]
 async fn invitation_invite_accept_sign_in_and_act_with_the_invited_role() {

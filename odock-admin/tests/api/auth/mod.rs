@@ -1,18 +1,18 @@
 //! Sign-in, sessions, throttling, user lifecycle and invitations, over HTTP with a manual clock
-//! (`odock_admin::testing`). The helpers here (an organisation with an ORG_ADMIN, sign-in, invitations)
-//! serve the modules below.
+//! (`odock_admin::testing`). The helpers here (an organisation with an ORG_ADMIN, sign-in,
+//! invitations) serve the modules below.
 
 mod invitations;
 mod session;
 mod users;
 
-use axum::body::Body;
-use http::{Method, Request, StatusCode};
-use odock_core::layers::ClientIp;
-use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr};
 
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
 use odock_admin::testing::{Answer, Harness};
+use odock_core::layers::ClientIp;
+use serde_json::json;
 
 const ALICE_PASSWORD: &str = "alice's long passphrase";
 

@@ -2,19 +2,20 @@
 //! password changes, the bootstrapped first SUPER_ADMIN, and no password or token in any answer,
 //! log line or row.
 
+use std::io::Write;
+use std::sync::Arc;
+
 use axum::body::Body;
 use chrono::Duration;
 use http::{Method, Request, StatusCode};
 use odock_admin::api::forwarded::ForwardedBy;
 use odock_admin::api::session::bootstrap_admin;
+use odock_admin::testing::{assert_error, harness, Answer, Harness, ADMIN_TOKEN};
 use odock_core::{Role, Secret};
 use parking_lot::Mutex;
 use serde_json::json;
-use std::io::Write;
-use std::sync::Arc;
 
 use super::{accept, acme, invite, login, login_from, lookup, me, token_of, ALICE_PASSWORD};
-use odock_admin::testing::{assert_error, harness, Answer, Harness, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn sign_in_issues_a_bearer_token_and_a_session_cookie_and_sign_out_ends_it() {

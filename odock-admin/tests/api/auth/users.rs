@@ -1,11 +1,11 @@
 //! The user lifecycle: revoke, approve, decline and delete.
 
 use http::{Method, StatusCode};
+use odock_admin::testing::{assert_error, harness};
 use odock_core::{CacheKind, InvalidationCommand};
 use serde_json::json;
 
 use super::{acme, login, me, token_of};
-use odock_admin::testing::{assert_error, harness};
 
 #[tokio::test]
 async fn user_lifecycle_revoke_approve_decline_and_delete() {

@@ -37,15 +37,13 @@ async fn harness() -> Harness {
     let app = router(AdminState {
         pool: pool.clone(),
         host: HostPolicy {
-            egress: std::sync::Arc::new(
-                odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap(),
-            ),
+            egress: Arc::new(odock_core::egress::EgressPolicy::parse("127.0.0.0/8").unwrap()),
             ..Default::default()
         },
         master_key: master_key.clone(),
         invalidator: invalidations.clone(),
         admin_token: Secret::new(TOKEN),
-        live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
+        live_windows: Arc::new(odock_core::StoredWindowsOnly),
     });
     Harness {
         app,
