@@ -55,10 +55,13 @@ impl CacheInvalidator for RecordingInvalidator {
 
 /// The admin router over a test database, and what the tests look at beside its answers.
 pub struct Harness {
+    /// The `/api` router ([`router_with`]); [`Harness::send`] calls a clone of it.
     pub app: Router,
+    /// The router's database, for fixtures and checks in SQL.
     pub pool: Db,
     /// Sign-in's clock (sessions, throttling, invitations); other handlers use the wall clock.
     pub clock: ManualClock,
+    /// Every cache invalidation the router sent.
     pub invalidations: Arc<RecordingInvalidator>,
 }
 
@@ -67,7 +70,9 @@ pub struct Harness {
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body as JSON (`Null` when empty).
     pub body: Value,
+    /// The body as text, for assertion messages and downloads.
     pub text: String,
 }
 
@@ -113,7 +118,7 @@ pub fn harness_with(pool: Db, tweak: impl FnOnce(&mut AuthSettings)) -> Harness 
             master_key: Arc::new(master_key),
             invalidator: invalidations.clone(),
             admin_token: Secret::new(ADMIN_TOKEN),
-            live_windows: std::sync::Arc::new(odock_core::StoredWindowsOnly),
+            live_windows: Arc::new(odock_core::StoredWindowsOnly),
         },
         settings,
     );
