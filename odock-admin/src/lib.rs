@@ -10,6 +10,9 @@
 //!   layer, CSRF check, session routes and audit middleware;
 //! - [`console`]: the web console, server-rendered pages over the same API operations.
 //!
+//! With the `testing` feature, `testing` is the admin API under test that the integration tests in
+//! `tests/api/` share.
+//!
 //! `odock-server` assembles it: it builds an [`api::AdminState`] and merges [`api::router`] into
 //! its application router.
 
@@ -20,3 +23,5 @@ pub mod auth;
 pub mod console;
 pub mod invoices;
 pub mod services;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

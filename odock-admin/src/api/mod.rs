@@ -47,21 +47,6 @@ pub mod teams;
 pub mod usage_records;
 pub mod users;
 
-#[cfg(test)]
-pub(crate) mod test_harness;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_auth;
-#[cfg(test)]
-mod tests_mcp;
-#[cfg(test)]
-mod tests_rbac;
-#[cfg(test)]
-mod tests_reports;
-#[cfg(test)]
-mod tests_security;
-
 use std::sync::Arc;
 
 use axum::{Extension, Router};

@@ -11,7 +11,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::api::session::AuthSettings;
-use crate::api::test_harness::{harness, Harness, PASSWORD};
+use crate::testing::{harness, Harness, PASSWORD};
 
 const HOST: &str = "console.test";
 const ORIGIN: &str = "http://console.test";

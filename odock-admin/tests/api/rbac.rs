@@ -6,16 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use http::{Method, StatusCode};
+use odock_admin::api::authz::Access;
+use odock_admin::api::openapi;
+use odock_admin::api::routes::operations;
+use odock_admin::testing::{harness, harness_on, Harness, PASSWORD};
 use odock_core::{
     ApiKeyId, OrganisationId, RequestId, Role, TeamId, TokenUsage, UsageRecord, UsageRecordId,
     UserId,
 };
 use serde_json::{json, Value};
-
-use super::authz::Access;
-use super::openapi;
-use super::routes::operations;
-use super::test_harness::{harness, harness_on, Harness, PASSWORD};
 
 /// The callers every route is tried with, in the columns' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,7 +428,7 @@ impl World {
 
     fn token(&self, who: Who) -> Option<String> {
         match who {
-            Who::Super => Some(super::test_harness::ADMIN_TOKEN.to_owned()),
+            Who::Super => Some(odock_admin::testing::ADMIN_TOKEN.to_owned()),
             Who::OrgAdmin => Some(self.tokens["orgAdmin"].clone()),
             Who::Manager => Some(self.tokens["manager"].clone()),
             Who::OtherManager => Some(self.tokens["otherManager"].clone()),
@@ -655,7 +654,8 @@ async fn every_route_answers_every_role_as_the_role_table_says() {
                     body.as_ref(),
                 )
                 .await;
-            let wrote = reply.status.is_success() && operation.verb != super::routes::Verb::Get;
+            let wrote =
+                reply.status.is_success() && operation.verb != odock_admin::api::routes::Verb::Get;
             if !matches(*outcome, reply.status) {
                 failures.push(format!(
                     "{} as {who:?}: expected {outcome:?}, got {} {}",
@@ -740,7 +740,7 @@ async fn partly_visible_lists_are_filtered_by_role() {
     insert_record(&w.h, org, &org_key, None, None).await;
     insert_record(&w.h, org, &other_team_key, Some(w.id("otherTeam")), None).await;
 
-    let ids = |reply: &super::test_harness::Answer, field: &str| -> Vec<String> {
+    let ids = |reply: &odock_admin::testing::Answer, field: &str| -> Vec<String> {
         let mut ids: Vec<String> = reply.body["data"]
             .as_array()
             .unwrap_or_else(|| panic!("{}", reply.text))

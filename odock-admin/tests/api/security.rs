@@ -5,18 +5,17 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::analytics::synthetic::{generate, SyntheticKey, SyntheticRecord, SyntheticSpec};
-use crate::auth::throttle::ThrottleRule;
 use axum::body::Body;
 use chrono::Duration;
 use http::{Method, Request, StatusCode};
+use odock_admin::analytics::synthetic::{generate, SyntheticKey, SyntheticRecord, SyntheticSpec};
+use odock_admin::auth::throttle::ThrottleRule;
+use odock_admin::testing::{
+    assert_error, harness, harness_with, Answer, Harness, ADMIN_TOKEN, PASSWORD,
+};
 use odock_core::layers::ClientIp;
 use odock_core::Role;
 use serde_json::{json, Value};
-
-use super::test_harness::{
-    assert_error, harness, harness_with, Answer, Harness, ADMIN_TOKEN, PASSWORD,
-};
 
 const HOST: &str = "odock.example:8080";
 const SAME_ORIGIN: &str = "http://odock.example:8080";
