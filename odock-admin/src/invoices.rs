@@ -18,7 +18,7 @@ use crate::analytics::{self, GroupBy, UsageGroup, UsageScope, UsageStats};
 use odock_store::db::{from_ms, Db, DbRow, SqlBuilder};
 
 /// An invoice's figures (the JSON answer of `GET .../invoices`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invoice {
     pub organisation_id: String,
@@ -37,14 +37,14 @@ pub struct Invoice {
 }
 
 /// `[from, to)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Period {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceTotals {
     pub requests: i64,
@@ -78,11 +78,12 @@ impl InvoiceTotals {
 }
 
 /// One row of a breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceLine {
     /// The team, key, model or server id; `null` for records without one (direct organisation keys
     /// in `byTeam`, requests that never resolved a model in `byModel`).
+    #[schema(required = true)]
     pub id: Option<String>,
     pub name: String,
     pub requests: i64,

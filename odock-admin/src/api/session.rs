@@ -107,7 +107,7 @@ fn cookie(value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
 }
 
 /// `POST /api/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Login {
     pub email: String,
@@ -123,8 +123,9 @@ impl std::fmt::Debug for Login {
 }
 
 /// The sign-in (and invitation acceptance) response.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 pub struct SignedIn {
     pub token: String,
     pub expires_at: DateTime<Utc>,
@@ -278,12 +279,14 @@ pub async fn logout(
 }
 
 /// `GET /api/auth/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     /// `null` for the static admin token.
+    #[schema(required = true)]
     pub user: Option<User>,
     pub role: Role,
+    #[schema(required = true)]
     pub organisation: Option<Organisation>,
 }
 
@@ -307,7 +310,7 @@ pub async fn me(
 }
 
 /// `POST /api/auth/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,

@@ -15,7 +15,7 @@ use super::{
 use odock_store::db::{from_ms, now_ms};
 
 /// A provider, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
     pub id: String,
@@ -25,16 +25,18 @@ pub struct Provider {
     pub name: String,
     /// Without a trailing slash.
     pub base_url: String,
+    #[schema(required = true)]
     pub timeout_ms: Option<u64>,
     pub enabled: bool,
     /// Provider-specific settings (`apiVersion` for Azure, …).
+    #[schema(value_type = Object)]
     pub config: JsonObject,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// `POST .../providers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProvider {
     #[serde(rename = "type")]
@@ -48,12 +50,13 @@ pub struct NewProvider {
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
 }
 
 /// `PATCH .../providers/{id}`. The type cannot change (its models depend on it); `timeoutMs: null`
 /// removes the timeout.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderPatch {
     #[serde(default)]
@@ -65,6 +68,7 @@ pub struct ProviderPatch {
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
 }
 

@@ -18,7 +18,7 @@ use super::{nullable, parse_column, required_text, AdminError, Page, PageRequest
 use odock_store::db::{from_ms, now_ms, to_ms};
 
 /// A quota, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Quota {
     pub id: String,
@@ -26,12 +26,14 @@ pub struct Quota {
     pub name: String,
     pub owner_type: OwnerType,
     /// The team, user or key id; `None` for `ORG`.
+    #[schema(required = true)]
     pub owner_id: Option<String>,
     pub metric: QuotaMetric,
     pub limit: i64,
     pub period: BudgetPeriod,
     pub start_at: DateTime<Utc>,
     pub timezone: String,
+    #[schema(required = true)]
     pub end_at: Option<DateTime<Utc>>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -39,7 +41,7 @@ pub struct Quota {
 }
 
 /// `POST .../quotas`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewQuota {
     pub name: String,
@@ -62,7 +64,7 @@ pub struct NewQuota {
 }
 
 /// `PATCH .../quotas/{id}`: the owner and metric cannot change; `endAt: null` removes the end.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuotaPatch {
     #[serde(default)]
@@ -82,10 +84,11 @@ pub struct QuotaPatch {
 }
 
 /// One window of a quota, as returned by `GET .../quotas/{id}/windows`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaWindow {
     /// `None` for the current window while the ledger has not created its row.
+    #[schema(required = true)]
     pub id: Option<String>,
     pub start_at: DateTime<Utc>,
     pub end_at: DateTime<Utc>,
