@@ -530,6 +530,15 @@ fn the_document_covers_the_route_table() {
             assert!(schemas.contains_key(*name), "{name}");
         }
     }
+    // Secrets are documented as write-only.
+    assert_eq!(
+        schemas["Login"]["properties"]["password"]["writeOnly"],
+        true
+    );
+    assert_eq!(
+        schemas["NewProviderKey"]["properties"]["key"]["writeOnly"],
+        true
+    );
     let text = document.to_string();
     for reference in text.split("\"#/components/schemas/").skip(1) {
         let name = reference.split('"').next().unwrap();

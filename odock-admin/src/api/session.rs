@@ -111,6 +111,7 @@ fn cookie(value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Login {
     pub email: String,
+    #[schema(write_only)]
     pub password: String,
 }
 
@@ -313,7 +314,9 @@ pub async fn me(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(write_only)]
     pub current_password: String,
+    #[schema(write_only)]
     pub new_password: String,
 }
 

@@ -109,6 +109,7 @@ pub struct PublicInvitation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptInvitation {
     pub name: String,
+    #[schema(write_only)]
     pub password: String,
 }
 

@@ -110,11 +110,13 @@ pub struct NewMcpServer {
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(write_only)]
     pub stdio_env: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
     #[serde(default)]
     #[schema(value_type = Object)]
+    #[schema(write_only)]
     pub auth_config: Option<JsonObject>,
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
@@ -175,11 +177,13 @@ pub struct McpServerPatch {
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(write_only)]
     pub stdio_env: Option<Option<BTreeMap<String, String>>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
+    #[schema(write_only)]
     pub auth_config: Option<Option<JsonObject>>,
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,

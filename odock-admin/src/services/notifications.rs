@@ -94,6 +94,7 @@ pub struct NewNotificationChannel {
     pub emails: Option<Vec<String>>,
     /// Signs webhook bodies (`X-Odock-Signature`); write-only.
     #[serde(default)]
+    #[schema(write_only)]
     pub secret: Option<String>,
     #[serde(default)]
     pub events: Option<Vec<String>>,
@@ -122,6 +123,7 @@ pub struct NotificationChannelPatch {
     #[serde(default)]
     pub emails: Option<Vec<String>>,
     #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(write_only)]
     pub secret: Option<Option<String>>,
     #[serde(default)]
     pub events: Option<Vec<String>>,

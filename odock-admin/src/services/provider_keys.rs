@@ -36,6 +36,7 @@ pub struct ProviderKey {
 pub struct NewProviderKey {
     pub name: String,
     /// The upstream secret.
+    #[schema(write_only)]
     pub key: String,
 }
 

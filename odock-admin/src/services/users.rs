@@ -50,6 +50,7 @@ pub struct NewUser {
     pub name: Option<String>,
     pub role: Role,
     #[serde(default)]
+    #[schema(write_only)]
     pub password: Option<String>,
     #[serde(default)]
     pub status: Option<UserStatus>,
@@ -69,6 +70,7 @@ pub struct UserPatch {
     pub status: Option<UserStatus>,
     /// Sets a new password (an admin reset); the user's sessions end.
     #[serde(default)]
+    #[schema(write_only)]
     pub password: Option<String>,
 }
 
