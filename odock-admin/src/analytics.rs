@@ -194,6 +194,7 @@ pub struct UsageStats {
     pub requests: i64,
     pub successes: i64,
     pub errors: i64,
+    /// Successes (HTTP status < 400) / requests.
     #[schema(required = true)]
     pub success_rate: Option<f64>,
     pub llm_requests: i64,

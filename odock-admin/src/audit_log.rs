@@ -63,10 +63,12 @@ pub struct AuditEntry {
     pub actor_user_id: Option<String>,
     /// `user` or `admin-token`.
     pub actor_kind: String,
+    /// The operation id of the admin route.
     pub action: String,
     pub target_type: String,
     #[schema(required = true)]
     pub target_id: Option<String>,
+    /// `{path, request, before, after}`, secrets removed.
     pub summary: Value,
 }
 

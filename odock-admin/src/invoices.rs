@@ -55,8 +55,11 @@ pub struct InvoiceTotals {
     pub mcp_cost_nanos_usd: i64,
     pub cost_nanos_usd: i64,
     pub billable_tokens: i64,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub llm_cost_usd: String,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub mcp_cost_usd: String,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub cost_usd: String,
 }
 
@@ -91,6 +94,7 @@ pub struct InvoiceLine {
     pub mcp_cost_nanos_usd: i64,
     pub cost_nanos_usd: i64,
     pub billable_tokens: i64,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub cost_usd: String,
 }
 

@@ -28,6 +28,7 @@ pub struct ModelPricing {
     pub input: TokenRates,
     pub output: TokenRates,
     /// 0..=100, applied to the input text rate for cached input tokens.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub cached_input_discount_percent: u8,
     /// Nanos USD per 1M tokens on embeddings endpoints (replaces the input rates there).
     pub embeddings: i64,
@@ -219,6 +220,7 @@ fn bill_components(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct McpPricing {
+    /// Nanos USD per `tools/call`.
     pub call_nanos_usd: i64,
     pub input_nanos_usd_per_million_bytes: i64,
     pub output_nanos_usd_per_million_bytes: i64,

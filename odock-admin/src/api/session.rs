@@ -128,6 +128,7 @@ impl std::fmt::Debug for Login {
 #[serde(rename_all = "camelCase")]
 #[schema(as = Session)]
 pub struct SignedIn {
+    /// The session token (also set as the `odock_session` cookie).
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: User,

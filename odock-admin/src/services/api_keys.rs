@@ -58,6 +58,7 @@ pub struct ApiKey {
 pub struct IssuedApiKey {
     #[serde(flatten)]
     pub api_key: ApiKey,
+    /// The plaintext key, shown only in this response.
     pub key: String,
 }
 
@@ -78,8 +79,10 @@ pub struct NewApiKey {
     pub name: String,
     #[serde(rename = "type")]
     pub key_type: ApiKeyType,
+    /// Required for TEAM keys, refused otherwise.
     #[serde(default)]
     pub team_id: Option<String>,
+    /// Required for USER keys, refused otherwise.
     #[serde(default)]
     pub user_id: Option<String>,
     /// Must be in the future.
@@ -112,6 +115,7 @@ pub struct ApiKeyPatch {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
+    /// Must be in the future; default: unchanged.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }

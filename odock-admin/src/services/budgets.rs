@@ -100,8 +100,10 @@ pub struct Budget {
 pub struct NewBudget {
     pub name: String,
     pub owner_type: OwnerType,
+    /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
+    #[schema(minimum = 1)]
     pub amount_nanos: i64,
     pub period: BudgetPeriod,
     /// Defaults to now.
@@ -110,10 +112,12 @@ pub struct NewBudget {
     /// Defaults to `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub thresholds: Option<Vec<u32>>,
+    /// Stored, not yet applied.
     #[serde(default)]
     pub rollover: Option<bool>,
     #[serde(default)]
@@ -130,6 +134,7 @@ pub struct BudgetPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub amount_nanos: Option<i64>,
     #[serde(default)]
     pub currency: Option<Currency>,
@@ -137,6 +142,7 @@ pub struct BudgetPatch {
     pub period: Option<BudgetPeriod>,
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
+    /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

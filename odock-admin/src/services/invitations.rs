@@ -62,6 +62,7 @@ pub struct Invitation {
 pub struct IssuedInvitation {
     #[serde(flatten)]
     pub invitation: Invitation,
+    /// The invitation token, shown only in this response.
     pub token: String,
     /// The web UI's accept page for this token (a path; prefix it with the server's address).
     pub url: String,

@@ -99,6 +99,7 @@ pub enum LaunchAuthor {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewMcpServer {
     pub name: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: String,
     pub transport: McpTransportKind,
     #[serde(default)]
@@ -109,11 +110,13 @@ pub struct NewMcpServer {
     pub stdio_command: Option<String>,
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
+    /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default)]
     #[schema(write_only)]
     pub stdio_env: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
+    /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
     #[serde(default)]
     #[schema(value_type = Object)]
     #[schema(write_only)]
@@ -165,6 +168,7 @@ pub struct McpServerPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: Option<String>,
     #[serde(default)]
     pub transport: Option<McpTransportKind>,
@@ -176,11 +180,13 @@ pub struct McpServerPatch {
     pub stdio_command: Option<Option<String>>,
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
+    /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(write_only)]
     pub stdio_env: Option<Option<BTreeMap<String, String>>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
+    /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     #[schema(write_only)]

@@ -88,6 +88,7 @@ pub struct NewNotificationChannel {
     pub name: String,
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
+    /// WEBHOOK: where alerts are POSTed (egress policy applies).
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
@@ -463,6 +464,7 @@ pub struct Alert {
 pub struct AlertDelivery {
     pub id: String,
     pub channel_id: String,
+    /// `WEBHOOK` or `EMAIL`.
     pub channel_type: String,
     /// `PENDING`, `SENDING`, `DELIVERED` or `FAILED`.
     pub status: String,

@@ -78,6 +78,7 @@ pub struct NewOrganisation {
     pub name: String,
     /// Derived from the name when absent (see [`slugify`]).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
     #[serde(default)]
     pub contact: Option<String>,
@@ -90,6 +91,7 @@ pub struct OrganisationPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub contact: Option<Option<String>>,

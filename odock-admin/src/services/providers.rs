@@ -24,6 +24,7 @@ pub struct Provider {
     pub provider_type: ProviderType,
     pub name: String,
     /// Without a trailing slash.
+    #[schema(format = "uri")]
     pub base_url: String,
     #[schema(required = true)]
     pub timeout_ms: Option<u64>,
@@ -44,8 +45,10 @@ pub struct NewProvider {
     pub name: String,
     /// Defaults to [`ProviderType::default_base_url`].
     #[serde(default)]
+    #[schema(format = "uri")]
     pub base_url: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -62,8 +65,10 @@ pub struct ProviderPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(format = "uri")]
     pub base_url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<Option<u64>>,
     #[serde(default)]
     pub enabled: Option<bool>,

@@ -46,9 +46,11 @@ pub struct Quota {
 pub struct NewQuota {
     pub name: String,
     pub owner_type: OwnerType,
+    /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
     pub metric: QuotaMetric,
+    #[schema(minimum = 1)]
     pub limit: i64,
     pub period: BudgetPeriod,
     /// Defaults to now.
@@ -57,6 +59,7 @@ pub struct NewQuota {
     /// Defaults to `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -70,11 +73,13 @@ pub struct QuotaPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub limit: Option<i64>,
     #[serde(default)]
     pub period: Option<BudgetPeriod>,
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
+    /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "nullable")]

@@ -109,8 +109,10 @@ pub struct RoutingPolicy {
     pub strategy: Strategy,
     pub candidates: Vec<RoutingCandidate>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10))]
     pub max_retries: u32,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub retry_delay_ms: u64,
     #[serde(default = "default_triggers")]
     pub triggers: Vec<Trigger>,
