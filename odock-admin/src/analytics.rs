@@ -109,7 +109,7 @@ pub enum StatusFilter {
 }
 
 /// How [`summary`] groups records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum GroupBy {
     /// UTC calendar day; the group key is `YYYY-MM-DD`.
@@ -188,12 +188,14 @@ impl GroupBy {
 
 /// Counters of a set of records. Tokens and money are sums; `successRate` is successes / requests
 /// (2xx and 3xx count as successes), absent when there were no requests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageStats {
     pub requests: i64,
     pub successes: i64,
     pub errors: i64,
+    /// Successes (HTTP status < 400) / requests.
+    #[schema(required = true)]
     pub success_rate: Option<f64>,
     pub llm_requests: i64,
     pub mcp_requests: i64,
@@ -208,17 +210,20 @@ pub struct UsageStats {
     pub llm_cost_nanos_usd: i64,
     pub mcp_cost_nanos_usd: i64,
     /// Median of `latencyMs` (see [`UsageSummary::latency_percentiles`]).
+    #[schema(required = true)]
     pub latency_p50_ms: Option<i64>,
     /// 95th percentile of `latencyMs`.
+    #[schema(required = true)]
     pub latency_p95_ms: Option<i64>,
 }
 
 /// One group of a [`UsageSummary`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageGroup {
     /// The day (`YYYY-MM-DD`), hour, object id, provider or status class; `null` for records
     /// without one.
+    #[schema(required = true)]
     pub key: Option<String>,
     pub label: String,
     #[serde(flatten)]
@@ -226,7 +231,7 @@ pub struct UsageGroup {
 }
 
 /// How a report's latency percentiles were computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Percentiles {
     /// Nearest-rank values of the records' latencies.
@@ -236,11 +241,14 @@ pub enum Percentiles {
 }
 
 /// The answer of `GET .../usage/summary`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageSummary {
+    #[schema(required = true)]
     pub from: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub to: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub group_by: Option<GroupBy>,
     pub latency_percentiles: Percentiles,
     pub totals: UsageStats,

@@ -52,18 +52,23 @@ pub struct NewAuditEntry {
 }
 
 /// A stored entry, as the audit-log lists return it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     pub id: String,
     pub at: DateTime<Utc>,
+    #[schema(required = true)]
     pub organisation_id: Option<String>,
+    #[schema(required = true)]
     pub actor_user_id: Option<String>,
     /// `user` or `admin-token`.
     pub actor_kind: String,
+    /// The operation id of the admin route.
     pub action: String,
     pub target_type: String,
+    #[schema(required = true)]
     pub target_id: Option<String>,
+    /// `{path, request, before, after}`, secrets removed.
     pub summary: Value,
 }
 

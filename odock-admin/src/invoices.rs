@@ -18,7 +18,7 @@ use crate::analytics::{self, GroupBy, UsageGroup, UsageScope, UsageStats};
 use odock_store::db::{from_ms, Db, DbRow, SqlBuilder};
 
 /// An invoice's figures (the JSON answer of `GET .../invoices`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invoice {
     pub organisation_id: String,
@@ -37,14 +37,14 @@ pub struct Invoice {
 }
 
 /// `[from, to)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Period {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceTotals {
     pub requests: i64,
@@ -55,8 +55,11 @@ pub struct InvoiceTotals {
     pub mcp_cost_nanos_usd: i64,
     pub cost_nanos_usd: i64,
     pub billable_tokens: i64,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub llm_cost_usd: String,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub mcp_cost_usd: String,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub cost_usd: String,
 }
 
@@ -78,11 +81,12 @@ impl InvoiceTotals {
 }
 
 /// One row of a breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceLine {
     /// The team, key, model or server id; `null` for records without one (direct organisation keys
     /// in `byTeam`, requests that never resolved a model in `byModel`).
+    #[schema(required = true)]
     pub id: Option<String>,
     pub name: String,
     pub requests: i64,
@@ -90,6 +94,7 @@ pub struct InvoiceLine {
     pub mcp_cost_nanos_usd: i64,
     pub cost_nanos_usd: i64,
     pub billable_tokens: i64,
+    /// The amount in USD with nine decimals, exactly the nanos.
     pub cost_usd: String,
 }
 

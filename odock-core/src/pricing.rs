@@ -10,6 +10,7 @@ use crate::tokens::TokenUsage;
 
 /// Token rates for one direction, in nanos USD per 1M tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRates {
     pub text: i64,
@@ -21,11 +22,13 @@ pub struct TokenRates {
 
 /// A model's price list, as stored on the model and snapshotted into each usage record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPricing {
     pub input: TokenRates,
     pub output: TokenRates,
     /// 0..=100, applied to the input text rate for cached input tokens.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub cached_input_discount_percent: u8,
     /// Nanos USD per 1M tokens on embeddings endpoints (replaces the input rates there).
     pub embeddings: i64,
@@ -96,6 +99,7 @@ impl ModelPricing {
 
 /// How the tokens of a request are priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BillingMode {
     /// Chat, responses, messages: input and output rates.
@@ -108,6 +112,7 @@ pub enum BillingMode {
 /// rounded up on its own, for display only) and the pricing snapshot it used, so later price edits
 /// never rewrite history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Bill {
     #[serde(rename = "totalCostNanosUsd")]
@@ -212,8 +217,10 @@ fn bill_components(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode
 /// byte rates in nanos USD per 1M bytes applied to every message forwarded (request bytes in,
 /// response bytes out). Omitted rates are 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct McpPricing {
+    /// Nanos USD per `tools/call`.
     pub call_nanos_usd: i64,
     pub input_nanos_usd_per_million_bytes: i64,
     pub output_nanos_usd_per_million_bytes: i64,
@@ -243,6 +250,7 @@ impl McpPricing {
 /// The price of one MCP exchange: the exact total (rounded up once), its components (each rounded
 /// up on its own, for display) and the pricing snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct McpBill {
     #[serde(rename = "totalCostNanosUsd")]

@@ -25,21 +25,43 @@ pub struct TokenUsage {
 
 /// The serialised shape of [`TokenUsage`]; `total` is derived, never trusted on input.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase")]
 struct TokenUsageWire {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     input: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     output: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     cached: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     reasoning: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     total: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     input_audio: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     output_audio: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     input_image: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     output_image: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     units: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit_kind: Option<String>,
 }
+
+/// [`TokenUsage`] is documented as its wire form.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TokenUsage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <TokenUsageWire as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TokenUsage {}
 
 impl Default for TokenUsageWire {
     fn default() -> Self {

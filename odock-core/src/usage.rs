@@ -37,22 +37,28 @@ pub struct ReportedUsage {
 
 /// One gateway request, as stored and returned by the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsageRecord {
     pub id: UsageRecordId,
     pub request_id: RequestId,
     pub organisation_id: OrganisationId,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub team_id: Option<TeamId>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_id: Option<UserId>,
     pub api_key_id: ApiKeyId,
     /// Provider family (`openai`, …) or `mcp`; empty when the request was denied before resolution.
     pub provider: String,
     /// The Odock model name that answered.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub model: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub model_id: Option<ModelId>,
     /// The gateway route, e.g. `/v1/chat/completions`.
     pub endpoint: String,
     pub http_status: u16,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error_code: Option<String>,
     pub latency_ms: u64,
     /// Time spent in Odock before the upstream call began.
@@ -62,11 +68,16 @@ pub struct UsageRecord {
     pub billable_tokens: u64,
     pub cost_nanos_usd: i64,
     /// The calculator's breakdown and pricing snapshot; `None` when nothing was priced.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub billing: Option<Bill>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub provider_usage: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub routing: Option<Value>,
     pub metadata: UsageMetadata,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub provider_request_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
     /// What settling this request added to budget and quota windows, for the usage writer to store
@@ -77,6 +88,7 @@ pub struct UsageRecord {
 
 /// How a request ended, as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestOutcome {
     /// The response body was delivered to its end.
@@ -89,6 +101,7 @@ pub enum RequestOutcome {
 
 /// Facts about the request that are not usage (schema `usage_metadata_v1`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UsageMetadata {
     pub schema: String,
@@ -110,13 +123,16 @@ pub struct UsageMetadata {
 /// tool called, bytes each way and the MCP price. Stored in `mcp_usage_records`, paired with its
 /// usage record by `usage_record_id`; the usage record's cost is the same total (never added twice).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct McpUsageRecord {
     pub id: String,
     pub usage_record_id: UsageRecordId,
     pub request_id: RequestId,
     pub organisation_id: OrganisationId,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub team_id: Option<TeamId>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_id: Option<UserId>,
     pub api_key_id: ApiKeyId,
     pub mcp_server_id: McpServerId,
@@ -125,13 +141,16 @@ pub struct McpUsageRecord {
     pub transport: String,
     /// The JSON-RPC method (`tools/call`, `tools/list`, …; the first one of a batch), or the HTTP
     /// method for bodiless requests (`GET` server stream, `DELETE` session end).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub rpc_method: Option<String>,
     /// The tool of a `tools/call` (the first one of a batch).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tool_name: Option<String>,
     pub tool_call_count: u64,
     pub input_bytes: u64,
     pub output_bytes: u64,
     pub http_status: u16,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub error_code: Option<String>,
     pub latency_ms: u64,
     pub cost_nanos_usd: i64,

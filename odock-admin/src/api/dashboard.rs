@@ -13,14 +13,20 @@ use super::error::ApiError;
 use super::AdminState;
 use crate::services::organisations::{self, object_count, ObjectTable};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardCounts {
+    /// The keys the caller sees.
     pub api_keys: i64,
     pub models: i64,
+    /// `null` for roles that may not list providers.
+    #[schema(required = true)]
     pub providers: Option<i64>,
     pub mcp_servers: i64,
+    /// The teams the caller sees.
     pub teams: i64,
+    /// `null` for roles that may not list users.
+    #[schema(required = true)]
     pub users: Option<i64>,
 }
 

@@ -107,10 +107,11 @@ fn cookie(value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
 }
 
 /// `POST /api/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Login {
     pub email: String,
+    #[schema(write_only)]
     pub password: String,
 }
 
@@ -123,9 +124,11 @@ impl std::fmt::Debug for Login {
 }
 
 /// The sign-in (and invitation acceptance) response.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 pub struct SignedIn {
+    /// The session token (also set as the `odock_session` cookie).
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: User,
@@ -278,12 +281,14 @@ pub async fn logout(
 }
 
 /// `GET /api/auth/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     /// `null` for the static admin token.
+    #[schema(required = true)]
     pub user: Option<User>,
     pub role: Role,
+    #[schema(required = true)]
     pub organisation: Option<Organisation>,
 }
 
@@ -307,10 +312,12 @@ pub async fn me(
 }
 
 /// `POST /api/auth/password`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(write_only)]
     pub current_password: String,
+    #[schema(write_only)]
     pub new_password: String,
 }
 

@@ -24,7 +24,7 @@ use odock_store::db::{from_ms, now_ms, to_ms};
 use odock_store::keys::{generate_virtual_key, hash_virtual_key};
 
 /// A virtual key, as returned by the API (never the key itself).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub id: String,
@@ -32,10 +32,13 @@ pub struct ApiKey {
     pub name: String,
     #[serde(rename = "type")]
     pub key_type: ApiKeyType,
+    #[schema(required = true)]
     pub team_id: Option<String>,
+    #[schema(required = true)]
     pub user_id: Option<String>,
     /// `sk_` + first 3 + `…` + last 4.
     pub preview: String,
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
     /// IANA name the key's windows are computed in.
     pub timezone: String,
@@ -43,6 +46,7 @@ pub struct ApiKey {
     /// Whether the plaintext has been shown (always, at creation: we never show it later).
     pub revealed: bool,
     pub rotations: u32,
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -50,10 +54,11 @@ pub struct ApiKey {
 
 /// The key object plus the plaintext `key`: the response of create and rotate, and nothing else.
 /// `Debug` hides the key.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedApiKey {
     #[serde(flatten)]
     pub api_key: ApiKey,
+    /// The plaintext key, shown only in this response.
     pub key: String,
 }
 
@@ -68,14 +73,16 @@ impl fmt::Debug for IssuedApiKey {
 
 /// `POST .../apikeys`. TEAM keys name a team of the organisation, USER keys a user of it,
 /// ORGANISATION keys neither.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
     pub name: String,
     #[serde(rename = "type")]
     pub key_type: ApiKeyType,
+    /// Required for TEAM keys, refused otherwise.
     #[serde(default)]
     pub team_id: Option<String>,
+    /// Required for USER keys, refused otherwise.
     #[serde(default)]
     pub user_id: Option<String>,
     /// Must be in the future.
@@ -85,11 +92,12 @@ pub struct NewApiKey {
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 
 /// `PATCH .../apikeys/{id}`: `expiresAt: null` removes the expiry.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyPatch {
     #[serde(default)]
@@ -99,13 +107,15 @@ pub struct ApiKeyPatch {
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 
 /// `POST .../apikeys/{id}/rotate`: a new expiry for the new secret (else the current one stays).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateApiKey {
+    /// Must be in the future; default: unchanged.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -376,16 +386,20 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), Ad
 }
 
 /// One rotation of a key: what the previous secret looked like and who replaced it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiKeyRotation)]
 pub struct Rotation {
     pub id: String,
     pub api_key_id: String,
     /// The preview of the secret this rotation replaced.
     pub previous_preview: String,
+    #[schema(required = true)]
     pub previous_expires_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub new_expires_at: Option<DateTime<Utc>>,
     /// The user id (or `admin-token`) that rotated it.
+    #[schema(required = true)]
     pub rotated_by: Option<String>,
     pub rotated_at: DateTime<Utc>,
 }

@@ -26,7 +26,7 @@ use super::{
 use odock_store::db::{from_ms, now_ms, to_ms};
 
 /// The currency a budget is written in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Currency {
     #[default]
@@ -67,7 +67,7 @@ impl std::str::FromStr for Currency {
 pub const THRESHOLDS: &[u32] = &[50, 80, 90, 100];
 
 /// A budget, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
     pub id: String,
@@ -75,6 +75,7 @@ pub struct Budget {
     pub name: String,
     pub owner_type: OwnerType,
     /// The team, user or key id; `None` for `ORG`.
+    #[schema(required = true)]
     pub owner_id: Option<String>,
     pub amount_nanos: i64,
     pub currency: Currency,
@@ -82,6 +83,7 @@ pub struct Budget {
     pub start_at: DateTime<Utc>,
     /// IANA zone the windows are computed in.
     pub timezone: String,
+    #[schema(required = true)]
     pub end_at: Option<DateTime<Utc>>,
     /// Percentages of the amount whose crossing is reported (never blocking), ascending.
     pub thresholds: Vec<u32>,
@@ -93,13 +95,15 @@ pub struct Budget {
 }
 
 /// `POST .../budgets`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBudget {
     pub name: String,
     pub owner_type: OwnerType,
+    /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
+    #[schema(minimum = 1)]
     pub amount_nanos: i64,
     pub period: BudgetPeriod,
     /// Defaults to now.
@@ -108,10 +112,12 @@ pub struct NewBudget {
     /// Defaults to `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub thresholds: Option<Vec<u32>>,
+    /// Stored, not yet applied.
     #[serde(default)]
     pub rollover: Option<bool>,
     #[serde(default)]
@@ -122,12 +128,13 @@ pub struct NewBudget {
 
 /// `PATCH .../budgets/{id}`: the owner cannot change (create another budget); `endAt: null` removes
 /// the end.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BudgetPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub amount_nanos: Option<i64>,
     #[serde(default)]
     pub currency: Option<Currency>,
@@ -135,6 +142,7 @@ pub struct BudgetPatch {
     pub period: Option<BudgetPeriod>,
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
+    /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -148,10 +156,11 @@ pub struct BudgetPatch {
 }
 
 /// One window of a budget, as returned by `GET .../budgets/{id}/windows`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetWindow {
     /// `None` for the current window while the ledger has not created its row.
+    #[schema(required = true)]
     pub id: Option<String>,
     pub start_at: DateTime<Utc>,
     pub end_at: DateTime<Utc>,

@@ -16,7 +16,7 @@ use odock_store::db::{from_ms, now_ms};
 pub const MAX_IDS_PER_REQUEST: usize = 1_000;
 
 /// One grant, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelGrant {
     pub api_key_id: String,
@@ -27,14 +27,14 @@ pub struct ModelGrant {
 }
 
 /// `POST .../apikeys/{id}/model-access`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantModels {
     pub model_ids: Vec<String>,
 }
 
 /// `POST .../models/{id}/api-key-access`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantApiKeys {
     pub api_key_ids: Vec<String>,

@@ -32,42 +32,48 @@ pub const INVITATION_TTL_MS: i64 = 72 * 60 * 60 * 1000;
 pub const INVITATION_TOKEN_PREFIX: &str = "odi_";
 
 /// An invitation, as returned by the admin API (never its token, except in [`IssuedInvitation`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invitation {
     pub id: String,
     /// `None` for `CREATE_ORGANISATION` invitations.
+    #[schema(required = true)]
     pub organisation_id: Option<String>,
     /// The organisation a `CREATE_ORGANISATION` invitation creates.
+    #[schema(required = true)]
     pub organisation_name: Option<String>,
     pub email: String,
     pub role: Role,
     #[serde(rename = "type")]
     pub kind: InvitationType,
     pub status: InvitationStatus,
+    #[schema(required = true)]
     pub invited_by: Option<String>,
     pub expires_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub accepted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// The create and resend responses: the invitation plus its token and accept link, shown once.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedInvitation {
     #[serde(flatten)]
     pub invitation: Invitation,
+    /// The invitation token, shown only in this response.
     pub token: String,
     /// The web UI's accept page for this token (a path; prefix it with the server's address).
     pub url: String,
     /// Whether the invitation was handed to the mailer (SMTP configured).
     #[serde(default)]
+    #[schema(required = true)]
     pub emailed: bool,
 }
 
 /// `POST /api/organisations/{organisationId}/invitations`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewInvitation {
     pub email: String,
@@ -78,7 +84,7 @@ pub struct NewInvitation {
 }
 
 /// `POST /api/admin/invitations`: invite someone to create (and administer) a new organisation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganisationInvitation {
     pub email: String,
@@ -86,7 +92,7 @@ pub struct NewOrganisationInvitation {
 }
 
 /// What the public accept page shows about a token.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicInvitation {
     pub email: String,
@@ -95,14 +101,16 @@ pub struct PublicInvitation {
     pub kind: InvitationType,
     pub status: InvitationStatus,
     pub expires_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub organisation_name: Option<String>,
 }
 
 /// `POST /api/invitations/{token}/accept`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptInvitation {
     pub name: String,
+    #[schema(write_only)]
     pub password: String,
 }
 

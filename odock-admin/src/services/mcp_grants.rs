@@ -11,7 +11,7 @@ use super::AdminError;
 use odock_store::db::{from_ms, Db, DbRow};
 
 /// One grant, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpGrant {
     pub api_key_id: String,
@@ -23,7 +23,7 @@ pub struct McpGrant {
 }
 
 /// `POST .../apikeys/{id}/mcp-access`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantMcpServers {
     pub mcp_server_ids: Vec<String>,

@@ -35,7 +35,7 @@ use odock_store::db::{from_ms, now_ms, Db, DbRow};
 pub use odock_store::mcp_config::{stdio_fingerprint, upstream_auth};
 
 /// An MCP server, as returned by the API (never a secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpServer {
     pub id: String,
@@ -43,33 +43,43 @@ pub struct McpServer {
     pub name: String,
     /// Unique in the organisation; clients call `/v1/mcp/{slug}`.
     pub slug: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub transport: McpTransportKind,
+    #[schema(required = true)]
     pub endpoint_url: Option<String>,
+    #[schema(required = true)]
     pub stdio_command: Option<String>,
     pub stdio_args: Vec<String>,
     /// Variable name → preview of its value.
     pub stdio_env_preview: BTreeMap<String, String>,
     pub auth_type: McpAuthType,
     /// The auth config with every secret replaced by its preview.
+    #[schema(value_type = Object)]
     pub auth_config_preview: JsonObject,
     pub enabled: bool,
     pub public_internet: bool,
     pub oauth_required: bool,
     /// Team scope: only this team's keys may call the server.
+    #[schema(required = true)]
     pub team_id: Option<String>,
     /// API-key scope: only this key may call the server.
+    #[schema(required = true)]
     pub api_key_id: Option<String>,
     pub allowed_tools: Vec<String>,
     pub blocked_tools: Vec<String>,
     /// `{"blockedKeywords":[...]}`.
+    #[schema(value_type = Object)]
     pub semantic_filter: JsonObject,
+    #[schema(value_type = Object)]
     pub metadata: JsonObject,
     pub pricing: McpPricing,
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
     /// True when a SUPER_ADMIN configured exactly the current stdio launch (command, arguments,
     /// environment names): the server may then run a command that is not on the allow-list.
     #[serde(default)]
+    #[schema(required = true)]
     pub stdio_approved: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -85,10 +95,11 @@ pub enum LaunchAuthor {
 }
 
 /// `POST .../mcp-servers`. `Debug` hides the auth config and the stdio environment.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewMcpServer {
     pub name: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: String,
     pub transport: McpTransportKind,
     #[serde(default)]
@@ -99,21 +110,28 @@ pub struct NewMcpServer {
     pub stdio_command: Option<String>,
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
+    /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default)]
+    #[schema(write_only)]
     pub stdio_env: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
+    /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
     #[serde(default)]
+    #[schema(value_type = Object)]
+    #[schema(write_only)]
     pub auth_config: Option<JsonObject>,
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
     #[serde(default)]
     pub blocked_tools: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub semantic_filter: Option<JsonObject>,
     #[serde(default)]
     pub pricing: Option<McpPricing>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
     #[serde(default)]
     pub team_id: Option<String>,
@@ -126,6 +144,7 @@ pub struct NewMcpServer {
     #[serde(default)]
     pub oauth_required: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Option<JsonObject>,
 }
 
@@ -143,12 +162,13 @@ impl fmt::Debug for NewMcpServer {
 /// `PATCH .../mcp-servers/{id}`: absent fields stay. `authConfig` / `stdioEnv` replace the stored
 /// secrets (changing `authType` requires a new `authConfig` unless it becomes `NONE`); `null`
 /// clears the nullable fields.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct McpServerPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: Option<String>,
     #[serde(default)]
     pub transport: Option<McpTransportKind>,
@@ -160,21 +180,28 @@ pub struct McpServerPatch {
     pub stdio_command: Option<Option<String>>,
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
+    /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(write_only)]
     pub stdio_env: Option<Option<BTreeMap<String, String>>>,
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
+    /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    #[schema(write_only)]
     pub auth_config: Option<Option<JsonObject>>,
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
     #[serde(default)]
     pub blocked_tools: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub semantic_filter: Option<JsonObject>,
     #[serde(default)]
     pub pricing: Option<McpPricing>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
     #[serde(default, deserialize_with = "nullable")]
     pub team_id: Option<Option<String>>,
@@ -187,6 +214,7 @@ pub struct McpServerPatch {
     #[serde(default)]
     pub oauth_required: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Option<JsonObject>,
 }
 

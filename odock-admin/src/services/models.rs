@@ -17,7 +17,7 @@ use super::{
 use odock_store::db::{from_ms, now_ms};
 
 /// A model, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
     pub id: String,
@@ -29,11 +29,15 @@ pub struct Model {
     #[serde(rename = "type")]
     pub model_type: ModelType,
     pub provider_id: String,
+    #[schema(required = true)]
     pub provider_key_id: Option<String>,
     pub capabilities: Vec<Capability>,
     /// `None`: unpriced (usage costs nothing).
+    #[schema(required = true)]
     pub pricing: Option<ModelPricing>,
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
+    #[schema(value_type = Object)]
     pub config: JsonObject,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
@@ -41,7 +45,7 @@ pub struct Model {
 }
 
 /// `POST .../models`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewModel {
     pub name: String,
@@ -56,15 +60,17 @@ pub struct NewModel {
     #[serde(default)]
     pub pricing: Option<ModelPricing>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
     #[serde(default)]
     pub enabled: Option<bool>,
 }
 
 /// `PATCH .../models/{id}`: absent fields stay; `providerKeyId: null` and `pricing: null` clear.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPatch {
     #[serde(default)]
@@ -82,8 +88,10 @@ pub struct ModelPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub pricing: Option<Option<ModelPricing>>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
     #[serde(default)]
     pub enabled: Option<bool>,

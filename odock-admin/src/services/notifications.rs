@@ -37,7 +37,7 @@ pub const TEST: &str = "notification.test";
 /// Most addresses of one EMAIL channel.
 const MAX_EMAILS: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChannelType {
     Webhook,
@@ -62,7 +62,7 @@ impl ChannelType {
 }
 
 /// A channel as the API returns it (the secret never; only whether one is set).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationChannel {
     pub id: String,
@@ -70,6 +70,7 @@ pub struct NotificationChannel {
     pub name: String,
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
+    #[schema(required = true)]
     pub url: Option<String>,
     pub emails: Vec<String>,
     pub has_secret: bool,
@@ -81,18 +82,20 @@ pub struct NotificationChannel {
 }
 
 /// `POST …/notification-channels`. `Debug` hides the secret.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewNotificationChannel {
     pub name: String,
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
+    /// WEBHOOK: where alerts are POSTed (egress policy applies).
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
     pub emails: Option<Vec<String>>,
     /// Signs webhook bodies (`X-Odock-Signature`); write-only.
     #[serde(default)]
+    #[schema(write_only)]
     pub secret: Option<String>,
     #[serde(default)]
     pub events: Option<Vec<String>>,
@@ -111,7 +114,7 @@ impl fmt::Debug for NewNotificationChannel {
 }
 
 /// `PATCH …/notification-channels/{id}` (absent = unchanged; `secret: null` removes it).
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotificationChannelPatch {
     #[serde(default)]
@@ -121,6 +124,7 @@ pub struct NotificationChannelPatch {
     #[serde(default)]
     pub emails: Option<Vec<String>>,
     #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(write_only)]
     pub secret: Option<Option<String>>,
     #[serde(default)]
     pub events: Option<Vec<String>>,
@@ -444,7 +448,7 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), Ad
 }
 
 /// One alert with what happened to it on each channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub id: String,
@@ -455,16 +459,19 @@ pub struct Alert {
     pub deliveries: Vec<AlertDelivery>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertDelivery {
     pub id: String,
     pub channel_id: String,
+    /// `WEBHOOK` or `EMAIL`.
     pub channel_type: String,
     /// `PENDING`, `SENDING`, `DELIVERED` or `FAILED`.
     pub status: String,
     pub attempts: i64,
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
 }
 

@@ -18,7 +18,7 @@ use super::{
 use odock_store::db::{from_ms, now_ms};
 
 /// Whether an organisation may use the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrganisationStatus {
     Active,
@@ -57,12 +57,13 @@ impl fmt::Display for OrganisationStatus {
 }
 
 /// An organisation, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Organisation {
     pub id: String,
     pub name: String,
     pub slug: String,
+    #[schema(required = true)]
     pub contact: Option<String>,
     pub status: OrganisationStatus,
     pub routing_enabled: bool,
@@ -71,24 +72,26 @@ pub struct Organisation {
 }
 
 /// `POST /api/admin/organisations`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganisation {
     pub name: String,
     /// Derived from the name when absent (see [`slugify`]).
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
     #[serde(default)]
     pub contact: Option<String>,
 }
 
 /// `PATCH /api/admin/organisations/{id}`: absent fields stay unchanged; `contact: null` clears it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganisationPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub contact: Option<Option<String>>,
@@ -98,22 +101,25 @@ pub struct OrganisationPatch {
     pub routing_enabled: Option<bool>,
     /// The organisation's rate-limit policy (see [`super::policies`]); replaces the stored one.
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 
 /// `GET/PATCH /api/organisations/{organisationId}/settings`: what an organisation's own admins
 /// may see and change about it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganisationSettings {
     pub name: String,
+    #[schema(required = true)]
     pub contact: Option<String>,
     pub routing_enabled: bool,
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
 }
 
 /// `PATCH .../settings`: absent fields stay unchanged; `contact: null` clears it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsPatch {
     #[serde(default)]
@@ -123,6 +129,7 @@ pub struct SettingsPatch {
     #[serde(default)]
     pub routing_enabled: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 

@@ -18,7 +18,7 @@ use odock_store::crypto::MasterKey;
 use odock_store::db::{from_ms, now_ms};
 
 /// A provider key, as returned by the API (never the secret).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderKey {
     pub id: String,
@@ -31,11 +31,12 @@ pub struct ProviderKey {
 }
 
 /// `POST .../providers/{id}/keys`. `Debug` hides the key.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProviderKey {
     pub name: String,
     /// The upstream secret.
+    #[schema(write_only)]
     pub key: String,
 }
 

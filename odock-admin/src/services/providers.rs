@@ -15,7 +15,7 @@ use super::{
 use odock_store::db::{from_ms, now_ms};
 
 /// A provider, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
     pub id: String,
@@ -24,17 +24,20 @@ pub struct Provider {
     pub provider_type: ProviderType,
     pub name: String,
     /// Without a trailing slash.
+    #[schema(format = "uri")]
     pub base_url: String,
+    #[schema(required = true)]
     pub timeout_ms: Option<u64>,
     pub enabled: bool,
     /// Provider-specific settings (`apiVersion` for Azure, …).
+    #[schema(value_type = Object)]
     pub config: JsonObject,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// `POST .../providers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProvider {
     #[serde(rename = "type")]
@@ -42,29 +45,35 @@ pub struct NewProvider {
     pub name: String,
     /// Defaults to [`ProviderType::default_base_url`].
     #[serde(default)]
+    #[schema(format = "uri")]
     pub base_url: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
 }
 
 /// `PATCH .../providers/{id}`. The type cannot change (its models depend on it); `timeoutMs: null`
 /// removes the timeout.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(format = "uri")]
     pub base_url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<Option<u64>>,
     #[serde(default)]
     pub enabled: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
 }
 

@@ -18,7 +18,7 @@ use super::{nullable, parse_column, required_text, AdminError, Page, PageRequest
 use odock_store::db::{from_ms, now_ms, to_ms};
 
 /// A quota, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Quota {
     pub id: String,
@@ -26,12 +26,14 @@ pub struct Quota {
     pub name: String,
     pub owner_type: OwnerType,
     /// The team, user or key id; `None` for `ORG`.
+    #[schema(required = true)]
     pub owner_id: Option<String>,
     pub metric: QuotaMetric,
     pub limit: i64,
     pub period: BudgetPeriod,
     pub start_at: DateTime<Utc>,
     pub timezone: String,
+    #[schema(required = true)]
     pub end_at: Option<DateTime<Utc>>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
@@ -39,14 +41,16 @@ pub struct Quota {
 }
 
 /// `POST .../quotas`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewQuota {
     pub name: String,
     pub owner_type: OwnerType,
+    /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
     pub metric: QuotaMetric,
+    #[schema(minimum = 1)]
     pub limit: i64,
     pub period: BudgetPeriod,
     /// Defaults to now.
@@ -55,6 +59,7 @@ pub struct NewQuota {
     /// Defaults to `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -62,17 +67,19 @@ pub struct NewQuota {
 }
 
 /// `PATCH .../quotas/{id}`: the owner and metric cannot change; `endAt: null` removes the end.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuotaPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub limit: Option<i64>,
     #[serde(default)]
     pub period: Option<BudgetPeriod>,
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
+    /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -82,10 +89,11 @@ pub struct QuotaPatch {
 }
 
 /// One window of a quota, as returned by `GET .../quotas/{id}/windows`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaWindow {
     /// `None` for the current window while the ledger has not created its row.
+    #[schema(required = true)]
     pub id: Option<String>,
     pub start_at: DateTime<Utc>,
     pub end_at: DateTime<Utc>,

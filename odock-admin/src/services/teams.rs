@@ -19,44 +19,48 @@ use super::{
 use odock_store::db::{from_ms, now_ms};
 
 /// A team, as returned by the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Team {
     pub id: String,
     pub organisation_id: String,
     /// Unique in the organisation.
     pub name: String,
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// `POST .../teams`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeam {
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 
 /// `PATCH .../teams/{id}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
 }
 
 /// A membership, as returned by the API (with the user's email and name for display).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamMember {
     pub team_id: String,
     pub user_id: String,
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
     pub role: TeamRole,
     pub created_at: DateTime<Utc>,
@@ -64,7 +68,7 @@ pub struct TeamMember {
 }
 
 /// `POST .../teams/{id}/members`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeamMember {
     pub user_id: String,
@@ -72,7 +76,7 @@ pub struct NewTeamMember {
 }
 
 /// `PATCH .../teams/{id}/members/{userId}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamMemberPatch {
     pub role: TeamRole,

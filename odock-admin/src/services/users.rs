@@ -24,13 +24,15 @@ use crate::auth::passwords::{hash_password, PasswordError};
 use odock_store::db::{from_ms, now_ms, Db, DbRow};
 
 /// A user, as returned by the API (never the password hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
     /// `None` for SUPER_ADMINs, who belong to no organisation.
+    #[schema(required = true)]
     pub organisation_id: Option<String>,
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
     pub role: Role,
     pub status: UserStatus,
@@ -40,7 +42,7 @@ pub struct User {
 
 /// `POST .../users`. Created with a password → `ACTIVE`, without → `PENDING`, unless `status` says
 /// otherwise.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
     pub email: String,
@@ -48,13 +50,14 @@ pub struct NewUser {
     pub name: Option<String>,
     pub role: Role,
     #[serde(default)]
+    #[schema(write_only)]
     pub password: Option<String>,
     #[serde(default)]
     pub status: Option<UserStatus>,
 }
 
 /// `PATCH .../users/{id}`: absent fields stay unchanged.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserPatch {
     #[serde(default)]
@@ -67,6 +70,7 @@ pub struct UserPatch {
     pub status: Option<UserStatus>,
     /// Sets a new password (an admin reset); the user's sessions end.
     #[serde(default)]
+    #[schema(write_only)]
     pub password: Option<String>,
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Rate-limit and network policy of one scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase")]
 pub struct Policy {
     /// IPs or CIDRs; when non-empty, only these clients may call.

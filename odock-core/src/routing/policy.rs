@@ -11,6 +11,7 @@ use crate::ids::ModelId;
 
 /// How the attempt order is chosen (DECISIONS.md, "Smart routing").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The candidates as listed.
@@ -36,6 +37,7 @@ impl Strategy {
 
 /// Which upstream failures allow another attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Trigger {
     /// Upstream status ≥ 500 or a connection failure.
     #[serde(rename = "5xx")]
@@ -61,6 +63,7 @@ pub const MAX_RETRY_DELAY_MS: u64 = 60_000;
 
 /// One model a policy may route to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingCandidate {
     pub model_id: ModelId,
@@ -99,14 +102,17 @@ impl RoutingCandidate {
 
 /// The routing policy of one key for one model type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingPolicy {
     pub model_type: ModelType,
     pub strategy: Strategy,
     pub candidates: Vec<RoutingCandidate>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10))]
     pub max_retries: u32,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub retry_delay_ms: u64,
     #[serde(default = "default_triggers")]
     pub triggers: Vec<Trigger>,
@@ -197,6 +203,7 @@ impl RoutingPolicy {
 
 /// Every routing policy of one key (the body of `GET|PUT /apikeys/{id}/routing`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingDocument {
     #[serde(default)]
