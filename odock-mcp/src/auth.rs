@@ -37,7 +37,8 @@ pub enum McpAuth {
         /// The Basic password.
         password: Secret,
     },
-    /// A bearer token fetched from `token_url` with the client-credentials grant and cached until it expires.
+    /// A bearer token fetched from `token_url` with the client-credentials grant and cached until
+    /// it expires.
     OAuth2ClientCredentials {
         /// The token endpoint (checked against the egress policy before each fetch).
         token_url: String,

@@ -32,9 +32,11 @@ pub struct RedisSettings {
 impl RedisSettings {
     /// Key prefix used when `ODOCK_REDIS_PREFIX` is not set.
     pub const DEFAULT_PREFIX: &'static str = "odock:";
-    /// Default bound on establishing a connection: long enough for a remote Redis, short enough to fail start-up promptly.
+    /// Default bound on establishing a connection: long enough for a remote Redis, short enough to
+    /// fail start-up promptly.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-    /// Default bound on one command or script: an outage then costs a request at most half a second.
+    /// Default bound on one command or script: an outage then costs a request at most half a
+    /// second.
     pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
     /// Settings for `url` with the default prefix, timeouts and outage policy.

@@ -8,7 +8,8 @@ use odock_core::{ApiKeyId, ModelType};
 
 use crate::connection::RedisConnection;
 
-/// [`RoundRobinCursors`] on Redis: one shared counter per key and model type, counting locally while Redis is unreachable.
+/// [`RoundRobinCursors`] on Redis: one shared counter per key and model type, counting locally
+/// while Redis is unreachable.
 #[derive(Debug)]
 pub struct RedisRoundRobinCursors {
     conn: RedisConnection,

@@ -23,7 +23,8 @@ pub enum CryptoError {
     /// The envelope is not `v1.<key id>.<base64url>`, or its payload is too short.
     #[error("secret envelope is malformed")]
     MalformedEnvelope,
-    /// The envelope names another key id (the one given): it needs the master key it was sealed with.
+    /// The envelope names another key id (the one given): it needs the master key it was sealed
+    /// with.
     #[error("secret envelope was sealed with another master key ({0})")]
     WrongKey(String),
     /// Decryption failed: the ciphertext or its tag was altered.

@@ -42,7 +42,8 @@ pub struct Recorded {
     pub method: Method,
     /// Path and query.
     pub path: String,
-    /// The headers as received, `Authorization` included, so tests can assert stripping and injection.
+    /// The headers as received, `Authorization` included, so tests can assert stripping and
+    /// injection.
     pub headers: HeaderMap,
     /// The request body as received.
     pub body: Bytes,
