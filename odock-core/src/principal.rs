@@ -17,7 +17,7 @@ pub struct Principal {
     pub api_key_id: ApiKeyId,
     /// The organisation the key belongs to.
     pub organisation_id: OrganisationId,
-    /// ORG, TEAM or USER: which of the owners' rules apply.
+    /// ORGANISATION, TEAM or USER: which owners' rules apply.
     pub key_type: ApiKeyType,
     /// Set for TEAM keys.
     pub team_id: Option<TeamId>,

@@ -35,7 +35,7 @@ pub struct ProviderRequest {
     /// The client asked for usage in its stream (`stream_options.include_usage` or top-level
     /// `include_usage`); when false the provider strips the usage-only chunk it requested for billing.
     pub client_wants_usage: bool,
-    /// The request's id, sent upstream for correlation.
+    /// The gateway's request id, for logs and for ids a translation has to make up.
     pub request_id: RequestId,
     /// The W3C `traceparent` the upstream request carries: the upstream span's when tracing is
     /// on, else the client's own (passed through), else none.
