@@ -32,7 +32,7 @@ pub struct ResolvedProvider {
 /// The decrypted upstream credential; only ever held in memory.
 #[derive(Debug, Clone)]
 pub struct ResolvedProviderKey {
-    /// The credential's id, recorded so usage can be traced to a key.
+    /// The credential's id, by which key pools and circuit breakers track it.
     pub id: ProviderKeyId,
     /// The upstream API key itself.
     pub secret: Secret,

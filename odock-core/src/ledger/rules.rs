@@ -225,7 +225,7 @@ impl StaticRuleSource {
         source
     }
 
-    /// Adds one rule to its organisation's (tell the ledger, as for [`set`](Self::set)).
+    /// Adds `rule` to its organisation's rules (then tell the ledger, as after [`set`](Self::set)).
     pub fn add(&self, rule: LedgerRule) {
         self.rules
             .write()

@@ -42,7 +42,7 @@ pub struct ScopeLimits {
     pub requests_per_second: u32,
     /// Requests admitted at once under the per-second rate (the rate itself when unset).
     pub burst: u32,
-    /// Requests per rolling minute.
+    /// Requests per minute.
     pub requests_per_minute: u32,
     /// Input plus output tokens per minute, counted from the estimate and corrected at the end.
     pub tokens_per_minute: u64,

@@ -15,7 +15,7 @@ pub struct Policy {
     pub ip_blocklist: Vec<String>,
     /// Sustained requests per second (0: no limit).
     pub requests_per_second: u32,
-    /// Requests per rolling minute (0: no limit).
+    /// Requests per minute (0: no limit).
     pub requests_per_minute: u32,
     /// Extra requests allowed at once above the per-second rate.
     pub burst: u32,
