@@ -52,6 +52,7 @@ impl std::fmt::Debug for ProviderService {
 }
 
 impl ProviderService {
+    /// A dispatcher over `providers`, without routing, breakers or key pools.
     pub fn new(providers: Arc<ProviderRegistry>) -> Self {
         Self {
             providers,

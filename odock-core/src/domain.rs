@@ -9,20 +9,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} `{value}`")]
 pub struct UnknownVariant {
+    /// Which enum was being read (for the message).
     pub kind: &'static str,
+    /// The text that matched none of its spellings.
     pub value: String,
 }
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// The spelling the admin API and the database use.
             pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
@@ -75,24 +78,48 @@ macro_rules! string_enum {
 
 string_enum!(
     /// A user's role in their organisation.
-    Role { SuperAdmin => "SUPER_ADMIN", OrgAdmin => "ORG_ADMIN", Manager => "MANAGER", User => "USER" }
+    Role {
+        /// Operates the whole deployment, across organisations.
+        SuperAdmin => "SUPER_ADMIN",
+        /// Administers one organisation.
+        OrgAdmin => "ORG_ADMIN",
+        /// Organisation staff: sees and manages the teams they manage.
+        Manager => "MANAGER",
+        /// A member: sees their own keys and usage.
+        User => "USER",
+    }
 );
 
 string_enum!(
     /// Whose key it is: it decides attribution and which budgets, quotas and policies match.
-    ApiKeyType { Organisation => "ORGANISATION", Team => "TEAM", User => "USER" }
+    ApiKeyType {
+        /// The organisation's own key: only organisation-wide rules match.
+        Organisation => "ORGANISATION",
+        /// A team's key: the team's rules match too.
+        Team => "TEAM",
+        /// A user's key: the user's rules match too.
+        User => "USER",
+    }
 );
 
 string_enum!(
     /// Upstream provider families.
     ProviderType {
+        /// OpenAI's API.
         OpenAi => "OPENAI",
+        /// Anthropic's Messages API.
         Anthropic => "ANTHROPIC",
+        /// Google's Gemini API (`generateContent`).
         Google => "GOOGLE",
+        /// Azure OpenAI deployments (OpenAI's protocol, Azure's URLs and `api-key` header).
         AzureOpenAi => "AZURE_OPENAI",
+        /// A self-hosted vLLM server.
         Vllm => "VLLM",
+        /// Mistral's API.
         Mistral => "MISTRAL",
+        /// Hugging Face's inference router.
         HuggingFace => "HUGGINGFACE",
+        /// Any other OpenAI-compatible server.
         Custom => "CUSTOM",
     }
 );
@@ -130,74 +157,157 @@ impl ProviderType {
 string_enum!(
     /// What a model does; routing policies are grouped by it.
     ModelType {
+        /// Chat completion.
         Chat => "chat",
+        /// Chat with extended reasoning.
         Reasoning => "reasoning",
+        /// Image generation.
         Image => "image",
+        /// Embeddings.
         Embeddings => "embeddings",
+        /// Audio generation or understanding.
         Audio => "audio",
+        /// Content moderation.
         Moderation => "moderation",
+        /// Speech to text.
         Transcription => "transcription",
+        /// Text to speech.
         Tts => "tts",
+        /// Document OCR.
         Ocr => "ocr",
     }
 );
 
 string_enum!(
     /// How Odock talks to an MCP server.
-    McpTransportKind { StreamableHttp => "STREAMABLE_HTTP", Sse => "SSE", Stdio => "STDIO" }
+    McpTransportKind {
+        /// MCP's streamable HTTP transport.
+        StreamableHttp => "STREAMABLE_HTTP",
+        /// The older HTTP+SSE transport.
+        Sse => "SSE",
+        /// A child process speaking JSON-RPC on its standard input and output.
+        Stdio => "STDIO",
+    }
 );
 
 string_enum!(
     /// How Odock authenticates to an MCP server.
-    McpAuthType { None => "NONE", Bearer => "BEARER", Basic => "BASIC", OAuth2 => "OAUTH2" }
+    McpAuthType {
+        /// No credentials.
+        None => "NONE",
+        /// A static bearer token.
+        Bearer => "BEARER",
+        /// HTTP Basic username and password.
+        Basic => "BASIC",
+        /// OAuth 2.0 client credentials.
+        OAuth2 => "OAUTH2",
+    }
 );
 
 string_enum!(
     /// Length of a budget or quota window.
-    BudgetPeriod { Daily => "DAILY", Weekly => "WEEKLY", Monthly => "MONTHLY", Quarterly => "QUARTERLY" }
+    BudgetPeriod {
+        /// One day.
+        Daily => "DAILY",
+        /// Seven days.
+        Weekly => "WEEKLY",
+        /// One calendar month.
+        Monthly => "MONTHLY",
+        /// Three calendar months.
+        Quarterly => "QUARTERLY",
+    }
 );
 
 string_enum!(
     /// What a quota counts.
     QuotaMetric {
+        /// Requests made.
         Requests => "REQUESTS",
+        /// Input plus output tokens.
         Tokens => "TOKENS",
+        /// Input tokens.
         TokensIn => "TOKENS_IN",
+        /// Output tokens.
         TokensOut => "TOKENS_OUT",
+        /// Failed requests (counted when they end).
         Errors => "ERRORS",
+        /// Cost in nanos USD.
         Cost => "COST",
+        /// Request latency in milliseconds, summed (counted when requests end).
         LatencyMs => "LATENCY_MS",
     }
 );
 
 string_enum!(
     /// Who a budget or quota belongs to.
-    OwnerType { Org => "ORG", Team => "TEAM", User => "USER", ApiKey => "APIKEY" }
+    OwnerType {
+        /// The whole organisation.
+        Org => "ORG",
+        /// One team.
+        Team => "TEAM",
+        /// One user.
+        User => "USER",
+        /// One API key.
+        ApiKey => "APIKEY",
+    }
 );
 
 string_enum!(
     /// A user's account state.
-    UserStatus { Pending => "PENDING", Active => "ACTIVE", Revoked => "REVOKED" }
+    UserStatus {
+        /// Created without a password: cannot sign in yet.
+        Pending => "PENDING",
+        /// May sign in.
+        Active => "ACTIVE",
+        /// Locked out.
+        Revoked => "REVOKED",
+    }
 );
 
 string_enum!(
     /// What accepting an invitation does.
-    InvitationType { CreateOrganisation => "CREATE_ORGANISATION", JoinOrganisation => "JOIN_ORGANISATION" }
+    InvitationType {
+        /// The invitee creates a new organisation and administers it.
+        CreateOrganisation => "CREATE_ORGANISATION",
+        /// The invitee joins an existing organisation.
+        JoinOrganisation => "JOIN_ORGANISATION",
+    }
 );
 
 string_enum!(
     /// Where an invitation stands.
-    InvitationStatus { Pending => "PENDING", Accepted => "ACCEPTED", Expired => "EXPIRED", Revoked => "REVOKED" }
+    InvitationStatus {
+        /// Sent, not yet used.
+        Pending => "PENDING",
+        /// Used.
+        Accepted => "ACCEPTED",
+        /// Not used in time.
+        Expired => "EXPIRED",
+        /// Withdrawn before use.
+        Revoked => "REVOKED",
+    }
 );
 
 string_enum!(
     /// A member's role inside one team.
-    TeamRole { Manager => "MANAGER", Member => "MEMBER" }
+    TeamRole {
+        /// Manages the team.
+        Manager => "MANAGER",
+        /// Belongs to the team.
+        Member => "MEMBER",
+    }
 );
 
 string_enum!(
     /// Model capabilities.
-    Capability { Vision => "vision", Reasoning => "reasoning", ToolUse => "tool_use" }
+    Capability {
+        /// Reads images.
+        Vision => "vision",
+        /// Reasons before answering.
+        Reasoning => "reasoning",
+        /// Calls tools.
+        ToolUse => "tool_use",
+    }
 );
 
 #[cfg(test)]

@@ -194,8 +194,10 @@ impl EgressPolicy {
 /// Why [`EgressPolicy::resolve`] gave no address.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveFailure {
+    /// The name resolved only to addresses the policy refuses.
     #[error(transparent)]
     Denied(#[from] EgressDenied),
+    /// The name could not be resolved at all.
     #[error(transparent)]
     Lookup(std::io::Error),
 }

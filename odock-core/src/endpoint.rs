@@ -43,37 +43,59 @@ pub enum Endpoint {
 /// vLLM's routes under `/v1/vllm/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VllmRoute {
+    /// `/v1/vllm/chat/completions`.
     ChatCompletions,
+    /// `/v1/vllm/completions` (plain text completion).
     Completions,
+    /// `/v1/vllm/responses`.
     Responses,
+    /// `/v1/vllm/embeddings`.
     Embeddings,
+    /// `/v1/vllm/audio/transcriptions` (multipart).
     AudioTranscriptions,
+    /// `/v1/vllm/audio/translations` (multipart).
     AudioTranslations,
+    /// `/v1/vllm/tokenize`.
     Tokenize,
+    /// `/v1/vllm/detokenize`.
     Detokenize,
+    /// `/v1/vllm/pooling`.
     Pooling,
+    /// `/v1/vllm/classify`.
     Classify,
+    /// `/v1/vllm/score`.
     Score,
+    /// `/v1/vllm/rerank`.
     Rerank,
 }
 
 /// Mistral's routes under `/v1/mistral/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MistralRoute {
+    /// `/v1/mistral/chat/completions`.
     ChatCompletions,
+    /// `/v1/mistral/fim/completions` (fill-in-the-middle code completion).
     FimCompletions,
+    /// `/v1/mistral/embeddings`.
     Embeddings,
+    /// `/v1/mistral/moderations`.
     Moderations,
+    /// `/v1/mistral/ocr` (document OCR).
     Ocr,
 }
 
 /// Hugging Face's routes under `/v1/huggingface/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HuggingFaceRoute {
+    /// `/v1/huggingface/chat/completions`.
     ChatCompletions,
+    /// `/v1/huggingface/feature-extraction` (embeddings).
     FeatureExtraction,
+    /// `/v1/huggingface/text-to-image`.
     TextToImage,
+    /// `/v1/huggingface/text-to-video`.
     TextToVideo,
+    /// `/v1/huggingface/speech-to-text`.
     SpeechToText,
 }
 
@@ -89,6 +111,7 @@ pub enum ErrorStyle {
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
+    /// A JSON body.
     Json,
     /// `multipart/form-data` with a `model` field (image edits, audio).
     Multipart,
@@ -147,7 +170,6 @@ impl Endpoint {
         Endpoint::UnifiedChat,
     ];
 
-    /// The gateway route (axum path syntax), as recorded on usage records and metrics.
     /// The OpenTelemetry GenAI operation name (`gen_ai.operation.name`) of a call on this route.
     pub const fn gen_ai_operation(self) -> &'static str {
         match self {
@@ -174,6 +196,7 @@ impl Endpoint {
         }
     }
 
+    /// The gateway route (axum path syntax), as recorded on usage records and metrics.
     pub const fn route(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",
@@ -240,6 +263,7 @@ impl Endpoint {
         }
     }
 
+    /// How errors on this route are shaped (Anthropic's envelope on `/v1/messages`).
     pub const fn error_style(self) -> ErrorStyle {
         match self {
             Endpoint::AnthropicMessages => ErrorStyle::Anthropic,
@@ -258,6 +282,7 @@ impl Endpoint {
         }
     }
 
+    /// How the route's request body is encoded.
     pub const fn body_format(self) -> BodyFormat {
         match self {
             Endpoint::ImageEdits
@@ -269,6 +294,7 @@ impl Endpoint {
         }
     }
 
+    /// Where the route's request names its model.
     pub const fn model_source(self) -> ModelSource {
         match self {
             Endpoint::GeminiGenerateContent | Endpoint::GeminiStreamGenerateContent => {

@@ -14,14 +14,19 @@ use crate::egress::EgressDenied;
 /// Authentication failures (all 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// No key in `Authorization`, `X-API-Key`, `x-goog-api-key` or `?key=`.
     #[error("missing API key")]
     Missing,
+    /// The key matches no virtual key (answered like a missing one, so keys cannot be probed).
     #[error("invalid API key")]
     Unknown,
+    /// The key was revoked.
     #[error("API key has been revoked")]
     Revoked,
+    /// The key is past its expiry.
     #[error("API key has expired")]
     Expired,
+    /// The key store could not be asked (database down): 503, not 401.
     #[error("key lookup unavailable")]
     Unavailable,
 }
@@ -35,36 +40,57 @@ pub enum RequestError {
     /// The body is JSON but a field is missing or wrong.
     #[error("{message}")]
     Invalid {
+        /// What is wrong, for the client.
         message: String,
+        /// The offending field, when there is one.
         field: Option<&'static str>,
     },
+    /// The body is larger than the route accepts.
     #[error("request body exceeds {limit} bytes")]
-    PayloadTooLarge { limit: u64 },
+    PayloadTooLarge {
+        /// The route's limit in bytes.
+        limit: u64,
+    },
 }
 
 /// Model resolution, grants and provider-family checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
+    /// No enabled model of that name in the key's organisation.
     #[error("model `{0}` not found")]
     ModelNotFound(String),
+    /// The model exists but names no provider.
     #[error("model has no provider configured")]
     ProviderNotConfigured,
+    /// The model's provider has no usable (unrevoked) API key.
     #[error("no usable provider API key is configured for this model")]
     ProviderKeyNotConfigured,
+    /// The route cannot serve this provider type at all.
     #[error("this route cannot serve provider type {0}")]
     ProviderTypeUnsupported(String),
     #[error(
         "model `{model}` is served by a {provider} provider, which this route does not accept"
     )]
-    ProviderNotAllowed { model: String, provider: String },
+    /// The route is pinned to other provider families than the model's.
+    ProviderNotAllowed {
+        /// The model asked for.
+        model: String,
+        /// Its provider's type.
+        provider: String,
+    },
+    /// The model's provider is switched off.
     #[error("provider is disabled")]
     ProviderDisabled,
+    /// The provider's API key was revoked.
     #[error("provider API key has been revoked")]
     ProviderKeyRevoked,
+    /// The key has no grant for the model.
     #[error("model not allowed")]
     ModelNotAllowed,
+    /// The model lookup failed (database down).
     #[error("model lookup unavailable")]
     LookupUnavailable,
+    /// The grant check failed (database down).
     #[error("model access check unavailable")]
     AccessUnavailable,
 }
@@ -72,26 +98,36 @@ pub enum ResolveError {
 /// The upstream call failed before a usable response arrived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
+    /// No answer within the provider's timeout.
     #[error("upstream timed out after {0:?}")]
     Timeout(Duration),
+    /// The upstream could not be reached (connection refused, DNS, TLS).
     #[error("upstream unreachable: {0}")]
     Unreachable(String),
     /// An upstream error on a translated route (same-protocol routes relay the upstream response).
     /// `retry_after` is the upstream's `Retry-After`, relayed to the client.
     #[error("upstream returned {status}: {message}")]
     Upstream {
+        /// The upstream's HTTP status.
         status: u16,
+        /// The upstream's error message.
         message: String,
+        /// The upstream's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// The upstream answered with something that cannot be read (the reason).
     #[error("upstream sent an unusable response: {0}")]
     InvalidResponse(String),
     /// The upstream's answer is larger than the gateway buffers (`ODOCK_UPSTREAM_MAX_RESPONSE_BYTES`).
     #[error("upstream response exceeds {limit} bytes")]
-    ResponseTooLarge { limit: usize },
+    ResponseTooLarge {
+        /// The buffer limit in bytes.
+        limit: usize,
+    },
     /// The egress policy refused the upstream's address (`ODOCK_EGRESS_ALLOW`).
     #[error(transparent)]
     Forbidden(EgressDenied),
+    /// The provider has no implementation for this route.
     #[error("provider does not support this endpoint")]
     UnsupportedEndpoint,
     /// The request cannot be expressed for this upstream (e.g. a translated request using a
@@ -103,8 +139,13 @@ pub enum ProviderError {
 /// Budget admission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BudgetError {
+    /// A budget would be exceeded (402).
     #[error("budget `{budget}` exceeded")]
-    Exceeded { budget: String },
+    Exceeded {
+        /// The budget's name.
+        budget: String,
+    },
+    /// The budget ledger could not be asked; requests are refused rather than run unbilled.
     #[error("budget ledger unavailable: {0}")]
     Unavailable(String),
 }
@@ -112,11 +153,15 @@ pub enum BudgetError {
 /// Quota admission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
+    /// A quota would be exceeded (429).
     #[error("quota `{quota}` exceeded")]
     Exceeded {
+        /// The quota's name.
         quota: String,
+        /// How long until the quota's window resets.
         retry_after: Duration,
     },
+    /// The quota ledger could not be asked; requests are refused rather than run uncounted.
     #[error("quota ledger unavailable: {0}")]
     Unavailable(String),
 }
@@ -124,14 +169,17 @@ pub enum QuotaError {
 /// Rate-limit and network policy denials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RateLimitError {
+    /// A rate limit is reached (429).
     #[error("rate limit exceeded")]
     Exceeded {
         /// `organisation`, `team`, `api_key`, `model`, `mcp_server`.
         scope: &'static str,
         /// `requests_per_second`, `requests_per_minute`, `tokens_per_minute`, …
         limit: &'static str,
+        /// How long until a slot frees up.
         retry_after: Duration,
     },
+    /// The client's IP is refused by the key's or organisation's IP rules.
     #[error("client IP is not allowed")]
     IpNotAllowed,
 }
@@ -139,22 +187,31 @@ pub enum RateLimitError {
 /// MCP gateway denials and upstream failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McpError {
+    /// The request names no MCP server (or an unusable reference).
     #[error("missing MCP server reference")]
     InvalidRef,
+    /// No MCP server by that reference.
     #[error("MCP server not found")]
     NotFound,
+    /// The key has no grant for the MCP server.
     #[error("MCP server not allowed")]
     NotAllowed,
+    /// An HTTP transport is configured without `endpointUrl`.
     #[error("MCP server has no endpoint URL")]
     MissingEndpoint,
+    /// A STDIO transport is configured without `stdioCommand`.
     #[error("MCP server has no stdio command")]
     MissingStdioCommand,
+    /// The server's transport type is unknown or unusable.
     #[error("invalid MCP transport")]
     InvalidTransport,
+    /// Getting credentials for the upstream failed (e.g. the OAuth2 token endpoint).
     #[error("could not authenticate to the MCP server: {0}")]
     Auth(String),
+    /// The upstream could not be reached or failed the exchange.
     #[error("MCP upstream failed: {0}")]
     Upstream(String),
+    /// The stdio child could not start or died.
     #[error("MCP stdio process failed: {0}")]
     Stdio(String),
     /// The egress policy refused the MCP server's (or its token endpoint's) address.
@@ -172,12 +229,16 @@ pub enum McpError {
 /// (answered for hyper, which would send an empty body), and clients too slow to send a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
+    /// The request head could not be parsed.
     #[error("the request is not valid HTTP")]
     Malformed,
+    /// The request head is larger than the server reads.
     #[error("the request headers are too large")]
     HeadersTooLarge,
+    /// The request URI is longer than the server reads.
     #[error("the request URI is too long")]
     UriTooLong,
+    /// The client did not send its head (or body) in time.
     #[error("the request was not received in time")]
     Timeout,
 }
@@ -185,35 +246,49 @@ pub enum HttpError {
 /// Every way a gateway request can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
+    /// Authentication failed.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The request is unusable.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// The model or provider could not be resolved or is not allowed.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// The upstream call failed.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// A budget refused the request.
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    /// A quota refused the request.
     #[error(transparent)]
     Quota(#[from] QuotaError),
+    /// A rate limit or network policy refused the request.
     #[error(transparent)]
     RateLimit(#[from] RateLimitError),
+    /// An MCP request failed.
     #[error(transparent)]
     Mcp(#[from] McpError),
+    /// The HTTP layer refused the request.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// No route matches the path.
     #[error("not found")]
     NotFound,
+    /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The server's request limits (in-flight count, body memory) are reached.
     #[error("the gateway is overloaded; retry shortly")]
     Overloaded,
+    /// A bug or an unexpected state; the detail is kept for logs, never sent to the client.
     #[error("internal error")]
     Internal(String),
 }
 
 impl GatewayError {
+    /// The HTTP status the error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::Auth(e) => match e {

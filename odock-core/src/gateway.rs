@@ -96,6 +96,8 @@ impl std::fmt::Debug for GatewayBuilder {
 }
 
 impl GatewayBuilder {
+    /// A builder over `key_store`, `providers` and `usage`, with local admission, the system clock,
+    /// the default body limit and no routing or tracing.
     pub fn new(
         key_store: Arc<dyn KeyStore>,
         providers: ProviderRegistry,
@@ -177,14 +179,17 @@ impl GatewayBuilder {
         self
     }
 
+    /// The key store every stack authenticates and resolves through.
     pub fn key_store(&self) -> &Arc<dyn KeyStore> {
         &self.key_store
     }
 
+    /// The admission layer as the builder's stacks use it, for an embedder's own stack.
     pub fn admission_layer(&self) -> AdmissionLayer {
         AdmissionLayer::new(self.key_store.clone(), self.admission.clone())
     }
 
+    /// The authentication layer as the builder's stacks use it (same key store and clock).
     pub fn auth_layer(&self) -> AuthLayer {
         AuthLayer::new(self.key_store.clone()).with_clock(self.clock.clone())
     }
@@ -262,6 +267,7 @@ impl GatewayBuilder {
         BoxCloneSyncService::new(service)
     }
 
+    /// The full governed stack for the MCP route, in front of `call` (the transport dispatch).
     pub fn mcp<B, S>(&self, call: S) -> GatewayService<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,

@@ -24,6 +24,7 @@ macro_rules! id_type {
                 Self(new_object_id().into())
             }
 
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -67,16 +68,27 @@ macro_rules! id_type {
 }
 
 id_type!(
+    /// An organisation's id: the tenant every other object belongs to.
     OrganisationId,
+    /// A team's id.
     TeamId,
+    /// A user's id.
     UserId,
+    /// A virtual key's id (never the key itself, which is stored only as a hash).
     ApiKeyId,
+    /// A provider's id.
     ProviderId,
+    /// A provider credential's id (never the credential itself).
     ProviderKeyId,
+    /// A model's id.
     ModelId,
+    /// An MCP server's id.
     McpServerId,
+    /// A usage record's id, which makes storing a record idempotent.
     UsageRecordId,
+    /// A budget's id.
     BudgetId,
+    /// A quota's id.
     QuotaId,
 );
 
@@ -102,6 +114,7 @@ impl RequestId {
         valid.then(|| Self(value.into()))
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -14,6 +14,7 @@ use crate::model::ResolvedModel;
 use crate::principal::Principal;
 use crate::rate_limit::{Policy, ScopedPolicies, ScopedPolicy};
 
+/// Where the gateway looks up virtual keys, models, grants, MCP servers and policies.
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     /// The principal for a presented virtual key, revoked and expired keys included (the auth layer
@@ -98,10 +99,12 @@ struct InMemoryState {
 }
 
 impl InMemoryKeyStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds a virtual key: requests presenting `presented_key` act as `principal`.
     pub fn insert_key(&self, presented_key: impl Into<String>, principal: Principal) {
         self.inner
             .write()
@@ -109,11 +112,13 @@ impl InMemoryKeyStore {
             .insert(presented_key.into(), principal);
     }
 
+    /// Adds (or replaces) a model, found by its organisation and name.
     pub fn insert_model(&self, model: ResolvedModel) {
         let key = (model.organisation_id.clone(), model.name.clone());
         self.inner.write().models.insert(key, Arc::new(model));
     }
 
+    /// Lets `key` use `model`.
     pub fn grant(&self, key: ApiKeyId, model: ModelId) {
         self.inner
             .write()
@@ -139,6 +144,7 @@ impl InMemoryKeyStore {
         }
     }
 
+    /// Lets `key` use the MCP server `server`.
     pub fn grant_mcp(&self, key: ApiKeyId, server: McpServerId) {
         self.inner
             .write()

@@ -21,6 +21,8 @@
 //! let _chat = gateway.llm::<http_body_util::Full<bytes::Bytes>>(Endpoint::ChatCompletions);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod admission;
 pub mod body;
 pub mod cache;

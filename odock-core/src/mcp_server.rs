@@ -12,20 +12,31 @@ use crate::secret::Secret;
 /// The credentials Odock presents to the MCP server (never the caller's), decrypted in memory only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpUpstreamAuth {
+    /// No credentials are sent.
     None,
+    /// `Authorization: Bearer {token}`.
     Bearer {
+        /// The bearer token.
         token: Secret,
     },
+    /// `Authorization: Basic` from a username and password.
     Basic {
+        /// The Basic username.
         username: String,
+        /// The Basic password.
         password: Secret,
     },
     /// OAuth 2.0 client credentials; the transport fetches and caches the access token.
     OAuth2 {
+        /// The token endpoint.
         token_url: String,
+        /// Odock's client id at the token endpoint.
         client_id: String,
+        /// Odock's client secret at the token endpoint.
         client_secret: Secret,
+        /// The `scope` requested, when set.
         scope: Option<String>,
+        /// The `audience` requested, when set (some providers require it).
         audience: Option<String>,
     },
 }
@@ -34,7 +45,9 @@ pub enum McpUpstreamAuth {
 /// always denies (block wins), and a request body containing a blocked keyword is denied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolRules {
+    /// When non-empty, the only tools that may be called.
     pub allowed_tools: Vec<String>,
+    /// Tools that may never be called, whatever the allow list says.
     pub blocked_tools: Vec<String>,
     /// From the semantic filter `{"blockedKeywords":[...]}`; matched case-insensitively.
     pub blocked_keywords: Vec<String>,
@@ -65,14 +78,21 @@ impl ToolRules {
 /// An enabled MCP server of an organisation, with its decrypted upstream credentials.
 #[derive(Debug, Clone)]
 pub struct ResolvedMcpServer {
+    /// The server's id.
     pub id: McpServerId,
+    /// The organisation the server belongs to.
     pub organisation_id: OrganisationId,
+    /// The server's display name.
     pub name: String,
     /// Unique in the organisation; what clients put in `/v1/mcp/{slug}` and what usage records name.
     pub slug: String,
+    /// How Odock reaches the server.
     pub transport: McpTransportKind,
+    /// The MCP endpoint (streamable HTTP) or event-stream URL (SSE).
     pub endpoint_url: Option<String>,
+    /// The program to run, for STDIO.
     pub stdio_command: Option<String>,
+    /// Its arguments, for STDIO.
     pub stdio_args: Vec<String>,
     /// Decrypted environment of the stdio child process.
     pub stdio_env: BTreeMap<String, Secret>,
@@ -86,7 +106,9 @@ pub struct ResolvedMcpServer {
     pub team_id: Option<TeamId>,
     /// API-key scope: only this key may use the server.
     pub api_key_id: Option<ApiKeyId>,
+    /// Which tools may be called and which keywords block a call.
     pub tool_rules: ToolRules,
+    /// What calls to the server cost.
     pub pricing: McpPricing,
     /// Changes whenever the server's configuration does (its `updatedAt`), so transports built
     /// for an older configuration (endpoint, credentials, command) are rebuilt.

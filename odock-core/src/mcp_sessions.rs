@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 /// The directory could not be asked (its backend is unreachable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionDirectoryError {
+    /// The backend's error, without secrets.
     #[error("MCP session directory unavailable: {0}")]
     Unavailable(String),
 }
@@ -86,6 +87,7 @@ impl std::fmt::Debug for InMemoryMcpSessionDirectory {
 }
 
 impl InMemoryMcpSessionDirectory {
+    /// An empty directory whose entries expire on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
@@ -103,6 +105,7 @@ impl InMemoryMcpSessionDirectory {
             .count()
     }
 
+    /// Whether no entry is live.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

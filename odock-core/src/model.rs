@@ -13,12 +13,17 @@ use crate::secret::Secret;
 /// The upstream a model is served by.
 #[derive(Debug, Clone)]
 pub struct ResolvedProvider {
+    /// The provider's id.
     pub id: ProviderId,
+    /// The provider's display name, for logs and traces.
     pub name: String,
+    /// Which family's protocol the upstream speaks.
     pub provider_type: ProviderType,
     /// Without a trailing slash.
     pub base_url: String,
+    /// Overrides the provider implementation's default request timeout.
     pub timeout: Option<Duration>,
+    /// Whether the provider may be called (`provider_disabled` otherwise).
     pub enabled: bool,
     /// Provider-specific settings (`apiVersion` for Azure, …).
     pub config: Value,
@@ -27,8 +32,11 @@ pub struct ResolvedProvider {
 /// The decrypted upstream credential; only ever held in memory.
 #[derive(Debug, Clone)]
 pub struct ResolvedProviderKey {
+    /// The credential's id, by which key pools and circuit breakers track it.
     pub id: ProviderKeyId,
+    /// The upstream API key itself.
     pub secret: Secret,
+    /// Whether the key was revoked (`provider_api_key_revoked`).
     pub revoked: bool,
 }
 
@@ -36,15 +44,21 @@ pub struct ResolvedProviderKey {
 /// (as `Arc<ResolvedModel>`) by the resolution layer.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
+    /// The model's id.
     pub id: ModelId,
+    /// The organisation the model belongs to.
     pub organisation_id: OrganisationId,
     /// The name clients send as `model`.
     pub name: String,
     /// The upstream's model id.
     pub slug: String,
+    /// What kind of model it is (chat, embeddings, …), for routing by type.
     pub model_type: ModelType,
+    /// What the model can do (vision, tools, …).
     pub capabilities: Vec<Capability>,
+    /// Whether the model may be used.
     pub enabled: bool,
+    /// The upstream that serves it.
     pub provider: ResolvedProvider,
     /// `None` when no usable key is configured for the model's provider.
     pub provider_key: Option<ResolvedProviderKey>,
@@ -52,9 +66,11 @@ pub struct ResolvedModel {
     /// has several (`provider_key` is the first); requests rotate over them
     /// ([`KeyPools`](crate::routing::KeyPools)). Empty otherwise.
     pub key_pool: Arc<[ResolvedProviderKey]>,
+    /// The model's price list.
     pub pricing: Arc<ModelPricing>,
     /// The model's configured output cap (`config.maxOutputTokens`), used for estimates.
     pub max_output_tokens: Option<u64>,
+    /// Model-specific settings, as configured.
     pub config: Value,
 }
 
@@ -117,6 +133,7 @@ impl ResolvedModel {
         self
     }
 
+    /// The model's price list.
     pub fn with_pricing(mut self, pricing: ModelPricing) -> Self {
         self.pricing = Arc::new(pricing);
         self

@@ -13,10 +13,15 @@ use crate::tokens::TokenUsage;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRates {
+    /// Text tokens (and any modality whose own rate is 0).
     pub text: i64,
+    /// Image tokens; 0 bills them as text.
     pub image: i64,
+    /// Audio tokens; 0 bills them as text.
     pub audio: i64,
+    /// Video tokens; 0 bills them as text.
     pub video: i64,
+    /// Reasoning tokens (output only); 0 bills them as text.
     pub reasoning: i64,
 }
 
@@ -25,7 +30,9 @@ pub struct TokenRates {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPricing {
+    /// Rates for input tokens.
     pub input: TokenRates,
+    /// Rates for output tokens.
     pub output: TokenRates,
     /// 0..=100, applied to the input text rate for cached input tokens.
     #[cfg_attr(feature = "openapi", schema(maximum = 100))]
@@ -34,20 +41,22 @@ pub struct ModelPricing {
     pub embeddings: i64,
     /// Nanos USD per 1,000 units (pages, images, …).
     pub unit_rate: i64,
+    /// What a unit is (`page`, `image`, …), for display; it does not change the price.
     pub unit_kind: Option<String>,
 }
 
 /// Why a price list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
+    /// A rate is negative (the rate's name, as the admin API spells it).
     #[error("pricing rate `{0}` must not be negative")]
     NegativeRate(&'static str),
+    /// The cached-input discount is above 100 %.
     #[error("cachedInputDiscountPercent must be between 0 and 100")]
     DiscountOutOfRange,
 }
 
 impl ModelPricing {
-    /// Checks the invariants the calculator relies on.
     /// Text rates in USD per 1M tokens (`0.15` input, `0.60` output, …), stored as integer nanos.
     pub fn usd_per_million_tokens(input: f64, output: f64) -> Self {
         Self {
@@ -63,6 +72,7 @@ impl ModelPricing {
         }
     }
 
+    /// Checks the invariants the calculator relies on.
     pub fn validate(&self) -> Result<(), PricingError> {
         let rates = [
             ("input.text", self.input.text),
@@ -115,13 +125,20 @@ pub enum BillingMode {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Bill {
+    /// The exact total, rounded up once: what the request costs.
     #[serde(rename = "totalCostNanosUsd")]
     pub cost_nanos_usd: i64,
+    /// Input tokens other than cached ones (display only).
     pub input_cost_nanos_usd: i64,
+    /// Cached input tokens, discounted (display only).
     pub cached_input_cost_nanos_usd: i64,
+    /// Output tokens (display only).
     pub output_cost_nanos_usd: i64,
+    /// Units (display only).
     pub units_cost_nanos_usd: i64,
+    /// How the tokens were priced.
     pub mode: BillingMode,
+    /// The price list used, snapshotted so later edits never rewrite history.
     pub pricing: ModelPricing,
 }
 
@@ -222,7 +239,9 @@ fn bill_components(pricing: &ModelPricing, usage: &TokenUsage, mode: BillingMode
 pub struct McpPricing {
     /// Nanos USD per `tools/call`.
     pub call_nanos_usd: i64,
+    /// Price per 1M bytes of client messages forwarded upstream.
     pub input_nanos_usd_per_million_bytes: i64,
+    /// Price per 1M bytes of upstream replies relayed back.
     pub output_nanos_usd_per_million_bytes: i64,
 }
 
@@ -253,11 +272,16 @@ impl McpPricing {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct McpBill {
+    /// The exact total, rounded up once: what the exchange costs.
     #[serde(rename = "totalCostNanosUsd")]
     pub cost_nanos_usd: i64,
+    /// The `tools/call` part (display only).
     pub call_cost_nanos_usd: i64,
+    /// The request-bytes part (display only).
     pub input_cost_nanos_usd: i64,
+    /// The response-bytes part (display only).
     pub output_cost_nanos_usd: i64,
+    /// The price list used, snapshotted so later edits never rewrite history.
     pub pricing: McpPricing,
 }
 

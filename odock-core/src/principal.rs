@@ -13,14 +13,19 @@ use crate::ids::{ApiKeyId, OrganisationId, TeamId, UserId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
+    /// The virtual key's id.
     pub api_key_id: ApiKeyId,
+    /// The organisation the key belongs to.
     pub organisation_id: OrganisationId,
+    /// ORGANISATION, TEAM or USER: which owners' rules apply.
     pub key_type: ApiKeyType,
     /// Set for TEAM keys.
     pub team_id: Option<TeamId>,
     /// Set for USER keys.
     pub user_id: Option<UserId>,
+    /// When the key stops working (`api_key_expired` from then on).
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the key was revoked (`api_key_revoked`).
     pub revoked: bool,
 }
 

@@ -20,7 +20,9 @@ use crate::usage::ReportedUsage;
 /// What the gateway asks a provider to do.
 #[derive(Debug, Clone)]
 pub struct ProviderRequest {
+    /// The route being served (decides the upstream path and translation).
     pub endpoint: Endpoint,
+    /// The resolved model, with its provider, credential and slug.
     pub model: Arc<ResolvedModel>,
     /// The client's body, exactly as received.
     pub body: Bytes,
@@ -28,10 +30,12 @@ pub struct ProviderRequest {
     pub content_type: Option<http::HeaderValue>,
     /// The request's query string, if any (e.g. Gemini's `alt=sse`); never includes Odock's `key`.
     pub query: Option<String>,
+    /// Whether the client asked for a streamed answer.
     pub stream: bool,
     /// The client asked for usage in its stream (`stream_options.include_usage` or top-level
     /// `include_usage`); when false the provider strips the usage-only chunk it requested for billing.
     pub client_wants_usage: bool,
+    /// The gateway's request id, for logs and for ids a translation has to make up.
     pub request_id: RequestId,
     /// The W3C `traceparent` the upstream request carries: the upstream span's when tracing is
     /// on, else the client's own (passed through), else none.
@@ -51,10 +55,14 @@ pub struct StreamChunk {
 
 /// A response body as the provider produced it.
 pub enum ProviderBody {
+    /// A unary answer, buffered.
     Full {
+        /// The whole body.
         bytes: Bytes,
+        /// The usage it reported, when it did.
         usage: Option<ReportedUsage>,
     },
+    /// A streamed answer, chunk by chunk.
     Stream(BoxStream<'static, Result<StreamChunk, ProviderError>>),
 }
 
@@ -75,14 +83,17 @@ impl fmt::Debug for ProviderBody {
 /// relayed with their status and body.
 #[derive(Debug)]
 pub struct ProviderResponse {
+    /// The status to answer with (the upstream's, on relayed routes).
     pub status: StatusCode,
     /// Headers to pass to the client (content type, …); never upstream auth or hop-by-hop headers.
     pub headers: HeaderMap,
+    /// The body, unary or streamed.
     pub body: ProviderBody,
     /// The upstream's own request or response id.
     pub provider_request_id: Option<String>,
 }
 
+/// One upstream family's implementation: calls the upstream and reports usage.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Calls the upstream. Streaming is decided by `request.stream`.
@@ -102,10 +113,12 @@ impl fmt::Debug for ProviderRegistry {
 }
 
 impl ProviderRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Registers `provider` for `provider_type`, replacing any earlier one.
     pub fn register(
         &mut self,
         provider_type: ProviderType,
@@ -115,11 +128,13 @@ impl ProviderRegistry {
         self
     }
 
+    /// The registry with `provider` registered for `provider_type`.
     pub fn with(mut self, provider_type: ProviderType, provider: Arc<dyn Provider>) -> Self {
         self.register(provider_type, provider);
         self
     }
 
+    /// The provider for `provider_type`, if one is registered.
     pub fn get(&self, provider_type: ProviderType) -> Option<&Arc<dyn Provider>> {
         self.providers.get(&provider_type)
     }

@@ -35,10 +35,15 @@ pub const TRACESTATE: &str = "tracestate";
 
 /// Span names of the governed request's stages.
 pub mod stage {
+    /// Authentication.
     pub const AUTH: &str = "odock.auth";
+    /// Model (or MCP server) resolution and the grant checks.
     pub const RESOLVE: &str = "odock.resolve";
+    /// The routing policy lookup and plan.
     pub const ROUTING: &str = "odock.routing";
+    /// Rate limits, budgets and quotas.
     pub const ADMISSION: &str = "odock.admission";
+    /// Handing the usage record to the sink.
     pub const USAGE: &str = "odock.usage.enqueue";
 }
 

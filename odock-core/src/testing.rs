@@ -14,8 +14,11 @@ use crate::usage::{ReportedUsage, TokenUsage};
 /// Answers `reply` to every request, reporting `prompt_tokens` / `completion_tokens` as usage.
 #[derive(Debug, Clone)]
 pub struct StaticProvider {
+    /// The assistant message every answer carries.
     pub reply: String,
+    /// Input tokens reported as usage.
     pub prompt_tokens: u64,
+    /// Output tokens reported as usage.
     pub completion_tokens: u64,
 }
 

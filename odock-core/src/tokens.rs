@@ -10,16 +10,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "TokenUsageWire", from = "TokenUsageWire")]
 pub struct TokenUsage {
+    /// Input tokens, cached, audio and image ones included.
     pub input: u64,
+    /// Output tokens, reasoning, audio and image ones included.
     pub output: u64,
+    /// The part of `input` read from a prompt cache.
     pub cached_input: u64,
+    /// The part of `output` spent on reasoning.
     pub reasoning: u64,
+    /// The part of `input` that was audio.
     pub input_audio: u64,
+    /// The part of `output` that was audio.
     pub output_audio: u64,
+    /// The part of `input` that was images.
     pub input_image: u64,
+    /// The part of `output` that was images.
     pub output_image: u64,
     /// Per-unit endpoints (pages, images, …).
     pub units: u64,
+    /// What `units` count (`page`, `image`, …).
     pub unit_kind: Option<String>,
 }
 
@@ -105,6 +114,7 @@ impl From<TokenUsageWire> for TokenUsage {
 }
 
 impl TokenUsage {
+    /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input.saturating_add(self.output)
     }

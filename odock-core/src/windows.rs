@@ -11,17 +11,24 @@ use crate::domain::BudgetPeriod;
 /// When a budget or quota applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
+    /// The anchor: the first window starts here.
     pub start_at: DateTime<Utc>,
+    /// The time zone calendar periods (days, months) are counted in.
     pub timezone: Tz,
+    /// How long each window lasts.
     pub period: BudgetPeriod,
+    /// When the rule stops applying (no window starts at or after it).
     pub end_at: Option<DateTime<Utc>>,
 }
 
 /// One accounting window: `[start, end)`. `index` counts windows from the anchor (0 = first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The window's position counted from the anchor.
     pub index: u32,
+    /// Inclusive start.
     pub start: DateTime<Utc>,
+    /// Exclusive end.
     pub end: DateTime<Utc>,
 }
 

@@ -22,20 +22,33 @@ const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
 /// How Odock authenticates to one MCP server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum McpAuth {
+    /// No credentials: requests go upstream without an `Authorization` header.
     #[default]
     None,
+    /// `Authorization: Bearer {token}` on every request.
     Bearer {
+        /// The bearer token, sent as configured.
         token: Secret,
     },
+    /// `Authorization: Basic` from a username and password.
     Basic {
+        /// The Basic username.
         username: String,
+        /// The Basic password.
         password: Secret,
     },
+    /// A bearer token fetched from `token_url` with the client-credentials grant and cached until
+    /// it expires.
     OAuth2ClientCredentials {
+        /// The token endpoint (checked against the egress policy before each fetch).
         token_url: String,
+        /// Odock's client id at the token endpoint.
         client_id: String,
+        /// Odock's client secret at the token endpoint.
         client_secret: Secret,
+        /// The `scope` form field, sent only when set.
         scope: Option<String>,
+        /// The `audience` form field, sent only when set (some providers require it).
         audience: Option<String>,
     },
 }
@@ -119,6 +132,7 @@ impl std::fmt::Debug for UpstreamAuth {
 }
 
 impl UpstreamAuth {
+    /// Header producer for `auth`, fetching tokens through `client` on the system clock.
     pub fn new(auth: McpAuth, client: reqwest::Client) -> Self {
         Self::with_clock(auth, client, Arc::new(SystemClock))
     }
@@ -142,6 +156,7 @@ impl UpstreamAuth {
         self
     }
 
+    /// The configured credentials.
     pub fn auth(&self) -> &McpAuth {
         &self.auth
     }

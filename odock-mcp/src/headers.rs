@@ -15,8 +15,11 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
+/// `Mcp-Session-Id`: the session a message belongs to, minted by the upstream or by Odock.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// `MCP-Protocol-Version`: the protocol revision the client negotiated.
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+/// `Last-Event-ID`: where a client resumes a server event stream.
 pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// The client headers that may go upstream (lower-case).

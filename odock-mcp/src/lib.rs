@@ -65,6 +65,8 @@
 //! Test fixtures (feature `testing`): fake streamable-HTTP and legacy SSE MCP servers in
 //! `odock_mcp::testing`, and the fake stdio server binary `odock-fake-mcp-stdio`.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 pub mod egress;
 pub mod framing;

@@ -35,12 +35,17 @@ use crate::streamable_http::{endpoint, HttpOptions};
 /// Session settings for the SSE transport.
 #[derive(Clone)]
 pub struct SseOptions {
+    /// HTTP client settings (timeouts, body caps, egress policy) for the event stream and the
+    /// POSTs.
     pub http: HttpOptions,
     /// How long to wait for the upstream's `endpoint` event (default 10 s).
     pub endpoint_timeout: Duration,
     /// A session without traffic for this long is closed (default 5 minutes).
     pub idle_timeout: Duration,
+    /// How often the background reaper looks for idle sessions (default: a tenth of the idle
+    /// timeout, at least one second).
     pub reap_interval: Option<Duration>,
+    /// The clock idle timeouts are measured on (a controllable one in tests).
     pub clock: Arc<dyn Clock>,
 }
 
@@ -122,6 +127,7 @@ impl SseTransport {
         Self::with_client(sse_url, client, auth, options)
     }
 
+    /// A transport sharing an HTTP client and an auth (token cache) built elsewhere.
     pub fn with_client(
         sse_url: &str,
         client: reqwest::Client,
@@ -141,6 +147,7 @@ impl SseTransport {
         })
     }
 
+    /// How many client sessions are open (each holds one upstream event stream).
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
     }

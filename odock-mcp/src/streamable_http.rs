@@ -99,6 +99,7 @@ impl StreamableHttpTransport {
         })
     }
 
+    /// The upstream auth, shared with whoever else uses its token cache.
     pub fn auth(&self) -> &Arc<UpstreamAuth> {
         &self.auth
     }

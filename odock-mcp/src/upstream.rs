@@ -23,10 +23,13 @@ use crate::streamable_http::{HttpOptions, StreamableHttpTransport};
 /// An MCP server's transport configuration, with its auth config already decrypted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct McpUpstream {
+    /// Which transport reaches the server (`transportType`).
     pub transport: McpTransportKind,
     /// `endpointUrl`: the MCP endpoint (STREAMABLE_HTTP) or the event-stream URL (SSE).
     pub endpoint_url: Option<String>,
+    /// For STDIO: the program to run (`stdioCommand`).
     pub stdio_command: Option<String>,
+    /// For STDIO: its arguments (`stdioArgs`).
     pub stdio_args: Vec<String>,
     /// The child's environment besides `PATH`, `HOME` and `TMPDIR` (may hold credentials; never
     /// printed).
@@ -36,6 +39,7 @@ pub struct McpUpstream {
     pub stdio_approved: bool,
     /// The organisation whose stdio process share a session counts against.
     pub organisation_id: String,
+    /// The server's credentials, already decrypted.
     pub auth: McpAuth,
 }
 
@@ -109,7 +113,9 @@ impl McpUpstream {
 /// Settings for every transport the pool builds.
 #[derive(Debug, Clone, Default)]
 pub struct McpTransportOptions {
+    /// Settings for streamable-HTTP transports.
     pub http: HttpOptions,
+    /// Settings for SSE transports.
     pub sse: SseOptions,
     /// Its `processes` counter (and `limits`) is shared by every stdio transport of the pool.
     pub stdio: StdioOptions,
@@ -163,6 +169,7 @@ impl std::fmt::Debug for McpTransports {
 }
 
 impl McpTransports {
+    /// An empty pool building transports with `options`.
     pub fn new(options: McpTransportOptions) -> Self {
         Self {
             options,

@@ -63,7 +63,7 @@ const CONNECT_TIMEOUT_STEPS_MS: [u64; 10] = [
 /// The provider setting naming its connect timeout in milliseconds.
 pub const CONNECT_TIMEOUT_SETTING: &str = "connectTimeoutMs";
 
-/// The provider's `config.connectTimeoutMs`, rounded up to one of [`CONNECT_TIMEOUT_STEPS_MS`]:
+/// The provider's `config.connectTimeoutMs`, rounded up to one of `CONNECT_TIMEOUT_STEPS_MS`:
 /// how long connecting (TCP and TLS) may take.
 pub fn connect_timeout(provider: &odock_core::ResolvedProvider) -> Option<Duration> {
     let ms = provider
@@ -105,10 +105,12 @@ impl UpstreamClient {
         self
     }
 
+    /// The policy every upstream address is checked against.
     pub fn egress(&self) -> &EgressPolicy {
         &self.egress
     }
 
+    /// The largest unary answer buffered.
     pub fn max_response_bytes(&self) -> usize {
         self.max_response_bytes
     }
@@ -223,6 +225,7 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
+    /// A resolver admitting only the addresses `policy` allows.
     pub fn new(policy: Arc<EgressPolicy>) -> Self {
         Self { policy }
     }

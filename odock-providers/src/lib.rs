@@ -48,6 +48,8 @@
 //! );
 //! ```
 
+#![deny(missing_docs)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

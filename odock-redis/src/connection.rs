@@ -30,10 +30,16 @@ pub struct RedisSettings {
 }
 
 impl RedisSettings {
+    /// Key prefix used when `ODOCK_REDIS_PREFIX` is not set.
     pub const DEFAULT_PREFIX: &'static str = "odock:";
+    /// Default bound on establishing a connection: long enough for a remote Redis, short enough to
+    /// fail start-up promptly.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default bound on one command or script: an outage then costs a request at most half a
+    /// second.
     pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
+    /// Settings for `url` with the default prefix, timeouts and outage policy.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: Secret::new(url.into()),
@@ -60,14 +66,19 @@ impl std::fmt::Debug for RedisSettings {
 /// Why a Redis operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
+    /// The Redis client reported an error (connection, protocol or script).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// No answer within the response (or connect) timeout.
     #[error("redis: no answer within {0:?}")]
     Timeout(Duration),
+    /// Not tried: a recent connection failure opened the circuit breaker.
     #[error("redis: unreachable (retrying shortly)")]
     Unreachable,
+    /// Redis answered, but not in the shape the caller expected.
     #[error("redis: unexpected reply: {0}")]
     Reply(String),
+    /// The database failed while rebuilding or flushing windows.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -125,10 +136,12 @@ impl RedisConnection {
         format!("{}{suffix}", self.prefix)
     }
 
+    /// The prefix every key and the invalidation channel live under.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
+    /// The settings this connection was made with.
     pub fn settings(&self) -> &RedisSettings {
         &self.settings
     }
@@ -138,6 +151,7 @@ impl RedisConnection {
         self.manager.clone()
     }
 
+    /// The underlying client, for what the multiplexed connection cannot do (pub/sub).
     pub fn client(&self) -> &redis::Client {
         &self.client
     }
@@ -191,6 +205,7 @@ pub struct RedisHealth {
 }
 
 impl RedisHealth {
+    /// A readiness check that pings Redis over `conn`.
     pub fn new(conn: RedisConnection) -> Self {
         Self { conn }
     }

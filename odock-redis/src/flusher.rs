@@ -39,6 +39,7 @@ impl std::fmt::Debug for RedisLedgerFlusher {
 impl RedisLedgerFlusher {
     const BATCH: usize = 256;
 
+    /// A flusher writing the windows on `conn` to the database `pool`.
     pub fn new(conn: RedisConnection, pool: Db) -> Self {
         Self { conn, pool }
     }

@@ -16,6 +16,8 @@
 //! Every key and the channel live under one prefix (`ODOCK_REDIS_PREFIX`, default `odock:`), so
 //! several deployments (or test runs) can share one Redis.
 
+#![deny(missing_docs)]
+
 mod admission;
 mod connection;
 mod flusher;

@@ -8,6 +8,8 @@ use odock_core::{ApiKeyId, ModelType};
 
 use crate::connection::RedisConnection;
 
+/// [`RoundRobinCursors`] on Redis: one shared counter per key and model type, counting locally
+/// while Redis is unreachable.
 #[derive(Debug)]
 pub struct RedisRoundRobinCursors {
     conn: RedisConnection,
@@ -15,6 +17,7 @@ pub struct RedisRoundRobinCursors {
 }
 
 impl RedisRoundRobinCursors {
+    /// Cursors on `conn`, with an empty local fallback.
     pub fn new(conn: RedisConnection) -> Self {
         Self {
             conn,

@@ -16,6 +16,7 @@ pub struct RedisMcpSessionDirectory {
 }
 
 impl RedisMcpSessionDirectory {
+    /// A session directory on `conn`.
     pub fn new(conn: RedisConnection) -> Self {
         Self { conn }
     }

@@ -14,18 +14,26 @@ use odock_core::Secret;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+/// Why a master key could not be loaded or a secret envelope not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
+    /// The master key is not 32 bytes of valid base64.
     #[error("master key must be 32 bytes, base64-encoded")]
     InvalidMasterKey,
+    /// The envelope is not `v1.<key id>.<base64url>`, or its payload is too short.
     #[error("secret envelope is malformed")]
     MalformedEnvelope,
+    /// The envelope names another key id (the one given): it needs the master key it was sealed
+    /// with.
     #[error("secret envelope was sealed with another master key ({0})")]
     WrongKey(String),
+    /// Decryption failed: the ciphertext or its tag was altered.
     #[error("secret envelope failed authentication")]
     Tampered,
+    /// Encryption failed (AES-GCM refused the input).
     #[error("secret could not be sealed")]
     Seal,
+    /// The master key file could not be read or written.
     #[error("master key file: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -44,6 +52,7 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
+    /// A key from its 32 raw bytes; its key id is derived from them.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 32 {
             return Err(CryptoError::InvalidMasterKey);
@@ -85,6 +94,7 @@ impl MasterKey {
         }
     }
 
+    /// The first 8 hex characters of SHA-256 of the key, which every envelope it seals carries.
     pub fn key_id(&self) -> &str {
         &self.key_id
     }

@@ -16,21 +16,31 @@ use sqlx::{Any, Executor};
 /// The pool every repository takes, and its row and write-result types. Code names these, never a
 /// backend's own types, so the same repository code serves SQLite and PostgreSQL.
 pub type Db = sqlx::AnyPool;
+/// A row read through [`Db`].
 pub type DbRow = sqlx::any::AnyRow;
+/// What a write through [`Db`] reports (rows affected).
 pub type DbQueryResult = sqlx::any::AnyQueryResult;
+/// One connection of [`Db`], for transactions and per-connection work.
 pub type DbConnection = sqlx::AnyConnection;
 
+/// Why a database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The URL names neither SQLite nor PostgreSQL.
     #[error("unsupported database URL `{0}` (expected sqlite://... or postgres://...)")]
     UnsupportedUrl(String),
+    /// The driver failed (connecting or querying).
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// A schema migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file (or its directory) could not be created.
     #[error("cannot create the database file {path}: {source}")]
     CreateFile {
+        /// The file that could not be created.
         path: std::path::PathBuf,
+        /// Why the file system refused.
         source: std::io::Error,
     },
 }
@@ -38,7 +48,9 @@ pub enum DbError {
 /// Which database a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite, through a `sqlite://` URL.
     Sqlite,
+    /// PostgreSQL, through a `postgres://` URL.
     Postgres,
 }
 
@@ -54,6 +66,7 @@ impl Backend {
         }
     }
 
+    /// The backend's name in logs and metrics (`sqlite`, `postgres`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
@@ -79,7 +92,9 @@ pub fn backend(pool: &Db) -> Backend {
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
+    /// Most connections the pool opens (default 8).
     pub max_connections: u32,
+    /// How long a query waits for a free connection before failing (default 10 s).
     pub acquire_timeout: Duration,
 }
 
@@ -255,7 +270,9 @@ fn sqlite_create_url(url: &str) -> String {
 /// A value bound to a [`SqlBuilder`] placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
+    /// A text value; `None` binds NULL.
     Text(Option<String>),
+    /// An integer value (also booleans and timestamps in ms); `None` binds NULL.
     Int(Option<i64>),
 }
 
@@ -316,6 +333,7 @@ pub struct SqlBuilder {
 }
 
 impl SqlBuilder {
+    /// A builder starting with `sql`, numbering placeholders `$1, $2, …`.
     pub fn new(sql: impl Into<String>) -> Self {
         Self {
             sql: sql.into(),
@@ -367,10 +385,12 @@ impl SqlBuilder {
         self
     }
 
+    /// The statement written so far.
     pub fn sql(&self) -> &str {
         &self.sql
     }
 
+    /// How many values are bound so far.
     pub fn param_count(&self) -> usize {
         self.params.len()
     }
@@ -391,10 +411,12 @@ pub fn to_ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
+/// The instant a stored unix-millisecond timestamp stands for (the epoch for one out of range).
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
+/// The current time in unix milliseconds, as stored.
 pub fn now_ms() -> i64 {
     to_ms(Utc::now())
 }

@@ -61,8 +61,11 @@ pub struct KeyStoreOptions {
 }
 
 impl KeyStoreOptions {
+    /// Default `positive_ttl`: an admin change the cache misses shows within a minute.
     pub const DEFAULT_POSITIVE_TTL: Duration = Duration::from_secs(60);
+    /// Default `negative_ttl`: short, so a key just created works almost at once.
     pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+    /// Default `capacity` per cache.
     pub const DEFAULT_CAPACITY: u64 = 10_000;
 }
 
@@ -80,7 +83,9 @@ impl Default for KeyStoreOptions {
 /// any lookup that went to the database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Lookups answered from a cache.
     pub hits: u64,
+    /// Lookups that went to the database.
     pub misses: u64,
 }
 
@@ -130,6 +135,7 @@ struct KeyIndex {
 }
 
 impl SqlKeyStore {
+    /// A key store on `pool`, opening provider keys and MCP credentials with `master_key`.
     pub fn new(pool: Db, master_key: Arc<MasterKey>, options: KeyStoreOptions) -> Self {
         fn cache<K, V>(capacity: u64, ttl: Duration) -> FastCache<K, V>
         where

@@ -9,6 +9,7 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+/// What every virtual key starts with, so a leaked key is recognisable (and scannable) as Odock's.
 pub const KEY_PREFIX: &str = "sk_";
 
 /// A fresh virtual key.

@@ -6,6 +6,8 @@
 //! The management plane (admin services over these tables, sign-in, reports, the admin API) lives
 //! in `odock-admin`; shared runtime state for several replicas lives in `odock-redis`.
 
+#![deny(missing_docs)]
+
 pub mod crypto;
 pub mod db;
 mod fast_cache;

@@ -92,15 +92,25 @@ pub async fn insert_batch(
 /// Which records [`list`] returns. Every set field must match.
 #[derive(Debug, Clone, Default)]
 pub struct McpUsageFilter {
+    /// Only this organisation's records.
     pub organisation_id: Option<String>,
+    /// Only requests made with this virtual key.
     pub api_key_id: Option<String>,
+    /// Only requests made by this team's keys.
     pub team_id: Option<String>,
+    /// Only requests made by this user's keys.
     pub user_id: Option<String>,
+    /// Only requests to this MCP server.
     pub mcp_server_id: Option<String>,
+    /// Only `tools/call` requests for this tool name.
     pub tool: Option<String>,
+    /// Only the record with this request id (`X-Request-Id`).
     pub request_id: Option<String>,
+    /// Only records with this HTTP status.
     pub status: Option<u16>,
+    /// Inclusive lower bound on `createdAt`.
     pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `createdAt`.
     pub to: Option<DateTime<Utc>>,
 }
 

@@ -26,6 +26,7 @@ use crate::key_store::KeyStoreOptions;
 /// A key's policies, by model type (empty: no routing).
 type KeyRouting = Arc<Vec<Arc<RoutingPolicy>>>;
 
+/// [`RoutingPolicySource`] on the database: keys' routing documents, cached per key.
 pub struct SqlRoutingPolicySource {
     pool: Db,
     cache: FastCache<ApiKeyId, KeyRouting>,
@@ -42,6 +43,7 @@ impl std::fmt::Debug for SqlRoutingPolicySource {
 }
 
 impl SqlRoutingPolicySource {
+    /// A source on `pool`, cached with the key store's capacity and positive TTL.
     pub fn new(pool: Db, options: &KeyStoreOptions) -> Self {
         Self {
             pool,

@@ -101,16 +101,23 @@ pub async fn insert_batch(
 /// Which records [`list`] returns. Every set field must match.
 #[derive(Debug, Clone, Default)]
 pub struct UsageFilter {
+    /// Only this organisation's records.
     pub organisation_id: Option<String>,
     /// Inclusive lower bound on `createdAt`.
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `createdAt`.
     pub to: Option<DateTime<Utc>>,
+    /// Only requests made with this virtual key.
     pub api_key_id: Option<String>,
+    /// Only requests made by this team's keys.
     pub team_id: Option<String>,
+    /// Only requests made by this user's keys.
     pub user_id: Option<String>,
+    /// Only requests for this model (its id).
     pub model_id: Option<String>,
+    /// Only requests served by this provider.
     pub provider: Option<String>,
+    /// Only the record with this request id (`X-Request-Id`).
     pub request_id: Option<String>,
     /// HTTP status of the request.
     pub status: Option<u16>,
@@ -121,9 +128,12 @@ pub struct UsageFilter {
 /// The columns [`list`] may order by: an allow-list, so no caller text reaches the SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortColumn {
+    /// When the record was made (`createdAt`).
     #[default]
     Time,
+    /// The request's cost.
     Cost,
+    /// The request's end-to-end latency.
     Latency,
     /// Input plus output tokens (what the records table shows).
     Tokens,
@@ -132,7 +142,9 @@ pub enum SortColumn {
 /// The order of [`list`]: a column and a direction, ties broken by id in the same direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageSort {
+    /// What to order by.
     pub column: SortColumn,
+    /// Largest (or newest) first when set.
     pub descending: bool,
 }
 

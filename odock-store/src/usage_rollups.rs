@@ -4,7 +4,7 @@
 //! latency and a latency histogram (one counter column per bucket of [`LATENCY_BOUNDS_MS`]).
 //!
 //! The usage writer adds a batch's newly inserted records here in the same transaction as the
-//! records themselves ([`add`]), so reports read a few rows per hour or day instead of every
+//! records themselves (`add`), so reports read a few rows per hour or day instead of every
 //! record. Both grains are kept because they answer different ranges: days for long periods,
 //! hours for the edges of a period and for hourly charts. Absent dimensions are stored as `''`
 //! (a key column cannot be NULL and stay unique); readers turn them back into `NULL`.
@@ -19,7 +19,9 @@ use odock_core::UsageRecord;
 
 use crate::db::{connection_backend, Backend, DbConnection, Param, SqlBuilder};
 
+/// One hour in milliseconds: the hourly rollup period.
 pub const HOUR_MS: i64 = 3_600_000;
+/// One day in milliseconds: the daily rollup period (UTC days).
 pub const DAY_MS: i64 = 86_400_000;
 
 /// Inclusive upper bounds, in ms, of the latency histogram's buckets; one last bucket counts
@@ -49,11 +51,14 @@ pub fn latency_column(index: usize) -> String {
 /// How long a rollup row's period is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Grain {
+    /// One UTC hour.
     Hour,
+    /// One UTC day.
     Day,
 }
 
 impl Grain {
+    /// The grain as stored in the `grain` column (`h`, `d`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Grain::Hour => "h",
@@ -61,6 +66,7 @@ impl Grain {
         }
     }
 
+    /// The period's length in milliseconds.
     pub const fn ms(self) -> i64 {
         match self {
             Grain::Hour => HOUR_MS,

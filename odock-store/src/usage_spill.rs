@@ -29,9 +29,12 @@ pub struct SpilledRecord {
     /// A random id of the process that spilled it: sequence numbers of an earlier process mean
     /// nothing to this one.
     pub run: u64,
+    /// The usage record as the API returns it.
     pub record: UsageRecord,
+    /// The budget and quota window charges to apply when the record is stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charges: Vec<WindowCharge>,
+    /// The MCP details, for an MCP request's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpUsageRecord>,
 }
@@ -54,6 +57,7 @@ pub struct Spill {
 }
 
 impl Spill {
+    /// An overflow file at `path` (not created until something spills), with a fresh run id.
     pub fn new(path: PathBuf) -> Self {
         Self {
             path,
@@ -66,18 +70,22 @@ impl Spill {
         }
     }
 
+    /// Where new overflow is appended.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// This process's run id (see [`SpilledRecord::run`]).
     pub fn run(&self) -> u64 {
         self.run
     }
 
+    /// Records spilled and not yet stored.
     pub fn pending(&self) -> u64 {
         self.pending.load(Ordering::Relaxed)
     }
 
+    /// Records spilled since start, for metrics.
     pub fn spilled_total(&self) -> u64 {
         self.spilled_total.load(Ordering::Relaxed)
     }
@@ -196,6 +204,7 @@ pub struct SpillReader {
 }
 
 impl SpillReader {
+    /// Opens the spill file at `path` for replay.
     pub fn open(path: &Path) -> std::io::Result<Self> {
         Ok(Self {
             lines: BufReader::new(File::open(path)?).lines(),
@@ -203,6 +212,7 @@ impl SpillReader {
         })
     }
 
+    /// The next records, at most `chunk` of them; an empty chunk means the file is done.
     pub fn next_chunk(&mut self, chunk: usize) -> std::io::Result<Vec<SpilledRecord>> {
         let mut records = Vec::with_capacity(chunk);
         while records.len() < chunk {

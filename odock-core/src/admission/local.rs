@@ -22,6 +22,7 @@ pub struct LocalAdmission {
 }
 
 impl LocalAdmission {
+    /// Rate limits from `limiter`; budgets and quotas from `ledger` when there is one.
     pub fn new(limiter: Arc<InMemoryRateLimiter>, ledger: Option<InMemoryLedger>) -> Self {
         Self { limiter, ledger }
     }
@@ -31,6 +32,7 @@ impl LocalAdmission {
         Self::new(Arc::new(InMemoryRateLimiter::new()), Some(ledger))
     }
 
+    /// The ledger budgets and quotas are admitted against, if any.
     pub fn ledger(&self) -> Option<&InMemoryLedger> {
         self.ledger.as_ref()
     }

@@ -33,10 +33,13 @@ use crate::usage::UsageRecord;
 /// One request to admit.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionRequest<'a> {
+    /// Who is asking: the key, its organisation, team and user, which rules match.
     pub principal: &'a Principal,
+    /// The request's id, so holds can be traced to it.
     pub request_id: &'a RequestId,
     /// The counted rate limits of every policy scope in force (may be empty).
     pub limits: &'a [ScopeLimits],
+    /// What the request is expected to consume.
     pub estimate: Estimate,
 }
 
@@ -56,12 +59,15 @@ pub struct Admitted {
     pub requests: Option<(u64, u64)>,
     /// `(limit, remaining)` of the tokens-per-minute limit with the least headroom.
     pub tokens: Option<(u64, u64)>,
+    /// What the request holds until it is settled (or dropped).
     pub ticket: Ticket,
 }
 
 /// Decides admission; see the module docs for the cancellation contract.
 #[async_trait]
 pub trait Admission: Send + Sync + 'static {
+    /// Admits `request` against every rate limit, budget and quota at once, or refuses it holding
+    /// nothing.
     async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, GatewayError>;
 
     /// Counts `request` against its `limits` only — no budget or quota is held. For a routed
@@ -95,6 +101,7 @@ impl std::fmt::Debug for Ticket {
 }
 
 impl Ticket {
+    /// A ticket that settles through `settlement`.
     pub fn new(settlement: impl Settlement) -> Self {
         Self(Some(Box::new(settlement)))
     }
@@ -104,10 +111,12 @@ impl Ticket {
         Self(None)
     }
 
+    /// Whether the ticket holds nothing.
     pub fn is_empty(&self) -> bool {
         self.0.is_none()
     }
 
+    /// Settles with `record`: counts what the request used and gives back what it held.
     pub fn settle(mut self, record: &mut UsageRecord) {
         if let Some(settlement) = self.0.take() {
             settlement.settle(record);

@@ -42,6 +42,8 @@ use crate::rate_limit::{ScopeLimits, ScopedPolicies};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+/// Tower layer admitting each request against its rate limits, budgets and quotas at once (see the
+/// module docs).
 #[derive(Clone)]
 pub struct AdmissionLayer {
     store: Arc<dyn KeyStore>,
@@ -55,6 +57,7 @@ impl std::fmt::Debug for AdmissionLayer {
 }
 
 impl AdmissionLayer {
+    /// A layer reading policies from `store` and admitting through `admission`.
     pub fn new(store: Arc<dyn KeyStore>, admission: Arc<dyn Admission>) -> Self {
         Self { store, admission }
     }
@@ -71,12 +74,14 @@ impl<S> Layer<S> for AdmissionLayer {
     }
 }
 
+/// The service [`AdmissionLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct Admit<S> {
     inner: S,
     layer: AdmissionLayer,
 }
 
+/// The response future of [`Admit`].
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
 /// The checks that consume nothing: IP lists, request size, tokens per request. IP lists fail

@@ -18,6 +18,7 @@ use crate::error::{AuthError, GatewayError};
 use crate::key_store::KeyStore;
 use crate::principal::Principal;
 
+/// Tower layer authenticating each request's virtual key (see the module docs).
 #[derive(Clone)]
 pub struct AuthLayer {
     store: Arc<dyn KeyStore>,
@@ -31,6 +32,7 @@ impl std::fmt::Debug for AuthLayer {
 }
 
 impl AuthLayer {
+    /// A layer looking keys up in `store`, checking expiry on the system clock.
     pub fn new(store: Arc<dyn KeyStore>) -> Self {
         Self {
             store,
@@ -38,6 +40,7 @@ impl AuthLayer {
         }
     }
 
+    /// Checks expiry on `clock` instead (for tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -55,6 +58,7 @@ impl<S> Layer<S> for AuthLayer {
     }
 }
 
+/// The service [`AuthLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct Authenticate<S> {
     inner: S,

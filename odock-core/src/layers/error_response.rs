@@ -19,6 +19,7 @@ use crate::body::{full, GatewayBody};
 use crate::endpoint::{Endpoint, ErrorStyle};
 use crate::error::{retry_after_secs, GatewayError};
 
+/// Tower layer turning every [`GatewayError`] into its JSON error response (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ErrorResponseLayer;
 
@@ -33,6 +34,7 @@ impl<S> Layer<S> for ErrorResponseLayer {
     }
 }
 
+/// The service [`ErrorResponseLayer`] wraps around the inner service; it never fails.
 #[derive(Debug, Clone)]
 pub struct ErrorResponse<S> {
     inner: S,
@@ -83,6 +85,7 @@ where
 }
 
 pin_project! {
+    /// The response future of [`ErrorResponse`].
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,

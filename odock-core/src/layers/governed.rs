@@ -43,14 +43,18 @@ pub fn estimate(request: &LlmRequest, model: &ResolvedModel, mode: BillingMode) 
 /// The object whose own policy applies besides the organisation's, the team's and the key's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyTarget {
+    /// An LLM request: the model's policy applies.
     Model(ModelId),
+    /// An MCP request: the server's policy applies.
     McpServer(McpServerId),
 }
 
 /// Request extension: the policy target and the estimate to admit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Governed {
+    /// Whose policy applies besides the owners'.
     pub target: PolicyTarget,
+    /// What the request is expected to consume.
     pub estimate: Estimate,
 }
 

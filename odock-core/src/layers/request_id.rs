@@ -16,16 +16,20 @@ use tower::{Layer, Service};
 
 use crate::ids::RequestId;
 
+/// The header a request id is read from and echoed in.
 pub const X_REQUEST_ID: &str = "x-request-id";
 
 /// When the gateway received the request (monotonic and wall clock).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStart {
+    /// For latency: immune to wall-clock changes.
     pub instant: Instant,
+    /// For the record's timestamps.
     pub at: DateTime<Utc>,
 }
 
 impl RequestStart {
+    /// The current instant and time.
     pub fn now() -> Self {
         Self {
             instant: Instant::now(),
@@ -34,6 +38,7 @@ impl RequestStart {
     }
 }
 
+/// Tower layer giving every request an id and echoing it on the response (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestIdLayer;
 
@@ -45,6 +50,7 @@ impl<S> Layer<S> for RequestIdLayer {
     }
 }
 
+/// The service [`RequestIdLayer`] wraps around the inner service.
 #[derive(Debug, Clone)]
 pub struct SetRequestId<S> {
     inner: S,

@@ -32,6 +32,7 @@ pub struct TraceLayer {
 }
 
 impl TraceLayer {
+    /// A layer opening spans through `tracing`.
     pub fn new(tracing: Tracing) -> Self {
         Self { tracing }
     }
@@ -48,6 +49,7 @@ impl<S> Layer<S> for TraceLayer {
     }
 }
 
+/// The service [`TraceLayer`] wraps around the inner service.
 #[derive(Clone, Debug)]
 pub struct Trace<S> {
     inner: S,
@@ -172,6 +174,7 @@ pub struct TraceStageLayer {
 }
 
 impl TraceStageLayer {
+    /// A layer starting the span of `stage` (one of the `telemetry::stage` names).
     pub const fn new(stage: &'static str) -> Self {
         Self { stage }
     }
@@ -188,6 +191,7 @@ impl<S> Layer<S> for TraceStageLayer {
     }
 }
 
+/// The service [`TraceStageLayer`] wraps around the inner service.
 #[derive(Clone, Debug)]
 pub struct TraceStage<S> {
     inner: S,

@@ -26,6 +26,7 @@ pub const DEFAULT_REFRESH_AFTER: Duration = Duration::from_secs(60);
 pub struct OrgRules {
     /// Increases with every load, so users can tell a new load from one they have seen.
     pub generation: u64,
+    /// The organisation's active rules.
     pub rules: Vec<Arc<LedgerRule>>,
     /// Stored totals of the windows that had not ended when the rules were loaded.
     pub windows: Vec<StoredWindow>,
@@ -69,6 +70,8 @@ impl CachedOrg {
 }
 
 impl RuleCache {
+    /// A cache loading from `source`, reloading in the background once a load is older than
+    /// `refresh_after`.
     pub fn new(
         source: Arc<dyn RuleSource>,
         clock: Arc<dyn Clock>,
@@ -83,6 +86,7 @@ impl RuleCache {
         }
     }
 
+    /// The clock windows are computed on.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

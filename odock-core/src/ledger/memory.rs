@@ -44,7 +44,9 @@ const KEEP_ENDED_WINDOWS_MS: i64 = 24 * 3_600 * 1_000;
 /// A window's live totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WindowTotals {
+    /// What settled requests have used.
     pub used: i64,
+    /// What admitted, unsettled requests hold.
     pub reserved: i64,
 }
 
@@ -87,6 +89,7 @@ struct Counters {
 }
 
 impl InMemoryLedger {
+    /// A ledger reading rules from `source`, on the system clock.
     pub fn new(source: Arc<dyn RuleSource>) -> Self {
         Self::with_settings(source, Arc::new(SystemClock), DEFAULT_REFRESH_AFTER)
     }

@@ -44,19 +44,26 @@ pub use thresholds::{
 /// What a request is expected to consume (admitted against every matching window).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Estimate {
+    /// Input tokens expected (the prompt's estimate).
     pub tokens_in: u64,
+    /// Output tokens expected (the request's output cap, else the model's, else a default).
     pub tokens_out: u64,
+    /// Expected cost in nanos USD, held against budgets until settlement.
     pub cost_nanos: i64,
 }
 
 /// What a request actually consumed, as its usage record says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Actuals {
+    /// Input tokens used.
     pub tokens_in: u64,
+    /// Output tokens used.
     pub tokens_out: u64,
+    /// The request's cost in nanos USD.
     pub cost_nanos: i64,
     /// 1 when the request failed (status ≥ 400 after admission, or an upstream failure).
     pub errors: u64,
+    /// The request's latency, for `LATENCY_MS` quotas.
     pub latency_ms: u64,
 }
 
@@ -69,11 +76,14 @@ pub struct LedgerError(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
+    /// Budgets: windows count money (nanos USD).
     Budget,
+    /// Quotas: windows count one usage metric.
     Quota,
 }
 
 impl LedgerKind {
+    /// The kind as stored and shown (`budget`, `quota`).
     pub const fn as_str(self) -> &'static str {
         match self {
             LedgerKind::Budget => "budget",
@@ -89,12 +99,17 @@ impl LedgerKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowCharge {
+    /// Budget or quota.
     pub kind: LedgerKind,
+    /// The rule whose window was charged.
     pub rule_id: Arc<str>,
     /// The quota's metric; `None` for budgets.
     pub metric: Option<QuotaMetric>,
+    /// The window's start (inclusive).
     pub start: DateTime<Utc>,
+    /// The window's end (exclusive).
     pub end: DateTime<Utc>,
+    /// The amount to add to the window, in the rule's unit.
     pub used: i64,
 }
 
@@ -103,6 +118,8 @@ pub struct WindowCharge {
 /// admin API shows these for the windows they know.
 #[async_trait]
 pub trait LiveWindows: Send + Sync + 'static {
+    /// The live totals of `rule_id`'s window starting at `start`, or `None` when this source does
+    /// not hold it.
     async fn live_totals(
         &self,
         organisation: &OrganisationId,

@@ -20,11 +20,14 @@ use crate::windows::Schedule;
 /// A budget (money, nanos USD) or a quota (one metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleKind {
+    /// A spending limit in nanos USD.
     Budget,
+    /// A limit on one usage metric (requests, tokens, errors, …).
     Quota(QuotaMetric),
 }
 
 impl RuleKind {
+    /// Which ledger the rule's windows live in.
     pub fn ledger(self) -> LedgerKind {
         match self {
             RuleKind::Budget => LedgerKind::Budget,
@@ -32,6 +35,7 @@ impl RuleKind {
         }
     }
 
+    /// The metric a quota counts; `None` for a budget.
     pub fn metric(self) -> Option<QuotaMetric> {
         match self {
             RuleKind::Budget => None,
@@ -51,9 +55,13 @@ impl RuleKind {
 /// Whose traffic a rule counts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RuleOwner {
+    /// All of the organisation's traffic.
     Organisation,
+    /// TEAM keys of this team.
     Team(TeamId),
+    /// USER keys of this user.
     User(UserId),
+    /// This one key.
     ApiKey(ApiKeyId),
 }
 
@@ -76,13 +84,19 @@ impl RuleOwner {
 /// One active budget or quota.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRule {
+    /// The budget's or quota's id, which its windows are stored under.
     pub id: Arc<str>,
+    /// The organisation the rule belongs to.
     pub organisation_id: OrganisationId,
+    /// The rule's name, as refusals and alerts quote it.
     pub name: String,
+    /// Budget, or quota of which metric.
     pub kind: RuleKind,
+    /// Whose traffic counts against it.
     pub owner: RuleOwner,
     /// Nanos USD for budgets; the metric's unit for quotas.
     pub limit: i64,
+    /// When windows start and how long they last.
     pub schedule: Schedule,
     /// Warning thresholds in percent of `limit` (budgets).
     pub thresholds: Vec<u32>,
@@ -162,16 +176,22 @@ impl LedgerRule {
 /// The durable `used` of one window, as last stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredWindow {
+    /// The rule the window belongs to.
     pub rule_id: Arc<str>,
+    /// The window's start (inclusive).
     pub start: DateTime<Utc>,
+    /// The window's end (exclusive).
     pub end: DateTime<Utc>,
+    /// What the window has used, in the rule's unit.
     pub used: i64,
 }
 
 /// An organisation's active rules and the stored totals of their windows that have not ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleSet {
+    /// The organisation's active budgets and quotas.
     pub rules: Vec<LedgerRule>,
+    /// Stored totals of their current windows, so a restart does not reset them.
     pub windows: Vec<StoredWindow>,
 }
 
@@ -180,6 +200,7 @@ pub struct RuleSet {
 /// the background now and then; never on a warm request path.
 #[async_trait]
 pub trait RuleSource: Send + Sync + 'static {
+    /// The organisation's active rules and current window totals at `now`.
     async fn load(
         &self,
         organisation: &OrganisationId,
@@ -195,6 +216,7 @@ pub struct StaticRuleSource {
 }
 
 impl StaticRuleSource {
+    /// A source holding `rules`.
     pub fn new(rules: impl IntoIterator<Item = LedgerRule>) -> Self {
         let source = Self::default();
         for rule in rules {
@@ -203,6 +225,7 @@ impl StaticRuleSource {
         source
     }
 
+    /// Adds `rule` to its organisation's rules (then tell the ledger, as after [`set`](Self::set)).
     pub fn add(&self, rule: LedgerRule) {
         self.rules
             .write()

@@ -24,23 +24,29 @@ pub fn thresholds_of(rule: &LedgerRule) -> &[u32] {
 /// warn; they never refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThresholdCrossing {
+    /// The organisation the budget belongs to.
     pub organisation_id: String,
     /// The budget's id (or the quota's, when `quota_metric` is set).
     pub budget_id: String,
+    /// The budget's (or quota's) name, for the alert's text.
     pub budget_name: String,
     /// `None` for a budget; the quota's metric for a quota (then `used_nanos` / `amount_nanos` are
     /// in the metric's unit).
     pub quota_metric: Option<QuotaMetric>,
     /// The percentage crossed (50, 80, 90 or 100).
     pub threshold: u32,
+    /// The window's total after the settlement that crossed.
     pub used_nanos: i64,
+    /// The budget's (or quota's) limit.
     pub amount_nanos: i64,
+    /// The start of the window the crossing happened in.
     pub window_start: DateTime<Utc>,
 }
 
 /// Told about every threshold crossing, once per window and threshold (the settlement that moved
 /// spend across it). Implementations must be cheap and must not block (count, log, enqueue).
 pub trait BudgetAlerts: Send + Sync + 'static {
+    /// Called once per window and threshold crossed.
     fn threshold_crossed(&self, crossing: &ThresholdCrossing);
 }
 

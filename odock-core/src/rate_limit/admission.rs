@@ -11,7 +11,9 @@ use super::policy::ScopedPolicy;
 /// A rate-limit denial: which limit, and when to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Denied {
+    /// Which limit refused (`requests_per_second`, `tokens_per_minute`, …).
     pub limit: &'static str,
+    /// How long until the request would be admitted.
     pub retry_after: Duration,
 }
 
@@ -20,7 +22,9 @@ pub struct Denied {
 /// [`finish_at`](super::InMemoryRateLimiter::finish_at)). Shared limiters use a random `id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The concurrency counter the slot belongs to (`ScopeLimits::key`).
     pub key: String,
+    /// The slot's own id, so releasing it twice frees one slot only.
     pub id: u64,
 }
 
@@ -34,12 +38,17 @@ pub struct ScopeLimits {
     pub scope: &'static str,
     /// `"<scope>:<id>"`: the counters' key.
     pub key: String,
+    /// Sustained requests per second (with `burst`).
     pub requests_per_second: u32,
     /// Requests admitted at once under the per-second rate (the rate itself when unset).
     pub burst: u32,
+    /// Requests per minute.
     pub requests_per_minute: u32,
+    /// Input plus output tokens per minute, counted from the estimate and corrected at the end.
     pub tokens_per_minute: u64,
+    /// Requests in flight at once.
     pub max_concurrent: u32,
+    /// How long a concurrency slot is held if its request never reports back.
     pub lease_ttl: Duration,
 }
 
@@ -105,6 +114,7 @@ pub struct RatePermit {
 }
 
 impl RatePermit {
+    /// Whether the permit holds nothing to give back.
     pub fn is_empty(&self) -> bool {
         self.leases.is_empty() && self.token_keys.is_empty()
     }
@@ -118,6 +128,7 @@ pub struct RateAdmission {
     pub requests: Option<(u64, u64)>,
     /// `(limit, remaining)` of the tokens-per-minute limit with the least headroom.
     pub tokens: Option<(u64, u64)>,
+    /// What the request holds until it ends.
     pub permit: RatePermit,
 }
 
@@ -143,6 +154,8 @@ fn tighter(current: Option<(u64, u64)>, limit: u64, remaining: u64) -> Option<(u
 /// Which scope refused the request, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateDenied {
+    /// The scope whose limit refused (`organisation`, `team`, `api_key`, `model`, `mcp_server`).
     pub scope: &'static str,
+    /// Which limit, and when to retry.
     pub denied: Denied,
 }

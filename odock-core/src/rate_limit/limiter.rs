@@ -37,6 +37,7 @@ struct State {
     next_lease: u64,
 }
 
+/// Rate limits, token windows and concurrency slots for one process (no sharing between replicas).
 #[derive(Debug)]
 pub struct InMemoryRateLimiter {
     epoch: Instant,
@@ -50,6 +51,7 @@ impl Default for InMemoryRateLimiter {
 }
 
 impl InMemoryRateLimiter {
+    /// An empty limiter.
     pub fn new() -> Self {
         Self {
             epoch: Instant::now(),
@@ -122,6 +124,7 @@ impl InMemoryRateLimiter {
         Ok(Some(state.hold_lease(key, now + ttl)))
     }
 
+    /// Gives a concurrency slot back.
     pub fn release(&self, lease: &Lease) {
         self.state.lock().release(lease);
     }

@@ -14,13 +14,19 @@ pub struct Policy {
     pub ip_allowlist: Vec<String>,
     /// IPs or CIDRs that may never call (wins over the allowlist).
     pub ip_blocklist: Vec<String>,
+    /// Sustained requests per second (0: no limit).
     pub requests_per_second: u32,
+    /// Requests per minute (0: no limit).
     pub requests_per_minute: u32,
     /// Extra requests allowed at once above the per-second rate.
     pub burst: u32,
+    /// Input plus output tokens per minute (0: no limit).
     pub tokens_per_minute: u64,
+    /// The largest token estimate one request may have (0: no limit).
     pub max_tokens_per_request: u64,
+    /// The largest request body in bytes (0: no limit).
     pub max_request_bytes: u64,
+    /// Requests in flight at once (0: no limit).
     pub max_concurrent_requests: u32,
     /// How long a concurrency slot is held if its request never reports back (default 30 s).
     pub concurrency_lease_ttl_ms: u64,
@@ -31,7 +37,9 @@ pub struct Policy {
 pub struct ScopedPolicy {
     /// `organisation`, `team`, `api_key`, `model` (or `mcp_server`).
     pub scope: &'static str,
+    /// The scope's id (organisation, team, key, model or MCP server id).
     pub id: String,
+    /// The scope's policy.
     pub policy: Policy,
 }
 
@@ -76,6 +84,7 @@ pub struct IpRule {
 }
 
 impl IpRule {
+    /// Reads an IP (`10.0.0.1`) or a CIDR (`10.0.0.0/8`); `None` when it is neither.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         let (address, prefix) = match text.split_once('/') {
@@ -88,6 +97,7 @@ impl IpRule {
         (prefix <= max).then_some(Self { network, prefix })
     }
 
+    /// Whether `ip` is this address or inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

@@ -36,7 +36,9 @@ pub struct CircuitSettings {
 }
 
 impl CircuitSettings {
+    /// Default `failure_threshold`.
     pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+    /// Default `open_for`.
     pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(30);
 
     /// These settings with `provider`'s own over them: `config.circuitFailureThreshold` and
@@ -58,8 +60,9 @@ impl CircuitSettings {
     }
 }
 
-/// The provider settings overriding the server's circuit breaker settings.
+/// The provider setting overriding [`CircuitSettings::failure_threshold`].
 pub const CIRCUIT_FAILURE_THRESHOLD: &str = "circuitFailureThreshold";
+/// The provider setting overriding [`CircuitSettings::open_for`], in milliseconds.
 pub const CIRCUIT_OPEN_MS: &str = "circuitOpenMs";
 
 impl Default for CircuitSettings {
@@ -74,19 +77,27 @@ impl Default for CircuitSettings {
 /// What a breaker guards.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BreakerKey {
+    /// A whole provider: every call to it counts.
     Provider(ProviderId),
+    /// One credential, which can fail on its own (revoked, rate-limited) while the provider is
+    /// fine.
     ProviderKey(ProviderKeyId),
 }
 
+/// Where a circuit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
+    /// Calls go through.
     Closed,
+    /// Calls are refused without trying, until `open_for` has passed.
     Open,
+    /// One probe call is let through; its outcome closes or re-opens the circuit.
     HalfOpen,
 }
 
 impl CircuitState {
+    /// The state as the admin API spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             CircuitState::Closed => "closed",
@@ -100,11 +111,15 @@ impl CircuitState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BreakerStatus {
+    /// Where the circuit is.
     pub state: CircuitState,
     /// Since when it is in `state`.
     pub since: DateTime<Utc>,
+    /// Failures in a row since the last success.
     pub consecutive_failures: u32,
+    /// The last failure's description.
     pub last_error: Option<String>,
+    /// When the last failure happened.
     pub last_error_at: Option<DateTime<Utc>>,
 }
 
@@ -144,6 +159,7 @@ impl Default for CircuitBreakers {
 }
 
 impl CircuitBreakers {
+    /// Breakers with `settings`, timed by `clock`, none open yet.
     pub fn new(settings: CircuitSettings, clock: Arc<dyn Clock>) -> Self {
         Self {
             settings,
@@ -160,6 +176,7 @@ impl CircuitBreakers {
         self
     }
 
+    /// The server-wide settings (before a provider's own overrides).
     pub fn settings(&self) -> CircuitSettings {
         self.settings
     }

@@ -11,6 +11,8 @@ use parking_lot::Mutex;
 use crate::domain::ModelType;
 use crate::ids::ApiKeyId;
 
+/// The `round_robin` strategy's counters, per key and model type (in memory, or shared by
+/// replicas).
 #[async_trait]
 pub trait RoundRobinCursors: Send + Sync + 'static {
     /// The counter for `key` and `model_type`, then one further (the first call answers 0).

@@ -54,6 +54,8 @@ impl std::fmt::Debug for Routing {
 }
 
 impl Routing {
+    /// Routing with `source`'s policies and `breakers`, key pools and round-robin counters local to
+    /// this process.
     pub fn new(source: Arc<dyn RoutingPolicySource>, breakers: Arc<CircuitBreakers>) -> Self {
         Self {
             source,
@@ -76,10 +78,12 @@ impl Routing {
         self
     }
 
+    /// The circuit breakers attempts report to.
     pub fn breakers(&self) -> &Arc<CircuitBreakers> {
         &self.breakers
     }
 
+    /// The rotation state of pooled provider keys.
     pub fn key_pools(&self) -> &Arc<KeyPools> {
         &self.pools
     }
@@ -89,7 +93,9 @@ impl Routing {
 /// candidate list, at most `1 + maxRetries`).
 #[derive(Debug, Clone)]
 pub struct RoutePlan {
+    /// The policy that made the plan.
     pub policy: Arc<RoutingPolicy>,
+    /// The models to try, in order.
     pub attempts: Vec<Arc<ResolvedModel>>,
     /// The model-level rate limits of attempted models other than the requested one (whose
     /// limits admission counted): each is admitted before that model's first attempt.
@@ -99,17 +105,23 @@ pub struct RoutePlan {
 /// One candidate model's own counted rate limits and the estimate they are admitted with.
 #[derive(Debug, Clone)]
 pub struct ModelLimits {
+    /// The candidate model.
     pub model_id: ModelId,
+    /// Its counted rate limits.
     pub limits: Vec<ScopeLimits>,
+    /// The estimate they are admitted with.
     pub estimate: Estimate,
 }
 
 impl RoutePlan {
+    /// The pause between attempts.
     pub fn retry_delay(&self) -> Duration {
         self.policy.retry_delay()
     }
 }
 
+/// Tower layer that looks up the key's routing policy and inserts a [`RoutePlan`] when there is
+/// one.
 #[derive(Clone)]
 pub struct RoutingLayer {
     routing: Arc<Routing>,
@@ -123,6 +135,7 @@ impl std::fmt::Debug for RoutingLayer {
 }
 
 impl RoutingLayer {
+    /// A layer on `routing`, resolving candidate models through `store`.
     pub fn new(routing: Arc<Routing>, store: Arc<dyn KeyStore>) -> Self {
         Self { routing, store }
     }
@@ -139,6 +152,7 @@ impl<S> Layer<S> for RoutingLayer {
     }
 }
 
+/// The service [`RoutingLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct Route<S> {
     inner: S,

@@ -25,6 +25,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The strategy as the routing document spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Strategy::Failover => "failover",
@@ -66,9 +67,12 @@ pub const MAX_RETRY_DELAY_MS: u64 = 60_000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingCandidate {
+    /// The candidate model's id.
     pub model_id: ModelId,
+    /// Its rank under [`Strategy::Priority`] (lower goes first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
+    /// Its share under [`Strategy::Weighted`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// The model's name, by which the request path resolves it (through the key store's cache).
@@ -89,11 +93,13 @@ impl RoutingCandidate {
         }
     }
 
+    /// The same candidate with `priority`.
     pub fn with_priority(mut self, priority: i64) -> Self {
         self.priority = Some(priority);
         self
     }
 
+    /// The same candidate with `weight`.
     pub fn with_weight(mut self, weight: u32) -> Self {
         self.weight = Some(weight);
         self
@@ -105,15 +111,21 @@ impl RoutingCandidate {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingPolicy {
+    /// The model type the policy applies to: requests for a model of this type are routed.
     pub model_type: ModelType,
+    /// How the attempt order is chosen.
     pub strategy: Strategy,
+    /// The models the policy may route to, in listed order.
     pub candidates: Vec<RoutingCandidate>,
+    /// Attempts allowed after the first (`maxRetries`, at most [`MAX_RETRIES`]).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(maximum = 10))]
     pub max_retries: u32,
+    /// Pause between attempts (`retryDelayMs`, at most [`MAX_RETRY_DELAY_MS`]).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub retry_delay_ms: u64,
+    /// Which failures allow another attempt (default [`DEFAULT_TRIGGERS`]).
     #[serde(default = "default_triggers")]
     pub triggers: Vec<Trigger>,
 }
@@ -144,10 +156,12 @@ impl RoutingPolicy {
         1 + self.max_retries.min(MAX_RETRIES) as usize
     }
 
+    /// The pause between attempts, capped at [`MAX_RETRY_DELAY_MS`].
     pub fn retry_delay(&self) -> Duration {
         Duration::from_millis(self.retry_delay_ms.min(MAX_RETRY_DELAY_MS))
     }
 
+    /// Whether a failure of kind `trigger` allows another attempt.
     pub fn triggers_on(&self, trigger: Trigger) -> bool {
         self.triggers
             .iter()
@@ -206,6 +220,7 @@ impl RoutingPolicy {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingDocument {
+    /// At most one policy per model type.
     #[serde(default)]
     pub policies: Vec<RoutingPolicy>,
 }
@@ -228,6 +243,7 @@ impl RoutingDocument {
         Ok(())
     }
 
+    /// The policy for `model_type`, if the key has one.
     pub fn policy(&self, model_type: ModelType) -> Option<&RoutingPolicy> {
         self.policies.iter().find(|p| p.model_type == model_type)
     }

@@ -37,8 +37,11 @@ pub enum KeyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyOut {
+    /// Why it is out.
     pub state: KeyState,
+    /// When it rejoins the rotation.
     pub until: DateTime<Utc>,
+    /// The upstream status that took it out (401, 403 or 429).
     pub status: u16,
 }
 
@@ -62,6 +65,7 @@ impl Default for KeyPools {
 }
 
 impl KeyPools {
+    /// Empty pools, timing cool-downs and evictions on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,

@@ -51,6 +51,7 @@ struct InMemoryRouting {
 }
 
 impl InMemoryRoutingPolicySource {
+    /// A source with no policies.
     pub fn new() -> Self {
         Self::default()
     }

@@ -7,10 +7,15 @@ use serde_json::{json, Map, Number, Value};
 
 /// Standard JSON-RPC error codes, plus the one Odock uses for a guardrail block.
 pub mod error_codes {
+    /// The body is not valid JSON.
     pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON is not a valid JSON-RPC request.
     pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist or is not available.
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The method's parameters are invalid.
     pub const INVALID_PARAMS: i64 = -32602;
+    /// An internal error of the JSON-RPC server.
     pub const INTERNAL_ERROR: i64 = -32603;
     /// A `tools/call` stopped by tool rules or blocked keywords (`data.code = "mcp_guardrail_block"`).
     pub const GUARDRAIL_BLOCK: i64 = -32001;
@@ -19,10 +24,13 @@ pub mod error_codes {
 /// Why a body is not usable JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
+    /// The body did not parse as JSON (the parser's message).
     #[error("body is not valid JSON: {0}")]
     NotJson(String),
+    /// A batch array with no messages, which JSON-RPC forbids.
     #[error("empty JSON-RPC batch")]
     EmptyBatch,
+    /// JSON that is not a JSON-RPC message (what is wrong with it).
     #[error("invalid JSON-RPC message: {0}")]
     InvalidMessage(String),
 }
@@ -43,7 +51,9 @@ impl FramingError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RequestId {
+    /// A numeric id, kept as the exact JSON number sent.
     Number(Number),
+    /// A string id.
     String(String),
 }
 
@@ -56,6 +66,7 @@ impl RequestId {
         }
     }
 
+    /// The id as JSON, for echoing it in a response.
     pub fn to_value(&self) -> Value {
         match self {
             RequestId::Number(n) => Value::Number(n.clone()),
@@ -90,7 +101,9 @@ pub enum MessageKind {
 /// The tool a `tools/call` request names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
+    /// The tool's name (`params.name`), which tool rules match on.
     pub name: String,
+    /// The tool's arguments (`params.arguments`), which keyword guardrails scan.
     pub arguments: Option<Value>,
 }
 
@@ -152,14 +165,17 @@ impl JsonRpcMessage {
         Self::from_value(value)
     }
 
+    /// Whether this is a request, a notification or a response.
     pub fn kind(&self) -> MessageKind {
         self.kind
     }
 
+    /// Whether the message expects a response.
     pub fn is_request(&self) -> bool {
         self.kind == MessageKind::Request
     }
 
+    /// The message's id (absent on notifications; a response may have a null one).
     pub fn id(&self) -> Option<&RequestId> {
         self.id.as_ref()
     }
@@ -169,6 +185,7 @@ impl JsonRpcMessage {
         self.value.get("method").and_then(Value::as_str)
     }
 
+    /// The `params` member, as sent.
     pub fn params(&self) -> Option<&Value> {
         self.value.get("params")
     }
@@ -197,10 +214,12 @@ impl JsonRpcMessage {
         }
     }
 
+    /// The JSON object as sent.
     pub fn value(&self) -> &Value {
         &self.value
     }
 
+    /// The JSON object as sent, without copying it.
     pub fn into_value(self) -> Value {
         self.value
     }
@@ -226,6 +245,7 @@ impl Payload {
         Self::from_value(value)
     }
 
+    /// Classifies an already parsed body: an object (one message) or a non-empty array (a batch).
     pub fn from_value(value: Value) -> Result<Self, FramingError> {
         match value {
             Value::Array(items) => {
@@ -248,14 +268,17 @@ impl Payload {
         }
     }
 
+    /// Every message, in the order sent.
     pub fn messages(&self) -> &[JsonRpcMessage] {
         &self.messages
     }
 
+    /// Every message, in the order sent, without copying them.
     pub fn into_messages(self) -> Vec<JsonRpcMessage> {
         self.messages
     }
 
+    /// Whether the body was an array (the answer must then be one too).
     pub fn is_batch(&self) -> bool {
         self.batch
     }

@@ -32,6 +32,8 @@ impl std::fmt::Debug for ToolsListFilter {
 }
 
 impl ToolsListFilter {
+    /// A filter for the responses to the `tools/list` requests `ids`, showing the tools `allow`
+    /// accepts.
     pub fn new(ids: Vec<RequestId>, allow: ToolPredicate) -> Self {
         Self { ids, allow }
     }

@@ -39,6 +39,7 @@ pub struct StdioOptions {
     /// How often the background reaper looks for idle sessions (default: a tenth of the idle
     /// timeout, at least one second).
     pub reap_interval: Option<Duration>,
+    /// How messages are framed on the child's pipes (default: detected).
     pub framing: StdioFraming,
     /// With [`StdioFraming::Auto`]: when a new server has said nothing this long after its first
     /// messages, they are resent `Content-Length:` framed (for servers that only read that). `None`

@@ -34,6 +34,7 @@ impl StdioAllowList {
         Self::from_entries(list.split(','))
     }
 
+    /// Builds a list from separate entries; empty entries are ignored, an invalid one is refused.
     pub fn from_entries<I, S>(entries: I) -> Result<Self, StdioAllowError>
     where
         I: IntoIterator<Item = S>,
@@ -53,10 +54,12 @@ impl StdioAllowList {
         Ok(list)
     }
 
+    /// Whether nothing is allowed beyond operator-approved commands.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The allowed commands: absolute paths or bare program names.
     pub fn entries(&self) -> &[String] {
         &self.entries
     }
@@ -102,6 +105,7 @@ pub struct ProcessLimits {
 }
 
 impl ProcessLimits {
+    /// Default cap on live stdio processes across the pool.
     pub const DEFAULT_MAX_TOTAL: usize = 64;
 
     /// `max_total` processes, each organisation a quarter of them (at least one).

@@ -42,9 +42,13 @@ pub const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// `PATH`, `HOME` and `TMPDIR`), and the organisation whose process share it counts against.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct StdioCommand {
+    /// The program to run (`stdioCommand`), checked against the allow-list unless approved.
     pub command: String,
+    /// Its arguments (`stdioArgs`), passed without a shell.
     pub args: Vec<String>,
+    /// Its environment (`stdioEnv`); may hold credentials, so only the names are ever printed.
     pub env: BTreeMap<String, String>,
+    /// The organisation whose process share this child counts against.
     pub organisation_id: String,
 }
 
@@ -67,6 +71,7 @@ pub enum StdioFraming {
     /// `Content-Length:` framing; then that.
     #[default]
     Auto,
+    /// Newline-delimited JSON only, as the MCP stdio transport specifies.
     NewlineDelimited,
     /// `Content-Length: N\r\n\r\n` + body, as some older servers speak.
     ContentLength,

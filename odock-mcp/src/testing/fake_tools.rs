@@ -15,6 +15,7 @@ pub struct FakeReply {
     pub crash: bool,
 }
 
+/// The `serverInfo.name` the fake answers `initialize` with.
 pub const FAKE_SERVER_NAME: &str = "odock-fake-mcp";
 
 /// The tools `tools/list` announces.

@@ -38,18 +38,24 @@ use crate::framing::SseEvent;
 /// One request a fake received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The request's method (POST, GET or DELETE on the MCP endpoint).
     pub method: Method,
     /// Path and query.
     pub path: String,
+    /// The headers as received, `Authorization` included, so tests can assert stripping and
+    /// injection.
     pub headers: HeaderMap,
+    /// The request body as received.
     pub body: Bytes,
 }
 
 impl Recorded {
+    /// A header's value, when present and valid text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The body parsed as JSON, when it is.
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
@@ -189,10 +195,12 @@ impl std::fmt::Debug for FakeHttpMcpServer {
 }
 
 impl FakeHttpMcpServer {
+    /// Starts the fake on a loopback port with default behaviour.
     pub async fn start() -> Self {
         Self::start_with(FakeOptions::default()).await
     }
 
+    /// Starts the fake on a loopback port with `options`.
     pub async fn start_with(options: FakeOptions) -> Self {
         let shared = Arc::new(Shared::default());
         *shared.options.lock() = options;
@@ -400,10 +408,12 @@ impl std::fmt::Debug for FakeSseMcpServer {
 }
 
 impl FakeSseMcpServer {
+    /// Starts the fake on a loopback port with default behaviour.
     pub async fn start() -> Self {
         Self::start_with(FakeOptions::default()).await
     }
 
+    /// Starts the fake on a loopback port with `options`.
     pub async fn start_with(options: FakeOptions) -> Self {
         let shared = Arc::new(Shared::default());
         *shared.options.lock() = options;
@@ -419,6 +429,7 @@ impl FakeSseMcpServer {
         format!("http://{}/sse", self.0.addr)
     }
 
+    /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         self.0.shared.requests.lock().clone()
     }

@@ -30,6 +30,7 @@ pub struct NativeRelay {
 }
 
 impl NativeRelay {
+    /// A relay that has seen no usage yet.
     pub fn new() -> Self {
         Self::default()
     }

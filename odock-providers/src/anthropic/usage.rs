@@ -82,14 +82,20 @@ pub fn merge(start: &Value, delta: &Value) -> Value {
 /// OpenAI writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OpenAiUsage {
+    /// Input tokens, cached ones included (Anthropic counts those apart).
     pub prompt_tokens: u64,
+    /// Output tokens.
     pub completion_tokens: u64,
+    /// Input plus output tokens.
     pub total_tokens: u64,
+    /// The cached part of the input.
     pub prompt_tokens_details: PromptTokensDetails,
 }
 
+/// OpenAI's `prompt_tokens_details`, as far as Anthropic's usage fills it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PromptTokensDetails {
+    /// Input tokens read from the prompt cache.
     pub cached_tokens: u64,
 }
 

@@ -728,7 +728,9 @@ fn resolve_ref<'a>(reference: &str, root: &'a Value) -> Option<&'a Value> {
 /// The pieces of one candidate's parts, in OpenAI terms.
 #[derive(Debug, Default, PartialEq)]
 pub struct CandidateParts {
+    /// The answer text, thinking parts left out.
     pub text: String,
+    /// The thinking text (`thought: true` parts), for OpenAI's `reasoning_content`.
     pub reasoning: String,
     /// OpenAI `tool_calls` entries (without `index`).
     pub tool_calls: Vec<Value>,

@@ -21,6 +21,7 @@ pub struct SqlRuleSource {
 }
 
 impl SqlRuleSource {
+    /// A rule source reading from `pool`.
     pub fn new(pool: Db) -> Self {
         Self { pool }
     }

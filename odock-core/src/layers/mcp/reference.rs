@@ -55,6 +55,7 @@ impl<S> Layer<S> for McpRefLayer {
     }
 }
 
+/// The service [`McpRefLayer`] wraps around the inner service.
 #[derive(Debug, Clone)]
 pub struct ParseMcpRef<S> {
     inner: S,

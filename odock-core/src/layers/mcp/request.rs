@@ -19,6 +19,7 @@ pub struct RpcMessage {
 }
 
 impl RpcMessage {
+    /// Whether this is a `tools/call` request.
     pub fn is_tool_call(&self) -> bool {
         self.method.as_deref() == Some("tools/call")
     }
@@ -27,11 +28,13 @@ impl RpcMessage {
 /// Request extension left by the MCP resolution layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct McpRequest {
+    /// POST (messages), GET (server stream) or DELETE (session end).
     pub http_method: Method,
     /// The body's JSON-RPC messages in order (empty for GET and DELETE).
     pub messages: Vec<RpcMessage>,
     /// Whether the body was a JSON-RPC batch (an array).
     pub batch: bool,
+    /// The body's size, for byte pricing and the usage record.
     pub body_bytes: u64,
 }
 
@@ -97,6 +100,7 @@ impl McpRequest {
         self.messages.iter().find_map(|m| m.tool.as_deref())
     }
 
+    /// How many `tools/call` requests the body carries.
     pub fn tool_call_count(&self) -> u64 {
         self.messages.iter().filter(|m| m.is_tool_call()).count() as u64
     }

@@ -37,6 +37,8 @@ pub const GUARDRAIL_RPC_CODE: i64 = -32001;
 /// The stable code in the JSON-RPC error's `data` and on the usage record.
 pub const GUARDRAIL_CODE: &str = "mcp_guardrail_block";
 
+/// Tower layer resolving the MCP server and enforcing grants, scopes and tool rules (see the module
+/// docs).
 #[derive(Clone)]
 pub struct McpResolveLayer {
     store: Arc<dyn KeyStore>,
@@ -52,6 +54,7 @@ impl std::fmt::Debug for McpResolveLayer {
 }
 
 impl McpResolveLayer {
+    /// A layer resolving servers through `store`, with the default body limit.
     pub fn new(store: Arc<dyn KeyStore>) -> Self {
         Self {
             store,
@@ -59,6 +62,7 @@ impl McpResolveLayer {
         }
     }
 
+    /// Upper bound on a buffered request body (413 beyond).
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
         self
@@ -76,6 +80,7 @@ impl<S> Layer<S> for McpResolveLayer {
     }
 }
 
+/// The service [`McpResolveLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct McpResolve<S> {
     inner: S,

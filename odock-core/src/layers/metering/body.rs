@@ -10,6 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use super::meter::{Meter, Outcome};
 use crate::body::{BoxError, GatewayBody};
 
+/// A response body that finishes its request's [`Meter`] when it ends, fails or is dropped.
 pub struct MeteredBody {
     inner: GatewayBody,
     meter: Meter,

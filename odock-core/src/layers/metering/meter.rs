@@ -85,6 +85,7 @@ struct MeterState {
 }
 
 impl Meter {
+    /// A meter for one authenticated request, enqueuing its record into `sink` when it finishes.
     pub fn new(
         sink: Arc<dyn UsageSink>,
         request_id: RequestId,
@@ -120,6 +121,7 @@ impl Meter {
         }))
     }
 
+    /// The model that serves the request (named, priced and counted on the record).
     pub fn set_model(&self, model: Arc<ResolvedModel>) {
         self.0.state.lock().model = Some(model);
     }
@@ -166,24 +168,29 @@ impl Meter {
         self.0.state.lock().upstream_started = Some(Instant::now());
     }
 
+    /// The status the client receives.
     pub fn set_status(&self, status: u16) {
         self.0.state.lock().status = Some(status);
     }
 
+    /// The gateway error code the request failed with.
     pub fn set_error_code(&self, code: &'static str) {
         self.0.state.lock().error_code = Some(code);
     }
 
+    /// The upstream's id for the request; `None` keeps what was set before.
     pub fn set_provider_request_id(&self, id: Option<String>) {
         if id.is_some() {
             self.0.state.lock().provider_request_id = id;
         }
     }
 
+    /// The usage the upstream reported; the record is billed from it.
     pub fn record_usage(&self, usage: ReportedUsage) {
         self.0.state.lock().usage = Some(usage);
     }
 
+    /// Counts streamed output text, for estimating usage when none is reported.
     pub fn add_output_text_bytes(&self, n: u64) {
         if n > 0 {
             let mut state = self.0.state.lock();

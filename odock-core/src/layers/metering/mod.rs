@@ -31,6 +31,8 @@ use crate::principal::Principal;
 use crate::telemetry::{incoming_trace_id, RequestTrace};
 use crate::usage::UsageSink;
 
+/// Tower layer opening a [`Meter`] for each authenticated request, so it leaves exactly one usage
+/// record (see the module docs).
 #[derive(Clone)]
 pub struct MeteringLayer {
     sink: Arc<dyn UsageSink>,
@@ -43,6 +45,7 @@ impl std::fmt::Debug for MeteringLayer {
 }
 
 impl MeteringLayer {
+    /// A layer enqueuing records into `sink`.
     pub fn new(sink: Arc<dyn UsageSink>) -> Self {
         Self { sink }
     }
@@ -59,12 +62,14 @@ impl<S> Layer<S> for MeteringLayer {
     }
 }
 
+/// The service [`MeteringLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct Metering<S> {
     inner: S,
     sink: Arc<dyn UsageSink>,
 }
 
+/// The response future of [`Metering`].
 pub type ResponseFuture = BoxFuture<'static, Result<Response<GatewayBody>, GatewayError>>;
 
 impl<S, B> Service<Request<B>> for Metering<S>

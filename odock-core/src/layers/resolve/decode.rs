@@ -17,6 +17,7 @@ use crate::error::RequestError;
 pub struct LlmRequest {
     /// The Odock model name the client asked for.
     pub model: String,
+    /// Whether the client asked for a streamed answer.
     pub stream: bool,
     /// The client asked for usage in its stream.
     pub client_wants_usage: bool,

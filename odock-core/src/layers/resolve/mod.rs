@@ -37,6 +37,8 @@ use crate::principal::Principal;
 /// Default cap on a buffered request body (32 MiB); policies may set a lower one later.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Tower layer resolving the model and checking grant, family, provider and key (see the module
+/// docs).
 #[derive(Clone)]
 pub struct ResolveLayer {
     store: Arc<dyn KeyStore>,
@@ -52,6 +54,7 @@ impl std::fmt::Debug for ResolveLayer {
 }
 
 impl ResolveLayer {
+    /// A layer resolving through `store`, with the default body limit.
     pub fn new(store: Arc<dyn KeyStore>) -> Self {
         Self {
             store,
@@ -59,6 +62,7 @@ impl ResolveLayer {
         }
     }
 
+    /// Upper bound on a buffered request body (413 beyond).
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
         self
@@ -76,12 +80,14 @@ impl<S> Layer<S> for ResolveLayer {
     }
 }
 
+/// The service [`ResolveLayer`] wraps around the inner service.
 #[derive(Clone)]
 pub struct Resolve<S> {
     inner: S,
     layer: ResolveLayer,
 }
 
+/// The response future of [`Resolve`].
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
 impl<S, B, ResBody> Service<Request<B>> for Resolve<S>
