@@ -40,21 +40,29 @@ pub(super) trait RecordList: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Vec<Self::Record>, Option<String>), sqlx::Error>> + Send;
 }
 
+/// [`RecordList::period`], [`RecordList::scope`] and [`RecordList::narrowed`] of a store filter:
+/// both name `from`, `to`, `team_id` and `user_id` alike.
+macro_rules! record_filter_fields {
+    () => {
+        fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+            (self.from, self.to)
+        }
+        fn scope(&self) -> (Option<&str>, Option<&str>) {
+            (self.team_id.as_deref(), self.user_id.as_deref())
+        }
+        fn narrowed(&self, slice: &RecordSlice) -> Self {
+            Self {
+                team_id: slice.team.clone(),
+                user_id: slice.user.clone(),
+                ..self.clone()
+            }
+        }
+    };
+}
+
 impl RecordList for UsageFilter {
     type Record = UsageRecord;
-    fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.from, self.to)
-    }
-    fn scope(&self) -> (Option<&str>, Option<&str>) {
-        (self.team_id.as_deref(), self.user_id.as_deref())
-    }
-    fn narrowed(&self, slice: &RecordSlice) -> Self {
-        Self {
-            team_id: slice.team.clone(),
-            user_id: slice.user.clone(),
-            ..self.clone()
-        }
-    }
+    record_filter_fields!();
     fn descending(&self) -> bool {
         self.sort.descending
     }
@@ -73,19 +81,7 @@ impl RecordList for UsageFilter {
 
 impl RecordList for McpUsageFilter {
     type Record = McpUsageRecord;
-    fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        (self.from, self.to)
-    }
-    fn scope(&self) -> (Option<&str>, Option<&str>) {
-        (self.team_id.as_deref(), self.user_id.as_deref())
-    }
-    fn narrowed(&self, slice: &RecordSlice) -> Self {
-        Self {
-            team_id: slice.team.clone(),
-            user_id: slice.user.clone(),
-            ..self.clone()
-        }
-    }
+    record_filter_fields!();
     /// MCP usage records are always newest first.
     fn descending(&self) -> bool {
         true

@@ -269,25 +269,17 @@ impl RuleKind for Budgets {
 }
 
 const BUDGET_WINDOWS: WindowRows<BudgetWindow> = WindowRows {
-    select: "SELECT id, start_at, end_at, used_nanos, reserved_nanos FROM budget_windows \
-             WHERE budget_id = $1 ORDER BY start_at DESC LIMIT $2",
-    decode: |row| {
-        Ok(BudgetWindow {
-            id: Some(row.try_get("id")?),
-            start_at: from_ms(row.try_get("start_at")?),
-            end_at: from_ms(row.try_get("end_at")?),
-            used_nanos: row.try_get("used_nanos")?,
-            reserved_nanos: row.try_get("reserved_nanos")?,
-        })
-    },
-    start_of: |w| w.start_at,
-    empty: |start_at, end_at| BudgetWindow {
-        id: None,
+    table: "budget_windows",
+    rule_column: "budget_id",
+    totals: ("used_nanos", "reserved_nanos"),
+    make: |id, start_at, end_at, (used_nanos, reserved_nanos)| BudgetWindow {
+        id,
         start_at,
         end_at,
-        used_nanos: 0,
-        reserved_nanos: 0,
+        used_nanos,
+        reserved_nanos,
     },
+    start_of: |w| w.start_at,
 };
 
 #[cfg(test)]

@@ -307,7 +307,7 @@ pub(crate) async fn windows<K: RuleKind>(
 mod tests {
     use super::*;
     use crate::services::budgets::{BudgetPatch, Budgets, NewBudget};
-    use crate::services::quotas::{NewQuota, QuotaPatch, Quotas};
+    use crate::services::quotas::{QuotaPatch, Quotas};
     use crate::services::test_support::{org, pool};
     use odock_core::QuotaMetric;
 
@@ -399,26 +399,12 @@ mod tests {
         .await;
         // The budget's own fields ride along the common ones.
         assert_eq!(budget.thresholds, [50, 100]);
-        let quota = one_kind::<Quotas>(
-            &pool,
-            &b,
-            |limit| NewQuota {
-                name: "requests".into(),
-                owner_type: OwnerType::Org,
-                owner_id: None,
-                metric: QuotaMetric::Requests,
-                limit,
-                period: BudgetPeriod::Daily,
-                start_at: None,
-                timezone: None,
-                end_at: None,
-                active: None,
-            },
-            |limit| QuotaPatch {
+        let quota = one_kind::<Quotas>(&pool, &b, crate::services::quotas::tests::new, |limit| {
+            QuotaPatch {
                 limit: Some(limit),
                 ..QuotaPatch::default()
-            },
-        )
+            }
+        })
         .await;
         assert_eq!(quota.metric, QuotaMetric::Requests);
     }

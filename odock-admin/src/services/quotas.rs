@@ -160,35 +160,27 @@ impl RuleKind for Quotas {
 }
 
 const QUOTA_WINDOWS: WindowRows<QuotaWindow> = WindowRows {
-    select: "SELECT id, start_at, end_at, used, reserved FROM quota_windows \
-             WHERE quota_id = $1 ORDER BY start_at DESC LIMIT $2",
-    decode: |row| {
-        Ok(QuotaWindow {
-            id: Some(row.try_get("id")?),
-            start_at: from_ms(row.try_get("start_at")?),
-            end_at: from_ms(row.try_get("end_at")?),
-            used: row.try_get("used")?,
-            reserved: row.try_get("reserved")?,
-        })
-    },
-    start_of: |w| w.start_at,
-    empty: |start_at, end_at| QuotaWindow {
-        id: None,
+    table: "quota_windows",
+    rule_column: "quota_id",
+    totals: ("used", "reserved"),
+    make: |id, start_at, end_at, (used, reserved)| QuotaWindow {
+        id,
         start_at,
         end_at,
-        used: 0,
-        reserved: 0,
+        used,
+        reserved,
     },
+    start_of: |w| w.start_at,
 };
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::services::ledger_rule::{create, windows};
     use crate::services::test_support::{org, pool};
     use odock_store::db::{now_ms, to_ms};
 
-    fn new(limit: i64) -> NewQuota {
+    pub(crate) fn new(limit: i64) -> NewQuota {
         NewQuota {
             name: "rpm".into(),
             owner_type: OwnerType::Org,
