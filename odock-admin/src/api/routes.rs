@@ -58,6 +58,16 @@ const SORT: QueryParam = param(
 );
 const MCP_SERVER_ID: QueryParam = param("mcpServerId", "string", "Only this MCP server's records.");
 const TOOL: QueryParam = param("tool", "string", "Only calls of this tool.");
+const FROM: QueryParam = param(
+    "from",
+    "date-time",
+    "Records created at or after this instant (RFC 3339).",
+);
+const TO: QueryParam = param(
+    "to",
+    "date-time",
+    "Records created before this instant (RFC 3339).",
+);
 const MCP_LIMIT: QueryParam = param("limit", "integer", "Page size, default 50, at most 1000.");
 
 /// A record list's parameters: the filters of both record lists around the ones a list adds
@@ -65,16 +75,8 @@ const MCP_LIMIT: QueryParam = param("limit", "integer", "Page size, default 50, 
 macro_rules! record_filters {
     ([$($own:expr),*], [$($tail:expr),*]) => {
         &[
-            param(
-                "from",
-                "date-time",
-                "Records created at or after this instant (RFC 3339).",
-            ),
-            param(
-                "to",
-                "date-time",
-                "Records created before this instant (RFC 3339).",
-            ),
+            FROM,
+            TO,
             param("apiKeyId", "string", "Only this API key's records."),
             param("teamId", "string", "Only this team's records."),
             param("userId", "string", "Only this user's records."),
@@ -108,16 +110,8 @@ pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] =
     record_filters!([MCP_SERVER_ID, TOOL], [MCP_LIMIT, CURSOR, ORG_RECORDS]);
 
 pub const SUMMARY_PARAMS: &[QueryParam] = &[
-    param(
-        "from",
-        "date-time",
-        "Records created at or after this instant (RFC 3339).",
-    ),
-    param(
-        "to",
-        "date-time",
-        "Records created before this instant (RFC 3339).",
-    ),
+    FROM,
+    TO,
     param(
         "groupBy",
         "string",
