@@ -1,6 +1,6 @@
-//! One keyset-paged query for the record tables, `usage_records` and `mcp_usage_records`: both lists
-//! filter on columns of the same kind, order by one integer key and the id, and hand out the same
-//! cursor, so the SQL and the cursor format are written here once ([`RecordQuery`]).
+//! One keyset-paged query for the record tables, `usage_records` and `mcp_usage_records`: both
+//! lists filter on columns of the same kind, order by one integer key and the id, and hand out the
+//! same cursor, so the SQL and the cursor format are written here once ([`RecordQuery`]).
 
 use chrono::{DateTime, Utc};
 
@@ -63,9 +63,9 @@ pub(crate) struct RecordQuery<'a> {
 
 impl RecordQuery<'_> {
     /// One page after `cursor` (a value an earlier page returned; malformed, an
-    /// [`sqlx::Error::InvalidArgument`], see [`is_invalid_cursor`]) of at most `limit` rows (clamped
-    /// to `1..=`[`MAX_LIST_LIMIT`]), and the cursor of the next page (`None` on the last). `key` is
-    /// a record's value of the sort expression.
+    /// [`sqlx::Error::InvalidArgument`], see [`is_invalid_cursor`]) of at most `limit` rows
+    /// (clamped to `1..=`[`MAX_LIST_LIMIT`]), and the cursor of the next page (`None` on the last).
+    /// `key` is a record's value of the sort expression, and its id.
     pub(crate) async fn page<T>(
         &self,
         pool: &Db,

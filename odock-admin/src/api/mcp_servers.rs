@@ -1,8 +1,9 @@
 //! `/api/organisations/{organisationId}/mcp-servers` (CRUD) and the cross-organisation
 //! `/api/admin/mcp-servers`; MCP grants from both sides (`/apikeys/{id}/mcp-access`,
-//! `/mcp-servers/{id}/api-key-access`) are [`super::grants`]' handlers over `McpGrants`. Auth configs and stdio environments are sealed by the
-//! repository; answers carry previews only. Every write invalidates `McpServer` (or `Grant` for each
-//! key a grant touched), so the gateway applies it to the next request.
+//! `/mcp-servers/{id}/api-key-access`) are [`super::grants`]' handlers over `McpGrants`. Auth
+//! configs and stdio environments are sealed by the repository; answers carry previews only. Every
+//! write invalidates `McpServer` (or `Grant` for each key a grant touched), so the gateway applies
+//! it to the next request.
 
 use crate::services::mcp_servers::{self, McpServer, McpServerPatch, NewMcpServer};
 use crate::services::Page;

@@ -1,9 +1,9 @@
 //! Budgets (`/api/organisations/{organisationId}/budgets`): spending limits in nanos per calendar
 //! window (DECISIONS.md "Budgets and quotas"), and their windows.
 //!
-//! Owners, schedules, creating, updating and window listing are shared with [`super::quotas`]: both
-//! are a ledger rule kind (the `ledger_rule` and `schedule` modules); this module says what a budget
-//! adds.
+//! Owners, schedules, creating, updating and window listing are shared with [`super::quotas`]:
+//! both are a ledger rule kind (the `ledger_rule` and `schedule` modules); this module says what a
+//! budget adds.
 //!
 //! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
 //! from the budget's schedule, with zero usage when the ledger has not created its row yet.

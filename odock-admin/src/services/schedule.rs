@@ -232,8 +232,8 @@ fn current_first<W>(
 pub(crate) type MakeWindow<W> = fn(Option<String>, DateTime<Utc>, DateTime<Utc>, (i64, i64)) -> W;
 
 /// How one kind of window row is read: its table, and the API object of a window from its id
-/// (`None` while the ledger has not created its row), span and `(used, reserved)` totals. Budget and
-/// quota windows differ only in these names, so reading and ordering them is written once.
+/// (`None` while the ledger has not created its row), span and `(used, reserved)` totals. Budget
+/// and quota windows differ only in these names, so reading and ordering them is written once.
 pub(crate) struct WindowRows<W> {
     /// The window table (`budget_windows`).
     pub table: &'static str,
