@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod mcp_config;
 mod mcp_resolution;
 pub mod mcp_usage;
+mod record_page;
 pub mod retention;
 pub mod routing_policies;
 #[cfg(test)]

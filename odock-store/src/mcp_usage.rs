@@ -9,7 +9,7 @@ use odock_core::{McpBill, McpUsageRecord};
 use sqlx::{Connection, Row};
 
 use crate::db::{from_ms, to_ms, Db, DbConnection, DbRow, Param, SqlBuilder};
-use crate::usage_records::Cursor;
+use crate::record_page::RecordQuery;
 
 const COLUMNS: &str = "id, usage_record_id, request_id, organisation_id, team_id, user_id, \
     api_key_id, mcp_server_id, slug, transport, rpc_method, tool_name, tool_call_count, \
@@ -20,7 +20,7 @@ const COLUMN_COUNT: usize = 22;
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// The largest page [`list`] returns.
-pub const MAX_LIST_LIMIT: u32 = 1_000;
+pub use crate::record_page::MAX_LIST_LIMIT;
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -114,78 +114,35 @@ pub struct McpUsageFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// One page of records, newest first, and the cursor of the next page.
+/// One page of records, newest first, and the cursor of the next page: the usage records' paged
+/// query and cursor ([`crate::usage_records::list`]), in their default order.
 pub async fn list(
     pool: &Db,
     filter: &McpUsageFilter,
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<McpUsageRecord>, Option<String>), sqlx::Error> {
-    let limit = limit.clamp(1, MAX_LIST_LIMIT);
-    let after = cursor.map(Cursor::parse).transpose()?;
-    let mut builder = SqlBuilder::new(format!(
-        "SELECT {COLUMNS} FROM mcp_usage_records WHERE 1 = 1"
-    ));
-    let text_filters = [
-        ("organisation_id", &filter.organisation_id),
-        ("api_key_id", &filter.api_key_id),
-        ("team_id", &filter.team_id),
-        ("user_id", &filter.user_id),
-        ("mcp_server_id", &filter.mcp_server_id),
-        ("tool_name", &filter.tool),
-        ("request_id", &filter.request_id),
-    ];
-    for (column, value) in text_filters {
-        if let Some(value) = value {
-            builder
-                .push(&format!(" AND {column} = "))
-                .push_bind(value.clone());
-        }
+    RecordQuery {
+        select: format!("SELECT {COLUMNS} FROM mcp_usage_records"),
+        equal: &[
+            ("organisation_id", &filter.organisation_id),
+            ("api_key_id", &filter.api_key_id),
+            ("team_id", &filter.team_id),
+            ("user_id", &filter.user_id),
+            ("mcp_server_id", &filter.mcp_server_id),
+            ("tool_name", &filter.tool),
+            ("request_id", &filter.request_id),
+        ],
+        status: filter.status,
+        from: filter.from,
+        to: filter.to,
+        order_by: "created_at",
+        descending: true,
     }
-    if let Some(status) = filter.status {
-        builder
-            .push(" AND http_status = ")
-            .push_bind(i64::from(status));
-    }
-    if let Some(from) = filter.from {
-        builder.push(" AND created_at >= ").push_bind(to_ms(from));
-    }
-    if let Some(to) = filter.to {
-        builder.push(" AND created_at < ").push_bind(to_ms(to));
-    }
-    if let Some(after) = &after {
-        builder
-            .push(" AND (created_at < ")
-            .push_bind(after.created_at)
-            .push(" OR (created_at = ")
-            .push_bind(after.created_at)
-            .push(" AND id < ")
-            .push_bind(after.id.clone())
-            .push("))");
-    }
-    builder
-        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let mut records = builder
-        .query()
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = if records.len() > limit as usize {
-        records.truncate(limit as usize);
-        records.last().map(|record| {
-            Cursor {
-                created_at: to_ms(record.created_at),
-                id: record.id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok((records, next))
+    .page(pool, cursor, limit, decode, |record| {
+        (to_ms(record.created_at), record.id.as_str())
+    })
+    .await
 }
 
 fn decode(row: &DbRow) -> Result<McpUsageRecord, sqlx::Error> {

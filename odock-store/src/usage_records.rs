@@ -41,8 +41,10 @@ const COLUMNS: &str = "id, request_id, organisation_id, team_id, user_id, api_ke
     tokens, billing, provider_usage, routing, metadata, provider_request_id, trace_id, created_at";
 const COLUMN_COUNT: usize = 29;
 
-/// The largest page [`list`] returns.
-pub const MAX_LIST_LIMIT: u32 = 1_000;
+pub use crate::record_page::is_invalid_cursor;
+use crate::record_page::RecordQuery;
+/// The largest page [`list`] returns (the one bound of both record lists).
+pub use crate::record_page::MAX_LIST_LIMIT;
 
 /// Inserts `records` and the MCP side of those that are MCP traffic (`mcp`), adds them to the
 /// hourly and daily [rollups](crate::usage_rollups) and adds their ledger charges to the budget and
@@ -210,92 +212,45 @@ impl UsageSort {
     }
 }
 
-/// One page of records matching `filter`, in `filter.sort` order (newest first by default), and the cursor of the next page (`None` on
-/// the last page). `cursor` is a value returned by an earlier call; a malformed cursor is an
-/// [`sqlx::Error::InvalidArgument`] (see [`is_invalid_cursor`]; answer it with a 400). `limit` is
-/// clamped to `1..=`[`MAX_LIST_LIMIT`].
+/// One page of records matching `filter`, in `filter.sort` order (newest first by default), and the
+/// cursor of the next page (`None` on the last page). `cursor` is a value returned by an earlier
+/// call; a malformed cursor is an [`sqlx::Error::InvalidArgument`] (see [`is_invalid_cursor`];
+/// answer it with a 400). `limit` is clamped to `1..=`[`MAX_LIST_LIMIT`].
 pub async fn list(
     pool: &Db,
     filter: &UsageFilter,
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<(Vec<UsageRecord>, Option<String>), sqlx::Error> {
-    let limit = limit.clamp(1, MAX_LIST_LIMIT);
-    let after = cursor.map(Cursor::parse).transpose()?;
-
-    let mut builder = SqlBuilder::new(format!("SELECT {COLUMNS} FROM usage_records WHERE 1 = 1"));
-    let text_filters = [
-        ("organisation_id", &filter.organisation_id),
-        ("api_key_id", &filter.api_key_id),
-        ("team_id", &filter.team_id),
-        ("user_id", &filter.user_id),
-        ("model_id", &filter.model_id),
-        ("provider", &filter.provider),
-        ("request_id", &filter.request_id),
-    ];
-    for (column, value) in text_filters {
-        if let Some(value) = value {
-            builder
-                .push(&format!(" AND {column} = "))
-                .push_bind(value.clone());
-        }
-    }
-    if let Some(status) = filter.status {
-        builder
-            .push(" AND http_status = ")
-            .push_bind(i64::from(status));
-    }
-    if let Some(from) = filter.from {
-        builder.push(" AND created_at >= ").push_bind(to_ms(from));
-    }
-    if let Some(to) = filter.to {
-        builder.push(" AND created_at < ").push_bind(to_ms(to));
-    }
-    // Keyset paging on (sort value, id): the cursor is the last row's pair, so a page resumes
-    // strictly after it in either direction. (A cursor belongs to the sort it was issued for.)
     let sort = filter.sort;
-    let (expression, beyond, direction) = if sort.descending {
-        (sort.expression(), "<", "DESC")
-    } else {
-        (sort.expression(), ">", "ASC")
-    };
-    if let Some(after) = &after {
-        builder
-            .push(&format!(" AND ({expression} {beyond} "))
-            .push_bind(after.created_at)
-            .push(&format!(" OR ({expression} = "))
-            .push_bind(after.created_at)
-            .push(&format!(" AND id {beyond} "))
-            .push_bind(after.id.clone())
-            .push("))");
+    RecordQuery {
+        select: format!("SELECT {COLUMNS} FROM usage_records"),
+        equal: &[
+            ("organisation_id", &filter.organisation_id),
+            ("api_key_id", &filter.api_key_id),
+            ("team_id", &filter.team_id),
+            ("user_id", &filter.user_id),
+            ("model_id", &filter.model_id),
+            ("provider", &filter.provider),
+            ("request_id", &filter.request_id),
+        ],
+        status: filter.status,
+        from: filter.from,
+        to: filter.to,
+        order_by: sort.expression(),
+        descending: sort.descending,
     }
-    builder
-        .push(&format!(
-            " ORDER BY {expression} {direction}, id {direction} LIMIT "
-        ))
-        .push_bind(i64::from(limit) + 1);
-
-    let mut records = builder
-        .query()
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(<UsageRecordRow as sqlx::FromRow<'_, crate::db::DbRow>>::from_row)
-        .map(|row| row.and_then(UsageRecordRow::into_record))
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = if records.len() > limit as usize {
-        records.truncate(limit as usize);
-        records.last().map(|record| {
-            Cursor {
-                created_at: sort.key(record),
-                id: record.id.as_str().to_owned(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok((records, next))
+    .page(
+        pool,
+        cursor,
+        limit,
+        |row| {
+            <UsageRecordRow as sqlx::FromRow<'_, crate::db::DbRow>>::from_row(row)
+                .and_then(UsageRecordRow::into_record)
+        },
+        |record| (sort.key(record), record.id.as_str()),
+    )
+    .await
 }
 
 /// The record `id`, when it exists (and, with `organisation_id`, belongs to that organisation).
@@ -348,40 +303,6 @@ fn record_params(record: &UsageRecord) -> [Param; COLUMN_COUNT] {
         record.trace_id.as_deref().into(),
         to_ms(record.created_at).into(),
     ]
-}
-
-const INVALID_CURSOR: &str = "invalid usage record cursor";
-
-/// Whether `error` is [`list`]'s answer to a malformed cursor.
-pub fn is_invalid_cursor(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::InvalidArgument(message) if message == INVALID_CURSOR)
-}
-
-/// Position after the last record of a page: `<sort value>:<id>` (the sort value is the
-/// `created_at` milliseconds in the default order).
-pub(crate) struct Cursor {
-    /// The sort column's value (named for the default order, time).
-    pub(crate) created_at: i64,
-    pub(crate) id: String,
-}
-
-impl Cursor {
-    pub(crate) fn parse(text: &str) -> Result<Self, sqlx::Error> {
-        let invalid = || sqlx::Error::InvalidArgument(INVALID_CURSOR.to_owned());
-        let (created_at, id) = text.split_once(':').ok_or_else(invalid)?;
-        let created_at = created_at.parse().map_err(|_| invalid())?;
-        if id.is_empty() {
-            return Err(invalid());
-        }
-        Ok(Self {
-            created_at,
-            id: id.to_owned(),
-        })
-    }
-
-    pub(crate) fn encode(&self) -> String {
-        format!("{}:{}", self.created_at, self.id)
-    }
 }
 
 #[derive(sqlx::FromRow)]

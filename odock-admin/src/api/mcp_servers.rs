@@ -1,10 +1,10 @@
-//! `/api/organisations/{organisationId}/mcp-servers` (CRUD), the cross-organisation
-//! `/api/admin/mcp-servers`, and MCP grants from both sides (`/apikeys/{id}/mcp-access`,
-//! `/mcp-servers/{id}/api-key-access`). Auth configs and stdio environments are sealed by the
-//! repository; answers carry previews only. Every write invalidates `McpServer` (or `Grant` for each
-//! key a grant touched), so the gateway applies it to the next request.
+//! `/api/organisations/{organisationId}/mcp-servers` (CRUD) and the cross-organisation
+//! `/api/admin/mcp-servers`; MCP grants from both sides (`/apikeys/{id}/mcp-access`,
+//! `/mcp-servers/{id}/api-key-access`) are [`super::grants`]' handlers over `McpGrants`. Auth
+//! configs and stdio environments are sealed by the repository; answers carry previews only. Every
+//! write invalidates `McpServer` (or `Grant` for each key a grant touched), so the gateway applies
+//! it to the next request.
 
-use crate::services::mcp_grants::{self, GrantApiKeys, GrantMcpServers, McpGrant};
 use crate::services::mcp_servers::{self, McpServer, McpServerPatch, NewMcpServer};
 use crate::services::Page;
 use axum::extract::{Path, State};
@@ -85,55 +85,4 @@ pub async fn delete(
     mcp_servers::delete(&state.pool, &org, &id).await?;
     state.invalidate(CacheKind::McpServer, &id);
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn list_for_api_key(
-    State(state): State<AdminState>,
-    Path((org, api_key)): Path<(String, String)>,
-) -> Result<Json<Page<McpGrant>>, ApiError> {
-    let grants = mcp_grants::list_for_api_key(&state.pool, &org, &api_key).await?;
-    Ok(Json(Page::all(grants)))
-}
-
-pub async fn grant_servers(
-    State(state): State<AdminState>,
-    Path((org, api_key)): Path<(String, String)>,
-    AdminJson(input): AdminJson<GrantMcpServers>,
-) -> Result<Json<Page<McpGrant>>, ApiError> {
-    let grants =
-        mcp_grants::grant_servers(&state.pool, &org, &api_key, &input.mcp_server_ids).await?;
-    state.invalidate(CacheKind::Grant, &api_key);
-    Ok(Json(Page::all(grants)))
-}
-
-pub async fn revoke_server(
-    State(state): State<AdminState>,
-    Path((org, api_key, server)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
-    mcp_grants::revoke_server(&state.pool, &org, &api_key, &server).await?;
-    state.invalidate(CacheKind::Grant, &api_key);
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn list_for_server(
-    State(state): State<AdminState>,
-    Path((org, server)): Path<(String, String)>,
-) -> Result<Json<Page<McpGrant>>, ApiError> {
-    let grants = mcp_grants::list_for_server(&state.pool, &org, &server).await?;
-    Ok(Json(Page::all(grants)))
-}
-
-pub async fn grant_api_keys(
-    State(state): State<AdminState>,
-    Path((org, server)): Path<(String, String)>,
-    AdminJson(input): AdminJson<GrantApiKeys>,
-) -> Result<Json<Page<McpGrant>>, ApiError> {
-    let grants = mcp_grants::grant_api_keys(&state.pool, &org, &server, &input.api_key_ids).await?;
-    let mut touched = input.api_key_ids;
-    touched.sort();
-    touched.dedup();
-    for api_key in &touched {
-        state.invalidate(CacheKind::Grant, api_key);
-    }
-    Ok(Json(Page::all(grants)))
 }

@@ -7,144 +7,111 @@ use axum::Json;
 use serde_json::Value;
 
 use crate::auth::access::RuleTable;
+use crate::services::budgets::Budgets;
+use crate::services::grants::ModelGrants;
+use crate::services::mcp_grants::McpGrants;
+use crate::services::quotas::Quotas;
 
 use super::authz::{Access, Op};
 use super::operation::{delete, get, param, patch, post, put};
 pub use super::operation::{Operation, QueryParam, Reply, Verb};
 use super::{
-    analytics, api_keys, audit, budgets, dashboard, grants, invitations, invoices, models,
-    notifications, openapi, organisations, provider_keys, providers, quotas, session, teams,
-    usage_records, users,
+    analytics, api_keys, audit, dashboard, grants, invitations, invoices, ledger_rules, models,
+    notifications, openapi, organisations, provider_keys, providers, session, teams, usage_records,
+    users,
 };
 
-pub const PAGINATION: &[QueryParam] = &[
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-];
+// One query parameter each, so the lists below (an organisation's and the cross-organisation
+// one, LLM and MCP records) name what they share instead of repeating it.
+const LIMIT: QueryParam = param("limit", "integer", "Page size, default 50, at most 500.");
+const CURSOR: QueryParam = param("cursor", "string", "The previous page's nextCursor.");
+const ORG_OBJECTS: QueryParam = param(
+    "organisationId",
+    "string",
+    "Only this organisation's objects.",
+);
+const OWNER_TYPE: QueryParam = param(
+    "ownerType",
+    "string",
+    "Only this owner type (ORG, TEAM, USER, APIKEY).",
+);
+const ACTIVE: QueryParam = param(
+    "active",
+    "boolean",
+    "Only active (`true`) or inactive (`false`) ones.",
+);
+const ORG_RECORDS: QueryParam = param(
+    "organisationId",
+    "string",
+    "Only this organisation's records.",
+);
+const MODEL_ID: QueryParam = param("modelId", "string", "Only this model's records.");
+const PROVIDER: QueryParam = param(
+    "provider",
+    "string",
+    "Only this provider family (`openai`, `anthropic`, …).",
+);
+const SORT: QueryParam = param(
+    "sort",
+    "string",
+    "time, cost, latency or tokens (input + output), ascending, or with a leading - descending; default -time. A cursor resumes the sort it came from.",
+);
+const MCP_SERVER_ID: QueryParam = param("mcpServerId", "string", "Only this MCP server's records.");
+const TOOL: QueryParam = param("tool", "string", "Only calls of this tool.");
+const FROM: QueryParam = param(
+    "from",
+    "date-time",
+    "Records created at or after this instant (RFC 3339).",
+);
+const TO: QueryParam = param(
+    "to",
+    "date-time",
+    "Records created before this instant (RFC 3339).",
+);
+const MCP_LIMIT: QueryParam = param("limit", "integer", "Page size, default 50, at most 1000.");
 
-pub const ADMIN_LIST: &[QueryParam] = &[
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-    param(
-        "organisationId",
-        "string",
-        "Only this organisation's objects.",
-    ),
-];
+/// A record list's parameters: the filters of both record lists around the ones a list adds
+/// (`$own`), then `$tail` (paging, and `organisationId` across organisations).
+macro_rules! record_filters {
+    ([$($own:expr),*], [$($tail:expr),*]) => {
+        &[
+            FROM,
+            TO,
+            param("apiKeyId", "string", "Only this API key's records."),
+            param("teamId", "string", "Only this team's records."),
+            param("userId", "string", "Only this user's records."),
+            $($own,)*
+            param("status", "integer", "Only records with this HTTP status."),
+            param("requestId", "string", "Only the record of this request id."),
+            $($tail,)*
+        ]
+    };
+}
 
-pub const OWNER_FILTERS: &[QueryParam] = &[
-    param(
-        "ownerType",
-        "string",
-        "Only this owner type (ORG, TEAM, USER, APIKEY).",
-    ),
-    param(
-        "active",
-        "boolean",
-        "Only active (`true`) or inactive (`false`) ones.",
-    ),
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-];
+pub const PAGINATION: &[QueryParam] = &[LIMIT, CURSOR];
 
-pub const ADMIN_OWNER_FILTERS: &[QueryParam] = &[
-    param(
-        "ownerType",
-        "string",
-        "Only this owner type (ORG, TEAM, USER, APIKEY).",
-    ),
-    param(
-        "active",
-        "boolean",
-        "Only active (`true`) or inactive (`false`) ones.",
-    ),
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-    param(
-        "organisationId",
-        "string",
-        "Only this organisation's objects.",
-    ),
-];
+pub const ADMIN_LIST: &[QueryParam] = &[LIMIT, CURSOR, ORG_OBJECTS];
 
-pub const USAGE_FILTERS: &[QueryParam] = &[
-    param(
-        "from",
-        "date-time",
-        "Records created at or after this instant (RFC 3339).",
-    ),
-    param(
-        "to",
-        "date-time",
-        "Records created before this instant (RFC 3339).",
-    ),
-    param("apiKeyId", "string", "Only this API key's records."),
-    param("teamId", "string", "Only this team's records."),
-    param("userId", "string", "Only this user's records."),
-    param("modelId", "string", "Only this model's records."),
-    param(
-        "provider",
-        "string",
-        "Only this provider family (`openai`, `anthropic`, …).",
-    ),
-    param("status", "integer", "Only records with this HTTP status."),
-    param("requestId", "string", "Only the record of this request id."),
-    param(
-        "sort",
-        "string",
-        "time, cost, latency or tokens (input + output), ascending, or with a leading - descending; default -time. A cursor resumes the sort it came from.",
-    ),
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-];
+pub const OWNER_FILTERS: &[QueryParam] = &[OWNER_TYPE, ACTIVE, LIMIT, CURSOR];
 
-pub const ADMIN_USAGE_FILTERS: &[QueryParam] = &[
-    param(
-        "from",
-        "date-time",
-        "Records created at or after this instant (RFC 3339).",
-    ),
-    param(
-        "to",
-        "date-time",
-        "Records created before this instant (RFC 3339).",
-    ),
-    param("apiKeyId", "string", "Only this API key's records."),
-    param("teamId", "string", "Only this team's records."),
-    param("userId", "string", "Only this user's records."),
-    param("modelId", "string", "Only this model's records."),
-    param(
-        "provider",
-        "string",
-        "Only this provider family (`openai`, `anthropic`, …).",
-    ),
-    param("status", "integer", "Only records with this HTTP status."),
-    param("requestId", "string", "Only the record of this request id."),
-    param(
-        "sort",
-        "string",
-        "time, cost, latency or tokens (input + output), ascending, or with a leading - descending; default -time. A cursor resumes the sort it came from.",
-    ),
-    param("limit", "integer", "Page size, default 50, at most 500."),
-    param("cursor", "string", "The previous page's nextCursor."),
-    param(
-        "organisationId",
-        "string",
-        "Only this organisation's records.",
-    ),
-];
+pub const ADMIN_OWNER_FILTERS: &[QueryParam] = &[OWNER_TYPE, ACTIVE, LIMIT, CURSOR, ORG_OBJECTS];
+
+pub const USAGE_FILTERS: &[QueryParam] =
+    record_filters!([MODEL_ID, PROVIDER], [SORT, LIMIT, CURSOR]);
+
+pub const ADMIN_USAGE_FILTERS: &[QueryParam] =
+    record_filters!([MODEL_ID, PROVIDER], [SORT, LIMIT, CURSOR, ORG_RECORDS]);
+
+/// The MCP usage records' (the organisation's list).
+pub const MCP_USAGE_FILTERS: &[QueryParam] =
+    record_filters!([MCP_SERVER_ID, TOOL], [MCP_LIMIT, CURSOR]);
+
+pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] =
+    record_filters!([MCP_SERVER_ID, TOOL], [MCP_LIMIT, CURSOR, ORG_RECORDS]);
 
 pub const SUMMARY_PARAMS: &[QueryParam] = &[
-    param(
-        "from",
-        "date-time",
-        "Records created at or after this instant (RFC 3339).",
-    ),
-    param(
-        "to",
-        "date-time",
-        "Records created before this instant (RFC 3339).",
-    ),
+    FROM,
+    TO,
     param(
         "groupBy",
         "string",
@@ -279,12 +246,12 @@ pub fn operations() -> Vec<Operation> {
             .describe(TEAMS, "List teams of every organisation")
             .query(ADMIN_LIST)
             .reply(List("Team")),
-        get("/api/admin/budgets", "listAllBudgets", budgets::list_all)
+        get("/api/admin/budgets", "listAllBudgets", ledger_rules::list_all::<Budgets>)
             .access(Access::SuperAdmin)
             .describe(BUDGETS, "List budgets of every organisation")
             .query(ADMIN_OWNER_FILTERS)
             .reply(List("Budget")),
-        get("/api/admin/quotas", "listAllQuotas", quotas::list_all)
+        get("/api/admin/quotas", "listAllQuotas", ledger_rules::list_all::<Quotas>)
             .access(Access::SuperAdmin)
             .describe(QUOTAS, "List quotas of every organisation")
             .query(ADMIN_OWNER_FILTERS)
@@ -408,7 +375,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/budgets",
             "createBudget",
-            budgets::create,
+            ledger_rules::create::<Budgets>,
         )
         .access(Access::NewRule)
         .describe(BUDGETS, "Create a budget")
@@ -417,7 +384,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/budgets",
             "listBudgets",
-            budgets::list,
+            ledger_rules::list::<Budgets>,
         )
         .access(Access::OrgFiltered)
         .describe(BUDGETS, "List the organisation's budgets")
@@ -426,7 +393,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/budgets/{id}",
             "getBudget",
-            budgets::get,
+            ledger_rules::get::<Budgets>,
         )
         .access(Access::Rule(RuleTable::Budgets, Op::Read))
         .describe(BUDGETS, "Read a budget")
@@ -434,7 +401,7 @@ pub fn operations() -> Vec<Operation> {
         patch(
             "/api/organisations/{organisationId}/budgets/{id}",
             "updateBudget",
-            budgets::update,
+            ledger_rules::update::<Budgets>,
         )
         .access(Access::Rule(RuleTable::Budgets, Op::Manage))
         .describe(BUDGETS, "Update a budget (not its owner)")
@@ -443,7 +410,7 @@ pub fn operations() -> Vec<Operation> {
         delete(
             "/api/organisations/{organisationId}/budgets/{id}",
             "deleteBudget",
-            budgets::delete,
+            ledger_rules::delete::<Budgets>,
         )
         .access(Access::Rule(RuleTable::Budgets, Op::Manage))
         .describe(BUDGETS, "Delete a budget and its windows")
@@ -451,7 +418,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/budgets/{id}/windows",
             "listBudgetWindows",
-            budgets::windows,
+            ledger_rules::windows::<Budgets>,
         )
         .access(Access::Rule(RuleTable::Budgets, Op::Read))
         .describe(
@@ -463,7 +430,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/quotas",
             "createQuota",
-            quotas::create,
+            ledger_rules::create::<Quotas>,
         )
         .access(Access::NewRule)
         .describe(QUOTAS, "Create a quota")
@@ -472,7 +439,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/quotas",
             "listQuotas",
-            quotas::list,
+            ledger_rules::list::<Quotas>,
         )
         .access(Access::OrgFiltered)
         .describe(QUOTAS, "List the organisation's quotas")
@@ -481,7 +448,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/quotas/{id}",
             "getQuota",
-            quotas::get,
+            ledger_rules::get::<Quotas>,
         )
         .access(Access::Rule(RuleTable::Quotas, Op::Read))
         .describe(QUOTAS, "Read a quota")
@@ -489,7 +456,7 @@ pub fn operations() -> Vec<Operation> {
         patch(
             "/api/organisations/{organisationId}/quotas/{id}",
             "updateQuota",
-            quotas::update,
+            ledger_rules::update::<Quotas>,
         )
         .access(Access::Rule(RuleTable::Quotas, Op::Manage))
         .describe(QUOTAS, "Update a quota (not its owner or metric)")
@@ -498,7 +465,7 @@ pub fn operations() -> Vec<Operation> {
         delete(
             "/api/organisations/{organisationId}/quotas/{id}",
             "deleteQuota",
-            quotas::delete,
+            ledger_rules::delete::<Quotas>,
         )
         .access(Access::Rule(RuleTable::Quotas, Op::Manage))
         .describe(QUOTAS, "Delete a quota and its windows")
@@ -506,7 +473,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/quotas/{id}/windows",
             "listQuotaWindows",
-            quotas::windows,
+            ledger_rules::windows::<Quotas>,
         )
         .access(Access::Rule(RuleTable::Quotas, Op::Read))
         .describe(
@@ -659,7 +626,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/models/{id}/api-key-access",
             "listModelApiKeyAccess",
-            grants::list_for_model,
+            grants::list_for_target::<ModelGrants>,
         )
         .access(Access::OrgAdmin)
         .describe(GRANTS, "List the API keys granted this model")
@@ -667,7 +634,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/models/{id}/api-key-access",
             "grantModelToApiKeys",
-            grants::grant_api_keys,
+            grants::grant_api_keys::<ModelGrants>,
         )
         .access(Access::OrgAdmin)
         .describe(
@@ -769,7 +736,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/apikeys/{id}/model-access",
             "listApiKeyModelAccess",
-            grants::list_for_api_key,
+            grants::list_for_api_key::<ModelGrants>,
         )
         .access(Access::ApiKey(Op::Read))
         .describe(GRANTS, "List the models an API key may call")
@@ -777,7 +744,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/apikeys/{id}/model-access",
             "grantModelsToApiKey",
-            grants::grant_models,
+            grants::grant_targets::<ModelGrants>,
         )
         .access(Access::ApiKey(Op::Manage))
         .describe(
@@ -789,7 +756,7 @@ pub fn operations() -> Vec<Operation> {
         delete(
             "/api/organisations/{organisationId}/apikeys/{id}/model-access/{modelId}",
             "revokeModelFromApiKey",
-            grants::revoke_model,
+            grants::revoke::<ModelGrants>,
         )
         .access(Access::ApiKey(Op::Manage))
         .describe(GRANTS, "Remove one model grant")
@@ -893,7 +860,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/mcp-servers/{id}/api-key-access",
             "listMcpServerApiKeyAccess",
-            super::mcp_servers::list_for_server,
+            grants::list_for_target::<McpGrants>,
         )
         .access(Access::OrgAdmin)
         .describe(MCP_GRANTS, "List the API keys granted this MCP server")
@@ -901,7 +868,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/mcp-servers/{id}/api-key-access",
             "grantMcpServerToApiKeys",
-            super::mcp_servers::grant_api_keys,
+            grants::grant_api_keys::<McpGrants>,
         )
         .access(Access::OrgAdmin)
         .describe(
@@ -913,7 +880,7 @@ pub fn operations() -> Vec<Operation> {
         get(
             "/api/organisations/{organisationId}/apikeys/{id}/mcp-access",
             "listApiKeyMcpAccess",
-            super::mcp_servers::list_for_api_key,
+            grants::list_for_api_key::<McpGrants>,
         )
         .access(Access::ApiKey(Op::Read))
         .describe(MCP_GRANTS, "List the MCP servers an API key may call")
@@ -921,7 +888,7 @@ pub fn operations() -> Vec<Operation> {
         post(
             "/api/organisations/{organisationId}/apikeys/{id}/mcp-access",
             "grantMcpServersToApiKey",
-            super::mcp_servers::grant_servers,
+            grants::grant_targets::<McpGrants>,
         )
         .access(Access::ApiKey(Op::Manage))
         .describe(
@@ -933,7 +900,7 @@ pub fn operations() -> Vec<Operation> {
         delete(
             "/api/organisations/{organisationId}/apikeys/{id}/mcp-access/{mcpServerId}",
             "revokeMcpServerFromApiKey",
-            super::mcp_servers::revoke_server,
+            grants::revoke::<McpGrants>,
         )
         .access(Access::ApiKey(Op::Manage))
         .describe(MCP_GRANTS, "Remove one MCP grant")
@@ -948,7 +915,7 @@ pub fn operations() -> Vec<Operation> {
             MCP_USAGE,
             "List the organisation's MCP usage records, newest first",
         )
-        .query(super::mcp_usage::MCP_USAGE_FILTERS)
+        .query(MCP_USAGE_FILTERS)
         .reply(List("McpUsageRecord")),
         get(
             "/api/admin/mcp-usage-records",
@@ -960,7 +927,7 @@ pub fn operations() -> Vec<Operation> {
             MCP_USAGE,
             "List MCP usage records of every organisation, newest first",
         )
-        .query(super::mcp_usage::ADMIN_MCP_USAGE_FILTERS)
+        .query(ADMIN_MCP_USAGE_FILTERS)
         .reply(List("McpUsageRecord")),
         // Usage records.
         get(

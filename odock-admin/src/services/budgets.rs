@@ -1,29 +1,25 @@
 //! Budgets (`/api/organisations/{organisationId}/budgets`): spending limits in nanos per calendar
 //! window (DECISIONS.md "Budgets and quotas"), and their windows.
 //!
-//! Owners, schedules and window listing are shared with [`super::quotas`] (see the `schedule` module).
+//! Owners, schedules, creating, updating and window listing are shared with [`super::quotas`]:
+//! both are a ledger rule kind (the `ledger_rule` and `schedule` modules); this module says what a
+//! budget adds.
 //!
 //! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
 //! from the budget's schedule, with zero usage when the ledger has not created its row yet.
 
 use chrono::{DateTime, Utc};
-use odock_core::{new_object_id, BudgetPeriod, OwnerType};
-use odock_store::db::Db;
-use odock_store::db::DbRow;
+use odock_core::{BudgetPeriod, CacheKind, LedgerKind, OwnerType};
+use odock_store::db::{from_ms, DbRow, Param};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::organisations::ensure_exists;
+use super::ledger_rule::{
+    common_rule_fields, NewRule, RuleFields, RuleKind, RulePatch, WindowTotalsMut,
+};
 pub use super::schedule::OwnerFilter;
-use super::schedule::{
-    self, check_owner, decode_owner, filter_conditions, new_span, owner_columns, patch_span,
-    schedule, Span, WindowRows,
-};
-use super::{
-    from_json_text, nullable, parse_column, required_text, to_json_text, AdminError, Page,
-    PageRequest, Scoped,
-};
-use odock_store::db::{from_ms, now_ms, to_ms};
+use super::schedule::{decode_owner, WindowRows};
+use super::{from_json_text, nullable, parse_column, to_json_text, AdminError, Scoped};
 
 /// The currency a budget is written in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -171,17 +167,6 @@ pub struct BudgetWindow {
 const COLUMNS: &str = "id, organisation_id, name, owner_type, team_id, user_id, api_key_id, amount_nanos, \
      currency, period, start_at, timezone, end_at, thresholds, rollover, active, created_at, updated_at";
 
-fn check_amount(amount_nanos: i64) -> Result<i64, AdminError> {
-    if amount_nanos > 0 {
-        Ok(amount_nanos)
-    } else {
-        Err(AdminError::field(
-            "amountNanos",
-            "amountNanos must be greater than 0",
-        ))
-    }
-}
-
 fn check_thresholds(thresholds: Option<Vec<u32>>) -> Result<Vec<u32>, AdminError> {
     let mut thresholds = thresholds.unwrap_or_default();
     if let Some(bad) = thresholds.iter().find(|t| !THRESHOLDS.contains(t)) {
@@ -225,168 +210,85 @@ fn decode(row: &DbRow) -> Result<Budget, sqlx::Error> {
     })
 }
 
-pub async fn create(
-    pool: &Db,
-    organisation_id: &str,
-    input: NewBudget,
-) -> Result<Budget, AdminError> {
-    ensure_exists(pool, organisation_id).await?;
-    let name = required_text("name", &input.name, 200)?;
-    let owner_id = check_owner(pool, organisation_id, input.owner_type, input.owner_id).await?;
-    let amount_nanos = check_amount(input.amount_nanos)?;
-    let Span {
-        start_at,
-        timezone,
-        end_at,
-    } = new_span(input.start_at, input.timezone.as_deref(), input.end_at)?;
-    let thresholds = check_thresholds(input.thresholds)?;
-    let (team_id, user_id, api_key_id) = owner_columns(input.owner_type, owner_id.as_deref());
-    let now = now_ms();
-    let id = new_object_id();
-    sqlx::query(
-        "INSERT INTO budgets (id, organisation_id, name, owner_type, team_id, user_id, api_key_id, amount_nanos, \
-         currency, period, start_at, timezone, end_at, thresholds, rollover, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(&id)
-    .bind(organisation_id)
-    .bind(&name)
-    .bind(input.owner_type.as_str())
-    .bind(team_id)
-    .bind(user_id)
-    .bind(api_key_id)
-    .bind(amount_nanos)
-    .bind(input.currency.unwrap_or_default().as_str())
-    .bind(input.period.as_str())
-    .bind(to_ms(start_at))
-    .bind(&timezone)
-    .bind(end_at.map(to_ms))
-    .bind(to_json_text(&thresholds)?)
-    .bind(i64::from(input.rollover.unwrap_or(false)))
-    .bind(i64::from(input.active.unwrap_or(true)))
-    .bind(now)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    get(pool, organisation_id, &id).await
-}
+/// Budgets as a ledger rule kind: a limit in nanos (`amountNanos`), with a currency, thresholds and
+/// rollover of their own.
+pub(crate) struct Budgets;
 
-pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Budget, AdminError> {
-    BUDGETS.get(pool, organisation_id, id).await
-}
+/// A budget's own fields of a request: currency, thresholds, rollover.
+type Own = (Option<Currency>, Option<Vec<u32>>, Option<bool>);
 
-/// The organisation's budgets; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
-pub async fn list(
-    pool: &Db,
-    organisation_id: Option<&str>,
-    filter: &OwnerFilter,
-    page: &PageRequest,
-) -> Result<Page<Budget>, AdminError> {
-    BUDGETS
-        .list(pool, organisation_id, &filter_conditions(filter), page)
-        .await
-}
+impl RuleKind for Budgets {
+    type Rule = Budget;
+    type New = NewBudget;
+    type Patch = BudgetPatch;
+    type Window = BudgetWindow;
+    type NewExtra = Own;
+    type PatchExtra = Own;
+    const ROWS: Scoped<Budget> = BUDGETS;
+    const WINDOWS: WindowRows<BudgetWindow> = BUDGET_WINDOWS;
+    const LIMIT: (&'static str, &'static str) = ("amount_nanos", "amountNanos");
+    const CACHE: CacheKind = CacheKind::Budget;
+    const LEDGER: LedgerKind = LedgerKind::Budget;
 
-pub async fn update(
-    pool: &Db,
-    organisation_id: &str,
-    id: &str,
-    patch: BudgetPatch,
-) -> Result<Budget, AdminError> {
-    let mut current = get(pool, organisation_id, id).await?;
-    if let Some(name) = patch.name {
-        current.name = required_text("name", &name, 200)?;
-    }
-    if let Some(amount_nanos) = patch.amount_nanos {
-        current.amount_nanos = check_amount(amount_nanos)?;
-    }
-    if let Some(currency) = patch.currency {
-        current.currency = currency;
-    }
-    if let Some(period) = patch.period {
-        current.period = period;
-    }
-    patch_span(
-        &mut current.start_at,
-        &mut current.timezone,
-        &mut current.end_at,
-        patch.start_at,
-        patch.timezone,
-        patch.end_at,
-    )?;
-    if let Some(thresholds) = patch.thresholds {
-        current.thresholds = check_thresholds(Some(thresholds))?;
-    }
-    if let Some(rollover) = patch.rollover {
-        current.rollover = rollover;
-    }
-    if let Some(active) = patch.active {
-        current.active = active;
-    }
-    let result = sqlx::query(
-        "UPDATE budgets SET name = $1, amount_nanos = $2, currency = $3, period = $4, start_at = $5, timezone = $6, \
-         end_at = $7, thresholds = $8, rollover = $9, active = $10, updated_at = $11 WHERE id = $12 AND organisation_id = $13",
-    )
-    .bind(&current.name)
-    .bind(current.amount_nanos)
-    .bind(current.currency.as_str())
-    .bind(current.period.as_str())
-    .bind(to_ms(current.start_at))
-    .bind(&current.timezone)
-    .bind(current.end_at.map(to_ms))
-    .bind(to_json_text(&current.thresholds)?)
-    .bind(i64::from(current.rollover))
-    .bind(i64::from(current.active))
-    .bind(now_ms())
-    .bind(id)
-    .bind(organisation_id)
-    .execute(pool)
-    .await?;
-    BUDGETS.touched(&result)?;
-    get(pool, organisation_id, id).await
-}
+    common_rule_fields!(
+        amount_nanos,
+        new: |new| (new.currency, new.thresholds, new.rollover),
+        patch: |patch| (patch.currency, patch.thresholds, patch.rollover),
+    );
 
-/// Deletes the budget with its windows (cascade).
-pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    BUDGETS.delete(pool, organisation_id, id).await
-}
+    fn window_totals(window: &mut BudgetWindow) -> WindowTotalsMut<'_> {
+        let totals = (&mut window.used_nanos, &mut window.reserved_nanos);
+        (window.start_at, window.end_at, totals)
+    }
 
-/// The budget's windows, current first (the current one with zero usage when it has no row yet).
-pub async fn windows(
-    pool: &Db,
-    organisation_id: &str,
-    id: &str,
-) -> Result<Vec<BudgetWindow>, AdminError> {
-    let budget = get(pool, organisation_id, id).await?;
-    let schedule = schedule(
-        budget.start_at,
-        &budget.timezone,
-        budget.period,
-        budget.end_at,
-    )?;
-    schedule::windows(pool, id, schedule, &BUDGET_WINDOWS).await
+    fn new_columns(
+        (currency, thresholds, rollover): Own,
+    ) -> Result<Vec<(&'static str, Param)>, AdminError> {
+        let thresholds = check_thresholds(thresholds)?;
+        Ok(vec![
+            ("currency", currency.unwrap_or_default().as_str().into()),
+            ("thresholds", to_json_text(&thresholds)?.into()),
+            ("rollover", rollover.unwrap_or(false).into()),
+        ])
+    }
+
+    fn apply_patch(
+        budget: &mut Budget,
+        (currency, thresholds, rollover): Own,
+    ) -> Result<(), AdminError> {
+        if let Some(currency) = currency {
+            budget.currency = currency;
+        }
+        if let Some(thresholds) = thresholds {
+            budget.thresholds = check_thresholds(Some(thresholds))?;
+        }
+        if let Some(rollover) = rollover {
+            budget.rollover = rollover;
+        }
+        Ok(())
+    }
+
+    fn patched_columns(budget: &Budget) -> Result<Vec<(&'static str, Param)>, AdminError> {
+        Ok(vec![
+            ("currency", budget.currency.as_str().into()),
+            ("thresholds", to_json_text(&budget.thresholds)?.into()),
+            ("rollover", budget.rollover.into()),
+        ])
+    }
 }
 
 const BUDGET_WINDOWS: WindowRows<BudgetWindow> = WindowRows {
-    select: "SELECT id, start_at, end_at, used_nanos, reserved_nanos FROM budget_windows \
-             WHERE budget_id = $1 ORDER BY start_at DESC LIMIT $2",
-    decode: |row| {
-        Ok(BudgetWindow {
-            id: Some(row.try_get("id")?),
-            start_at: from_ms(row.try_get("start_at")?),
-            end_at: from_ms(row.try_get("end_at")?),
-            used_nanos: row.try_get("used_nanos")?,
-            reserved_nanos: row.try_get("reserved_nanos")?,
-        })
-    },
-    start_of: |w| w.start_at,
-    empty: |start_at, end_at| BudgetWindow {
-        id: None,
+    table: "budget_windows",
+    rule_column: "budget_id",
+    totals: ("used_nanos", "reserved_nanos"),
+    make: |id, start_at, end_at, (used_nanos, reserved_nanos)| BudgetWindow {
+        id,
         start_at,
         end_at,
-        used_nanos: 0,
-        reserved_nanos: 0,
+        used_nanos,
+        reserved_nanos,
     },
+    start_of: |w| w.start_at,
 };
 
 #[cfg(test)]
@@ -394,7 +296,18 @@ mod tests {
     use chrono::Duration;
 
     use super::*;
+    use crate::services::ledger_rule::{self, list};
     use crate::services::test_support::{org, pool};
+    use crate::services::PageRequest;
+    use odock_store::db::Db;
+
+    async fn create(pool: &Db, org: &str, input: NewBudget) -> Result<Budget, AdminError> {
+        ledger_rule::create::<Budgets>(pool, org, input).await
+    }
+
+    async fn windows(pool: &Db, org: &str, id: &str) -> Result<Vec<BudgetWindow>, AdminError> {
+        ledger_rule::windows::<Budgets>(pool, org, id).await
+    }
 
     fn new(owner_type: OwnerType, owner_id: Option<&str>) -> NewBudget {
         NewBudget {
@@ -460,7 +373,7 @@ mod tests {
         assert_eq!(windows[0].id, None);
         assert_eq!(windows[0].start_at, budget.start_at);
         assert!(matches!(
-            super::windows(&pool, &b, &budget.id).await,
+            self::windows(&pool, &b, &budget.id).await,
             Err(AdminError::NotFound("budget"))
         ));
 
@@ -469,7 +382,7 @@ mod tests {
             active: Some(true),
         };
         assert_eq!(
-            list(&pool, Some(&a), &only_org, &PageRequest::default())
+            list::<Budgets>(&pool, Some(&a), &only_org, &PageRequest::default())
                 .await
                 .unwrap()
                 .data
@@ -480,10 +393,12 @@ mod tests {
             owner_type: None,
             active: Some(false),
         };
-        assert!(list(&pool, Some(&a), &inactive, &PageRequest::default())
-            .await
-            .unwrap()
-            .data
-            .is_empty());
+        assert!(
+            list::<Budgets>(&pool, Some(&a), &inactive, &PageRequest::default())
+                .await
+                .unwrap()
+                .data
+                .is_empty()
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! Grants: which API keys may call which targets, managed from either side. [`GrantTable`] is the
-//! logic for any grant table; this module also holds model grants (`api_key_model_access`,
-//! `/apikeys/{id}/model-access`, `/models/{id}/api-key-access`); MCP grants are
-//! [`super::mcp_grants`], the same table logic over `api_key_mcp_access`. Granting is idempotent.
+//! logic for any grant table and [`GrantKind`] names one (its table and its request body), so the
+//! API's handlers are written once over the kind; this module also holds model grants
+//! ([`ModelGrants`]: `api_key_model_access`, `/apikeys/{id}/model-access`,
+//! `/models/{id}/api-key-access`); MCP grants are [`super::mcp_grants::McpGrants`], the same logic
+//! over `api_key_mcp_access`. Granting is idempotent.
 
 use chrono::{DateTime, Utc};
 use odock_store::db::Db;
 use odock_store::db::DbRow;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -38,6 +41,19 @@ pub struct GrantModels {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantApiKeys {
     pub api_key_ids: Vec<String>,
+}
+
+/// One kind of grant target (models, MCP servers): the table logic and the body of a request
+/// granting a key targets. What differs between model and MCP grants is only this, so the
+/// services and the API handlers take the kind as a type parameter instead of being written twice.
+pub(crate) trait GrantKind: Send + Sync + 'static {
+    /// One grant, as returned by the API.
+    type Grant: Serialize + Send;
+    /// The body granting a key targets (`{"modelIds": [...]}`).
+    type Targets: DeserializeOwned + Send;
+    const TABLE: GrantTable<Self::Grant>;
+    /// The target ids a [`Self::Targets`] body names.
+    fn target_ids(targets: &Self::Targets) -> &[String];
 }
 
 /// One grant table: API keys on one side, one kind of target (models, MCP servers) on the other.
@@ -236,6 +252,18 @@ pub(crate) async fn check_ids(
     Ok(ids)
 }
 
+/// Model grants (`api_key_model_access`).
+pub(crate) struct ModelGrants;
+
+impl GrantKind for ModelGrants {
+    type Grant = ModelGrant;
+    type Targets = GrantModels;
+    const TABLE: GrantTable<ModelGrant> = MODEL_GRANTS;
+    fn target_ids(targets: &GrantModels) -> &[String] {
+        &targets.model_ids
+    }
+}
+
 const MODEL_GRANTS: GrantTable<ModelGrant> = GrantTable {
     table: "api_key_model_access",
     target_column: "model_id",
@@ -261,136 +289,100 @@ fn decode(row: &DbRow) -> Result<ModelGrant, sqlx::Error> {
     })
 }
 
-/// The models the key may call, by model name.
-pub async fn list_for_api_key(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-) -> Result<Vec<ModelGrant>, AdminError> {
-    MODEL_GRANTS
-        .for_api_key(pool, organisation_id, api_key_id)
-        .await
-}
-
-/// Grants the key every model in `model_ids` (all must be in the organisation); returns the key's
-/// complete grant list.
-pub async fn grant_models(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-    model_ids: &[String],
-) -> Result<Vec<ModelGrant>, AdminError> {
-    MODEL_GRANTS
-        .grant_targets(pool, organisation_id, api_key_id, model_ids)
-        .await
-}
-
-/// Removes one grant; 404 when the key, the model or the grant does not exist.
-pub async fn revoke_model(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-    model_id: &str,
-) -> Result<(), AdminError> {
-    MODEL_GRANTS
-        .revoke(pool, organisation_id, api_key_id, model_id)
-        .await
-}
-
-/// The keys that may call the model, by key name.
-pub async fn list_for_model(
-    pool: &Db,
-    organisation_id: &str,
-    model_id: &str,
-) -> Result<Vec<ModelGrant>, AdminError> {
-    MODEL_GRANTS
-        .for_target(pool, organisation_id, model_id)
-        .await
-}
-
-/// Grants every key in `api_key_ids` (all must be in the organisation) the model; returns the
-/// model's complete grant list.
-pub async fn grant_api_keys(
-    pool: &Db,
-    organisation_id: &str,
-    model_id: &str,
-    api_key_ids: &[String],
-) -> Result<Vec<ModelGrant>, AdminError> {
-    MODEL_GRANTS
-        .grant_api_keys(pool, organisation_id, model_id, api_key_ids)
-        .await
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use odock_core::ApiKeyType;
 
     use super::*;
     use crate::services::test_support::{org, pool};
     use crate::services::{api_keys, models};
 
+    /// One kind's grants from both sides, through the one table logic: `targets` are two targets of
+    /// organisation `a` (`names`, read from a grant by `name`), `foreign` one of organisation `b`.
+    pub(crate) async fn from_both_sides<K: GrantKind>(
+        pool: &Db,
+        (a, b): (&str, &str),
+        targets: [&str; 2],
+        foreign: &str,
+        names: [&str; 2],
+        name: fn(&K::Grant) -> &str,
+    ) {
+        let table = K::TABLE;
+        let key = api_keys::create(pool, a, api_keys::tests::new(ApiKeyType::Organisation))
+            .await
+            .unwrap()
+            .api_key;
+        let other_key = api_keys::create(pool, b, api_keys::tests::new(ApiKeyType::Organisation))
+            .await
+            .unwrap()
+            .api_key;
+
+        let ids = vec![targets[0].to_owned(), targets[0].to_owned()];
+        let grants = table.grant_targets(pool, a, &key.id, &ids).await.unwrap();
+        assert_eq!(grants.len(), 1);
+        assert_eq!(name(&grants[0]), names[0]);
+        // Idempotent.
+        let again = table.grant_targets(pool, a, &key.id, &ids).await.unwrap();
+        assert_eq!(again.len(), 1);
+
+        for missing in ["nope", foreign] {
+            let refused = table
+                .grant_targets(pool, a, &key.id, &[missing.to_owned()])
+                .await;
+            assert!(
+                matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == table.target_field)
+            );
+        }
+        let refused = table
+            .grant_api_keys(pool, a, targets[1], std::slice::from_ref(&other_key.id))
+            .await;
+        assert!(
+            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "apiKeyIds")
+        );
+
+        let for_second = table
+            .grant_api_keys(pool, a, targets[1], std::slice::from_ref(&key.id))
+            .await
+            .unwrap();
+        assert_eq!(for_second.len(), 1);
+        assert_eq!(table.for_api_key(pool, a, &key.id).await.unwrap().len(), 2);
+
+        table.revoke(pool, a, &key.id, targets[0]).await.unwrap();
+        assert!(matches!(
+            table.revoke(pool, a, &key.id, targets[0]).await,
+            Err(AdminError::NotFound(_))
+        ));
+        assert!(matches!(
+            table.for_target(pool, b, targets[1]).await,
+            Err(AdminError::NotFound(_))
+        ));
+        let left = table.for_api_key(pool, a, &key.id).await.unwrap();
+        assert_eq!(left.iter().map(name).collect::<Vec<_>>(), [names[1]]);
+    }
+
     #[tokio::test]
     async fn grants_from_both_sides() {
         let pool = pool().await;
         let a = org(&pool, "A").await;
         let b = org(&pool, "B").await;
-        let provider = models::tests::provider(&pool, &a).await;
-        let fast = models::create(&pool, &a, models::tests::new("fast", &provider))
-            .await
-            .unwrap();
-        let smart = models::create(&pool, &a, models::tests::new("smart", &provider))
-            .await
-            .unwrap();
-        let key = api_keys::create(&pool, &a, api_keys::tests::new(ApiKeyType::Organisation))
-            .await
-            .unwrap()
-            .api_key;
-        let other_key = api_keys::create(&pool, &b, api_keys::tests::new(ApiKeyType::Organisation))
-            .await
-            .unwrap()
-            .api_key;
-
-        let ids = vec![fast.id.clone(), fast.id.clone()];
-        let grants = grant_models(&pool, &a, &key.id, &ids).await.unwrap();
-        assert_eq!(grants.len(), 1);
-        assert_eq!(grants[0].model_name, "fast");
-        // Idempotent.
-        assert_eq!(
-            grant_models(&pool, &a, &key.id, &ids).await.unwrap().len(),
-            1
+        let (in_a, in_b) = (
+            models::tests::provider(&pool, &a).await,
+            models::tests::provider(&pool, &b).await,
         );
-
-        let refused = grant_models(&pool, &a, &key.id, &["nope".into()]).await;
-        assert!(
-            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "modelIds")
-        );
-        let refused =
-            grant_api_keys(&pool, &a, &smart.id, std::slice::from_ref(&other_key.id)).await;
-        assert!(
-            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "apiKeyIds")
-        );
-
-        let for_smart = grant_api_keys(&pool, &a, &smart.id, std::slice::from_ref(&key.id))
-            .await
-            .unwrap();
-        assert_eq!(for_smart.len(), 1);
-        assert_eq!(list_for_api_key(&pool, &a, &key.id).await.unwrap().len(), 2);
-
-        revoke_model(&pool, &a, &key.id, &fast.id).await.unwrap();
-        assert!(matches!(
-            revoke_model(&pool, &a, &key.id, &fast.id).await,
-            Err(AdminError::NotFound(_))
-        ));
-        assert!(matches!(
-            list_for_model(&pool, &b, &smart.id).await,
-            Err(AdminError::NotFound(_))
-        ));
-        let left = list_for_api_key(&pool, &a, &key.id).await.unwrap();
-        assert_eq!(
-            left.iter()
-                .map(|g| g.model_name.as_str())
-                .collect::<Vec<_>>(),
-            ["smart"]
-        );
+        let fast = models::tests::new("fast", &in_a);
+        let fast = models::create(&pool, &a, fast).await.unwrap().id;
+        let smart = models::tests::new("smart", &in_a);
+        let smart = models::create(&pool, &a, smart).await.unwrap().id;
+        let foreign = models::tests::new("fast", &in_b);
+        let foreign = models::create(&pool, &b, foreign).await.unwrap().id;
+        from_both_sides::<ModelGrants>(
+            &pool,
+            (&a, &b),
+            [&fast, &smart],
+            &foreign,
+            ["fast", "smart"],
+            |grant| grant.model_name.as_str(),
+        )
+        .await;
     }
 }

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::grants::GrantTable;
-use super::AdminError;
-use odock_store::db::{from_ms, Db, DbRow};
+use super::grants::{GrantKind, GrantTable};
+use odock_store::db::{from_ms, DbRow};
 
 /// One grant, as returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,6 +30,18 @@ pub struct GrantMcpServers {
 
 /// `POST .../mcp-servers/{id}/api-key-access` takes [`super::grants::GrantApiKeys`].
 pub use super::grants::GrantApiKeys;
+
+/// MCP grants (`api_key_mcp_access`).
+pub(crate) struct McpGrants;
+
+impl GrantKind for McpGrants {
+    type Grant = McpGrant;
+    type Targets = GrantMcpServers;
+    const TABLE: GrantTable<McpGrant> = MCP_GRANTS;
+    fn target_ids(targets: &GrantMcpServers) -> &[String] {
+        &targets.mcp_server_ids
+    }
+}
 
 const MCP_GRANTS: GrantTable<McpGrant> = GrantTable {
     table: "api_key_mcp_access",
@@ -58,74 +69,14 @@ fn decode(row: &DbRow) -> Result<McpGrant, sqlx::Error> {
     })
 }
 
-/// The MCP servers the key may call, by server name.
-pub async fn list_for_api_key(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-) -> Result<Vec<McpGrant>, AdminError> {
-    MCP_GRANTS
-        .for_api_key(pool, organisation_id, api_key_id)
-        .await
-}
-
-/// Grants the key every server in `server_ids` (all must be in the organisation); returns the key's
-/// complete MCP grant list.
-pub async fn grant_servers(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-    server_ids: &[String],
-) -> Result<Vec<McpGrant>, AdminError> {
-    MCP_GRANTS
-        .grant_targets(pool, organisation_id, api_key_id, server_ids)
-        .await
-}
-
-/// Removes one grant; 404 when the key, the server or the grant does not exist.
-pub async fn revoke_server(
-    pool: &Db,
-    organisation_id: &str,
-    api_key_id: &str,
-    server_id: &str,
-) -> Result<(), AdminError> {
-    MCP_GRANTS
-        .revoke(pool, organisation_id, api_key_id, server_id)
-        .await
-}
-
-/// The keys that may call the server, by key name.
-pub async fn list_for_server(
-    pool: &Db,
-    organisation_id: &str,
-    server_id: &str,
-) -> Result<Vec<McpGrant>, AdminError> {
-    MCP_GRANTS
-        .for_target(pool, organisation_id, server_id)
-        .await
-}
-
-/// Grants every key in `api_key_ids` (all must be in the organisation) the server; returns the
-/// server's complete grant list.
-pub async fn grant_api_keys(
-    pool: &Db,
-    organisation_id: &str,
-    server_id: &str,
-    api_key_ids: &[String],
-) -> Result<Vec<McpGrant>, AdminError> {
-    MCP_GRANTS
-        .grant_api_keys(pool, organisation_id, server_id, api_key_ids)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
-    use odock_core::ApiKeyType;
     use serde_json::json;
 
     use super::*;
+    use crate::services::grants::tests::from_both_sides;
+    use crate::services::mcp_servers;
     use crate::services::test_support::{org, pool};
-    use crate::services::{api_keys, mcp_servers};
     use odock_store::MasterKey;
 
     #[tokio::test]
@@ -146,57 +97,20 @@ mod tests {
                 )
                 .await
                 .unwrap()
+                .id
             }
         };
         let tools = server("tools", a.clone()).await;
         let search = server("search", a.clone()).await;
         let elsewhere = server("tools", b.clone()).await;
-        let key = api_keys::create(&pool, &a, api_keys::tests::new(ApiKeyType::Organisation))
-            .await
-            .unwrap()
-            .api_key;
-        let other_key = api_keys::create(&pool, &b, api_keys::tests::new(ApiKeyType::Organisation))
-            .await
-            .unwrap()
-            .api_key;
-
-        let ids = vec![tools.id.clone(), tools.id.clone()];
-        let grants = grant_servers(&pool, &a, &key.id, &ids).await.unwrap();
-        assert_eq!(grants.len(), 1);
-        assert_eq!(grants[0].mcp_server_slug, "tools");
-        assert_eq!(
-            grant_servers(&pool, &a, &key.id, &ids).await.unwrap().len(),
-            1
-        );
-
-        let refused = grant_servers(&pool, &a, &key.id, std::slice::from_ref(&elsewhere.id)).await;
-        assert!(
-            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "mcpServerIds")
-        );
-        let refused =
-            grant_api_keys(&pool, &a, &search.id, std::slice::from_ref(&other_key.id)).await;
-        assert!(
-            matches!(refused, Err(AdminError::Invalid { field: Some(f), .. }) if f == "apiKeyIds")
-        );
-        assert_eq!(
-            grant_api_keys(&pool, &a, &search.id, std::slice::from_ref(&key.id))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(list_for_api_key(&pool, &a, &key.id).await.unwrap().len(), 2);
-        revoke_server(&pool, &a, &key.id, &tools.id).await.unwrap();
-        assert!(matches!(
-            revoke_server(&pool, &a, &key.id, &tools.id).await,
-            Err(AdminError::NotFound(_))
-        ));
-        assert!(matches!(
-            list_for_server(&pool, &b, &search.id).await,
-            Err(AdminError::NotFound(_))
-        ));
-        let left = list_for_api_key(&pool, &a, &key.id).await.unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].mcp_server_slug, "search");
+        from_both_sides::<McpGrants>(
+            &pool,
+            (&a, &b),
+            [&tools, &search],
+            &elsewhere,
+            ["tools", "search"],
+            |grant| grant.mcp_server_slug.as_str(),
+        )
+        .await;
     }
 }

@@ -26,6 +26,7 @@ pub mod api_keys;
 pub mod budgets;
 pub mod grants;
 pub mod invitations;
+pub(crate) mod ledger_rule;
 pub mod mcp_grants;
 pub mod mcp_servers;
 pub mod models;

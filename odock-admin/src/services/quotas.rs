@@ -1,21 +1,18 @@
 //! Quotas (`/api/organisations/{organisationId}/quotas`): limits on a metric (requests, tokens,
-//! errors, cost, latency) per calendar window. Same owners and schedule as [`super::budgets`].
+//! errors, cost, latency) per calendar window. Same owners, schedule, creation, update and windows
+//! as [`super::budgets`] (one ledger rule over its kind, the `ledger_rule` module).
 
 use chrono::{DateTime, Utc};
-use odock_core::{new_object_id, BudgetPeriod, OwnerType, QuotaMetric};
-use odock_store::db::Db;
-use odock_store::db::DbRow;
+use odock_core::{BudgetPeriod, CacheKind, LedgerKind, OwnerType, QuotaMetric};
+use odock_store::db::{from_ms, DbRow, Param};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::budgets::OwnerFilter;
-use super::organisations::ensure_exists;
-use super::schedule::{
-    self, check_owner, decode_owner, filter_conditions, new_span, owner_columns, patch_span,
-    schedule, Span, WindowRows,
+use super::ledger_rule::{
+    common_rule_fields, NewRule, RuleFields, RuleKind, RulePatch, WindowTotalsMut,
 };
-use super::{nullable, parse_column, required_text, AdminError, Page, PageRequest, Scoped};
-use odock_store::db::{from_ms, now_ms, to_ms};
+use super::schedule::{decode_owner, WindowRows};
+use super::{nullable, parse_column, AdminError, Scoped};
 
 /// A quota, as returned by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -105,14 +102,6 @@ const COLUMNS: &str =
     "id, organisation_id, name, owner_type, team_id, user_id, api_key_id, metric, limit_value, \
      period, start_at, timezone, end_at, active, created_at, updated_at";
 
-fn check_limit(limit: i64) -> Result<i64, AdminError> {
-    if limit > 0 {
-        Ok(limit)
-    } else {
-        Err(AdminError::field("limit", "limit must be greater than 0"))
-    }
-}
-
 const QUOTAS: Scoped<Quota> = Scoped {
     table: "quotas",
     columns: COLUMNS,
@@ -141,196 +130,87 @@ fn decode(row: &DbRow) -> Result<Quota, sqlx::Error> {
     })
 }
 
-pub async fn create(
-    pool: &Db,
-    organisation_id: &str,
-    input: NewQuota,
-) -> Result<Quota, AdminError> {
-    ensure_exists(pool, organisation_id).await?;
-    let name = required_text("name", &input.name, 200)?;
-    let owner_id = check_owner(pool, organisation_id, input.owner_type, input.owner_id).await?;
-    let limit = check_limit(input.limit)?;
-    let Span {
-        start_at,
-        timezone,
-        end_at,
-    } = new_span(input.start_at, input.timezone.as_deref(), input.end_at)?;
-    let (team_id, user_id, api_key_id) = owner_columns(input.owner_type, owner_id.as_deref());
-    let now = now_ms();
-    let id = new_object_id();
-    sqlx::query(
-        "INSERT INTO quotas (id, organisation_id, name, owner_type, team_id, user_id, api_key_id, metric, \
-         limit_value, period, start_at, timezone, end_at, active, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-    )
-    .bind(&id)
-    .bind(organisation_id)
-    .bind(&name)
-    .bind(input.owner_type.as_str())
-    .bind(team_id)
-    .bind(user_id)
-    .bind(api_key_id)
-    .bind(input.metric.as_str())
-    .bind(limit)
-    .bind(input.period.as_str())
-    .bind(to_ms(start_at))
-    .bind(&timezone)
-    .bind(end_at.map(to_ms))
-    .bind(i64::from(input.active.unwrap_or(true)))
-    .bind(now)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    get(pool, organisation_id, &id).await
-}
+/// Quotas as a ledger rule kind: an integer `limit` on a metric, which a quota adds (and never
+/// changes).
+pub(crate) struct Quotas;
 
-pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Quota, AdminError> {
-    QUOTAS.get(pool, organisation_id, id).await
-}
+impl RuleKind for Quotas {
+    type Rule = Quota;
+    type New = NewQuota;
+    type Patch = QuotaPatch;
+    type Window = QuotaWindow;
+    type NewExtra = QuotaMetric;
+    type PatchExtra = ();
+    const ROWS: Scoped<Quota> = QUOTAS;
+    const WINDOWS: WindowRows<QuotaWindow> = QUOTA_WINDOWS;
+    const LIMIT: (&'static str, &'static str) = ("limit_value", "limit");
+    const CACHE: CacheKind = CacheKind::Quota;
+    const LEDGER: LedgerKind = LedgerKind::Quota;
 
-/// The organisation's quotas; with `organisation_id = None`, every organisation's (SUPER_ADMIN).
-pub async fn list(
-    pool: &Db,
-    organisation_id: Option<&str>,
-    filter: &OwnerFilter,
-    page: &PageRequest,
-) -> Result<Page<Quota>, AdminError> {
-    QUOTAS
-        .list(pool, organisation_id, &filter_conditions(filter), page)
-        .await
-}
+    common_rule_fields!(limit, new: |new| new.metric, patch: |patch| ());
 
-pub async fn update(
-    pool: &Db,
-    organisation_id: &str,
-    id: &str,
-    patch: QuotaPatch,
-) -> Result<Quota, AdminError> {
-    let mut current = get(pool, organisation_id, id).await?;
-    if let Some(name) = patch.name {
-        current.name = required_text("name", &name, 200)?;
+    fn window_totals(window: &mut QuotaWindow) -> WindowTotalsMut<'_> {
+        let totals = (&mut window.used, &mut window.reserved);
+        (window.start_at, window.end_at, totals)
     }
-    if let Some(limit) = patch.limit {
-        current.limit = check_limit(limit)?;
-    }
-    if let Some(period) = patch.period {
-        current.period = period;
-    }
-    patch_span(
-        &mut current.start_at,
-        &mut current.timezone,
-        &mut current.end_at,
-        patch.start_at,
-        patch.timezone,
-        patch.end_at,
-    )?;
-    if let Some(active) = patch.active {
-        current.active = active;
-    }
-    let result = sqlx::query(
-        "UPDATE quotas SET name = $1, limit_value = $2, period = $3, start_at = $4, timezone = $5, end_at = $6, \
-         active = $7, updated_at = $8 WHERE id = $9 AND organisation_id = $10",
-    )
-    .bind(&current.name)
-    .bind(current.limit)
-    .bind(current.period.as_str())
-    .bind(to_ms(current.start_at))
-    .bind(&current.timezone)
-    .bind(current.end_at.map(to_ms))
-    .bind(i64::from(current.active))
-    .bind(now_ms())
-    .bind(id)
-    .bind(organisation_id)
-    .execute(pool)
-    .await?;
-    QUOTAS.touched(&result)?;
-    get(pool, organisation_id, id).await
-}
 
-/// Deletes the quota with its windows (cascade).
-pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
-    QUOTAS.delete(pool, organisation_id, id).await
-}
+    fn new_columns(metric: QuotaMetric) -> Result<Vec<(&'static str, Param)>, AdminError> {
+        Ok(vec![("metric", metric.as_str().into())])
+    }
 
-/// The quota's windows, current first (the current one with zero usage when it has no row yet).
-pub async fn windows(
-    pool: &Db,
-    organisation_id: &str,
-    id: &str,
-) -> Result<Vec<QuotaWindow>, AdminError> {
-    let quota = get(pool, organisation_id, id).await?;
-    let schedule = schedule(quota.start_at, &quota.timezone, quota.period, quota.end_at)?;
-    schedule::windows(pool, id, schedule, &QUOTA_WINDOWS).await
+    fn apply_patch(_: &mut Quota, (): ()) -> Result<(), AdminError> {
+        Ok(())
+    }
+
+    fn patched_columns(_: &Quota) -> Result<Vec<(&'static str, Param)>, AdminError> {
+        Ok(Vec::new())
+    }
 }
 
 const QUOTA_WINDOWS: WindowRows<QuotaWindow> = WindowRows {
-    select: "SELECT id, start_at, end_at, used, reserved FROM quota_windows \
-             WHERE quota_id = $1 ORDER BY start_at DESC LIMIT $2",
-    decode: |row| {
-        Ok(QuotaWindow {
-            id: Some(row.try_get("id")?),
-            start_at: from_ms(row.try_get("start_at")?),
-            end_at: from_ms(row.try_get("end_at")?),
-            used: row.try_get("used")?,
-            reserved: row.try_get("reserved")?,
-        })
-    },
-    start_of: |w| w.start_at,
-    empty: |start_at, end_at| QuotaWindow {
-        id: None,
+    table: "quota_windows",
+    rule_column: "quota_id",
+    totals: ("used", "reserved"),
+    make: |id, start_at, end_at, (used, reserved)| QuotaWindow {
+        id,
         start_at,
         end_at,
-        used: 0,
-        reserved: 0,
+        used,
+        reserved,
     },
+    start_of: |w| w.start_at,
 };
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::services::ledger_rule::{create, windows};
     use crate::services::test_support::{org, pool};
+    use odock_store::db::{now_ms, to_ms};
+
+    pub(crate) fn new(limit: i64) -> NewQuota {
+        NewQuota {
+            name: "rpm".into(),
+            owner_type: OwnerType::Org,
+            owner_id: None,
+            metric: QuotaMetric::Requests,
+            limit,
+            period: BudgetPeriod::Daily,
+            start_at: None,
+            timezone: Some("Europe/Paris".into()),
+            end_at: None,
+            active: None,
+        }
+    }
 
     #[tokio::test]
     async fn windows_prefer_the_ledger_row() {
         let pool = pool().await;
         let a = org(&pool, "A").await;
-        let quota = create(
-            &pool,
-            &a,
-            NewQuota {
-                name: "rpm".into(),
-                owner_type: OwnerType::Org,
-                owner_id: None,
-                metric: QuotaMetric::Requests,
-                limit: 0,
-                period: BudgetPeriod::Daily,
-                start_at: None,
-                timezone: Some("Europe/Paris".into()),
-                end_at: None,
-                active: None,
-            },
-        )
-        .await;
+        let quota = create::<Quotas>(&pool, &a, new(0)).await;
         assert!(matches!(quota, Err(AdminError::Invalid { field: Some(f), .. }) if f == "limit"));
-        let quota = create(
-            &pool,
-            &a,
-            NewQuota {
-                name: "rpm".into(),
-                owner_type: OwnerType::Org,
-                owner_id: None,
-                metric: QuotaMetric::Requests,
-                limit: 100,
-                period: BudgetPeriod::Daily,
-                start_at: None,
-                timezone: Some("Europe/Paris".into()),
-                end_at: None,
-                active: None,
-            },
-        )
-        .await
-        .unwrap();
-        let computed = windows(&pool, &a, &quota.id).await.unwrap();
+        let quota = create::<Quotas>(&pool, &a, new(100)).await.unwrap();
+        let computed = windows::<Quotas>(&pool, &a, &quota.id).await.unwrap();
         assert_eq!(computed.len(), 1);
         assert_eq!(computed[0].id, None);
         let now = now_ms();
@@ -346,7 +226,7 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        let stored = windows(&pool, &a, &quota.id).await.unwrap();
+        let stored = windows::<Quotas>(&pool, &a, &quota.id).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].id.as_deref(), Some("w1"));
         assert_eq!((stored[0].used, stored[0].reserved), (7, 2));

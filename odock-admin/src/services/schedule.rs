@@ -213,7 +213,7 @@ fn current_first<W>(
     mut rows: Vec<W>,
     current: Option<(DateTime<Utc>, DateTime<Utc>)>,
     start_of: fn(&W) -> DateTime<Utc>,
-    empty: fn(DateTime<Utc>, DateTime<Utc>) -> W,
+    empty: impl FnOnce(DateTime<Utc>, DateTime<Utc>) -> W,
 ) -> Vec<W> {
     rows.sort_by_key(|w| std::cmp::Reverse(start_of(w)));
     if let Some((start, end)) = current {
@@ -228,33 +228,63 @@ fn current_first<W>(
     rows
 }
 
-/// How one kind of window row is read: its query (bound to the rule id and [`MAX_WINDOWS`]) and
-/// the API object of a stored and of a not-yet-stored window.
+/// A window from its id, start, end and `(used, reserved)`.
+pub(crate) type MakeWindow<W> = fn(Option<String>, DateTime<Utc>, DateTime<Utc>, (i64, i64)) -> W;
+
+/// How one kind of window row is read: its table, and the API object of a window from its id
+/// (`None` while the ledger has not created its row), span and `(used, reserved)` totals. Budget
+/// and quota windows differ only in these names, so reading and ordering them is written once.
 pub(crate) struct WindowRows<W> {
-    /// `SELECT ... WHERE <rule fk> = ? ORDER BY start_at DESC LIMIT ?`.
-    pub select: &'static str,
-    pub decode: fn(&DbRow) -> Result<W, sqlx::Error>,
+    /// The window table (`budget_windows`).
+    pub table: &'static str,
+    /// Its column naming the rule (`budget_id`).
+    pub rule_column: &'static str,
+    /// Its `used` and `reserved` columns (`used_nanos`, `reserved_nanos`).
+    pub totals: (&'static str, &'static str),
+    pub make: MakeWindow<W>,
     pub start_of: fn(&W) -> DateTime<Utc>,
-    pub empty: fn(DateTime<Utc>, DateTime<Utc>) -> W,
 }
 
-/// A rule's stored windows, ordered by [`current_first`] against the window of `schedule` running
-/// now.
+impl<W> WindowRows<W> {
+    fn decode(&self, row: &DbRow) -> Result<W, sqlx::Error> {
+        Ok((self.make)(
+            Some(row.try_get("id")?),
+            from_ms(row.try_get("start_at")?),
+            from_ms(row.try_get("end_at")?),
+            (row.try_get("used")?, row.try_get("reserved")?),
+        ))
+    }
+
+    fn empty(&self, start_at: DateTime<Utc>, end_at: DateTime<Utc>) -> W {
+        (self.make)(None, start_at, end_at, (0, 0))
+    }
+}
+
+/// A rule's stored windows (at most [`MAX_WINDOWS`], newest first), ordered by [`current_first`]
+/// against the window of `schedule` running now.
 pub(crate) async fn windows<W>(
     pool: &Db,
     rule_id: &str,
     schedule: Schedule,
     kind: &WindowRows<W>,
 ) -> Result<Vec<W>, AdminError> {
-    let rows = sqlx::query(kind.select)
+    let (used, reserved) = kind.totals;
+    let sql = format!(
+        "SELECT id, start_at, end_at, {used} AS used, {reserved} AS reserved FROM {} \
+         WHERE {} = $1 ORDER BY start_at DESC LIMIT $2",
+        kind.table, kind.rule_column
+    );
+    let rows = sqlx::query(&sql)
         .bind(rule_id)
         .bind(MAX_WINDOWS)
         .fetch_all(pool)
         .await?;
     let rows = rows
         .iter()
-        .map(kind.decode)
+        .map(|row| kind.decode(row))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let current = schedule.window_at(Utc::now()).map(|w| (w.start, w.end));
-    Ok(current_first(rows, current, kind.start_of, kind.empty))
+    Ok(current_first(rows, current, kind.start_of, |start, end| {
+        kind.empty(start, end)
+    }))
 }
