@@ -22,6 +22,9 @@
 //! ```
 
 pub mod admission;
+/// The route table as an axum router (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum_routes;
 pub mod body;
 pub mod cache;
 pub mod clock;
@@ -36,6 +39,7 @@ pub mod ids;
 pub mod key_store;
 pub mod layers;
 pub mod ledger;
+pub mod lifecycle;
 pub mod mcp;
 pub mod mcp_server;
 pub mod mcp_sessions;
@@ -57,6 +61,8 @@ pub mod unified;
 pub mod usage;
 pub mod windows;
 
+#[cfg(all(test, feature = "axum"))]
+mod axum_routes_tests;
 #[cfg(test)]
 mod gateway_mcp_tests;
 #[cfg(test)]
@@ -74,7 +80,7 @@ pub use error::{
     AuthError, BudgetError, GatewayError, HttpError, McpError, ProviderError, QuotaError,
     RateLimitError, RequestError, ResolveError,
 };
-pub use gateway::{GatewayBuilder, GatewayService};
+pub use gateway::{Front, GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
@@ -83,6 +89,7 @@ pub use ledger::{
     RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly,
     ThresholdCrossing, WindowCharge, WindowTotals, QUOTA_THRESHOLDS,
 };
+pub use lifecycle::Background;
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
 pub use mcp_sessions::{InMemoryMcpSessionDirectory, McpSessionDirectory, SessionDirectoryError};
