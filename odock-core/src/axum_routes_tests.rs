@@ -1,6 +1,7 @@
 //! The library route table (`axum_routes::llm_router`) over an in-memory gateway: every LLM path
 //! reaches its own endpoint's stack, the Gemini path is split by method, the ungoverned routes
 //! answer, and what is not a route is 404.
+#![cfg(feature = "axum")]
 
 use std::sync::Arc;
 

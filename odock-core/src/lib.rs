@@ -61,7 +61,7 @@ pub mod unified;
 pub mod usage;
 pub mod windows;
 
-#[cfg(all(test, feature = "axum"))]
+#[cfg(test)]
 mod axum_routes_tests;
 #[cfg(test)]
 mod gateway_mcp_tests;
