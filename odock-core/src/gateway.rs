@@ -43,7 +43,8 @@
 //! authentication) and MCP resolution ([`McpResolveLayer`] in place of 6: server, grant, scope,
 //! tool rules; writes `Arc<ResolvedMcpServer>`, [`McpRequest`](crate::layers::McpRequest) and
 //! `Governed` with the server as policy target). The innermost service, which talks to the MCP
-//! server over its transport, is the embedder's (`odock-server` builds it on `odock-mcp`).
+//! server over its transport, is the embedder's: `odock_mcp::McpCall` (what the server mounts,
+//! through `odock_mcp::axum_routes::mcp_router`) or its own.
 
 use std::convert::Infallible;
 use std::sync::Arc;

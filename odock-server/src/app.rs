@@ -141,12 +141,14 @@ impl App {
         circuit_clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let stores = connect_stores(config).await?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|entry| StartError::Config(format!("trusted proxy `{entry}`")))?;
         let mut obs = start_observability(config, &stores)?;
         let governed = build_governance(config, &stores, &obs, circuit_clock).await?;
         let mcp = build_mcp(config, &governed, &obs.metrics);
         let gateway = gateway_router(config, &stores, &governed, mcp.transports, &mcp.affinity);
         let (admin, auth_settings) = admin_router(config, &stores, &governed, &obs);
-        let router = server_router(config, gateway, admin, auth_settings, &obs)?;
+        let router = server_router(config, gateway, admin, auth_settings, trusted_proxies, &obs);
         let usage = governed.usage.clone();
         let background = background(config, &stores, governed, &mut obs);
         Ok(Self {
@@ -564,10 +566,9 @@ fn server_router(
     gateway: Router,
     admin: Router,
     auth_settings: admin::session::AuthSettings,
+    trusted_proxies: TrustedProxies,
     obs: &Observability,
-) -> Result<Router, StartError> {
-    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
-        .map_err(|entry| StartError::Config(format!("trusted proxy `{entry}`")))?;
+) -> Router {
     let limits = RequestLimits::new(LimitSettings {
         max_in_flight: config.max_in_flight_requests,
         max_buffered_body_bytes: config.max_buffered_body_bytes,
@@ -594,7 +595,7 @@ fn server_router(
         metrics: obs.metrics.clone(),
         access_log: obs.access_log,
     };
-    Ok(router
+    router
         .merge(admin)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -607,7 +608,7 @@ fn server_router(
             limits,
             routes::limits::limits,
         ))
-        .layer(RequestIdLayer))
+        .layer(RequestIdLayer)
 }
 
 /// The background work, in the order shutdown stops it: first every loop (usage retention, the
