@@ -1,6 +1,9 @@
-//! Odock's governance in your own axum app: `POST /v1/chat/completions` through the full stack
-//! (auth, metering, grants, rate limits, a budget) over in-memory stores and a local stand-in for
-//! OpenAI (`StaticProvider`, a test double of the `testing` feature), next to a route of your own.
+//! Odock's governance in your own axum app: the gateway's whole LLM route table
+//! (`odock::core::axum_routes::llm_router`, feature `axum`: the one the reference server mounts —
+//! `POST /v1/chat/completions` and every other LLM route, the model lists, key validation) through
+//! the full stack (auth, metering, grants, rate limits, a budget) over in-memory stores and a local
+//! stand-in for OpenAI (`StaticProvider`, a test double of the `testing` feature), next to a route
+//! of your own. Ctrl-C stops it; the gateway's `Background` handle then flushes usage.
 //! ```text
 //! cargo run --example embed_axum
 //! curl -s localhost:3000/v1/chat/completions -H 'authorization: Bearer sk_demo' \
@@ -11,16 +14,18 @@
 
 use std::sync::Arc;
 
-use axum::routing::{get, post_service};
+use axum::routing::get;
 use axum::Router;
+use odock::core::axum_routes::llm_router;
 use odock::core::testing::StaticProvider;
 use odock::core::{
-    usd_to_nanos, BudgetPeriod, Endpoint, GatewayBuilder, InMemoryKeyStore, InMemoryLedger,
+    usd_to_nanos, Background, BudgetPeriod, GatewayBuilder, InMemoryKeyStore, InMemoryLedger,
     InMemoryUsageSink, LedgerRule, ModelPricing, Principal, ProviderRegistry, ProviderType,
     ResolvedModel, ResolvedProvider, StaticRuleSource,
 };
 
-pub fn app(usage: InMemoryUsageSink) -> Router {
+/// The app's router and the gateway's background work (stopped after serving).
+pub fn app(usage: InMemoryUsageSink) -> (Router, Background) {
     let keys = InMemoryKeyStore::new();
     keys.insert_key("sk_demo", Principal::organisation_key("acme", "key-demo"));
     let openai = ResolvedProvider::new("openai", ProviderType::OpenAi, "https://api.openai.com/v1");
@@ -43,17 +48,21 @@ pub fn app(usage: InMemoryUsageSink) -> Router {
         ProviderRegistry::new().with(ProviderType::OpenAi, Arc::new(StaticProvider::default()));
     let gateway = GatewayBuilder::new(Arc::new(keys), providers, Arc::new(usage)).ledger(ledger);
 
-    Router::new()
-        .route(
-            "/v1/chat/completions",
-            post_service(gateway.llm(Endpoint::ChatCompletions)),
-        )
-        .route("/hello", get(|| async { "an ordinary route of your app" }))
+    let router =
+        llm_router(&gateway).route("/hello", get(|| async { "an ordinary route of your app" }));
+    (router, gateway.background())
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(InMemoryUsageSink::new())).await
+    let (router, mut background) = app(InMemoryUsageSink::new());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    background.shutdown().await;
+    Ok(())
 }

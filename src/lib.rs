@@ -4,7 +4,9 @@
 //! traits ([`core`]) — the default, with in-memory key store, ledgers and usage sink — and, behind
 //! opt-in features, the MCP transports (`mcp`), the upstream providers (`providers`), the SQL stores
 //! (`store`), the management plane (`admin`), the Redis shared state for several replicas (`redis`)
-//! and the reference server (`server`, which brings all of them).
+//! and the reference server (`server`, which brings all of them). With `axum`, the route tables
+//! the server mounts are available as axum routers: `core::axum_routes::llm_router` and, with
+//! `mcp` too, `mcp::axum_routes::mcp_router`.
 //!
 //! See `examples/embed_axum.rs` for mounting the governance stack in your own axum app, and
 //! `examples/governed_handler.rs` for putting it in front of a handler of your own.

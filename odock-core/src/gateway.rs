@@ -32,12 +32,19 @@
 //! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream, or
 //!    makes the `RoutePlan`'s attempts.
 //!
+//! Steps 1–5 are the *front* every route shares ([`GatewayBuilder::front`], one function; a
+//! [`Front`] value says which optional steps a route has), steps 6–7 the *inner* stack of the LLM
+//! routes (and, for MCP, of the MCP route). Each order is written once, in those functions.
+//! The model-list and key-validation routes have the [`Front::Plain`] front only: request id,
+//! error → response, authentication.
+//!
 //! The MCP route ([`GatewayBuilder::mcp`]) is the same stack with two MCP layers: the reference
 //! check ([`McpRefLayer`], between 3 and 4: a path without a server reference is 400 before
 //! authentication) and MCP resolution ([`McpResolveLayer`] in place of 6: server, grant, scope,
 //! tool rules; writes `Arc<ResolvedMcpServer>`, [`McpRequest`](crate::layers::McpRequest) and
 //! `Governed` with the server as policy target). The innermost service, which talks to the MCP
-//! server over its transport, is the embedder's (`odock-server` builds it on `odock-mcp`).
+//! server over its transport, is the embedder's: `odock_mcp::McpCall` (what the server mounts,
+//! through `odock_mcp::axum_routes::mcp_router`) or its own.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -46,6 +53,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use serde_json::json;
 use tower::util::BoxCloneSyncService;
+use tower::util::MapRequestLayer;
 use tower::ServiceBuilder;
 
 use crate::admission::{Admission, LocalAdmission};
@@ -62,6 +70,7 @@ use crate::layers::{
     RequestIdLayer, ResolveLayer, TraceLayer, TraceStageLayer,
 };
 use crate::ledger::InMemoryLedger;
+use crate::lifecycle::Background;
 use crate::principal::Principal;
 use crate::provider::ProviderRegistry;
 use crate::routing::{Routing, RoutingLayer};
@@ -179,6 +188,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// The background work of this gateway, to stop with [`Background::shutdown`] once requests
+    /// are drained: the usage sink's flush (so every accepted request's record is in the sink).
+    /// Core starts no long-lived task; an embedder adds its own tasks and drains to the handle.
+    pub fn background(&self) -> Background {
+        let usage = self.usage.clone();
+        let mut background = Background::new();
+        background.drain("usage", move || async move {
+            if let Err(error) = usage.flush().await {
+                tracing::error!(%error, "usage records could not be flushed");
+            }
+        });
+        background
+    }
+
     /// The key store every stack authenticates and resolves through.
     pub fn key_store(&self) -> &Arc<dyn KeyStore> {
         &self.key_store
@@ -241,17 +264,71 @@ impl GatewayBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.front(Front::Llm(endpoint), self.llm_inner(inner, routing))
+    }
+
+    /// The front every gateway route shares, outermost first (steps 1–5 of the module docs):
+    /// endpoint, request id, trace, error → response, (MCP reference), authentication, metering.
+    /// [`Front`] says which of the optional steps a route has; the order is written only here.
+    ///
+    /// `inner` receives authenticated (and, for governed fronts, metered) requests with their body
+    /// still unread. An embedder puts its own route behind the gateway's authentication and
+    /// metering with it; [`llm`](Self::llm) and [`mcp`](Self::mcp) put their inner stacks here.
+    pub fn front<B, S>(&self, front: Front, inner: S) -> GatewayService<B>
+    where
+        B: Send + 'static,
+        S: tower::Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let endpoint = front.endpoint();
+        let governed = endpoint.is_some();
         let service = ServiceBuilder::new()
-            .map_request(move |mut req: Request<B>| {
-                req.extensions_mut().insert(endpoint);
-                req
-            })
+            .option_layer(endpoint.map(|endpoint| {
+                MapRequestLayer::new(move |mut req: Request<B>| {
+                    req.extensions_mut().insert(endpoint);
+                    req
+                })
+            }))
             .layer(RequestIdLayer)
-            .option_layer(self.trace_layer())
+            .option_layer(self.trace_layer().filter(|_| governed))
             .layer(ErrorResponseLayer)
-            .option_layer(self.stage(stage::AUTH))
+            .option_layer(matches!(front, Front::Mcp).then_some(McpRefLayer))
+            .option_layer(self.stage(stage::AUTH).filter(|_| governed))
             .layer(self.auth_layer())
-            .layer(MeteringLayer::new(self.usage.clone()))
+            .option_layer(governed.then(|| MeteringLayer::new(self.usage.clone())))
+            .service(inner);
+        BoxCloneSyncService::new(service)
+    }
+
+    /// The LLM inner stack (steps 6–7): resolution, routing (when given), admission, then `inner`.
+    fn llm_inner<B, S>(
+        &self,
+        inner: S,
+        routing: Option<RoutingLayer>,
+    ) -> impl tower::Service<
+        Request<B>,
+        Response = Response<GatewayBody>,
+        Error = GatewayError,
+        Future: Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        ServiceBuilder::new()
             .option_layer(self.stage(stage::RESOLVE))
             .layer(ResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
             .option_layer(
@@ -263,11 +340,43 @@ impl GatewayBuilder {
             .option_layer(routing)
             .option_layer(self.stage(stage::ADMISSION))
             .layer(self.admission_layer())
-            .service(inner);
-        BoxCloneSyncService::new(service)
+            .service(inner)
     }
 
-    /// The full governed stack for the MCP route, in front of `call` (the transport dispatch).
+    /// The MCP inner stack: MCP resolution (server, grant, scope, tool rules), admission, then
+    /// `call`.
+    fn mcp_inner<B, S>(
+        &self,
+        call: S,
+    ) -> impl tower::Service<
+        Request<B>,
+        Response = Response<GatewayBody>,
+        Error = GatewayError,
+        Future: Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        ServiceBuilder::new()
+            .option_layer(self.stage(stage::RESOLVE))
+            .layer(McpResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
+            .option_layer(self.stage(stage::ADMISSION))
+            .layer(self.admission_layer())
+            .service(call)
+    }
+
+    /// The governed MCP route: the MCP front, then [`mcp_inner`](Self::mcp_inner) in front of
+    /// `call`, the embedder's service that talks to the MCP server.
     pub fn mcp<B, S>(&self, call: S) -> GatewayService<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -279,24 +388,7 @@ impl GatewayBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
-        let service = ServiceBuilder::new()
-            .map_request(|mut req: Request<B>| {
-                req.extensions_mut().insert(Endpoint::Mcp);
-                req
-            })
-            .layer(RequestIdLayer)
-            .option_layer(self.trace_layer())
-            .layer(ErrorResponseLayer)
-            .layer(McpRefLayer)
-            .option_layer(self.stage(stage::AUTH))
-            .layer(self.auth_layer())
-            .layer(MeteringLayer::new(self.usage.clone()))
-            .option_layer(self.stage(stage::RESOLVE))
-            .layer(McpResolveLayer::new(self.key_store.clone()).max_body_bytes(self.max_body_bytes))
-            .option_layer(self.stage(stage::ADMISSION))
-            .layer(self.admission_layer())
-            .service(call);
-        BoxCloneSyncService::new(service)
+        self.front(Front::Mcp, self.mcp_inner(call))
     }
 
     /// `GET /v1/models` (every granted model, `family = None`) and the family model lists
@@ -306,34 +398,31 @@ impl GatewayBuilder {
         B: Send + 'static,
     {
         let store = self.key_store.clone();
-        let service = ServiceBuilder::new()
-            .layer(RequestIdLayer)
-            .layer(ErrorResponseLayer)
-            .layer(self.auth_layer())
-            .service_fn(move |req: Request<B>| {
-                let store = store.clone();
-                async move {
-                    let principal = req.extensions().get::<Principal>().ok_or_else(|| {
-                        GatewayError::Internal("model list needs a principal".into())
-                    })?;
-                    let models = store.granted_models(principal).await?;
-                    let data: Vec<_> = models
-                        .iter()
-                        .filter(|m| family.is_none_or(|f| m.provider.provider_type == f))
-                        .map(|m| {
-                            json!({
-                                "id": m.name,
-                                "object": "model",
-                                "created": 0,
-                                "owned_by": m.provider.provider_type.family(),
-                                "type": m.model_type,
-                            })
+        let service = tower::service_fn(move |req: Request<B>| {
+            let store = store.clone();
+            async move {
+                let principal = req
+                    .extensions()
+                    .get::<Principal>()
+                    .ok_or_else(|| GatewayError::Internal("model list needs a principal".into()))?;
+                let models = store.granted_models(principal).await?;
+                let data: Vec<_> = models
+                    .iter()
+                    .filter(|m| family.is_none_or(|f| m.provider.provider_type == f))
+                    .map(|m| {
+                        json!({
+                            "id": m.name,
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": m.provider.provider_type.family(),
+                            "type": m.model_type,
                         })
-                        .collect();
-                    Ok::<_, GatewayError>(json_response(&json!({"object": "list", "data": data})))
-                }
-            });
-        BoxCloneSyncService::new(service)
+                    })
+                    .collect();
+                Ok::<_, GatewayError>(json_response(&json!({"object": "list", "data": data})))
+            }
+        });
+        self.front(Front::Plain, service)
     }
 
     /// `POST /v1/keys/validate`: authenticates the presented key and describes it, or answers with
@@ -342,32 +431,53 @@ impl GatewayBuilder {
     where
         B: Send + 'static,
     {
-        let service = ServiceBuilder::new()
-            .layer(RequestIdLayer)
-            .layer(ErrorResponseLayer)
-            .layer(self.auth_layer())
-            .service_fn(|req: Request<B>| async move {
-                let principal = req
-                    .extensions()
-                    .get::<Principal>()
-                    .ok_or_else(|| GatewayError::Internal("validation needs a principal".into()))?;
-                let body = json!({
-                    "valid": true,
-                    "apiKeyId": principal.api_key_id,
-                    "organisationId": principal.organisation_id,
-                    "type": principal.key_type,
-                    "teamId": principal.team_id,
-                    "userId": principal.user_id,
-                    "expiresAt": principal.expires_at,
-                });
-                let mut response = Response::new(full(body.to_string()));
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                Ok::<_, GatewayError>(response)
+        let service = tower::service_fn(|req: Request<B>| async move {
+            let principal = req
+                .extensions()
+                .get::<Principal>()
+                .ok_or_else(|| GatewayError::Internal("validation needs a principal".into()))?;
+            let body = json!({
+                "valid": true,
+                "apiKeyId": principal.api_key_id,
+                "organisationId": principal.organisation_id,
+                "type": principal.key_type,
+                "teamId": principal.team_id,
+                "userId": principal.user_id,
+                "expiresAt": principal.expires_at,
             });
-        BoxCloneSyncService::new(service)
+            let mut response = Response::new(full(body.to_string()));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok::<_, GatewayError>(response)
+        });
+        self.front(Front::Plain, service)
+    }
+}
+
+/// Which front a route gets (see [`GatewayBuilder::front`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// A governed LLM route: endpoint, request id, trace, error → response, authentication,
+    /// metering.
+    Llm(Endpoint),
+    /// The governed MCP route: as [`Front::Llm`] for [`Endpoint::Mcp`], with the MCP reference
+    /// check between error → response and authentication (a path without a server reference is
+    /// 400 before authentication).
+    Mcp,
+    /// A route that calls no model (model lists, key validation): request id, error → response,
+    /// authentication only. Not traced, not metered, no `Endpoint` (errors in the OpenAI style).
+    Plain,
+}
+
+impl Front {
+    fn endpoint(self) -> Option<Endpoint> {
+        match self {
+            Self::Llm(endpoint) => Some(endpoint),
+            Self::Mcp => Some(Endpoint::Mcp),
+            Self::Plain => None,
+        }
     }
 }
 

@@ -24,6 +24,9 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+/// The route table as an axum router (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum_routes;
 pub mod body;
 pub mod cache;
 pub mod clock;
@@ -38,6 +41,7 @@ pub mod ids;
 pub mod key_store;
 pub mod layers;
 pub mod ledger;
+pub mod lifecycle;
 pub mod mcp;
 pub mod mcp_server;
 pub mod mcp_sessions;
@@ -60,6 +64,8 @@ pub mod usage;
 pub mod windows;
 
 #[cfg(test)]
+mod axum_routes_tests;
+#[cfg(test)]
 mod gateway_mcp_tests;
 #[cfg(test)]
 mod gateway_tests;
@@ -76,7 +82,7 @@ pub use error::{
     AuthError, BudgetError, GatewayError, HttpError, McpError, ProviderError, QuotaError,
     RateLimitError, RequestError, ResolveError,
 };
-pub use gateway::{GatewayBuilder, GatewayService};
+pub use gateway::{Front, GatewayBuilder, GatewayService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
@@ -85,6 +91,7 @@ pub use ledger::{
     RuleKind, RuleOwner, RuleSet, RuleSource, StaticRuleSource, StoredWindow, StoredWindowsOnly,
     ThresholdCrossing, WindowCharge, WindowTotals, QUOTA_THRESHOLDS,
 };
+pub use lifecycle::Background;
 pub use mcp::{McpMessage, McpReply, McpTransport};
 pub use mcp_server::{McpUpstreamAuth, ResolvedMcpServer, ToolRules};
 pub use mcp_sessions::{InMemoryMcpSessionDirectory, McpSessionDirectory, SessionDirectoryError};

@@ -2,7 +2,8 @@
 //!
 //! Odock's MCP (Model Context Protocol) support: JSON-RPC 2.0 framing and the
 //! [`McpTransport`](odock_core::McpTransport) implementations for the three MCP server transports.
-//! The governed `/v1/mcp/{server}` route (in `odock-server`) authenticates, checks grants and tool
+//! The governed `/v1/mcp/{server}` route (core's `GatewayBuilder::mcp` in front of [`McpCall`];
+//! as an axum router in `axum_routes`, feature `axum`) authenticates, checks grants and tool
 //! rules, meters — and hands the message to a transport from this crate.
 //!
 //! Clients always speak **streamable HTTP** to Odock (POST a message, GET the server stream, DELETE
@@ -68,6 +69,10 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+/// The governed MCP route as an axum router (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum_routes;
+pub mod call;
 pub mod egress;
 pub mod framing;
 pub mod headers;
@@ -81,6 +86,7 @@ pub mod upstream;
 pub mod testing;
 
 pub use auth::{McpAuth, UpstreamAuth};
+pub use call::McpCall;
 pub use sse::{SseOptions, SseTransport};
 pub use stdio::{
     ProcessLimits, StdioAllowList, StdioCommand, StdioFraming, StdioOptions, StdioTransport,

@@ -150,6 +150,13 @@ impl Governance {
         }
     }
 
+    /// The background loops (lease keeper, ledger flusher), for the app's
+    /// [`Background`](odock_core::Background) to stop; [`shutdown`](Self::shutdown) then only
+    /// writes the last totals.
+    pub fn take_tasks(&mut self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.tasks)
+    }
+
     /// Stops the background tasks and writes the last ledger totals to the database.
     pub async fn shutdown(&mut self) {
         for task in self.tasks.drain(..) {

@@ -26,7 +26,7 @@ async fn chat(app: &axum::Router, key: &str) -> (u16, Value) {
 #[tokio::test]
 async fn the_embedding_example_governs_its_key_with_a_daily_budget() {
     let usage = odock::core::InMemoryUsageSink::new();
-    let app = example::app(usage.clone());
+    let (app, mut background) = example::app(usage.clone());
     assert_eq!(chat(&app, "sk_wrong").await.0, 401);
     let mut answered = 0;
     let refusal = loop {
@@ -56,6 +56,20 @@ async fn the_embedding_example_governs_its_key_with_a_daily_budget() {
         .await
         .unwrap();
     assert_eq!(hello.status(), 200);
+    // The library route table serves the other LLM routes too (here: the model list).
+    let models = app
+        .clone()
+        .oneshot(
+            http::Request::get("/v1/models")
+                .header("authorization", "Bearer sk_demo")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+    background.shutdown().await;
+    assert_eq!(background.running_tasks(), 0);
 }
 
 #[path = "../../examples/governed_handler.rs"]

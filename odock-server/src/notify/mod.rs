@@ -245,6 +245,12 @@ impl Notifier {
             task.abort();
         }
     }
+
+    /// The notifier's loops (alert store, delivery, expiry scan), for the app's
+    /// [`Background`](odock_core::Background) to stop and await.
+    pub fn take_tasks(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut self.tasks)
+    }
 }
 
 /// Stores each raised alert (retrying while the database is away) and wakes the deliverer.

@@ -1,12 +1,12 @@
-//! Gateway-side routes that are not LLM calls: health, readiness, metrics, cache invalidation, and
-//! the JSON answers for unknown routes and wrong methods.
+//! The server's own routes and middleware: health, readiness, cache invalidation, client IP,
+//! request limits, MCP session affinity between replicas, and the JSON answers for unknown routes
+//! and wrong methods. The LLM and MCP route tables are the libraries' (`odock_core::axum_routes`,
+//! `odock_mcp::axum_routes`).
 
 pub mod client_ip;
 pub mod health;
 pub mod internal;
 pub mod limits;
-pub mod llm;
-pub mod mcp;
 pub mod mcp_affinity;
 
 use axum::response::{IntoResponse, Response};

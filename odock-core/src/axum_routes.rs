@@ -1,6 +1,10 @@
-//! The LLM routes: one governed stack per [`Endpoint`], the model-list routes, and the Gemini
-//! dispatcher (Gemini puts model and method in one path segment, `models/{model}:{method}`, which
-//! the router cannot split, so one route serves both methods).
+//! The gateway's LLM route table as an axum [`Router`] (feature `axum`): one governed stack per
+//! [`Endpoint`], the model-list routes and key validation, and the Gemini method splitter (Gemini
+//! puts model and method in one path segment, `models/{model}:{method}`, which the router cannot
+//! split, so one route serves both methods).
+//!
+//! The reference server mounts this same table, so an embedder gets exactly the server's LLM
+//! routes by merging [`llm_router`] into its own app.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -11,14 +15,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get_service, post_service};
 use axum::Router;
 use futures::future::BoxFuture;
-use odock_core::layers::error_response::error_response;
-use odock_core::{
-    Endpoint, ErrorStyle, GatewayBuilder, GatewayError, GatewayService, ProviderType,
-};
 use tower::{Service, ServiceExt};
 
-/// Every LLM route of the gateway.
-pub fn router(gateway: &GatewayBuilder) -> Router {
+use crate::layers::error_response::error_response;
+use crate::{Endpoint, ErrorStyle, GatewayBuilder, GatewayError, GatewayService, ProviderType};
+
+/// The Gemini path pattern both Gemini methods share.
+pub const GEMINI_ROUTE: &str = "/v1beta/models/{*model_and_method}";
+
+/// Every LLM route of the gateway, `POST /v1/keys/validate` and the model lists.
+pub fn llm_router(gateway: &GatewayBuilder) -> Router {
     let mut router = Router::new();
     for &endpoint in Endpoint::ALL {
         if matches!(
@@ -32,12 +38,9 @@ pub fn router(gateway: &GatewayBuilder) -> Router {
             post_service(gateway.llm::<Body>(endpoint)),
         );
     }
-    let gemini = GeminiMethods {
-        generate: gateway.llm(Endpoint::GeminiGenerateContent),
-        stream: gateway.llm(Endpoint::GeminiStreamGenerateContent),
-    };
     router
-        .route("/v1beta/models/{*model_and_method}", post_service(gemini))
+        .route(GEMINI_ROUTE, post_service(GeminiMethods::new(gateway)))
+        .route("/v1/keys/validate", post_service(gateway.validate_key()))
         .route("/v1/models", get_service(gateway.model_list::<Body>(None)))
         .route(
             "/v1/vllm/models",
@@ -55,9 +58,25 @@ pub fn router(gateway: &GatewayBuilder) -> Router {
 
 /// Routes `…:generateContent` and `…:streamGenerateContent` to their stacks; anything else is 404.
 #[derive(Clone)]
-struct GeminiMethods {
+pub struct GeminiMethods {
     generate: GatewayService<Body>,
     stream: GatewayService<Body>,
+}
+
+impl std::fmt::Debug for GeminiMethods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GeminiMethods")
+    }
+}
+
+impl GeminiMethods {
+    /// Both Gemini methods over `gateway`'s stacks.
+    pub fn new(gateway: &GatewayBuilder) -> Self {
+        Self {
+            generate: gateway.llm(Endpoint::GeminiGenerateContent),
+            stream: gateway.llm(Endpoint::GeminiStreamGenerateContent),
+        }
+    }
 }
 
 impl Service<Request> for GeminiMethods {

@@ -1,57 +1,39 @@
-//! The governed MCP route: `GET|POST|DELETE /v1/mcp/{slug-or-id}` and `/v1/mcp/{slug-or-id}/{path}`.
+//! The innermost service of the governed MCP route, [`McpCall`]: it forwards the governed message
+//! over the server's transport (from the shared [`McpTransports`] pool, which strips the caller's
+//! credentials and injects the server's own) and relays the reply — JSON or an event stream, with
+//! `tools/list` answers filtered to the tools the key may call. Transport configuration is checked
+//! here, after the ledgers, as the access flow orders it: `mcp_missing_endpoint`,
+//! `mcp_missing_stdio_command`, `mcp_auth_error`; upstream failures are `mcp_upstream_error` /
+//! `mcp_stdio_error` (502).
 //!
-//! Governance (reference, authentication, metering, server/grant/scope/tool rules, rate limits,
-//! quotas, budgets) is the core stack of [`GatewayBuilder::mcp`]; this module supplies its innermost
-//! service, [`McpCall`], which forwards the governed message over the server's transport (from the
-//! shared [`McpTransports`] pool of `odock-mcp`, which strips the caller's credentials and injects
-//! the server's own) and relays the reply — JSON or an event stream, with `tools/list` answers
-//! filtered to the tools the key may call. Transport configuration is checked here, after the
-//! ledgers, as the access flow orders it: `mcp_missing_endpoint`, `mcp_missing_stdio_command`,
-//! `mcp_auth_error`; upstream failures are `mcp_upstream_error` / `mcp_stdio_error` (502).
-//!
-//! A `{path}` after the reference is accepted (some clients append one) and not forwarded: the
-//! server's configured endpoint is the only upstream address.
+//! Governance in front of it (reference, authentication, metering, server/grant/scope/tool rules,
+//! rate limits, quotas, budgets) is `odock_core::GatewayBuilder::mcp`. It lives here, not in the
+//! server, so that an embedder gets the same MCP gateway: `gateway.mcp::<B, _>(McpCall::new(pool))`.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::routing::{any_service, on_service, MethodFilter};
-use axum::Router;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use http::{Request, Response};
+use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use odock_core::layers::{McpRequest, Meter};
 use odock_core::telemetry::{parse_traceparent, TRACEPARENT, TRACESTATE};
 use odock_core::RequestTrace;
 use odock_core::{
-    full, BoxError, GatewayBody, GatewayBuilder, GatewayError, McpError, McpMessage, McpReply,
-    McpUpstreamAuth, ResolvedMcpServer,
+    full, BoxError, GatewayBody, GatewayError, McpError, McpMessage, McpReply, McpUpstreamAuth,
+    ResolvedMcpServer,
 };
-use odock_mcp::framing::{Payload, ToolsListFilter};
-use odock_mcp::{McpAuth, McpTransports, McpUpstream};
 use opentelemetry::KeyValue;
 use tower::Service;
 
+use crate::framing::{Payload, ToolsListFilter};
+use crate::{McpAuth, McpTransports, McpUpstream};
+
 /// The error code recorded when the upstream answered with an error status or broke its stream.
 const UPSTREAM_ERROR: &str = "mcp_upstream_error";
-
-/// The MCP routes over `transports`.
-pub fn router(gateway: &GatewayBuilder, transports: McpTransports) -> Router {
-    let governed = gateway.mcp::<Body, _>(McpCall { transports });
-    let methods = MethodFilter::GET
-        .or(MethodFilter::POST)
-        .or(MethodFilter::DELETE);
-    Router::new()
-        // No reference: 400 `invalid_mcp_ref` from the stack's first check.
-        .route("/v1/mcp", any_service(governed.clone()))
-        .route("/v1/mcp/", any_service(governed.clone()))
-        .route("/v1/mcp/{mcp_ref}", on_service(methods, governed.clone()))
-        .route("/v1/mcp/{mcp_ref}/{*path}", on_service(methods, governed))
-}
 
 /// The innermost MCP service: sends the governed message to the server and relays its answer.
 #[derive(Clone)]
