@@ -20,13 +20,13 @@
 //!    authenticated request when the response body ends or is dropped, or when the request fails.
 //! 6. **Resolution** ([`ResolveLayer`]) — reads `Principal`, `Endpoint`, `Meter`; buffers the body;
 //!    writes [`LlmRequest`](crate::layers::LlmRequest), `Arc<ResolvedModel>` and
-//!    [`Governed`](crate::layers::Governed) (policy target + estimate).
+//!    [`AdmissionFacts`](crate::layers::AdmissionFacts) (policy target + estimate).
 //!    - **Routing** ([`RoutingLayer`], only with [`GatewayBuilder::routing`]) — reads
 //!      `Principal`, `Endpoint`, `LlmRequest`, `Arc<ResolvedModel>`; when the key has a policy for
 //!      the model's type (and its organisation routing on), writes a
-//!      [`RoutePlan`](crate::routing::RoutePlan) and raises `Governed`'s estimate to the most
+//!      [`RoutePlan`](crate::routing::RoutePlan) and raises `AdmissionFacts`'s estimate to the most
 //!      expensive candidate.
-//! 7. **Admission** ([`AdmissionLayer`]) — reads `Principal`, `Governed`, `Meter`, `ClientIp`,
+//! 7. **Admission** ([`AdmissionLayer`]) — reads `Principal`, `AdmissionFacts`, `Meter`, `ClientIp`,
 //!    `RequestId`; checks every scope's policy, then admits rate limits, quotas and budgets in one
 //!    all-or-nothing step through the [`Admission`] and registers the ticket on the meter.
 //! 8. **Provider call** ([`ProviderService`]) — reads all of the above; calls the upstream, or
@@ -42,7 +42,7 @@
 //! check ([`McpRefLayer`], between 3 and 4: a path without a server reference is 400 before
 //! authentication) and MCP resolution ([`McpResolveLayer`] in place of 6: server, grant, scope,
 //! tool rules; writes `Arc<ResolvedMcpServer>`, [`McpRequest`](crate::layers::McpRequest) and
-//! `Governed` with the server as policy target). The innermost service, which talks to the MCP
+//! `AdmissionFacts` with the server as policy target). The innermost service, which talks to the MCP
 //! server over its transport, is the embedder's: `odock_mcp::McpCall` (what the server mounts,
 //! through `odock_mcp::axum_routes::mcp_router`) or its own.
 

@@ -42,6 +42,7 @@ impl std::fmt::Debug for Background {
 }
 
 impl Background {
+    /// An empty handle: no task, no drain.
     pub fn new() -> Self {
         Self::default()
     }

@@ -42,6 +42,7 @@ pub struct McpCall {
 }
 
 impl McpCall {
+    /// Calls MCP servers through `transports` (HTTP, SSE and stdio sessions).
     pub fn new(transports: McpTransports) -> Self {
         Self { transports }
     }

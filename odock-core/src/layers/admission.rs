@@ -13,7 +13,7 @@
 //! `x-ratelimit-remaining-requests` (tightest request-rate scope) and `x-ratelimit-limit-tokens` /
 //! `x-ratelimit-remaining-tokens` (tightest TPM scope).
 //!
-//! Needs [`Principal`], [`Governed`] (left by the LLM or the MCP resolution: whose policy applies
+//! Needs [`Principal`], [`AdmissionFacts`] (left by the LLM or the MCP resolution: whose policy applies
 //! besides the owners', and the estimate) and the [`Meter`]; reads [`ClientIp`] when the server
 //! provides it and [`RequestId`]. Leaves nothing in the extensions.
 
@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
-use super::governed::Governed;
+use super::admission_facts::AdmissionFacts;
 use super::metering::Meter;
 use super::required;
 use crate::admission::{Admission, AdmissionRequest, Admitted};
@@ -64,10 +64,10 @@ impl AdmissionLayer {
 }
 
 impl<S> Layer<S> for AdmissionLayer {
-    type Service = Admit<S>;
+    type Service = AdmissionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Admit {
+        AdmissionService {
             inner,
             layer: self.clone(),
         }
@@ -76,12 +76,12 @@ impl<S> Layer<S> for AdmissionLayer {
 
 /// The service [`AdmissionLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct Admit<S> {
+pub struct AdmissionService<S> {
     inner: S,
     layer: AdmissionLayer,
 }
 
-/// The response future of [`Admit`].
+/// The response future of [`AdmissionService`].
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
 /// The checks that consume nothing: IP lists, request size, tokens per request. IP lists fail
@@ -127,7 +127,7 @@ pub(crate) fn check_request(
     Ok(())
 }
 
-impl<S, ResBody> Service<Request<Bytes>> for Admit<S>
+impl<S, ResBody> Service<Request<Bytes>> for AdmissionService<S>
 where
     S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
         + Clone
@@ -151,7 +151,7 @@ where
         Box::pin(async move {
             let extensions = req.extensions();
             let principal = required::<Principal>(extensions, "admission", "a principal")?;
-            let governed = required::<Governed>(extensions, "admission", "what it governs")?;
+            let governed = required::<AdmissionFacts>(extensions, "admission", "what it governs")?;
             let meter = required::<Meter>(extensions, "admission", "the meter")?.clone();
             let estimate = governed.estimate;
             let policies = governed.policies(&*layer.store, principal).await?;

@@ -48,10 +48,10 @@ impl AuthLayer {
 }
 
 impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
+    type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
+        AuthService {
             inner,
             layer: self.clone(),
         }
@@ -60,15 +60,15 @@ impl<S> Layer<S> for AuthLayer {
 
 /// The service [`AuthLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct Authenticate<S> {
+pub struct AuthService<S> {
     inner: S,
     layer: AuthLayer,
 }
 
-/// The response future of [`Authenticate`].
+/// The response future of [`AuthService`].
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
-impl<S, B, ResBody> Service<Request<B>> for Authenticate<S>
+impl<S, B, ResBody> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>, Error = GatewayError>
         + Clone

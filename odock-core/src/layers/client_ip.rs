@@ -95,10 +95,10 @@ impl ClientIpLayer {
 }
 
 impl<S> Layer<S> for ClientIpLayer {
-    type Service = SetClientIp<S>;
+    type Service = ClientIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SetClientIp {
+        ClientIpService {
             inner,
             layer: self.clone(),
         }
@@ -107,12 +107,12 @@ impl<S> Layer<S> for ClientIpLayer {
 
 /// The service of [`ClientIpLayer`].
 #[derive(Debug, Clone)]
-pub struct SetClientIp<S> {
+pub struct ClientIpService<S> {
     inner: S,
     layer: ClientIpLayer,
 }
 
-impl<S, B> Service<Request<B>> for SetClientIp<S>
+impl<S, B> Service<Request<B>> for ClientIpService<S>
 where
     S: Service<Request<B>>,
 {

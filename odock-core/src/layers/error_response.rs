@@ -24,10 +24,10 @@ use crate::error::{retry_after_secs, GatewayError};
 pub struct ErrorResponseLayer;
 
 impl<S> Layer<S> for ErrorResponseLayer {
-    type Service = ErrorResponse<S>;
+    type Service = ErrorResponseService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ErrorResponse {
+        ErrorResponseService {
             inner,
             not_ready: None,
         }
@@ -36,14 +36,14 @@ impl<S> Layer<S> for ErrorResponseLayer {
 
 /// The service [`ErrorResponseLayer`] wraps around the inner service; it never fails.
 #[derive(Debug, Clone)]
-pub struct ErrorResponse<S> {
+pub struct ErrorResponseService<S> {
     inner: S,
     /// The inner service failed to become ready: the next call answers this error instead of
     /// calling it (tower forbids calling a service that is not ready).
     not_ready: Option<GatewayError>,
 }
 
-impl<S, B> Service<Request<B>> for ErrorResponse<S>
+impl<S, B> Service<Request<B>> for ErrorResponseService<S>
 where
     S: Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>,
 {
@@ -85,7 +85,7 @@ where
 }
 
 pin_project! {
-    /// The response future of [`ErrorResponse`].
+    /// The response future of [`ErrorResponseService`].
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -161,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn an_inner_readiness_failure_is_answered_without_calling_the_inner_service() {
         let (service, mut handle) = mock::pair::<Request<()>, Response<GatewayBody>>();
-        let mut service = ErrorResponse {
+        let mut service = ErrorResponseService {
             inner: tower::util::MapErr::new(service, |_| {
                 GatewayError::Internal("inner service broke".into())
             }),

@@ -43,20 +43,20 @@ impl RequestStart {
 pub struct RequestIdLayer;
 
 impl<S> Layer<S> for RequestIdLayer {
-    type Service = SetRequestId<S>;
+    type Service = RequestIdService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SetRequestId { inner }
+        RequestIdService { inner }
     }
 }
 
 /// The service [`RequestIdLayer`] wraps around the inner service.
 #[derive(Debug, Clone)]
-pub struct SetRequestId<S> {
+pub struct RequestIdService<S> {
     inner: S,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for SetRequestId<S>
+impl<S, B, ResBody> Service<Request<B>> for RequestIdService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
 {

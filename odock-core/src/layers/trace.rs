@@ -39,10 +39,10 @@ impl TraceLayer {
 }
 
 impl<S> Layer<S> for TraceLayer {
-    type Service = Trace<S>;
+    type Service = TraceService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Trace {
+        TraceService {
             inner,
             tracing: self.tracing.clone(),
         }
@@ -51,12 +51,12 @@ impl<S> Layer<S> for TraceLayer {
 
 /// The service [`TraceLayer`] wraps around the inner service.
 #[derive(Clone, Debug)]
-pub struct Trace<S> {
+pub struct TraceService<S> {
     inner: S,
     tracing: Tracing,
 }
 
-impl<S, B> Service<Request<B>> for Trace<S>
+impl<S, B> Service<Request<B>> for TraceService<S>
 where
     S: Service<Request<B>, Response = Response<GatewayBody>> + Send,
     S::Future: Send + 'static,
@@ -181,10 +181,10 @@ impl TraceStageLayer {
 }
 
 impl<S> Layer<S> for TraceStageLayer {
-    type Service = TraceStage<S>;
+    type Service = TraceStageService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceStage {
+        TraceStageService {
             inner,
             stage: self.stage,
         }
@@ -193,12 +193,12 @@ impl<S> Layer<S> for TraceStageLayer {
 
 /// The service [`TraceStageLayer`] wraps around the inner service.
 #[derive(Clone, Debug)]
-pub struct TraceStage<S> {
+pub struct TraceStageService<S> {
     inner: S,
     stage: &'static str,
 }
 
-impl<S, B> Service<Request<B>> for TraceStage<S>
+impl<S, B> Service<Request<B>> for TraceStageService<S>
 where
     S: Service<Request<B>, Error = GatewayError> + Send,
     S::Future: Send + 'static,

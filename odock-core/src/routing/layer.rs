@@ -2,7 +2,7 @@
 //! requested model's type into a [`RoutePlan`] — the models to attempt, in order — and raises the
 //! request's estimate to the most expensive of them, so the one admission covers any attempt.
 //!
-//! Needs [`Principal`], [`Endpoint`], [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (from
+//! Needs [`Principal`], [`Endpoint`], [`LlmRequest`], `Arc<ResolvedModel>` and [`AdmissionFacts`] (from
 //! resolution). Leaves [`RoutePlan`] for the provider dispatch, which makes the attempts. Without a
 //! policy (the organisation's `routingEnabled` off, or no policy for the type) the request passes
 //! untouched after one policy lookup.
@@ -28,7 +28,7 @@ use crate::error::{GatewayError, ResolveError};
 use crate::ids::ModelId;
 use crate::key_store::KeyStore;
 use crate::layers::admission::{check_request, ClientIp};
-use crate::layers::governed::{estimate, Governed};
+use crate::layers::admission_facts::{estimate, AdmissionFacts};
 use crate::layers::required;
 use crate::layers::resolve::{check_model, check_provider_pin, LlmRequest};
 use crate::ledger::Estimate;
@@ -142,10 +142,10 @@ impl RoutingLayer {
 }
 
 impl<S> Layer<S> for RoutingLayer {
-    type Service = Route<S>;
+    type Service = RoutingService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Route {
+        RoutingService {
             inner,
             layer: self.clone(),
         }
@@ -154,7 +154,7 @@ impl<S> Layer<S> for RoutingLayer {
 
 /// The service [`RoutingLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct Route<S> {
+pub struct RoutingService<S> {
     inner: S,
     layer: RoutingLayer,
 }
@@ -162,7 +162,7 @@ pub struct Route<S> {
 /// The inner service's future untouched (no policy: the fast path), or the routing future.
 pub type ResponseFuture<F, R> = Either<F, BoxFuture<'static, Result<R, GatewayError>>>;
 
-impl<S, ResBody> Service<Request<Bytes>> for Route<S>
+impl<S, ResBody> Service<Request<Bytes>> for RoutingService<S>
 where
     S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
         + Clone
@@ -229,7 +229,8 @@ where
                 if let Some(plan) = plan {
                     let mode = endpoint.billing_mode();
                     let mut governed =
-                        required::<Governed>(extensions, "routing", "what it governs")?.clone();
+                        required::<AdmissionFacts>(extensions, "routing", "what it governs")?
+                            .clone();
                     for candidate in &plan.attempts {
                         let e = estimate(llm, candidate, mode);
                         governed.estimate.cost_nanos =

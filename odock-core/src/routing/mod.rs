@@ -53,7 +53,7 @@ pub use breaker::{
     CIRCUIT_FAILURE_THRESHOLD, CIRCUIT_OPEN_MS,
 };
 pub use cursor::{InMemoryRoundRobinCursors, RoundRobinCursors};
-pub use layer::{ModelLimits, ResponseFuture, Route, RoutePlan, Routing, RoutingLayer};
+pub use layer::{ModelLimits, ResponseFuture, RoutePlan, Routing, RoutingLayer, RoutingService};
 pub use policy::{
     RoutingCandidate, RoutingDocument, RoutingPolicy, Strategy, Trigger, DEFAULT_TRIGGERS,
     MAX_RETRIES, MAX_RETRY_DELAY_MS,

@@ -48,20 +48,20 @@ impl McpRef {
 pub struct McpRefLayer;
 
 impl<S> Layer<S> for McpRefLayer {
-    type Service = ParseMcpRef<S>;
+    type Service = McpRefService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ParseMcpRef { inner }
+        McpRefService { inner }
     }
 }
 
 /// The service [`McpRefLayer`] wraps around the inner service.
 #[derive(Debug, Clone)]
-pub struct ParseMcpRef<S> {
+pub struct McpRefService<S> {
     inner: S,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for ParseMcpRef<S>
+impl<S, B, ResBody> Service<Request<B>> for McpRefService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>, Error = GatewayError>,
     S::Future: Send + 'static,

@@ -6,7 +6,7 @@
 //! `data.code = "mcp_guardrail_block"`, and never reaches the upstream.
 //!
 //! Needs [`Principal`], [`McpRef`] and the [`Meter`]. Turns `Request<B>` into `Request<Bytes>` and
-//! leaves `Arc<ResolvedMcpServer>`, [`McpRequest`] and [`Governed`] (the server's policies, the
+//! leaves `Arc<ResolvedMcpServer>`, [`McpRequest`] and [`AdmissionFacts`] (the server's policies, the
 //! estimate) for the policy gate, the reservation and the MCP call.
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use super::request::McpRequest;
 use crate::body::{full, BoxError, GatewayBody};
 use crate::error::{GatewayError, McpError};
 use crate::key_store::KeyStore;
-use crate::layers::governed::{Governed, PolicyTarget};
+use crate::layers::admission_facts::{AdmissionFacts, PolicyTarget};
 use crate::layers::metering::Meter;
 use crate::layers::required;
 use crate::layers::resolve::{read_body, DEFAULT_MAX_BODY_BYTES};
@@ -70,10 +70,10 @@ impl McpResolveLayer {
 }
 
 impl<S> Layer<S> for McpResolveLayer {
-    type Service = McpResolve<S>;
+    type Service = McpResolveService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        McpResolve {
+        McpResolveService {
             inner,
             layer: self.clone(),
         }
@@ -82,12 +82,12 @@ impl<S> Layer<S> for McpResolveLayer {
 
 /// The service [`McpResolveLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct McpResolve<S> {
+pub struct McpResolveService<S> {
     inner: S,
     layer: McpResolveLayer,
 }
 
-impl<S, B> Service<Request<B>> for McpResolve<S>
+impl<S, B> Service<Request<B>> for McpResolveService<S>
 where
     S: Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
         + Clone
@@ -156,7 +156,7 @@ where
                 )
                 .cost_nanos_usd,
             };
-            parts.extensions.insert(Governed {
+            parts.extensions.insert(AdmissionFacts {
                 target: PolicyTarget::McpServer(server.id.clone()),
                 estimate,
             });

@@ -1,4 +1,4 @@
-//! Metering: opens a [`Meter`] for every authenticated request and guarantees that exactly one usage
+//! MeteringService: opens a [`Meter`] for every authenticated request and guarantees that exactly one usage
 //! record is enqueued for it — with the gateway error when the request is refused, and otherwise
 //! when the response body ends **or is dropped** (client abort), so nothing goes unrecorded and
 //! nothing is written on the hot path.
@@ -52,10 +52,10 @@ impl MeteringLayer {
 }
 
 impl<S> Layer<S> for MeteringLayer {
-    type Service = Metering<S>;
+    type Service = MeteringService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Metering {
+        MeteringService {
             inner,
             sink: self.sink.clone(),
         }
@@ -64,15 +64,15 @@ impl<S> Layer<S> for MeteringLayer {
 
 /// The service [`MeteringLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct Metering<S> {
+pub struct MeteringService<S> {
     inner: S,
     sink: Arc<dyn UsageSink>,
 }
 
-/// The response future of [`Metering`].
+/// The response future of [`MeteringService`].
 pub type ResponseFuture = BoxFuture<'static, Result<Response<GatewayBody>, GatewayError>>;
 
-impl<S, B> Service<Request<B>> for Metering<S>
+impl<S, B> Service<Request<B>> for MeteringService<S>
 where
     S: Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>
         + Clone

@@ -5,7 +5,7 @@
 //!
 //! Needs [`Principal`] and [`Endpoint`] in the extensions (and
 //! uses the [`Meter`] when present). Turns `Request<B>` into `Request<Bytes>` and leaves
-//! [`LlmRequest`], `Arc<ResolvedModel>` and [`Governed`] (the model's policy target and the
+//! [`LlmRequest`], `Arc<ResolvedModel>` and [`AdmissionFacts`] (the model's policy target and the
 //! request's estimate) in the extensions for the policy gate, the ledgers and the provider call.
 
 pub(crate) mod decode;
@@ -24,8 +24,8 @@ use tower::{Layer, Service};
 
 pub use decode::LlmRequest;
 
-use super::governed::estimate;
-use super::governed::{Governed, PolicyTarget};
+use super::admission_facts::estimate;
+use super::admission_facts::{AdmissionFacts, PolicyTarget};
 use super::metering::Meter;
 use crate::body::BoxError;
 use crate::endpoint::Endpoint;
@@ -70,10 +70,10 @@ impl ResolveLayer {
 }
 
 impl<S> Layer<S> for ResolveLayer {
-    type Service = Resolve<S>;
+    type Service = ResolveService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Resolve {
+        ResolveService {
             inner,
             layer: self.clone(),
         }
@@ -82,15 +82,15 @@ impl<S> Layer<S> for ResolveLayer {
 
 /// The service [`ResolveLayer`] wraps around the inner service.
 #[derive(Clone)]
-pub struct Resolve<S> {
+pub struct ResolveService<S> {
     inner: S,
     layer: ResolveLayer,
 }
 
-/// The response future of [`Resolve`].
+/// The response future of [`ResolveService`].
 pub type ResponseFuture<R> = BoxFuture<'static, Result<R, GatewayError>>;
 
-impl<S, B, ResBody> Service<Request<B>> for Resolve<S>
+impl<S, B, ResBody> Service<Request<B>> for ResolveService<S>
 where
     S: Service<Request<Bytes>, Response = Response<ResBody>, Error = GatewayError>
         + Clone
@@ -145,7 +145,7 @@ where
             }
             check_model(&*layer.store, &principal, endpoint, &model).await?;
             check_provider_pin(&llm, &model)?;
-            parts.extensions.insert(Governed {
+            parts.extensions.insert(AdmissionFacts {
                 target: PolicyTarget::Model(model.id.clone()),
                 estimate: estimate(&llm, &model, endpoint.billing_mode()),
             });

@@ -1,4 +1,4 @@
-//! [`Governed`]: what the admission layer admits for one request, written once
+//! [`AdmissionFacts`]: what the admission layer admits for one request, written once
 //! by the resolution layer of its family — the LLM resolution (a model) or the MCP resolution (an
 //! MCP server) — so rate limits, quotas and budgets apply to both through the same layer.
 
@@ -51,14 +51,14 @@ pub enum PolicyTarget {
 
 /// Request extension: the policy target and the estimate to admit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Governed {
+pub struct AdmissionFacts {
     /// Whose policy applies besides the owners'.
     pub target: PolicyTarget,
     /// What the request is expected to consume.
     pub estimate: Estimate,
 }
 
-impl Governed {
+impl AdmissionFacts {
     /// Every scope's policy in force for this request (served from the store's cache).
     pub async fn policies(
         &self,
