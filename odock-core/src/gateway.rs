@@ -375,7 +375,7 @@ impl GatewayBuilder {
             .service(call)
     }
 
-    /// The governed MCP route: the MCP front, then [`mcp_inner`](Self::mcp_inner) in front of
+    /// The governed MCP route: the MCP front, then the MCP inner stack in front of
     /// `call`, the embedder's service that talks to the MCP server.
     pub fn mcp<B, S>(&self, call: S) -> GatewayService<B>
     where

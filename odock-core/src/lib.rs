@@ -24,7 +24,6 @@
 #![deny(missing_docs)]
 
 pub mod admission;
-/// The route table as an axum router (feature `axum`).
 #[cfg(feature = "axum")]
 pub mod axum_routes;
 pub mod body;

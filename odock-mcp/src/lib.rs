@@ -69,7 +69,6 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-/// The governed MCP route as an axum router (feature `axum`).
 #[cfg(feature = "axum")]
 pub mod axum_routes;
 pub mod call;
