@@ -80,6 +80,34 @@ use crate::usage::UsageSink;
 /// A complete gateway route: never fails (errors are responses).
 pub type GatewayService<B> = BoxCloneSyncService<Request<B>, Response<GatewayBody>, Infallible>;
 
+/// A service a gateway stack wraps or is built from: answers `Request<B>` with a gateway response
+/// or a [`GatewayError`] (which the stack's error layer turns into a response), and can be cloned
+/// into and shared between request tasks. Every such service is one (blanket impl); the trait only
+/// names the bounds once.
+pub trait StackService<B>:
+    tower::Service<
+        Request<B>,
+        Response = Response<GatewayBody>,
+        Error = GatewayError,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<B, S> StackService<B> for S
+where
+    S: tower::Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+}
+
 /// Assembles the governance stack over a key store, providers and a usage sink.
 #[derive(Clone)]
 pub struct GatewayBuilder {
@@ -238,12 +266,7 @@ impl GatewayBuilder {
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
-        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<Bytes>,
     {
         self.stack(endpoint, inner, None)
     }
@@ -257,12 +280,7 @@ impl GatewayBuilder {
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
-        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<Bytes>,
     {
         self.front(Front::Llm(endpoint), self.llm_inner(inner, routing))
     }
@@ -277,12 +295,7 @@ impl GatewayBuilder {
     pub fn front<B, S>(&self, front: Front, inner: S) -> GatewayService<B>
     where
         B: Send + 'static,
-        S: tower::Service<Request<B>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<B>,
     {
         let endpoint = front.endpoint();
         let governed = endpoint.is_some();
@@ -305,28 +318,11 @@ impl GatewayBuilder {
     }
 
     /// The LLM inner stack (steps 6–7): resolution, routing (when given), admission, then `inner`.
-    fn llm_inner<B, S>(
-        &self,
-        inner: S,
-        routing: Option<RoutingLayer>,
-    ) -> impl tower::Service<
-        Request<B>,
-        Response = Response<GatewayBody>,
-        Error = GatewayError,
-        Future: Send + 'static,
-    > + Clone
-           + Send
-           + Sync
-           + 'static
+    fn llm_inner<B, S>(&self, inner: S, routing: Option<RoutingLayer>) -> impl StackService<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
-        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<Bytes>,
     {
         ServiceBuilder::new()
             .option_layer(self.stage(stage::RESOLVE))
@@ -345,27 +341,11 @@ impl GatewayBuilder {
 
     /// The MCP inner stack: MCP resolution (server, grant, scope, tool rules), admission, then
     /// `call`.
-    fn mcp_inner<B, S>(
-        &self,
-        call: S,
-    ) -> impl tower::Service<
-        Request<B>,
-        Response = Response<GatewayBody>,
-        Error = GatewayError,
-        Future: Send + 'static,
-    > + Clone
-           + Send
-           + Sync
-           + 'static
+    fn mcp_inner<B, S>(&self, call: S) -> impl StackService<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
-        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<Bytes>,
     {
         ServiceBuilder::new()
             .option_layer(self.stage(stage::RESOLVE))
@@ -381,12 +361,7 @@ impl GatewayBuilder {
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
-        S: tower::Service<Request<Bytes>, Response = Response<GatewayBody>, Error = GatewayError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: StackService<Bytes>,
     {
         self.front(Front::Mcp, self.mcp_inner(call))
     }

@@ -81,7 +81,7 @@ pub use error::{
     AuthError, BudgetError, GatewayError, HttpError, McpError, ProviderError, QuotaError,
     RateLimitError, RequestError, ResolveError,
 };
-pub use gateway::{Front, GatewayBuilder, GatewayService};
+pub use gateway::{Front, GatewayBuilder, GatewayService, StackService};
 pub use ids::*;
 pub use key_store::{InMemoryKeyStore, KeyStore};
 pub use ledger::{
