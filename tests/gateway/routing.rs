@@ -732,6 +732,121 @@ async fn put_checks_candidates_belong_to_the_organisation_match_the_type_and_are
     );
 }
 
+/// A policy follows the models it names: deleting a candidate model (or its provider), changing
+/// its type or revoking its grant takes it out of the stored document, so `GET` shows what the
+/// gateway does and the document read back can be `PUT` again; a policy left without candidates
+/// goes.
+#[tokio::test]
+async fn candidates_whose_model_or_grant_goes_leave_the_policy() {
+    let fake = upstream(Arc::default()).await;
+    let server = TestServer::start().await;
+    let org = Org::create(&server, &fake).await;
+    let a = org
+        .model(&server, &org.provider, "a", "fail-500-a", price(0, 0))
+        .await;
+    let b = org
+        .model(&server, &org.provider, "b", "ok-b", price(0, 0))
+        .await;
+    let c = org
+        .model(&server, &org.provider, "c", "ok-c", price(0, 0))
+        .await;
+    let other_provider = provider(
+        &server,
+        &org.id,
+        "OPENAI",
+        &format!("{}/v1", fake.root()),
+        2_000,
+    )
+    .await;
+    let d = org
+        .model(&server, &other_provider, "d", "ok-d", price(0, 0))
+        .await;
+    let e = org
+        .model(&server, &org.provider, "e", "ok-e", price(0, 0))
+        .await;
+    org.route(&server, failover(&[&a, &b, &c, &d, &e], 4)).await;
+    let path = format!(
+        "/api/organisations/{}/apikeys/{}/routing",
+        org.id, org.key_id
+    );
+    let candidates = |document: &Value| -> Vec<String> {
+        document["policies"][0]["candidates"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|c| c["modelId"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/api/organisations/{}/models/{b}", org.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server
+        .admin(
+            Method::DELETE,
+            &format!("/api/organisations/{}/providers/{other_provider}", org.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            &format!("/api/organisations/{}/models/{e}", org.id),
+            Some(json!({"type": "embeddings"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let document = server.admin_ok(Method::GET, &path, None).await;
+    assert_eq!(
+        candidates(&document),
+        vec![a.clone(), c.clone()],
+        "{document}"
+    );
+    assert_eq!(
+        document["policies"][0]["maxRetries"], 4,
+        "the rest of the policy stays"
+    );
+
+    // What GET shows is what PUT accepts, and what the gateway does: `a` fails over to `c`.
+    let (status, body) = org
+        .put_routing(&server, &org.key_id, document["policies"].clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = chat(&server, &org.key, "a").await;
+    assert_eq!(
+        (answer.status, answer.content()),
+        (200, "from ok-c".to_owned()),
+        "{}",
+        answer.text
+    );
+
+    let revoke = |model: &str| {
+        format!(
+            "/api/organisations/{}/apikeys/{}/model-access/{model}",
+            org.id, org.key_id
+        )
+    };
+    let (status, _) = server.admin(Method::DELETE, &revoke(&c), None).await;
+    assert_eq!(status, 204);
+    let document = server.admin_ok(Method::GET, &path, None).await;
+    assert_eq!(candidates(&document), vec![a.clone()], "{document}");
+    let (status, _) = server.admin(Method::DELETE, &revoke(&a), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        server.admin_ok(Method::GET, &path, None).await,
+        json!({"policies": []}),
+        "a policy without candidates goes"
+    );
+}
+
 #[tokio::test]
 async fn unified_chat_fails_over_across_families_unary_and_streamed_but_native_routes_do_not() {
     let fake = upstream(Arc::default()).await;

@@ -45,6 +45,7 @@ pub(crate) async fn revoke<K: GrantKind>(
         .revoke(&state.pool, &org, &api_key, &target)
         .await?;
     state.invalidate(CacheKind::Grant, &api_key);
+    super::routing::prune_after_write(&state, &org).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -53,6 +53,7 @@ pub async fn update(
 ) -> Result<Json<Model>, ApiError> {
     let model = models::update(&state.pool, &org, &id, patch).await?;
     state.invalidate(CacheKind::Model, &id);
+    super::routing::prune_after_write(&state, &org).await;
     Ok(Json(model))
 }
 
@@ -62,5 +63,6 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     models::delete(&state.pool, &org, &id).await?;
     state.invalidate(CacheKind::Model, &id);
+    super::routing::prune_after_write(&state, &org).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,5 +72,6 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     providers::delete(&state.pool, &org, &id).await?;
     state.invalidate(CacheKind::Provider, &id);
+    super::routing::prune_after_write(&state, &org).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,6 +45,23 @@ pub async fn put(
     Ok(Json(document))
 }
 
+/// After a write that can strand routing candidates (a model changed or went, a provider went with
+/// its models, a grant was revoked): drops them from the organisation's routing documents and
+/// evicts the keys whose document changed. The write itself has succeeded, so a failure here is
+/// logged, not answered: the gateway skips such candidates anyway, only `GET` would still show them.
+pub(crate) async fn prune_after_write(state: &AdminState, organisation_id: &str) {
+    match routing::prune(&state.pool, organisation_id).await {
+        Ok(changed) => {
+            for api_key in changed {
+                state.invalidate(CacheKind::ApiKey, &api_key);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, organisation_id, "routing documents could not be pruned");
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Health {

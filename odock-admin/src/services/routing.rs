@@ -2,6 +2,8 @@
 //! `routing` document. PUT replaces the whole document; every candidate must be a model of the
 //! key's organisation, of the policy's model type, granted to the key — else 400 naming it.
 
+use std::collections::{HashMap, HashSet};
+
 use odock_core::routing::RoutingDocument;
 use odock_store::db::{now_ms, Db};
 
@@ -81,4 +83,76 @@ pub async fn put(
     .execute(pool)
     .await?;
     Ok(document)
+}
+
+/// Brings the organisation's routing documents back in line with what [`put`] accepts after a
+/// model, provider or grant changed: a candidate whose model is gone, is now of another type or
+/// is no longer granted to the key is dropped, and so is a policy left invalid (no candidate, or
+/// no positive weight). Without it a deleted model would linger in `GET` and make the next `PUT`
+/// of the same document fail. Returns the keys whose document changed (their caches must be
+/// invalidated). A document a concurrent `PUT` replaced meanwhile is left to that `PUT`.
+pub async fn prune(pool: &Db, organisation_id: &str) -> Result<Vec<String>, AdminError> {
+    let documents: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, routing FROM api_keys WHERE organisation_id = $1 AND routing IS NOT NULL",
+    )
+    .bind(organisation_id)
+    .fetch_all(pool)
+    .await?;
+    if documents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model_types: HashMap<String, String> =
+        sqlx::query_as("SELECT id, type FROM models WHERE organisation_id = $1")
+            .bind(organisation_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let grants: HashSet<(String, String)> = sqlx::query_as(
+        "SELECT g.api_key_id, g.model_id FROM api_key_model_access g \
+         JOIN api_keys k ON k.id = g.api_key_id \
+         WHERE k.organisation_id = $1 AND k.routing IS NOT NULL",
+    )
+    .bind(organisation_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+
+    let mut changed = Vec::new();
+    for (api_key_id, text) in documents {
+        let Ok(mut document) = serde_json::from_str::<RoutingDocument>(&text) else {
+            continue; // not written by `put`; the gateway ignores it too
+        };
+        let before = document.clone();
+        for policy in &mut document.policies {
+            let model_type = policy.model_type.as_str();
+            policy.candidates.retain(|candidate| {
+                let id = candidate.model_id.as_str();
+                model_types.get(id).is_some_and(|t| t == model_type)
+                    && grants.contains(&(api_key_id.clone(), id.to_owned()))
+            });
+        }
+        document
+            .policies
+            .retain(|policy| policy.check_shape().is_ok());
+        if document == before {
+            continue;
+        }
+        let result = sqlx::query(
+            "UPDATE api_keys SET routing = $1, updated_at = $2 \
+             WHERE id = $3 AND organisation_id = $4 AND routing = $5",
+        )
+        .bind(to_json_text(&document)?)
+        .bind(now_ms())
+        .bind(&api_key_id)
+        .bind(organisation_id)
+        .bind(&text)
+        .execute(pool)
+        .await?;
+        if result.rows_affected() > 0 {
+            changed.push(api_key_id);
+        }
+    }
+    Ok(changed)
 }
