@@ -132,7 +132,7 @@ pub enum GroupBy {
     /// API key id (`key` is accepted as an alias); the label is the key's name.
     #[serde(alias = "key")]
     ApiKey,
-    /// Team id; records of direct organisation keys form a group without a key.
+    /// Team id; records made without a team form one group whose key is `null`.
     Team,
     /// User id the records are attributed to; the label is the user's name or email.
     User,
@@ -507,7 +507,7 @@ fn group_order(group_by: GroupBy, a: &UsageGroup, b: &UsageGroup) -> std::cmp::O
 /// the names of those objects: one row per combination, which is few (each key has one team).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakdownRow {
-    /// The team of the records' API key; `None` for direct organisation keys.
+    /// The team the records were made under; `None` when there was none.
     pub team_id: Option<String>,
     /// The team's name; `None` when there is no team or it no longer exists.
     pub team_name: Option<String>,

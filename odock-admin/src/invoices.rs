@@ -33,7 +33,7 @@ pub struct Invoice {
     pub generated_at: DateTime<Utc>,
     /// Totals of the period.
     pub totals: InvoiceTotals,
-    /// The totals per team (records of direct organisation keys: `id` is `null`).
+    /// The totals per team (records made without a team: `id` is `null`).
     pub by_team: Vec<InvoiceLine>,
     /// The totals per API key.
     pub by_api_key: Vec<InvoiceLine>,
