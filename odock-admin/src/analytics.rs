@@ -51,6 +51,7 @@ pub const EXACT_PERCENTILES_UP_TO: i64 = 50_000;
 /// Which records a report covers. Bounds and lists that are empty do not narrow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageScope {
+    /// The organisation whose usage records the report reads.
     pub organisation_id: String,
     /// Inclusive lower bound on `createdAt`, unix ms.
     pub from_ms: Option<i64>,
@@ -59,6 +60,7 @@ pub struct UsageScope {
     /// Records of these teams or of these keys (the union, like the invoice page's multi-select);
     /// both empty: the whole organisation.
     pub team_ids: Vec<String>,
+    /// Records of these API keys (ids); see `team_ids`.
     pub api_key_ids: Vec<String>,
     /// Records of these models (model ids).
     pub model_ids: Vec<String>,
@@ -66,7 +68,9 @@ pub struct UsageScope {
     pub providers: Vec<String>,
     /// Records attributed to these users.
     pub user_ids: Vec<String>,
+    /// Only successful or only failed requests; `None`: both.
     pub status: Option<StatusFilter>,
+    /// LLM traffic, MCP traffic, or both (the default).
     pub traffic: Traffic,
     /// What the caller may see; `None` is everything in the organisation.
     pub visible: Option<Visibility>,
@@ -86,7 +90,9 @@ impl UsageScope {
 /// attributed to this user. Empty on both counts sees nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Visibility {
+    /// Teams whose records the caller may see.
     pub team_ids: Vec<String>,
+    /// A user whose own records (those attributed to them) the caller may see.
     pub user_id: Option<String>,
 }
 
@@ -94,9 +100,12 @@ pub struct Visibility {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Traffic {
+    /// LLM and MCP traffic.
     #[default]
     All,
+    /// LLM calls only (records whose provider is not `mcp`).
     Llm,
+    /// MCP tool calls only (records whose provider is `mcp`).
     Mcp,
 }
 
@@ -104,7 +113,9 @@ pub enum Traffic {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusFilter {
+    /// Requests answered with an HTTP status below 400.
     Success,
+    /// Requests answered with an HTTP status of 400 or above.
     Error,
 }
 
@@ -116,18 +127,25 @@ pub enum GroupBy {
     Day,
     /// UTC hour; the group key is `YYYY-MM-DDTHH:00:00Z`.
     Hour,
+    /// Model id; the label is the model name the records carry.
     Model,
+    /// API key id (`key` is accepted as an alias); the label is the key's name.
     #[serde(alias = "key")]
     ApiKey,
+    /// Team id; records made without a team form one group whose key is `null`.
     Team,
+    /// User id the records are attributed to; the label is the user's name or email.
     User,
+    /// Provider name (`openai`, `anthropic`, …; `mcp` for MCP traffic).
     Provider,
+    /// MCP server id; the label is the server's name (or the slug the records carry).
     McpServer,
     /// Status class; the group key is `2xx`, `4xx`, `5xx`, ….
     Status,
 }
 
 impl GroupBy {
+    /// Every grouping, in declaration order.
     pub const ALL: [GroupBy; 9] = [
         GroupBy::Day,
         GroupBy::Hour,
@@ -140,6 +158,7 @@ impl GroupBy {
         GroupBy::Status,
     ];
 
+    /// The wire name of the grouping (`day`, `apiKey`, `mcpServer`, …), as serde spells it.
     pub const fn as_str(self) -> &'static str {
         match self {
             GroupBy::Day => "day",
@@ -191,23 +210,36 @@ impl GroupBy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageStats {
+    /// Number of requests (usage records).
     pub requests: i64,
+    /// Requests answered with an HTTP status below 400.
     pub successes: i64,
+    /// Requests answered with an HTTP status of 400 or above (`requests - successes`).
     pub errors: i64,
     /// Successes (HTTP status < 400) / requests.
     #[schema(required = true)]
     pub success_rate: Option<f64>,
+    /// Requests that were LLM calls (provider other than `mcp`).
     pub llm_requests: i64,
+    /// Requests that were MCP tool calls (provider `mcp`).
     pub mcp_requests: i64,
+    /// Input (prompt) tokens, as reported by the upstream or estimated.
     pub input_tokens: i64,
+    /// Output (completion) tokens.
     pub output_tokens: i64,
+    /// Input tokens served from the provider's prompt cache.
     pub cached_tokens: i64,
+    /// Output tokens spent on reasoning.
     pub reasoning_tokens: i64,
     /// Input plus output tokens.
     pub total_tokens: i64,
+    /// Tokens the requests were billed and counted for (input plus output).
     pub billable_tokens: i64,
+    /// Total cost (LLM plus MCP), in nanos USD (billionths of a dollar).
     pub cost_nanos_usd: i64,
+    /// Cost of the LLM calls, in nanos USD.
     pub llm_cost_nanos_usd: i64,
+    /// Cost of the MCP tool calls, in nanos USD.
     pub mcp_cost_nanos_usd: i64,
     /// Median of `latencyMs` (see [`UsageSummary::latency_percentiles`]).
     #[schema(required = true)]
@@ -225,7 +257,10 @@ pub struct UsageGroup {
     /// without one.
     #[schema(required = true)]
     pub key: Option<String>,
+    /// A display name for the group: the object's name, the key itself for days, hours,
+    /// providers and status classes, or a placeholder such as `No model` when the key is `null`.
     pub label: String,
+    /// The group's counters (flattened into the group object).
     #[serde(flatten)]
     pub stats: UsageStats,
 }
@@ -244,13 +279,18 @@ pub enum Percentiles {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageSummary {
+    /// Start of the reported period (inclusive); `null`: from the first record.
     #[schema(required = true)]
     pub from: Option<DateTime<Utc>>,
+    /// End of the reported period (exclusive); `null`: up to the last record.
     #[schema(required = true)]
     pub to: Option<DateTime<Utc>>,
+    /// How `groups` were formed; `null`: no grouping, `groups` is empty.
     #[schema(required = true)]
     pub group_by: Option<GroupBy>,
+    /// Whether the latency percentiles are exact or estimated from histogram buckets.
     pub latency_percentiles: Percentiles,
+    /// Counters of every record in the scope.
     pub totals: UsageStats,
     /// Days, hours and status classes in order; other groupings by cost, then requests,
     /// descending.
@@ -467,16 +507,25 @@ fn group_order(group_by: GroupBy, a: &UsageGroup, b: &UsageGroup) -> std::cmp::O
 /// the names of those objects: one row per combination, which is few (each key has one team).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakdownRow {
+    /// The team the records were made under; `None` when there was none.
     pub team_id: Option<String>,
+    /// The team's name; `None` when there is no team or it no longer exists.
     pub team_name: Option<String>,
+    /// The API key the records were made with.
     pub api_key_id: String,
+    /// The key's name; `None` when it has none or no longer exists.
     pub api_key_name: Option<String>,
+    /// The resolved model id; `None` for MCP traffic and requests that resolved no model.
     pub model_id: Option<String>,
     /// The model name (or, for MCP traffic, the server slug) the records carry.
     pub recorded_name: Option<String>,
+    /// The MCP server of MCP traffic; `None` for LLM traffic.
     pub mcp_server_id: Option<String>,
+    /// The MCP server's name; `None` when not MCP or the server no longer exists.
     pub mcp_server_name: Option<String>,
+    /// Whether these are MCP tool calls (provider `mcp`) rather than LLM calls.
     pub mcp: bool,
+    /// The counters of the records (latency percentiles left empty).
     pub stats: UsageStats,
 }
 

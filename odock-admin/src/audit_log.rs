@@ -23,6 +23,7 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// How the actor is stored in `actor_kind`: `user` or `admin-token`.
     pub fn kind(&self) -> &'static str {
         match self {
             Actor::User(_) => "user",
@@ -30,6 +31,7 @@ impl Actor {
         }
     }
 
+    /// The signed-in user's id; `None` for the admin token.
     pub fn user_id(&self) -> Option<&str> {
         match self {
             Actor::User(id) => Some(id),
@@ -41,13 +43,17 @@ impl Actor {
 /// A change to record. `summary` is redacted by [`record`] before it is stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAuditEntry {
+    /// The organisation the change belongs to; `None` for changes outside any organisation.
     pub organisation_id: Option<String>,
+    /// Who made the change.
     pub actor: Actor,
     /// The admin API operation id (`createApiKey`, `updateModel`, …).
     pub action: String,
     /// What was changed (`api_key`, `model`, …).
     pub target_type: String,
+    /// The id of the changed object, when there is one.
     pub target_id: Option<String>,
+    /// The change: `{path, request, before, after}`; secrets are removed before storing.
     pub summary: Value,
 }
 
@@ -55,17 +61,23 @@ pub struct NewAuditEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
+    /// The entry's id.
     pub id: String,
+    /// When the change was recorded.
     pub at: DateTime<Utc>,
+    /// The organisation the change belongs to; `null` for changes outside any organisation.
     #[schema(required = true)]
     pub organisation_id: Option<String>,
+    /// The user who made the change; `null` when it was made with the admin token.
     #[schema(required = true)]
     pub actor_user_id: Option<String>,
     /// `user` or `admin-token`.
     pub actor_kind: String,
     /// The operation id of the admin route.
     pub action: String,
+    /// What kind of object was changed (`api_key`, `model`, …).
     pub target_type: String,
+    /// The id of the changed object; `null` when there is none.
     #[schema(required = true)]
     pub target_id: Option<String>,
     /// `{path, request, before, after}`, secrets removed.

@@ -21,14 +21,21 @@ use odock_store::db::{from_ms, Db, DbRow, SqlBuilder};
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invoice {
+    /// The invoiced organisation.
     pub organisation_id: String,
+    /// The invoiced period.
     pub period: Period,
     /// The teams and keys the invoice was narrowed to (empty: the whole organisation).
     pub team_ids: Vec<String>,
+    /// See `teamIds`: the invoice covers records of these teams or these keys.
     pub api_key_ids: Vec<String>,
+    /// When the invoice was built.
     pub generated_at: DateTime<Utc>,
+    /// Totals of the period.
     pub totals: InvoiceTotals,
+    /// The totals per team (records made without a team: `id` is `null`).
     pub by_team: Vec<InvoiceLine>,
+    /// The totals per API key.
     pub by_api_key: Vec<InvoiceLine>,
     /// LLM traffic only.
     pub by_model: Vec<InvoiceLine>,
@@ -40,20 +47,29 @@ pub struct Invoice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Period {
+    /// Start of the period (inclusive).
     pub from: DateTime<Utc>,
+    /// End of the period (exclusive).
     pub to: DateTime<Utc>,
 }
 
+/// An invoice's totals. Amounts are in nanos USD (billionths of a dollar), also as USD strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceTotals {
+    /// Usage records (LLM and MCP calls) in the period.
     pub requests: i64,
-    /// Usage records of LLM calls and of MCP calls in the period.
+    /// Usage records of LLM calls in the period.
     pub llm_requests: i64,
+    /// Usage records of MCP calls.
     pub mcp_requests: i64,
+    /// Cost of the LLM calls, nanos USD.
     pub llm_cost_nanos_usd: i64,
+    /// Cost of the MCP calls, nanos USD.
     pub mcp_cost_nanos_usd: i64,
+    /// Total cost (LLM plus MCP), nanos USD.
     pub cost_nanos_usd: i64,
+    /// Tokens billed (input plus output).
     pub billable_tokens: i64,
     /// The amount in USD with nine decimals, exactly the nanos.
     pub llm_cost_usd: String,
@@ -88,11 +104,17 @@ pub struct InvoiceLine {
     /// in `byTeam`, requests that never resolved a model in `byModel`).
     #[schema(required = true)]
     pub id: Option<String>,
+    /// The name of the team, key, model or server; a placeholder for records without one.
     pub name: String,
+    /// Usage records in the row.
     pub requests: i64,
+    /// Cost of the row's LLM calls, nanos USD.
     pub llm_cost_nanos_usd: i64,
+    /// Cost of the row's MCP calls, nanos USD.
     pub mcp_cost_nanos_usd: i64,
+    /// Total cost of the row, nanos USD.
     pub cost_nanos_usd: i64,
+    /// Tokens billed (input plus output).
     pub billable_tokens: i64,
     /// The amount in USD with nine decimals, exactly the nanos.
     pub cost_usd: String,

@@ -14,48 +14,75 @@ use odock_store::db::Db;
 /// A key the records are attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticKey {
+    /// The key id.
     pub id: String,
+    /// The key's team; `None`: a direct organisation key.
     pub team_id: Option<String>,
+    /// The user the key's records are attributed to, if any.
     pub user_id: Option<String>,
 }
 
 /// What to generate. Ids must be plain (`[A-Za-z0-9_-]`).
 #[derive(Debug, Clone)]
 pub struct SyntheticSpec {
+    /// The organisation every record belongs to.
     pub organisation_id: String,
+    /// Keys to attribute records to, picked at random; empty: no records are generated.
     pub keys: Vec<SyntheticKey>,
     /// `(model id, model name)` of LLM traffic.
     pub models: Vec<(String, String)>,
     /// `(server id, slug)` of MCP traffic; empty: no MCP records.
     pub mcp_servers: Vec<(String, String)>,
+    /// How many records to generate.
     pub records: usize,
     /// Records are spread over `[start_ms, start_ms + span_ms)`.
     pub start_ms: i64,
+    /// Length of the time span the records cover, ms.
     pub span_ms: i64,
+    /// Seed of the generator: the same spec always gives the same records.
     pub seed: u64,
 }
 
 /// One generated record: the columns analytics read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntheticRecord {
+    /// Record id: `{organisation_id}-{index:08}`.
     pub id: String,
+    /// The organisation the record belongs to.
     pub organisation_id: String,
+    /// The key's team, if any.
     pub team_id: Option<String>,
+    /// The user the record is attributed to, if any.
     pub user_id: Option<String>,
+    /// The API key the request was made with.
     pub api_key_id: String,
+    /// The provider (`openai`, `anthropic`, `gemini`, or `mcp` for MCP traffic).
     pub provider: String,
+    /// The model name, or the server slug for MCP traffic.
     pub model: Option<String>,
+    /// The model id; `None` for MCP traffic and requests that resolved no model.
     pub model_id: Option<String>,
+    /// The MCP server id of MCP traffic.
     pub mcp_server_id: Option<String>,
+    /// The MCP server slug of MCP traffic.
     pub mcp_slug: Option<String>,
+    /// HTTP status of the response (mostly 200; some 429, 500 and 502).
     pub http_status: i64,
+    /// Request latency, ms (heavy-tailed).
     pub latency_ms: i64,
+    /// Input tokens.
     pub input_tokens: i64,
+    /// Output tokens.
     pub output_tokens: i64,
+    /// Cached input tokens.
     pub cached_tokens: i64,
+    /// Reasoning tokens.
     pub reasoning_tokens: i64,
+    /// Billable tokens.
     pub billable_tokens: i64,
+    /// Cost in nanos USD.
     pub cost_nanos_usd: i64,
+    /// When the request was made, unix ms.
     pub created_at: i64,
 }
 

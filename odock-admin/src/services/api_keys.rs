@@ -27,28 +27,40 @@ use odock_store::keys::{generate_virtual_key, hash_virtual_key};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
+    /// The key's id (stable across rotations).
     pub id: String,
+    /// The organisation the key belongs to.
     pub organisation_id: String,
+    /// A display name.
     pub name: String,
+    /// Whom the key belongs to: `ORGANISATION`, `TEAM` or `USER`.
     #[serde(rename = "type")]
     pub key_type: ApiKeyType,
+    /// The team of a TEAM key; `null` otherwise.
     #[schema(required = true)]
     pub team_id: Option<String>,
+    /// The user of a USER key; `null` otherwise.
     #[schema(required = true)]
     pub user_id: Option<String>,
     /// `sk_` + first 3 + `…` + last 4.
     pub preview: String,
+    /// When the key stops working; `null`: never.
     #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
     /// IANA name the key's windows are computed in.
     pub timezone: String,
+    /// Whether the key is revoked (refused by the gateway until restored).
     pub revoked: bool,
     /// Whether the plaintext has been shown (always, at creation: we never show it later).
     pub revealed: bool,
+    /// How many times the key's secret has been rotated.
     pub rotations: u32,
+    /// The key's rate-limit policy document (`{}`: no limits of its own).
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
+    /// When the key was last changed (including rotation and revocation).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -56,6 +68,7 @@ pub struct ApiKey {
 /// `Debug` hides the key.
 #[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedApiKey {
+    /// The key object (its fields are flattened into this one).
     #[serde(flatten)]
     pub api_key: ApiKey,
     /// The plaintext key, shown only in this response.
@@ -76,7 +89,9 @@ impl fmt::Debug for IssuedApiKey {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewApiKey {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
+    /// Whom the key belongs to: `ORGANISATION`, `TEAM` (needs `teamId`) or `USER` (needs `userId`).
     #[serde(rename = "type")]
     pub key_type: ApiKeyType,
     /// Required for TEAM keys, refused otherwise.
@@ -91,6 +106,7 @@ pub struct NewApiKey {
     /// Defaults to `UTC`.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// A rate-limit policy document (known keys only); default `{}`.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
@@ -100,12 +116,16 @@ pub struct NewApiKey {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new expiry (must be in the future); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// A new IANA zone for the key's windows (`UTC`, `Europe/Paris`, …).
     #[serde(default)]
     pub timezone: Option<String>,
+    /// Replaces the policy document.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
@@ -214,6 +234,9 @@ async fn check_owner(
     Ok(())
 }
 
+/// Issues a key and returns its plaintext once. Errors: 404 when the organisation does not
+/// exist; 400 on a bad name, owner (missing, refused or not in the organisation), past expiry,
+/// unknown timezone or bad policy document.
 pub async fn create(
     pool: &Db,
     organisation_id: &str,
@@ -252,6 +275,7 @@ pub async fn create(
     Ok(IssuedApiKey { api_key, key })
 }
 
+/// The key `id` of the organisation; 404 when it is not there.
 pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<ApiKey, AdminError> {
     API_KEYS.get(pool, organisation_id, id).await
 }
@@ -265,6 +289,8 @@ pub async fn list(
     API_KEYS.list(pool, organisation_id, &[], page).await
 }
 
+/// Applies `patch` (absent fields stay); 404 when the key is not in the organisation, 400 on
+/// a bad name, past expiry, unknown timezone or bad policy document.
 pub async fn update(
     pool: &Db,
     organisation_id: &str,
@@ -390,17 +416,22 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), Ad
 #[serde(rename_all = "camelCase")]
 #[schema(as = ApiKeyRotation)]
 pub struct Rotation {
+    /// The rotation's id.
     pub id: String,
+    /// The key that was rotated.
     pub api_key_id: String,
     /// The preview of the secret this rotation replaced.
     pub previous_preview: String,
+    /// The expiry before the rotation; `null`: none.
     #[schema(required = true)]
     pub previous_expires_at: Option<DateTime<Utc>>,
+    /// The expiry after the rotation; `null`: none.
     #[schema(required = true)]
     pub new_expires_at: Option<DateTime<Utc>>,
     /// The user id (or `admin-token`) that rotated it.
     #[schema(required = true)]
     pub rotated_by: Option<String>,
+    /// When the rotation happened.
     pub rotated_at: DateTime<Utc>,
 }
 

@@ -25,15 +25,20 @@ use super::{from_json_text, nullable, parse_column, to_json_text, AdminError, Sc
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Currency {
+    /// US dollars (the default).
     #[default]
     Usd,
+    /// Euros.
     Eur,
+    /// Pounds sterling.
     Lbs,
 }
 
 impl Currency {
+    /// Every currency, in declaration order.
     pub const ALL: &'static [Currency] = &[Currency::Usd, Currency::Eur, Currency::Lbs];
 
+    /// The stored and wire name: `USD`, `EUR` or `LBS`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Currency::Usd => "USD",
@@ -66,27 +71,39 @@ pub const THRESHOLDS: &[u32] = &[50, 80, 90, 100];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Budget {
+    /// The budget's id.
     pub id: String,
+    /// The organisation the budget belongs to.
     pub organisation_id: String,
+    /// A display name.
     pub name: String,
+    /// Whose spending the budget limits: `ORG`, `TEAM`, `USER` or `APIKEY`.
     pub owner_type: OwnerType,
     /// The team, user or key id; `None` for `ORG`.
     #[schema(required = true)]
     pub owner_id: Option<String>,
+    /// The spending limit per window, in nanos (billionths) of the currency.
     pub amount_nanos: i64,
+    /// The currency the amount is written in (a label: costs are counted in nanos USD).
     pub currency: Currency,
+    /// The length of a window: `DAILY`, `WEEKLY`, `MONTHLY` or `QUARTERLY`.
     pub period: BudgetPeriod,
+    /// When the budget starts applying; its windows are computed from it in `timezone`.
     pub start_at: DateTime<Utc>,
     /// IANA zone the windows are computed in.
     pub timezone: String,
+    /// When the budget stops applying; `null`: never.
     #[schema(required = true)]
     pub end_at: Option<DateTime<Utc>>,
     /// Percentages of the amount whose crossing is reported (never blocking), ascending.
     pub thresholds: Vec<u32>,
     /// Stored, not yet applied.
     pub rollover: bool,
+    /// Whether the budget is enforced.
     pub active: bool,
+    /// When the budget was created.
     pub created_at: DateTime<Utc>,
+    /// When the budget was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -94,13 +111,17 @@ pub struct Budget {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewBudget {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
+    /// Whose spending the budget limits: `ORG`, `TEAM`, `USER` or `APIKEY`.
     pub owner_type: OwnerType,
     /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
+    /// The spending limit per window, in nanos of the currency; greater than 0.
     #[schema(minimum = 1)]
     pub amount_nanos: i64,
+    /// The length of a window: `DAILY`, `WEEKLY`, `MONTHLY` or `QUARTERLY`.
     pub period: BudgetPeriod,
     /// Defaults to now.
     #[serde(default)]
@@ -111,13 +132,17 @@ pub struct NewBudget {
     /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
+    /// Percentages of the amount whose crossing is reported, each one of 50, 80, 90, 100;
+    /// default none.
     #[serde(default)]
     pub thresholds: Option<Vec<u32>>,
     /// Stored, not yet applied.
     #[serde(default)]
     pub rollover: Option<bool>,
+    /// Whether the budget is enforced; default `true`.
     #[serde(default)]
     pub active: Option<bool>,
+    /// The currency the amount is written in; default `USD`.
     #[serde(default)]
     pub currency: Option<Currency>,
 }
@@ -127,26 +152,35 @@ pub struct NewBudget {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BudgetPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new spending limit per window, greater than 0.
     #[serde(default)]
     #[schema(minimum = 1)]
     pub amount_nanos: Option<i64>,
+    /// A new currency label.
     #[serde(default)]
     pub currency: Option<Currency>,
+    /// A new window length.
     #[serde(default)]
     pub period: Option<BudgetPeriod>,
+    /// A new start (windows are computed from it).
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
     /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// A new end (after `startAt`); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub end_at: Option<Option<DateTime<Utc>>>,
+    /// New threshold percentages (each one of 50, 80, 90, 100), replacing the old ones.
     #[serde(default)]
     pub thresholds: Option<Vec<u32>>,
+    /// Sets the rollover flag (stored, not yet applied).
     #[serde(default)]
     pub rollover: Option<bool>,
+    /// Enables or disables the budget.
     #[serde(default)]
     pub active: Option<bool>,
 }
@@ -158,9 +192,13 @@ pub struct BudgetWindow {
     /// `None` for the current window while the ledger has not created its row.
     #[schema(required = true)]
     pub id: Option<String>,
+    /// When the window starts (inclusive).
     pub start_at: DateTime<Utc>,
+    /// When the window ends (exclusive).
     pub end_at: DateTime<Utc>,
+    /// Spend settled in the window, in nanos.
     pub used_nanos: i64,
+    /// Spend held by requests still in flight, in nanos.
     pub reserved_nanos: i64,
 }
 

@@ -22,10 +22,15 @@ pub const MAX_IDS_PER_REQUEST: usize = 1_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelGrant {
+    /// The API key that may call the model.
     pub api_key_id: String,
+    /// The API key's name.
     pub api_key_name: String,
+    /// The model the key may call.
     pub model_id: String,
+    /// The model's name.
     pub model_name: String,
+    /// When the grant was made.
     pub created_at: DateTime<Utc>,
 }
 
@@ -33,6 +38,7 @@ pub struct ModelGrant {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantModels {
+    /// Models to grant the key (ids of this organisation, at most 1000; duplicates ignored).
     pub model_ids: Vec<String>,
 }
 
@@ -40,6 +46,7 @@ pub struct GrantModels {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantApiKeys {
+    /// API keys to grant the target (ids of this organisation, at most 1000; duplicates ignored).
     pub api_key_ids: Vec<String>,
 }
 

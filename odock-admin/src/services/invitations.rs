@@ -35,6 +35,7 @@ pub const INVITATION_TOKEN_PREFIX: &str = "odi_";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invitation {
+    /// The invitation's id.
     pub id: String,
     /// `None` for `CREATE_ORGANISATION` invitations.
     #[schema(required = true)]
@@ -42,17 +43,26 @@ pub struct Invitation {
     /// The organisation a `CREATE_ORGANISATION` invitation creates.
     #[schema(required = true)]
     pub organisation_name: Option<String>,
+    /// The invitee's e-mail address (lower-cased).
     pub email: String,
+    /// The role the invitee gets on acceptance (`ORG_ADMIN` for `CREATE_ORGANISATION`).
     pub role: Role,
+    /// `JOIN_ORGANISATION` or `CREATE_ORGANISATION`.
     #[serde(rename = "type")]
     pub kind: InvitationType,
+    /// `PENDING`, `ACCEPTED`, `REVOKED`, or `EXPIRED` for a pending one past `expiresAt`.
     pub status: InvitationStatus,
+    /// The user who sent the invitation; `null` when sent with the admin token.
     #[schema(required = true)]
     pub invited_by: Option<String>,
+    /// When the token stops working (72 hours after it was issued).
     pub expires_at: DateTime<Utc>,
+    /// When the invitation was accepted; `null` until then.
     #[schema(required = true)]
     pub accepted_at: Option<DateTime<Utc>>,
+    /// When the invitation was created.
     pub created_at: DateTime<Utc>,
+    /// When the invitation was last changed (resent, revoked, accepted).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -60,6 +70,7 @@ pub struct Invitation {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedInvitation {
+    /// The invitation (its fields are flattened into this one).
     #[serde(flatten)]
     pub invitation: Invitation,
     /// The invitation token, shown only in this response.
@@ -76,7 +87,9 @@ pub struct IssuedInvitation {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewInvitation {
+    /// The invitee's e-mail address (trimmed and lower-cased).
     pub email: String,
+    /// The role the invitee gets: `ORG_ADMIN`, `MANAGER` or `USER`.
     pub role: Role,
     /// Only `JOIN_ORGANISATION` here; `CREATE_ORGANISATION` goes through `/api/admin/invitations`.
     #[serde(default, rename = "type")]
@@ -87,7 +100,9 @@ pub struct NewInvitation {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganisationInvitation {
+    /// The invitee's e-mail address (trimmed and lower-cased).
     pub email: String,
+    /// The name of the organisation created on acceptance (trimmed, 1–200 characters).
     pub organisation_name: String,
 }
 
@@ -95,12 +110,18 @@ pub struct NewOrganisationInvitation {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicInvitation {
+    /// The invitee's e-mail address.
     pub email: String,
+    /// The role the invitee gets.
     pub role: Role,
+    /// `JOIN_ORGANISATION` or `CREATE_ORGANISATION`.
     #[serde(rename = "type")]
     pub kind: InvitationType,
+    /// `PENDING`, `ACCEPTED`, `REVOKED`, or `EXPIRED` for a pending one past `expiresAt`.
     pub status: InvitationStatus,
+    /// When the token stops working.
     pub expires_at: DateTime<Utc>,
+    /// The organisation joined, or the one a `CREATE_ORGANISATION` invitation creates.
     #[schema(required = true)]
     pub organisation_name: Option<String>,
 }
@@ -109,7 +130,9 @@ pub struct PublicInvitation {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptInvitation {
+    /// The new user's display name (trimmed, 1–200 characters).
     pub name: String,
+    /// The new user's password (8 to 1024 characters); write-only.
     #[schema(write_only)]
     pub password: String,
 }
@@ -129,6 +152,7 @@ pub enum InvitationError {
     /// 410 `invitation_used`.
     #[error("the invitation was already used")]
     Used,
+    /// The token is usable but the write failed (400, 404, 409 or 500, as [`AdminError`]).
     #[error(transparent)]
     Admin(#[from] AdminError),
 }

@@ -13,11 +13,17 @@ use odock_store::db::{from_ms, DbRow};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpGrant {
+    /// The API key that may call the MCP server.
     pub api_key_id: String,
+    /// The API key's name.
     pub api_key_name: String,
+    /// The MCP server the key may call.
     pub mcp_server_id: String,
+    /// The MCP server's name.
     pub mcp_server_name: String,
+    /// The MCP server's slug.
     pub mcp_server_slug: String,
+    /// When the grant was made.
     pub created_at: DateTime<Utc>,
 }
 
@@ -25,6 +31,7 @@ pub struct McpGrant {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantMcpServers {
+    /// MCP servers to grant the key (ids of this organisation, at most 1000; duplicates ignored).
     pub mcp_server_ids: Vec<String>,
 }
 

@@ -38,27 +38,39 @@ pub use odock_store::mcp_config::{stdio_fingerprint, upstream_auth};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpServer {
+    /// The server's id.
     pub id: String,
+    /// The organisation the server belongs to.
     pub organisation_id: String,
+    /// A display name.
     pub name: String,
     /// Unique in the organisation; clients call `/v1/mcp/{slug}`.
     pub slug: String,
+    /// A free-text description; `null` when none.
     #[schema(required = true)]
     pub description: Option<String>,
+    /// How the gateway reaches the server: `STREAMABLE_HTTP`, `SSE` or `STDIO`.
     pub transport: McpTransportKind,
+    /// The upstream URL of an HTTP or SSE server; `null` when none.
     #[schema(required = true)]
     pub endpoint_url: Option<String>,
+    /// The command a STDIO server runs on the gateway's host; `null` when none.
     #[schema(required = true)]
     pub stdio_command: Option<String>,
+    /// The arguments of `stdioCommand`.
     pub stdio_args: Vec<String>,
     /// Variable name → preview of its value.
     pub stdio_env_preview: BTreeMap<String, String>,
+    /// How the gateway authenticates to the upstream: `NONE`, `BEARER`, `BASIC` or `OAUTH2`.
     pub auth_type: McpAuthType,
     /// The auth config with every secret replaced by its preview.
     #[schema(value_type = Object)]
     pub auth_config_preview: JsonObject,
+    /// Whether keys may call the server (a disabled server is kept but not served).
     pub enabled: bool,
+    /// The `publicInternet` flag, stored and returned as given.
     pub public_internet: bool,
+    /// The `oauthRequired` flag, stored and returned as given.
     pub oauth_required: bool,
     /// Team scope: only this team's keys may call the server.
     #[schema(required = true)]
@@ -66,14 +78,20 @@ pub struct McpServer {
     /// API-key scope: only this key may call the server.
     #[schema(required = true)]
     pub api_key_id: Option<String>,
+    /// Tool names keys may call; empty: every tool not blocked.
     pub allowed_tools: Vec<String>,
+    /// Tool names keys may never call.
     pub blocked_tools: Vec<String>,
     /// `{"blockedKeywords":[...]}`.
     #[schema(value_type = Object)]
     pub semantic_filter: JsonObject,
+    /// Free-form JSON metadata, stored as given.
     #[schema(value_type = Object)]
     pub metadata: JsonObject,
+    /// What a call costs, in nanos USD (`{callNanosUsd, inputNanosUsdPerMillionBytes,
+    /// outputNanosUsdPerMillionBytes}`).
     pub pricing: McpPricing,
+    /// The server's rate-limit policy document (`{}`: no limits of its own).
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
     /// True when a SUPER_ADMIN configured exactly the current stdio launch (command, arguments,
@@ -81,7 +99,9 @@ pub struct McpServer {
     #[serde(default)]
     #[schema(required = true)]
     pub stdio_approved: bool,
+    /// When the server was created.
     pub created_at: DateTime<Utc>,
+    /// When the server was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -98,22 +118,30 @@ pub enum LaunchAuthor {
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewMcpServer {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
+    /// Unique in the organisation: lower-case letters, digits, `-`, `_` (at most 100).
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: String,
+    /// How the gateway reaches the server: `STREAMABLE_HTTP`, `SSE` or `STDIO`.
     pub transport: McpTransportKind,
+    /// A free-text description (trimmed).
     #[serde(default)]
     pub description: Option<String>,
+    /// The upstream `http(s)` URL, without a fragment or credentials; blank means none.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// The command of a STDIO server (at most 1000 characters); blank means none.
     #[serde(default)]
     pub stdio_command: Option<String>,
+    /// The arguments of `stdioCommand`; default none.
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
     /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default)]
     #[schema(write_only)]
     pub stdio_env: Option<BTreeMap<String, String>>,
+    /// How the gateway authenticates to the upstream; default `NONE`.
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
     /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
@@ -121,28 +149,39 @@ pub struct NewMcpServer {
     #[schema(value_type = Object)]
     #[schema(write_only)]
     pub auth_config: Option<JsonObject>,
+    /// Tool names keys may call (trimmed, de-duplicated); default: every tool not blocked.
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
+    /// Tool names keys may never call (trimmed, de-duplicated).
     #[serde(default)]
     pub blocked_tools: Option<Vec<String>>,
+    /// `{"blockedKeywords":[strings]}`; any other key is refused. Default `{}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub semantic_filter: Option<JsonObject>,
+    /// What a call costs, in nanos USD; default free.
     #[serde(default)]
     pub pricing: Option<McpPricing>,
+    /// A rate-limit policy document (known keys only); default `{}`.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
+    /// Team scope: only this team's keys may call the server (a team of this organisation).
     #[serde(default)]
     pub team_id: Option<String>,
+    /// API-key scope: only this key may call the server (a key of this organisation).
     #[serde(default)]
     pub api_key_id: Option<String>,
+    /// Whether keys may call the server; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The `publicInternet` flag; default `false`.
     #[serde(default)]
     pub public_internet: Option<bool>,
+    /// The `oauthRequired` flag; default `false`.
     #[serde(default)]
     pub oauth_required: Option<bool>,
+    /// Free-form JSON metadata; default `{}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Option<JsonObject>,
@@ -165,25 +204,33 @@ impl fmt::Debug for NewMcpServer {
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct McpServerPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new slug (lower-case letters, digits, `-`, `_`; unique in the organisation).
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub slug: Option<String>,
+    /// A new transport; changes the stdio launch.
     #[serde(default)]
     pub transport: Option<McpTransportKind>,
+    /// A new description; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub description: Option<Option<String>>,
+    /// A new upstream URL; `null` or blank clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub endpoint_url: Option<Option<String>>,
+    /// A new stdio command; `null` or blank clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub stdio_command: Option<Option<String>>,
+    /// New arguments of `stdioCommand`, replacing the old ones.
     #[serde(default)]
     pub stdio_args: Option<Vec<String>>,
     /// Sealed at rest; never returned (see `stdioEnvPreview`).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(write_only)]
     pub stdio_env: Option<Option<BTreeMap<String, String>>>,
+    /// A new auth type; unless it is `NONE`, it needs a new `authConfig`.
     #[serde(default)]
     pub auth_type: Option<McpAuthType>,
     /// BEARER `{token}`; BASIC `{username, password}`; OAUTH2 `{tokenUrl, clientId, clientSecret, scope?, audience?}`. Sealed at rest; never returned (see `authConfigPreview`).
@@ -191,28 +238,39 @@ pub struct McpServerPatch {
     #[schema(value_type = Option<Object>)]
     #[schema(write_only)]
     pub auth_config: Option<Option<JsonObject>>,
+    /// Replaces the allowed tool names.
     #[serde(default)]
     pub allowed_tools: Option<Vec<String>>,
+    /// Replaces the blocked tool names.
     #[serde(default)]
     pub blocked_tools: Option<Vec<String>>,
+    /// Replaces the semantic filter (`{"blockedKeywords":[strings]}`).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub semantic_filter: Option<JsonObject>,
+    /// Replaces the pricing.
     #[serde(default)]
     pub pricing: Option<McpPricing>,
+    /// Replaces the policy document.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
+    /// A new team scope; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub team_id: Option<Option<String>>,
+    /// A new API-key scope; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub api_key_id: Option<Option<String>>,
+    /// Enables or disables the server.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Sets the `publicInternet` flag.
     #[serde(default)]
     pub public_internet: Option<bool>,
+    /// Sets the `oauthRequired` flag.
     #[serde(default)]
     pub oauth_required: Option<bool>,
+    /// Replaces the metadata.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Option<JsonObject>,
@@ -630,6 +688,7 @@ pub async fn create_by(
     get(pool, organisation_id, &id).await
 }
 
+/// The server `id` of the organisation; 404 when it is not there.
 pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<McpServer, AdminError> {
     SERVERS.get(pool, organisation_id, id).await
 }

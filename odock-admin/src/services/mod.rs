@@ -57,7 +57,9 @@ pub enum AdminError {
     /// The input is unusable (400); `field` names the culprit when one is at fault.
     #[error("{message}")]
     Invalid {
+        /// What is wrong, for the client.
         message: String,
+        /// The camelCase input field at fault, when one is.
         field: Option<String>,
     },
     /// The object (or its organisation) does not exist (404). Holds what was looked for.
@@ -72,6 +74,7 @@ pub enum AdminError {
 }
 
 impl AdminError {
+    /// A 400 ([`AdminError::Invalid`]) with `message`, blaming `field` when given.
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         AdminError::Invalid {
             message: message.into(),
@@ -146,7 +149,9 @@ impl Default for PageRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
+    /// The items of this page.
     pub data: Vec<T>,
+    /// The cursor of the next page (pass it as `cursor`); `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

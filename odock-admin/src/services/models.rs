@@ -20,27 +20,38 @@ use odock_store::db::{from_ms, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
+    /// The model's id.
     pub id: String,
+    /// The organisation the model belongs to.
     pub organisation_id: String,
     /// The name clients send as `model`; unique in the organisation.
     pub name: String,
     /// The upstream's model id.
     pub slug: String,
+    /// What the model does: `chat`, `reasoning`, `image`, `embeddings`, `audio`, ….
     #[serde(rename = "type")]
     pub model_type: ModelType,
+    /// The provider (of the same organisation) that serves the model.
     pub provider_id: String,
+    /// The provider key calls use; `null`: the provider's unrevoked keys.
     #[schema(required = true)]
     pub provider_key_id: Option<String>,
+    /// What the model supports (tools, vision, …), as configured.
     pub capabilities: Vec<Capability>,
     /// `None`: unpriced (usage costs nothing).
     #[schema(required = true)]
     pub pricing: Option<ModelPricing>,
+    /// The model's rate-limit policy document (`{}`: no limits of its own).
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
+    /// Model-specific settings (e.g. `maxOutputTokens`), as configured.
     #[schema(value_type = Object)]
     pub config: JsonObject,
+    /// Whether clients may call the model.
     pub enabled: bool,
+    /// When the model was created.
     pub created_at: DateTime<Utc>,
+    /// When the model was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -48,23 +59,33 @@ pub struct Model {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewModel {
+    /// The name clients send as `model` (trimmed, 1–200 characters; unique in the organisation).
     pub name: String,
+    /// The upstream's model id: ASCII letters, digits and `. _ - : / @`, at most 300 characters.
     pub slug: String,
+    /// What the model does: `chat`, `reasoning`, `image`, `embeddings`, `audio`, ….
     #[serde(rename = "type")]
     pub model_type: ModelType,
+    /// The provider that serves the model (a provider of this organisation).
     pub provider_id: String,
+    /// A key of that provider for the model's calls; absent: the provider's unrevoked keys.
     #[serde(default)]
     pub provider_key_id: Option<String>,
+    /// What the model supports; default none.
     #[serde(default)]
     pub capabilities: Option<Vec<Capability>>,
+    /// The model's prices; absent: unpriced (usage costs nothing).
     #[serde(default)]
     pub pricing: Option<ModelPricing>,
+    /// A rate-limit policy document (known keys only); default `{}`.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
+    /// Model-specific settings (e.g. `maxOutputTokens`); default `{}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
+    /// Whether clients may call the model; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -73,26 +94,36 @@ pub struct NewModel {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPatch {
+    /// A new client-facing name (trimmed, 1–200 characters; unique in the organisation).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new upstream model id.
     #[serde(default)]
     pub slug: Option<String>,
+    /// A new model type.
     #[serde(default, rename = "type")]
     pub model_type: Option<ModelType>,
+    /// A new provider (of this organisation); a set `providerKeyId` must belong to it.
     #[serde(default)]
     pub provider_id: Option<String>,
+    /// A new provider key of the model's provider; `null`: the provider's unrevoked keys.
     #[serde(default, deserialize_with = "nullable")]
     pub provider_key_id: Option<Option<String>>,
+    /// Replaces the capabilities.
     #[serde(default)]
     pub capabilities: Option<Vec<Capability>>,
+    /// Replaces the prices; `null`: unpriced.
     #[serde(default, deserialize_with = "nullable")]
     pub pricing: Option<Option<ModelPricing>>,
+    /// Replaces the policy document.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
+    /// Replaces the model-specific settings.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
+    /// Enables or disables the model.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -207,6 +238,8 @@ fn duplicate_name(name: &str) -> String {
     format!("a model named `{name}` already exists in this organisation")
 }
 
+/// Creates a model. Errors: 404 when the organisation does not exist; 400 on a bad name, slug,
+/// pricing or policy document, or a provider (key) not of this organisation; 409 on a taken name.
 pub async fn create(
     pool: &Db,
     organisation_id: &str,
@@ -251,6 +284,7 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
+/// The model `id` of the organisation; 404 when it is not there.
 pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Model, AdminError> {
     MODELS.get(pool, organisation_id, id).await
 }
@@ -264,6 +298,8 @@ pub async fn list(
     MODELS.list(pool, organisation_id, &[], page).await
 }
 
+/// Applies `patch` (absent fields stay); errors as [`create`], and 404 when the model is not
+/// in the organisation.
 pub async fn update(
     pool: &Db,
     organisation_id: &str,

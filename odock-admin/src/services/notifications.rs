@@ -27,9 +27,13 @@ pub const EVENTS: &[&str] = &[
     APIKEY_EXPIRING,
     PROVIDER_UNHEALTHY,
 ];
+/// The event raised when spend crosses one of a budget's thresholds.
 pub const BUDGET_THRESHOLD: &str = "budget.threshold";
+/// The event raised when usage crosses one of a quota's thresholds.
 pub const QUOTA_THRESHOLD: &str = "quota.threshold";
+/// The event raised when an active API key is about to expire.
 pub const APIKEY_EXPIRING: &str = "apikey.expiring";
+/// The event raised when a provider is found unhealthy.
 pub const PROVIDER_UNHEALTHY: &str = "provider.unhealthy";
 /// A test send (`POST …/notification-channels/{id}/test`): goes to that channel only.
 pub const TEST: &str = "notification.test";
@@ -37,14 +41,18 @@ pub const TEST: &str = "notification.test";
 /// Most addresses of one EMAIL channel.
 const MAX_EMAILS: usize = 20;
 
+/// How a notification channel delivers alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChannelType {
+    /// Alerts are POSTed as JSON to the channel's `url` (signed when it has a secret).
     Webhook,
+    /// Alerts are e-mailed to the channel's `emails`.
     Email,
 }
 
 impl ChannelType {
+    /// The stored and wire name: `WEBHOOK` or `EMAIL`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ChannelType::Webhook => "WEBHOOK",
@@ -65,19 +73,29 @@ impl ChannelType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationChannel {
+    /// The channel's id.
     pub id: String,
+    /// The organisation the channel belongs to.
     pub organisation_id: String,
+    /// A display name.
     pub name: String,
+    /// How alerts are delivered: `WEBHOOK` or `EMAIL`.
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
+    /// WEBHOOK: where alerts are POSTed; `null` for EMAIL channels.
     #[schema(required = true)]
     pub url: Option<String>,
+    /// EMAIL: the addresses alerts go to; empty for WEBHOOK channels.
     pub emails: Vec<String>,
+    /// Whether a webhook signing secret is set (the secret itself is never returned).
     pub has_secret: bool,
     /// Subscribed events (all of [`EVENTS`] when created without a list).
     pub events: Vec<String>,
+    /// Whether alerts are delivered to the channel (test sends go regardless).
     pub enabled: bool,
+    /// When the channel was created.
     pub created_at: DateTime<Utc>,
+    /// When the channel was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -85,20 +103,25 @@ pub struct NotificationChannel {
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewNotificationChannel {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
+    /// `WEBHOOK` (needs `url`) or `EMAIL` (needs `emails`); cannot be changed later.
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
     /// WEBHOOK: where alerts are POSTed (egress policy applies).
     #[serde(default)]
     pub url: Option<String>,
+    /// EMAIL: 1 to 20 addresses alerts go to.
     #[serde(default)]
     pub emails: Option<Vec<String>>,
     /// Signs webhook bodies (`X-Odock-Signature`); write-only.
     #[serde(default)]
     #[schema(write_only)]
     pub secret: Option<String>,
+    /// Events to subscribe to (see `EVENTS`); absent or empty: every event.
     #[serde(default)]
     pub events: Option<Vec<String>>,
+    /// Whether alerts are delivered to the channel; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -117,17 +140,23 @@ impl fmt::Debug for NewNotificationChannel {
 #[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotificationChannelPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// WEBHOOK: a new URL (http(s), no credentials, at most 2048 characters).
     #[serde(default)]
     pub url: Option<String>,
+    /// EMAIL: new addresses (1 to 20), replacing the old ones.
     #[serde(default)]
     pub emails: Option<Vec<String>>,
+    /// WEBHOOK: a new signing secret (16–512 characters); `null` removes it. Write-only.
     #[serde(default, deserialize_with = "super::nullable")]
     #[schema(write_only)]
     pub secret: Option<Option<String>>,
+    /// New subscribed events, replacing the old ones; empty: every event.
     #[serde(default)]
     pub events: Option<Vec<String>>,
+    /// Enables or disables delivery to the channel.
     #[serde(default)]
     pub enabled: Option<bool>,
 }
@@ -257,6 +286,9 @@ fn check_secret(secret: &str) -> Result<&str, AdminError> {
     Ok(secret)
 }
 
+/// Creates a channel, sealing a webhook secret with `master_key`. Errors (400): a bad name,
+/// unknown events, a WEBHOOK without a valid `url` or with `emails`, an EMAIL channel without
+/// 1–20 addresses or with `url`/`secret`, a secret outside 16–512 characters.
 pub async fn create(
     pool: &Db,
     master_key: &MasterKey,
@@ -320,6 +352,7 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
+/// The channel `id` of the organisation; 404 when it is not there.
 pub async fn get(
     pool: &Db,
     organisation_id: &str,
@@ -339,6 +372,7 @@ pub async fn get(
     }
 }
 
+/// One page of the organisation's channels.
 pub async fn list(
     pool: &Db,
     organisation_id: &str,
@@ -356,6 +390,8 @@ pub async fn list(
     .await
 }
 
+/// Applies `patch` (absent fields stay; the type never changes); 404 when the channel is not in
+/// the organisation, 400 on the same checks as [`create`].
 pub async fn update(
     pool: &Db,
     master_key: &MasterKey,
@@ -434,6 +470,7 @@ pub async fn update(
     get(pool, organisation_id, id).await
 }
 
+/// Deletes the channel; 404 when it is not in the organisation.
 pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), AdminError> {
     let deleted =
         sqlx::query("DELETE FROM notification_channels WHERE id = $1 AND organisation_id = $2")
@@ -451,26 +488,38 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<(), Ad
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
+    /// The alert's id.
     pub id: String,
+    /// The organisation the alert was raised for.
     pub organisation_id: String,
+    /// What happened: one of `EVENTS` (or `notification.test` for a test send).
     pub event: String,
+    /// The event's details (event-specific JSON).
     pub data: Value,
+    /// When the alert was raised.
     pub occurred_at: DateTime<Utc>,
+    /// One delivery per channel the alert was queued for.
     pub deliveries: Vec<AlertDelivery>,
 }
 
+/// One channel's delivery of an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertDelivery {
+    /// The delivery's id.
     pub id: String,
+    /// The channel the alert is delivered to.
     pub channel_id: String,
     /// `WEBHOOK` or `EMAIL`.
     pub channel_type: String,
     /// `PENDING`, `SENDING`, `DELIVERED` or `FAILED`.
     pub status: String,
+    /// Sending attempts made so far.
     pub attempts: i64,
+    /// The error of the last failed attempt (at most 500 characters); `null` after success.
     #[schema(required = true)]
     pub last_error: Option<String>,
+    /// When the alert reached the channel; `null` until then.
     #[schema(required = true)]
     pub delivered_at: Option<DateTime<Utc>>,
 }
@@ -540,6 +589,7 @@ async fn deliveries_of(pool: &Db, alert_id: &str) -> Result<Vec<AlertDelivery>, 
         .collect())
 }
 
+/// The alert `id` of the organisation with its deliveries; 404 when it is not there.
 pub async fn get_alert(pool: &Db, organisation_id: &str, id: &str) -> Result<Alert, AdminError> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1 AND organisation_id = $2");
     let row = sqlx::query(&sql)
@@ -620,10 +670,15 @@ pub async fn raise(
 /// webhook secret's envelope, never the secret.
 #[derive(Clone)]
 pub struct ChannelTarget {
+    /// The channel's id.
     pub id: String,
+    /// How to deliver.
     pub channel_type: ChannelType,
+    /// WEBHOOK: where to POST.
     pub url: Option<String>,
+    /// EMAIL: where to send.
     pub emails: Vec<String>,
+    /// The sealed webhook secret (open with [`open_secret`]); `None` when there is none.
     pub secret_envelope: Option<String>,
 }
 
@@ -639,8 +694,11 @@ impl fmt::Debug for ChannelTarget {
 /// A delivery claimed for sending.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
+    /// The delivery's id.
     pub id: String,
+    /// Attempts made before this one.
     pub attempts: i64,
+    /// The alert to deliver.
     pub alert: Alert,
     /// `None` when the channel was deleted since.
     pub channel: Option<ChannelTarget>,
@@ -769,8 +827,6 @@ pub async fn next_due(pool: &Db) -> Result<Option<i64>, AdminError> {
     Ok(row.try_get::<Option<i64>, _>("due")?)
 }
 
-/// Active keys of every organisation expiring between `now` and `until` (ms): `(organisation,
-/// key id, key name, expires_at ms)`.
 /// The organisation and name of provider `id`, for its health alerts (`None`: it is gone).
 pub async fn provider_owner(pool: &Db, id: &str) -> Result<Option<(String, String)>, AdminError> {
     let row = sqlx::query("SELECT organisation_id, name FROM providers WHERE id = $1")
@@ -782,6 +838,8 @@ pub async fn provider_owner(pool: &Db, id: &str) -> Result<Option<(String, Strin
         .map_err(|e: sqlx::Error| AdminError::from(e))
 }
 
+/// Unrevoked keys of every organisation expiring after `now` and at the latest at `until` (unix
+/// ms): `(organisation, key id, key name, expires_at ms)`.
 pub async fn keys_expiring(
     pool: &Db,
     now: i64,

@@ -21,11 +21,14 @@ use odock_store::db::{from_ms, now_ms};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrganisationStatus {
+    /// The organisation may use the gateway.
     Active,
+    /// The organisation is switched off: the gateway refuses its API keys.
     Disabled,
 }
 
 impl OrganisationStatus {
+    /// The stored and wire name: `active` or `disabled`.
     pub const fn as_str(self) -> &'static str {
         match self {
             OrganisationStatus::Active => "active",
@@ -60,14 +63,22 @@ impl fmt::Display for OrganisationStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Organisation {
+    /// The organisation's id.
     pub id: String,
+    /// A display name.
     pub name: String,
+    /// Unique across organisations: 1–100 characters of `a-z`, `0-9` and `-`.
     pub slug: String,
+    /// A free-text contact (a person, an e-mail address…); `null` when none.
     #[schema(required = true)]
     pub contact: Option<String>,
+    /// Whether the organisation may use the gateway (`active`) or not (`disabled`).
     pub status: OrganisationStatus,
+    /// Whether API keys' routing documents apply (failover and load balancing across models).
     pub routing_enabled: bool,
+    /// When the organisation was created.
     pub created_at: DateTime<Utc>,
+    /// When the organisation was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -75,11 +86,13 @@ pub struct Organisation {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewOrganisation {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
     /// Derived from the name when absent (see [`slugify`]).
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
+    /// A free-text contact; blank means none.
     #[serde(default)]
     pub contact: Option<String>,
 }
@@ -88,15 +101,20 @@ pub struct NewOrganisation {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrganisationPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new slug (1–100 characters of `a-z`, `0-9` and `-`; unique).
     #[serde(default)]
     #[schema(pattern = "^[a-z0-9-]{1,100}$")]
     pub slug: Option<String>,
+    /// A new contact; `null` or blank clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub contact: Option<Option<String>>,
+    /// Enables (`active`) or disables (`disabled`) the organisation.
     #[serde(default)]
     pub status: Option<OrganisationStatus>,
+    /// Turns routing documents on or off for the organisation's keys.
     #[serde(default)]
     pub routing_enabled: Option<bool>,
     /// The organisation's rate-limit policy (see [`super::policies`]); replaces the stored one.
@@ -110,10 +128,14 @@ pub struct OrganisationPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganisationSettings {
+    /// The organisation's display name.
     pub name: String,
+    /// A free-text contact; `null` when none.
     #[schema(required = true)]
     pub contact: Option<String>,
+    /// Whether API keys' routing documents apply.
     pub routing_enabled: bool,
+    /// The organisation's rate-limit policy document (`{}`: none).
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
 }
@@ -122,12 +144,16 @@ pub struct OrganisationSettings {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new contact; `null` or blank clears it.
     #[serde(default, deserialize_with = "nullable")]
     pub contact: Option<Option<String>>,
+    /// Turns routing documents on or off for the organisation's keys.
     #[serde(default)]
     pub routing_enabled: Option<bool>,
+    /// A new rate-limit policy document, replacing the stored one (known keys only).
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
@@ -193,6 +219,8 @@ fn duplicate_slug(slug: &str) -> String {
     format!("an organisation with slug `{slug}` already exists")
 }
 
+/// Creates an active organisation with routing off; the slug is derived from the name when
+/// absent. Errors: 400 on a bad name or slug, 409 when the slug is taken.
 pub async fn create(pool: &Db, input: NewOrganisation) -> Result<Organisation, AdminError> {
     let name = required_text("name", &input.name, 200)?;
     let slug = match input.slug {
@@ -226,6 +254,7 @@ pub async fn create(pool: &Db, input: NewOrganisation) -> Result<Organisation, A
     get(pool, &id).await
 }
 
+/// The organisation `id`; 404 when it does not exist.
 pub async fn get(pool: &Db, id: &str) -> Result<Organisation, AdminError> {
     let sql = format!("SELECT {COLUMNS} FROM organisations WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
@@ -246,11 +275,14 @@ pub async fn ensure_exists(pool: &Db, id: &str) -> Result<(), AdminError> {
         .ok_or(AdminError::NotFound("organisation"))
 }
 
+/// One page of every organisation.
 pub async fn list(pool: &Db, page: &PageRequest) -> Result<Page<Organisation>, AdminError> {
     let select = format!("SELECT {COLUMNS} FROM organisations");
     list_page(pool, &select, &[], page, decode, |o| &o.id).await
 }
 
+/// Applies `patch` (absent fields stay); 404 when missing, 400 on a bad field or policy
+/// document, 409 when the new slug is taken.
 pub async fn update(
     pool: &Db,
     id: &str,
@@ -292,6 +324,7 @@ pub async fn update(
     get(pool, id).await
 }
 
+/// What the organisation's own admins see of it; 404 when it does not exist.
 pub async fn settings(pool: &Db, id: &str) -> Result<OrganisationSettings, AdminError> {
     let row = sqlx::query(
         "SELECT name, contact, routing_enabled, policies FROM organisations WHERE id = $1",
@@ -310,6 +343,8 @@ pub async fn settings(pool: &Db, id: &str) -> Result<OrganisationSettings, Admin
     })
 }
 
+/// Applies an organisation admin's `patch` (name, contact, routing, policies) and returns the
+/// resulting settings; errors as [`update`].
 pub async fn update_settings(
     pool: &Db,
     id: &str,
@@ -326,7 +361,6 @@ pub async fn update_settings(
     settings(pool, id).await
 }
 
-/// Deletes the organisation and (by cascade) everything it owns.
 /// How many of each object the organisation has (the dashboard's counts).
 pub async fn object_count(pool: &Db, id: &str, table: ObjectTable) -> Result<i64, AdminError> {
     let sql = format!(
@@ -340,11 +374,17 @@ pub async fn object_count(pool: &Db, id: &str, table: ObjectTable) -> Result<i64
 /// The tables [`object_count`] counts (names from code, never from clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectTable {
+    /// `api_keys`
     ApiKeys,
+    /// `models`
     Models,
+    /// `providers`
     Providers,
+    /// `mcp_servers`
     McpServers,
+    /// `teams`
     Teams,
+    /// `users` (members of the organisation)
     Users,
 }
 
@@ -361,6 +401,7 @@ impl ObjectTable {
     }
 }
 
+/// Deletes the organisation and (by cascade) everything it owns; 404 when it does not exist.
 pub async fn delete(pool: &Db, id: &str) -> Result<(), AdminError> {
     let result = sqlx::query("DELETE FROM organisations WHERE id = $1")
         .bind(id)

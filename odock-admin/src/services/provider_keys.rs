@@ -21,12 +21,19 @@ use odock_store::db::{from_ms, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderKey {
+    /// The provider key's id.
     pub id: String,
+    /// The provider (of the same organisation) the key authenticates to.
     pub provider_id: String,
+    /// A display name for the key.
     pub name: String,
+    /// A masked form of the secret (its first three and last four characters), never the secret.
     pub preview: String,
+    /// Whether the key is revoked (kept, but not used for upstream calls).
     pub revoked: bool,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
+    /// When the key was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -34,6 +41,7 @@ pub struct ProviderKey {
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProviderKey {
+    /// A display name for the key (trimmed, 1–200 characters).
     pub name: String,
     /// The upstream secret.
     #[schema(write_only)]
@@ -73,6 +81,8 @@ async fn ensure_provider(
     ensure_in_org(pool, "providers", organisation_id, provider_id, "provider").await
 }
 
+/// Seals `input.key` with `master_key` and stores it under the provider. Errors: 404 when the
+/// provider is not in the organisation, 400 on an empty name or key.
 pub async fn create(
     pool: &Db,
     master_key: &MasterKey,
@@ -109,6 +119,7 @@ pub async fn create(
     get(pool, organisation_id, provider_id, &id).await
 }
 
+/// The key `id` of the provider; 404 when it (or the provider) is not in the organisation.
 pub async fn get(
     pool: &Db,
     organisation_id: &str,
@@ -130,6 +141,7 @@ pub async fn get(
     }
 }
 
+/// One page of the provider's keys; 404 when the provider is not in the organisation.
 pub async fn list(
     pool: &Db,
     organisation_id: &str,

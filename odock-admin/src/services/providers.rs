@@ -18,21 +18,29 @@ use odock_store::db::{from_ms, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
+    /// The provider's id.
     pub id: String,
+    /// The organisation the provider belongs to.
     pub organisation_id: String,
+    /// The upstream's API family (`OPENAI`, `ANTHROPIC`, `GOOGLE`, …); fixed at creation.
     #[serde(rename = "type")]
     pub provider_type: ProviderType,
+    /// A display name.
     pub name: String,
     /// Without a trailing slash.
     #[schema(format = "uri")]
     pub base_url: String,
+    /// The upstream call timeout, ms; `null`: the gateway's default.
     #[schema(required = true)]
     pub timeout_ms: Option<u64>,
+    /// Whether the provider's models may be called.
     pub enabled: bool,
     /// Provider-specific settings (`apiVersion` for Azure, …).
     #[schema(value_type = Object)]
     pub config: JsonObject,
+    /// When the provider was created.
     pub created_at: DateTime<Utc>,
+    /// When the provider was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -40,18 +48,23 @@ pub struct Provider {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewProvider {
+    /// The upstream's API family; cannot be changed later.
     #[serde(rename = "type")]
     pub provider_type: ProviderType,
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
     /// Defaults to [`ProviderType::default_base_url`].
     #[serde(default)]
     #[schema(format = "uri")]
     pub base_url: Option<String>,
+    /// The upstream call timeout, 1 to 3,600,000 ms; absent: the gateway's default.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
+    /// Whether the provider's models may be called; default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Provider-specific settings (`apiVersion` for Azure, …); default `{}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
@@ -62,16 +75,21 @@ pub struct NewProvider {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new base URL (http(s), no query, fragment or credentials; a trailing `/` is dropped).
     #[serde(default)]
     #[schema(format = "uri")]
     pub base_url: Option<String>,
+    /// A new timeout, 1 to 3,600,000 ms; `null`: the gateway's default.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(minimum = 1, maximum = 3_600_000)]
     pub timeout_ms: Option<Option<u64>>,
+    /// Enables or disables the provider.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Replaces the provider-specific settings.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Option<JsonObject>,
@@ -161,6 +179,8 @@ fn timeout_column(timeout_ms: Option<u64>) -> Option<i64> {
     timeout_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
+/// Creates a provider (base URL defaulting to the type's). Errors: 404 when the organisation
+/// does not exist; 400 on a bad name, base URL, timeout or numeric setting in `config`.
 pub async fn create(
     pool: &Db,
     organisation_id: &str,
@@ -198,6 +218,7 @@ pub async fn create(
     get(pool, organisation_id, &id).await
 }
 
+/// The provider `id` of the organisation; 404 when it is not there.
 pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Provider, AdminError> {
     PROVIDERS.get(pool, organisation_id, id).await
 }
@@ -211,6 +232,8 @@ pub async fn list(
     PROVIDERS.list(pool, organisation_id, &[], page).await
 }
 
+/// Applies `patch` (absent fields stay); 404 when the provider is not in the organisation, 400
+/// on the same checks as [`create`].
 pub async fn update(
     pool: &Db,
     organisation_id: &str,

@@ -18,22 +18,35 @@ use super::{nullable, parse_column, AdminError, Scoped};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Quota {
+    /// The quota's id.
     pub id: String,
+    /// The organisation the quota belongs to.
     pub organisation_id: String,
+    /// A display name.
     pub name: String,
+    /// Whose usage the quota limits: `ORG`, `TEAM`, `USER` or `APIKEY`.
     pub owner_type: OwnerType,
     /// The team, user or key id; `None` for `ORG`.
     #[schema(required = true)]
     pub owner_id: Option<String>,
+    /// What the quota counts (`REQUESTS`, `TOKENS`, `COST` in nanos USD, `LATENCY_MS`, …).
     pub metric: QuotaMetric,
+    /// The most of `metric` allowed per window, in the metric's unit.
     pub limit: i64,
+    /// The length of a window: `DAILY`, `WEEKLY`, `MONTHLY` or `QUARTERLY`.
     pub period: BudgetPeriod,
+    /// When the quota starts applying; its windows are computed from it in `timezone`.
     pub start_at: DateTime<Utc>,
+    /// IANA zone the windows are computed in.
     pub timezone: String,
+    /// When the quota stops applying; `null`: never.
     #[schema(required = true)]
     pub end_at: Option<DateTime<Utc>>,
+    /// Whether the quota is enforced.
     pub active: bool,
+    /// When the quota was created.
     pub created_at: DateTime<Utc>,
+    /// When the quota was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -41,14 +54,19 @@ pub struct Quota {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewQuota {
+    /// A display name (trimmed, 1–200 characters).
     pub name: String,
+    /// Whose usage the quota limits: `ORG`, `TEAM`, `USER` or `APIKEY`.
     pub owner_type: OwnerType,
     /// The team, user or API key id; absent for ORG, required otherwise.
     #[serde(default)]
     pub owner_id: Option<String>,
+    /// What the quota counts; cannot be changed later.
     pub metric: QuotaMetric,
+    /// The most of `metric` allowed per window, greater than 0.
     #[schema(minimum = 1)]
     pub limit: i64,
+    /// The length of a window: `DAILY`, `WEEKLY`, `MONTHLY` or `QUARTERLY`.
     pub period: BudgetPeriod,
     /// Defaults to now.
     #[serde(default)]
@@ -59,6 +77,7 @@ pub struct NewQuota {
     /// After `startAt`.
     #[serde(default)]
     pub end_at: Option<DateTime<Utc>>,
+    /// Whether the quota is enforced; default `true`.
     #[serde(default)]
     pub active: Option<bool>,
 }
@@ -67,20 +86,26 @@ pub struct NewQuota {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QuotaPatch {
+    /// A new display name (trimmed, 1–200 characters).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new limit per window, greater than 0.
     #[serde(default)]
     #[schema(minimum = 1)]
     pub limit: Option<i64>,
+    /// A new window length.
     #[serde(default)]
     pub period: Option<BudgetPeriod>,
+    /// A new start (windows are computed from it).
     #[serde(default)]
     pub start_at: Option<DateTime<Utc>>,
     /// IANA timezone; default UTC.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// A new end (after `startAt`); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     pub end_at: Option<Option<DateTime<Utc>>>,
+    /// Enables or disables the quota.
     #[serde(default)]
     pub active: Option<bool>,
 }
@@ -92,9 +117,13 @@ pub struct QuotaWindow {
     /// `None` for the current window while the ledger has not created its row.
     #[schema(required = true)]
     pub id: Option<String>,
+    /// When the window starts (inclusive).
     pub start_at: DateTime<Utc>,
+    /// When the window ends (exclusive).
     pub end_at: DateTime<Utc>,
+    /// How much of the metric was counted in the window.
     pub used: i64,
+    /// How much is held by requests still in flight.
     pub reserved: i64,
 }
 

@@ -18,7 +18,9 @@ use odock_store::db::{from_ms, to_ms};
 /// List filters of budgets and quotas.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OwnerFilter {
+    /// Only rules of this owner type; `None`: every owner type.
     pub owner_type: Option<OwnerType>,
+    /// Only active (`true`) or only inactive (`false`) rules; `None`: both.
     pub active: Option<bool>,
 }
 

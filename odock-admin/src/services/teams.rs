@@ -22,13 +22,18 @@ use odock_store::db::{from_ms, now_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Team {
+    /// The team's id.
     pub id: String,
+    /// The organisation the team belongs to.
     pub organisation_id: String,
     /// Unique in the organisation.
     pub name: String,
+    /// The team's rate-limit policy document (`{}`: no limits of its own).
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: JsonObject,
+    /// When the team was created.
     pub created_at: DateTime<Utc>,
+    /// When the team was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -36,7 +41,9 @@ pub struct Team {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeam {
+    /// A display name (trimmed, 1–200 characters; unique in the organisation).
     pub name: String,
+    /// A rate-limit policy document (known keys only); default `{}`.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
@@ -46,8 +53,10 @@ pub struct NewTeam {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamPatch {
+    /// A new name (trimmed, 1–200 characters; unique in the organisation).
     #[serde(default)]
     pub name: Option<String>,
+    /// Replaces the policy document.
     #[serde(default)]
     #[schema(value_type = odock_core::rate_limit::Policy)]
     pub policies: Option<JsonObject>,
@@ -57,13 +66,20 @@ pub struct TeamPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TeamMember {
+    /// The team.
     pub team_id: String,
+    /// The member (a user of the team's organisation).
     pub user_id: String,
+    /// The member's e-mail address.
     pub email: String,
+    /// The member's display name; `null` when none.
     #[schema(required = true)]
     pub name: Option<String>,
+    /// The member's role in the team: `MANAGER` or `MEMBER`.
     pub role: TeamRole,
+    /// When the user joined the team.
     pub created_at: DateTime<Utc>,
+    /// When the membership was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -71,7 +87,9 @@ pub struct TeamMember {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewTeamMember {
+    /// The user to add (a user of this organisation, not yet a member).
     pub user_id: String,
+    /// The role in the team: `MANAGER` or `MEMBER`.
     pub role: TeamRole,
 }
 
@@ -79,6 +97,7 @@ pub struct NewTeamMember {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TeamMemberPatch {
+    /// The new role in the team: `MANAGER` or `MEMBER`.
     pub role: TeamRole,
 }
 
@@ -123,6 +142,8 @@ fn duplicate_name(name: &str) -> String {
     format!("a team named `{name}` already exists in this organisation")
 }
 
+/// Creates a team. Errors: 404 when the organisation does not exist; 400 on a bad name or
+/// policy document; 409 when the name is taken.
 pub async fn create(pool: &Db, organisation_id: &str, input: NewTeam) -> Result<Team, AdminError> {
     ensure_exists(pool, organisation_id).await?;
     let name = required_text("name", &input.name, 200)?;
@@ -145,6 +166,7 @@ pub async fn create(pool: &Db, organisation_id: &str, input: NewTeam) -> Result<
     get(pool, organisation_id, &id).await
 }
 
+/// The team `id` of the organisation; 404 when it is not there.
 pub async fn get(pool: &Db, organisation_id: &str, id: &str) -> Result<Team, AdminError> {
     TEAMS.get(pool, organisation_id, id).await
 }
@@ -158,6 +180,8 @@ pub async fn list(
     TEAMS.list(pool, organisation_id, &[], page).await
 }
 
+/// Applies `patch` (absent fields stay); 404 when the team is not in the organisation, 400 on
+/// a bad name or policy document, 409 when the new name is taken.
 pub async fn update(
     pool: &Db,
     organisation_id: &str,
@@ -196,6 +220,8 @@ async fn ensure_team(pool: &Db, organisation_id: &str, team_id: &str) -> Result<
     ensure_in_org(pool, "teams", organisation_id, team_id, "team").await
 }
 
+/// Adds a user of the organisation to the team. Errors: 404 when the team is not in the
+/// organisation; 400 when the user is not; 409 when they are already a member.
 pub async fn add_member(
     pool: &Db,
     organisation_id: &str,
@@ -224,6 +250,7 @@ pub async fn add_member(
     get_member(pool, organisation_id, team_id, &input.user_id).await
 }
 
+/// The membership of `user_id` in the team; 404 when the team or the membership is missing.
 pub async fn get_member(
     pool: &Db,
     organisation_id: &str,
@@ -273,6 +300,7 @@ pub async fn list_members(
     Ok(Page { data, next_cursor })
 }
 
+/// Changes a member's role; 404 when the team or the membership is missing.
 pub async fn update_member(
     pool: &Db,
     organisation_id: &str,
@@ -294,6 +322,7 @@ pub async fn update_member(
     get_member(pool, organisation_id, team_id, user_id).await
 }
 
+/// Removes a user from the team; 404 when the team or the membership is missing.
 pub async fn remove_member(
     pool: &Db,
     organisation_id: &str,

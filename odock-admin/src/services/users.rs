@@ -27,16 +27,23 @@ use odock_store::db::{from_ms, now_ms, Db, DbRow};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The user's id.
     pub id: String,
     /// `None` for SUPER_ADMINs, who belong to no organisation.
     #[schema(required = true)]
     pub organisation_id: Option<String>,
+    /// The user's e-mail address (lower-cased; unique across the installation).
     pub email: String,
+    /// The user's display name; `null` when none.
     #[schema(required = true)]
     pub name: Option<String>,
+    /// `SUPER_ADMIN`, `ORG_ADMIN`, `MANAGER` or `USER`.
     pub role: Role,
+    /// `PENDING` (cannot sign in yet), `ACTIVE` (may sign in) or `REVOKED` (locked out).
     pub status: UserStatus,
+    /// When the user was created.
     pub created_at: DateTime<Utc>,
+    /// When the user was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -45,13 +52,18 @@ pub struct User {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
+    /// The e-mail address (trimmed, lower-cased; unique across the installation).
     pub email: String,
+    /// A display name (trimmed, at most 200 characters); blank means none.
     #[serde(default)]
     pub name: Option<String>,
+    /// `ORG_ADMIN`, `MANAGER` or `USER` (`SUPER_ADMIN` is refused).
     pub role: Role,
+    /// An initial password (8 to 1024 characters); write-only.
     #[serde(default)]
     #[schema(write_only)]
     pub password: Option<String>,
+    /// The initial status; default `ACTIVE` with a password, `PENDING` without.
     #[serde(default)]
     pub status: Option<UserStatus>,
 }
@@ -60,12 +72,16 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserPatch {
+    /// A new e-mail address (trimmed, lower-cased; unique across the installation).
     #[serde(default)]
     pub email: Option<String>,
+    /// A new display name (at most 200 characters); blank clears it.
     #[serde(default)]
     pub name: Option<String>,
+    /// A new role: `ORG_ADMIN`, `MANAGER` or `USER`.
     #[serde(default)]
     pub role: Option<Role>,
+    /// A new status; `REVOKED` ends the user's sessions.
     #[serde(default)]
     pub status: Option<UserStatus>,
     /// Sets a new password (an admin reset); the user's sessions end.
@@ -342,7 +358,9 @@ pub async fn delete(pool: &Db, organisation_id: &str, id: &str) -> Result<Vec<St
 /// A user and their password hash, for checking a sign-in.
 #[derive(Debug, Clone)]
 pub struct Credentials {
+    /// The user.
     pub user: User,
+    /// The user's password hash; `None` when no password is set.
     pub password_hash: Option<String>,
 }
 
