@@ -68,7 +68,9 @@ pub struct Harness {
 /// One answer of the router.
 #[derive(Debug)]
 pub struct Answer {
+    /// The status code.
     pub status: StatusCode,
+    /// The response headers.
     pub headers: HeaderMap,
     /// The body as JSON (`Null` when empty).
     pub body: Value,

@@ -17,6 +17,7 @@ use odock_core::UsageRecord;
 
 use crate::observability::AccessLogMode;
 
+/// Writes access lines per the configured mode and sample ratio.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLog {
     mode: AccessLogMode,
@@ -24,10 +25,12 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// An access log in `mode` keeping `sample_ratio` (0..=1) of successful lines.
     pub fn new(mode: AccessLogMode, sample_ratio: f64) -> Self {
         Self { mode, sample_ratio }
     }
 
+    /// Whether any line is written (the mode is not `off`).
     pub fn enabled(&self) -> bool {
         self.mode != AccessLogMode::Off
     }

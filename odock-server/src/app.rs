@@ -44,16 +44,23 @@ use odock_admin::api::{self as admin, AdminState};
 /// How long shutdown waits for the usage writer to drain.
 const USAGE_FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The database could not be opened or migrated.
     #[error(transparent)]
     Db(#[from] odock_store::DbError),
+    /// The master key is invalid, or its key file could not be loaded or created.
     #[error("master key: {0}")]
     MasterKey(#[from] odock_store::CryptoError),
+    /// The generated admin token's file could not be read or created.
     #[error("admin token file: {0}")]
     AdminToken(std::io::Error),
+    /// A setting could not be applied at start (second embedded writer, trusted proxies, trace
+    /// export, SMTP, bootstrap admin, allow lists, …).
     #[error("configuration: {0}")]
     Config(String),
+    /// Redis could not be reached or set up.
     #[error(transparent)]
     Redis(#[from] odock_redis::RedisStoreError),
 }
@@ -194,6 +201,7 @@ impl App {
         self.router.clone()
     }
 
+    /// The database pool the server uses.
     pub fn pool(&self) -> &Db {
         &self.pool
     }

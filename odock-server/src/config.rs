@@ -70,7 +70,9 @@ pub struct FileConfig {
     pub bootstrap_admin_password: Option<String>,
     /// Shared secret enabling `POST /v1/internal/cache/invalidate`.
     pub cache_invalidation_secret: Option<String>,
+    /// Log filter (`EnvFilter` directive, e.g. `info` or `odock=debug`).
     pub log: Option<String>,
+    /// Log format: `pretty` or `json`.
     pub log_format: Option<LogFormat>,
     /// Largest request body the gateway buffers, in bytes.
     pub max_body_bytes: Option<usize>,
@@ -159,30 +161,49 @@ pub struct FileConfig {
 /// The checked configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address to listen on (`ODOCK_LISTEN`, `--listen`; default [`DEFAULT_LISTEN`]).
     pub listen: SocketAddr,
+    /// Database URL (`ODOCK_DATABASE_URL`, `--database-url`; default [`DEFAULT_DATABASE_URL`]).
     pub database_url: String,
+    /// Redis URL (`ODOCK_REDIS_URL`); `None`: embedded mode, counters in this process.
     pub redis_url: Option<Secret>,
+    /// Prefix of Redis keys and the invalidation channel (`ODOCK_REDIS_PREFIX`; default `odock:`).
     pub redis_prefix: String,
+    /// Budget/quota admission while Redis is down (`ODOCK_REDIS_OUTAGE_POLICY`; default
+    /// fail-closed).
     pub redis_outage_policy: odock_redis::OutagePolicy,
+    /// Bound on one Redis command in milliseconds (`ODOCK_REDIS_TIMEOUT_MS`; default 500).
     pub redis_timeout_ms: u64,
+    /// Bound on connecting to Redis, in ms (`ODOCK_REDIS_CONNECT_TIMEOUT_MS`; default 2000).
     pub redis_connect_timeout_ms: u64,
     /// How the other replicas reach this one (`ODOCK_ADVERTISE_URL`); `None`: the bound address
     /// when it is not a wildcard.
     pub advertise_url: Option<String>,
+    /// Sealing key of provider keys and MCP credentials (`ODOCK_MASTER_KEY`, base64 of 32 bytes).
     pub master_key: Option<Secret>,
+    /// Static admin bearer token acting as SUPER_ADMIN (`ODOCK_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
+    /// Email of the first SUPER_ADMIN, created when no user exists (`ODOCK_BOOTSTRAP_ADMIN_EMAIL`).
     pub bootstrap_admin_email: Option<String>,
+    /// Password of that first SUPER_ADMIN (`ODOCK_BOOTSTRAP_ADMIN_PASSWORD`).
     pub bootstrap_admin_password: Option<Secret>,
+    /// Secret enabling `POST /v1/internal/cache/invalidate` (`ODOCK_CACHE_INVALIDATION_SECRET`).
     pub cache_invalidation_secret: Option<Secret>,
+    /// Log filter (`ODOCK_LOG`, `--log`; default `info`).
     pub log: String,
+    /// Log format (`ODOCK_LOG_FORMAT`, `--log-format`; default `pretty`).
     pub log_format: LogFormat,
+    /// Largest request body the gateway buffers, in bytes (`ODOCK_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Usage writer batch size (file only; default 256).
     pub usage_batch_size: usize,
+    /// Usage writer flush interval in milliseconds (file only; default 100).
     pub usage_flush_interval_ms: u64,
     /// `ODOCK_USAGE_SPILL_PATH`; `None`: the default (see [`Config::usage_spill_file`]).
     pub usage_spill_path: Option<PathBuf>,
     /// `ODOCK_USAGE_MAX_LAG_SECS` (default 30).
     pub usage_max_lag_secs: u64,
+    /// How long shutdown waits for requests in flight, in seconds (file only; default 30).
     pub shutdown_grace_secs: u64,
     /// IPs/CIDRs of the proxies in front of the server (`ODOCK_TRUSTED_PROXIES`, comma-separated).
     pub trusted_proxies: Vec<String>,
@@ -191,6 +212,7 @@ pub struct Config {
     /// Pool size (`ODOCK_DATABASE_MAX_CONNECTIONS`) and connection wait
     /// (`ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS`).
     pub database_max_connections: u32,
+    /// Connection wait in milliseconds (`ODOCK_DATABASE_ACQUIRE_TIMEOUT_MS`; default 10000).
     pub database_acquire_timeout_ms: u64,
     /// Budget/quota hold lease (`ODOCK_LEDGER_LEASE_MS`, default 30 s).
     pub ledger_lease_ms: u64,
@@ -211,10 +233,13 @@ pub struct Config {
     /// `ODOCK_CIRCUIT_FAILURE_THRESHOLD`, `ODOCK_CIRCUIT_OPEN_MS`: when circuit breakers open
     /// and for how long (a provider's `config` may override both).
     pub circuit_failure_threshold: u32,
+    /// How long an open circuit stays open, in milliseconds (`ODOCK_CIRCUIT_OPEN_MS`).
     pub circuit_open_ms: u64,
     /// `ODOCK_HEADER_READ_TIMEOUT_MS`, `ODOCK_BODY_READ_TIMEOUT_MS`, `ODOCK_KEEP_ALIVE_TIMEOUT_MS`.
     pub header_read_timeout_ms: u64,
+    /// Time for a whole request body to arrive, in milliseconds (default 60000).
     pub body_read_timeout_ms: u64,
+    /// Idle time before a keep-alive connection is closed, in milliseconds (default 60000).
     pub keep_alive_timeout_ms: u64,
     /// `ODOCK_MAX_HEADER_BYTES`.
     pub max_header_bytes: usize,
@@ -226,7 +251,9 @@ pub struct Config {
     pub observability: crate::observability::Observability,
 }
 
+/// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Default database: SQLite file `odock.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://odock.db";
 
 impl Default for Config {

@@ -26,6 +26,7 @@ const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The admission, its caches and background tasks of one replica.
 pub struct Governance {
+    /// Budget, quota and rate-limit admission (Redis-backed with Redis, else in memory).
     pub admission: Arc<dyn Admission>,
     /// Live window totals for the admin API.
     pub live_windows: Arc<dyn LiveWindows>,
@@ -133,6 +134,7 @@ impl Governance {
         })
     }
 
+    /// The Redis readiness check for `/v1/healthz`; `None` in embedded mode.
     pub fn health(&self) -> Option<RedisHealth> {
         self.redis
             .as_ref()

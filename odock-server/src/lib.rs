@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! # odock-server
 //!
 //! The reference server: configuration, the gateway routes, metrics and the admin API (from

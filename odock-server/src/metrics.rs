@@ -249,6 +249,7 @@ impl RoutingSeries {
 
 type GaugeFn = Box<dyn Fn() -> u64 + Send + Sync>;
 
+/// The Prometheus registry: every counter and histogram served at `GET /metrics`.
 pub struct Metrics {
     routes: Family<RouteSeries>,
     providers: Family<ProviderSeries>,
@@ -288,6 +289,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// An empty registry, shared.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -303,6 +305,7 @@ impl Metrics {
         self.gauges.write().push((name, kind, help, read));
     }
 
+    /// Records a request: `route` pattern, response `status`, and time to the response head.
     pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
         let class = usize::from((status / 100).clamp(1, 5) - 1);
         let series = self.routes.get(route);
@@ -595,7 +598,9 @@ impl BudgetAlerts for Metrics {
 /// What the metrics middleware needs: the registry and the access log.
 #[derive(Clone, Debug)]
 pub struct Tracked {
+    /// The registry requests are recorded in.
     pub metrics: Arc<Metrics>,
+    /// Where the access lines of requests without a usage record go.
     pub access_log: AccessLog,
 }
 
@@ -636,6 +641,7 @@ pub struct ObservedUsageSink {
 }
 
 impl ObservedUsageSink {
+    /// Wraps `inner`, recording into `metrics` and `access_log`.
     pub fn new(inner: Arc<dyn UsageSink>, metrics: Arc<Metrics>, access_log: AccessLog) -> Self {
         Self {
             inner,

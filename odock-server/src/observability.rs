@@ -71,17 +71,28 @@ pub struct Observability {
     pub otel_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is).
     pub otel_traces_endpoint: Option<String>,
+    /// OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`, `ODOCK_OTEL_PROTOCOL`; default
+    /// `http/protobuf`).
     pub otel_protocol: OtlpProtocol,
+    /// `service.name` of spans (`OTEL_SERVICE_NAME`, `ODOCK_OTEL_SERVICE_NAME`; default `odock`).
     pub otel_service_name: String,
+    /// Share of new traces sampled, 0..=1 (`ODOCK_OTEL_SAMPLE_RATIO`; default 1).
     pub otel_sample_ratio: f64,
     /// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
     pub otel_disabled: bool,
+    /// Which requests are logged (`ODOCK_ACCESS_LOG`: `all` (default), `errors`, `off`).
     pub access_log: AccessLogMode,
+    /// Share of successful lines kept, 0..=1 (`ODOCK_ACCESS_LOG_SAMPLE_RATIO`; default 1).
     pub access_log_sample_ratio: f64,
+    /// SMTP server for e-mail (`ODOCK_SMTP_URL`); `None`: no e-mail.
     pub smtp_url: Option<Secret>,
+    /// `From` address of Odock's e-mail (`ODOCK_SMTP_FROM`; required with `smtp_url`).
     pub smtp_from: Option<String>,
+    /// First notification retry delay in milliseconds (`ODOCK_NOTIFY_RETRY_BASE_MS`; default 1000).
     pub notify_retry_base_ms: u64,
+    /// Delivery attempts before giving up (`ODOCK_NOTIFY_MAX_ATTEMPTS`; default 8).
     pub notify_max_attempts: u32,
+    /// Days before key expiry to warn (`ODOCK_KEY_EXPIRY_WARNING_DAYS`; default 7, 0 = never).
     pub key_expiry_warning_days: u32,
 }
 

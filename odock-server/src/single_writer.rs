@@ -27,7 +27,9 @@ const SECOND_WRITER: &str = "another odock-server without Redis already uses thi
 pub enum SingleWriter {
     /// Redis shares the counters (or the database is in memory): nothing to hold.
     NotNeeded,
+    /// The exclusive lock on `<database>.lock` (SQLite).
     SqliteLock(File),
+    /// The connection holding the advisory lock (PostgreSQL).
     PostgresLock(sqlx::AnyConnection),
 }
 

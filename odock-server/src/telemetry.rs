@@ -8,8 +8,10 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable compact lines (the default).
     #[default]
     Pretty,
+    /// One JSON object per line.
     Json,
 }
 
@@ -55,6 +57,7 @@ impl std::str::FromStr for OtlpProtocol {
 pub struct TraceSettings {
     /// Where spans go: the full traces URL for HTTP (`…/v1/traces`), the collector for gRPC.
     pub endpoint: Option<String>,
+    /// OTLP transport.
     pub protocol: OtlpProtocol,
     /// `service.name` of the exported spans.
     pub service_name: String,

@@ -61,6 +61,7 @@ impl ReportParams {
         }
     }
 
+    /// Refuses a period whose `from` is not before its `to` (400 on `from`).
     pub fn check_period(&self) -> Result<(), ApiError> {
         match (self.from, self.to) {
             (Some(from), Some(to)) if from >= to => {
@@ -115,6 +116,9 @@ pub async fn visibility(
     )
 }
 
+/// `GET /api/organisations/{organisationId}/usage/summary`: usage totals (requests, errors, tokens,
+/// LLM and MCP cost, p50/p95 latency) and groups. Access: any user of the organisation, filtered to
+/// what they may see.
 pub async fn summary(
     State(state): State<AdminState>,
     Path(organisation_id): Path<String>,

@@ -18,6 +18,8 @@ use super::AdminState;
 /// Recorded as `rotated_by` for rotations made with the static admin token.
 const ADMIN_TOKEN_ACTOR: &str = "admin-token";
 
+/// `POST /api/organisations/{organisationId}/apikeys`: issue an API key; the plaintext `key` is
+/// returned only here. Access: ORG_ADMIN, or a team MANAGER for a TEAM key of its team.
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -54,6 +56,7 @@ pub async fn list(
     Ok(Json(page))
 }
 
+/// `GET /api/admin/apikeys`: list API keys of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -64,6 +67,8 @@ pub async fn list_all(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/apikeys/{id}`: read an API key (preview only). Access:
+/// ORG_ADMIN, the team's MANAGER (TEAM key) or the owner (USER key).
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -71,6 +76,8 @@ pub async fn get(
     Ok(Json(api_keys::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/apikeys/{id}`: update an API key's name, expiry,
+/// timezone or policies. Access: ORG_ADMIN or the team's MANAGER (TEAM key).
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -81,6 +88,8 @@ pub async fn update(
     Ok(Json(key))
 }
 
+/// `DELETE /api/organisations/{organisationId}/apikeys/{id}`: delete an API key. Access: ORG_ADMIN
+/// or the team's MANAGER (TEAM key).
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -91,6 +100,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/organisations/{organisationId}/apikeys/{id}/rotate`: issue a new secret for the same
+/// key id; the old one stops working at once. Access: ORG_ADMIN or the team's MANAGER (TEAM key).
 pub async fn rotate(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -104,6 +115,8 @@ pub async fn rotate(
     Ok(Json(issued))
 }
 
+/// `POST /api/organisations/{organisationId}/apikeys/{id}/revoke`: revoke an API key. Access:
+/// ORG_ADMIN or the team's MANAGER (TEAM key).
 pub async fn revoke(
     state: State<AdminState>,
     path: Path<(String, String)>,
@@ -111,6 +124,8 @@ pub async fn revoke(
     set_revoked(state, path, true).await
 }
 
+/// `POST /api/organisations/{organisationId}/apikeys/{id}/unrevoke`: restore a revoked API key.
+/// Access: ORG_ADMIN or the team's MANAGER (TEAM key).
 pub async fn unrevoke(
     state: State<AdminState>,
     path: Path<(String, String)>,

@@ -298,8 +298,11 @@ async fn read(auditor: &Auditor, parts: &http::request::Parts, path: &str) -> Op
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditParams {
+    /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `nextCursor`.
     pub cursor: Option<String>,
+    /// Only this organisation's entries (cross-organisation list only).
     pub organisation_id: Option<String>,
 }
 

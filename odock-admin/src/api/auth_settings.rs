@@ -17,7 +17,9 @@ pub struct AuthSettings {
     pub clock: Arc<dyn Clock>,
     /// How long a session lasts from sign-in.
     pub session_ttl: Duration,
+    /// Failed sign-ins per account before it is locked.
     pub account_rule: ThrottleRule,
+    /// Failed sign-ins per client IP before it is locked.
     pub ip_rule: ThrottleRule,
     /// Admin-token tries per client IP ([`super::auth`]).
     pub token_rule: ThrottleRule,
@@ -47,6 +49,7 @@ impl std::fmt::Debug for AuthSettings {
 }
 
 impl AuthSettings {
+    /// The settings' clock now, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }

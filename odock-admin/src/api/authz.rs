@@ -44,7 +44,9 @@ use super::AdminState;
 /// Whether a rule allows reading or also changing the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// Reading the object.
     Read,
+    /// Changing or deleting the object.
     Manage,
 }
 
@@ -454,13 +456,17 @@ pub enum Visibility {
     Everything,
     /// MANAGER and USER: their own objects, and for MANAGER those of the teams it manages.
     Limited {
+        /// The caller.
         user_id: String,
+        /// Whether the caller's role is MANAGER.
         manager: bool,
+        /// The caller's teams.
         memberships: Memberships,
     },
 }
 
 impl Visibility {
+    /// The visibility of `principal`: everything for SUPER_ADMIN, ORG_ADMIN and the admin token.
     pub async fn of(state: &AdminState, principal: &AdminPrincipal) -> Result<Self, ApiError> {
         match (&principal.role, &principal.user_id) {
             (Role::SuperAdmin | Role::OrgAdmin, _) | (_, None) => Ok(Visibility::Everything),
@@ -490,6 +496,7 @@ impl Visibility {
         }
     }
 
+    /// Whether the caller sees the whole organisation.
     pub fn sees_everything(&self) -> bool {
         matches!(self, Visibility::Everything)
     }
@@ -598,7 +605,9 @@ pub enum RecordScope {
 /// Records of a team and/or a user (`None`: any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSlice {
+    /// The team (`None`: any).
     pub team: Option<String>,
+    /// The user (`None`: any).
     pub user: Option<String>,
 }
 

@@ -13,15 +13,18 @@ use super::error::ApiError;
 use super::AdminState;
 use crate::services::organisations::{self, object_count, ObjectTable};
 
+/// `GET …/dashboard`: how many objects of each kind the caller sees in the organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DashboardCounts {
     /// The keys the caller sees.
     pub api_keys: i64,
+    /// The organisation's models.
     pub models: i64,
     /// `null` for roles that may not list providers.
     #[schema(required = true)]
     pub providers: Option<i64>,
+    /// The organisation's MCP servers.
     pub mcp_servers: i64,
     /// The teams the caller sees.
     pub teams: i64,
@@ -30,6 +33,9 @@ pub struct DashboardCounts {
     pub users: Option<i64>,
 }
 
+/// `GET /api/organisations/{organisationId}/dashboard`: counts of the organisation's keys, models,
+/// providers, MCP servers, teams and users, as far as the caller sees them. Access: any user of the
+/// organisation, filtered to what they may see.
 pub async fn counts(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,

@@ -14,7 +14,9 @@ pub enum ApiError {
     /// 400 `invalid_request`; `field` names the bad field when one is at fault.
     #[error("{message}")]
     Invalid {
+        /// What is wrong.
         message: String,
+        /// The request field at fault, if one is.
         field: Option<String>,
     },
     /// 401 `unauthorized`.
@@ -44,13 +46,17 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 429 `too_many_attempts` with `Retry-After`: too many failed credential tries.
     #[error("too many failed attempts; try again later")]
-    TooManyAttempts { retry_after_secs: u64 },
+    TooManyAttempts {
+        /// Seconds until another attempt may be made (the `Retry-After` value).
+        retry_after_secs: u64,
+    },
     /// 500 `internal_error`; the cause is logged where it happens, never sent.
     #[error("internal error")]
     Internal,
 }
 
 impl ApiError {
+    /// 400 `invalid_request` about `field` (`None`: the request as a whole).
     pub fn invalid(field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError::Invalid {
             message: message.into(),
@@ -58,6 +64,7 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
@@ -74,6 +81,7 @@ impl ApiError {
         }
     }
 
+    /// The `error.code` of the answer body.
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Invalid { .. } => "invalid_request",

@@ -76,11 +76,14 @@ where
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListParams {
+    /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `nextCursor`.
     pub cursor: Option<String>,
 }
 
 impl ListParams {
+    /// The page asked for.
     pub fn page(&self) -> PageRequest {
         PageRequest::new(self.cursor.clone(), self.limit)
     }
@@ -90,12 +93,16 @@ impl ListParams {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminListParams {
+    /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `nextCursor`.
     pub cursor: Option<String>,
+    /// Only this organisation's objects.
     pub organisation_id: Option<String>,
 }
 
 impl AdminListParams {
+    /// The page asked for.
     pub fn page(&self) -> PageRequest {
         PageRequest::new(self.cursor.clone(), self.limit)
     }

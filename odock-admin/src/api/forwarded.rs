@@ -10,7 +10,9 @@ use http::HeaderMap;
 /// `ODOCK_TRUSTED_PROXIES`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardedBy {
+    /// The original scheme (`X-Forwarded-Proto`), e.g. `https`.
     pub proto: Option<String>,
+    /// The original host (`X-Forwarded-Host`).
     pub host: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! Grants from the key's side (`/apikeys/{id}/model-access`, `/apikeys/{id}/mcp-access`) and the
 //! target's (`/models/{id}/api-key-access`, `/mcp-servers/{id}/api-key-access`), written once over
-//! the [`GrantKind`] (model or MCP grants; the route table instantiates each handler for both).
+//! the `GrantKind` (model or MCP grants; the route table instantiates each handler for both).
 //! Answers are the complete current list. Each write invalidates `Grant` for every key it touched.
 
 use crate::services::grants::{GrantApiKeys, GrantKind};

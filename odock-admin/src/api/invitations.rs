@@ -30,7 +30,9 @@ use crate::api::forwarded::ForwardedBy;
 /// the admin API's errors otherwise.
 #[derive(Debug)]
 pub enum InvitationRefusal {
+    /// 410 with `invitation_expired`, `invitation_revoked` or `invitation_used` (404 if unknown).
     Token(InvitationError),
+    /// Any other admin API error.
     Api(ApiError),
 }
 
@@ -70,6 +72,7 @@ impl IntoResponse for InvitationRefusal {
 
 /// Sends invitation e-mail. Must not block: implementations queue the message and return.
 pub trait InvitationMailer: Send + Sync + 'static {
+    /// Queues the e-mail carrying `invitation`'s link.
     fn send_invitation(&self, invitation: &IssuedInvitation);
 }
 
@@ -85,6 +88,8 @@ fn mail(mailer: Option<Extension<Mailer>>, mut issued: IssuedInvitation) -> Issu
     issued
 }
 
+/// `POST /api/organisations/{organisationId}/invitations`: invite someone into the organisation;
+/// the token and link are returned only here. Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -104,6 +109,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(mail(mailer, issued))))
 }
 
+/// `POST /api/admin/invitations`: invite someone to create a new organisation (CREATE_ORGANISATION)
+/// as its ORG_ADMIN. Access: SUPER_ADMIN only.
 pub async fn create_for_new_organisation(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -121,6 +128,8 @@ pub async fn create_for_new_organisation(
     Ok((StatusCode::CREATED, Json(mail(mailer, issued))))
 }
 
+/// `GET /api/organisations/{organisationId}/invitations`: list the organisation's invitations.
+/// Access: ORG_ADMIN.
 pub async fn list(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -132,6 +141,7 @@ pub async fn list(
     Ok(Json(page))
 }
 
+/// `GET /api/admin/invitations`: list invitations of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -142,6 +152,8 @@ pub async fn list_all(
     Ok(Json(page))
 }
 
+/// `GET /api/organisations/{organisationId}/invitations/{id}`: read an invitation (never its
+/// token). Access: ORG_ADMIN.
 pub async fn get(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -151,6 +163,8 @@ pub async fn get(
     Ok(Json(invitation))
 }
 
+/// `POST /api/organisations/{organisationId}/invitations/{id}/resend`: issue a new token and
+/// 72-hour expiry; the old token stops working. Access: ORG_ADMIN.
 pub async fn resend(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -161,6 +175,8 @@ pub async fn resend(
     Ok(Json(mail(mailer, issued)))
 }
 
+/// `POST /api/organisations/{organisationId}/invitations/{id}/revoke`: revoke a pending invitation.
+/// Access: ORG_ADMIN.
 pub async fn revoke(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,

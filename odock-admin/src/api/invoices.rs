@@ -57,6 +57,9 @@ fn period(params: &ReportParams) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiEr
     Ok((from, to))
 }
 
+/// `GET /api/organisations/{organisationId}/invoices`: the invoice of a period: totals and
+/// breakdowns (JSON), every record (CSV) or a PDF. Access: any user of the organisation, filtered
+/// to what they may see.
 pub async fn invoice(
     State(state): State<AdminState>,
     Path(organisation_id): Path<String>,

@@ -34,6 +34,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(server)))
 }
 
+/// `GET /api/organisations/{organisationId}/mcp-servers`: list the organisation's MCP servers.
+/// Access: any user of the organisation.
 pub async fn list(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -44,6 +46,7 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/admin/mcp-servers`: list MCP servers of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -54,6 +57,8 @@ pub async fn list_all(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/mcp-servers/{id}`: read an MCP server (secrets as
+/// previews only). Access: any user of the organisation.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -78,6 +83,8 @@ pub async fn update(
     Ok(Json(server))
 }
 
+/// `DELETE /api/organisations/{organisationId}/mcp-servers/{id}`: delete an MCP server and its
+/// grants. Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

@@ -56,9 +56,11 @@ use odock_store::MasterKey;
 /// Everything the admin handlers need.
 #[derive(Clone)]
 pub struct AdminState {
+    /// The database.
     pub pool: Db,
     /// What tenants may point the gateway at (egress) and run on its host (stdio commands).
     pub host: host_policy::HostPolicy,
+    /// Seals and opens provider keys and MCP credentials.
     pub master_key: Arc<MasterKey>,
     /// Called after every write that changes runtime state (keys, models, providers, grants, …).
     pub invalidator: Arc<dyn CacheInvalidator>,

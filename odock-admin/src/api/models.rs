@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
 
+/// `POST /api/organisations/{organisationId}/models`: create a model. Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -21,6 +22,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(model)))
 }
 
+/// `GET /api/organisations/{organisationId}/models`: list the organisation's models. Access: any
+/// user of the organisation.
 pub async fn list(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -31,6 +34,7 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/admin/models`: list models of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -39,6 +43,8 @@ pub async fn list_all(
     Ok(Json(models::list(&state.pool, org, &params.page()).await?))
 }
 
+/// `GET /api/organisations/{organisationId}/models/{id}`: read a model. Access: any user of the
+/// organisation.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -46,6 +52,7 @@ pub async fn get(
     Ok(Json(models::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/models/{id}`: update a model. Access: ORG_ADMIN.
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -57,6 +64,8 @@ pub async fn update(
     Ok(Json(model))
 }
 
+/// `DELETE /api/organisations/{organisationId}/models/{id}`: delete a model and its grants. Access:
+/// ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

@@ -23,6 +23,8 @@ use super::AdminState;
 #[derive(Clone, Debug, Default)]
 pub struct AlertWaker(pub Arc<tokio::sync::Notify>);
 
+/// `POST /api/organisations/{organisationId}/notification-channels`: add a WEBHOOK (signed with
+/// secret, write-only) or EMAIL channel for alerts. Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -35,6 +37,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(channel)))
 }
 
+/// `GET /api/organisations/{organisationId}/notification-channels`: list the organisation's
+/// notification channels. Access: ORG_ADMIN.
 pub async fn list(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -45,6 +49,8 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/notification-channels/{id}`: read a notification
+/// channel (never its secret). Access: ORG_ADMIN.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -52,6 +58,8 @@ pub async fn get(
     Ok(Json(notifications::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/notification-channels/{id}`: update a notification
+/// channel (`secret: null` removes the signature). Access: ORG_ADMIN.
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -65,6 +73,8 @@ pub async fn update(
     ))
 }
 
+/// `DELETE /api/organisations/{organisationId}/notification-channels/{id}`: delete a notification
+/// channel (its alert history stays). Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -101,6 +111,8 @@ pub async fn test(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/alerts`: alerts raised for the organisation
+/// (thresholds, expiring keys, tests) and their deliveries. Access: ORG_ADMIN.
 pub async fn list_alerts(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -111,6 +123,8 @@ pub async fn list_alerts(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/alerts/{id}`: read an alert and its deliveries. Access:
+/// ORG_ADMIN.
 pub async fn get_alert(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

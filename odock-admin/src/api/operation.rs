@@ -11,10 +11,15 @@ use super::AdminState;
 /// An HTTP method the admin API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
+    /// `GET`.
     Get,
+    /// `POST`.
     Post,
+    /// `PUT`.
     Put,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
@@ -30,6 +35,7 @@ impl Verb {
         }
     }
 
+    /// The matching `http::Method`.
     pub const fn method(self) -> http::Method {
         match self {
             Verb::Get => http::Method::GET,
@@ -67,9 +73,11 @@ pub enum Reply {
 /// A query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryParam {
+    /// The parameter's name as sent (`camelCase`).
     pub name: &'static str,
     /// `string`, `integer`, `boolean` or `date-time`.
     pub kind: &'static str,
+    /// Its description in the OpenAPI document.
     pub description: &'static str,
 }
 
@@ -87,11 +95,15 @@ pub(super) const fn param(
 
 /// One route: how it is documented and the handler that serves it.
 pub struct Operation {
+    /// The HTTP method.
     pub verb: Verb,
     /// axum/OpenAPI path template (`{name}` parameters).
     pub path: &'static str,
+    /// The OpenAPI `operationId` (e.g. `listTeams`).
     pub operation_id: &'static str,
+    /// The OpenAPI tag it is grouped under.
     pub tag: &'static str,
+    /// One-line OpenAPI summary.
     pub summary: &'static str,
     /// Served without the admin token.
     pub public: bool,
@@ -99,9 +111,11 @@ pub struct Operation {
     /// one with `.access(...)` (or `.public()`); a row without stays `Unassigned` (SUPER_ADMIN only)
     /// and fails the role-table test.
     pub access: Access,
+    /// The query parameters it reads.
     pub query: &'static [QueryParam],
     /// Schema name of the JSON body.
     pub request: Option<&'static str>,
+    /// What a success returns.
     pub reply: Reply,
     pub(crate) handler: MethodRouter<AdminState>,
 }

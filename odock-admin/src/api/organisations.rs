@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminQuery, ListParams};
 use super::AdminState;
 
+/// `POST /api/admin/organisations`: create an organisation. Access: SUPER_ADMIN only.
 pub async fn create(
     State(state): State<AdminState>,
     AdminJson(input): AdminJson<NewOrganisation>,
@@ -22,6 +23,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(organisation)))
 }
 
+/// `GET /api/admin/organisations`: list organisations. Access: SUPER_ADMIN only.
 pub async fn list(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<ListParams>,
@@ -31,6 +33,7 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/admin/organisations/{id}`: read an organisation. Access: SUPER_ADMIN only.
 pub async fn get(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -38,6 +41,7 @@ pub async fn get(
     Ok(Json(organisations::get(&state.pool, &id).await?))
 }
 
+/// `PATCH /api/admin/organisations/{id}`: update an organisation. Access: SUPER_ADMIN only.
 pub async fn update(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -48,6 +52,8 @@ pub async fn update(
     Ok(Json(organisation))
 }
 
+/// `DELETE /api/admin/organisations/{id}`: delete an organisation and everything it owns. Access:
+/// SUPER_ADMIN only.
 pub async fn delete(
     State(state): State<AdminState>,
     Path(id): Path<String>,

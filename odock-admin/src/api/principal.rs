@@ -6,6 +6,7 @@ use odock_core::Role;
 /// Who is calling, inserted into the request extensions of every protected route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminPrincipal {
+    /// The caller's role (SUPER_ADMIN for the static admin token).
     pub role: Role,
     /// `None` for the static admin token.
     pub user_id: Option<String>,
@@ -26,6 +27,7 @@ impl AdminPrincipal {
         }
     }
 
+    /// Whether the caller is a SUPER_ADMIN (or the admin token).
     pub fn is_super_admin(&self) -> bool {
         self.role == Role::SuperAdmin
     }

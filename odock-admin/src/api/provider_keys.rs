@@ -12,6 +12,8 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminQuery, ListParams};
 use super::AdminState;
 
+/// `POST /api/organisations/{organisationId}/providers/{id}/keys`: store an upstream key (sealed;
+/// only a preview is ever returned). Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Path((org, provider)): Path<(String, String)>,
@@ -22,6 +24,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
+/// `GET /api/organisations/{organisationId}/providers/{id}/keys`: list a provider's keys (previews
+/// only). Access: ORG_ADMIN or MANAGER.
 pub async fn list(
     State(state): State<AdminState>,
     Path((org, provider)): Path<(String, String)>,
@@ -32,6 +36,8 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/providers/{id}/keys/{keyId}`: read a provider key
+/// (preview only). Access: ORG_ADMIN or MANAGER.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, provider, id)): Path<(String, String, String)>,
@@ -41,6 +47,8 @@ pub async fn get(
     ))
 }
 
+/// `DELETE /api/organisations/{organisationId}/providers/{id}/keys/{keyId}`: delete a provider key.
+/// Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, provider, id)): Path<(String, String, String)>,
@@ -50,6 +58,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/organisations/{organisationId}/providers/{id}/keys/{keyId}/revoke`: revoke a provider
+/// key. Access: ORG_ADMIN.
 pub async fn revoke(
     state: State<AdminState>,
     path: Path<(String, String, String)>,
@@ -57,6 +67,8 @@ pub async fn revoke(
     set_revoked(state, path, true).await
 }
 
+/// `POST /api/organisations/{organisationId}/providers/{id}/keys/{keyId}/unrevoke`: restore a
+/// revoked provider key. Access: ORG_ADMIN.
 pub async fn unrevoke(
     state: State<AdminState>,
     path: Path<(String, String, String)>,

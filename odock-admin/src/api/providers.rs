@@ -26,6 +26,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(provider)))
 }
 
+/// `GET /api/organisations/{organisationId}/providers`: list the organisation's providers. Access:
+/// ORG_ADMIN or MANAGER.
 pub async fn list(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -36,6 +38,7 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/admin/providers`: list providers of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -46,6 +49,8 @@ pub async fn list_all(
     ))
 }
 
+/// `GET /api/organisations/{organisationId}/providers/{id}`: read a provider. Access: ORG_ADMIN or
+/// MANAGER.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -53,6 +58,8 @@ pub async fn get(
     Ok(Json(providers::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/providers/{id}`: update a provider. Access:
+/// ORG_ADMIN.
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -66,6 +73,8 @@ pub async fn update(
     Ok(Json(provider))
 }
 
+/// `DELETE /api/organisations/{organisationId}/providers/{id}`: delete a provider with its keys and
+/// models. Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

@@ -88,17 +88,23 @@ macro_rules! record_filters {
     };
 }
 
+/// `limit`, `cursor`: an organisation's plain lists.
 pub const PAGINATION: &[QueryParam] = &[LIMIT, CURSOR];
 
+/// `limit`, `cursor`, `organisationId`: the plain cross-organisation lists.
 pub const ADMIN_LIST: &[QueryParam] = &[LIMIT, CURSOR, ORG_OBJECTS];
 
+/// The budget and quota lists' (an organisation's).
 pub const OWNER_FILTERS: &[QueryParam] = &[OWNER_TYPE, ACTIVE, LIMIT, CURSOR];
 
+/// The budget and quota lists' (across organisations).
 pub const ADMIN_OWNER_FILTERS: &[QueryParam] = &[OWNER_TYPE, ACTIVE, LIMIT, CURSOR, ORG_OBJECTS];
 
+/// The usage records' (the organisation's list).
 pub const USAGE_FILTERS: &[QueryParam] =
     record_filters!([MODEL_ID, PROVIDER], [SORT, LIMIT, CURSOR]);
 
+/// The usage records' (across organisations).
 pub const ADMIN_USAGE_FILTERS: &[QueryParam] =
     record_filters!([MODEL_ID, PROVIDER], [SORT, LIMIT, CURSOR, ORG_RECORDS]);
 
@@ -106,9 +112,11 @@ pub const ADMIN_USAGE_FILTERS: &[QueryParam] =
 pub const MCP_USAGE_FILTERS: &[QueryParam] =
     record_filters!([MCP_SERVER_ID, TOOL], [MCP_LIMIT, CURSOR]);
 
+/// The MCP usage records' (across organisations).
 pub const ADMIN_MCP_USAGE_FILTERS: &[QueryParam] =
     record_filters!([MCP_SERVER_ID, TOOL], [MCP_LIMIT, CURSOR, ORG_RECORDS]);
 
+/// The usage summary's: period, grouping and filters.
 pub const SUMMARY_PARAMS: &[QueryParam] = &[
     FROM,
     TO,
@@ -134,6 +142,7 @@ pub const SUMMARY_PARAMS: &[QueryParam] = &[
     param("status", "string", "success (status below 400) or error."),
 ];
 
+/// The invoice's: period, filters and format.
 pub const INVOICE_PARAMS: &[QueryParam] = &[
     param("from", "date-time", "Period start, inclusive (RFC 3339); default: the start of `to`'s UTC month."),
     param("to", "date-time", "Period end, exclusive (RFC 3339); default: now."),

@@ -23,10 +23,14 @@ use crate::services::routing;
 /// the server.
 #[derive(Clone, Debug)]
 pub struct ProviderHealth {
+    /// The circuit breakers of providers and provider keys.
     pub breakers: Arc<CircuitBreakers>,
+    /// The key pools of providers.
     pub pools: Arc<KeyPools>,
 }
 
+/// `GET /api/organisations/{organisationId}/apikeys/{id}/routing`: the API key's routing policies
+/// (one per model type). Access: ORG_ADMIN, the team's MANAGER (TEAM key) or the owner (USER key).
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, api_key)): Path<(String, String)>,

@@ -40,6 +40,7 @@ use crate::api::forwarded::{over_https, ForwardedBy};
 /// Answers of the sign-in routes besides the admin API's usual errors.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
+    /// Any other admin API error.
     #[error(transparent)]
     Api(#[from] ApiError),
     /// 401 `unauthorized`: unknown email, wrong password, or an account that may not sign in.
@@ -47,7 +48,10 @@ pub enum SignInError {
     InvalidCredentials,
     /// 429 `too_many_attempts` with `Retry-After`.
     #[error("too many failed sign-in attempts; try again later")]
-    TooManyAttempts { retry_after_secs: u64 },
+    TooManyAttempts {
+        /// Seconds until another sign-in may be tried (the `Retry-After` value).
+        retry_after_secs: u64,
+    },
 }
 
 impl From<crate::services::AdminError> for SignInError {
@@ -110,7 +114,9 @@ fn cookie(value: &str, max_age_secs: i64, secure: bool) -> Option<HeaderValue> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Login {
+    /// The account's email.
     pub email: String,
+    /// The account's password (never returned).
     #[schema(write_only)]
     pub password: String,
 }
@@ -130,7 +136,9 @@ impl std::fmt::Debug for Login {
 pub struct SignedIn {
     /// The session token (also set as the `odock_session` cookie).
     pub token: String,
+    /// When the session expires.
     pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
     pub user: User,
 }
 
@@ -214,6 +222,8 @@ async fn record_failures(
     Ok(lock)
 }
 
+/// `POST /api/auth/login`: sign in with email and password; sets the odock_session cookie. Access:
+/// public.
 pub async fn login(
     State(state): State<AdminState>,
     Extension(settings): Extension<AuthSettings>,
@@ -287,11 +297,14 @@ pub struct Me {
     /// `null` for the static admin token.
     #[schema(required = true)]
     pub user: Option<User>,
+    /// The caller's role.
     pub role: Role,
+    /// The caller's organisation; `null` for SUPER_ADMINs and the admin token.
     #[schema(required = true)]
     pub organisation: Option<Organisation>,
 }
 
+/// `GET /api/auth/me`: the signed-in user, role and organisation. Access: any signed-in caller.
 pub async fn me(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -315,8 +328,10 @@ pub async fn me(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordChange {
+    /// The password now in use.
     #[schema(write_only)]
     pub current_password: String,
+    /// The password to set.
     #[schema(write_only)]
     pub new_password: String,
 }

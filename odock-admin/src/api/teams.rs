@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
 
+/// `POST /api/organisations/{organisationId}/teams`: create a team. Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -66,6 +67,7 @@ pub async fn list_api_keys(
     Ok(Json(page))
 }
 
+/// `GET /api/admin/teams`: list teams of every organisation. Access: SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -74,6 +76,8 @@ pub async fn list_all(
     Ok(Json(teams::list(&state.pool, org, &params.page()).await?))
 }
 
+/// `GET /api/organisations/{organisationId}/teams/{id}`: read a team. Access: ORG_ADMIN or a member
+/// of the team.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -81,6 +85,8 @@ pub async fn get(
     Ok(Json(teams::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/teams/{id}`: update a team's name or policies.
+/// Access: ORG_ADMIN.
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -91,6 +97,8 @@ pub async fn update(
     Ok(Json(team))
 }
 
+/// `DELETE /api/organisations/{organisationId}/teams/{id}`: delete a team with its members, TEAM
+/// keys, budgets and quotas. Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -103,6 +111,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /api/organisations/{organisationId}/teams/{id}/members`: add a user of the organisation to
+/// the team. Access: ORG_ADMIN or the team's MANAGER.
 pub async fn add_member(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -112,6 +122,8 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
+/// `GET /api/organisations/{organisationId}/teams/{id}/members`: list the team's members. Access:
+/// ORG_ADMIN or a member of the team.
 pub async fn list_members(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -122,6 +134,8 @@ pub async fn list_members(
     ))
 }
 
+/// `PATCH /api/organisations/{organisationId}/teams/{id}/members/{userId}`: change a member's team
+/// role. Access: ORG_ADMIN or the team's MANAGER.
 pub async fn update_member(
     State(state): State<AdminState>,
     Path((org, id, user_id)): Path<(String, String, String)>,
@@ -132,6 +146,8 @@ pub async fn update_member(
     ))
 }
 
+/// `DELETE /api/organisations/{organisationId}/teams/{id}/members/{userId}`: remove a member from
+/// the team. Access: ORG_ADMIN or the team's MANAGER.
 pub async fn remove_member(
     State(state): State<AdminState>,
     Path((org, id, user_id)): Path<(String, String, String)>,

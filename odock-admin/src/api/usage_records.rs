@@ -24,16 +24,25 @@ pub struct UsageParams {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive, RFC 3339.
     pub to: Option<DateTime<Utc>>,
+    /// Only this API key's records.
     pub api_key_id: Option<String>,
+    /// Only this team's records.
     pub team_id: Option<String>,
+    /// Only this user's records.
     pub user_id: Option<String>,
+    /// Only this model's records.
     pub model_id: Option<String>,
+    /// Only this provider family (`openai`, `anthropic`, …).
     pub provider: Option<String>,
     /// HTTP status of the request.
     pub status: Option<u16>,
+    /// Only the record of this request id.
     pub request_id: Option<String>,
+    /// Only this organisation's records (cross-organisation list only).
     pub organisation_id: Option<String>,
+    /// Page size (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `nextCursor`.
     pub cursor: Option<String>,
     /// `time`, `cost`, `latency` or `tokens`, `-` first for descending; default `-time`.
     pub sort: Option<String>,
@@ -71,7 +80,7 @@ impl UsageParams {
     }
 }
 
-/// The records the caller may see (see [`super::records::visible`]).
+/// The records the caller may see (see `super::records::visible`).
 pub async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<AdminPrincipal>,
@@ -82,6 +91,8 @@ pub async fn list(
     records::visible(&state, &principal, &org, query).await
 }
 
+/// `GET /api/admin/usage-records`: list usage records of every organisation, newest first. Access:
+/// SUPER_ADMIN only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(mut params): AdminQuery<UsageParams>,
@@ -91,6 +102,8 @@ pub async fn list_all(
     records::page(&state, filter, page).await
 }
 
+/// `GET /api/organisations/{organisationId}/usage-records/{id}`: read a usage record. Access:
+/// ORG_ADMIN, the team's MANAGER or the record's user.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

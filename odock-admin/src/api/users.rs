@@ -15,6 +15,8 @@ use super::error::ApiError;
 use super::extract::{AdminJson, AdminListParams, AdminQuery, ListParams};
 use super::AdminState;
 
+/// `POST /api/organisations/{organisationId}/users`: create a user (with a password: ACTIVE;
+/// without: PENDING). Access: ORG_ADMIN.
 pub async fn create(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -24,6 +26,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// `GET /api/organisations/{organisationId}/users`: list the organisation's users. Access:
+/// ORG_ADMIN or MANAGER.
 pub async fn list(
     State(state): State<AdminState>,
     Path(org): Path<String>,
@@ -34,6 +38,8 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/admin/users`: list users of every organisation (and SUPER_ADMINs). Access: SUPER_ADMIN
+/// only.
 pub async fn list_all(
     State(state): State<AdminState>,
     AdminQuery(params): AdminQuery<AdminListParams>,
@@ -42,6 +48,8 @@ pub async fn list_all(
     Ok(Json(users::list(&state.pool, org, &params.page()).await?))
 }
 
+/// `GET /api/organisations/{organisationId}/users/{id}`: read a user. Access: ORG_ADMIN, MANAGER or
+/// the user themself.
 pub async fn get(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -49,6 +57,8 @@ pub async fn get(
     Ok(Json(users::get(&state.pool, &org, &id).await?))
 }
 
+/// `PATCH /api/organisations/{organisationId}/users/{id}`: update a user; REVOKED (or a new
+/// password) ends their sessions, keys are untouched. Access: ORG_ADMIN.
 pub async fn update(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -57,6 +67,8 @@ pub async fn update(
     Ok(Json(users::update(&state.pool, &org, &id, patch).await?))
 }
 
+/// `POST /api/organisations/{organisationId}/users/{id}/approve`: approve a PENDING user (ACTIVE).
+/// Access: ORG_ADMIN.
 pub async fn approve(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -66,6 +78,8 @@ pub async fn approve(
     ))
 }
 
+/// `POST /api/organisations/{organisationId}/users/{id}/decline`: decline a PENDING user (REVOKED).
+/// Access: ORG_ADMIN.
 pub async fn decline(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,
@@ -75,6 +89,8 @@ pub async fn decline(
     ))
 }
 
+/// `DELETE /api/organisations/{organisationId}/users/{id}`: delete a user with their sessions,
+/// memberships, USER keys and USER budgets/quotas. Access: ORG_ADMIN.
 pub async fn delete(
     State(state): State<AdminState>,
     Path((org, id)): Path<(String, String)>,

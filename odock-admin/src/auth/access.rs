@@ -11,11 +11,14 @@ use odock_store::db::Db;
 /// The teams a user belongs to, with their team role.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memberships {
+    /// The teams the user is a team MANAGER of.
     pub managed: Vec<String>,
+    /// The teams the user is a plain member of.
     pub member_of: Vec<String>,
 }
 
 impl Memberships {
+    /// Whether the user is a team MANAGER of `team_id`.
     pub fn manages(&self, team_id: &str) -> bool {
         self.managed.iter().any(|t| t == team_id)
     }
@@ -79,11 +82,15 @@ pub async fn user_exists(
 /// Whom an API key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyOwner {
+    /// TEAM or USER key.
     pub key_type: ApiKeyType,
+    /// The owning team (TEAM keys).
     pub team_id: Option<String>,
+    /// The owning user (USER keys).
     pub user_id: Option<String>,
 }
 
+/// The owner of API key `key_id` of the organisation; `None` if there is none.
 pub async fn api_key_owner(
     pool: &Db,
     organisation_id: &str,
@@ -109,16 +116,22 @@ pub async fn api_key_owner(
 /// Whom a budget or quota belongs to; `key` is the owning key's owner for `APIKEY` rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleOwner {
+    /// ORG, TEAM, USER or APIKEY.
     pub owner_type: OwnerType,
+    /// The owning team (TEAM rules).
     pub team_id: Option<String>,
+    /// The owning user (USER rules).
     pub user_id: Option<String>,
+    /// The owning key's owner (APIKEY rules).
     pub key: Option<KeyOwner>,
 }
 
 /// The two tables whose rows are owned rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleTable {
+    /// The `budgets` table.
     Budgets,
+    /// The `quotas` table.
     Quotas,
 }
 
@@ -131,6 +144,7 @@ impl RuleTable {
     }
 }
 
+/// The owner of rule `id` in `table` of the organisation; `None` if there is none.
 pub async fn rule_owner(
     pool: &Db,
     table: RuleTable,
@@ -165,10 +179,13 @@ pub async fn rule_owner(
 /// The team and user a usage record is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOwner {
+    /// The team the record is attributed to, if any.
     pub team_id: Option<String>,
+    /// The user the record is attributed to, if any.
     pub user_id: Option<String>,
 }
 
+/// The owner of usage record `id` of the organisation; `None` if there is none.
 pub async fn usage_record_owner(
     pool: &Db,
     organisation_id: &str,

@@ -15,10 +15,13 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// Why a password could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
+    /// Shorter than [`MIN_PASSWORD_CHARS`].
     #[error("password must be at least {MIN_PASSWORD_CHARS} characters")]
     TooShort,
+    /// Longer than [`MAX_PASSWORD_CHARS`].
     #[error("password must be at most {MAX_PASSWORD_CHARS} characters")]
     TooLong,
+    /// The hasher failed.
     #[error("password hashing failed")]
     Hashing,
 }

@@ -18,7 +18,9 @@ pub const SESSION_TOKEN_PREFIX: &str = "ods_";
 /// A session just created: the token exists only here, in the sign-in response.
 #[derive(Debug, Clone)]
 pub struct IssuedSession {
+    /// The session's id (not secret).
     pub id: String,
+    /// The bearer token (`ods_…`), shown once.
     pub token: odock_core::Secret,
     /// Unix ms.
     pub expires_at: i64,
@@ -27,7 +29,9 @@ pub struct IssuedSession {
 /// A session presented with a request, and its user.
 #[derive(Debug, Clone)]
 pub struct ActiveSession {
+    /// The session's id.
     pub id: String,
+    /// The session's user.
     pub user: User,
     /// Unix ms.
     pub expires_at: i64,

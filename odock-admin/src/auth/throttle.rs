@@ -14,6 +14,7 @@ use odock_store::db::Db;
 pub struct ThrottleRule {
     /// Failures within `window_ms` that lock the scope.
     pub max_failures: i64,
+    /// The window failures are counted in, in milliseconds.
     pub window_ms: i64,
     /// How long the lock lasts.
     pub lock_ms: i64,

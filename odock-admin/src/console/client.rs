@@ -21,13 +21,16 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// One answer of the admin API.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The JSON body (`Null` when empty or not JSON).
     pub body: Value,
     /// The session cookie the API set (sign-in, invitation acceptance, sign-out).
     pub set_cookie: Option<HeaderValue>,
 }
 
 impl Answer {
+    /// Whether the status is 2xx.
     pub fn ok(&self) -> bool {
         self.status.is_success()
     }
@@ -45,6 +48,7 @@ impl Answer {
         self.body["error"]["field"].as_str()
     }
 
+    /// The API's error code (`error.code`), if any.
     pub fn code(&self) -> Option<&str> {
         self.body["error"]["code"].as_str()
     }
@@ -54,8 +58,11 @@ impl Answer {
 /// sign-in throttle and the cookie's `Secure` flag).
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
+    /// The session token, presented as a bearer token.
     pub token: Option<String>,
+    /// The client's IP, for the sign-in throttle.
     pub client_ip: Option<ClientIp>,
+    /// What a trusted proxy said about the original request.
     pub forwarded: Option<ForwardedBy>,
     /// `https` when the browser reached the console over HTTPS (so the API marks cookies Secure).
     pub https: bool,

@@ -14,14 +14,19 @@ pub const CSRF_FIELD: &str = "_csrf";
 /// The signed-in caller of a console page.
 #[derive(Clone)]
 pub struct Ctx {
+    /// The console's shared state.
     pub console: Console,
+    /// The session and origin the page's API calls are made with.
     pub caller: Caller,
+    /// The caller's role.
     pub role: Role,
+    /// The caller's user id (`None` for the static admin token).
     pub user_id: Option<String>,
     /// `{id, name, email, role, …}`; `null` for the static admin token.
     pub user: Value,
     /// The caller's organisation id (`None` for SUPER_ADMIN).
     pub organisation_id: Option<String>,
+    /// The session's CSRF token, put in every form of the page.
     pub csrf: String,
     /// Whether this request passed the origin check (meaningful for writes).
     pub(super) origin_ok: bool,
@@ -39,6 +44,7 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
+    /// Whether the caller is a SUPER_ADMIN (or the admin token).
     pub fn is_super_admin(&self) -> bool {
         self.role == Role::SuperAdmin
     }

@@ -13,6 +13,7 @@ use super::session::Fields;
 /// What a form shows: the values sent and the error to report.
 #[derive(Debug, Clone, Default)]
 pub struct FormState {
+    /// The values sent, shown again.
     pub fields: Fields,
     /// `(field, message)`; the field is `None` when no field is at fault.
     pub error: Option<(Option<String>, String)>,
@@ -23,6 +24,7 @@ pub struct FormState {
 }
 
 impl FormState {
+    /// The state of a sent form, open and without an error yet.
     pub fn sent(fields: Fields) -> Self {
         Self {
             fields,

@@ -188,6 +188,7 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// A 200 HTML response.
 pub fn ok(markup: Markup) -> Response {
     respond(StatusCode::OK, markup)
 }
@@ -247,6 +248,7 @@ pub fn text(value: &Value, key: &str) -> String {
     }
 }
 
+/// `value[key]` as an integer (also from a numeric string); 0 when missing.
 pub fn int(value: &Value, key: &str) -> i64 {
     value[key]
         .as_i64()

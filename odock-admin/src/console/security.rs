@@ -15,6 +15,7 @@ use http::HeaderValue;
 pub const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; \
                        base-uri 'none'; form-action 'self'; object-src 'none'";
 
+/// Middleware adding [`CSP`] and the other security headers; `no-store` except on assets.
 pub async fn headers(request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;

@@ -157,6 +157,7 @@ impl Ctx {
         answer.ok().then_some(answer.body)
     }
 
+    /// An API answer's body, or the page to show instead (sign-in on 401, an error page otherwise).
     pub fn page_answer(&self, answer: Answer) -> Result<Value, Response> {
         if answer.ok() {
             return Ok(answer.body);
@@ -207,6 +208,7 @@ impl Fields {
             .collect()
     }
 
+    /// Whether `name` was sent at all (a checked checkbox).
     pub fn checked(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }

@@ -31,6 +31,8 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
+    /// A mailer for an `smtp://` or `smtps://` `url`, sending from `from`; `Err` says what is
+    /// wrong.
     pub fn new(url: &str, from: &str) -> Result<Self, String> {
         check_smtp_url(url)?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)

@@ -46,7 +46,9 @@ pub const SIGNATURE_HEADER: &str = "x-odock-signature";
 /// How the notifier retries and when it warns about keys.
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
+    /// First retry delay of a failed delivery; it doubles with each attempt.
     pub retry_base: Duration,
+    /// Delivery attempts before a notification is given up.
     pub max_attempts: u32,
     /// Warn this long before a key expires (`None`: never).
     pub key_expiry_warning: Option<Duration>,
@@ -55,10 +57,13 @@ pub struct NotifySettings {
 /// Something worth telling an organisation about.
 #[derive(Debug, Clone)]
 pub struct AlertEvent {
+    /// The organisation told.
     pub organisation_id: String,
+    /// The event name (e.g. `apikey.expiring`).
     pub event: &'static str,
     /// One alert per organisation and key, however often it is raised.
     pub dedupe_key: String,
+    /// The event's JSON payload.
     pub data: Value,
 }
 
@@ -172,6 +177,7 @@ pub struct ServerAlerts {
 }
 
 impl ServerAlerts {
+    /// Counts crossings in `metrics` and raises their alerts through `alerter`.
     pub fn new(metrics: Arc<Metrics>, alerter: Alerter) -> Self {
         Self { metrics, alerter }
     }
@@ -240,6 +246,7 @@ impl Notifier {
         (Self { tasks }, alerter)
     }
 
+    /// Aborts the notifier's loops.
     pub fn stop(&self) {
         for task in &self.tasks {
             task.abort();

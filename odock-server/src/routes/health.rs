@@ -18,19 +18,23 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// What `/v1/healthz` checks.
 #[derive(Clone)]
 pub struct HealthState {
+    /// The database, checked with `SELECT 1`.
     pub pool: Db,
     /// `None` in embedded mode (reported as `"disabled"`).
     pub redis: Option<RedisHealth>,
     /// Not ready once its oldest unwritten record is older than `usage_max_lag`: a database that
     /// answers `SELECT 1` may still refuse every write (locked, full disk).
     pub usage: Arc<SqlUsageSink>,
+    /// The largest backlog age of `usage` still reported ready.
     pub usage_max_lag: Duration,
 }
 
+/// `GET /v1/health`: liveness, always `{"status":"ok"}`.
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /v1/healthz`: readiness of the database, Redis and usage writer; 503 if any fails.
 pub async fn healthz(State(state): State<HealthState>) -> (StatusCode, Json<Value>) {
     let database = match tokio::time::timeout(
         CHECK_TIMEOUT,

@@ -15,11 +15,15 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+/// The header carrying the invalidation secret.
 pub const SECRET_HEADER: &str = "x-odock-invalidation-secret";
 
+/// The state of [`invalidate`].
 #[derive(Clone)]
 pub struct InvalidationState {
+    /// The shared secret callers must present.
     pub secret: Secret,
+    /// The caches the commands are applied to.
     pub invalidator: Arc<dyn CacheInvalidator>,
 }
 
@@ -29,6 +33,8 @@ struct Commands {
     commands: Vec<InvalidationCommand>,
 }
 
+/// `POST /v1/internal/cache/invalidate`: 401 on a wrong secret, 400 on a bad body, else the
+/// count applied (`{"applied": n}`).
 pub async fn invalidate(
     State(state): State<InvalidationState>,
     headers: HeaderMap,

@@ -55,13 +55,18 @@ pub struct RequestLimits {
 /// The settings of [`RequestLimits`].
 #[derive(Debug, Clone, Copy)]
 pub struct LimitSettings {
+    /// Requests served at once; beyond, 503 `overloaded`.
     pub max_in_flight: usize,
+    /// Request-body bytes held in memory at once, across requests.
     pub max_buffered_body_bytes: usize,
+    /// Largest declared `Content-Length`; beyond, 413 `payload_too_large`.
     pub max_body_bytes: usize,
+    /// Time for a whole body to arrive after the head; beyond, 408 `request_timeout`.
     pub body_read_timeout: Duration,
 }
 
 impl RequestLimits {
+    /// Limits with fresh counters.
     pub fn new(settings: LimitSettings) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),

@@ -39,7 +39,9 @@ use super::rewrite::{self, Calls, Out, Unfollowable};
 /// The connection timeouts (see the module doc).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionTimeouts {
+    /// Time for a request head to arrive, once started (or from the connection's opening).
     pub header_read: Duration,
+    /// Idle time between requests before the connection is closed.
     pub keep_alive: Duration,
 }
 
@@ -68,6 +70,7 @@ enum Expiry {
 }
 
 impl ConnectionState {
+    /// The state of a connection just opened.
     pub fn new() -> Arc<Self> {
         let now = Instant::now();
         Arc::new(Self {
@@ -141,6 +144,7 @@ pub struct GuardedIo<T> {
 }
 
 impl<T> GuardedIo<T> {
+    /// Wraps the socket `inner` of the connection sharing `state`.
     pub fn new(inner: T, state: Arc<ConnectionState>, timeouts: ConnectionTimeouts) -> Self {
         Self {
             inner,
@@ -365,6 +369,7 @@ pub struct ConnectionService {
 }
 
 impl ConnectionService {
+    /// The service of the connection from `peer` sharing `state`.
     pub fn new(router: Router, peer: SocketAddr, state: Arc<ConnectionState>) -> Self {
         Self {
             router,

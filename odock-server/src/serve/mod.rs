@@ -23,6 +23,7 @@ use connection::{ConnectionService, ConnectionState, GuardedIo};
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
+    /// Header-read and keep-alive timeouts.
     pub timeouts: ConnectionTimeouts,
     /// Largest request head (request line and headers) hyper reads; beyond it, 431.
     pub max_header_bytes: usize,

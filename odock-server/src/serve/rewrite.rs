@@ -32,6 +32,7 @@ impl Default for Calls {
 }
 
 impl Calls {
+    /// Records a service call; `is_head` for a `HEAD` request.
     pub fn push(&self, is_head: bool) {
         if let Some(calls) = self.0.lock().as_mut() {
             calls.push_back(is_head);
@@ -47,6 +48,7 @@ impl Calls {
         *self.0.lock() = None;
     }
 
+    /// Whether [`Calls::stop`] was called (tests).
     #[cfg(test)]
     pub fn is_stopped(&self) -> bool {
         self.0.lock().is_none()
@@ -67,7 +69,9 @@ pub enum Out {
 /// A response body's framing.
 #[derive(Debug, Clone)]
 pub enum Framing {
+    /// `Content-Length`: the bytes of the body still to come.
     Length(u64),
+    /// `Transfer-Encoding: chunked`, with the chunk parser's state.
     Chunked(Chunked),
 }
 
@@ -104,15 +108,25 @@ pub struct Unfollowable;
 /// Where a chunked body is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunked {
+    /// Reading a chunk-size line's hex digits (the size so far).
     Size(u64),
+    /// Skipping a chunk extension (after `;`) of a chunk of that size.
     Extension(u64),
+    /// After the size line's CR, expecting LF.
     SizeLf(u64),
+    /// Inside chunk data: the bytes still to come.
     Data(u64),
+    /// After chunk data, expecting CR.
     DataCr,
+    /// After chunk data's CR, expecting LF.
     DataLf,
+    /// After the last chunk: at the start of a trailer line or the final CRLF.
     TrailerStart,
+    /// Inside a trailer line.
     TrailerLine,
+    /// After a trailer line's CR, expecting LF.
     TrailerLf,
+    /// After the final CR, expecting the LF that ends the body.
     EndLf,
 }
 

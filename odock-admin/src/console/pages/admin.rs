@@ -151,6 +151,7 @@ fn cell_limit(v: &Value) -> Markup {
     html! { (text(v, "limit")) " " (s(v, "metric")) " / " (s(v, "period")) }
 }
 
+/// `GET /admin/teams`: every organisation's teams (SUPER_ADMIN).
 pub async fn teams(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -162,6 +163,7 @@ pub async fn teams(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/users`: every organisation's users (SUPER_ADMIN).
 pub async fn users(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -177,6 +179,7 @@ pub async fn users(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/providers`: every organisation's providers (SUPER_ADMIN).
 pub async fn providers(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -191,6 +194,7 @@ pub async fn providers(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/models`: every organisation's models (SUPER_ADMIN).
 pub async fn models(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -206,6 +210,7 @@ pub async fn models(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/mcp-servers`: every organisation's MCP servers (SUPER_ADMIN).
 pub async fn mcp_servers(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -221,6 +226,7 @@ pub async fn mcp_servers(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/apikeys`: every organisation's API keys (SUPER_ADMIN).
 pub async fn apikeys(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -236,6 +242,7 @@ pub async fn apikeys(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/budgets`: every organisation's budgets (SUPER_ADMIN).
 pub async fn budgets(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -250,6 +257,7 @@ pub async fn budgets(ctx: Ctx, Query(q): Params) -> Page {
     )
     .await
 }
+/// `GET /admin/quotas`: every organisation's quotas (SUPER_ADMIN).
 pub async fn quotas(ctx: Ctx, Query(q): Params) -> Page {
     cross_list(
         ctx,
@@ -278,6 +286,7 @@ fn count_of(list: &Option<Value>) -> String {
     }
 }
 
+/// `GET /admin/dashboard`: object counts across organisations (SUPER_ADMIN).
 pub async fn dashboard(ctx: Ctx) -> Page {
     operator(&ctx)?;
     let mut counts = Vec::new();
@@ -377,10 +386,12 @@ async fn organisations_page(
     ))
 }
 
+/// `GET /admin/organisations`: the organisations and the form creating one (SUPER_ADMIN).
 pub async fn organisations(ctx: Ctx, Query(q): Params) -> Page {
     organisations_page(&ctx, &q, &FormState::default(), StatusCode::OK).await
 }
 
+/// `POST /admin/organisations`: creates an organisation (SUPER_ADMIN).
 pub async fn create_organisation(ctx: Ctx, fields: Fields) -> Page {
     operator(&ctx)?;
     ctx.check_form(&fields)?;
@@ -401,6 +412,7 @@ pub async fn create_organisation(ctx: Ctx, fields: Fields) -> Page {
     organisations_page(&ctx, &HashMap::new(), &state, answer.status).await
 }
 
+/// `GET /admin/usage`: usage records of every organisation (SUPER_ADMIN).
 pub async fn usage(ctx: Ctx, Query(q): Params) -> Page {
     operator(&ctx)?;
     let orgs = ctx.get("/api/admin/organisations?limit=500").await?;
@@ -428,6 +440,7 @@ pub async fn usage(ctx: Ctx, Query(q): Params) -> Page {
     )))
 }
 
+/// `GET /admin/invoices`: links to each organisation's invoices (SUPER_ADMIN).
 pub async fn invoices(ctx: Ctx) -> Page {
     operator(&ctx)?;
     let orgs = ctx.get("/api/admin/organisations?limit=500").await?;
@@ -445,6 +458,7 @@ pub async fn invoices(ctx: Ctx) -> Page {
     )))
 }
 
+/// `GET /admin/playground`: the playground form without an organisation's models (SUPER_ADMIN).
 pub async fn playground(ctx: Ctx) -> Page {
     operator(&ctx)?;
     let content = super::reports::playground_form(&[], &[], None);
@@ -457,6 +471,7 @@ pub async fn playground(ctx: Ctx) -> Page {
     )))
 }
 
+/// `GET /admin/settings`: the server's settings and the latest audit entries (SUPER_ADMIN).
 pub async fn settings(ctx: Ctx) -> Page {
     operator(&ctx)?;
     let audit = ctx

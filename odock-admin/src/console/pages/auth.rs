@@ -53,6 +53,7 @@ fn login_form(state: &FormState, next: &str) -> maud::Markup {
     )
 }
 
+/// `GET /login`: the sign-in form.
 pub async fn login_page(Query(query): Query<HashMap<String, String>>) -> Response {
     layout::ok(login_form(
         &FormState::default(),
@@ -60,6 +61,7 @@ pub async fn login_page(Query(query): Query<HashMap<String, String>>) -> Respons
     ))
 }
 
+/// `POST /login`: signs in through `POST /api/auth/login` and redirects to `next` (a local path).
 pub async fn login(
     State(console): State<Console>,
     Query(query): Query<HashMap<String, String>>,
@@ -93,6 +95,7 @@ pub async fn login(
     Ok(layout::respond(answer.status, login_form(&state, &next)))
 }
 
+/// `POST /logout`: ends the session and redirects to `/login`.
 pub async fn logout(ctx: Ctx, fields: Fields) -> Page {
     ctx.check_form(&fields)?;
     let answer = ctx.call(Method::POST, "/api/auth/logout", None).await;
@@ -127,10 +130,12 @@ fn password_form(ctx: &Ctx, state: &FormState, done: bool) -> Response {
     ))
 }
 
+/// `GET /account/password`: the password change form.
 pub async fn password_page(ctx: Ctx) -> Response {
     password_form(&ctx, &FormState::default(), false)
 }
 
+/// `POST /account/password`: changes the caller's password.
 pub async fn password(ctx: Ctx, fields: Fields) -> Page {
     ctx.check_form(&fields)?;
     if fields.get("newPassword") != fields.get("confirmPassword") {
@@ -230,6 +235,7 @@ async fn invitation_view(
     )
 }
 
+/// `GET /invitations/{token}`: what the invitation offers, and the form accepting it.
 pub async fn invitation_page(
     State(console): State<Console>,
     Path(token): Path<String>,
@@ -245,6 +251,7 @@ pub async fn invitation_page(
     .await
 }
 
+/// `POST /invitations/{token}`: accepts the invitation and signs the new user in.
 pub async fn accept_invitation(
     State(console): State<Console>,
     Path(token): Path<String>,

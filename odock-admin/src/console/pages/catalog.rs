@@ -14,6 +14,7 @@ use crate::console::forms::{self, options, FormState};
 use crate::console::layout::{self, badge, csrf_field, pager, rows, s, text};
 use crate::console::session::{Ctx, Fields};
 
+/// The provider types the provider form offers.
 pub const PROVIDER_TYPES: &[&str] = &[
     "OPENAI",
     "ANTHROPIC",
@@ -24,6 +25,7 @@ pub const PROVIDER_TYPES: &[&str] = &[
     "HUGGINGFACE",
     "CUSTOM",
 ];
+/// The model types the model form offers.
 pub const MODEL_TYPES: &[&str] = &[
     "chat",
     "reasoning",
@@ -41,6 +43,7 @@ type Params = Query<HashMap<String, String>>;
 // ---------------------------------------------------------------------------------------------
 // Providers
 
+/// The providers of an API list, linked under `base` (the organisation's console path).
 pub fn providers_table(list: &Value, base: &str) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -102,10 +105,12 @@ async fn providers_page(
     ))
 }
 
+/// `GET /{org}/providers`: the organisation's providers (and the form adding one, for ORG_ADMIN).
 pub async fn providers(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -> Page {
     providers_page(&ctx, &org, &query, &FormState::default(), StatusCode::OK).await
 }
 
+/// `POST /{org}/providers`: creates a provider.
 pub async fn create_provider(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -357,6 +362,7 @@ async fn provider_page(
     ))
 }
 
+/// `GET /{org}/providers/{id}`: a provider, its keys, their health and its models.
 pub async fn provider(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -377,6 +383,7 @@ pub async fn provider(
     provider_page(&ctx, &org, &id, (&none, &none), StatusCode::OK, notice).await
 }
 
+/// `POST /{org}/providers/{id}/keys`: stores an upstream key of the provider.
 pub async fn create_provider_key(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -522,6 +529,7 @@ fn rate(model: &Value, side: &str) -> String {
     }
 }
 
+/// The models of an API list, linked under `base`; `providers` maps provider ids to names.
 pub fn models_table(list: &Value, base: &str, providers: &HashMap<String, String>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -660,6 +668,7 @@ async fn models_page(
     ))
 }
 
+/// `GET /{org}/models`: the organisation's models (and the form adding one, for ORG_ADMIN).
 pub async fn models(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -> Page {
     models_page(&ctx, &org, &query, &FormState::default(), StatusCode::OK).await
 }
@@ -699,6 +708,7 @@ pub fn pricing_of(fields: &Fields) -> Result<Option<Value>, (&'static str, &'sta
     })))
 }
 
+/// `POST /{org}/models`: creates a model.
 pub async fn create_model(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -855,6 +865,7 @@ async fn model_page(
     ))
 }
 
+/// `GET /{org}/models/{id}`: a model.
 pub async fn model(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -921,6 +932,7 @@ pub async fn model_action(
 // ---------------------------------------------------------------------------------------------
 // MCP servers
 
+/// The MCP servers of an API list, linked under `base` (not linked when `None`).
 pub fn mcp_table(list: &Value, base: Option<&str>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -1112,10 +1124,12 @@ async fn mcp_page(
     ))
 }
 
+/// `GET /{org}/mcp-servers`: the organisation's MCP servers (and the form adding one).
 pub async fn mcp_servers(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -> Page {
     mcp_page(&ctx, &org, &query, &FormState::default(), StatusCode::OK).await
 }
 
+/// `POST /{org}/mcp-servers`: creates an MCP server.
 pub async fn create_mcp_server(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -1245,6 +1259,7 @@ async fn mcp_server_page(
     ))
 }
 
+/// `GET /{org}/mcp-servers/{id}`: an MCP server.
 pub async fn mcp_server(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,

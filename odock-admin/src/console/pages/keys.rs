@@ -15,6 +15,7 @@ use crate::console::forms::{self, FormState};
 use crate::console::layout::{self, badge, csrf_field, pager, rows, s, text};
 use crate::console::session::{Ctx, Fields};
 
+/// The API keys of an API list, linked under `base`; `teams` maps team ids to names.
 pub fn keys_table(list: &Value, base: &str, teams: &HashMap<String, String>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -142,6 +143,7 @@ async fn list_page(
     ))
 }
 
+/// `GET /{org}/apikeys`: the API keys the caller sees, and the form issuing one.
 pub async fn list(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -175,6 +177,7 @@ fn reveal(ctx: &Ctx, org: &str, issued: &Value, what: &str) -> Page {
     )))
 }
 
+/// `POST /{org}/apikeys`: issues an API key and shows its secret once.
 pub async fn create(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -453,6 +456,7 @@ async fn detail_page(
     ))
 }
 
+/// `GET /{org}/apikeys/{id}`: an API key, its grants, rotations, recent usage and rules.
 pub async fn detail(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,

@@ -16,6 +16,7 @@ use crate::console::session::{Ctx, Fields};
 // ---------------------------------------------------------------------------------------------
 // Teams
 
+/// The teams of an API list, linked under `base` (not linked when `None`).
 pub fn teams_table(list: &Value, base: Option<&str>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -63,6 +64,7 @@ async fn teams_page(
     ))
 }
 
+/// `GET /{org}/teams`: the teams the caller sees (and the form creating one).
 pub async fn teams(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -71,6 +73,7 @@ pub async fn teams(
     teams_page(&ctx, &org, &query, &FormState::default(), StatusCode::OK).await
 }
 
+/// `POST /{org}/teams`: creates a team.
 pub async fn create_team(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -188,6 +191,7 @@ async fn team_page(
     ))
 }
 
+/// `GET /{org}/teams/{id}`: a team, its members and keys.
 pub async fn team(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -253,6 +257,7 @@ pub async fn member_action(
     }
 }
 
+/// `POST /{org}/teams/{id}`: adds a member to the team.
 pub async fn add_member(ctx: Ctx, Path((org, id)): Path<(String, String)>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
@@ -278,6 +283,7 @@ pub async fn add_member(ctx: Ctx, Path((org, id)): Path<(String, String)>, field
 // ---------------------------------------------------------------------------------------------
 // Users and invitations
 
+/// The users of an API list, linked under `base` (not linked when `None`).
 pub fn users_table(list: &Value, base: Option<&str>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -372,6 +378,7 @@ async fn users_page(
     ))
 }
 
+/// `GET /{org}/users`: the organisation's users (and, for ORG_ADMIN, its invitations).
 pub async fn users(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -563,6 +570,7 @@ async fn user_page(
     ))
 }
 
+/// `GET /{org}/users/{id}`: a user.
 pub async fn user(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,

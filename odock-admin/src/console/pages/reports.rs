@@ -186,6 +186,7 @@ fn metric_format(metric: &str) -> Formatter {
 // ---------------------------------------------------------------------------------------------
 // Dashboard
 
+/// `GET /{org}/dashboard`: the organisation's counts and last 30 days of usage.
 pub async fn dashboard(ctx: Ctx, Path(org): Path<String>) -> Page {
     let scope = org_scope(&org)?;
     let base = scope.base();
@@ -338,6 +339,7 @@ const RECORD_FILTERS: &[&str] = &[
     "requestId",
 ];
 
+/// `GET /{org}/usage`: the usage records the caller sees, filtered.
 pub async fn usage(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -> Page {
     let scope = org_scope(&org)?;
     usage_page(&ctx, &scope, &org, &query).await
@@ -546,6 +548,7 @@ fn json_card(title: &str, value: &Value) -> Markup {
     }
 }
 
+/// `GET /{org}/usage/{id}`: one usage record.
 pub async fn record(ctx: Ctx, Path((org, id)): Path<(String, String)>) -> Page {
     let scope = org_scope(&org)?;
     let record = ctx.get(&api(&org, &format!("/usage-records/{id}"))).await?;
@@ -637,6 +640,7 @@ fn invoice_lines(title: &str, lines: &Value) -> Markup {
     }
 }
 
+/// `GET /{org}/invoices`: the invoice of a period, with CSV and PDF downloads.
 pub async fn invoices(ctx: Ctx, Path(org): Path<String>, Query(query): Params) -> Page {
     let scope = org_scope(&org)?;
     let base = scope.base();
@@ -769,6 +773,7 @@ pub fn playground_form(
     }
 }
 
+/// `GET /{org}/playground`: a form trying the organisation's chat models.
 pub async fn playground(ctx: Ctx, Path(org): Path<String>) -> Page {
     let scope = org_scope(&org)?;
     let models = ctx.get(&api(&org, "/models?limit=500")).await?;

@@ -18,7 +18,9 @@ use crate::console::session::{Ctx, Fields};
 /// Budgets (money, nanos USD) or quotas (a metric's count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Budgets: spend per window, in nanos USD.
     Budget,
+    /// Quotas: a metric's count per window.
     Quota,
 }
 
@@ -62,6 +64,7 @@ fn limit_of(kind: Kind, rule: &Value) -> String {
     }
 }
 
+/// The budgets or quotas of an API list, linked under `base` (not linked when `None`).
 pub fn rules_table(kind: Kind, list: &Value, base: Option<&str>) -> Markup {
     let items = rows(list);
     if items.is_empty() {
@@ -332,6 +335,7 @@ fn preset(query: &HashMap<String, String>) -> FormState {
     }
 }
 
+/// `GET /{org}/budgets`: the budgets the caller sees (and the form creating one).
 pub async fn budgets(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -349,6 +353,7 @@ pub async fn budgets(
     .await
 }
 
+/// `GET /{org}/quotas`: the quotas the caller sees (and the form creating one).
 pub async fn quotas(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -440,10 +445,12 @@ async fn create(ctx: Ctx, kind: Kind, org: String, fields: Fields) -> Page {
     list_page(&ctx, kind, &org, &empty, &state, answer.status, None).await
 }
 
+/// `POST /{org}/budgets`: creates a budget.
 pub async fn create_budget(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     create(ctx, Kind::Budget, org, fields).await
 }
 
+/// `POST /{org}/quotas`: creates a quota.
 pub async fn create_quota(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     create(ctx, Kind::Quota, org, fields).await
 }
@@ -628,6 +635,7 @@ async fn detail(
     .await
 }
 
+/// `GET /{org}/budgets/{id}`: a budget and its consumption.
 pub async fn budget(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -636,6 +644,7 @@ pub async fn budget(
     detail(ctx, Kind::Budget, org, id, query).await
 }
 
+/// `GET /{org}/quotas/{id}`: a quota and its consumption.
 pub async fn quota(
     ctx: Ctx,
     Path((org, id)): Path<(String, String)>,
@@ -712,6 +721,7 @@ async fn rule_action(
     }
 }
 
+/// `POST /{org}/budgets/{id}/{action}`: `edit` or `delete` the budget.
 pub async fn budget_action(
     ctx: Ctx,
     Path((org, id, action)): Path<(String, String, String)>,
@@ -720,6 +730,7 @@ pub async fn budget_action(
     rule_action(ctx, Kind::Budget, org, id, action, fields).await
 }
 
+/// `POST /{org}/quotas/{id}/{action}`: `edit` or `delete` the quota.
 pub async fn quota_action(
     ctx: Ctx,
     Path((org, id, action)): Path<(String, String, String)>,

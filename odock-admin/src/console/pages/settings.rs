@@ -84,6 +84,7 @@ async fn settings_page(
     ))
 }
 
+/// `GET /{org}/settings`: the organisation's settings page (the settings form for ORG_ADMIN).
 pub async fn page(
     ctx: Ctx,
     Path(org): Path<String>,
@@ -99,6 +100,7 @@ pub async fn page(
     .await
 }
 
+/// `POST /{org}/settings`: saves the organisation's settings.
 pub async fn save(ctx: Ctx, Path(org): Path<String>, fields: Fields) -> Page {
     org_scope(&org)?;
     ctx.check_form(&fields)?;
