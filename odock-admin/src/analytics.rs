@@ -4,13 +4,13 @@
 //!
 //! Counters are read from the hourly and daily rollups the usage writer maintains
 //! (`odock_store::usage_rollups`), with the records themselves only for the minutes at the edges
-//! of a period ([`query`]): a month of a million records is a few thousand rollup rows. Every
+//! of a period (`query`): a month of a million records is a few thousand rollup rows. Every
 //! statement runs unchanged on SQLite and PostgreSQL.
 //!
 //! Latency percentiles are exact nearest-rank values (the latency at rank `ceil(p · n / 100)`,
 //! from a per-latency histogram of the records) when a report covers at most
 //! [`EXACT_PERCENTILES_UP_TO`] records; above that they are estimated from the rollups'
-//! histogram buckets ([`latency`]), always within the bucket of the exact value, and the report
+//! histogram buckets (`latency`), always within the bucket of the exact value, and the report
 //! says which ([`UsageSummary::latency_percentiles`]).
 //!
 //! What a caller may see is a parameter ([`UsageScope::visible`]), so the same queries serve an

@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! # odock-admin
 //!
 //! Odock's management plane, over `odock-store`'s database:

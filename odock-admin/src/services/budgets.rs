@@ -5,7 +5,7 @@
 //! both are a ledger rule kind (the `ledger_rule` and `schedule` modules); this module says what a
 //! budget adds.
 //!
-//! Window rows are created lazily by the ledger; [`windows`] adds the window running now, computed
+//! Window rows are created lazily by the ledger; `windows` adds the window running now, computed
 //! from the budget's schedule, with zero usage when the ledger has not created its row yet.
 
 use chrono::{DateTime, Utc};

@@ -1,8 +1,8 @@
-//! Grants: which API keys may call which targets, managed from either side. [`GrantTable`] is the
-//! logic for any grant table and [`GrantKind`] names one (its table and its request body), so the
+//! Grants: which API keys may call which targets, managed from either side. `GrantTable` is the
+//! logic for any grant table and `GrantKind` names one (its table and its request body), so the
 //! API's handlers are written once over the kind; this module also holds model grants
-//! ([`ModelGrants`]: `api_key_model_access`, `/apikeys/{id}/model-access`,
-//! `/models/{id}/api-key-access`); MCP grants are [`super::mcp_grants::McpGrants`], the same logic
+//! (`ModelGrants`: `api_key_model_access`, `/apikeys/{id}/model-access`,
+//! `/models/{id}/api-key-access`); MCP grants are `McpGrants`, the same logic
 //! over `api_key_mcp_access`. Granting is idempotent.
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,6 @@
 //! MCP grants: which API keys may call which MCP servers (`api_key_mcp_access`), managed from either
 //! side (`/apikeys/{id}/mcp-access`, `/mcp-servers/{id}/api-key-access`), on the one grant logic
-//! ([`GrantTable`]). Granting is idempotent. A model grant never implies an MCP grant.
+//! (`GrantTable`). Granting is idempotent. A model grant never implies an MCP grant.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

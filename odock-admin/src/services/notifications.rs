@@ -295,6 +295,7 @@ pub async fn create(
     organisation_id: &str,
     input: NewNotificationChannel,
 ) -> Result<NotificationChannel, AdminError> {
+    super::organisations::ensure_exists(pool, organisation_id).await?;
     let name = required_text("name", &input.name, 200)?;
     let events = check_events(input.events.unwrap_or_default())?;
     let (url, emails, envelope) = match input.channel_type {
@@ -434,10 +435,22 @@ pub async fn update(
         }
     };
     let enabled = patch.enabled.unwrap_or(current.enabled);
+    // Checked and sealed before anything is written: a bad secret must not leave the rest applied.
+    let replace_secret = patch.secret.is_some();
+    let envelope = match patch.secret.flatten() {
+        Some(secret) => Some(
+            master_key
+                .seal(check_secret(&secret)?)
+                .map_err(|_| AdminError::field("secret", "secret could not be sealed"))?,
+        ),
+        None => None,
+    };
     let now = now_ms();
     sqlx::query(
         "UPDATE notification_channels SET name = $1, url = $2, emails = $3, events = $4, enabled = $5, \
-         updated_at = $6 WHERE id = $7 AND organisation_id = $8",
+         updated_at = $6, \
+         secret_envelope = CASE WHEN $9 = 1 THEN $10 ELSE secret_envelope END \
+         WHERE id = $7 AND organisation_id = $8",
     )
     .bind(&name)
     .bind(url)
@@ -447,26 +460,10 @@ pub async fn update(
     .bind(now)
     .bind(id)
     .bind(organisation_id)
+    .bind(i64::from(replace_secret))
+    .bind(envelope)
     .execute(pool)
     .await?;
-    if let Some(secret) = patch.secret {
-        let envelope = match secret {
-            Some(secret) => Some(
-                master_key
-                    .seal(check_secret(&secret)?)
-                    .map_err(|_| AdminError::field("secret", "secret could not be sealed"))?,
-            ),
-            None => None,
-        };
-        sqlx::query(
-            "UPDATE notification_channels SET secret_envelope = $1 WHERE id = $2 AND organisation_id = $3",
-        )
-        .bind(envelope)
-        .bind(id)
-        .bind(organisation_id)
-        .execute(pool)
-        .await?;
-    }
     get(pool, organisation_id, id).await
 }
 

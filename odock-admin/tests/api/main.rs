@@ -19,6 +19,7 @@ mod budgets_quotas;
 mod grants;
 mod mcp;
 mod models;
+mod notifications;
 mod organisations;
 mod policies;
 mod providers;
