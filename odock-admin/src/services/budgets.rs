@@ -82,7 +82,7 @@ pub struct Budget {
     /// The team, user or key id; `None` for `ORG`.
     #[schema(required = true)]
     pub owner_id: Option<String>,
-    /// The spending limit per window, in nanos (billionths) of the currency.
+    /// The spending limit per window, in nanos (billionths); compared with costs in nanos USD.
     pub amount_nanos: i64,
     /// The currency the amount is written in (a label: costs are counted in nanos USD).
     pub currency: Currency,
