@@ -282,7 +282,14 @@ impl GatewayBuilder {
         B::Error: Into<BoxError>,
         S: StackService<Bytes>,
     {
-        self.front(Front::Llm(endpoint), self.llm_inner(inner, routing))
+        // The inner stack is boxed where it meets the front. Unboxed, every optional step of the
+        // front (an `Either` over the rest) nests the whole inner type twice, and compiling one
+        // `llm::<B>` took over two minutes in a debug build (the crate's doctest, each example
+        // and test binary paid it); boxed, seconds, for one more dynamic call per request.
+        self.front(
+            Front::Llm(endpoint),
+            BoxCloneSyncService::new(self.llm_inner(inner, routing)),
+        )
     }
 
     /// The front every gateway route shares, outermost first (steps 1–5 of the module docs):
@@ -363,7 +370,8 @@ impl GatewayBuilder {
         B::Error: Into<BoxError>,
         S: StackService<Bytes>,
     {
-        self.front(Front::Mcp, self.mcp_inner(call))
+        // Boxed where it meets the front, as in `stack` (compile time).
+        self.front(Front::Mcp, BoxCloneSyncService::new(self.mcp_inner(call)))
     }
 
     /// `GET /v1/models` (every granted model, `family = None`) and the family model lists
