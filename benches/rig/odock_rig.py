@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,7 +121,12 @@ def main():
                "--ready-url", f"http://127.0.0.1:{PORT}/v1/health"]
     print("running:", " ".join(shlex.quote(c) for c in command), flush=True)
     env_rig = {**os.environ, "PEERS": os.environ.get("PEERS", "direct")}
-    sys.exit(subprocess.call(command, cwd=args.rig, env=env_rig))
+    try:
+        code = subprocess.call(command, cwd=args.rig, env=env_rig)
+    finally:
+        # The run's database (every usage record of the load) is not kept: a few hundred MB a run.
+        shutil.rmtree(data, ignore_errors=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
